@@ -1,0 +1,3 @@
+"""Related-content recommendations: fetch -> extract -> vectorize -> lookup -> log."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,177 @@
+"""The HTTP handler: route by method and path, answer JSON (or a page), errors as JSON.
+
+    GET  /?url=|text=|id=   recommendations        POST /  the same, as JSON
+    GET  /click?...         signed click link -> 302 to the article
+    GET  /stats             click-through figures   GET /healthz  liveness and store
+"""
+
+import dataclasses
+import json
+import logging
+import os
+
+from flask import Response
+
+from . import __version__
+from .clicks import load_secret
+from .config import ConfigError, Settings
+from .errors import ApiError
+from .events import EventLog
+from .fetch import FetchLimits
+from .params import NAME, parse_query
+from .recommend import Recommender
+from .stats import compute as compute_stats
+from .store import StoreError, StoreSet
+
+log = logging.getLogger("related")
+
+API_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
+def json_response(body, status=200, headers=None):
+    text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str)
+    return Response(text + "\n", status=status, mimetype="application/json", headers={**API_HEADERS, **(headers or {})})
+
+
+def error_response(error, headers=None):
+    return json_response(error.to_json(), error.status, headers)
+
+
+def resolve_default_corpus(settings, names):
+    if settings.default_corpus:
+        if settings.default_corpus not in names:
+            raise StoreError(
+                f"DEFAULT_CORPUS={settings.default_corpus!r} has no store under {settings.model_store} "
+                f"(found: {', '.join(names) or 'none'}). Build it: make model-store, or "
+                f"python -m function.build --input CORPUS --out {settings.model_store / settings.default_corpus}."
+            )
+        return settings.default_corpus
+    if not names:
+        raise StoreError(f"no store under {settings.model_store}. Build one: make model-store, or "
+                         "python -m function.build --input CORPUS --out MODEL_STORE/NAME.")
+    return names[0] if len(names) == 1 else ("wiki" if "wiki" in names else names[0])
+
+
+def fetch_limits_for(settings, stores, env):
+    """FetchLimits from the environment; FETCH_ALLOWED_DOMAINS=corpus means the corpora's hosts."""
+    if settings.fetch_allowed_domains.lower() == "corpus":
+        hosts = frozenset().union(*(stores.get(name).hosts() for name in stores.names()))
+        env = {**env, "FETCH_ALLOWED_DOMAINS": ",".join(sorted(hosts)) or "."}
+    try:
+        return FetchLimits.from_env(env)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+class App:
+    def __init__(self, settings, env=None):
+        env = os.environ if env is None else env
+        self.settings = settings
+        self.stores = StoreSet(settings.model_store, settings.store_check_seconds)
+        default = resolve_default_corpus(settings, self.stores.names())
+        self.settings = settings = dataclasses.replace(settings, default_corpus=default)
+        click_key, warning = load_secret(settings)
+        if warning:
+            log.warning(warning)
+        self.events = EventLog(settings.mongodb_uri, settings.event_buffer, settings.event_flush_seconds)
+        self.recommender = Recommender(settings, self.stores, self.events, click_key,
+                                       fetch_limits_for(settings, self.stores, env))
+        self.routes = {
+            "/": {"GET": self.recommend, "POST": self.recommend},
+            "/click": {"GET": self.click},
+            "/stats": {"GET": self.stats},
+            "/healthz": {"GET": self.healthz},
+        }
+
+    # -- dispatch -------------------------------------------------------------
+    def handle(self, request):
+        method = "GET" if request.method == "HEAD" else request.method
+        path = request.path.rstrip("/") or "/"
+        methods = self.routes.get(path)
+        if methods is None:
+            response = error_response(ApiError(f"no such endpoint: {request.path}", status=404, code="not_found"))
+        elif method == "OPTIONS":
+            response = Response(status=204, headers={"Allow": ", ".join(sorted(methods) + ["OPTIONS"])})
+        elif method not in methods:
+            response = error_response(
+                ApiError(f"{request.method} is not allowed on {path}", status=405, code="method_not_allowed"),
+                {"Allow": ", ".join(sorted(methods))},
+            )
+        else:
+            try:
+                response = methods[method](request)
+            except ApiError as exc:
+                response = error_response(exc)
+            except Exception:
+                log.exception("unexpected error on %s %s", request.method, path)
+                response = error_response(ApiError("internal error", status=500, code="internal_error"))
+        if self.settings.cors_origin:
+            response.headers["Access-Control-Allow-Origin"] = self.settings.cors_origin
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
+            response.headers["Access-Control-Allow-Headers"] = "Content-Type"
+        return response
+
+    def base_url(self, request):
+        """Where click links point: PUBLIC_URL, else this request's own scheme and host."""
+        if self.settings.public_url:
+            return self.settings.public_url
+        proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+        scheme = proto if proto in ("http", "https") else request.scheme
+        return f"{scheme}://{request.host}"
+
+    # -- endpoints --------------------------------------------------------------
+    def recommend(self, request):
+        query = parse_query(request, self.settings, self.stores.names())
+        return json_response(self.recommender.recommend(query, self.base_url(request)))
+
+    def click(self, request):
+        target = self.recommender.click(request.args)
+        return Response(status=302, headers={"Location": target, "Cache-Control": "no-store",
+                                             "Referrer-Policy": "no-referrer"})
+
+    def stats(self, request):
+        unknown = sorted(set(request.args) - {"corpus", "days"})
+        if unknown:
+            raise ApiError(f"unknown parameter(s): {', '.join(unknown)}; expected corpus, days",
+                           code="unknown_parameter")
+        corpus = request.args.get("corpus") or None
+        if corpus is not None and not NAME.match(corpus):
+            raise ApiError("'corpus' must be a corpus name", code="invalid_parameter")
+        days = request.args.get("days") or None
+        if days is not None:
+            if not days.isdigit() or not 1 <= int(days) <= 3650:
+                raise ApiError("'days' must be a whole number of days between 1 and 3650", code="invalid_parameter")
+            days = int(days)
+        db = self.events.database()
+        if db is None:
+            raise ApiError("statistics need MONGODB (events are not stored)", status=503, code="events_unavailable")
+        try:
+            return json_response(compute_stats(db, corpus, days))
+        except Exception as exc:
+            from pymongo.errors import PyMongoError
+
+            if not isinstance(exc, PyMongoError):
+                raise
+            raise ApiError(f"event database unavailable: {exc.__class__.__name__}", status=503,
+                           code="events_unavailable") from None
+
+    def healthz(self, request):
+        default = self.stores.get(self.settings.default_corpus)
+        mongo_up = self.events.ping()
+        body = {
+            "status": "ok",
+            "version": __version__,
+            "store": default.describe() if default else None,
+            "corpora": {name: self.stores.get(name).describe() for name in self.stores.names()},
+            "mongo": {"configured": bool(self.settings.mongodb_uri), "reachable": mongo_up},
+            "events": self.events.status(),
+        }
+        if self.settings.mongodb_uri and not mongo_up:
+            body["status"] = "degraded"
+        return json_response(body)
+
+
+def create_app(env=None):
+    """The App for this environment; ConfigError/StoreError say why it cannot start."""
+    env = os.environ if env is None else env
+    return App(Settings.from_env(env), env)

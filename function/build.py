@@ -1,0 +1,471 @@
+"""Build a model store from a corpus (apart from the serving path).
+
+    python -m function.build --input CORPUS.jsonl --out model_store/NAME
+
+Every pass streams, so memory does not grow with the corpus:
+  1. read + tokenise each record: metadata into SQLite, bags of words into a
+     scratch file, document frequencies into a gensim Dictionary;
+  2. prune the vocabulary; global term weights (IDF or entropy);
+  3. per engine: train the LSI (gensim) chunk by chunk and write the document
+     vectors (plus an ANN index for large corpora), or write the postings;
+  4. a manifest with checksums, then the finished folder is renamed into
+     place and CURRENT points at it: a half-built store never serves.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sqlite3
+import sys
+import time
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .sources import Skip, open_source
+from .store import FORMAT, FORMAT_VERSION, VOCAB_DTYPE, StoreError, describe_file
+from .tokens import TokenizerOptions, tokenize
+from .urls import host_of, normalise_url
+
+CHUNK_DOCS = 10_000
+SCRATCH_FILES = ("bag_ids.bin", "bag_counts.bin")
+
+
+@dataclass
+class BuildOptions:
+    name: str = "corpus"
+    engines: tuple = ("lsi", "tfidf")
+    default_engine: str = "lsi"
+    lsi_dims: int = 200
+    local: str = "tf"  # "tf" or "log"
+    global_weight: str = "idf"  # "idf" or "entropy"
+    no_below: int = 2  # keep terms found in at least this many documents
+    no_above: float = 0.5  # ... and in at most this share of them
+    keep_n: int = 200_000
+    lsi_train_docs: int = 0  # 0: train the LSI on every document; else on an even sample
+    ann: str = "auto"  # "auto" (from ann_min_docs), "on" or "off"
+    ann_min_docs: int = 20_000
+    ann_dtype: str = "f16"
+    ann_connectivity: int = 16
+    ann_expansion_add: int = 128
+    ann_expansion_search: int = 64
+    seed: int = 42
+    keep_versions: int = 2
+    tokenizer: TokenizerOptions = field(default_factory=TokenizerOptions)
+
+    def parameters(self):
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("name", "tokenizer")}
+        out["engines"] = list(self.engines)
+        return out
+
+
+class Bags:
+    """Bags of words appended to flat scratch files, read back in chunks."""
+
+    def __init__(self, folder):
+        self.paths = [folder / name for name in SCRATCH_FILES]
+        self._files = [open(p, "wb") for p in self.paths]
+        self._offsets = [0]
+
+    def append(self, bow):
+        ids, counts = zip(*bow)
+        self._files[0].write(np.asarray(ids, np.int32).tobytes())
+        self._files[1].write(np.asarray(counts, np.int32).tobytes())
+        self._offsets.append(self._offsets[-1] + len(bow))
+
+    def __len__(self):
+        return len(self._offsets) - 1
+
+    def close(self):
+        for f in self._files:
+            f.close()
+        self.offsets = np.asarray(self._offsets, np.int64)
+        self.ids, self.counts = (np.memmap(p, np.int32, "r") if p.stat().st_size else np.empty(0, np.int32)
+                                 for p in self.paths)
+
+    def chunks(self, remap, vocab_size, size=CHUNK_DOCS):
+        """(first row, CSR of raw counts over the final vocabulary) per chunk."""
+        from scipy.sparse import csr_matrix
+
+        for first in range(0, len(self), size):
+            last = min(first + size, len(self))
+            lo, hi = self.offsets[first], self.offsets[last]
+            terms = remap[self.ids[lo:hi]]
+            keep = terms >= 0
+            kept_before = np.concatenate([[0], np.cumsum(keep)])
+            indptr = kept_before[self.offsets[first:last + 1] - lo]
+            counts = np.asarray(self.counts[lo:hi], np.float32)[keep]
+            yield first, csr_matrix((counts, terms[keep], indptr), shape=(last - first, vocab_size))
+
+
+def weigh_rows(counts, local, global_weights):
+    """Row-normalised (local x global) weights of a CSR count matrix."""
+    from scipy.sparse import diags
+
+    m = counts.astype(np.float64)
+    if local == "log":
+        m.data = np.log1p(m.data)
+    m = m @ diags(global_weights.astype(np.float64))
+    norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
+    norms[norms == 0] = 1.0
+    m = (diags(1.0 / norms) @ m).tocsr()
+    m.eliminate_zeros()
+    m.sort_indices()
+    return m
+
+
+def idf_weights(dfs, documents):
+    from gensim.models.tfidfmodel import df2idf  # gensim's IDF: log2(N / df)
+
+    return np.asarray([df2idf(df, documents) for df in dfs], np.float32)
+
+
+def entropy_weights(bags, remap, vocab_size, documents):
+    """Log-entropy global weights, 1 + sum_d p log p / log N with p = tf / total tf."""
+    totals = np.zeros(vocab_size)
+    for _, counts in bags.chunks(remap, vocab_size):
+        totals += np.asarray(counts.sum(axis=0)).ravel()
+    totals[totals == 0] = 1
+    acc = np.zeros(vocab_size)
+    for _, counts in bags.chunks(remap, vocab_size):
+        coo = counts.tocoo()
+        p = coo.data / totals[coo.col]
+        np.add.at(acc, coo.col, p * np.log(p))
+    return (1.0 + acc / np.log(max(documents, 2))).astype(np.float32)
+
+
+def build_lsi(root, bags, remap, words, global_weights, options, progress):
+    from gensim.models import LsiModel
+    from numpy.lib.format import open_memmap
+    from tqdm import tqdm
+
+    vocab_size, documents = len(words), len(bags)
+    dims = max(1, min(options.lsi_dims, vocab_size - 1, documents - 1))
+    lsi = LsiModel(num_topics=dims, id2word=dict(enumerate(words)), chunksize=CHUNK_DOCS,
+                   random_seed=options.seed)
+    stride = max(1, documents // options.lsi_train_docs) if options.lsi_train_docs else 1
+    with tqdm(total=documents, desc="lsi: training", unit=" docs", disable=not progress, file=sys.stderr) as bar:
+        for first, counts in bags.chunks(remap, vocab_size):
+            rows = weigh_rows(counts, options.local, global_weights)
+            if stride > 1:
+                rows = rows[(first + np.arange(rows.shape[0])) % stride == 0]
+            if rows.nnz:
+                lsi.add_documents(rows.T.tocsc(), chunksize=CHUNK_DOCS)
+            bar.update(counts.shape[0])
+    projection = np.ascontiguousarray(lsi.projection.u[:, :dims], np.float32)
+    # a singular vector's sign is arbitrary (and varies run to run): fix it so
+    # that each column's largest entry is positive, and builds are repeatable
+    signs = np.sign(projection[np.abs(projection).argmax(axis=0), np.arange(projection.shape[1])])
+    projection *= np.where(signs == 0, 1, signs).astype(np.float32)
+    dims = projection.shape[1]
+    np.save(root / "projection.npy", projection)
+
+    vectors = open_memmap(root / "vectors.npy", "w+", np.float32, (documents, dims))
+    with tqdm(total=documents, desc="lsi: vectors", unit=" docs", disable=not progress, file=sys.stderr) as bar:
+        for first, counts in bags.chunks(remap, vocab_size):
+            dense = np.asarray(weigh_rows(counts, options.local, global_weights) @ projection, np.float32)
+            norms = np.linalg.norm(dense, axis=1, keepdims=True)
+            norms[norms == 0] = 1.0
+            vectors[first:first + len(dense)] = dense / norms
+            bar.update(len(dense))
+    vectors.flush()
+
+    spec = {"dims": dims, "trained_on": documents // stride, "ann": None}
+    if options.ann == "on" or (options.ann == "auto" and documents >= options.ann_min_docs):
+        spec["ann"] = build_ann(root, vectors, options, progress)
+    del vectors
+    return spec
+
+
+def build_ann(root, vectors, options, progress):
+    """An HNSW graph (usearch) over the document vectors, saved to be memory-mapped."""
+    from tqdm import tqdm
+    from usearch.index import Index
+
+    index = Index(ndim=vectors.shape[1], metric="cos", dtype=options.ann_dtype,
+                  connectivity=options.ann_connectivity, expansion_add=options.ann_expansion_add,
+                  expansion_search=options.ann_expansion_search)
+    index.reserve(len(vectors))
+    with tqdm(total=len(vectors), desc="ann: indexing", unit=" docs", disable=not progress, file=sys.stderr) as bar:
+        for first in range(0, len(vectors), CHUNK_DOCS):
+            block = np.asarray(vectors[first:first + CHUNK_DOCS])
+            rows = np.arange(first, first + len(block))
+            nonzero = np.any(block != 0, axis=1)  # an empty document is nobody's neighbour
+            if nonzero.any():
+                index.add(rows[nonzero], block[nonzero], threads=os.cpu_count() or 1)
+            bar.update(len(block))
+    index.save(str(root / "ann.usearch"))
+    return {"library": "usearch", "metric": "cos", "dtype": options.ann_dtype,
+            "connectivity": options.ann_connectivity, "expansion_add": options.ann_expansion_add,
+            "expansion_search": options.ann_expansion_search}
+
+
+def build_sparse(root, bags, remap, words, global_weights, options, progress):
+    """Doc-major rows and term-major postings of the weighted vectors."""
+    from numpy.lib.format import open_memmap
+    from tqdm import tqdm
+
+    vocab_size, documents = len(words), len(bags)
+    per_term = np.zeros(vocab_size, np.int64)
+    doc_ptr = [np.zeros(1, np.int64)]
+    with open(root / "doc_terms.bin", "wb") as terms_out, open(root / "doc_weights.bin", "wb") as weights_out:
+        with tqdm(total=documents, desc="tfidf: rows", unit=" docs", disable=not progress, file=sys.stderr) as bar:
+            for _, counts in bags.chunks(remap, vocab_size):
+                rows = weigh_rows(counts, options.local, global_weights)
+                terms_out.write(rows.indices.astype(np.int32).tobytes())
+                weights_out.write(rows.data.astype(np.float32).tobytes())
+                doc_ptr.append(doc_ptr[-1][-1] + rows.indptr[1:])
+                per_term += np.bincount(rows.indices, minlength=vocab_size)
+                bar.update(rows.shape[0])
+    doc_ptr = np.concatenate(doc_ptr)
+    np.save(root / "doc_ptr.npy", doc_ptr)
+    nnz = int(doc_ptr[-1])
+    doc_terms = _bin_to_npy(root / "doc_terms.bin", np.int32, nnz)
+    doc_weights = _bin_to_npy(root / "doc_weights.bin", np.float32, nnz)
+
+    post_ptr = np.concatenate([[0], np.cumsum(per_term)])
+    np.save(root / "post_ptr.npy", post_ptr)
+    post_rows = open_memmap(root / "post_rows.npy", "w+", np.int32, (nnz,))
+    post_weights = open_memmap(root / "post_weights.npy", "w+", np.float32, (nnz,))
+    cursor = post_ptr[:-1].copy()
+    for first in range(0, documents, CHUNK_DOCS):
+        last = min(first + CHUNK_DOCS, documents)
+        lo, hi = doc_ptr[first], doc_ptr[last]
+        terms = np.asarray(doc_terms[lo:hi])
+        rows = np.repeat(np.arange(first, last, dtype=np.int32), np.diff(doc_ptr[first:last + 1]))
+        order = np.argsort(terms, kind="stable")  # rows stay ascending within a term
+        terms, rows, weights = terms[order], rows[order], np.asarray(doc_weights[lo:hi])[order]
+        unique, starts, counts = np.unique(terms, return_index=True, return_counts=True)
+        rank = np.arange(len(terms)) - np.repeat(starts, counts)
+        where = np.repeat(cursor[unique], counts) + rank
+        post_rows[where], post_weights[where] = rows, weights
+        cursor[unique] += counts
+    post_rows.flush()
+    post_weights.flush()
+
+
+def _bin_to_npy(path, dtype, count):
+    from numpy.lib.format import open_memmap
+
+    target = open_memmap(path.with_suffix(".npy"), "w+", dtype, (count,))
+    if count:
+        target[:] = np.memmap(path, dtype, "r", shape=(count,))
+    target.flush()
+    path.unlink()
+    return np.load(path.with_suffix(".npy"), mmap_mode="r")
+
+
+def read_corpus(sources, tmp, options, progress):
+    """Pass 1: metadata into SQLite, bags into scratch files; returns (dictionary, bags, skipped)."""
+    from gensim.corpora import Dictionary
+    from tqdm import tqdm
+
+    db = sqlite3.connect(tmp / "docs.sqlite")
+    db.executescript(
+        "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
+        "CREATE TABLE docs (row INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, url TEXT NOT NULL,"
+        " url_key TEXT NOT NULL, host TEXT NOT NULL, title TEXT NOT NULL);"
+    )
+    dictionary, bags, skipped = Dictionary(), Bags(tmp), 0
+    with open(tmp / "skipped.jsonl", "w", encoding="utf-8") as skips, \
+            tqdm(desc="reading", unit=" docs", disable=not progress, file=sys.stderr) as bar:
+        def skip(where, reason):
+            nonlocal skipped
+            skipped += 1
+            skips.write(json.dumps({"where": where, "reason": reason}) + "\n")
+
+        for source in sources:
+            for item in source:
+                bar.update()
+                if isinstance(item, Skip):
+                    skip(item.where, item.reason)
+                    continue
+                tokens = tokenize(item.text, options.tokenizer)
+                if not tokens:
+                    skip(item.id, "no words")
+                    continue
+                try:
+                    url_key = normalise_url(item.url)
+                    db.execute("INSERT INTO docs VALUES (?, ?, ?, ?, ?, ?)",
+                               (len(bags), item.id, item.url, url_key, host_of(item.url), item.title))
+                except ValueError:
+                    skip(item.id, "bad url")
+                    continue
+                except sqlite3.IntegrityError:
+                    skip(item.id, "duplicate id")
+                    continue
+                bags.append(dictionary.doc2bow(tokens, allow_update=True))
+    db.execute("CREATE INDEX docs_url_key ON docs (url_key)")
+    db.commit()
+    db.close()
+    bags.close()
+    return dictionary, bags, skipped
+
+
+def build(sources, out, options, progress=True):
+    """Build a new version of the store at ``out`` from ``sources`` (iterables
+    of Record/Skip); returns (version folder, manifest)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    stamp = datetime.now(timezone.utc).strftime("v%Y%m%dT%H%M%S%f")
+    tmp = out / f".tmp-{stamp}-{os.getpid()}"
+    tmp.mkdir()
+    try:
+        dictionary, bags, skipped = read_corpus(sources, tmp, options, progress)
+        documents = len(bags)
+        if documents == 0:
+            raise StoreError(f"no usable documents in the input ({skipped} skipped)")
+
+        # pass 2: vocabulary (sorted: a token's id is its position) and weights
+        old_ids = dict(dictionary.token2id)
+        no_below = min(options.no_below, max(1, documents // 10))  # tiny corpora keep their words
+        dictionary.filter_extremes(no_below=no_below, no_above=options.no_above, keep_n=options.keep_n)
+        words = sorted(dictionary.token2id)
+        if not words:
+            raise StoreError("no vocabulary left after pruning: the corpus is too small or too uniform")
+        remap = np.full(max(old_ids.values()) + 1, -1, np.int32)
+        remap[[old_ids[w] for w in words]] = np.arange(len(words), dtype=np.int32)
+        np.save(tmp / "vocab.npy", np.asarray(words, dtype=VOCAB_DTYPE))
+        if options.global_weight == "idf":
+            dfs = [dictionary.dfs[dictionary.token2id[w]] for w in words]
+            global_weights = idf_weights(dfs, documents)
+        else:
+            global_weights = entropy_weights(bags, remap, len(words), documents)
+
+        # pass 3: engines
+        engines = {}
+        for name in options.engines:
+            root = tmp / "engines" / name
+            root.mkdir(parents=True)
+            np.save(root / "weights.npy", global_weights)
+            spec = {"kind": "lsi" if name.startswith("lsi") else "sparse",
+                    "local": options.local, "global": options.global_weight}
+            builder = build_lsi if spec["kind"] == "lsi" else build_sparse
+            spec.update(builder(root, bags, remap, words, global_weights, options, progress) or {})
+            engines[name] = spec
+        del bags
+        for scratch in SCRATCH_FILES:
+            (tmp / scratch).unlink()
+
+        # pass 4: manifest, then into place
+        skipped_file = tmp / "skipped.jsonl"
+        files = {str(p.relative_to(tmp)): describe_file(p)
+                 for p in sorted(tmp.rglob("*")) if p.is_file() and p != skipped_file}
+        version = f"{stamp}-{files['docs.sqlite']['sha256'][:8]}"
+        manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "name": options.name,
+            "version": version,
+            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "builder": f"function.build {__version__}",
+            "build_seconds": round(time.time() - started, 2),
+            "documents": documents,
+            "skipped": skipped,
+            "vocabulary": len(words),
+            "tokenizer": options.tokenizer.to_dict(),
+            "parameters": options.parameters(),
+            "engines": engines,
+            "default_engine": options.default_engine if options.default_engine in engines else next(iter(engines)),
+            "files": files,
+        }
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
+        final = out / version
+        os.rename(tmp, final)
+        point_current(out, version)
+        prune_versions(out, keep=options.keep_versions)
+        return final, manifest
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def point_current(corpus_dir, version):
+    """Make ``version`` the live one: CURRENT is replaced in one atomic rename."""
+    staging = corpus_dir / f".CURRENT.{os.getpid()}"
+    staging.write_text(version + "\n")
+    os.replace(staging, corpus_dir / "CURRENT")
+
+
+def prune_versions(corpus_dir, keep):
+    """Delete all but the newest ``keep`` versions (never the live one)."""
+    live = (corpus_dir / "CURRENT").read_text().strip()
+    versions = sorted(p for p in corpus_dir.iterdir() if p.is_dir() and p.name.startswith("v"))
+    for old in versions[:-keep] if keep > 0 else versions:
+        if old.name != live:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def parse_args(argv):
+    defaults = BuildOptions()
+    tok = TokenizerOptions()
+    p = argparse.ArgumentParser(prog="python -m function.build", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--input", action="append", required=True, metavar="PATH",
+                   help="corpus file (JSON lines with id, url, title, text; or a MediaWiki .xml.bz2 dump); repeatable")
+    p.add_argument("--format", default="auto", help="input format: auto, jsonl, wikidump")
+    p.add_argument("--out", required=True, type=Path, help="corpus folder, e.g. model_store/NAME")
+    p.add_argument("--name", help="corpus name (default: the --out folder's name)")
+    p.add_argument("--engines", default=",".join(defaults.engines), help="comma list: lsi, tfidf (default %(default)s)")
+    p.add_argument("--default-engine", default=defaults.default_engine)
+    p.add_argument("--lsi-dims", type=int, default=defaults.lsi_dims)
+    p.add_argument("--local", choices=["tf", "log"], default=defaults.local)
+    p.add_argument("--global-weight", choices=["idf", "entropy"], default=defaults.global_weight)
+    p.add_argument("--no-below", type=int, default=defaults.no_below)
+    p.add_argument("--no-above", type=float, default=defaults.no_above)
+    p.add_argument("--keep-n", type=int, default=defaults.keep_n)
+    p.add_argument("--lsi-train-docs", type=int, default=defaults.lsi_train_docs)
+    p.add_argument("--ann", choices=["auto", "on", "off"], default=defaults.ann)
+    p.add_argument("--ann-min-docs", type=int, default=defaults.ann_min_docs)
+    p.add_argument("--ann-dtype", choices=["f32", "f16", "i8"], default=defaults.ann_dtype)
+    p.add_argument("--ann-connectivity", type=int, default=defaults.ann_connectivity)
+    p.add_argument("--ann-expansion-add", type=int, default=defaults.ann_expansion_add)
+    p.add_argument("--ann-expansion-search", type=int, default=defaults.ann_expansion_search)
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--keep-versions", type=int, default=defaults.keep_versions)
+    p.add_argument("--min-token-len", type=int, default=tok.min_len)
+    p.add_argument("--max-token-len", type=int, default=tok.max_len)
+    p.add_argument("--numbers", action=argparse.BooleanOptionalAction, default=tok.numbers)
+    p.add_argument("--deaccent", action=argparse.BooleanOptionalAction, default=tok.deaccent)
+    p.add_argument("--stopwords", default=tok.stopwords, help="a jusText stoplist name, e.g. English")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    return p.parse_args(argv)
+
+
+def options_from_args(args):
+    return BuildOptions(
+        name=args.name or args.out.name,
+        engines=tuple(e.strip() for e in args.engines.split(",") if e.strip()),
+        default_engine=args.default_engine, lsi_dims=args.lsi_dims, local=args.local,
+        global_weight=args.global_weight, no_below=args.no_below, no_above=args.no_above,
+        keep_n=args.keep_n, lsi_train_docs=args.lsi_train_docs, ann=args.ann,
+        ann_min_docs=args.ann_min_docs, ann_dtype=args.ann_dtype, ann_connectivity=args.ann_connectivity,
+        ann_expansion_add=args.ann_expansion_add, ann_expansion_search=args.ann_expansion_search,
+        seed=args.seed, keep_versions=args.keep_versions,
+        tokenizer=TokenizerOptions(min_len=args.min_token_len, max_len=args.max_token_len,
+                                   numbers=args.numbers, deaccent=args.deaccent, stopwords=args.stopwords),
+    )
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        options = options_from_args(args)
+        sources = [open_source(path, args.format) for path in args.input]
+        final, manifest = build(sources, args.out, options, progress=not args.quiet)
+    except (StoreError, ValueError, OSError) as exc:
+        print(f"build failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"built {final}: {manifest['documents']} documents, {manifest['vocabulary']} terms, "
+          f"engines {', '.join(manifest['engines'])}, {manifest['skipped']} skipped "
+          f"(see {final / 'skipped.jsonl'}), {manifest['build_seconds']} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,91 @@
+"""Settings, read once from the environment (the only configuration there is).
+
+A bad value stops the function at start with a message naming the variable,
+rather than surfacing later as a failed request.
+"""
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ConfigError(Exception):
+    pass
+
+
+def _number(env, name, default, kind=int, low=None, high=None):
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ConfigError(f"{name}={raw!r} must be between {low} and {high}")
+    return value
+
+
+def _engine_weights(raw):
+    """"lsi=0.7,tfidf=0.3" -> {"lsi": 0.7, "tfidf": 0.3}."""
+    weights = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        name, sep, value = part.partition("=")
+        try:
+            weight = float(value) if sep else 1.0
+        except ValueError:
+            weight = -1.0
+        if not name.strip() or weight < 0:
+            raise ConfigError(f"ENGINE_WEIGHTS: {part!r} is not NAME=WEIGHT with a weight >= 0")
+        weights[name.strip()] = weight
+    if weights and not any(weights.values()):
+        raise ConfigError("ENGINE_WEIGHTS: at least one weight must be above 0")
+    return weights
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_store: Path = Path("model_store")
+    default_corpus: str = ""  # "" : the only corpus there is, else "wiki"
+    mongodb_uri: str = ""
+    click_secret: bytes = b""
+    click_secret_file: str = ""
+    click_ttl_seconds: int = 30 * 86400
+    public_url: str = ""  # base for click links; "" : from the request's host
+    max_k: int = 100
+    max_text_chars: int = 100_000
+    max_body_bytes: int = 1_000_000
+    max_query_bytes: int = 16_384
+    event_buffer: int = 10_000
+    event_flush_seconds: float = 10.0
+    url_cache_size: int = 512
+    url_cache_ttl: float = 600.0
+    engine_weights: dict = field(default_factory=dict)
+    store_check_seconds: float = 2.0
+    cors_origin: str = "*"
+    fetch_allowed_domains: str = ""  # raw; "corpus" is resolved against the stores
+
+    @classmethod
+    def from_env(cls, env=None):
+        env = os.environ if env is None else env
+        return cls(
+            model_store=Path(env.get("MODEL_STORE", "").strip() or "model_store"),
+            default_corpus=env.get("DEFAULT_CORPUS", "").strip(),
+            mongodb_uri=env.get("MONGODB", "").strip(),
+            click_secret=env.get("CLICK_SECRET", "").encode(),
+            click_secret_file=env.get("CLICK_SECRET_FILE", "").strip(),
+            click_ttl_seconds=_number(env, "CLICK_TTL_DAYS", 30, int, 1, 3650) * 86400,
+            public_url=env.get("PUBLIC_URL", "").strip().rstrip("/"),
+            max_k=_number(env, "MAX_K", 100, int, 1, 10_000),
+            max_text_chars=_number(env, "MAX_TEXT_CHARS", 100_000, int, 100, 10_000_000),
+            max_body_bytes=_number(env, "MAX_BODY_BYTES", 1_000_000, int, 1024, 100_000_000),
+            max_query_bytes=_number(env, "MAX_QUERY_BYTES", 16_384, int, 256, 1_000_000),
+            event_buffer=_number(env, "EVENT_BUFFER", 10_000, int, 0, 10_000_000),
+            event_flush_seconds=_number(env, "EVENT_FLUSH_SECONDS", 10.0, float, 0, 25),
+            url_cache_size=_number(env, "URL_CACHE_SIZE", 512, int, 0, 1_000_000),
+            url_cache_ttl=_number(env, "URL_CACHE_TTL", 600.0, float, 0, 7 * 86400),
+            engine_weights=_engine_weights(env.get("ENGINE_WEIGHTS", "")),
+            store_check_seconds=_number(env, "STORE_CHECK_SECONDS", 2.0, float, 0, 86400),
+            cors_origin=env.get("CORS_ORIGIN", "*").strip(),
+            fetch_allowed_domains=env.get("FETCH_ALLOWED_DOMAINS", "").strip(),
+        )

@@ -1,0 +1,120 @@
+"""`make run`: the function on the embedded defaults, for development.
+
+    python -m function.devserver
+
+- CLICK_SECRET unset: a development key is created once in data/click-secret
+  and used through CLICK_SECRET_FILE, so links survive restarts;
+- MONGODB unset: nx-27017 (a MongoDB wire-protocol server on SQLite) is
+  started on loopback with its database in data/, and stopped on exit;
+- then functions-framework serves function/main.py on $PORT (default 8080).
+
+Not part of the image: in production MONGODB and CLICK_SECRET are set.
+"""
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port(host="127.0.0.1"):
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(host, port, timeout, process=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"process exited with status {process.returncode} before listening on {port}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listening on {host}:{port} after {timeout} s")
+
+
+def start_embedded_mongo(data_dir, port=None):
+    """Start nx-27017 on loopback, one SQLite file per database in ``data_dir``;
+    returns (process, MONGODB URI)."""
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
+    binary = shutil.which("nx-27017", path=str(Path(sys.executable).parent)) or shutil.which("nx-27017")
+    if binary is None:
+        raise RuntimeError("nx-27017 is not installed (pip install -r requirements-dev.txt)")
+    process = subprocess.Popen(
+        [binary, "--host", "127.0.0.1", "-p", str(port), "--data-dir", str(data_dir),
+         "--log-file", str(data_dir / "nx-27017.log"), "--pid-file", str(data_dir / "nx-27017.pid")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    try:
+        wait_for_port("127.0.0.1", port, 20, process)
+    except RuntimeError:
+        process.kill()
+        raise
+    return process, f"mongodb://127.0.0.1:{port}/related"
+
+
+def stop(process, timeout=10):
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def development_click_key(data_dir):
+    path = Path(data_dir) / "click-secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32) + "\n")
+        path.chmod(0o600)
+        print(f"created a development click-link key in {path} (production: set CLICK_SECRET)", flush=True)
+    return path
+
+
+def main():
+    data_dir = ROOT / "data"
+    env = dict(os.environ)
+    env.setdefault("MODEL_STORE", str(ROOT / "model_store"))
+    if not env.get("CLICK_SECRET") and not env.get("CLICK_SECRET_FILE"):
+        env["CLICK_SECRET_FILE"] = str(development_click_key(data_dir))
+    mongo = None
+    if not env.get("MONGODB"):
+        mongo, env["MONGODB"] = start_embedded_mongo(data_dir / "mongo")
+        print(f"MONGODB is not set: started nx-27017 at {env['MONGODB']} (data in {data_dir / 'mongo'})", flush=True)
+    port = env.setdefault("PORT", "8080")
+    print(f"serving on http://localhost:{port}/  (try: curl 'localhost:{port}/?text=moon+landing+astronaut')",
+          flush=True)
+    server = subprocess.Popen(
+        [str(Path(sys.executable).parent / "functions-framework"), "--source", str(ROOT / "function" / "main.py"),
+         "--target", "handle"],
+        env=env, cwd=ROOT,
+    )
+
+    def forward(signum, _frame):
+        server.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    try:
+        return server.wait()
+    finally:
+        stop(mongo)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

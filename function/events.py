@@ -1,0 +1,180 @@
+"""Request and click events, written to MongoDB off the request path.
+
+Answers never wait on Mongo: events go into a bounded in-process buffer and a
+background thread writes them in batches. While Mongo is down or slow they
+wait in the buffer and are written when it returns; past the bound new events
+are dropped and counted (the count is in /healthz and the log). On exit
+(SIGTERM included) the buffer is flushed within EVENT_FLUSH_SECONDS.
+
+Every event carries its own ``_id``, so a batch retried after a failure that
+had in fact reached the server is not written twice.
+"""
+
+import atexit
+import collections
+import logging
+import os
+import threading
+import time
+
+log = logging.getLogger("related.events")
+
+COLLECTIONS = ("requests", "clicks")
+BATCH = 500
+INDEXES = {
+    "requests": [[("ts", 1)], [("corpus", 1), ("ts", 1)]],
+    "clicks": [[("ts", 1)], [("corpus", 1), ("ts", 1)], [("request_id", 1)]],
+}
+
+
+def _rejected():
+    from pymongo.errors import BulkWriteError, InvalidDocument, WriteError
+
+    return (BulkWriteError, InvalidDocument, WriteError)
+
+
+def connect(uri, timeout_ms=2000):
+    """A MongoClient and its database (the one the URI's path names, else "related")."""
+    import pymongo
+
+    client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
+                                 socketTimeoutMS=max(timeout_ms, 5000), appname="related-content",
+                                 tz_aware=True)
+    return client, client.get_default_database(default="related")
+
+
+class EventLog:
+    def __init__(self, uri, capacity=10_000, flush_seconds=10.0):
+        self.uri = uri
+        self.capacity = capacity
+        self.flush_seconds = flush_seconds
+        self.dropped = 0
+        self.written = 0
+        self.last_error = None
+        self._buffer = collections.deque()
+        self._cond = threading.Condition()
+        self._pid = None  # the writer thread and client belong to one process (gunicorn forks)
+        self._db = None
+        self._writing = 0
+        if not uri:
+            log.warning("MONGODB is not set: request and click events are counted but not stored")
+
+    # -- producer side (request threads) ---------------------------------
+    def record(self, collection, event):
+        if not self.uri:
+            self.dropped += 1
+            return
+        with self._cond:
+            if len(self._buffer) >= self.capacity:
+                self.dropped += 1
+                if self.dropped == 1 or self.dropped % 1000 == 0:
+                    log.error("event buffer full (%d): %d events dropped so far", self.capacity, self.dropped)
+                return
+            self._buffer.append((collection, event))
+            self._ensure_writer()
+            self._cond.notify()
+
+    def _ensure_writer(self):
+        if self._pid != os.getpid():
+            self._pid = os.getpid()
+            self._db = None
+            threading.Thread(target=self._run, name="event-writer", daemon=True).start()
+            atexit.register(self.flush)
+
+    @property
+    def pending(self):
+        return len(self._buffer) + self._writing
+
+    def flush(self, timeout=None):
+        """Wait until every buffered event is written, or ``timeout`` seconds."""
+        deadline = time.monotonic() + (self.flush_seconds if timeout is None else timeout)
+        with self._cond:
+            self._cond.notify_all()
+            while self.pending and self._pid == os.getpid():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    log.error("exit with %d events not written (Mongo unreachable)", self.pending)
+                    return False
+                self._cond.wait(min(remaining, 0.1))
+        return True
+
+    # -- writer thread ------------------------------------------------------
+    def _run(self):
+        backoff = 0.2
+        while True:
+            with self._cond:
+                while not self._buffer:
+                    self._cond.wait()
+                batch = [self._buffer.popleft() for _ in range(min(BATCH, len(self._buffer)))]
+                self._writing = len(batch)
+            try:
+                self._write(batch)
+            except _rejected() as exc:  # the server refused these events: retrying cannot help
+                log.error("MongoDB rejected %d events: %s", len(batch), exc)
+                with self._cond:
+                    self._writing = 0
+                    self.dropped += len(batch)
+                    self._cond.notify_all()
+                continue
+            except Exception as exc:  # unreachable, slow, failing over: keep the events, retry later
+                with self._cond:
+                    self._buffer.extendleft(reversed(batch))
+                    self._writing = 0
+                if self.last_error is None:
+                    log.warning("MongoDB unavailable (%s); buffering events", exc.__class__.__name__)
+                self.last_error = f"{exc.__class__.__name__}: {str(exc)[:200]}"
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            with self._cond:
+                self._writing = 0
+                self.written += len(batch)
+                self._cond.notify_all()
+            if self.last_error is not None:
+                log.warning("MongoDB is back; events written again (%d waiting)", len(self._buffer))
+                self.last_error = None
+            backoff = 0.2
+
+    def _write(self, batch):
+        from pymongo.errors import BulkWriteError
+
+        if self._db is None:
+            _, db = connect(self.uri)
+            for name, indexes in INDEXES.items():
+                for keys in indexes:
+                    db[name].create_index(keys)
+            self._db = db
+        by_collection = collections.defaultdict(list)
+        for collection, event in batch:
+            by_collection[collection].append(event)
+        for collection, events in by_collection.items():
+            try:
+                self._db[collection].insert_many(events, ordered=False)
+            except BulkWriteError as exc:
+                # duplicates are events a failed attempt had written after all
+                others = [e for e in exc.details.get("writeErrors", []) if e.get("code") != 11000]
+                if others:
+                    raise
+
+    def database(self):
+        """This process's client for reads (stats, health), or None without MONGODB."""
+        if not self.uri:
+            return None
+        if getattr(self, "_reader_pid", None) != os.getpid():
+            self._reader = connect(self.uri, timeout_ms=1500)[1]
+            self._reader_pid = os.getpid()
+        return self._reader
+
+    def ping(self):
+        db = self.database()
+        if db is None:
+            return False
+        try:
+            db.command("ping")
+            return True
+        except Exception:
+            return False
+
+    def status(self):
+        return {"buffered": self.pending, "dropped": self.dropped, "written": self.written,
+                "last_error": self.last_error, "capacity": self.capacity}

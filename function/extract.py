@@ -1,0 +1,678 @@
+"""Article extraction: an HTML page -> its title, language and main text.
+
+jusText classifies the paragraphs; everything around it is ours:
+
+1. ``decode_html`` turns the HTTP body into text; lxml parses it.
+2. The DOM is walked into jusText paragraphs.  Tags that never hold article
+   text (scripts, forms controls, ``nav``, ``header``, ``footer``, ``aside``,
+   captions, ...) and hidden elements are skipped; paragraphs inside boxes
+   whose class/id names boilerplate ("share", "comments", "related", ...) are
+   marked.  Every paragraph remembers the DOM element it sits in.
+3. The stoplist: the page's declared language (``<html lang>``, meta), checked
+   against the text; else the jusText stoplist that covers the text best.
+4. jusText classifies the paragraphs (its context-free and context-sensitive
+   passes, default parameters).  When it keeps almost nothing it is run again
+   language-independently, then with a laxer link density.
+5. The article container is the DOM element where jusText's good text
+   concentrates: every paragraph adds its length (good) or a penalty (bad) to
+   its ancestors, the contribution shrinking at every element where the text
+   branches, so a dense run of sibling paragraphs beats a whole page of
+   scattered teasers.
+6. Inside the container everything is kept except link lists, the marked
+   boilerplate boxes and the headline (returned as the title).  When nothing
+   is found, a schema.org ``articleBody`` from JSON-LD is the fallback.
+
+    python -m function.extract FILE.html[.gz] ...   # one JSON object per line
+"""
+from __future__ import annotations
+
+import codecs
+import gzip
+import json
+import re
+import sys
+from dataclasses import dataclass
+
+import justext
+import lxml.etree
+import lxml.html
+from justext.core import classify_paragraphs, revise_paragraph_classification
+from justext.paragraph import Paragraph
+
+__all__ = ["Article", "extract_article", "decode_html"]
+
+
+@dataclass(frozen=True)
+class Article:
+    title: str
+    lang: str  # ISO 639-1 ("en"); 639-3 for languages without a 639-1 code; "" when unknown
+    text: str  # the article's paragraphs joined by "\n\n"; "" when nothing was found
+
+
+EMPTY = Article("", "", "")
+
+# jusText's own defaults for the paragraph classification.
+LENGTH_LOW = 70
+LENGTH_HIGH = 200
+STOPWORDS_LOW = 0.30
+STOPWORDS_HIGH = 0.32
+MAX_LINK_DENSITY = 0.2
+MAX_HEADING_DISTANCE = 200
+
+# Fallbacks when jusText keeps less than MIN_GOOD_CHARS: stoplist-free, then lax links.
+MIN_GOOD_CHARS = 250
+FALLBACK_LINK_DENSITY = 0.5
+
+# Container choice (step 5).
+LINK_PENALTY = 0.5  # per char of a link-dense paragraph
+OTHER_PENALTY = 0.1  # per char of any other paragraph jusText calls bad
+BRANCH_DECAY = 0.6  # a paragraph's weight kept past each element where the text branches
+WRAPPER_SHARE = 0.7  # a "boilerplate" box holding this much of the good text is a layout wrapper
+KEEP_LINK_DENSITY = 0.8  # inside the container, drop only paragraphs (almost) made of links
+
+
+# --------------------------------------------------------------------------- decoding
+
+_META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9_:.\-]+)""", re.I)
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+# Labels that browsers (WHATWG) decode as windows-1252.
+_AS_CP1252 = {"latin-1", "iso8859-1", "ascii", "cp1252"}
+
+
+def _codec(label):
+    """Python codec name for a charset label; None when unknown or unusable."""
+    if not label or not isinstance(label, str):
+        return None
+    try:
+        name = codecs.lookup(label.strip().strip("\"'").lower()).name
+    except (LookupError, ValueError):
+        return None
+    if name in _AS_CP1252:
+        return "cp1252"
+    try:  # "rot13", "base64", "zip": codecs, not charsets
+        b"".decode(name)
+    except (LookupError, TypeError, ValueError):
+        return None
+    return name
+
+
+def _try_decode(body, codec):
+    try:
+        return body.decode(codec)
+    except (UnicodeDecodeError, LookupError, TypeError, ValueError):
+        return None
+
+
+def _has_utf8_multibyte(body):
+    return any(b > 0x7F for b in body) and _try_decode(body, "utf-8") is not None
+
+
+def decode_html(body: bytes, declared_encoding: str | None) -> str:
+    """The text of an HTML page from its bytes and the charset the HTTP header declared.
+
+    Order: byte-order mark; the header's charset; the page's ``<meta charset>``;
+    UTF-8; detection with charset-normalizer; UTF-8 with replacement characters.
+    A declared charset is used only when the bytes decode cleanly with it, and
+    a declared Western single-byte charset gives way to UTF-8 when the bytes are
+    valid UTF-8 with multi-byte sequences (a very common mislabelling).
+    Unknown, odd or wrong charset names never raise.
+    """
+    if isinstance(body, str):
+        return body
+    if not body:
+        return ""
+    body = bytes(body)
+    for bom, codec in _BOMS:
+        if body.startswith(bom):
+            text = _try_decode(body, codec)
+            if text is not None:
+                return text.lstrip("\ufeff")
+    labels = [declared_encoding]
+    m = _META_CHARSET.search(body[:8192])
+    if m:
+        labels.append(m.group(1).decode("ascii", "replace"))
+    for label in labels:
+        codec = _codec(label)
+        if not codec or codec.startswith(("utf-16", "utf-32")):
+            continue  # without a BOM, a "UTF-16" page readable as ASCII is mislabelled
+        if codec == "cp1252" and _has_utf8_multibyte(body):
+            codec = "utf-8"
+        text = _try_decode(body, codec)
+        if text is not None:
+            return text
+    text = _try_decode(body, "utf-8")
+    if text is not None:
+        return text
+    try:
+        from charset_normalizer import from_bytes
+
+        best = from_bytes(body[:100_000]).best()
+        if best is not None:
+            text = _try_decode(body, best.encoding)
+            if text is not None:
+                return text
+    except Exception:  # detection is best-effort
+        pass
+    return body.decode("utf-8", "replace")
+
+
+def _looks_binary(text):
+    """True for decoded junk: many control or replacement characters."""
+    sample = text[:8192]
+    if not sample:
+        return False
+    bad = sum(1 for c in sample if c == "\ufffd" or (c < " " and c not in "\t\n\r\f"))
+    return bad > 0.05 * len(sample)
+
+
+# --------------------------------------------------------------------------- languages
+
+# jusText stoplist -> ISO 639-1 code (639-3 where there is none).
+_STOPLIST_CODES = {
+    "Afrikaans": "af", "Albanian": "sq", "Arabic": "ar", "Aragonese": "an", "Armenian": "hy",
+    "Aromanian": "rup", "Asturian": "ast", "Azerbaijani": "az", "Basque": "eu", "Belarusian": "be",
+    "Belarusian_Taraskievica": "be", "Bengali": "bn", "Bishnupriya_Manipuri": "bpy", "Bosnian": "bs",
+    "Breton": "br", "Bulgarian": "bg", "Catalan": "ca", "Cebuano": "ceb", "Chuvash": "cv",
+    "Croatian": "hr", "Czech": "cs", "Danish": "da", "Dutch": "nl", "English": "en",
+    "Esperanto": "eo", "Estonian": "et", "Finnish": "fi", "French": "fr", "Galician": "gl",
+    "Georgian": "ka", "German": "de", "Greek": "el", "Gujarati": "gu", "Haitian": "ht",
+    "Hebrew": "he", "Hindi": "hi", "Hungarian": "hu", "Icelandic": "is", "Ido": "io", "Igbo": "ig",
+    "Indonesian": "id", "Irish": "ga", "Italian": "it", "Javanese": "jv", "Kannada": "kn",
+    "Kazakh": "kk", "Korean": "ko", "Kurdish": "ku", "Kyrgyz": "ky", "Latin": "la", "Latvian": "lv",
+    "Lithuanian": "lt", "Lombard": "lmo", "Low_Saxon": "nds", "Luxembourgish": "lb",
+    "Macedonian": "mk", "Malay": "ms", "Malayalam": "ml", "Maltese": "mt", "Marathi": "mr",
+    "Neapolitan": "nap", "Nepali": "ne", "Newar": "new", "Norwegian_Bokmal": "nb",
+    "Norwegian_Nynorsk": "nn", "Occitan": "oc", "Persian": "fa", "Piedmontese": "pms",
+    "Polish": "pl", "Portuguese": "pt", "Quechua": "qu", "Romanian": "ro", "Russian": "ru",
+    "Samogitian": "sgs", "Serbian": "sr", "Serbo_Croatian": "sh", "Sicilian": "scn",
+    "Simple_English": "en", "Slovak": "sk", "Slovenian": "sl", "Spanish": "es", "Sundanese": "su",
+    "Swahili": "sw", "Swedish": "sv", "Tagalog": "tl", "Tamil": "ta", "Telugu": "te",
+    "Turkish": "tr", "Turkmen": "tk", "Ukrainian": "uk", "Urdu": "ur", "Uzbek": "uz",
+    "Vietnamese": "vi", "Volapuk": "vo", "Walloon": "wa", "Waray_Waray": "war", "Welsh": "cy",
+    "West_Frisian": "fy", "Western_Panjabi": "pnb", "Yoruba": "yo",
+}
+_CODE_STOPLIST = {}
+for _name, _code in _STOPLIST_CODES.items():
+    _CODE_STOPLIST.setdefault(_code, _name)  # "en" -> English, not Simple_English
+_CODE_STOPLIST.update({"no": "Norwegian_Bokmal", "in": "Indonesian", "iw": "Hebrew", "fil": "Tagalog"})
+# Variants of a bigger list, left out of detection.
+_NOT_DETECTED = {"Simple_English", "Belarusian_Taraskievica", "Serbo_Croatian"}
+
+_WORD = re.compile(r"\w+")
+_stoplists = {}
+
+
+def _stoplist(name):
+    sl = _stoplists.get(name)
+    if sl is None:
+        sl = _stoplists[name] = justext.get_stoplist(name)
+    return sl
+
+
+def _word_counts(text, limit=2000):
+    counts = {}
+    for w in _WORD.findall(text.lower())[:limit]:
+        counts[w] = counts.get(w, 0) + 1
+    return counts
+
+
+def _share(counts, name):
+    """Share of the words that are in the stoplist."""
+    total = sum(counts.values())
+    if not total:
+        return 0.0
+    return sum(counts[w] for w in _stoplist(name).intersection(counts)) / total
+
+
+def _detect(counts):
+    """(stoplist covering the words best, its share)."""
+    best, best_share = None, 0.0
+    for name in _STOPLIST_CODES:
+        if name in _NOT_DETECTED:
+            continue
+        share = _share(counts, name)
+        if share > best_share:
+            best, best_share = name, share
+    return best, best_share
+
+
+def _choose_language(declared, sample):
+    """(jusText stoplist name or None, language code) for the page.
+
+    The declaration wins unless the text is clearly in another stoplist's
+    language (templates often keep a wrong ``<html lang>``).  With no usable
+    declaration the language is the stoplist that covers the text best; a
+    declared language jusText has no stoplist for (ja, zh, th, ...) means the
+    stoplist-free mode.
+    """
+    counts = _word_counts(sample)
+    declared_list = _CODE_STOPLIST.get(declared)
+    if declared_list:
+        share = _share(counts, declared_list)
+        if share >= 0.25:
+            return declared_list, declared
+        detected, dshare = _detect(counts)
+        if detected and detected != declared_list and dshare >= 0.2 and share < 0.5 * dshare:
+            return detected, _STOPLIST_CODES[detected]
+        return declared_list, declared
+    detected, dshare = _detect(counts)
+    if declared:
+        if dshare >= 0.25:
+            return detected, _STOPLIST_CODES[detected]
+        return None, declared
+    if detected and dshare >= 0.1:
+        return detected, _STOPLIST_CODES[detected]
+    return None, ""
+
+
+def _lang_code(value):
+    """'en-US' / 'pt_BR' / 'EN' -> 'en'; '' when it is not a language tag."""
+    m = re.match(r"\s*([A-Za-z]{2,3})(?:[-_]|\s*$)", value or "")
+    return m.group(1).lower() if m else ""
+
+
+# --------------------------------------------------------------------------- metadata
+
+def _meta(doc):
+    """<meta> name/property -> content (first one wins), keys lower-cased."""
+    out = {}
+    for m in doc.iter("meta"):
+        key = (m.get("property") or m.get("name") or m.get("http-equiv") or "").strip().lower()
+        content = (m.get("content") or "").strip()
+        if key and content and key not in out:
+            out[key] = content
+    return out
+
+
+def _json_ld_body(doc):
+    """The longest schema.org articleBody in the page's JSON-LD, as plain text."""
+    best = ""
+    for script in doc.iter("script"):
+        if "ld+json" not in (script.get("type") or "").lower():
+            continue
+        try:
+            stack = [json.loads(script.text or "")]
+        except (ValueError, RecursionError):
+            continue
+        while stack:
+            item = stack.pop()
+            if isinstance(item, list):
+                stack.extend(item)
+            elif isinstance(item, dict):
+                body = item.get("articleBody")
+                if isinstance(body, str) and len(body) > len(best):
+                    best = body
+                stack.extend(v for v in item.values() if isinstance(v, (list, dict)))
+    if "<" in best:  # some sites put HTML there
+        try:
+            best = lxml.html.fromstring(best).text_content()
+        except (lxml.etree.ParserError, ValueError):
+            pass
+    return "\n\n".join(" ".join(line.split()) for line in best.splitlines() if line.strip())
+
+
+_TITLE_SEPARATORS = re.compile(r"\s+(?:[|\-\u2013\u2014\u00b7\u2022»]|::)\s+")
+_HOST_NOISE = {"www", "m", "amp", "com", "org", "net", "co", "uk", "de", "fr", "news"}
+
+
+def _letters(s):
+    return re.sub(r"\W+", "", s.lower())
+
+
+def _clean_title(title, site_name, url, h1):
+    """The headline: the title without the site's name ("Headline | Site")."""
+    title = " ".join(title.split())
+    parts = [p for p in _TITLE_SEPARATORS.split(title) if p.strip()]
+    if len(parts) < 2:
+        return title
+    if h1:
+        for part in parts:
+            if _letters(part) == _letters(h1):
+                return part.strip()
+    names = {_letters(site_name)} if site_name else set()
+    if url:
+        host = re.sub(r"^[a-z][a-z0-9+.-]*://", "", url.lower()).split("/")[0].split(":")[0]
+        names.update(_letters(label) for label in host.split(".") if label not in _HOST_NOISE)
+    names.discard("")
+
+    def is_site(part):
+        p = _letters(part)
+        return bool(p) and any(p == n or (len(n) > 3 and (p.startswith(n) or n.startswith(p)))
+                               for n in names)
+
+    kept = [p for p in parts if not is_site(p)]
+    if kept and len(kept) < len(parts):
+        return _span(title, kept)
+    if len(parts[-1].split()) <= 3 and len(" ".join(parts[:-1]).split()) >= 3:
+        return _span(title, parts[:-1])  # unknown site: drop a short last part
+    return title
+
+
+def _span(title, parts):
+    """The stretch of `title` from the first to the last of `parts`."""
+    start = title.find(parts[0])
+    end = title.rfind(parts[-1]) + len(parts[-1])
+    return title[start:end].strip() if 0 <= start < end else parts[0].strip()
+
+
+def _title(doc, meta, url):
+    h1 = ""
+    for el in doc.iter("h1"):
+        h1 = " ".join(el.text_content().split())
+        if h1:
+            break
+    title = meta.get("og:title") or meta.get("twitter:title") or ""
+    if not title:
+        el = doc.find(".//title")
+        title = el.text_content() if el is not None else ""
+    return _clean_title(title or h1, meta.get("og:site_name"), url, h1)
+
+
+# --------------------------------------------------------------------------- paragraphs
+
+class _Para(Paragraph):
+    """jusText's Paragraph with its text computed once, plus where it sits in the DOM."""
+
+    text = ""  # a plain attribute here, shadowing jusText's recomputing property
+
+    def __init__(self, node, dom_path, text, link_chars, flag):
+        self.node = node  # the element holding the paragraph
+        self.dom_path = dom_path
+        self.xpath = ""
+        self.text = text
+        self.words = text.split()
+        self.chars_count_in_links = link_chars
+        self.tags_count = 0
+        self.class_type = ""
+        self.flag = flag  # innermost boilerplate box around it, or None
+
+    @property
+    def words_count(self):
+        return len(self.words)
+
+    def __len__(self):
+        return len(self.text)
+
+    def stopwords_count(self, stopwords):
+        return sum(w.lower() in stopwords for w in self.words)
+
+
+# Tags that start and end a paragraph (jusText's list plus HTML5 blocks).
+BLOCK_TAGS = frozenset(
+    "address article aside blockquote body caption center col colgroup dd details dialog div dl dt "
+    "fieldset figcaption figure footer form h1 h2 h3 h4 h5 h6 header hgroup hr legend li main nav "
+    "ol optgroup option p pre section summary table tbody td textarea tfoot th thead tr ul".split())
+# Tags skipped with their content: never article text.
+SKIP_TAGS = frozenset(
+    "script style noscript template svg math iframe object embed canvas video audio map area "
+    "button select input textarea option label head title meta link dialog "
+    "nav header footer aside figcaption".split())
+
+# class/id words naming boilerplate boxes; a class token that also has a word
+# of CONTENT_WORDS ("content-with-sidebar", "has-comments") is not one.
+BOILER_WORDS = frozenset(
+    "comment comments share sharing social related recommended newsletter promo advert advertisement "
+    "ad ads sidebar breadcrumb breadcrumbs cookie cookies subscribe subscription popup modal "
+    "sponsored outbrain taboola disqus tags byline author footer nav navigation menu caption credit".split())
+CONTENT_WORDS = frozenset(
+    "content article main body post entry story text page layout column field embed "
+    "has with non no enabled open active".split())
+_CAMEL = re.compile(r"([a-z])([A-Z])")
+_TOKEN_SPLIT = re.compile(r"[-_:]+")
+_HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
+
+
+def _boiler_class(value):
+    """True when a class/id value names a boilerplate box (share bar, comments, ...)."""
+    for token in _CAMEL.sub(r"\1-\2", value).lower().split():
+        words = _TOKEN_SPLIT.split(token)
+        if not BOILER_WORDS.isdisjoint(words) and CONTENT_WORDS.isdisjoint(words):
+            return True
+    return False
+
+
+def _hidden(el):
+    if el.get("hidden") is not None or el.get("aria-hidden") == "true":
+        return True
+    style = el.get("style")
+    return bool(style) and _HIDDEN_STYLE.search(style) is not None
+
+
+class _Walker:
+    """DOM -> paragraphs, the way jusText's ParagraphMaker cuts them."""
+
+    def __init__(self):
+        self.paras = []
+        self.path = []
+        self.flags = []
+        self.parts = []
+        self.link_chars = 0
+        self.in_link = 0
+        self.br = False
+        self.node = None
+        self.start_path = ""
+
+    def flush(self, next_node):
+        if self.parts:
+            text = " ".join("".join(self.parts).split())
+            if text:
+                self.paras.append(_Para(self.node, self.start_path, text, self.link_chars,
+                                        self.flags[-1] if self.flags else None))
+        self.parts = []
+        self.link_chars = 0
+        self.node = next_node
+        self.start_path = ".".join(self.path)
+
+    def text(self, s):
+        if not s:
+            return
+        self.parts.append(s)
+        if not s.isspace():
+            if self.in_link:
+                self.link_chars += len(" ".join(s.split()))
+            self.br = False
+
+    def walk(self, el):
+        tag = el.tag
+        if not isinstance(tag, str) or tag in SKIP_TAGS or _hidden(el):
+            self.text(el.tail)
+            return
+        if tag == "br":
+            if self.br:  # <br><br> ends a paragraph
+                self.flush(el.getparent())
+                self.br = False
+            else:
+                self.parts.append(" ")
+                self.br = True
+            self.text(el.tail)
+            return
+        block = tag in BLOCK_TAGS
+        flagged = False
+        if tag not in ("html", "body", "article", "main"):
+            value = (el.get("class") or "") + " " + (el.get("id") or "")
+            if value != " " and _boiler_class(value):
+                flagged = block = True
+        self.path.append(tag)
+        if block:
+            self.flush(el)
+        if flagged:
+            self.flags.append(el)
+        if tag == "a":
+            self.in_link += 1
+        self.text(el.text)
+        for child in el:
+            self.walk(child)
+        if tag == "a":
+            self.in_link -= 1
+        self.path.pop()
+        if block:
+            self.flush(el.getparent())
+        if flagged:
+            self.flags.pop()
+        self.text(el.tail)
+
+
+def _paragraphs(root):
+    walker = _Walker()
+    walker.node = root
+    walker.walk(root)
+    walker.flush(None)
+    return walker.paras
+
+
+def _classify(paras, stoplist):
+    """jusText's classification, retried laxer when it keeps (almost) nothing."""
+    if stoplist:
+        attempts = [(stoplist, STOPWORDS_LOW, STOPWORDS_HIGH, MAX_LINK_DENSITY)]
+    else:
+        attempts = []
+    attempts += [(frozenset(), 0.0, 0.0, MAX_LINK_DENSITY), (frozenset(), 0.0, 0.0, FALLBACK_LINK_DENSITY)]
+    for sl, sw_low, sw_high, max_ld in attempts:
+        classify_paragraphs(paras, sl, LENGTH_LOW, LENGTH_HIGH, sw_low, sw_high, max_ld)
+        revise_paragraph_classification(paras, MAX_HEADING_DISTANCE)
+        if sum(len(p.text) for p in paras if p.class_type == "good") >= MIN_GOOD_CHARS:
+            return
+
+
+# --------------------------------------------------------------------------- the article
+
+def _ancestors(node):
+    out = []
+    while node is not None:
+        out.append(node)
+        node = node.getparent()
+    return out
+
+
+def _select(paras):
+    """The paragraphs of the article container (see the module docstring)."""
+    if not paras:
+        return []
+    total = 0.0
+    for p in paras:
+        n = len(p.text)
+        if p.class_type == "good" or p.cf_class == "neargood":
+            p.score = n
+            total += n
+        elif p.links_density() > MAX_LINK_DENSITY:
+            p.score = -LINK_PENALTY * n
+        else:
+            p.score = -OTHER_PENALTY * n
+        p.anc = _ancestors(p.node)
+    if total <= 0:
+        return []
+
+    # A "boilerplate" box that holds most of the good text is a layout wrapper.
+    held = {}
+    for p in paras:
+        if p.flag is not None and p.score > 0:
+            for node in _ancestors(p.flag):
+                held[node] = held.get(node, 0.0) + p.score
+    for p in paras:
+        if p.flag is not None and held.get(p.flag, 0.0) > WRAPPER_SHARE * total:
+            p.flag = None
+
+    # Elements where the text branches: reached by more than one path.
+    children = {}
+    for p in paras:
+        below = None
+        for node in p.anc:
+            children.setdefault(node, set()).add(below)
+            below = node
+    forks = {node for node, kids in children.items() if len(kids) > 1}
+
+    scores = {}
+    for p in paras:
+        s = -p.score if p.flag is not None and p.score > 0 else p.score
+        for node in p.anc:
+            scores[node] = scores.get(node, 0.0) + s
+            if node in forks:
+                s *= BRANCH_DECAY
+    best = max(scores, key=scores.get)
+    if scores[best] <= 0:
+        return []
+
+    out = []
+    for p in paras:
+        if best not in p.anc:
+            continue
+        if p.flag is not None and p.flag is not best and best in _ancestors(p.flag):
+            continue  # a share bar, caption, ... inside the article
+        if "h1" in p.dom_path.split("."):
+            continue  # the headline
+        if p.class_type == "good" or p.links_density() <= KEEP_LINK_DENSITY:
+            out.append(p)
+    return out
+
+
+def _parse(html):
+    parser = lxml.html.HTMLParser(remove_comments=True, remove_pis=True)
+    return lxml.html.document_fromstring(html, parser=parser)
+
+
+def extract_article(html, url=None, encoding=None) -> Article:
+    """Title, language and main text of an HTML page (bytes or str); never raises.
+
+    ``encoding`` is the charset the HTTP header declared, if any.  Returns an
+    Article with empty fields when the input holds no readable page.
+    """
+    try:
+        return _extract(html, url, encoding)
+    except Exception:
+        return EMPTY
+
+
+def _extract(html, url, encoding):
+    if isinstance(html, (bytes, bytearray, memoryview)):
+        html = decode_html(bytes(html), encoding)
+    if not isinstance(html, str) or not html.strip() or _looks_binary(html):
+        return EMPTY
+    html = re.sub(r"^\s*<\?xml[^>]*>", "", html.replace("\x00", ""), count=1)
+    try:
+        doc = _parse(html)
+    except (lxml.etree.ParserError, ValueError):
+        return EMPTY
+    meta = _meta(doc)
+    title = _title(doc, meta, url)
+
+    body = doc.find("body")
+    paras = _paragraphs(body if body is not None else doc)
+
+    declared = _lang_code(doc.get("lang") or doc.get("xml:lang") or meta.get("content-language")
+                          or meta.get("og:locale") or "")
+    sample = " ".join(p.text for p in paras if len(p.text) > 50) or " ".join(p.text for p in paras)
+    stoplist_name, lang = _choose_language(declared, sample)
+    _classify(paras, _stoplist(stoplist_name) if stoplist_name else None)
+
+    text = "\n\n".join(p.text for p in _select(paras))
+    if len(text) < 500:
+        fallback = _json_ld_body(doc)
+        if len(fallback) > 2 * len(text):
+            text = fallback
+    return Article(title, lang, text)
+
+
+def _main(argv):
+    if not argv or argv[0] in ("-h", "--help"):
+        print("usage: python -m function.extract FILE.html[.gz] ...", file=sys.stderr)
+        return 2
+    status = 0
+    for path in argv:
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+            if data[:2] == b"\x1f\x8b":
+                data = gzip.decompress(data)
+        except (OSError, EOFError, gzip.BadGzipFile) as e:
+            print(f"{path}: {e}", file=sys.stderr)
+            status = 1
+            continue
+        a = extract_article(data)
+        print(json.dumps({"file": path, "title": a.title, "lang": a.lang, "text": a.text},
+                         ensure_ascii=False))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

@@ -1,0 +1,39 @@
+"""functions-framework entry point.
+
+    functions-framework --source function/main.py --target handle
+
+The store is opened here, at import, in gunicorn's master process: the
+workers it forks share the memory maps instead of each opening its own.
+"""
+
+import logging
+import sys
+from pathlib import Path
+
+# functions-framework loads this file by path; make its package importable.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import functions_framework  # noqa: E402
+
+from function.app import create_app, error_response  # noqa: E402
+from function.config import ConfigError  # noqa: E402
+from function.errors import ApiError  # noqa: E402
+from function.store import StoreError  # noqa: E402
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+try:
+    app = create_app()
+except (ConfigError, StoreError) as exc:
+    logging.getLogger("related").critical("cannot start: %s", exc)
+    raise SystemExit(f"related-content: cannot start: {exc}") from None
+
+
+@functions_framework.http
+def handle(request):
+    return app.handle(request)
+
+
+@functions_framework.errorhandler(404)
+def _not_found(error):  # paths functions-framework answers itself (/robots.txt, /favicon.ico)
+    return error_response(ApiError("not found", status=404, code="not_found"))

@@ -1,0 +1,127 @@
+"""Request -> Query: every parameter checked, every mistake a clear 4xx."""
+
+import json
+import math
+import re
+from dataclasses import dataclass
+
+from .errors import ApiError
+
+QUERY_KINDS = ("url", "text", "id")
+FIELDS = QUERY_KINDS + ("k", "corpus", "min_score", "engine")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_URL_CHARS = 2048
+MAX_ID_CHARS = 512
+
+
+@dataclass(frozen=True)
+class Query:
+    kind: str  # "url", "text" or "id"
+    value: str
+    k: int
+    corpus: str
+    min_score: float
+    engine: str  # "" : chosen by the traffic split
+
+
+def _bad(message, code="invalid_parameter", status=400):
+    return ApiError(message, status=status, code=code)
+
+
+def _from_query_string(request, settings):
+    if len(request.query_string) > settings.max_query_bytes:
+        raise _bad(f"query string longer than {settings.max_query_bytes} bytes; POST long text as JSON",
+                   code="query_too_long", status=414)
+    args = request.args
+    fields = {}
+    for name in args:
+        values = args.getlist(name)
+        if len(values) > 1:
+            raise _bad(f"parameter '{name}' given {len(values)} times")
+        fields[name] = values[0]
+    for name in ("k", "min_score"):
+        if name in fields:
+            fields[name] = _number_from_text(name, fields[name])
+    return fields
+
+
+def _number_from_text(name, raw):
+    try:
+        return int(raw) if name == "k" else float(raw)
+    except ValueError:
+        kind = "an integer" if name == "k" else "a number"
+        raise _bad(f"'{name}' must be {kind}, got {raw[:40]!r}") from None
+
+
+def _from_json(request, settings):
+    if request.content_length is not None and request.content_length > settings.max_body_bytes:
+        raise _bad(f"request body over {settings.max_body_bytes} bytes", code="body_too_large", status=413)
+    mimetype = request.mimetype or ""
+    if mimetype != "application/json":
+        raise _bad("POST a JSON object with Content-Type: application/json",
+                   code="unsupported_media_type", status=415)
+    body = request.stream.read(settings.max_body_bytes + 1)
+    if len(body) > settings.max_body_bytes:
+        raise _bad(f"request body over {settings.max_body_bytes} bytes", code="body_too_large", status=413)
+    try:
+        fields = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _bad(f"request body is not valid JSON: {exc}", code="invalid_json") from None
+    if not isinstance(fields, dict):
+        raise _bad("request body must be a JSON object", code="invalid_json")
+    return fields
+
+
+def parse_query(request, settings, corpora):
+    """The Query of a GET / or POST / request; ApiError for anything wrong."""
+    fields = _from_json(request, settings) if request.method == "POST" else _from_query_string(request, settings)
+    unknown = sorted(set(fields) - set(FIELDS))
+    if unknown:
+        raise _bad(f"unknown parameter(s): {', '.join(unknown)}; expected one of url, text or id, "
+                   "and optionally k, corpus, min_score, engine", code="unknown_parameter")
+    given = [kind for kind in QUERY_KINDS if fields.get(kind) not in (None, "")]
+    if not given:
+        raise _bad("give one of 'url', 'text' or 'id'", code="missing_query")
+    if len(given) > 1:
+        raise _bad(f"give only one of 'url', 'text' or 'id' (got {', '.join(given)})", code="ambiguous_query")
+    kind = given[0]
+    value = fields[kind]
+    if kind == "id" and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise _bad(f"'{kind}' must be a string")
+    value = value.strip()
+    if not value:
+        raise _bad(f"'{kind}' is empty", code="missing_query")
+    if kind == "text" and len(value) > settings.max_text_chars:
+        raise _bad(f"'text' is longer than {settings.max_text_chars} characters", code="text_too_large", status=413)
+    if kind == "url" and len(value) > MAX_URL_CHARS:
+        raise _bad(f"'url' is longer than {MAX_URL_CHARS} characters", code="invalid_url")
+    if kind == "id" and len(value) > MAX_ID_CHARS:
+        raise _bad(f"'id' is longer than {MAX_ID_CHARS} characters", code="invalid_id")
+
+    k = fields.get("k", 5)
+    if isinstance(k, float) and k.is_integer():
+        k = int(k)
+    if not isinstance(k, int) or isinstance(k, bool):
+        raise _bad("'k' must be an integer")
+    if not 1 <= k <= settings.max_k:
+        raise _bad(f"'k' must be between 1 and {settings.max_k}, got {k}")
+
+    min_score = fields.get("min_score", 0.0)
+    if isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or not math.isfinite(min_score):
+        raise _bad("'min_score' must be a number")
+    if not -1.0 <= min_score <= 1.0:
+        raise _bad(f"'min_score' must be between -1 and 1, got {min_score}")
+
+    corpus = fields.get("corpus") or settings.default_corpus
+    if not isinstance(corpus, str) or not NAME.match(corpus):
+        raise _bad("'corpus' must be a corpus name (letters, digits, '.', '_', '-')")
+    if corpus not in corpora:
+        known = ", ".join(corpora) or "none"
+        raise ApiError(f"unknown corpus '{corpus}' (available: {known})", status=404, code="unknown_corpus")
+
+    engine = fields.get("engine") or ""
+    if not isinstance(engine, str) or (engine and not NAME.match(engine)):
+        raise _bad("'engine' must be an engine name")
+    return Query(kind, value, k, corpus, float(min_score), engine)

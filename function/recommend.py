@@ -1,0 +1,210 @@
+"""The recommendation pipeline: query -> fetch -> extract -> vectorize -> lookup -> log -> answer."""
+
+import hashlib
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from cachetools import TTLCache
+
+from . import clicks
+from .errors import ApiError, NotFound
+from .extract import decode_html, extract_article
+from .fetch import fetch_page
+from .urls import normalise_url
+
+# Lookups ask for a few more hits than wanted, so that hits dropped afterwards
+# (the page itself under another id, scores under min_score) rarely leave the
+# answer short.
+SLACK = 5
+
+
+@dataclass(frozen=True)
+class Article:
+    title: str
+    lang: str
+    text: str
+
+
+def _ms(seconds):
+    return round(seconds * 1000, 2)
+
+
+def choose_engine(store, weights, key, forced=""):
+    """The engine answering for ``key``: forced, else by ENGINE_WEIGHTS, else the store's default.
+
+    The split hashes the page (URL key, text or id), so a page always gets the
+    same engine and an engine's click-through is measured on stable traffic.
+    """
+    if forced:
+        if forced not in store.engines:
+            raise ApiError(f"unknown engine '{forced}' for corpus '{store.name}' "
+                           f"(available: {', '.join(sorted(store.engines))})", code="unknown_engine")
+        return store.engines[forced]
+    live = sorted((name, w) for name, w in weights.items() if w > 0 and name in store.engines)
+    if not live:
+        return store.engines[store.default_engine]
+    point = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64 * sum(w for _, w in live)
+    for name, weight in live:
+        point -= weight
+        if point < 0:
+            return store.engines[name]
+    return store.engines[live[-1][0]]
+
+
+class Recommender:
+    def __init__(self, settings, stores, events, click_key, fetch_limits):
+        self.settings = settings
+        self.stores = stores
+        self.events = events
+        self.click_key = click_key
+        self.fetch_limits = fetch_limits
+        # Fetched articles by normalised URL, per process: a repeat request for
+        # a page skips the fetch and the extraction (bounded by size and age).
+        self._pages = TTLCache(maxsize=max(1, settings.url_cache_size), ttl=settings.url_cache_ttl or 1e-9)
+        self._pages_lock = threading.Lock()
+
+    # -- fetch + extract ----------------------------------------------------
+    def article(self, url, url_key, timings):
+        if self.settings.url_cache_size and self.settings.url_cache_ttl:
+            with self._pages_lock:
+                cached = self._pages.get(url_key)
+            if cached is not None:
+                return cached, True
+        started = time.perf_counter()
+        page = fetch_page(url, self.fetch_limits)
+        timings["fetch"] = _ms(time.perf_counter() - started)
+        started = time.perf_counter()
+        if page.content_type == "text/plain":
+            article = Article("", "", decode_html(page.body, page.charset).strip())
+        else:
+            extracted = extract_article(page.body, url=page.final_url, encoding=page.charset)
+            article = Article(extracted.title, extracted.lang, extracted.text.strip())
+        timings["extract"] = _ms(time.perf_counter() - started)
+        if not article.text:
+            raise ApiError("no article text found on the page", status=422, code="no_article_text")
+        article = Article(article.title, article.lang, article.text[: self.settings.max_text_chars])
+        if self.settings.url_cache_size and self.settings.url_cache_ttl:
+            with self._pages_lock:
+                self._pages[url_key] = article
+        return article, False
+
+    # -- the whole request ----------------------------------------------------
+    def recommend(self, query, base_url):
+        started = time.perf_counter()
+        request_id = secrets.token_hex(12)
+        event = {"_id": request_id, "ts": datetime.now(timezone.utc), "corpus": query.corpus, "kind": query.kind,
+                 "k": query.k}
+        if query.kind == "url":
+            event["url"] = query.value
+        elif query.kind == "text":
+            event["text_sha256"] = hashlib.sha256(query.value.encode()).hexdigest()
+        else:
+            event["doc_id"] = query.value
+        try:
+            answer = self._recommend(query, base_url, request_id, started, event)
+        except ApiError as exc:
+            event.update(status=exc.status, error=exc.code, total_ms=_ms(time.perf_counter() - started))
+            self.events.record("requests", event)
+            raise
+        self.events.record("requests", event)
+        return answer
+
+    def _recommend(self, query, base_url, request_id, started, event):
+        store = self.stores.get(query.corpus)
+        if store is None:
+            raise NotFound(f"unknown corpus '{query.corpus}'", code="unknown_corpus")
+        timings = {"fetch": 0.0, "extract": 0.0, "lookup": 0.0}
+        member = None  # the queried page's row when it is in the corpus
+        url_key = None
+        article = None
+        cached = False
+        if query.kind == "id":
+            member = store.row_for_id(query.value)
+            if member is None:
+                raise NotFound(f"no document with id '{query.value}' in corpus '{query.corpus}'", code="unknown_id")
+            source, split_key = "corpus", "id:" + query.value
+        elif query.kind == "text":
+            source, split_key = "text", "text:" + event["text_sha256"]
+        else:
+            try:
+                url_key = normalise_url(query.value)
+            except ValueError as exc:
+                raise ApiError(f"invalid url: {exc}", code="invalid_url") from None
+            split_key = url_key
+            member = store.row_for_url_key(url_key)
+            if member is not None:
+                source = "corpus"
+            else:
+                article, cached = self.article(query.value, url_key, timings)
+                source = "fetched"
+
+        engine = choose_engine(store, self.settings.engine_weights, split_key, query.engine)
+        lookup_started = time.perf_counter()
+        if member is not None:
+            hits = engine.search_member(member, query.k + SLACK)
+        else:
+            terms = store.terms(article.text if article else query.value)
+            if not len(terms) and query.kind == "text":
+                raise ApiError("the text has no words this corpus knows", status=422, code="no_known_words")
+            hits = engine.search(terms, query.k + SLACK)
+        hits = [hit for hit in hits if hit.score >= query.min_score]
+        docs = store.docs([hit.row for hit in hits])
+        results = []
+        for hit, doc in zip(hits, docs):
+            if doc.url_key == url_key:  # the queried page itself, under another id
+                continue
+            if len(results) == query.k:
+                break
+            results.append((hit, doc))
+        timings["lookup"] = _ms(time.perf_counter() - lookup_started)
+
+        issued_ms = int(time.time() * 1000)
+        answer_results = [
+            {
+                "rank": rank,
+                "id": doc.id,
+                "url": doc.url,
+                "title": doc.title,
+                "score": round(hit.score, 4),
+                "click_url": f"{base_url}/click?" + clicks.sign(self.click_key, clicks.Click(
+                    request_id, store.name, engine.name, rank, doc.id, doc.url, issued_ms)),
+            }
+            for rank, (hit, doc) in enumerate(results, 1)
+        ]
+        timings["total"] = _ms(time.perf_counter() - started)
+        answer = {
+            "request_id": request_id,
+            "corpus": store.name,
+            "store_version": store.version,
+            "engine": engine.name,
+            "source": source,
+            "results": answer_results,
+            "timings_ms": timings,
+        }
+        if article is not None:
+            answer["page"] = {"title": article.title, "lang": article.lang, "cached": cached}
+        event.update(
+            status=200, corpus=store.name, store_version=store.version, engine=engine.name, source=source,
+            results=[{"id": r["id"], "score": r["score"]} for r in answer_results],
+            n_results=len(answer_results), top_score=answer_results[0]["score"] if answer_results else None,
+            total_ms=timings["total"], timings_ms=timings,
+        )
+        if article is not None:
+            event.update(title=article.title, lang=article.lang, cached=cached)
+        return answer
+
+    # -- clicks -----------------------------------------------------------------
+    def click(self, args):
+        """The target URL of a click link; records the click event."""
+        click = clicks.verify(self.click_key, args, self.settings.click_ttl_seconds)
+        now = datetime.now(timezone.utc)
+        delay_ms = max(0, int(now.timestamp() * 1000) - click.issued_ms)
+        self.events.record("clicks", {
+            "_id": secrets.token_hex(12), "ts": now, "request_id": click.request_id, "corpus": click.corpus,
+            "engine": click.engine, "rank": click.rank, "doc_id": click.doc_id, "url": click.url,
+            "delay_ms": delay_ms,
+        })
+        return click.url

@@ -1,0 +1,426 @@
+"""The model store: what serving reads, opened without reading the corpus.
+
+Layout of ``MODEL_STORE`` (one folder per corpus, one sub-folder per build)::
+
+    model_store/
+      wiki/
+        CURRENT                 name of the live version (replaced atomically)
+        v20261126T090000Z-1a2b/ one build
+          manifest.json         format, sizes, parameters, checksums
+          vocab.npy             sorted token strings (token id = position)
+          docs.sqlite           row -> id, url, url key, title
+          engines/lsi/          weights.npy, projection.npy, vectors.npy[, ann.usearch]
+          engines/tfidf/        weights.npy, postings (term-major) and rows (doc-major)
+
+Arrays are memory-mapped: opening a store costs the same at 100 documents
+and at a million, and every worker of a machine shares one copy in the page
+cache. gensim is not imported here; the builder (``function.build``) uses it.
+"""
+
+import hashlib
+import json
+import os
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .tokens import MAX_TOKEN_CHARS, TokenizerOptions, tokenize
+
+FORMAT = "related-content-store"
+FORMAT_VERSION = 1
+VOCAB_DTYPE = f"<U{MAX_TOKEN_CHARS}"
+
+# Files up to this size are hashed in full at start; larger ones by sampled
+# blocks, so start-up stays constant in the corpus size
+# (`python -m function.store verify` hashes everything).
+FULL_HASH_MAX_BYTES = 32 << 20
+SAMPLE_BLOCKS = 64
+SAMPLE_BLOCK_BYTES = 64 << 10
+
+
+class StoreError(Exception):
+    """A store that cannot serve; the message says which file and what to do."""
+
+
+def file_digests(path, full=True):
+    """sha256 of the whole file (``full``) or of evenly spaced sample blocks."""
+    size = path.stat().st_size
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        if full or size <= SAMPLE_BLOCKS * SAMPLE_BLOCK_BYTES:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+        else:
+            step = (size - SAMPLE_BLOCK_BYTES) // (SAMPLE_BLOCKS - 1)
+            for i in range(SAMPLE_BLOCKS):
+                f.seek(i * step)
+                digest.update(f.read(SAMPLE_BLOCK_BYTES))
+    return digest.hexdigest()
+
+
+def describe_file(path):
+    """The manifest entry for one store file."""
+    return {"bytes": path.stat().st_size, "sha256": file_digests(path), "sample_sha256": file_digests(path, full=False)}
+
+
+def verify_files(root, files, full=False):
+    """Raise StoreError for the first file that is missing, truncated or corrupt."""
+    for name, entry in files.items():
+        path = root / name
+        if not path.is_file():
+            raise StoreError(f"store file missing: {path}. Rebuild the store (make model-store, or python -m function.build).")
+        size = path.stat().st_size
+        if size != entry["bytes"]:
+            raise StoreError(
+                f"store file {path} has {size} bytes, the manifest says {entry['bytes']}: truncated or "
+                "replaced. Rebuild the store (make model-store, or python -m function.build)."
+            )
+        whole = full or size <= FULL_HASH_MAX_BYTES
+        expected = entry["sha256"] if whole else entry["sample_sha256"]
+        if file_digests(path, full=whole) != expected:
+            raise StoreError(
+                f"store file {path} fails its checksum: the file is corrupt. "
+                "Rebuild the store (make model-store, or python -m function.build)."
+            )
+
+
+@dataclass(frozen=True)
+class Doc:
+    row: int
+    id: str
+    url: str
+    url_key: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Hit:
+    row: int
+    score: float
+
+
+class Terms:
+    """A bag of words in the store's vocabulary: term ids with their counts."""
+
+    __slots__ = ("ids", "counts")
+
+    def __init__(self, ids, counts):
+        self.ids = ids
+        self.counts = counts
+
+    def __len__(self):
+        return len(self.ids)
+
+
+class Vocabulary:
+    def __init__(self, tokens):
+        self.tokens = tokens  # sorted, fixed-width strings: searchsorted is the lookup
+
+    def __len__(self):
+        return len(self.tokens)
+
+    def terms(self, tokens):
+        if not tokens:
+            return Terms(np.empty(0, np.int64), np.empty(0, np.float32))
+        words, counts = np.unique(np.array(tokens, dtype=self.tokens.dtype), return_counts=True)
+        pos = np.searchsorted(self.tokens, words)
+        pos[pos == len(self.tokens)] = 0
+        known = self.tokens[pos] == words
+        return Terms(pos[known].astype(np.int64), counts[known].astype(np.float32))
+
+
+def weigh(terms, local, global_weights):
+    """L2-normalised term weights (local weight x global weight), zeros dropped."""
+    tf = terms.counts if local == "tf" else np.log1p(terms.counts)
+    weights = tf * global_weights[terms.ids]
+    keep = weights > 0
+    ids, weights = terms.ids[keep], weights[keep]
+    norm = float(np.sqrt(np.dot(weights, weights)))
+    return ids, (weights / norm if norm else weights)
+
+
+def top_k(scores, k, exclude):
+    """Best ``k`` (row, score) of a dense score array, best first, skipping ``exclude``."""
+    if len(exclude):
+        scores = scores.copy()
+        scores[list(exclude)] = -np.inf
+    k = min(k, len(scores))
+    if k <= 0:
+        return []
+    best = np.argpartition(-scores, k - 1)[:k]
+    best = best[np.lexsort((best, -scores[best]))]  # score, then row: deterministic ties
+    return [Hit(int(row), float(scores[row])) for row in best if scores[row] > -np.inf]
+
+
+class LsiEngine:
+    """Cosine similarity in the LSI space (dense, memory-mapped vectors)."""
+
+    kind = "lsi"
+
+    def __init__(self, name, root, spec):
+        self.name, self.spec = name, spec
+        self.local = spec["local"]
+        self.weights = np.load(root / "weights.npy", mmap_mode="r")
+        self.projection = np.load(root / "projection.npy", mmap_mode="r")
+        self.vectors = np.load(root / "vectors.npy", mmap_mode="r")
+        self.ann = None
+        if spec.get("ann"):
+            from usearch.index import Index  # only stores large enough to need it
+
+            self.ann = Index.restore(str(root / "ann.usearch"), view=True)
+            self.ann.expansion_search = spec["ann"]["expansion_search"]
+
+    def query_vector(self, terms):
+        ids, weights = weigh(terms, self.local, self.weights)
+        if not len(ids):
+            return None
+        vector = weights @ self.projection[ids]
+        norm = float(np.linalg.norm(vector))
+        return vector / norm if norm else None
+
+    def search(self, terms, k, exclude=()):
+        vector = self.query_vector(terms)
+        return [] if vector is None else self._search_vector(vector, k, exclude)
+
+    def search_member(self, row, k):
+        return self._search_vector(np.asarray(self.vectors[row], dtype=np.float32), k, (row,))
+
+    def _search_vector(self, vector, k, exclude):
+        if self.ann is None:
+            return top_k(self.vectors @ vector.astype(self.vectors.dtype), k, exclude)
+        matches = self.ann.search(vector, k + len(exclude))
+        hits = [Hit(int(key), 1.0 - float(dist)) for key, dist in zip(matches.keys, matches.distances)]
+        return [hit for hit in hits if hit.row not in exclude][:k]
+
+
+class SparseEngine:
+    """Cosine similarity of weighted term vectors (TF-IDF or log-entropy)."""
+
+    kind = "sparse"
+
+    def __init__(self, name, root, spec):
+        self.name, self.spec = name, spec
+        self.local = spec["local"]
+        self.weights = np.load(root / "weights.npy", mmap_mode="r")
+        # term-major postings answer queries; doc-major rows give members' own vectors
+        self.post_ptr = np.load(root / "post_ptr.npy", mmap_mode="r")
+        self.post_rows = np.load(root / "post_rows.npy", mmap_mode="r")
+        self.post_weights = np.load(root / "post_weights.npy", mmap_mode="r")
+        self.doc_ptr = np.load(root / "doc_ptr.npy", mmap_mode="r")
+        self.doc_terms = np.load(root / "doc_terms.npy", mmap_mode="r")
+        self.doc_weights = np.load(root / "doc_weights.npy", mmap_mode="r")
+        self.size = len(self.doc_ptr) - 1
+
+    def search(self, terms, k, exclude=()):
+        ids, weights = weigh(terms, self.local, self.weights)
+        return self._search_weights(ids, weights, k, exclude)
+
+    def search_member(self, row, k):
+        start, end = self.doc_ptr[row], self.doc_ptr[row + 1]
+        return self._search_weights(self.doc_terms[start:end], self.doc_weights[start:end], k, (row,))
+
+    def _search_weights(self, ids, weights, k, exclude):
+        if not len(ids):
+            return []
+        starts, ends = self.post_ptr[ids], self.post_ptr[np.asarray(ids) + 1]
+        rows = np.concatenate([self.post_rows[s:e] for s, e in zip(starts, ends)])
+        contributions = np.concatenate(
+            [self.post_weights[s:e] * w for s, e, w in zip(starts, ends, weights)]
+        )
+        scores = np.bincount(rows, weights=contributions, minlength=self.size)
+        scores[scores <= 0] = -np.inf  # no shared term: not related at all
+        return top_k(scores, k, exclude)
+
+
+ENGINE_KINDS = {"lsi": LsiEngine, "sparse": SparseEngine}
+
+
+class Store:
+    """One built version of one corpus, opened read-only."""
+
+    def __init__(self, path, verify=True):
+        self.path = Path(path)
+        manifest_path = self.path / "manifest.json"
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except FileNotFoundError:
+            raise StoreError(
+                f"no store at {self.path} (missing {manifest_path}). Build it: make model-store, or "
+                "python -m function.build --input CORPUS --out MODEL_STORE/NAME."
+            ) from None
+        except (OSError, ValueError) as exc:
+            raise StoreError(f"unreadable store manifest {manifest_path}: {exc}. Rebuild the store.") from None
+        if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+            raise StoreError(
+                f"{manifest_path} is format {manifest.get('format')!r} version {manifest.get('format_version')!r}; "
+                f"this function reads {FORMAT!r} version {FORMAT_VERSION}. Rebuild the store with this version's "
+                "builder (python -m function.build)."
+            )
+        if verify:
+            verify_files(self.path, manifest["files"])
+        self.manifest = manifest
+        self.name = manifest["name"]
+        self.version = manifest["version"]
+        self.size = manifest["documents"]
+        self.tokenizer = TokenizerOptions.from_dict(manifest["tokenizer"])
+        self.vocabulary = Vocabulary(np.load(self.path / "vocab.npy", mmap_mode="r"))
+        self.engines = {
+            name: ENGINE_KINDS[spec["kind"]](name, self.path / "engines" / name, spec)
+            for name, spec in manifest["engines"].items()
+        }
+        self.default_engine = manifest["default_engine"]
+        self._local = threading.local()
+
+    # -- documents --------------------------------------------------------
+    def _db(self):
+        # one connection per thread and per process: sqlite handles must not cross a fork
+        conn = getattr(self._local, "conn", None)
+        if conn is None or self._local.pid != os.getpid():
+            uri = f"file:{self.path / 'docs.sqlite'}?mode=ro&immutable=1"
+            conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def docs(self, rows):
+        """Doc records for ``rows``, in the same order."""
+        if not rows:
+            return []
+        marks = ",".join("?" * len(rows))
+        found = {
+            r[0]: Doc(*r)
+            for r in self._db().execute(f"SELECT row, id, url, url_key, title FROM docs WHERE row IN ({marks})", list(rows))
+        }
+        return [found[row] for row in rows]
+
+    def row_for_id(self, doc_id):
+        found = self._db().execute("SELECT row FROM docs WHERE id = ?", (doc_id,)).fetchone()
+        return None if found is None else found[0]
+
+    def row_for_url_key(self, url_key):
+        found = self._db().execute("SELECT row FROM docs WHERE url_key = ? LIMIT 1", (url_key,)).fetchone()
+        return None if found is None else found[0]
+
+    def hosts(self):
+        """The distinct hosts of the corpus's URLs (for FETCH_ALLOWED_DOMAINS=corpus)."""
+        return frozenset(r[0] for r in self._db().execute("SELECT DISTINCT host FROM docs") if r[0])
+
+    # -- queries ----------------------------------------------------------
+    def terms(self, text):
+        return self.vocabulary.terms(tokenize(text, self.tokenizer))
+
+    def describe(self):
+        return {
+            "name": self.name,
+            "version": self.version,
+            "documents": self.size,
+            "built_at": self.manifest["built_at"],
+            "engines": sorted(self.engines),
+            "default_engine": self.default_engine,
+        }
+
+
+def current_version_dir(corpus_dir):
+    """The live version folder of a corpus folder (via its CURRENT file)."""
+    pointer = corpus_dir / "CURRENT"
+    try:
+        name = pointer.read_text().strip()
+    except FileNotFoundError:
+        if (corpus_dir / "manifest.json").exists():  # a bare version folder given directly
+            return corpus_dir
+        raise StoreError(
+            f"no store at {corpus_dir} (missing {pointer}). Build it: make model-store, or "
+            f"python -m function.build --input CORPUS --out {corpus_dir}."
+        ) from None
+    return corpus_dir / name
+
+
+class StoreSet:
+    """Every corpus under MODEL_STORE, each at its live version.
+
+    A rebuilt or updated corpus is picked up without a restart: at most every
+    ``check_every`` seconds a request re-reads the tiny CURRENT files and opens
+    the versions that changed (opening is constant-time; the old version's
+    maps stay valid for requests still using them).
+    """
+
+    def __init__(self, root, check_every=2.0):
+        self.root = Path(root)
+        self.check_every = check_every
+        self._lock = threading.Lock()
+        self._stores = {}
+        self._checked = 0.0
+        self.refresh(force=True)
+
+    def _corpus_dirs(self):
+        if not self.root.is_dir():
+            raise StoreError(f"MODEL_STORE {self.root} is not a folder. Build a store: make model-store.")
+        return {p.name: p for p in sorted(self.root.iterdir()) if p.is_dir() and not p.name.startswith(".")}
+
+    def refresh(self, force=False):
+        now = time.monotonic()
+        if not force and now - self._checked < self.check_every:
+            return
+        with self._lock:
+            if not force and now - self._checked < self.check_every:
+                return
+            self._checked = now
+            stores = {}
+            for name, corpus_dir in self._corpus_dirs().items():
+                try:
+                    version_dir = current_version_dir(corpus_dir)
+                except StoreError:
+                    if force:
+                        continue  # a folder that is not a corpus (yet): ignore
+                    version_dir = None
+                old = self._stores.get(name)
+                if old is not None and (version_dir is None or old.path == version_dir):
+                    stores[name] = old
+                elif version_dir is not None:
+                    stores[name] = Store(version_dir) if force else self._try_open(version_dir, old)
+            self._stores = stores
+
+    @staticmethod
+    def _try_open(version_dir, old):
+        # a broken new version must not take a serving corpus down: keep the old one
+        try:
+            return Store(version_dir)
+        except StoreError:
+            if old is None:
+                raise
+            return old
+
+    def get(self, name):
+        self.refresh()
+        return self._stores.get(name)
+
+    def names(self):
+        return sorted(self._stores)
+
+
+def main(argv=None):
+    """`python -m function.store verify PATH...`: hash every file in full."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m function.store", description=main.__doc__)
+    parser.add_argument("command", choices=["verify"])
+    parser.add_argument("paths", nargs="+", type=Path, help="corpus or version folders")
+    args = parser.parse_args(argv)
+    failed = False
+    for path in args.paths:
+        try:
+            version_dir = current_version_dir(path)
+            store = Store(version_dir, verify=False)
+            verify_files(version_dir, store.manifest["files"], full=True)
+            print(f"ok  {version_dir}  {store.size} documents")
+        except StoreError as exc:
+            failed = True
+            print(f"BAD {path}: {exc}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,66 @@
+"""URL normalisation: one key per page, whatever way a link spells it.
+
+The key identifies corpus members ("is this page already in the store?"),
+keys the fetched-page cache and keeps a page out of its own recommendations.
+"""
+
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+# Query parameters that say how a visitor arrived, not which page they see.
+TRACKING_PARAMS = frozenset(
+    {"fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "twclid", "igshid",
+     "mc_cid", "mc_eid", "_ga", "_gl", "ref_src", "spm", "oly_anon_id", "oly_enc_id", "vero_id"}
+)
+TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "hsa_")
+
+
+def _is_tracking(name):
+    name = name.lower()
+    return name in TRACKING_PARAMS or name.startswith(TRACKING_PREFIXES)
+
+
+def host_of(url):
+    """The lower-cased host name of ``url`` without a trailing dot, or ""."""
+    try:
+        host = urlsplit(url.strip()).hostname or ""
+    except ValueError:
+        return ""
+    return host.rstrip(".").lower()
+
+
+def normalise_url(url):
+    """A canonical key for ``url``: http and https alike, lower-case host, no
+    default port, no fragment, no tracking parameters, sorted query, no
+    trailing slash (except the root).
+
+    Scheme-less input ("example.com/a") is read as http. Raises ValueError for
+    what cannot be a web address.
+    """
+    url = url.strip()
+    if "://" not in url:
+        url = "http://" + url
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS:
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        raise ValueError(f"URL has no host: {url!r}")
+    try:
+        host = host.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        host = host.lower()
+    port = parts.port  # ValueError for a bad port
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    netloc = host if port in (None, DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    path = parts.path or "/"
+    if len(path) > 1:
+        path = path.rstrip("/") or "/"
+    query = urlencode(
+        sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_tracking(k))
+    )
+    # A site serves the same page over http and https: one key for both.
+    return urlunsplit(("https", netloc, path, query, ""))

@@ -1,0 +1,221 @@
+"""Real parts for every test: a Mongo-wire server, a loopback web server, a built store.
+
+- MongoDB: nx-27017 on a free loopback port, or the server TEST_MONGODB_URI
+  names (e.g. a real mongod); each test gets a database of its own.
+- Web pages: a threaded HTTP server on loopback serving tests/pages/ and
+  whatever a test registers.
+- Store: the default Wikipedia sample, built once per session by the builder.
+"""
+
+import http.server
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from urllib.parse import urlsplit, urlunsplit
+from pathlib import Path
+
+import pymongo
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = Path(__file__).resolve().parent / "pages"
+sys.path.insert(0, str(ROOT))
+
+from function.devserver import free_port, start_embedded_mongo, stop, wait_for_port  # noqa: E402
+
+WIKI_SAMPLE = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+
+
+def wiki_sample_path():
+    from gensim.test.utils import datapath
+
+    return datapath(WIKI_SAMPLE)
+
+
+# -- MongoDB -------------------------------------------------------------------
+def with_database(uri, name):
+    """``uri`` with its database path replaced by ``name`` (options kept)."""
+    parts = urlsplit(uri)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
+
+
+@pytest.fixture(scope="session")
+def mongo_server(tmp_path_factory):
+    """URI of the Mongo-wire server the tests use: TEST_MONGODB_URI, else nx-27017."""
+    external = os.environ.get("TEST_MONGODB_URI")
+    if external:
+        yield external
+        return
+    process, uri = start_embedded_mongo(tmp_path_factory.mktemp("mongo"))
+    yield uri
+    stop(process)
+
+
+@pytest.fixture
+def mongodb(mongo_server):
+    """A MONGODB URI naming a database of this test's own."""
+    name = "t" + uuid.uuid4().hex[:16]
+    yield with_database(mongo_server, name)
+    try:
+        client = pymongo.MongoClient(mongo_server, serverSelectionTimeoutMS=2000)
+        client.drop_database(name)
+        client.close()
+    except pymongo.errors.PyMongoError:
+        pass
+
+
+def wait_for_events(uri, collection, count, timeout=10.0):
+    """The documents of ``collection`` once there are at least ``count`` (events are written async)."""
+    client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=3000, tz_aware=True)
+    db = client.get_default_database()
+    deadline = time.monotonic() + timeout
+    while True:
+        docs = list(db[collection].find())
+        if len(docs) >= count or time.monotonic() > deadline:
+            client.close()
+            return docs
+        time.sleep(0.05)
+
+
+# -- web pages -------------------------------------------------------------------
+class PageServer:
+    """Loopback HTTP server: path -> (status, headers, body)."""
+
+    def __init__(self):
+        self.routes = {}
+        self.hits = []
+        pages = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                pages.hits.append(self.path)
+                status, headers, body = pages.routes.get(
+                    self.path, (404, {"Content-Type": "text/html"}, b"<html><body>not here</body></html>"))
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+        for page in PAGES.glob("*.html"):
+            self.add(f"/{page.name}", page.read_bytes())
+
+    def add(self, path, body, status=200, content_type="text/html; charset=utf-8", headers=None):
+        self.routes[path] = (status, {"Content-Type": content_type, **(headers or {})}, body)
+        return self.url(path)
+
+    def url(self, path):
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="session")
+def pages():
+    server = PageServer()
+    yield server
+    server.close()
+
+
+# -- the store -------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def model_store(tmp_path_factory):
+    """MODEL_STORE holding the default corpus 'wiki', built by the real builder."""
+    from function.build import BuildOptions, build
+    from function.sources import open_source
+
+    root = tmp_path_factory.mktemp("model_store")
+    build([open_source(wiki_sample_path())], root / "wiki", BuildOptions(name="wiki"), progress=False)
+    return root
+
+
+# -- the function -------------------------------------------------------------------
+@pytest.fixture
+def function_env(model_store, mongodb):
+    return {
+        "MODEL_STORE": str(model_store),
+        "DEFAULT_CORPUS": "wiki",
+        "MONGODB": mongodb,
+        "CLICK_SECRET": "test-" + secrets.token_hex(16),
+        "FETCH_ALLOW_PRIVATE_HOSTS": "127.0.0.1",
+    }
+
+
+@pytest.fixture
+def client(function_env, monkeypatch):
+    """functions-framework's own test client around function/main.py."""
+    import functions_framework
+
+    for name, value in function_env.items():
+        monkeypatch.setenv(name, value)
+    app = functions_framework.create_app(target="handle", source=str(ROOT / "function" / "main.py"))
+    return app.test_client()
+
+
+class FunctionProcess:
+    """`functions-framework` serving function/main.py in a process of its own."""
+
+    def __init__(self, env, port=None):
+        self.port = port or free_port()
+        self.env = {**os.environ, **env, "PORT": str(self.port)}
+        self.process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "functions-framework"), "--source", str(ROOT / "function" / "main.py"),
+             "--target", "handle"],
+            env=self.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            start_new_session=True,
+        )
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout=30):
+        try:
+            wait_for_port("127.0.0.1", self.port, timeout, self.process)
+        except RuntimeError:
+            self.stop()
+            raise RuntimeError("function did not start:\n" + self.output()) from None
+        return self
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        return self.process.returncode
+
+    def output(self):
+        if self.process.poll() is None:
+            self.stop()
+        return self.process.stdout.read()
+
+
+@pytest.fixture
+def function_process(function_env):
+    started = []
+
+    def start(**overrides):
+        port = int(overrides.pop("PORT")) if "PORT" in overrides else None
+        proc = FunctionProcess({**function_env, **overrides}, port=port)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop(signal.SIGKILL)

@@ -1,0 +1,274 @@
+"""The HTTP contract, end to end through functions-framework's test client:
+real store, real Mongo-wire server, real loopback web pages."""
+
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from conftest import wait_for_events
+
+RESULT_KEYS = {"rank", "id", "url", "title", "score", "click_url"}
+
+
+def titles(body):
+    return [r["title"] for r in body["results"]]
+
+
+def test_text_query_answers_with_related_wikipedia_articles(client):
+    response = client.get("/", query_string={"text": "moon landing astronaut"})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert {"request_id", "corpus", "engine", "results", "timings_ms"} <= set(body)
+    assert body["corpus"] == "wiki" and body["source"] == "text"
+    assert len(body["results"]) == 5
+    assert set(titles(body)[:3]) == {"Astronaut", "Apollo 11", "Apollo 8"}
+    for rank, result in enumerate(body["results"], 1):
+        assert set(result) == RESULT_KEYS
+        assert result["rank"] == rank
+        assert result["url"].startswith("https://en.wikipedia.org/wiki/")
+    scores = [r["score"] for r in body["results"]]
+    assert scores == sorted(scores, reverse=True)
+    assert set(body["timings_ms"]) == {"fetch", "extract", "lookup", "total"}
+
+
+def test_post_json_is_the_same_query(client):
+    got = client.post("/", json={"text": "moon landing astronaut", "k": 3})
+    assert got.status_code == 200
+    assert titles(got.get_json()) == titles(client.get("/?text=moon+landing+astronaut&k=3").get_json())
+    assert len(got.get_json()["results"]) == 3
+
+
+def test_url_query_fetches_extracts_and_answers(client, pages):
+    body = client.get("/", query_string={"url": pages.url("/moon-landing.html")}).get_json()
+    assert body["source"] == "fetched"
+    assert {"Apollo 11", "Apollo 8"} <= set(titles(body)[:3])
+    assert body["page"]["title"] == "Fifty years after the first Moon landing"
+    assert body["page"]["lang"] == "en"
+    assert body["timings_ms"]["fetch"] > 0 and body["timings_ms"]["extract"] > 0
+
+
+def test_repeat_url_is_served_from_the_cache(client, pages):
+    url = pages.add("/cached-once.html", (pages.routes["/moon-landing.html"][2]))
+    first = client.get("/", query_string={"url": url}).get_json()
+    hits_before = pages.hits.count("/cached-once.html")
+    second = client.get("/", query_string={"url": url + "#comments"}).get_json()  # same page, other spelling
+    assert pages.hits.count("/cached-once.html") == hits_before == 1
+    assert second["page"]["cached"] is True and first["page"]["cached"] is False
+    assert titles(first) == titles(second)
+
+
+def test_id_query_gives_a_members_neighbours_without_itself(client):
+    body = client.get("/?id=662&k=4").get_json()  # Apollo 11
+    assert body["source"] == "corpus"
+    assert "662" not in [r["id"] for r in body["results"]]
+    assert titles(body)[0] == "Apollo 8"
+    posted = client.post("/", json={"id": 662, "k": 4}).get_json()  # a numeric id is the same id
+    assert [r["id"] for r in posted["results"]] == [r["id"] for r in body["results"]]
+
+
+def test_url_of_a_corpus_member_is_answered_from_the_store_without_itself(client, pages):
+    hits_before = len(pages.hits)
+    body = client.get("/", query_string={"url": "HTTPS://EN.wikipedia.org/wiki/Apollo_11/?utm_source=x"}).get_json()
+    assert body["source"] == "corpus"
+    assert len(pages.hits) == hits_before
+    assert "https://en.wikipedia.org/wiki/Apollo_11" not in [r["url"] for r in body["results"]]
+    assert titles(body)[0] == "Apollo 8"
+
+
+def test_min_score_and_k(client):
+    body = client.get("/?text=moon+landing+astronaut&k=20&min_score=0.2").get_json()
+    assert body["results"] and all(r["score"] >= 0.2 for r in body["results"])
+    assert len(body["results"]) < 20
+
+
+def test_click_redirects_and_records_a_click_with_its_delay(client, function_env):
+    body = client.get("/?text=moon+landing+astronaut").get_json()
+    second = body["results"][1]
+    response = client.get(second["click_url"].split("localhost", 1)[-1])
+    assert response.status_code == 302
+    assert response.headers["Location"] == second["url"]
+    clicks = wait_for_events(function_env["MONGODB"], "clicks", 1)
+    assert len(clicks) == 1
+    click = clicks[0]
+    assert click["request_id"] == body["request_id"]
+    assert click["rank"] == 2 and click["doc_id"] == second["id"] and click["engine"] == body["engine"]
+    assert click["delay_ms"] >= 0
+
+
+def test_requests_are_logged_with_results_and_timings(client, function_env):
+    body = client.get("/?text=moon+landing+astronaut").get_json()
+    events = wait_for_events(function_env["MONGODB"], "requests", 1)
+    assert len(events) == 1
+    event = events[0]
+    assert event["_id"] == body["request_id"] and event["status"] == 200
+    assert event["corpus"] == "wiki" and event["engine"] == body["engine"]
+    assert [r["id"] for r in event["results"]] == [r["id"] for r in body["results"]]
+    assert event["total_ms"] > 0 and len(event["text_sha256"]) == 64
+    assert "text" not in event  # a hash, not the text
+
+
+def test_stats_reflect_requests_and_clicks(client, function_env):
+    for text in ("moon landing astronaut", "greek philosopher", "atlantic ocean"):
+        body = client.get("/", query_string={"text": text}).get_json()
+    client.get(body["results"][0]["click_url"])
+    client.get("/?k=0&text=x")  # an error: counted apart
+    wait_for_events(function_env["MONGODB"], "requests", 4)
+    wait_for_events(function_env["MONGODB"], "clicks", 1)
+    stats = client.get("/stats").get_json()
+    assert stats["requests"] == 3 and stats["clicks"] == 1
+    assert stats["ctr"] == pytest.approx(1 / 3, abs=1e-3)
+    assert stats["ctr_by_rank"]["1"]["clicks"] == 1 and stats["ctr_by_rank"]["2"]["clicks"] == 0
+    assert stats["latency_ms"]["p50"] > 0 and stats["latency_ms"]["p95"] >= stats["latency_ms"]["p50"]
+    assert stats["click_delay_ms"]["median"] >= 0
+    assert 0 < stats["mean_top_score"] <= 1
+    assert stats["engines"][body["engine"]]["requests"] == 3
+    assert client.get("/stats?corpus=other").get_json()["requests"] == 0
+
+
+def test_healthz_reports_store_and_mongo(client):
+    body = client.get("/healthz").get_json()
+    assert body["status"] == "ok"
+    assert body["store"]["name"] == "wiki" and body["store"]["documents"] == 106
+    assert body["store"]["version"].startswith("v")
+    assert body["mongo"] == {"configured": True, "reachable": True}
+
+
+# -- tampered links ----------------------------------------------------------------
+def _click_path(client):
+    url = client.get("/?text=moon+landing").get_json()["results"][0]["click_url"]
+    parts = urlsplit(url)
+    return parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()}
+
+
+@pytest.mark.parametrize("field,value", [
+    ("u", "https://evil.example/"), ("k", "1"), ("d", "1"), ("t", "9999999999999"), ("e", "tfidf"), ("s", "AAAA"),
+])
+def test_tampered_click_link_is_refused_without_redirect(client, field, value):
+    path, args = _click_path(client)
+    if args[field] == value:
+        value += "0"
+    args[field] = value
+    response = client.get(path, query_string=args)
+    assert response.status_code == 403
+    assert "Location" not in response.headers
+    assert response.get_json()["error"]["code"] == "invalid_click_signature"
+
+
+def test_click_link_missing_a_field_is_a_400(client):
+    path, args = _click_path(client)
+    del args["u"]
+    response = client.get(path, query_string=args)
+    assert response.status_code == 400 and "Location" not in response.headers
+    assert response.get_json()["error"]["code"] == "invalid_click_link"
+
+
+# -- bad input -------------------------------------------------------------------------
+@pytest.mark.parametrize("query,status,code", [
+    ("", 400, "missing_query"),
+    ("text=", 400, "missing_query"),
+    ("text=%20%20", 400, "missing_query"),
+    ("url=", 400, "missing_query"),
+    ("text=moon&url=http://example.com/", 400, "ambiguous_query"),
+    ("text=moon&k=0", 400, "invalid_parameter"),
+    ("text=moon&k=101", 400, "invalid_parameter"),
+    ("text=moon&k=abc", 400, "invalid_parameter"),
+    ("text=moon&k=1&k=2", 400, "invalid_parameter"),
+    ("text=moon&min_score=2", 400, "invalid_parameter"),
+    ("text=moon&min_score=nan", 400, "invalid_parameter"),
+    ("text=moon&corpus=nope", 404, "unknown_corpus"),
+    ("text=moon&corpus=../etc", 400, "invalid_parameter"),
+    ("text=moon&engine=nope", 400, "unknown_engine"),
+    ("text=moon&colour=blue", 400, "unknown_parameter"),
+    ("text=zzzzqqq+xxyyzz", 422, "no_known_words"),
+    ("id=no-such-id", 404, "unknown_id"),
+    ("url=ftp://example.com/file", 400, "invalid_url"),
+    ("url=http://", 400, "invalid_url"),
+])
+def test_bad_query_strings_get_a_clear_4xx(client, query, status, code):
+    response = client.get("/?" + query)
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.is_json
+    error = response.get_json()["error"]
+    assert error["code"] == code and error["message"]
+
+
+@pytest.mark.parametrize("kwargs,status,code", [
+    ({"data": "{not json", "content_type": "application/json"}, 400, "invalid_json"),
+    ({"data": "[1, 2]", "content_type": "application/json"}, 400, "invalid_json"),
+    ({"data": "text=moon", "content_type": "application/x-www-form-urlencoded"}, 415, "unsupported_media_type"),
+    ({"json": {"text": 42}}, 400, "invalid_parameter"),
+    ({"json": {"text": "moon", "k": "5"}}, 400, "invalid_parameter"),
+    ({"json": {"text": "moon", "k": True}}, 400, "invalid_parameter"),
+    ({"json": {"text": "moon", "k": 2.5}}, 400, "invalid_parameter"),
+    ({"json": {"text": "moon", "min_score": "high"}}, 400, "invalid_parameter"),
+    ({"json": {"text": "moon", "corpus": ["wiki"]}}, 400, "invalid_parameter"),
+    ({"json": {"text": "x" * 100_001}}, 413, "text_too_large"),
+    ({"json": {"url": "http://a", "id": "1"}}, 400, "ambiguous_query"),
+    ({"json": {}}, 400, "missing_query"),
+])
+def test_bad_json_bodies_get_a_clear_4xx(client, kwargs, status, code):
+    response = client.post("/", **kwargs)
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.get_json()["error"]["code"] == code
+
+
+def test_oversized_body_is_a_413(client):
+    response = client.post("/", data=b'{"text": "' + b"a" * 1_100_000 + b'"}', content_type="application/json")
+    assert response.status_code == 413
+    assert response.get_json()["error"]["code"] == "body_too_large"
+
+
+@pytest.mark.parametrize("path,status,headers", [
+    ("/html-but-binary", 415, {}),
+    ("/gone", 422, {}),
+    ("/no-article.html", 422, {}),
+    ("/server-error", 502, {}),
+])
+def test_pages_that_cannot_be_used_get_the_right_status(client, pages, path, status, headers):
+    pages.add("/html-but-binary", b"\x89PNG\r\n\x1a\n" + b"\0" * 100, content_type="image/png")
+    pages.add("/gone", b"<html><body>gone</body></html>", status=404)
+    pages.add("/server-error", b"oops", status=500)
+    response = client.get("/", query_string={"url": pages.url(path)})
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.get_json()["error"]["message"]
+
+
+def test_unreachable_host_is_a_clear_error(client):
+    response = client.get("/", query_string={"url": "http://no-such-host.invalid/article"})
+    assert response.status_code == 422
+    assert response.get_json()["error"]["code"] == "unresolvable_host"
+
+
+def test_private_address_is_refused_without_the_test_switch(client, function_env, monkeypatch, pages):
+    import functions_framework
+
+    monkeypatch.setenv("FETCH_ALLOW_PRIVATE_HOSTS", "")
+    strict = functions_framework.create_app(target="handle", source="function/main.py").test_client()
+    before = len(pages.hits)
+    response = strict.get("/", query_string={"url": pages.url("/moon-landing.html")})
+    assert response.status_code == 403
+    assert response.get_json()["error"]["code"] == "forbidden_address"
+    assert len(pages.hits) == before
+
+
+def test_errors_are_logged_with_their_status(client, function_env):
+    client.get("/?text=moon&k=0")  # refused before the pipeline: not a request event
+    client.get("/?id=no-such-id")
+    events = wait_for_events(function_env["MONGODB"], "requests", 1)
+    assert [(e["status"], e["error"]) for e in events] == [(404, "unknown_id")]
+
+
+@pytest.mark.parametrize("method,path,status", [
+    ("GET", "/nowhere", 404), ("DELETE", "/", 405), ("PUT", "/stats", 405), ("GET", "/robots.txt", 404),
+])
+def test_unknown_routes_and_methods_are_json(client, method, path, status):
+    response = client.open(path, method=method)
+    assert response.status_code == status
+    assert response.get_json()["error"]["code"] in ("not_found", "method_not_allowed")
+
+
+def test_cors_preflight_allows_browser_posts(client):
+    response = client.options("/", headers={"Origin": "https://blog.example", "Access-Control-Request-Method": "POST"})
+    assert response.status_code == 204
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "POST" in response.headers["Access-Control-Allow-Methods"]

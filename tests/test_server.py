@@ -1,0 +1,81 @@
+"""The function as it is deployed: a `functions-framework` process (gunicorn underneath)."""
+
+import signal
+import time
+
+import requests
+
+from conftest import wait_for_events
+from function.devserver import free_port, start_embedded_mongo, stop
+
+
+def test_real_server_answers_redirects_and_logs(function_process, function_env, pages):
+    server = function_process().wait_ready()
+    body = requests.get(server.base, params={"text": "moon landing astronaut"}, timeout=10).json()
+    assert {"Astronaut", "Apollo 11"} <= {r["title"] for r in body["results"][:3]}
+    assert body["results"][0]["click_url"].startswith(server.base + "/click?")
+
+    fetched = requests.post(server.base, json={"url": pages.url("/moon-landing.html"), "k": 3}, timeout=10).json()
+    assert fetched["source"] == "fetched" and len(fetched["results"]) == 3
+
+    click = requests.get(body["results"][0]["click_url"], allow_redirects=False, timeout=10)
+    assert click.status_code == 302 and click.headers["Location"] == body["results"][0]["url"]
+    assert len(wait_for_events(function_env["MONGODB"], "clicks", 1)) == 1
+    assert len(wait_for_events(function_env["MONGODB"], "requests", 2)) == 2
+    health = requests.get(server.base + "/healthz", timeout=10).json()
+    assert health["mongo"]["reachable"] is True and health["store"]["documents"] == 106
+
+
+def test_mongo_outage_never_fails_an_answer_and_sigterm_flushes(function_process, tmp_path):
+    """Mongo is down while requests are served; it comes back; SIGTERM writes everything."""
+    port = free_port()
+    uri = f"mongodb://127.0.0.1:{port}/outage"
+    server = function_process(MONGODB=uri).wait_ready()
+    answered = []
+    for text in ("moon landing", "greek philosophy", "atlantic ocean", "alkali metal", "abraham lincoln"):
+        started = time.monotonic()
+        response = requests.get(server.base, params={"text": text}, timeout=10)
+        assert response.status_code == 200 and response.json()["results"]
+        assert time.monotonic() - started < 1.0  # never waits on the dead database
+        answered.append(response.json()["request_id"])
+    health = requests.get(server.base + "/healthz", timeout=10).json()
+    assert health["status"] == "degraded" and health["mongo"]["reachable"] is False
+    assert health["events"]["buffered"] == len(answered) and health["events"]["dropped"] == 0
+
+    mongo, _ = start_embedded_mongo(tmp_path / "mongo", port=port)
+    try:
+        started = time.monotonic()
+        assert server.stop(signal.SIGTERM, timeout=30) == 0
+        assert time.monotonic() - started < 30  # inside Heroku's grace
+        events = wait_for_events(uri, "requests", len(answered), timeout=5)
+        assert sorted(e["_id"] for e in events) == sorted(answered)
+    finally:
+        stop(mongo)
+
+
+def test_without_mongodb_it_still_answers_and_says_so(function_process):
+    server = function_process(MONGODB="").wait_ready()
+    response = requests.get(server.base, params={"text": "moon landing"}, timeout=10)
+    assert response.status_code == 200
+    health = requests.get(server.base + "/healthz", timeout=10).json()
+    assert health["mongo"] == {"configured": False, "reachable": False}
+    stats = requests.get(server.base + "/stats", timeout=10)
+    assert stats.status_code == 503 and stats.json()["error"]["code"] == "events_unavailable"
+    server.stop()
+    assert "MONGODB is not set" in server.output()
+
+
+def test_links_survive_a_restart_with_the_same_secret(function_process):
+    first = function_process().wait_ready()
+    link = requests.get(first.base, params={"text": "moon landing"}, timeout=10).json()["results"][0]["click_url"]
+    first.stop()
+    second = function_process(PORT=str(first.port)).wait_ready()
+    assert second.port == first.port
+    response = requests.get(link, allow_redirects=False, timeout=10)
+    assert response.status_code == 302
+
+
+def test_a_bad_setting_stops_the_start_with_its_name(function_process):
+    server = function_process(MAX_K="lots")
+    assert server.process.wait(60) != 0
+    assert "MAX_K='lots' is not a valid int" in server.output()

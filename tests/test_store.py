@@ -1,0 +1,175 @@
+"""The builder and the store: determinism, atomicity, integrity checks, and that
+serving computes exactly what the builder computed."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, FunctionProcess, wiki_sample_path
+from function.build import BuildOptions, build, main as build_main
+from function.sources import Record, Skip, open_source
+from function.store import FORMAT_VERSION, Store, StoreError, StoreSet, current_version_dir
+
+
+@pytest.fixture(scope="module")
+def records():
+    return [r for r in open_source(wiki_sample_path()) if isinstance(r, Record)]
+
+
+@pytest.fixture(scope="module")
+def corpus_jsonl(records, tmp_path_factory):
+    path = tmp_path_factory.mktemp("corpus") / "wiki.jsonl"
+    with open(path, "w") as f:
+        for r in records:
+            f.write(json.dumps({"id": r.id, "url": r.url, "title": r.title, "text": r.text}) + "\n")
+        f.write("not json\n")
+        f.write(json.dumps({"id": "x", "url": "ftp://nope", "title": "t", "text": "words"}) + "\n")
+        f.write(json.dumps({"id": records[0].id, "url": records[0].url, "title": "dup", "text": "dup"}) + "\n")
+    return path
+
+
+def neighbours(store, engine, text, k=5):
+    return [h.row for h in store.engines[engine].search(store.terms(text), k)]
+
+
+def test_cli_builds_a_store_and_lists_what_it_skipped(corpus_jsonl, tmp_path, records):
+    assert build_main(["--input", str(corpus_jsonl), "--out", str(tmp_path / "wiki"), "--quiet"]) == 0
+    store = Store(current_version_dir(tmp_path / "wiki"))
+    assert store.size == len(records)
+    manifest = store.manifest
+    assert manifest["format_version"] == FORMAT_VERSION and manifest["documents"] == len(records)
+    assert manifest["parameters"]["lsi_dims"] == 200 and manifest["tokenizer"]["min_len"] == 2
+    assert all(len(f["sha256"]) == 64 for f in manifest["files"].values())
+    skipped = [json.loads(line) for line in open(store.path / "skipped.jsonl")]
+    reasons = sorted(s["reason"] for s in skipped)
+    assert reasons[0].startswith("bad JSON") and "duplicate id" in reasons and "missing or non-http(s) url" in reasons
+
+
+def test_same_input_same_results(records, tmp_path):
+    options = BuildOptions(name="wiki")
+    first, _ = build([iter(records)], tmp_path / "a", options, progress=False)
+    second, _ = build([iter(records)], tmp_path / "b", options, progress=False)
+    a, b = Store(first), Store(second)
+    for text in ("moon landing astronaut", "ancient greek philosophy", "ocean climate"):
+        for engine in ("lsi", "tfidf"):
+            assert neighbours(a, engine, text) == neighbours(b, engine, text)
+    assert np.allclose(a.engines["lsi"].vectors, b.engines["lsi"].vectors, atol=1e-5)
+
+
+def test_serving_vectorises_exactly_as_the_builder(records, tmp_path):
+    final, _ = build([iter(records)], tmp_path / "w", BuildOptions(name="w", local="log"), progress=False)
+    store = Store(final)
+    lsi = store.engines["lsi"]
+    for record in records[:10]:
+        row = store.row_for_id(record.id)
+        query = lsi.query_vector(store.terms(record.text))
+        assert np.allclose(query, lsi.vectors[row], atol=1e-4)
+        assert store.engines["tfidf"].search(store.terms(record.text), 1)[0].row == row
+
+
+def test_tfidf_scores_match_gensim(records, tmp_path):
+    """Our sparse engine against gensim's own TF-IDF + cosine index."""
+    from gensim.corpora import Dictionary
+    from gensim.models import TfidfModel
+    from gensim.similarities import SparseMatrixSimilarity
+
+    from function.tokens import tokenize
+
+    final, _ = build([iter(records)], tmp_path / "w", BuildOptions(name="w", no_below=1, no_above=1.0),
+                     progress=False)
+    store = Store(final)
+    texts = [tokenize(r.text, store.tokenizer) for r in records]
+    dictionary = Dictionary(texts)
+    tfidf = TfidfModel(dictionary=dictionary)
+    index = SparseMatrixSimilarity(tfidf[[dictionary.doc2bow(t) for t in texts]], num_features=len(dictionary))
+    query = "the first crewed lunar landing mission"
+    expected = index[tfidf[dictionary.doc2bow(tokenize(query, store.tokenizer))]]
+    hits = store.engines["tfidf"].search(store.terms(query), 5)
+    for hit in hits:
+        doc = store.docs([hit.row])[0]
+        assert hit.score == pytest.approx(expected[[r.id for r in records].index(doc.id)], abs=1e-4)
+    assert [h.row for h in hits] == list(np.argsort(-expected)[:5])
+
+
+def test_a_failed_build_leaves_the_live_version_untouched(records, tmp_path):
+    final, _ = build([iter(records[:20])], tmp_path / "w", BuildOptions(name="w"), progress=False)
+
+    def broken():
+        yield from records[:10]
+        raise OSError("disk went away")
+
+    with pytest.raises(OSError):
+        build([broken()], tmp_path / "w", BuildOptions(name="w"), progress=False)
+    assert current_version_dir(tmp_path / "w") == final
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == sorted(["CURRENT", final.name])
+    assert Store(final).size == 20
+
+
+def test_rebuild_is_picked_up_without_restart_and_old_versions_pruned(records, tmp_path):
+    first, _ = build([iter(records[:20])], tmp_path / "w", BuildOptions(name="w", keep_versions=2), progress=False)
+    stores = StoreSet(tmp_path, check_every=0)
+    assert stores.get("w").size == 20
+    second, _ = build([iter(records[:30])], tmp_path / "w", BuildOptions(name="w", keep_versions=2), progress=False)
+    assert stores.get("w").size == 30 and stores.get("w").path == second
+    third, _ = build([iter(records[:40])], tmp_path / "w", BuildOptions(name="w", keep_versions=2), progress=False)
+    assert not first.exists() and second.exists() and third.exists()
+
+
+def test_empty_input_is_refused(tmp_path):
+    with pytest.raises(StoreError, match="no usable documents"):
+        build([iter([Skip("line 1", "empty text")])], tmp_path / "w", BuildOptions(name="w"), progress=False)
+    assert not (tmp_path / "w" / "CURRENT").exists()
+
+
+# -- a store that cannot serve stops the function at start ----------------------------
+@pytest.fixture
+def small_store(records, tmp_path):
+    final, _ = build([iter(records[:30])], tmp_path / "store" / "wiki", BuildOptions(name="wiki"), progress=False)
+    return tmp_path / "store", final
+
+
+def corrupt_same_size(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage,expect", [
+    (lambda v: (v / "engines" / "lsi" / "vectors.npy").unlink(), "missing"),
+    (lambda v: (v / "docs.sqlite").write_bytes((v / "docs.sqlite").read_bytes()[:1000]), "truncated"),
+    (lambda v: corrupt_same_size(v / "engines" / "tfidf" / "post_weights.npy"), "checksum"),
+    (lambda v: (v / "manifest.json").write_text(json.dumps({**json.loads((v / "manifest.json").read_text()),
+                                                             "format_version": 999})), "version 999"),
+    (lambda v: (v / "manifest.json").unlink(), "missing"),
+])
+def test_damaged_store_refuses_to_start_naming_the_file(small_store, function_env, damage, expect):
+    root, version_dir = small_store
+    damage(version_dir)
+    with pytest.raises(StoreError, match=expect):
+        Store(version_dir)
+    proc = FunctionProcess({**function_env, "MODEL_STORE": str(root)})
+    assert proc.process.wait(60) != 0
+    output = proc.output()
+    assert "cannot start" in output and expect in output
+    assert "Rebuild the store" in output or "Build it" in output
+
+
+def test_missing_store_refuses_to_start_with_what_to_do(function_env, tmp_path):
+    proc = FunctionProcess({**function_env, "MODEL_STORE": str(tmp_path)})
+    assert proc.process.wait(60) != 0
+    output = proc.output()
+    assert "DEFAULT_CORPUS='wiki' has no store" in output and "make model-store" in output
+
+
+def test_store_verify_cli_hashes_everything(small_store):
+    root, version_dir = small_store
+    ok = subprocess.run([sys.executable, "-m", "function.store", "verify", str(root / "wiki")], cwd=ROOT,
+                        capture_output=True, text=True)
+    assert ok.returncode == 0 and "ok" in ok.stdout
+    corrupt_same_size(version_dir / "engines" / "lsi" / "projection.npy")
+    bad = subprocess.run([sys.executable, "-m", "function.store", "verify", str(root / "wiki")], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and "checksum" in bad.stdout
