@@ -192,7 +192,8 @@ class FetchLimits:
 
         domains_raw = environ.get("FETCH_ALLOWED_DOMAINS")
         if domains_raw is not None and domains_raw.strip():
-            entries = _split_list(domains_raw)
+            # Entries that are only dots are ignored: "." alone allows nothing at all.
+            entries = [e for e in _split_list(domains_raw) if e.strip(".")]
             domains: set[str] = set()
             for entry in entries:
                 if entry.lower() == CORPUS:
@@ -340,17 +341,20 @@ def _normalize_allow_entry(entry: str) -> str:
 
 
 def _normalize_domain(domain: str) -> str:
+    """A domain (allows its subdomains) or an IP address (allows exactly that address)."""
     d = str(domain).strip().lower()
     if d.startswith("*."):
         d = d[2:]
-    d = d.strip(".")
     try:
-        host = _normalize_host(d)
+        if d.startswith("[") and d.endswith("]"):
+            host = _normalize_host(d[1:-1], bracketed=True)
+        elif d.count(":") > 1:
+            host = _normalize_host(d, bracketed=True)
+        else:
+            host = _normalize_host(d.strip("."))
     except _BadHost as exc:
         raise ValueError(f"{domain!r} is not a domain name ({exc})") from None
-    if not isinstance(host, str):
-        raise ValueError(f"{domain!r} is an address, not a domain name")
-    return host
+    return _host_in_url(host)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -436,6 +440,8 @@ def _check_domain(target: _Target, limits: FetchLimits) -> None:
         for i in range(len(labels)):
             if ".".join(labels[i:]) in allowed:
                 return
+    elif _host_in_url(host) in allowed:  # an address listed as itself
+        return
     raise _err(
         f"The host {_host_in_url(host)} is not in the domains this service may fetch.",
         403,
@@ -568,6 +574,10 @@ class _Watchdog:
         self._pid = None
         self._lock = threading.Lock()
 
+    def reset_after_fork(self):
+        self._pid = None
+        self._lock = threading.Lock()
+
     def _start(self):
         self._pid = os.getpid()
         self._cond = threading.Condition(threading.Lock())
@@ -597,6 +607,8 @@ class _Watchdog:
 
 
 _WATCHDOG = _Watchdog()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_WATCHDOG.reset_after_fork)
 
 
 class _Deadline:
@@ -993,6 +1005,11 @@ def fetch_page(url: str, limits: FetchLimits | None = None) -> Page:
     session = _new_session(pins, deadline)
     try:
         return _fetch(url, target, limits, deadline, session, pins)
+    except FetchError:
+        raise
+    except Exception as exc:  # a failure nobody foresaw: still a FetchError, and logged
+        log.exception("unexpected failure fetching %s", target.url)
+        raise FetchError(f"The page at {_host_in_url(target.host)} could not be fetched.") from exc
     finally:
         session.close()
         deadline.close()
@@ -1018,14 +1035,13 @@ def _fetch(url, target, limits, deadline, session, pins) -> Page:
                 next_url = urljoin(target.url, location)
                 target = _parse_url(next_url, redirected=True)
                 continue
-            if status >= 400 or status < 200 or 300 <= status < 400:
-                phrase = _phrase(status)
-                upstream_5xx = status >= 500 or status < 400
-                raise _err(
-                    f"The page answered HTTP {status}{phrase}.",
-                    502 if upstream_5xx else 422,
-                    "upstream_status" if status >= 400 else "upstream_invalid_response",
-                )
+            if not 200 <= status < 300:
+                message = f"The page answered HTTP {status}{_phrase(status)}."
+                if 400 <= status < 500:
+                    raise _err(message, 422, "upstream_status")
+                if status >= 500:
+                    raise _err(message, 502, "upstream_status")
+                raise _err(message, 502, "upstream_invalid_response")  # 1xx/3xx that is no redirect
             media_type, charset = _parse_content_type(resp.headers.get("Content-Type"))
             if media_type not in limits.content_types:
                 shown = media_type[:80] or "none"

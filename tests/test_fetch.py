@@ -854,6 +854,18 @@ def test_env_corpus_domains():
         FetchLimits.from_env({"FETCH_ALLOWED_DOMAINS": "corpus"})
 
 
+def test_env_allowed_domains_dot_allows_nothing_and_addresses_are_exact(canary):
+    limits = FetchLimits.from_env({"FETCH_ALLOWED_DOMAINS": "."})
+    assert limits.allowed_domains == frozenset()
+    fails("http://example.invalid/", limits, "domain_not_allowed", 403)
+    limits = FetchLimits.from_env({"FETCH_ALLOWED_DOMAINS": "127.0.0.1, [::1], 2606:4700::1111"})
+    assert limits.allowed_domains == {"127.0.0.1", "[::1]", "[2606:4700::1111]"}
+    # The gate lets the listed address through; the address check still refuses it.
+    fails(canary.url("/"), limits, FORBIDDEN, 403)
+    fails("http://127.0.0.2/", limits, "domain_not_allowed", 403)
+    assert canary.hits == []
+
+
 def test_keyword_overrides():
     limits = FetchLimits.from_env({"FETCH_DEADLINE": "4"}, max_bytes=10)
     assert limits.deadline == 4.0 and limits.max_bytes == 10
@@ -868,8 +880,8 @@ def test_keyword_overrides():
         ("FETCH_DEADLINE", "0"), ("FETCH_DEADLINE", "1e9"), ("FETCH_MAX_BYTES", "1.5"), ("FETCH_MAX_BYTES", "-5"),
         ("FETCH_MAX_BYTES", "5MB"), ("FETCH_MAX_REDIRECTS", "-1"), ("FETCH_MAX_REDIRECTS", "100"),
         ("FETCH_MAX_REDIRECTS", "x"), ("FETCH_ALLOW_PRIVATE_HOSTS", "bad host!"),
-        ("FETCH_ALLOW_PRIVATE_HOSTS", "localhost:99999"), ("FETCH_ALLOWED_DOMAINS", "127.0.0.1"),
-        ("FETCH_ALLOWED_DOMAINS", "exa mple.com"),
+        ("FETCH_ALLOW_PRIVATE_HOSTS", "localhost:99999"), ("FETCH_ALLOWED_DOMAINS", "-bad.example.com"),
+        ("FETCH_ALLOWED_DOMAINS", "exa mple.com"), ("FETCH_ALLOWED_DOMAINS", "example..com"),
     ],
 )
 def test_env_invalid_values_name_the_variable(var, value):
