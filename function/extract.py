@@ -4,7 +4,7 @@ jusText classifies the paragraphs; everything around it is ours:
 
 1. ``decode_html`` turns the HTTP body into text; lxml parses it.
 2. The DOM is walked into jusText paragraphs.  Tags that never hold article
-   text (scripts, forms controls, ``nav``, ``header``, ``footer``, ``aside``,
+   text (scripts, form controls, ``nav``, ``header``, ``footer``, ``aside``,
    captions, ...) and hidden elements are skipped; paragraphs inside boxes
    whose class/id names boilerplate ("share", "comments", "related", ...) are
    marked.  Every paragraph remembers the DOM element it sits in.
@@ -19,8 +19,9 @@ jusText classifies the paragraphs; everything around it is ours:
    branches, so a dense run of sibling paragraphs beats a whole page of
    scattered teasers.
 6. Inside the container everything is kept except link lists, the marked
-   boilerplate boxes and the headline (returned as the title).  When nothing
-   is found, a schema.org ``articleBody`` from JSON-LD is the fallback.
+   boilerplate boxes and the headline (returned as the title).  When that
+   yields little or nothing, a longer schema.org ``articleBody`` from the
+   page's JSON-LD is used instead.
 
     python -m function.extract FILE.html[.gz] ...   # one JSON object per line
 """
@@ -36,7 +37,9 @@ from dataclasses import dataclass
 import justext
 import lxml.etree
 import lxml.html
-from justext.core import classify_paragraphs, revise_paragraph_classification
+from justext.core import (LENGTH_HIGH_DEFAULT, LENGTH_LOW_DEFAULT, MAX_HEADING_DISTANCE_DEFAULT,
+                          MAX_LINK_DENSITY_DEFAULT, STOPWORDS_HIGH_DEFAULT, STOPWORDS_LOW_DEFAULT,
+                          classify_paragraphs, revise_paragraph_classification)
 from justext.paragraph import Paragraph
 
 __all__ = ["Article", "extract_article", "decode_html"]
@@ -51,13 +54,14 @@ class Article:
 
 EMPTY = Article("", "", "")
 
-# jusText's own defaults for the paragraph classification.
-LENGTH_LOW = 70
-LENGTH_HIGH = 200
-STOPWORDS_LOW = 0.30
-STOPWORDS_HIGH = 0.32
-MAX_LINK_DENSITY = 0.2
-MAX_HEADING_DISTANCE = 200
+# jusText's own defaults for the paragraph classification (70, 200, 0.30, 0.32, 0.2, 200):
+# tuning them gained nothing on the dev pages once the container does the rest.
+LENGTH_LOW = LENGTH_LOW_DEFAULT
+LENGTH_HIGH = LENGTH_HIGH_DEFAULT
+STOPWORDS_LOW = STOPWORDS_LOW_DEFAULT
+STOPWORDS_HIGH = STOPWORDS_HIGH_DEFAULT
+MAX_LINK_DENSITY = MAX_LINK_DENSITY_DEFAULT
+MAX_HEADING_DISTANCE = MAX_HEADING_DISTANCE_DEFAULT
 
 # Fallbacks when jusText keeps less than MIN_GOOD_CHARS: stoplist-free, then lax links.
 MIN_GOOD_CHARS = 250
@@ -73,8 +77,10 @@ KEEP_LINK_DENSITY = 0.8  # inside the container, drop only paragraphs (almost) m
 
 # --------------------------------------------------------------------------- decoding
 
-_META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9_:.\-]+)""", re.I)
-_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+_META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9_:.\-]+)"""
+                           rb"""|<\?xml[^>]{0,100}?encoding\s*=\s*["']([A-Za-z0-9_:.\-]+)""", re.I)
+_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"),
+         (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),  # before UTF-16: FF FE 00 00
          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 # Labels that browsers (WHATWG) decode as windows-1252.
 _AS_CP1252 = {"latin-1", "iso8859-1", "ascii", "cp1252"}
@@ -111,7 +117,8 @@ def _has_utf8_multibyte(body):
 def decode_html(body: bytes, declared_encoding: str | None) -> str:
     """The text of an HTML page from its bytes and the charset the HTTP header declared.
 
-    Order: byte-order mark; the header's charset; the page's ``<meta charset>``;
+    Order: byte-order mark; the header's charset; the page's ``<meta charset>``
+    (or XML declaration);
     UTF-8; detection with charset-normalizer; UTF-8 with replacement characters.
     A declared charset is used only when the bytes decode cleanly with it, and
     a declared Western single-byte charset gives way to UTF-8 when the bytes are
@@ -131,7 +138,7 @@ def decode_html(body: bytes, declared_encoding: str | None) -> str:
     labels = [declared_encoding]
     m = _META_CHARSET.search(body[:8192])
     if m:
-        labels.append(m.group(1).decode("ascii", "replace"))
+        labels.append((m.group(1) or m.group(2)).decode("ascii", "replace"))
     for label in labels:
         codec = _codec(label)
         if not codec or codec.startswith(("utf-16", "utf-32")):
@@ -338,8 +345,8 @@ def _clean_title(title, site_name, url, h1):
 
     def is_site(part):
         p = _letters(part)
-        return bool(p) and any(p == n or (len(n) > 3 and (p.startswith(n) or n.startswith(p)))
-                               for n in names)
+        return any(p == n or (min(len(p), len(n)) > 3 and (p.startswith(n) or n.startswith(p)))
+                   for n in names if p)
 
     kept = [p for p in parts if not is_site(p)]
     if kept and len(kept) < len(parts):
@@ -409,15 +416,15 @@ SKIP_TAGS = frozenset(
     "button select input textarea option label head title meta link dialog "
     "nav header footer aside figcaption".split())
 
-# class/id words naming boilerplate boxes; a class token that also has a word
-# of CONTENT_WORDS ("content-with-sidebar", "has-comments") is not one.
+# class/id words naming boilerplate boxes; a class token that also has a word of
+# CONTENT_WORDS ("content-sidebar-wrap", "social-embed") is not one.  (A flagged
+# box that turns out to hold most of the good text is a layout wrapper: WRAPPER_SHARE.)
 BOILER_WORDS = frozenset(
-    "comment comments share sharing social related recommended newsletter promo advert advertisement "
-    "ad ads sidebar breadcrumb breadcrumbs cookie cookies subscribe subscription popup modal "
-    "sponsored outbrain taboola disqus tags byline author footer nav navigation menu caption credit".split())
-CONTENT_WORDS = frozenset(
-    "content article main body post entry story text page layout column field embed "
-    "has with non no enabled open active".split())
+    "comment comments share sharing social related recommended newsletter promo advert "
+    "advertisement ad ads sidebar breadcrumb breadcrumbs cookie cookies subscribe subscription "
+    "popup modal sponsored outbrain taboola disqus tags byline author footer nav navigation menu "
+    "caption credit".split())
+CONTENT_WORDS = frozenset({"content", "embed"})
 _CAMEL = re.compile(r"([a-z])([A-Z])")
 _TOKEN_SPLIT = re.compile(r"[-_:]+")
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
@@ -523,11 +530,9 @@ def _paragraphs(root):
 
 def _classify(paras, stoplist):
     """jusText's classification, retried laxer when it keeps (almost) nothing."""
-    if stoplist:
-        attempts = [(stoplist, STOPWORDS_LOW, STOPWORDS_HIGH, MAX_LINK_DENSITY)]
-    else:
-        attempts = []
-    attempts += [(frozenset(), 0.0, 0.0, MAX_LINK_DENSITY), (frozenset(), 0.0, 0.0, FALLBACK_LINK_DENSITY)]
+    attempts = [(stoplist, STOPWORDS_LOW, STOPWORDS_HIGH, MAX_LINK_DENSITY)] if stoplist else []
+    attempts += [(frozenset(), 0.0, 0.0, MAX_LINK_DENSITY),  # jusText's stoplist-free mode
+                 (frozenset(), 0.0, 0.0, FALLBACK_LINK_DENSITY)]
     for sl, sw_low, sw_high, max_ld in attempts:
         classify_paragraphs(paras, sl, LENGTH_LOW, LENGTH_HIGH, sw_low, sw_high, max_ld)
         revise_paragraph_classification(paras, MAX_HEADING_DISTANCE)

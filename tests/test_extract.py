@@ -1,0 +1,261 @@
+"""Article extraction (function.extract) on small hand-written pages, junk input and the CLI."""
+
+import dataclasses
+import gzip
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from function.extract import Article, decode_html, extract_article
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = Path(__file__).resolve().parent / "pages" / "extract"
+
+
+def page(name):
+    return (PAGES / name).read_bytes()
+
+
+def paragraphs(article):
+    return article.text.split("\n\n") if article.text else []
+
+
+# -- the article and nothing else ----------------------------------------------
+def test_news_page_keeps_the_story_and_drops_the_chrome():
+    a = extract_article(page("news_page.html"), url="https://www.valleycourier.example/news/floods")
+    assert isinstance(a, Article)
+    assert a.title == "River towns brace for the spring floods"
+    assert a.lang == "en"
+    paras = paragraphs(a)
+    assert paras[0].startswith("Residents of the low-lying river towns")
+    assert paras[-1].endswith("which streets are most at risk.")
+    assert "Lessons from the last flood" in paras  # the subheading is merged back in
+    assert len(paras) == 6
+    for junk in ("tracking script", "late script", "trusted local news source", "Weather",
+                 "Most read", "famous animal", "forty years", "east side of the river",
+                 "newsletter", "Copyright", "Advertisement", "Share on Facebook",
+                 "Photo: Valley Courier", "By Martha Quill", "brace for the spring floods"):
+        assert junk not in a.text, junk
+
+
+def test_page_chrome_is_skipped_even_next_to_the_text():
+    sentence = "This is a sentence that is long enough to count as a real paragraph of the page, and it is"
+    html = (f"<html><body><header><p>{sentence} the header.</p></header>"
+            f"<nav><p>{sentence} the navigation.</p></nav>"
+            f"<p>{sentence} the first one of the article.</p><p>{sentence} the second one of the article.</p>"
+            f"<p>{sentence} the third one of the article.</p>"
+            f"<aside><p>{sentence} an aside.</p></aside><footer><p>{sentence} the footer.</p></footer>"
+            f"<div hidden><p>{sentence} hidden.</p></div><div style='display: none'><p>{sentence} hidden.</p></div>"
+            "</body></html>")
+    a = extract_article(html)
+    assert [p.rsplit(" it is ", 1)[1] for p in paragraphs(a)] == [
+        "the first one of the article.", "the second one of the article.", "the third one of the article."]
+
+
+def test_article_element_beats_teasers_with_summaries():
+    a = extract_article(page("article_tag.html"), url="https://coastal-notes.example/lighthouse")
+    assert a.title == "How the old lighthouse was saved"
+    assert a.text.startswith("For almost thirty years the lighthouse")
+    assert a.text.endswith("hundred and twelve steps to the top.")
+    assert "Ten years of weekends" in paragraphs(a)
+    assert "The keeper's cottage now houses a small museum about the coast." in paragraphs(a)
+    for junk in ("harbour", "seal colony", "boat builder", "More from Coastal Notes", "Archive"):
+        assert junk not in a.text, junk
+
+
+def test_json_ld_article_body_when_the_dom_has_no_text():
+    a = extract_article(page("jsonld_only.html"))
+    assert a.title == "Glacier study finds faster melting"
+    paras = paragraphs(a)
+    assert len(paras) == 3
+    assert paras[0].startswith("A new survey of mountain glaciers shows")
+    assert paras[1].startswith("The researchers combined satellite images")
+    assert paras[2].endswith("depend on glacier water for drinking and farming.")
+    assert "Loading" not in a.text
+
+
+# -- languages -----------------------------------------------------------------
+@pytest.mark.parametrize("name, lang, first", [
+    ("german_lang.html", "de", "Die Stadt will in den nächsten drei Jahren"),
+    ("german_nolang.html", "de", "Die Stadt will in den nächsten drei Jahren"),
+    ("french_lang.html", "fr", "Après deux ans de travaux"),
+    ("french_nolang.html", "fr", "Après deux ans de travaux"),
+])
+def test_language_declared_or_detected(name, lang, first):
+    a = extract_article(page(name))
+    assert a.lang == lang
+    assert a.text.startswith(first)
+    assert len(paragraphs(a)) == 3
+    assert "Startseite" not in a.text and "Impressum" not in a.text and "Accueil" not in a.text
+
+
+def test_wrong_declared_language_is_overruled_by_the_text():
+    html = page("german_lang.html").replace(b'lang="de-DE"', b'lang="en"')
+    a = extract_article(html)
+    assert a.lang == "de"
+    assert a.text.startswith("Die Stadt will")
+
+
+def test_language_without_stoplist_keeps_declared_code():
+    body = "".join(f"<p>{'日本語の文章です。' * 12}{i}</p>" for i in range(4))
+    a = extract_article(f'<html lang="ja"><body><div>{body}</div></body></html>')
+    assert a.lang == "ja"
+    assert len(paragraphs(a)) == 4
+
+
+# -- titles --------------------------------------------------------------------
+def _titled(og_title, site_name=None, h1=None):
+    site = f'<meta property="og:site_name" content="{site_name}">' if site_name else ""
+    heading = f"<h1>{h1}</h1>" if h1 else ""
+    return (f'<html><head><meta property="og:title" content="{og_title}">{site}'
+            f"<title>ignored when og:title exists</title></head>"
+            f"<body>{heading}<p>Some body text.</p></body></html>")
+
+
+@pytest.mark.parametrize("og_title, site_name, url, h1, expected", [
+    ("Mayor opens the new bridge | City Herald", "City Herald", None, None, "Mayor opens the new bridge"),
+    ("Mayor opens the new bridge - City Herald", "City Herald", None, None, "Mayor opens the new bridge"),
+    ("City Herald | Mayor opens the new bridge", "City Herald", None, None, "Mayor opens the new bridge"),
+    ("Mayor opens the new bridge - Cityherald", None, "https://www.cityherald.com/a/1", None,
+     "Mayor opens the new bridge"),
+    ("Mayor opens the new bridge | Herald", None, None, None, "Mayor opens the new bridge"),
+    ("Mayor opens the new bridge – Local News – Herald", None, None, "Mayor opens the new bridge",
+     "Mayor opens the new bridge"),
+    ("Spider-Man: a review", None, None, None, "Spider-Man: a review"),
+])
+def test_title_without_site_name(og_title, site_name, url, h1, expected):
+    assert extract_article(_titled(og_title, site_name, h1), url=url).title == expected
+
+
+def test_title_falls_back_to_title_tag_then_h1():
+    html = "<html><head><title>  Rain all week  |  Weather Desk </title></head><body><p>x</p></body></html>"
+    assert extract_article(html).title == "Rain all week"
+    assert extract_article("<html><body><h1>Only a heading</h1></body></html>").title == "Only a heading"
+
+
+# -- junk input ----------------------------------------------------------------
+@pytest.mark.parametrize("junk", [
+    b"", "", None, 42, b"   \n ", b"\x00" * 1000, os.urandom(20000), bytes(range(256)) * 50,
+    "<<<>>>", "<html><body><p>unclosed <div><table><tr><td>x", b"\xff\xfe<\x00h\x00t\x00",
+    "<?xml version='1.0' encoding='utf-8'?><html><body><p>text</p></body></html>",
+    "<html>" + "<div>" * 100_000 + "deep" + "</div>" * 100_000 + "</html>",
+    "<p>" * 50_000,
+])
+def test_junk_input_never_raises(junk):
+    a = extract_article(junk)
+    assert isinstance(a, Article)
+    assert isinstance(a.text, str) and isinstance(a.title, str) and isinstance(a.lang, str)
+
+
+def test_binary_garbage_gives_no_text():
+    for seed in range(5):
+        noise = bytes((i * 7919 + seed * 104729) % 251 for i in range(30000))
+        assert extract_article(noise) == Article("", "", "")
+    assert extract_article(os.urandom(50000)).text == ""
+
+
+def test_article_is_frozen():
+    a = extract_article(page("article_tag.html"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        a.text = "changed"
+
+
+# -- charsets ------------------------------------------------------------------
+def test_windows_1252_page_with_meta_charset():
+    a = extract_article(page("cp1252.html"))
+    assert a.title == "Café-théâtre : la saison d’hiver commence"
+    assert a.lang == "fr"
+    assert "« Nous voulons que tout le monde puisse venir »" in a.text
+    assert "leur carte… même le dimanche." in a.text
+    assert "\ufffd" not in a.text
+
+
+def test_windows_1252_page_declared_by_the_header_only():
+    body = re.sub(rb"<meta http-equiv[^>]*>", b"", page("cp1252.html"))
+    a = extract_article(body, encoding="windows-1252")
+    assert "présente cette année une programmation très variée" in a.text
+
+
+def test_declared_wrong_charset():
+    utf8 = page("german_lang.html")  # UTF-8 bytes
+    # the header says Latin-1: the bytes are valid UTF-8 with multi-byte sequences -> UTF-8
+    assert "Straßen schmaler" in extract_article(utf8, encoding="iso-8859-1").text
+    # the header says UTF-8 but the bytes are windows-1252 -> the page's <meta> decides
+    assert "très variée" in extract_article(page("cp1252.html"), encoding="utf-8").text
+    # names that are not charsets at all
+    for label in ("no-such-charset", "utf-99", "rot13", "base64", "", "  UTF-8 ", '"utf-8"', "\x00"):
+        assert "Straßen schmaler" in extract_article(utf8, encoding=label).text, label
+
+
+def test_decode_html_order():
+    text = "Grüße aus Köln – „Zitat“"
+    assert decode_html(text.encode("utf-8-sig"), "iso-8859-1") == text  # the BOM wins
+    assert decode_html(text.encode("utf-16"), None) == text
+    assert decode_html(text.encode("utf-8"), "UTF-8") == text
+    assert decode_html(text.encode("cp1252"), "windows-1252") == text
+    assert decode_html(text.encode("cp1252"), "latin-1") == text  # WHATWG: latin-1 means windows-1252
+    meta = '<meta charset="windows-1252">' + text
+    assert decode_html(meta.encode("cp1252"), None) == meta
+    assert decode_html(meta.encode("cp1252"), "bogus") == meta
+    xml = '<?xml version="1.0" encoding="ISO-8859-15"?><p>5 € le café</p>'
+    assert decode_html(xml.encode("iso-8859-15"), None) == xml
+    assert decode_html(b"", None) == ""
+    assert decode_html(b"\xff\xfe\xfa plain", "utf-8").endswith("plain")  # never raises
+    assert decode_html(b"abc", "utf-16") == "abc"  # a BOM-less "UTF-16" ASCII page is mislabelled
+
+
+# -- the command line ----------------------------------------------------------
+def test_cli_prints_one_json_line_per_file(tmp_path):
+    gz = tmp_path / "news.html.gz"
+    gz.write_bytes(gzip.compress(page("news_page.html")))
+    plain = tmp_path / "french.html"
+    plain.write_bytes(page("french_nolang.html"))
+    result = subprocess.run([sys.executable, "-m", "function.extract", str(gz), str(plain)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2
+    first, second = (json.loads(line) for line in lines)
+    assert set(first) == {"file", "title", "lang", "text"}
+    assert first["file"] == str(gz)
+    assert first["title"] == "River towns brace for the spring floods"
+    assert first["lang"] == "en"
+    assert first["text"].startswith("Residents of the low-lying river towns")
+    assert second["lang"] == "fr" and "marché couvert" in second["text"]
+
+
+# -- the dev set (only where it is available) -----------------------------------
+DEV = Path(os.environ.get("EXTRACTION_DEV_DIR") or ROOT.parent / "shared" / "bench" / "extraction-dev")
+
+
+@pytest.mark.skipif(not (DEV / "ground-truth.json").is_file(), reason="no extraction dev set")
+def test_dev_set_f1(tmp_path):
+    truth = json.loads((DEV / "ground-truth.json").read_text(encoding="utf8"))
+    predictions = {}
+    for page_id, item in truth.items():
+        html = gzip.decompress((DEV / "html" / f"{page_id}.html.gz").read_bytes())
+        predictions[page_id] = {"articleBody": extract_article(html, url=item.get("url")).text}
+    out = tmp_path / "ours.json"
+    out.write_text(json.dumps(predictions), encoding="utf8")
+    result = subprocess.run([sys.executable, str(DEV / "score.py"), str(DEV / "ground-truth.json"), str(out)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    row = next(line for line in result.stdout.splitlines() if line.startswith("ours"))
+    f1 = float(row.split()[1])
+    assert f1 >= 0.95, result.stdout
+
+
+def test_cli_reports_unreadable_files_and_goes_on(tmp_path):
+    good = tmp_path / "page.html"
+    good.write_bytes(page("article_tag.html"))
+    result = subprocess.run([sys.executable, "-m", "function.extract", str(tmp_path / "missing.html"), str(good)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "missing.html" in result.stderr
+    [line] = result.stdout.splitlines()
+    assert json.loads(line)["title"] == "How the old lighthouse was saved"
