@@ -10,6 +10,25 @@ import statistics
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 
+from .errors import ApiError
+from .params import NAME
+
+
+def parse_filters(args):
+    """(corpus, days) of /stats and /dashboard's query arguments; ApiError for a bad one."""
+    unknown = sorted(set(args) - {"corpus", "days"})
+    if unknown:
+        raise ApiError(f"unknown parameter(s): {', '.join(unknown)}; expected corpus, days", code="unknown_parameter")
+    corpus = args.get("corpus") or None
+    if corpus is not None and not NAME.match(corpus):
+        raise ApiError("'corpus' must be a corpus name", code="invalid_parameter")
+    days = args.get("days") or None
+    if days is not None:
+        if not days.isdigit() or not 1 <= int(days) <= 3650:
+            raise ApiError("'days' must be a whole number of days between 1 and 3650", code="invalid_parameter")
+        days = int(days)
+    return corpus, days
+
 
 def percentile(values, q):
     """The q-th percentile (0-100) by nearest rank; None for no values."""
@@ -73,8 +92,8 @@ REQUEST_FIELDS = {"_id": 1, "engine": 1, "status": 1, "total_ms": 1, "top_score"
 CLICK_FIELDS = {"_id": 0, "request_id": 1, "engine": 1, "rank": 1, "delay_ms": 1}
 
 
-def compute(db, corpus=None, days=None, now=None):
-    """The /stats document for ``corpus`` (None: all) over the last ``days``."""
+def event_filter(corpus=None, days=None, now=None):
+    """(Mongo filter, since) selecting the events of ``corpus`` (None: all) over the last ``days``."""
     query = {}
     if corpus:
         query["corpus"] = corpus
@@ -82,8 +101,19 @@ def compute(db, corpus=None, days=None, now=None):
     if days:
         since = (now or datetime.now(timezone.utc)) - timedelta(days=days)
         query["ts"] = {"$gte": since}
+    return query, since
+
+
+def compute(db, corpus=None, days=None, now=None):
+    """The /stats document for ``corpus`` (None: all) over the last ``days``."""
+    query, since = event_filter(corpus, days, now)
     requests = list(db["requests"].find(query, REQUEST_FIELDS))
     clicks = list(db["clicks"].find(query, CLICK_FIELDS))
+    return report(requests, clicks, corpus, since)
+
+
+def report(requests, clicks, corpus, since):
+    """The /stats document of already-read events."""
     out = {"corpus": corpus, "since": since.isoformat(timespec="seconds") if since else None}
     out.update(summarise(requests, clicks))
     engines = sorted({r.get("engine") for r in requests if r.get("engine")})
@@ -93,3 +123,113 @@ def compute(db, corpus=None, days=None, now=None):
         for engine in engines
     }
     return out
+
+
+# -- the dashboard ------------------------------------------------------------------
+# Bucket widths (seconds) a timeline may use: the narrowest that keeps it
+# within TIMELINE_MAX_BUCKETS bars wins, so a fresh deployment's first minutes
+# read as well as a quarter's traffic.
+TIMELINE_STEPS = (1, 5, 10, 30, 60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400,
+                  30 * 86400)
+TIMELINE_MAX_BUCKETS = 48
+TIMELINE_MIN_BUCKETS = 24  # a short history is drawn after empty buckets, not as a few very wide bars
+# Histogram bin edges: latency in ms, click delay in seconds (roughly 1-2-5 steps: both span decades).
+LATENCY_EDGES_MS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+CLICK_DELAY_EDGES_S = (0, 1, 2, 5, 10, 30, 60, 300, 1800, 7200, 86400)
+TOP_N = 10
+
+DASHBOARD_REQUEST_FIELDS = {**REQUEST_FIELDS, "ts": 1, "corpus": 1, "results": 1, "error": 1}
+DASHBOARD_CLICK_FIELDS = {**CLICK_FIELDS, "ts": 1, "corpus": 1, "doc_id": 1, "url": 1}
+
+
+def _utc(ts):
+    if not isinstance(ts, datetime):
+        return None
+    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+
+
+def timeline(requests, clicks, since, now):
+    """Requests, errors and clicks per time bucket, from ``since`` (None: the first event) to ``now``."""
+    times = [t for t in (_utc(e.get("ts")) for e in requests + clicks) if t is not None]
+    start = since or min(times, default=now)
+    span = max(0.0, (now - start).total_seconds())
+    step = next((s for s in TIMELINE_STEPS if span / s < TIMELINE_MAX_BUCKETS), TIMELINE_STEPS[-1])
+    first = math.floor(start.timestamp() / step) * step
+    count = int((now.timestamp() - first) // step) + 1
+    if count < TIMELINE_MIN_BUCKETS and since is None:
+        first -= (TIMELINE_MIN_BUCKETS - count) * step
+        count = TIMELINE_MIN_BUCKETS
+    buckets = [{"start": datetime.fromtimestamp(first + i * step, timezone.utc).isoformat(timespec="seconds"),
+                "requests": 0, "errors": 0, "clicks": 0} for i in range(count)]
+
+    def bucket(ts):
+        index = int((ts.timestamp() - first) // step)
+        return buckets[min(max(index, 0), count - 1)]  # clock skew between instances: clamp
+
+    for event in requests:
+        ts = _utc(event.get("ts"))
+        if ts is not None:
+            bucket(ts)["requests" if event.get("status") == 200 else "errors"] += 1
+    for event in clicks:
+        ts = _utc(event.get("ts"))
+        if ts is not None:
+            bucket(ts)["clicks"] += 1
+    return {"step_seconds": step, "buckets": buckets}
+
+
+def histogram(values, edges):
+    """Counts of ``values`` in [edges[i], edges[i+1]); the last bin is open-ended."""
+    counts = [0] * len(edges)
+    for value in values:
+        index = next((i for i in range(len(edges) - 1, -1, -1) if value >= edges[i]), 0)
+        counts[index] += 1
+    return [{"low": low, "high": edges[i + 1] if i + 1 < len(edges) else None, "count": counts[i]}
+            for i, low in enumerate(edges)]
+
+
+def top_articles(requests, clicks, n=TOP_N):
+    """The ``n`` articles most often recommended and most often clicked, with both counts."""
+    shown = defaultdict(int)
+    for event in requests:
+        if event.get("status") == 200:
+            for result in event.get("results") or ():
+                if isinstance(result, dict) and result.get("id") is not None:
+                    shown[(event.get("corpus"), str(result["id"]))] += 1
+    clicked = defaultdict(int)
+    urls = {}
+    for click in clicks:
+        if click.get("doc_id") is not None:
+            key = (click.get("corpus"), str(click["doc_id"]))
+            clicked[key] += 1
+            urls.setdefault(key, click.get("url"))
+
+    def rows(counter):
+        ranked = sorted(counter.items(), key=lambda item: (-item[1], item[0][0] or "", item[0][1]))[:n]
+        return [{"corpus": corpus, "id": doc_id, "url": urls.get((corpus, doc_id)),
+                 "recommended": shown.get((corpus, doc_id), 0), "clicks": clicked.get((corpus, doc_id), 0)}
+                for (corpus, doc_id), _ in ranked]
+
+    return {"recommended": rows(shown), "clicked": rows(clicked)}
+
+
+def dashboard(db, corpus=None, days=None, now=None):
+    """What /dashboard draws: the /stats document plus time series, histograms and top articles."""
+    now = now or datetime.now(timezone.utc)
+    query, since = event_filter(corpus, days, now)
+    requests = list(db["requests"].find(query, DASHBOARD_REQUEST_FIELDS))
+    clicks = list(db["clicks"].find(query, DASHBOARD_CLICK_FIELDS))
+    answered = [r for r in requests if r.get("status") == 200]
+    errors = defaultdict(int)
+    for event in requests:
+        if event.get("status") != 200:
+            errors[str(event.get("error") or event.get("status"))] += 1
+    return {
+        "stats": report(requests, clicks, corpus, since),
+        "timeline": timeline(requests, clicks, since, now),
+        "latency_ms": histogram([r["total_ms"] for r in answered if isinstance(r.get("total_ms"), (int, float))],
+                                LATENCY_EDGES_MS),
+        "click_delay_s": histogram([c["delay_ms"] / 1000 for c in clicks
+                                    if isinstance(c.get("delay_ms"), (int, float))], CLICK_DELAY_EDGES_S),
+        "top": top_articles(requests, clicks),
+        "errors_by_code": dict(sorted(errors.items(), key=lambda item: (-item[1], item[0]))),
+    }

@@ -1,0 +1,332 @@
+"""The OpenAPI 3.1 description of every route, served at GET /openapi.json.
+
+Schemas are plain JSON Schema (2020-12, as OpenAPI 3.1 uses it), so the tests
+check real answers against them with ``jsonschema``. When an answer changes
+shape, change it here too: tests/test_openapi.py fails until both agree.
+"""
+
+import copy
+
+from . import __version__
+
+JSON = "application/json"
+HTML = "text/html"
+
+
+def _ref(name):
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema):
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _json(schema, description):
+    return {"description": description, "content": {JSON: {"schema": schema}}}
+
+
+def _error(description):
+    return _json(_ref("Error"), description)
+
+
+def _param(name, schema, description, required=False):
+    return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
+
+
+NUMBER = {"type": "number"}
+COUNT = {"type": "integer", "minimum": 0}
+INTERVAL = {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}, "minItems": 2, "maxItems": 2,
+            "description": "95% Wilson score interval [low, high] of a proportion"}
+CORPUS_NAME = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"}
+
+SCHEMAS = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "additionalProperties": False,
+        "properties": {"error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "additionalProperties": False,
+            "properties": {
+                "code": {"type": "string", "pattern": "^[a-z_]+$",
+                         "description": "stable, machine-readable: missing_query, ambiguous_query, invalid_parameter, "
+                                        "unknown_parameter, unknown_corpus, unknown_engine, unknown_id, invalid_url, "
+                                        "invalid_json, unsupported_media_type, body_too_large, query_too_long, "
+                                        "text_too_large, no_known_words, no_article_text, forbidden_address, "
+                                        "unresolvable_host, fetch_failed, invalid_click_link, "
+                                        "invalid_click_signature, click_link_expired, events_unavailable, not_found, "
+                                        "method_not_allowed, internal_error, ..."},
+                "message": {"type": "string", "minLength": 1, "description": "for people: what went wrong"},
+            },
+        }},
+    },
+    "RecommendRequest": {
+        "type": "object",
+        "description": "Exactly one of url, text or id.",
+        "additionalProperties": False,
+        "properties": {
+            "url": {"type": "string", "maxLength": 2048, "description": "an http(s) page to find related articles for"},
+            "text": {"type": "string", "description": "a text (up to MAX_TEXT_CHARS characters)"},
+            "id": {"type": ["string", "integer"], "description": "a corpus member's id: its neighbours"},
+            "k": {"type": "integer", "minimum": 1, "default": 5, "description": "how many results (up to MAX_K)"},
+            "corpus": {**CORPUS_NAME, "description": "default: DEFAULT_CORPUS"},
+            "min_score": {"type": "number", "minimum": -1, "maximum": 1, "default": 0},
+            "engine": {"type": "string", "description": "force an engine (default: the traffic split)"},
+        },
+        "oneOf": [{"required": ["url"]}, {"required": ["text"]}, {"required": ["id"]}],
+    },
+    "Result": {
+        "type": "object",
+        "required": ["rank", "id", "url", "title", "score", "click_url"],
+        "additionalProperties": False,
+        "properties": {
+            "rank": {"type": "integer", "minimum": 1},
+            "id": {"type": "string"},
+            "url": {"type": "string", "pattern": "^https?://"},
+            "title": {"type": "string"},
+            "score": {"type": "number", "description": "cosine similarity to the query"},
+            "click_url": {"type": "string", "pattern": "^https?://[^?]+/click\\?",
+                          "description": "signed link: records the click, then 302 to url"},
+        },
+    },
+    "Recommendations": {
+        "type": "object",
+        "required": ["request_id", "corpus", "store_version", "engine", "source", "results", "timings_ms"],
+        "additionalProperties": False,
+        "properties": {
+            "request_id": {"type": "string"},
+            "corpus": {"type": "string"},
+            "store_version": {"type": "string"},
+            "engine": {"type": "string"},
+            "source": {"enum": ["text", "fetched", "corpus"],
+                       "description": "where the query vector came from"},
+            "results": {"type": "array", "items": _ref("Result")},
+            "timings_ms": {
+                "type": "object",
+                "required": ["fetch", "extract", "lookup", "total"],
+                "additionalProperties": False,
+                "properties": {name: {"type": "number", "minimum": 0}
+                               for name in ("fetch", "extract", "lookup", "total")},
+            },
+            "page": {
+                "type": "object",
+                "description": "only when the page was fetched (source: fetched)",
+                "required": ["title", "lang", "cached"],
+                "additionalProperties": False,
+                "properties": {"title": {"type": "string"}, "lang": {"type": "string"},
+                               "cached": {"type": "boolean"}},
+            },
+        },
+    },
+    "Summary": {
+        "type": "object",
+        "required": ["requests", "errors", "clicks", "ctr", "ctr_ci95", "clicks_per_request", "ctr_by_rank",
+                     "latency_ms", "click_delay_ms", "mean_top_score"],
+        "properties": {
+            "requests": {**COUNT, "description": "answered requests"},
+            "errors": {**COUNT, "description": "requests answered with an error"},
+            "clicks": COUNT,
+            "ctr": _nullable({"type": "number", "minimum": 0, "maximum": 1,
+                              "description": "share of answered requests with at least one click"}),
+            "ctr_ci95": _nullable(INTERVAL),
+            "clicks_per_request": _nullable({"type": "number", "minimum": 0}),
+            "ctr_by_rank": {
+                "type": "object",
+                "description": "by rank (1 = top): share of answers showing that rank whose result there was clicked",
+                "propertyNames": {"pattern": "^[1-9][0-9]*$"},
+                "additionalProperties": {
+                    "type": "object",
+                    "required": ["ctr", "ci95", "clicks", "shown"],
+                    "additionalProperties": False,
+                    "properties": {"ctr": {"type": "number", "minimum": 0, "maximum": 1},
+                                   "ci95": INTERVAL, "clicks": COUNT, "shown": COUNT},
+                },
+            },
+            "latency_ms": {
+                "type": "object",
+                "required": ["p50", "p95"],
+                "additionalProperties": False,
+                "properties": {"p50": _nullable(NUMBER), "p95": _nullable(NUMBER)},
+            },
+            "click_delay_ms": {
+                "type": "object",
+                "required": ["median"],
+                "additionalProperties": False,
+                "properties": {"median": _nullable(NUMBER)},
+            },
+            "mean_top_score": _nullable(NUMBER),
+        },
+    },
+    "Stats": {
+        "allOf": [_ref("Summary")],
+        "unevaluatedProperties": False,
+        "type": "object",
+        "required": ["corpus", "since", "engines"],
+        "properties": {
+            "corpus": _nullable({"type": "string"}),
+            "since": _nullable({"type": "string", "format": "date-time"}),
+            "engines": {"type": "object",
+                        "additionalProperties": {"allOf": [_ref("Summary")], "unevaluatedProperties": False},
+                        "description": "the same figures for each engine: compare their ctr_ci95"},
+        },
+    },
+    "StoreInfo": {
+        "type": "object",
+        "required": ["name", "version", "documents", "built_at", "engines", "default_engine"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string"},
+            "version": {"type": "string"},
+            "documents": COUNT,
+            "built_at": {"type": "string"},
+            "engines": {"type": "array", "items": {"type": "string"}},
+            "default_engine": {"type": "string"},
+        },
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status", "version", "store", "corpora", "mongo", "events"],
+        "additionalProperties": False,
+        "properties": {
+            "status": {"enum": ["ok", "degraded"], "description": "degraded: MONGODB is set but does not answer"},
+            "version": {"type": "string"},
+            "store": _nullable(_ref("StoreInfo")),
+            "corpora": {"type": "object", "additionalProperties": _ref("StoreInfo")},
+            "mongo": {
+                "type": "object",
+                "required": ["configured", "reachable"],
+                "additionalProperties": False,
+                "properties": {"configured": {"type": "boolean"}, "reachable": {"type": "boolean"}},
+            },
+            "events": {
+                "type": "object",
+                "required": ["buffered", "dropped", "written", "last_error", "capacity"],
+                "additionalProperties": False,
+                "properties": {"buffered": COUNT, "dropped": COUNT, "written": COUNT, "capacity": COUNT,
+                               "last_error": _nullable({"type": "string"})},
+            },
+        },
+    },
+}
+
+QUERY_PARAMETERS = [
+    _param("url", {"type": "string", "maxLength": 2048}, "an http(s) page: related articles for it"),
+    _param("text", {"type": "string"}, "a text: related articles for it"),
+    _param("id", {"type": "string", "maxLength": 512}, "a corpus member's id: its neighbours, without itself"),
+    _param("k", {"type": "integer", "minimum": 1, "default": 5}, "how many results (up to MAX_K)"),
+    _param("corpus", CORPUS_NAME, "which corpus (default: DEFAULT_CORPUS)"),
+    _param("min_score", {"type": "number", "minimum": -1, "maximum": 1, "default": 0}, "drop results scoring less"),
+    _param("engine", {"type": "string"}, "force an engine (default: ENGINE_WEIGHTS' split)"),
+]
+FILTER_PARAMETERS = [
+    _param("corpus", CORPUS_NAME, "only this corpus (default: all)"),
+    _param("days", {"type": "integer", "minimum": 1, "maximum": 3650}, "only the last N days (default: all time)"),
+]
+RECOMMEND_ERRORS = {
+    "400": _error("a bad parameter: missing, ambiguous, unknown or out of range"),
+    "403": _error("the URL's address is not allowed (private, loopback, or outside FETCH_ALLOWED_DOMAINS)"),
+    "404": _error("unknown corpus or id"),
+    "413": _error("text or body too large"),
+    "414": _error("query string too long: POST long text as JSON"),
+    "415": _error("the page is not HTML or text, or the POST body is not JSON"),
+    "422": _error("the page has no article, answered an error, its host does not resolve, or the text has no "
+                  "known word"),
+    "502": _error("the page's server failed"),
+    "504": _error("the page's server timed out"),
+}
+HTML_PAGE = {"type": "string", "description": "an HTML page"}
+STATIC_RESPONSES = {"200": {"description": "the file"}, "404": _error("no such file")}
+
+
+def paths():
+    recommend_ok = {
+        "description": "the recommendations; a browser (Accept preferring text/html) gets the try-it page, "
+                       "with the form when no query is given",
+        "content": {JSON: {"schema": _ref("Recommendations")}, HTML: {"schema": HTML_PAGE}},
+    }
+    preflight = {"summary": "CORS preflight", "responses": {"204": {"description": "allowed methods and headers"}}}
+    return {
+        "/": {
+            "get": {"summary": "Related articles for a URL, a text or a corpus member (or the try-it page)",
+                    "operationId": "recommend", "parameters": QUERY_PARAMETERS,
+                    "responses": {"200": recommend_ok, **RECOMMEND_ERRORS}},
+            "post": {"summary": "The same, with the query as a JSON body", "operationId": "recommendPost",
+                     "requestBody": {"required": True, "content": {JSON: {"schema": _ref("RecommendRequest")}}},
+                     "responses": {"200": _json(_ref("Recommendations"), "the recommendations"),
+                                   **RECOMMEND_ERRORS}},
+            "options": {**preflight, "operationId": "recommendPreflight"},
+        },
+        "/click": {"get": {
+            "summary": "A result's click_url: records the click, then redirects to the article",
+            "operationId": "click",
+            "parameters": [_param(name, {"type": "string"}, meaning, required=True) for name, meaning in (
+                ("r", "request id"), ("c", "corpus"), ("e", "engine"), ("k", "rank"), ("d", "document id"),
+                ("u", "target URL"), ("t", "issued at (ms since the epoch)"), ("s", "HMAC-SHA256 tag"))],
+            "responses": {
+                "302": {"description": "to the article", "headers": {
+                    "Location": {"schema": {"type": "string"}, "description": "the article's URL"}}},
+                "400": _error("a field missing, repeated or unknown"),
+                "403": _error("the signature does not match: altered or foreign link"),
+                "410": _error("the link is older than CLICK_TTL_DAYS"),
+            },
+        }},
+        "/stats": {"get": {
+            "summary": "Requests, clicks, click-through overall, by rank and by engine (95% intervals), latency",
+            "operationId": "stats", "parameters": FILTER_PARAMETERS,
+            "responses": {"200": _json(_ref("Stats"), "the figures"),
+                          "400": _error("a bad filter"),
+                          "503": _error("MONGODB is not set, or does not answer")},
+        }},
+        "/healthz": {"get": {
+            "summary": "Liveness: the stores, whether Mongo answers, the event buffer", "operationId": "health",
+            "responses": {"200": _json(_ref("Health"), "alive (status says whether Mongo answers)")},
+        }},
+        "/dashboard": {"get": {
+            "summary": "The figures of /stats drawn as charts, for people", "operationId": "dashboard",
+            "parameters": FILTER_PARAMETERS,
+            "responses": {
+                "200": {"description": "the dashboard", "content": {HTML: {"schema": HTML_PAGE}}},
+                "400": {"description": "a bad filter, said in the page", "content": {HTML: {"schema": HTML_PAGE}}},
+                "503": {"description": "no event database (not set or not answering), said in the page",
+                        "content": {HTML: {"schema": HTML_PAGE}}},
+            },
+        }},
+        "/openapi.json": {"get": {
+            "summary": "This description", "operationId": "openapi",
+            "responses": {"200": _json({"type": "object", "required": ["openapi", "paths"]}, "OpenAPI 3.1")},
+        }},
+        "/assets/site.css": {"get": {"summary": "The pages' stylesheet", "operationId": "stylesheet",
+                                     "responses": {"200": {"description": "CSS", "content": {"text/css": {}}}}}},
+        "/assets/icon.svg": {"get": {"summary": "The pages' icon", "operationId": "icon",
+                                     "responses": {"200": {"description": "SVG",
+                                                           "content": {"image/svg+xml": {}}}}}},
+    }
+
+
+def with_default_error(path_items):
+    """Every operation also documents ``default``: the JSON error of anything unforeseen (500 internal_error)."""
+    for item in path_items.values():
+        for operation in item.values():
+            operation["responses"].setdefault("default", _error("an unexpected failure (500 internal_error)"))
+    return path_items
+
+
+def document(server_url=None):
+    """The OpenAPI document; ``server_url`` (this deployment's base URL) goes into ``servers``."""
+    doc = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "related-content",
+            "version": __version__,
+            "description": "Related-content recommendations: give the URL or the text of an article, get the "
+                           "most similar articles of a corpus as signed click-tracking links. Every error is "
+                           "JSON: {\"error\": {\"code\", \"message\"}}; any route answers 404 (unknown path) and "
+                           "405 (method) that way, and 500 (internal_error) should never happen.",
+        },
+        "paths": with_default_error(paths()),
+        "components": {"schemas": copy.deepcopy(SCHEMAS)},
+    }
+    if server_url:
+        doc["servers"] = [{"url": server_url}]
+    return doc

@@ -1,0 +1,263 @@
+"""The human-facing pages: the try-it page on GET / and the dashboard.
+
+Same handler, same pipeline as the JSON API; only the rendering differs.
+A browser (Accept prefers text/html over JSON) gets HTML; curl and fetch()
+(Accept: */*) keep getting JSON. Templates are Jinja2 with autoescape on,
+every link is checked to be http(s), and the pages are served under a
+Content-Security-Policy that allows no script and no inline style at all.
+"""
+
+import hashlib
+import logging
+from pathlib import Path
+from urllib.parse import urlencode, urlsplit
+
+from flask import Response
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from . import charts
+from .errors import ApiError
+from .params import parse_query
+from .stats import dashboard as dashboard_data
+from .stats import parse_filters
+
+log = logging.getLogger("related.pages")
+
+HERE = Path(__file__).resolve().parent
+STATIC = HERE / "static"
+# Served under /assets/, not /static/: the Flask app of functions-framework owns /static/<file> itself.
+ASSETS = "/assets/"
+STATIC_TYPES = {".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
+STATIC_FILES = {p.name: p for p in sorted(STATIC.iterdir()) if p.suffix in STATIC_TYPES} if STATIC.is_dir() else {}
+# A content hash in the stylesheet's URL: browsers may keep it for long, and see a new one at once.
+STATIC_VERSIONS = {name: hashlib.sha256(path.read_bytes()).hexdigest()[:10] for name, path in STATIC_FILES.items()}
+
+CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; "
+       "frame-ancestors 'none'")
+PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": CSP,
+    "Referrer-Policy": "same-origin",
+    "Vary": "Accept",
+}
+DEFAULT_K = 5
+DAY_CHOICES = (1, 7, 30, 90, 365)
+ERROR_TITLES = {
+    400: "Please check the query", 403: "That address is not allowed", 404: "Not found",
+    410: "That link has expired", 413: "That is too large", 414: "That is too long",
+    415: "That is not a web page", 422: "No article to work with", 500: "Something went wrong on our side",
+    502: "The page's server failed", 503: "Not available right now", 504: "The page's server was too slow",
+}
+
+
+def http_url(value):
+    """``value`` if it is an absolute http(s) URL, else None: pages never link anything else."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parts = urlsplit(value.strip())
+    except ValueError:
+        return None
+    return value.strip() if parts.scheme.lower() in ("http", "https") and parts.netloc else None
+
+
+def display_url(value, limit=70):
+    """A URL as a reader scans it: no scheme, no trailing slash, shortened."""
+    text = str(value or "")
+    for prefix in ("https://", "http://"):
+        if text.lower().startswith(prefix):
+            text = text[len(prefix):]
+    text = text.rstrip("/")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def milliseconds(value):
+    """A duration in ms as a person reads it: "0.7 ms", "35 ms", "4.2 s", "3.5 min"."""
+    if value is None:
+        return "–"
+    if value < 10:
+        return f"{value:.1f} ms"
+    if value < 1000:
+        return f"{value:.0f} ms"
+    seconds = value / 1000
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min" if seconds < 7200 else \
+        f"{seconds / 3600:.1f} h"
+
+
+def static_url(name):
+    return f"{ASSETS}{name}?v={STATIC_VERSIONS.get(name, '0')}"
+
+
+def more_like_url(doc_id, corpus, k=DEFAULT_K):
+    params = {"id": doc_id, "corpus": corpus}
+    if k != DEFAULT_K:
+        params["k"] = k
+    return "/?" + urlencode(params)
+
+
+templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True, undefined=StrictUndefined,
+                        trim_blocks=True, lstrip_blocks=True)
+templates.filters.update(http_url=http_url, display_url=display_url, percent=charts.percent, ms=milliseconds)
+templates.globals.update(static_url=static_url, more_like_url=more_like_url)
+
+
+def wants_html(request):
+    """True when a browser asks: text/html preferred over JSON (ties, as with */*, go to JSON)."""
+    if request.method not in ("GET", "HEAD"):
+        return False
+    return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
+
+
+def render(template, status=200, **context):
+    html = templates.get_template(template).render(**context)
+    return Response(html, status=status, mimetype="text/html", headers=PAGE_HEADERS)
+
+
+def static_file(request):
+    name = request.path.rsplit("/", 1)[-1]
+    path = STATIC_FILES.get(name)
+    if path is None:
+        raise ApiError(f"no such file: {request.path}", status=404, code="not_found")
+    cache = "public, max-age=31536000, immutable" if request.args.get("v") == STATIC_VERSIONS[name] else \
+        "public, max-age=300"
+    return Response(path.read_bytes(), content_type=STATIC_TYPES[path.suffix],
+                    headers={"Cache-Control": cache, "X-Content-Type-Options": "nosniff"})
+
+
+# -- lookups in the stores ----------------------------------------------------------
+def find_doc(stores, corpus, doc_id):
+    """The stored Doc of ``doc_id`` in ``corpus``, or None."""
+    store = stores.get(corpus) if corpus else None
+    if store is None:
+        return None
+    row = store.row_for_id(str(doc_id))
+    return None if row is None else store.docs([row])[0]
+
+
+def corpora_of(stores):
+    return [store.describe() for store in (stores.get(name) for name in stores.names()) if store is not None]
+
+
+# -- the try-it page --------------------------------------------------------------------
+def form_values(args, default_corpus):
+    """What the form shows: the query just asked, or the defaults."""
+    k = args.get("k", "")
+    return {
+        "url": args.get("url", ""),
+        "text": args.get("text", ""),
+        "corpus": args.get("corpus") or default_corpus,
+        "k": int(k) if k.isdigit() else DEFAULT_K,
+    }
+
+
+def subject_of(query, answer, member):
+    """The heading over the results: what they are related to."""
+    if query.kind == "id":
+        return "More like", member.title if member else query.value
+    if query.kind == "url":
+        page = answer.get("page") or {}
+        return "Related to", page.get("title") or (member.title if member else display_url(query.value))
+    words = " ".join(query.value.split())
+    return "Related to the text", words if len(words) <= 120 else words[:119] + "…"
+
+
+def try_it(app, request):
+    """GET / for a browser: the form, then the results or the error, in a page."""
+    settings, stores = app.settings, app.stores
+    form = form_values(request.args, settings.default_corpus)
+    context = {"nav": "try", "form": form, "corpora": corpora_of(stores), "max_k": settings.max_k,
+               "answer": None, "error": None, "error_title": "", "subject": None}
+    if not request.args:
+        return render("try.html", **context)
+    try:
+        query = parse_query(request, settings, stores.names())
+        answer = app.recommender.recommend(query, app.base_url(request))
+    except ApiError as exc:
+        context.update(error=exc, error_title=ERROR_TITLES.get(exc.status, "That did not work"))
+        return render("try.html", status=exc.status, **context)
+    member = None
+    if query.kind == "id":
+        member = find_doc(stores, answer["corpus"], query.value)
+        if member is not None:
+            form["url"] = member.url  # the form then asks the same again, by its URL
+    form["k"] = query.k
+    context.update(answer=answer, subject=subject_of(query, answer, member))
+    return render("try.html", **context)
+
+
+# -- the dashboard -------------------------------------------------------------------------
+def _with_titles(stores, rows):
+    for row in rows:
+        doc = find_doc(stores, row["corpus"], row["id"])
+        row["label"] = doc.title if doc else f"{row['corpus']}/{row['id']} (no longer in the store)"
+        row["url"] = doc.url if doc else row.get("url")
+    return rows
+
+
+def dashboard_charts(data, stores):
+    stats = data["stats"]
+    latency, delay = stats["latency_ms"], stats["click_delay_ms"]
+    top = data["top"]
+
+    def link(row):
+        return http_url(row.get("url"))
+
+    return {
+        "timeline": charts.timeline_chart(data["timeline"]),
+        "engines": charts.engine_ctr_chart(stats["engines"]),
+        "ranks": charts.rank_ctr_chart(stats["ctr_by_rank"]),
+        "latency": charts.histogram_chart(data["latency_ms"], "ms", "time to answer", "Latency"),
+        "delay": charts.histogram_chart(data["click_delay_s"], "s", "time to click", "Time to click"),
+        "recommended": charts.bar_list_chart(
+            _with_titles(stores, top["recommended"]), "Most recommended articles", "recommended", "s-requests",
+            note=lambda r: f"{r['recommended']:,}× shown · {charts.plural(r['clicks'], 'click')}", link=link),
+        "clicked": charts.bar_list_chart(
+            _with_titles(stores, top["clicked"]), "Most clicked articles", "clicks", "s-clicks",
+            note=lambda r: f"{charts.plural(r['clicks'], 'click')} · {r['recommended']:,}× shown", link=link),
+        "errors": charts.bar_list_chart(
+            [{"label": code, "count": n} for code, n in data["errors_by_code"].items()], "Errors by code", "count",
+            "s-errors"),
+        "subtitles": {
+            "latency": f"time to answer, fetch included: median {milliseconds(latency['p50'])}, "
+                       f"95% within {milliseconds(latency['p95'])}" if latency["p50"] is not None else "",
+            "delay": f"from the answer to the click on a result: median {milliseconds(delay['median'])}"
+            if delay["median"] is not None else "",
+        },
+        "verdict": charts.engine_verdict(stats["engines"]),
+    }
+
+
+def dashboard(app, request):
+    """GET /dashboard: the figures of /stats, drawn."""
+    names = app.stores.names()
+    context = {"nav": "dashboard", "corpora": names, "corpus": None, "days": None, "day_choices": DAY_CHOICES,
+               "data": None, "charts": None, "problem": None, "stats_url": "/stats"}
+    try:
+        context["corpus"], context["days"] = parse_filters(request.args)
+        filters = {name: value for name in ("corpus", "days") if (value := context[name])}
+        context["stats_url"] = "/stats" + ("?" + urlencode(filters) if filters else "")
+    except ApiError as exc:
+        context["problem"] = {"title": ERROR_TITLES.get(exc.status, "That did not work"), "message": exc.message}
+        return render("dashboard.html", status=exc.status, **context)
+    if not app.settings.mongodb_uri:
+        context["problem"] = {
+            "title": "No events are stored",
+            "message": "MONGODB is not set, so request and click events are counted but not kept: there is "
+                       "nothing to draw. Set MONGODB to a MongoDB URI (make run starts a local one).",
+        }
+        return render("dashboard.html", status=503, **context)
+    from pymongo.errors import PyMongoError
+
+    try:
+        data = dashboard_data(app.events.database(), context["corpus"], context["days"])
+    except PyMongoError as exc:
+        log.warning("dashboard: event database unavailable: %s", exc)
+        context["problem"] = {
+            "title": "The event database does not answer",
+            "message": f"MongoDB could not be read ({exc.__class__.__name__}). Answers and clicks keep working; "
+                       "their events wait in a buffer. Reload this page once the database is back.",
+        }
+        return render("dashboard.html", status=503, **context)
+    context.update(data=data, charts=dashboard_charts(data, app.stores))
+    return render("dashboard.html", **context)

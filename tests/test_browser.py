@@ -1,0 +1,253 @@
+"""The pages in a real headless Chromium (Debian's `chromium`, driven by playwright),
+against a real functions-framework process with events from real requests and clicks.
+
+Screenshots go to the test's tmp folder and are copied to tests/out/ (git-ignored)
+for a person to look at.
+"""
+
+import dataclasses
+import html
+import json
+import shutil
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, wait_for_events, wiki_sample_path
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+OUT = ROOT / "tests" / "out"
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is not installed: `apt-get install -y chromium` (as root; .ci/run does it). "
+                    "These tests drive it through playwright and never download a browser.")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class Page:
+    """A browser tab that records console errors and uncaught exceptions, and saves screenshots."""
+
+    def __init__(self, browser, folder, viewport=DESKTOP):
+        self.context = browser.new_context(viewport=viewport)
+        self.tab = self.context.new_page()
+        self.tab.set_default_timeout(20_000)
+        self.folder = folder
+        self.problems = []
+        self.tab.on("console", lambda m: m.type == "error" and self.problems.append(f"console: {m.text}"))
+        self.tab.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
+
+    def screenshot(self, name):
+        path = self.folder / f"{name}.png"
+        self.tab.screenshot(path=str(path), full_page=True)
+        OUT.mkdir(exist_ok=True)
+        shutil.copy(path, OUT / path.name)
+        return path
+
+    def close(self):
+        self.context.close()
+
+
+@pytest.fixture
+def tab(browser, tmp_path):
+    opened = []
+
+    def open_tab(viewport=DESKTOP):
+        page = Page(browser, tmp_path, viewport)
+        opened.append(page)
+        return page
+
+    yield open_tab
+    for page in opened:
+        page.close()
+
+
+# -- a corpus whose articles live on the loopback web server ----------------------------------
+@pytest.fixture(scope="module")
+def site_store(tmp_path_factory, model_store, pages):
+    """MODEL_STORE with 'site' (the Wikipedia sample, its articles served by the `pages`
+    server, so a followed click lands on a real page) next to the usual 'wiki'."""
+    from function.build import BuildOptions, build
+    from function.sources import Record, open_source
+
+    root = tmp_path_factory.mktemp("site_store")
+    (root / "wiki").symlink_to(model_store / "wiki")
+
+    def records():
+        for record in open_source(wiki_sample_path()):
+            if isinstance(record, Record):
+                body = (f"<html><head><title>{html.escape(record.title)}</title>"
+                        '<link rel="icon" href="data:,"></head><body><h1>'  # no /favicon.ico 404 in the console
+                        f"{html.escape(record.title)}</h1><p>{html.escape(record.text[:3000])}</p></body></html>")
+                record = dataclasses.replace(record, url=pages.add(f"/site/{record.id}.html", body.encode()))
+            yield record
+
+    build([records()], root / "site", BuildOptions(name="site"), progress=False)
+    return root
+
+
+def test_try_it_query_results_more_like_this_and_a_click(site_store, function_process, function_env, tab):
+    server = function_process(MODEL_STORE=str(site_store), DEFAULT_CORPUS="wiki").wait_ready()
+    page = tab()
+    browser_tab = page.tab
+    browser_tab.goto(server.base + "/")
+    assert browser_tab.title().startswith("Find related articles")
+    page.screenshot("try-it-form")
+
+    browser_tab.fill("#text", "moon landing astronaut")
+    browser_tab.select_option("#corpus", "site")
+    browser_tab.fill("#k", "6")
+    browser_tab.click("button[type=submit]")
+    browser_tab.wait_for_selector("li.result")
+    titles = browser_tab.locator(".result-title").all_inner_texts()
+    assert len(titles) == 6 and {"Apollo 11", "Astronaut"} <= set(titles[:3])
+    assert "corpus=site" in browser_tab.url and "Related to the text moon landing astronaut" in \
+        browser_tab.inner_text("#results-title")
+    page.screenshot("try-it-results")
+
+    # "More like this" on Apollo 11: a query by its id, in the same corpus
+    apollo = browser_tab.locator("li.result", has=browser_tab.locator(".result-title", has_text="Apollo 11")).first
+    apollo.locator("a.more").click()
+    browser_tab.wait_for_url("**/?id=*")
+    assert browser_tab.inner_text("#results-title") == "More like Apollo 11"
+    more_titles = browser_tab.locator(".result-title").all_inner_texts()
+    assert more_titles[0] == "Apollo 8" and "Apollo 11" not in more_titles
+    page.screenshot("try-it-more-like-this")
+
+    # a result link goes through the click tracker and lands on the article
+    link = browser_tab.locator("a.result-title").first
+    href = link.get_attribute("href")
+    assert href.startswith(server.base + "/click?")
+    link.click()
+    browser_tab.wait_for_url("**/site/*.html")
+    assert browser_tab.inner_text("h1") == more_titles[0]
+    clicks = wait_for_events(function_env["MONGODB"], "clicks", 1)
+    assert [(c["corpus"], c["rank"], c["url"]) for c in clicks] == [("site", 1, browser_tab.url)]
+    assert page.problems == []
+
+
+def test_try_it_shows_errors_in_the_page_and_reads_on_a_phone(function_process, tab):
+    server = function_process().wait_ready()
+    page = tab(PHONE)
+    browser_tab = page.tab
+    browser_tab.goto(server.base + "/")
+    browser_tab.click("button[type=submit]")  # nothing typed
+    alert = browser_tab.wait_for_selector("[role=alert]")
+    assert "give one of 'url', 'text' or 'id'" in alert.inner_text()
+    page.screenshot("try-it-error-phone")
+
+    browser_tab.fill("#text", "greek philosopher logic")
+    browser_tab.click("button[type=submit]")
+    browser_tab.wait_for_selector("li.result")
+    assert not browser_tab.query_selector("[role=alert]")
+    # readable on a phone: nothing wider than the screen, results one under the other
+    assert browser_tab.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    boxes = [r.bounding_box() for r in browser_tab.query_selector_all("li.result")]
+    assert all(b["width"] > PHONE["width"] * 0.85 for b in boxes)
+    assert all(a["y"] + a["height"] <= b["y"] for a, b in zip(boxes, boxes[1:]))
+    page.screenshot("try-it-results-phone")
+    # the error page (400) is reported by Chromium as a failed load; nothing else may be
+    assert all("status of 400" in p for p in page.problems), page.problems
+
+
+# -- the dashboard ----------------------------------------------------------------------------------
+class NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=20) as response:
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read()
+
+
+def seed_traffic(base, mongodb):
+    """Real requests and clicks: both engines, a few ranks clicked, some errors."""
+    topics = ["moon landing astronaut", "greek philosopher logic", "atlantic ocean", "alkali metal", "abraham lincoln",
+              "american civil war", "algebra mathematics", "animal farm novel", "academy award film", "alchemy gold",
+              "apollo program", "aristotle ethics", "asia continent", "anarchism politics", "austria vienna",
+              "actinium element", "ada lovelace", "amphibian frog", "alabama state", "archaeology dig"]
+    no_redirect = urllib.request.build_opener(NoRedirects)
+    requests = clicks = 0
+    for i, topic in enumerate(topics):
+        status, body = get(f"{base}/?text={urllib.request.quote(topic)}&k=8")
+        assert status == 200
+        requests += 1
+        results = json.loads(body)["results"]
+        for rank in ((1,), (1, 3), (), (2,), (1, 5))[i % 5]:
+            try:
+                no_redirect.open(results[rank - 1]["click_url"], timeout=20)
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 302
+            clicks += 1
+    for bad in ("/?id=no-such-id", "/?text=zzzzqqq+xxyyzz", "/?id=also-missing"):
+        assert get(base + bad)[0] in (404, 422)
+        requests += 1
+    wait_for_events(mongodb, "requests", requests)
+    wait_for_events(mongodb, "clicks", clicks)
+    return requests, clicks
+
+
+CHARTS = ["timeline", "engines", "ranks", "latency", "delay", "errors", "recommended", "clicked"]
+
+
+def test_dashboard_draws_every_chart_without_errors(function_process, function_env, tab):
+    server = function_process(ENGINE_WEIGHTS="lsi=50,tfidf=50").wait_ready()
+    requests, clicks = seed_traffic(server.base, function_env["MONGODB"])
+    page = tab()
+    browser_tab = page.tab
+    response = browser_tab.goto(server.base + "/dashboard")
+    assert response.status == 200
+    browser_tab.wait_for_load_state("load")
+
+    figures = browser_tab.locator("figure.chart")
+    assert [figures.nth(i).get_attribute("data-chart") for i in range(figures.count())] == CHARTS
+    for name in CHARTS:
+        figure = browser_tab.locator(f'figure[data-chart="{name}"]')
+        assert figure.get_attribute("data-empty") == "false", name
+        marks = figure.locator("svg .mark")
+        assert marks.count() > 0, name
+        drawn = [box for box in (marks.nth(i).bounding_box() for i in range(marks.count())) if box]
+        assert any(box["width"] >= 1 and box["height"] >= 1 for box in drawn), f"{name}: nothing visible"
+        svg_box = figure.locator("svg").bounding_box()
+        assert svg_box["width"] > 300 and svg_box["height"] > 40, name
+    engines = browser_tab.locator('figure[data-chart="engines"] table tbody tr th').all_inner_texts()
+    assert sorted(engines) == ["lsi", "tfidf"]
+    tiles = browser_tab.locator(".tile .big").all_inner_texts()
+    assert tiles[0] == str(requests - 3) and tiles[1] == str(clicks)
+    # the stylesheet applied (a card has its background and border), with no script on the page
+    assert browser_tab.locator(".card").first.evaluate("e => getComputedStyle(e).borderTopStyle") == "solid"
+    assert browser_tab.evaluate("document.scripts.length") == 0
+    page.screenshot("dashboard")
+    assert page.problems == []
+
+    phone = tab(PHONE)
+    phone.tab.goto(server.base + "/dashboard")
+    assert phone.tab.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    phone.screenshot("dashboard-phone")
+    assert phone.problems == []
+
+
+def test_dashboard_without_mongodb_says_so_in_the_page(function_process, tab):
+    server = function_process(MONGODB="").wait_ready()
+    page = tab()
+    response = page.tab.goto(server.base + "/dashboard")
+    assert response.status == 503
+    assert "MONGODB is not set" in page.tab.inner_text("[role=alert]")
+    page.screenshot("dashboard-no-mongodb")

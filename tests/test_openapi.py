@@ -1,0 +1,140 @@
+"""GET /openapi.json: a valid OpenAPI document naming every route, whose
+schemas the function's real answers (success and error) satisfy."""
+
+import os
+
+import pytest
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from conftest import wait_for_events
+from function.app import create_app
+
+DOC_URI = "urn:related-content:openapi"
+
+
+@pytest.fixture
+def spec(client):
+    response = client.get("/openapi.json")
+    assert response.status_code == 200 and response.is_json
+    return response.get_json()
+
+
+def test_the_document_is_valid_openapi(spec):
+    validate(spec)
+    assert spec["openapi"].startswith("3.1") and spec["servers"] == [{"url": "http://localhost"}]
+
+
+def test_every_route_and_method_is_described(spec, function_env):
+    routes = create_app({**os.environ, **function_env}).routes
+    served = {(path, method.lower()) for path, methods in routes.items() for method in methods}
+    described = {(path, method) for path, item in spec["paths"].items() for method in item if method != "options"}
+    assert served == described
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            assert operation["summary"] and operation["operationId"], (path, method)
+            assert "default" in operation["responses"]
+
+
+class Checker:
+    """Validates real responses against the response schemas the document gives them."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.registry = Registry().with_resource(DOC_URI, Resource.from_contents(spec, DRAFT202012))
+        self.checked = set()
+
+    def check(self, response, path, method="get"):
+        """``response`` if its status and content type are documented for the operation and it fits the schema."""
+        status = response.status_code
+        responses = self.spec["paths"][path][method]["responses"]
+        assert str(status) in responses, f"{method.upper()} {path} answered {status}, which is not documented"
+        self.checked.add(status)
+        if status in (204, 302):
+            return response
+        content = responses[str(status)].get("content", {})
+        assert response.mimetype in content, f"{method.upper()} {path} {status}: {response.mimetype} not documented"
+        if response.mimetype == "application/json":
+            schema = _rebase({"$schema": "https://json-schema.org/draft/2020-12/schema",
+                              **content[response.mimetype]["schema"]})
+            errors = list(Draft202012Validator(schema, registry=self.registry).iter_errors(response.get_json()))
+            assert not errors, f"{method.upper()} {path} {status}: " + "; ".join(
+                f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors[:5])
+        return response
+
+
+def _rebase(schema):
+    """Point the document's local refs (#/components/...) at the document's URI."""
+    if isinstance(schema, dict):
+        return {k: (DOC_URI + v if k == "$ref" and v.startswith("#") else _rebase(v)) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_rebase(v) for v in schema]
+    return schema
+
+
+def test_real_answers_match_their_schemas(client, spec, pages, function_env):
+    checker = Checker(spec)
+    check = checker.check
+    body = check(client.get("/?text=moon+landing+astronaut&k=3"), "/").get_json()
+    check(client.post("/", json={"text": "greek philosophy", "k": 2}), "/", "post")
+    assert "page" in check(client.get("/", query_string={"url": pages.url("/moon-landing.html")}), "/").get_json()
+    check(client.get("/?id=662"), "/")
+    check(client.get("/?text=moon", headers={"Accept": "text/html"}), "/")
+    check(client.options("/"), "/", "options")
+    for query in ("", "text=moon&k=0", "text=moon&corpus=nope", "text=zzzzqqq+xxyyzz", "text=moon&colour=1",
+                  "text=" + "a" * 20000):
+        check(client.get("/?" + query), "/")
+    check(client.post("/", data="text=moon", content_type="application/x-www-form-urlencoded"), "/", "post")
+    check(client.post("/", json={"text": "x" * 100_001}), "/", "post")
+    pages.add("/spec-gone", b"<html><body>gone</body></html>", status=404)
+    pages.add("/spec-broken", b"oops", status=500)
+    pages.add("/spec-binary", b"\x89PNG\r\n\x1a\n" + b"\0" * 100, content_type="image/png")
+    for path in ("/spec-gone", "/spec-broken", "/spec-binary"):
+        check(client.get("/", query_string={"url": pages.url(path)}), "/")
+
+    click_url = body["results"][0]["click_url"]
+    check(client.get(click_url), "/click")
+    check(client.get(click_url.replace("&s=", "&s=AAAA")), "/click")
+    check(client.get(click_url.split("&s=")[0]), "/click")
+
+    wait_for_events(function_env["MONGODB"], "clicks", 1)
+    stats = check(client.get("/stats"), "/stats").get_json()
+    assert stats["engines"] and stats["ctr_by_rank"]
+    check(client.get("/stats?days=abc"), "/stats")
+    check(client.get("/healthz"), "/healthz")
+    check(client.get("/dashboard"), "/dashboard")
+    check(client.get("/dashboard?days=0"), "/dashboard")
+    check(client.get("/openapi.json"), "/openapi.json")
+    check(client.get("/assets/site.css"), "/assets/site.css")
+    check(client.get("/assets/icon.svg"), "/assets/icon.svg")
+    assert {200, 204, 302, 400, 403, 404, 413, 414, 415, 422, 502} <= checker.checked
+
+
+def test_answers_without_an_event_database_match_too(spec, function_env, monkeypatch):
+    import functions_framework
+
+    for name, value in {**function_env, "MONGODB": ""}.items():
+        monkeypatch.setenv(name, value)
+    client = functions_framework.create_app(target="handle", source="function/main.py").test_client()
+    checker = Checker(spec)
+    health = checker.check(client.get("/healthz"), "/healthz").get_json()
+    assert health["mongo"] == {"configured": False, "reachable": False}
+    checker.check(client.get("/stats"), "/stats")
+    checker.check(client.get("/dashboard"), "/dashboard")
+    assert checker.checked == {200, 503}
+
+
+def test_the_schemas_catch_a_wrong_answer(spec):
+    """The check itself can fail: an answer missing a field or with a stray one does not pass."""
+    registry = Checker(spec).registry
+    schema = _rebase({"$ref": "#/components/schemas/Recommendations"})
+    good = {"request_id": "r", "corpus": "wiki", "store_version": "v1", "engine": "lsi", "source": "text",
+            "results": [], "timings_ms": {"fetch": 0, "extract": 0, "lookup": 0.1, "total": 0.2}}
+    validator = Draft202012Validator(schema, registry=registry)
+    assert validator.is_valid(good)
+    assert not validator.is_valid({k: v for k, v in good.items() if k != "engine"})
+    assert not validator.is_valid({**good, "extra": 1})
+    stats = Draft202012Validator(_rebase({"$ref": "#/components/schemas/Stats"}), registry=registry)
+    assert not stats.is_valid({"corpus": None, "since": None, "engines": {}, "requests": 1})

@@ -1,0 +1,285 @@
+"""The try-it page and the dashboard, through functions-framework's test client:
+content negotiation, links, error messages, escaping, and the dashboard's data.
+(tests/test_browser.py drives the same pages in a real Chromium.)"""
+
+from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qs, urlsplit
+
+import lxml.html
+import pytest
+
+from conftest import wait_for_events
+from function import charts
+from function import pages as page_views
+from function.stats import CLICK_DELAY_EDGES_S, histogram, timeline, top_articles
+
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"}
+
+
+def html_of(response):
+    assert response.mimetype == "text/html", response.get_data(as_text=True)[:300]
+    return lxml.html.fromstring(response.get_data(as_text=True))
+
+
+def results_of(doc):
+    return [{"title": li.cssselect(".result-title")[0].text_content().strip(),
+             "href": li.cssselect("a.result-title")[0].get("href"),
+             "more": li.cssselect("a.more")[0].get("href")} for li in doc.cssselect("li.result")]
+
+
+# -- content negotiation -------------------------------------------------------------
+def test_a_browser_gets_the_form_with_the_corpora(client):
+    response = client.get("/", headers=BROWSER)
+    assert response.status_code == 200
+    doc = html_of(response)
+    form = doc.cssselect("form.ask-form")[0]
+    assert form.get("method") == "get" and form.get("action") == "/"
+    assert {field.get("name") for field in form.cssselect("input, textarea, select")} == {"url", "text", "corpus", "k"}
+    assert [o.get("value") for o in form.cssselect("select[name=corpus] option")] == ["wiki"]
+    assert not doc.cssselect("li.result") and not doc.cssselect("[role=alert]")
+
+
+@pytest.mark.parametrize("accept", [None, "*/*", "application/json", "application/json, text/html",
+                                    "text/html;q=0.5, application/json"])
+def test_api_clients_keep_getting_json(client, accept):
+    headers = {"Accept": accept} if accept else {}
+    answer = client.get("/?text=moon+landing", headers=headers)
+    assert answer.is_json and answer.get_json()["results"]
+    missing = client.get("/", headers=headers)
+    assert missing.status_code == 400 and missing.get_json()["error"]["code"] == "missing_query"
+
+
+def test_post_stays_json_even_for_a_browser(client):
+    response = client.post("/", json={"text": "moon landing", "k": 2}, headers=BROWSER)
+    assert response.is_json and len(response.get_json()["results"]) == 2
+
+
+# -- results ----------------------------------------------------------------------------------
+def test_submitting_the_form_shows_the_results_of_the_api(client):
+    form = {"url": "", "text": "moon landing astronaut", "corpus": "wiki", "k": "4"}  # as a browser submits it
+    doc = html_of(client.get("/", query_string=form, headers=BROWSER))
+    expected = client.get("/", query_string={"text": "moon landing astronaut", "k": 4}).get_json()
+    shown = results_of(doc)
+    assert [r["title"] for r in shown] == [r["title"] for r in expected["results"]]
+    for result, api in zip(shown, expected["results"]):
+        assert result["href"].startswith("http://localhost/click?")  # through the click tracker
+        assert parse_qs(urlsplit(result["href"]).query)["u"] == [api["url"]]
+        assert result["more"] == f"/?id={api['id']}&corpus=wiki&k=4"
+    assert "moon landing astronaut" in doc.cssselect("#results-title")[0].text_content()
+    assert doc.cssselect("textarea[name=text]")[0].text == "moon landing astronaut"  # the form keeps the query
+    assert doc.cssselect("input[name=k]")[0].get("value") == "4"
+
+
+def test_more_like_this_asks_by_the_results_id(client):
+    first = results_of(html_of(client.get("/?text=moon+landing+astronaut", headers=BROWSER)))
+    apollo = next(r for r in first if r["title"] == "Apollo 11")
+    response = client.get(apollo["more"], headers=BROWSER)
+    assert response.status_code == 200
+    doc = html_of(response)
+    assert doc.cssselect("#results-title")[0].text_content().split() == ["More", "like", "Apollo", "11"]
+    titles = [r["title"] for r in results_of(doc)]
+    assert titles and "Apollo 11" not in titles and titles[0] == "Apollo 8"
+    assert doc.cssselect("input[name=url]")[0].get("value") == "https://en.wikipedia.org/wiki/Apollo_11"
+
+
+def test_a_fetched_page_is_named_by_its_title(client, pages):
+    doc = html_of(client.get("/", query_string={"url": pages.url("/moon-landing.html")}, headers=BROWSER))
+    assert "Fifty years after the first Moon landing" in doc.cssselect("#results-title")[0].text_content()
+    assert "Apollo 11" in [r["title"] for r in results_of(doc)]
+
+
+# -- errors --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("query,status,code", [
+    ({"url": "", "text": ""}, 400, "missing_query"),
+    ({"text": "moon", "k": "0"}, 400, "invalid_parameter"),
+    ({"text": "moon", "corpus": "nope"}, 404, "unknown_corpus"),
+    ({"id": "no-such-id"}, 404, "unknown_id"),
+    ({"text": "zzzzqqq xxyyzz"}, 422, "no_known_words"),
+    ({"url": "ftp://example.com/file"}, 400, "invalid_url"),
+])
+def test_errors_are_a_message_in_the_page_with_the_apis_status(client, query, status, code):
+    page = client.get("/", query_string=query, headers=BROWSER)
+    api = client.get("/", query_string=query)
+    assert page.status_code == api.status_code == status
+    alert = html_of(page).cssselect("[role=alert]")[0].text_content()
+    assert api.get_json()["error"]["message"] in alert and code in alert
+    assert "{" not in alert  # a message, not a JSON dump
+
+
+def test_a_page_that_cannot_be_fetched_is_a_message_too(client, pages):
+    pages.add("/gone-for-page", b"<html><body>gone</body></html>", status=404)
+    page = client.get("/", query_string={"url": pages.url("/gone-for-page")}, headers=BROWSER)
+    assert page.status_code == 422
+    assert html_of(page).cssselect("[role=alert] h2")[0].text == "No article to work with"
+
+
+# -- safety ------------------------------------------------------------------------------------------
+SCRIPT = "<script>alert(1)</script>"
+
+
+def assert_inert(response):
+    """No script element, no inline handler or style, no javascript: link made it into the page."""
+    text = response.get_data(as_text=True)
+    assert SCRIPT not in text
+    doc = lxml.html.fromstring(text)
+    assert not doc.cssselect("script") and not doc.xpath("//@*[starts-with(name(), 'on')]") and \
+        not doc.xpath("//@style")
+    for href in doc.xpath("//@href | //@action | //@src"):
+        assert href.startswith(("/", "http://", "https://")), href
+    csp = response.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in csp and "script-src" not in csp and "unsafe-inline" not in csp
+
+
+def test_queries_and_titles_holding_markup_are_escaped(client, pages):
+    text_page = client.get("/", query_string={"text": SCRIPT + " moon landing"}, headers=BROWSER)
+    assert text_page.status_code == 200 and "&lt;script&gt;" in text_page.get_data(as_text=True)
+    assert_inert(text_page)
+
+    article = pages.routes["/moon-landing.html"][2].replace(
+        b"<title>Fifty years", b"<title>&lt;script&gt;alert(1)&lt;/script&gt; Fifty years").replace(
+        b'content="Fifty years', b'content="&lt;script&gt;alert(1)&lt;/script&gt; Fifty years')
+    fetched = client.get("/", query_string={"url": pages.add("/xss-title.html", article)}, headers=BROWSER)
+    assert fetched.status_code == 200
+    assert SCRIPT in html_of(fetched).cssselect("#results-title")[0].text_content()  # shown as text
+    assert_inert(fetched)
+
+    error = client.get("/", query_string={SCRIPT: "1", "text": "moon"}, headers=BROWSER)
+    assert error.status_code == 400 and SCRIPT in html_of(error).cssselect("[role=alert]")[0].text_content()
+    assert_inert(error)
+
+
+def test_only_http_links_are_rendered():
+    answer = {"corpus": "wiki", "engine": "lsi", "source": "text", "timings_ms": {"total": 1.0}, "results": [
+        {"rank": 1, "id": "1", "url": "javascript:alert(1)", "title": SCRIPT, "score": 0.5,
+         "click_url": "javascript:alert(1)"},
+        {"rank": 2, "id": '2"><b>', "url": "https://example.com/a", "title": "fine", "score": 0.4,
+         "click_url": "https://related.example/click?x=1"},
+    ]}
+    response = page_views.render("try.html", nav="try", form={"url": "", "text": "", "corpus": "wiki", "k": 5},
+                            corpora=[], max_k=10, answer=answer, error=None, error_title="",
+                            subject=("Related to", SCRIPT))
+    assert_inert(response)
+    doc = lxml.html.fromstring(response.get_data(as_text=True))
+    assert [a.get("href") for a in doc.cssselect("a.result-title")] == ["https://related.example/click?x=1"]
+    assert doc.cssselect("a.more")[1].get("href") == "/?id=2%22%3E%3Cb%3E&corpus=wiki"
+
+
+def test_the_stylesheet_and_icon_the_pages_link_are_served(client):
+    doc = html_of(client.get("/", headers=BROWSER))
+    for href, kind in ((doc.cssselect("link[rel=stylesheet]")[0].get("href"), "text/css"),
+                       (doc.cssselect("link[rel=icon]")[0].get("href"), "image/svg+xml")):
+        response = client.get(href)
+        assert response.status_code == 200 and response.mimetype == kind and response.data
+        assert "immutable" in response.headers["Cache-Control"]  # versioned by its hash
+    assert client.get("/assets/nothing.css").status_code == 404
+
+
+# -- the dashboard ---------------------------------------------------------------------------------
+def seed(client, mongodb, texts=("moon landing astronaut", "greek philosopher", "atlantic ocean", "alkali metal")):
+    answers = [client.get("/", query_string={"text": text, "k": 6}).get_json() for text in texts]
+    clicked = [answers[0]["results"][0], answers[0]["results"][0], answers[0]["results"][2]]
+    clicked += [answer["results"][0] for answer in answers[1:2]]
+    for result in clicked:
+        client.get(result["click_url"])
+    client.get("/?id=no-such-id")
+    wait_for_events(mongodb, "requests", len(texts) + 1)
+    wait_for_events(mongodb, "clicks", len(clicked))
+    return answers
+
+
+def chart_states(doc):
+    return {f.get("data-chart"): f.get("data-empty") for f in doc.cssselect("figure.chart")}
+
+
+def test_dashboard_draws_every_chart_from_the_events(client, function_env):
+    answers = seed(client, function_env["MONGODB"])
+    response = client.get("/dashboard")
+    assert response.status_code == 200
+    doc = html_of(response)
+    assert chart_states(doc) == dict.fromkeys(
+        ["timeline", "engines", "ranks", "latency", "delay", "errors", "recommended", "clicked"], "false")
+    for figure in doc.cssselect("figure.chart"):
+        assert figure.cssselect("svg .mark"), figure.get("data-chart")
+    tiles = {t.cssselect(".label")[0].text: t.cssselect(".big")[0].text_content() for t in doc.cssselect(".tile")}
+    assert tiles["Answers"] == "4" and tiles["Clicks"] == "4" and tiles["Click-through"] == "50.0%"
+    stats = client.get("/stats").get_json()
+    interval = f"{stats['ctr_ci95'][0] * 100:.1f}%–{stats['ctr_ci95'][1] * 100:.1f}%"
+    assert interval in doc.cssselect(".tile.accent")[0].text_content()
+    engine_row = doc.cssselect("table.engines tbody tr")[0].text_content()
+    assert "50.0%" in engine_row and interval in engine_row
+    top = [t.text for t in doc.cssselect('figure[data-chart="clicked"] svg a text')]
+    assert top[0] == answers[0]["results"][0]["title"] and len(top) == 3  # clicked twice: first, by its title
+    assert "unknown_id" in doc.cssselect('figure[data-chart="errors"]')[0].text_content()
+    assert_inert(response)
+
+
+def test_dashboard_filters_like_stats(client, function_env):
+    seed(client, function_env["MONGODB"], texts=("moon landing",))
+    other = html_of(client.get("/dashboard?corpus=other&days=7"))
+    assert set(chart_states(other).values()) == {"true"}
+    assert other.cssselect("select[name=days] option[selected]")[0].get("value") == "7"
+    assert client.get("/dashboard?days=30").status_code == 200
+    for query in ("days=abc", "days=0", "corpus=../x", "colour=blue"):
+        response = client.get("/dashboard?" + query)
+        assert response.status_code == 400 and html_of(response).cssselect("[role=alert]")
+        assert response.status_code == client.get("/stats?" + query).status_code
+
+
+@pytest.mark.parametrize("mongodb_uri,title", [
+    ("", "No events are stored"),
+    ("mongodb://127.0.0.1:9/related", "The event database does not answer"),  # nothing listens on port 9
+])
+def test_dashboard_without_a_database_says_so(function_env, monkeypatch, mongodb_uri, title):
+    import functions_framework
+
+    for name, value in {**function_env, "MONGODB": mongodb_uri}.items():
+        monkeypatch.setenv(name, value)
+    app = functions_framework.create_app(target="handle", source="function/main.py").test_client()
+    response = app.get("/dashboard")
+    assert response.status_code == 503
+    assert html_of(response).cssselect("[role=alert] h2")[0].text == title
+
+
+# -- the dashboard's figures ----------------------------------------------------------------------
+NOW = datetime(2026, 5, 1, 12, 0, 0, tzinfo=timezone.utc)
+
+
+def test_timeline_buckets_fit_the_span():
+    requests = [{"ts": NOW - timedelta(seconds=s), "status": 200} for s in (0, 1, 1, 20)]
+    requests.append({"ts": NOW - timedelta(seconds=2), "status": 404})
+    clicks = [{"ts": NOW - timedelta(seconds=1)}]
+    short = timeline(requests, clicks, None, NOW)
+    assert short["step_seconds"] == 1 and len(short["buckets"]) == 24  # at least 24: older ones empty
+    assert short["buckets"][-1]["start"] == NOW.isoformat(timespec="seconds")
+    assert sum(b["requests"] for b in short["buckets"]) == 4 and sum(b["errors"] for b in short["buckets"]) == 1
+    assert short["buckets"][-2] == {"start": "2026-05-01T11:59:59+00:00", "requests": 2, "errors": 0, "clicks": 1}
+    week = timeline(requests, clicks, NOW - timedelta(days=7), NOW)
+    assert week["step_seconds"] == 6 * 3600 and len(week["buckets"]) <= 48 + 1
+    assert sum(b["requests"] + b["errors"] for b in week["buckets"]) == 5
+
+
+def test_histograms_and_top_articles():
+    bins = histogram([0.2, 1.0, 1.5, 45, 90000], CLICK_DELAY_EDGES_S)
+    assert [b["count"] for b in bins] == [1, 2, 0, 0, 0, 1, 0, 0, 0, 0, 1]
+    assert bins[-1] == {"low": 86400, "high": None, "count": 1}
+    requests = [{"status": 200, "corpus": "wiki", "results": [{"id": "a"}, {"id": "b"}]},
+                {"status": 200, "corpus": "wiki", "results": [{"id": "b"}]},
+                {"status": 404, "corpus": "wiki", "results": [{"id": "c"}]}]
+    clicks = [{"corpus": "wiki", "doc_id": "a", "url": "https://e.org/a"}] * 2
+    top = top_articles(requests, clicks)
+    assert [(r["id"], r["recommended"], r["clicks"]) for r in top["recommended"]] == [("b", 2, 0), ("a", 1, 2)]
+    assert [(r["id"], r["clicks"], r["url"]) for r in top["clicked"]] == [("a", 2, "https://e.org/a")]
+
+
+def test_chart_labels_and_axes():
+    assert charts.ticks(21) == [0, 10, 20, 30] and charts.ticks(3) == [0, 1, 2, 3]
+    assert charts.ticks(0.37, whole=False) == [0, 0.1, 0.2, 0.3, 0.4]
+    assert [charts.duration_label(b["low"], b["high"], "s") for b in histogram([], (0, 1, 60, 7200))] == \
+        ["<1 s", "1 s–1 min", "1 min–2 h", "≥2 h"]
+    assert charts.duration_label(2, 5, "ms") == "2–5 ms"
+    assert charts.engine_verdict({"a": {"requests": 100, "ctr": 0.5, "ctr_ci95": [0.4, 0.6]},
+                                  "b": {"requests": 100, "ctr": 0.2, "ctr_ci95": [0.13, 0.29]}}).startswith("a wins")
+    assert charts.engine_verdict({"a": {"requests": 9, "ctr": 0.5, "ctr_ci95": [0.2, 0.8]},
+                                  "b": {"requests": 9, "ctr": 0.4, "ctr_ci95": [0.15, 0.7]}}).startswith("No clear")
+    assert charts.timeline_chart({"step_seconds": 60, "buckets": [
+        {"start": "2026-05-01T12:00:00+00:00", "requests": 0, "errors": 0, "clicks": 0}]}).empty
