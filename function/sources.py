@@ -6,9 +6,12 @@ A source never holds the corpus in memory; a record it cannot use becomes a
 
 import bz2
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
+
+from .urls import host_of, normalise_url
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,8 @@ class Record:
 class Skip:
     where: str  # line number, file name or URL
     reason: str
+    id: str = ""  # the document it concerns, when known
+    transient: bool = False  # may work next time (a server error): an update keeps the stored copy
 
 
 def record_from_fields(fields, where):
@@ -84,20 +89,217 @@ def read_wikipedia_dump(path, min_words=50):
             yield Record(str(page_id), wikipedia_url(title), title, text)
 
 
+CSV_FIELDS = ("id", "url", "title", "text")
+
+
+def parse_columns(spec):
+    """"id=post_id,text=body" -> {"id": "post_id", "text": "body"}: our field -> the CSV's column."""
+    mapping = {}
+    for part in filter(None, (p.strip() for p in (spec or "").split(","))):
+        field_name, sep, column = part.partition("=")
+        if not sep or field_name.strip() not in CSV_FIELDS or not column.strip():
+            raise ValueError(f"--columns: {part!r} is not FIELD=COLUMN with FIELD one of {', '.join(CSV_FIELDS)}")
+        mapping[field_name.strip()] = column.strip()
+    return mapping
+
+
+def read_csv(path, columns=None):
+    """Rows of a CSV (or .tsv) file with a header: id,url,title,text, or the columns ``columns`` names."""
+    import csv
+
+    columns = {f: (columns or {}).get(f, f) for f in CSV_FIELDS}
+    csv.field_size_limit(max(csv.field_size_limit(), 64 << 20))  # article texts are longer than csv's 128 kB
+    delimiter = "\t" if str(path).lower().endswith(".tsv") else ","
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+        rows = csv.DictReader(f, delimiter=delimiter)
+        missing = [c for f_, c in columns.items() if f_ != "title" and c not in (rows.fieldnames or ())]
+        if missing:
+            raise ValueError(f"{path}: no column {', '.join(map(repr, missing))} in the header "
+                             f"{rows.fieldnames}; map them with --columns id=...,url=...,title=...,text=...")
+        for number, row in enumerate(rows, 2):
+            if None in row:
+                yield Skip(f"row {number}", "more cells than the header has columns")
+                continue
+            yield record_from_fields({f: row.get(c) for f, c in columns.items()}, f"row {number}")
+
+
+HTML_SUFFIXES = (".html", ".htm", ".xhtml")
+HTML_MAX_BYTES = 10 << 20
+
+
+def page_url_for(path, folder, base_url):
+    """The URL a file of a published folder has: index.html stands for its folder."""
+    from urllib.parse import quote, urljoin
+
+    relative = path.relative_to(folder).as_posix()
+    if relative == "index.html" or relative.endswith("/index.html"):
+        relative = relative[: -len("index.html")]
+    return urljoin(base_url.rstrip("/") + "/", quote(relative))
+
+
+def canonical_url(html):
+    """The page's own idea of its address: <link rel=canonical>, else og:url (absolute http(s) only)."""
+    import lxml.html
+
+    try:
+        doc = lxml.html.document_fromstring(html)
+    except (ValueError, lxml.etree.ParserError):
+        return ""
+    for found in (doc.xpath("//link[contains(concat(' ', normalize-space(@rel), ' '), ' canonical ')]/@href")
+                  + doc.xpath("//meta[@property='og:url']/@content")):
+        found = found.strip()
+        if found.lower().startswith(("http://", "https://")):
+            return found
+    return ""
+
+
+def read_html_folder(folder, base_url=None):
+    """Articles of the HTML files under ``folder`` (a saved or generated site), extracted as serving does.
+
+    A page's URL is ``base_url`` + its path when given, else its canonical link;
+    its id is the normalised URL, as for crawled pages.
+    """
+    from .extract import decode_html, extract_article
+
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in HTML_SUFFIXES and p.is_file()
+                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    for path in files:
+        where = str(path.relative_to(folder))
+        if path.stat().st_size > HTML_MAX_BYTES:
+            yield Skip(where, f"larger than {HTML_MAX_BYTES} bytes")
+            continue
+        body = path.read_bytes()
+        html = decode_html(body, None)
+        url = page_url_for(path, folder, base_url) if base_url else canonical_url(html)
+        if not url:
+            yield Skip(where, "no URL: give --base-url, or the page needs a <link rel=canonical>")
+            continue
+        try:
+            doc_id = normalise_url(url)
+        except ValueError:
+            yield Skip(where, f"bad URL {url[:200]!r}")
+            continue
+        article = extract_article(html, url=url)
+        if not article.text.strip():
+            yield Skip(where, "no article text found on the page")
+            continue
+        yield Record(doc_id, url, article.title.strip() or url, article.text.strip())
+
+
+def is_url(path):
+    return str(path).lower().startswith(("http://", "https://"))
+
+
 def detect_format(path):
-    name = Path(path).name.lower()
-    if ".xml" in name:  # dumps are named like enwiki-...-pages-articles1.xml-p10p30302.bz2
+    if is_url(path):
+        return "sitemap"
+    path = Path(path)
+    name = path.name.lower()
+    if path.is_dir():
+        return "html"
+    if name.endswith(".bz2") and ".xml" in name:  # dumps are named like enwiki-...-pages-articles1.xml-p10p30302.bz2
         return "wikidump"
+    if name.endswith((".xml", ".xml.gz")):
+        return "sitemap"
+    if name.endswith((".csv", ".tsv")):
+        return "csv"
+    if name.endswith((".txt", ".urls")):
+        return "urls"
     if name.endswith((".jsonl", ".jsonl.bz2", ".ndjson", ".json")):
         return "jsonl"
     raise ValueError(f"cannot tell the format of {path}: give --format")
 
 
-READERS = {"jsonl": read_jsonl, "wikidump": read_wikipedia_dump}
+@dataclass(frozen=True)
+class SourceSettings:
+    """What the readers besides JSON lines need: CSV columns, a folder's base URL, the crawl."""
+
+    columns: dict = None
+    base_url: str = ""
+    crawl: object = None  # function.crawl.CrawlOptions; None: its defaults, no state kept
 
 
-def open_source(path, fmt="auto"):
+def _crawl(kind):
+    def open_crawl(path, settings):
+        from .crawl import CrawlOptions, SiteCrawl
+
+        return SiteCrawl([path], kind, settings.crawl or CrawlOptions())
+    return open_crawl
+
+
+READERS = {
+    "jsonl": lambda path, settings: read_jsonl(path),
+    "wikidump": lambda path, settings: read_wikipedia_dump(path),
+    "csv": lambda path, settings: read_csv(path, settings.columns),
+    "html": lambda path, settings: read_html_folder(path, settings.base_url or None),
+    "sitemap": _crawl("sitemap"),
+    "urls": _crawl("urls"),
+}
+
+
+def open_source(path, fmt="auto", settings=None):
+    """An iterable of Record/Skip for one input: a file, a folder, or a sitemap URL."""
     fmt = detect_format(path) if fmt == "auto" else fmt
     if fmt not in READERS:
         raise ValueError(f"unknown input format {fmt!r}; known: {', '.join(sorted(READERS))}")
-    return READERS[fmt](path)
+    if not is_url(path) and not Path(path).exists():
+        raise ValueError(f"no such input: {path}")
+    return READERS[fmt](path, settings or SourceSettings())
+
+
+def prepare_sources(sources):
+    """Let the sources that crawl do so now, before the builder starts reading (one progress bar at a time)."""
+    for source in sources:
+        prepare = getattr(source, "prepare", None)
+        if prepare is not None:
+            prepare()
+
+
+# -- command-line options shared by the builder and the updater ---------------------------------
+INPUT_HELP = ("JSON lines (id, url, title, text); CSV/TSV; a folder of HTML files; a sitemap URL or file "
+              "(sitemap index and .xml.gz included); a file of URLs, one a line (.txt); a MediaWiki .xml.bz2 "
+              "dump; repeatable")
+
+
+def add_source_arguments(parser):
+    group = parser.add_argument_group("inputs besides JSON lines")
+    group.add_argument("--format", default="auto", choices=["auto", *READERS],
+                       help="input format (default: from the name; a URL is a sitemap)")
+    group.add_argument("--columns", help="CSV columns to read, e.g. id=post_id,url=link,title=headline,text=body")
+    group.add_argument("--base-url", help="HTML folder: the URL it is published at (else each page's canonical link)")
+    group.add_argument("--state", type=Path,
+                       help="crawl state folder (default: OUT/.crawl): an interrupted crawl resumes from it, "
+                            "and a later one fetches only what changed")
+    group.add_argument("--rate", type=float, default=1.0, help="crawl: requests per second per host (default %(default)s)")
+    group.add_argument("--per-host", type=int, default=2, help="crawl: requests in flight per host (default %(default)s)")
+    group.add_argument("--concurrency", type=int, default=4, help="crawl: fetching threads (default %(default)s)")
+    group.add_argument("--retries", type=int, default=3,
+                       help="crawl: retries after a 5xx, 429 or timeout, with exponential backoff (default %(default)s)")
+    group.add_argument("--max-pages", type=int, default=0, help="crawl: at most this many pages (default: all)")
+    group.add_argument("--max-age", type=float, metavar="HOURS",
+                       help="crawl: fetch again pages fetched more than HOURS ago (default: only when the "
+                            "sitemap's lastmod is newer)")
+
+
+def source_settings(args, store_dir, progress=True):
+    """SourceSettings from parsed arguments; the crawl state defaults to STORE_DIR/.crawl."""
+    from .crawl import CrawlOptions
+    from .fetch import FetchLimits
+
+    def crawled(path):
+        try:
+            return (args.format if args.format != "auto" else detect_format(path)) in ("sitemap", "urls")
+        except ValueError:
+            return False
+
+    limits = None
+    if any(crawled(path) for path in args.input):  # the FETCH_* variables matter only to a crawl
+        hosts = sorted({host_of(i) for i in args.input if is_url(i)})
+        limits = FetchLimits.from_env(os.environ, corpus_domains=hosts)
+    crawl = CrawlOptions(
+        rate=args.rate, per_host=args.per_host, concurrency=args.concurrency, retries=args.retries,
+        max_pages=args.max_pages, max_age=None if args.max_age is None else args.max_age * 3600,
+        state=args.state or Path(store_dir) / ".crawl", progress=progress, limits=limits,
+    )
+    return SourceSettings(columns=parse_columns(args.columns), base_url=args.base_url or "", crawl=crawl)

@@ -1,0 +1,619 @@
+"""Incremental updates: add, change and delete documents of a built store without retraining.
+
+    python -m function.update model_store/NAME --input new.jsonl [--delete ids.txt]
+    python -m function.update model_store/NAME --input https://example.com/sitemap.xml --prune
+
+New and changed documents are folded into the live version's model: tokenised
+with its tokenizer, weighted with its global weights (IDF or entropy, frozen)
+and projected with its LSI projection, exactly as the builder would have with
+that vocabulary. Words the vocabulary lacks are ignored until the next full
+build. A changed document is deleted and added again; one whose vectors and
+title are the same is left alone, so an unchanged site costs no new version.
+
+The result is a new version folder in the same format (serving needs no
+change), switched to atomically through CURRENT: a running function picks it
+up within STORE_CHECK_SECONDS, without a restart.
+
+Folding in drifts from what a full build would give: new words are unseen, the
+weights and the LSI space stay fitted to the old corpus. Each update records in
+the manifest what was folded in since the last full build, measures the drift
+and says when a full rebuild is due (``RebuildRule``).
+"""
+
+import argparse
+import fcntl
+import json
+import os
+import shutil
+import sqlite3
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from . import __version__
+from .build import CHUNK_DOCS, Bags, _bin_to_npy, build_ann, point_current, prune_versions, weigh_rows
+from .sources import (INPUT_HELP, Skip, add_source_arguments, is_url, open_source, prepare_sources,
+                      source_settings)
+from .store import Store, StoreError, current_version_dir, describe_file
+from .tokens import tokenize
+from .urls import host_of, normalise_url
+
+BASE_FIT_SAMPLE = 2000  # documents of the full build whose LSI fit is the reference
+DOC_COLUMNS = ("row", "id", "url", "url_key", "host", "title")
+
+
+@dataclass(frozen=True)
+class RebuildRule:
+    """When folding in has drifted far enough from a full build that one is due.
+
+    The limits come from bench/update_drift.py, which folds part of a corpus
+    into a store built on the rest and compares each document's 10 nearest
+    neighbours with those of a full build of everything. On gensim's 406
+    Wikipedia and news articles: TF-IDF keeps 0.95 of them with 5% folded in,
+    0.91 with 20%, 0.86 with 50%; LSI (100 dims) keeps 0.73 of the folded
+    documents' neighbours with 5% folded in and 0.55 with 20%, against 0.85
+    between two full builds with different seeds, and its fit ratio falls from
+    0.46 to 0.29 meanwhile (a small corpus: LSI fits its own documents far
+    better than new ones, so for it a rebuild is due at once, and it is cheap).
+    Documents like the corpus's have 4-6% more unknown words than the full
+    build's own; 10% more means new vocabulary.
+    """
+
+    max_folded_share: float = 0.20  # documents added or changed since the full build / documents now
+    max_deleted_share: float = 0.20  # documents deleted since the full build / documents it had
+    max_unknown_excess: float = 0.10  # unknown-word share of the folded documents minus the full build's own
+    min_lsi_fit: float = 0.85  # folded documents' LSI fit / the full build's documents' fit
+
+    def reasons(self, drift):
+        found = []
+        if drift["folded_share"] > self.max_folded_share:
+            found.append(f"{drift['folded_share']:.0%} of the documents were folded in "
+                         f"(limit {self.max_folded_share:.0%})")
+        if drift["deleted_share"] > self.max_deleted_share:
+            found.append(f"{drift['deleted_share']:.0%} of the full build's documents were deleted "
+                         f"(limit {self.max_deleted_share:.0%})")
+        if drift.get("oov_excess") is not None and drift["oov_excess"] > self.max_unknown_excess:
+            found.append(f"{drift['oov_share']:.0%} of the folded-in words are not in the vocabulary, "
+                         f"{drift['oov_excess']:.0%} more than in the full build's corpus "
+                         f"(limit {self.max_unknown_excess:.0%})")
+        if drift["lsi_fit_ratio"] is not None and drift["lsi_fit_ratio"] < self.min_lsi_fit:
+            found.append(f"the LSI space captures {drift['lsi_fit_ratio']:.2f} of the folded documents' "
+                         f"weight relative to the full build's (limit {self.min_lsi_fit:.2f})")
+        return found
+
+    def describe(self):
+        return (f"a full rebuild is due when more than {self.max_folded_share:.0%} of the documents were folded "
+                f"in, more than {self.max_deleted_share:.0%} deleted, the folded-in words' unknown share exceeds "
+                f"the full build's by more than {self.max_unknown_excess:.0%}, or their LSI fit falls below "
+                f"{self.min_lsi_fit:.2f} of the full build's")
+
+
+@dataclass
+class UpdateResult:
+    version_dir: Path | None  # None: nothing changed, no new version
+    base_version: str
+    added: int = 0
+    updated: int = 0
+    deleted: int = 0
+    unchanged: int = 0
+    skipped: int = 0
+    not_found: list = field(default_factory=list)  # ids asked to be deleted that the store lacks
+    notes: list = field(default_factory=list)
+    drift: dict = field(default_factory=dict)
+    rebuild_reasons: list = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@contextmanager
+def corpus_lock(corpus_dir):
+    """One update at a time per corpus."""
+    with open(corpus_dir / ".update.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreError(f"another update of {corpus_dir} is running") from None
+        yield
+
+
+def _link_or_copy(source, target):
+    """Files of a version never change once written: the new version can share them."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+class Incoming:
+    """The records to fold in: metadata in memory, bags of words on disk (the builder's scratch format)."""
+
+    def __init__(self, folder):
+        self.bags = Bags(folder)
+        self.docs = []  # (id, url, url_key, host, title, old row or None)
+        self.tokens = []  # per doc: (tokens, tokens out of the vocabulary)
+
+    def add(self, record, url_key, terms, tokens, oov, old_row):
+        self.bags.append(list(zip(terms.ids.tolist(), terms.counts.astype(np.int64).tolist())))
+        self.docs.append((record.id, record.url, url_key, host_of(record.url), record.title, old_row))
+        self.tokens.append((tokens, oov))
+
+    def __len__(self):
+        return len(self.docs)
+
+
+def read_incoming(store, sources, tmp, delete_ids, skip):
+    """Tokenise the input against the store's vocabulary; returns (Incoming, ids seen, ids kept by transient skips)."""
+    incoming = Incoming(tmp)
+    seen, transient = set(), set()
+    unknown_only = [0, 0]  # documents with no known word: (tokens, count)
+    for source in sources:
+        for item in source:
+            if isinstance(item, Skip):
+                skip(item.where, item.reason)
+                if item.transient and item.id:
+                    transient.add(item.id)
+                continue
+            if item.id in seen:
+                skip(item.id, "duplicate id")
+                continue
+            seen.add(item.id)
+            if item.id in delete_ids:
+                skip(item.id, "listed for deletion")
+                continue
+            tokens = tokenize(item.text, store.tokenizer)
+            if not tokens:
+                skip(item.id, "no words")
+                continue
+            try:
+                url_key = normalise_url(item.url)
+            except ValueError:
+                skip(item.id, "bad url")
+                continue
+            terms = store.vocabulary.terms(tokens)
+            oov = len(tokens) - int(terms.counts.sum())
+            if not len(terms):
+                unknown_only[0] += len(tokens)
+                unknown_only[1] += 1
+                skip(item.id, "none of its words is in the vocabulary yet (a full rebuild will learn them)")
+                continue
+            incoming.add(item, url_key, terms, len(tokens), oov, store.row_for_id(item.id))
+    incoming.bags.close()
+    return incoming, seen, transient, unknown_only
+
+
+def _engine_rows(counts, spec, weights):
+    return weigh_rows(counts, spec["local"], weights)
+
+
+def _lsi_dense(rows, projection):
+    """The builder's LSI document vectors for weighted rows, and each row's LSI fit (|projected|^2)."""
+    dense = np.asarray(rows @ projection, np.float32)
+    fit = np.einsum("ij,ij->i", dense, dense, dtype=np.float64)
+    norms = np.linalg.norm(dense, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return dense / norms, fit
+
+
+def compare_incoming(store, incoming):
+    """Per incoming doc: whether it must be folded in (new or changed), and LSI fits per engine."""
+    vocab_size = len(store.vocabulary)
+    remap = np.arange(vocab_size, dtype=np.int32)
+    fold = np.ones(len(incoming), bool)
+    fits = {name: np.zeros(len(incoming)) for name, e in store.engines.items() if e.kind == "lsi"}
+    old_rows = [doc[5] for doc in incoming.docs]
+    old_docs = {d.row: d for d in store.docs(sorted({r for r in old_rows if r is not None}))}
+    for first, counts in incoming.bags.chunks(remap, vocab_size):
+        same = np.array([old_rows[first + i] is not None for i in range(counts.shape[0])])
+        for i in np.flatnonzero(same):
+            _, url, _, _, title, row = incoming.docs[first + i]
+            same[i] = old_docs[row].url == url and old_docs[row].title == title
+        for name, engine in store.engines.items():
+            rows = _engine_rows(counts, engine.spec, engine.weights)
+            if engine.kind == "lsi":
+                vectors, fits[name][first:first + counts.shape[0]] = _lsi_dense(rows, engine.projection)
+                for i in np.flatnonzero(same):
+                    same[i] = np.allclose(vectors[i], engine.vectors[old_rows[first + i]], atol=1e-5)
+            else:
+                for i in np.flatnonzero(same):
+                    row = old_rows[first + i]
+                    lo, hi = engine.doc_ptr[row], engine.doc_ptr[row + 1]
+                    a, b = rows.indptr[i], rows.indptr[i + 1]
+                    same[i] = (np.array_equal(rows.indices[a:b], engine.doc_terms[lo:hi])
+                               and np.allclose(rows.data[a:b], engine.doc_weights[lo:hi], atol=1e-6))
+        fold[first:first + counts.shape[0]] = ~same
+    return fold, fits
+
+
+def base_lsi_fit(store, sample=BASE_FIT_SAMPLE):
+    """Mean LSI fit of (a sample of) the full build's documents, per LSI engine.
+
+    The weighted rows come from a sparse engine with the same weighting; a
+    store without one has no reference (None).
+    """
+    sparse = next((e for e in store.engines.values() if e.kind == "sparse"), None)
+    out = {}
+    for name, engine in store.engines.items():
+        if engine.kind != "lsi":
+            continue
+        if sparse is None or sparse.local != engine.local or not np.array_equal(sparse.weights, engine.weights):
+            out[name] = None
+            continue
+        rows = np.unique(np.linspace(0, sparse.size - 1, min(sample, sparse.size)).astype(np.int64))
+        fits = []
+        for row in rows:
+            lo, hi = sparse.doc_ptr[row], sparse.doc_ptr[row + 1]
+            projected = np.asarray(sparse.doc_weights[lo:hi], np.float64) @ engine.projection[sparse.doc_terms[lo:hi]]
+            fits.append(float(projected @ projected))
+        out[name] = round(float(np.mean(fits)), 6) if fits else None
+    return out
+
+
+def write_docs(base_path, path, kept, incoming, fold):
+    """docs.sqlite of the new version: the kept rows renumbered, then the folded-in documents."""
+    db = sqlite3.connect(f"file:{path}", uri=True)
+    db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;")
+    db.execute("ATTACH DATABASE ? AS base", (f"file:{base_path}?mode=ro",))
+    schema = db.execute("SELECT type, name, sql FROM base.sqlite_master WHERE sql IS NOT NULL").fetchall()
+    tables = [name for kind, name, _ in schema if kind == "table"]
+    if tables != ["docs"]:
+        raise StoreError(f"{base_path} has tables {tables}; an update knows only 'docs': rebuild the store")
+    columns = [c[1] for c in db.execute("PRAGMA base.table_info(docs)")]
+    if set(DOC_COLUMNS) - set(columns):
+        raise StoreError(f"{base_path} lacks columns {sorted(set(DOC_COLUMNS) - set(columns))}: rebuild the store")
+    for kind, _, sql in schema:
+        if kind == "table":
+            db.execute(sql)
+    db.execute("CREATE TEMP TABLE keep (old INTEGER PRIMARY KEY, new INTEGER NOT NULL)")
+    db.executemany("INSERT INTO keep VALUES (?, ?)", zip(kept.tolist(), range(len(kept))))
+    others = ", ".join(f"d.{c}" for c in columns if c != "row")
+    db.execute(f"INSERT INTO docs (row, {others.replace('d.', '')}) SELECT k.new, {others} "
+               "FROM base.docs d JOIN keep k ON d.row = k.old ORDER BY k.new")
+    folded = (doc[:5] for doc, chosen in zip(incoming.docs, fold) if chosen)
+    db.executemany(f"INSERT INTO docs ({', '.join(DOC_COLUMNS)}) VALUES (?, ?, ?, ?, ?, ?)",
+                   ((len(kept) + i, *doc) for i, doc in enumerate(folded)))
+    for kind, _, sql in schema:
+        if kind == "index":
+            db.execute(sql)
+    db.commit()
+    db.close()
+
+
+def write_lsi(root, engine, kept, incoming, fold, vocab_size, progress):
+    from numpy.lib.format import open_memmap
+
+    size, dims = len(kept) + int(fold.sum()), engine.vectors.shape[1]
+    vectors = open_memmap(root / "vectors.npy", "w+", np.float32, (size, dims))
+    for first in range(0, len(kept), CHUNK_DOCS):
+        block = kept[first:first + CHUNK_DOCS]
+        vectors[first:first + len(block)] = engine.vectors[block]
+    at = len(kept)
+    for first, counts in incoming.bags.chunks(np.arange(vocab_size, dtype=np.int32), vocab_size):
+        chosen = fold[first:first + counts.shape[0]]
+        if chosen.any():
+            dense, _ = _lsi_dense(_engine_rows(counts[chosen], engine.spec, engine.weights), engine.projection)
+            vectors[at:at + len(dense)] = dense
+            at += len(dense)
+    vectors.flush()
+    if engine.spec.get("ann"):  # rows were renumbered: the graph is built again over the new vectors
+        ann = engine.spec["ann"]
+        build_ann(root, vectors, SimpleNamespace(ann_dtype=ann["dtype"], ann_connectivity=ann["connectivity"],
+                                                 ann_expansion_add=ann["expansion_add"],
+                                                 ann_expansion_search=ann["expansion_search"]), progress)
+    del vectors
+
+
+def write_postings(root, doc_ptr, doc_terms, doc_weights, vocab_size):
+    """Term-major postings from doc-major rows (rows stay ascending within a term)."""
+    from numpy.lib.format import open_memmap
+
+    documents = len(doc_ptr) - 1
+    per_term = np.zeros(vocab_size, np.int64)
+    for first in range(0, len(doc_terms), CHUNK_DOCS * 100):
+        per_term += np.bincount(doc_terms[first:first + CHUNK_DOCS * 100], minlength=vocab_size)
+    post_ptr = np.concatenate([[0], np.cumsum(per_term)])
+    np.save(root / "post_ptr.npy", post_ptr)
+    post_rows = open_memmap(root / "post_rows.npy", "w+", np.int32, (len(doc_terms),))
+    post_weights = open_memmap(root / "post_weights.npy", "w+", np.float32, (len(doc_terms),))
+    cursor = post_ptr[:-1].copy()
+    for first in range(0, documents, CHUNK_DOCS):
+        last = min(first + CHUNK_DOCS, documents)
+        lo, hi = doc_ptr[first], doc_ptr[last]
+        terms = np.asarray(doc_terms[lo:hi])
+        rows = np.repeat(np.arange(first, last, dtype=np.int32), np.diff(doc_ptr[first:last + 1]))
+        order = np.argsort(terms, kind="stable")
+        terms, rows, weights = terms[order], rows[order], np.asarray(doc_weights[lo:hi])[order]
+        unique, starts, counts = np.unique(terms, return_index=True, return_counts=True)
+        where = np.repeat(cursor[unique], counts) + (np.arange(len(terms)) - np.repeat(starts, counts))
+        post_rows[where], post_weights[where] = rows, weights
+        cursor[unique] += counts
+    post_rows.flush()
+    post_weights.flush()
+
+
+def write_sparse(root, engine, kept, incoming, fold, vocab_size):
+    keep = np.zeros(engine.size, bool)
+    keep[kept] = True
+    lengths = np.diff(np.asarray(engine.doc_ptr))
+    pieces = [lengths[keep]]
+    with open(root / "doc_terms.bin", "wb") as terms_out, open(root / "doc_weights.bin", "wb") as weights_out:
+        for first in range(0, engine.size, CHUNK_DOCS):
+            last = min(first + CHUNK_DOCS, engine.size)
+            lo, hi = engine.doc_ptr[first], engine.doc_ptr[last]
+            mask = np.repeat(keep[first:last], lengths[first:last])
+            terms_out.write(np.asarray(engine.doc_terms[lo:hi])[mask].astype(np.int32).tobytes())
+            weights_out.write(np.asarray(engine.doc_weights[lo:hi])[mask].astype(np.float32).tobytes())
+        for first, counts in incoming.bags.chunks(np.arange(vocab_size, dtype=np.int32), vocab_size):
+            chosen = fold[first:first + counts.shape[0]]
+            if chosen.any():
+                rows = _engine_rows(counts[chosen], engine.spec, engine.weights)
+                terms_out.write(rows.indices.astype(np.int32).tobytes())
+                weights_out.write(rows.data.astype(np.float32).tobytes())
+                pieces.append(np.diff(rows.indptr))
+    doc_ptr = np.concatenate([[0], np.cumsum(np.concatenate(pieces))]).astype(np.int64)
+    np.save(root / "doc_ptr.npy", doc_ptr)
+    nnz = int(doc_ptr[-1])
+    doc_terms = _bin_to_npy(root / "doc_terms.bin", np.int32, nnz)
+    doc_weights = _bin_to_npy(root / "doc_weights.bin", np.float32, nnz)
+    write_postings(root, doc_ptr, doc_terms, doc_weights, vocab_size)
+
+
+def stored_ids(version_dir):
+    db = sqlite3.connect(f"file:{version_dir / 'docs.sqlite'}?mode=ro", uri=True)
+    try:
+        yield from db.execute("SELECT row, id FROM docs")
+    finally:
+        db.close()
+
+
+def rows_to_delete(store, delete_ids):
+    """Rows of the ids (or URLs) to delete, and those the store does not have."""
+    rows, missing = set(), []
+    for wanted in delete_ids:
+        row = store.row_for_id(wanted)
+        if row is None and is_url(wanted):
+            try:
+                row = store.row_for_id(normalise_url(wanted))
+                if row is None:
+                    row = store.row_for_url_key(normalise_url(wanted))
+            except ValueError:
+                row = None
+        if row is None:
+            missing.append(wanted)
+        else:
+            rows.add(row)
+    return rows, missing
+
+
+def measure_drift(manifest, store, incoming, fold, fits, unknown_only, counts, documents_now):
+    """The bookkeeping since the last full build, with this update added, and its drift measures."""
+    previous = manifest.get("update") or {}
+    full_build = previous.get("full_build") or {
+        "version": manifest["version"], "built_at": manifest["built_at"], "documents": manifest["documents"]}
+    since = dict(previous.get("since_full_build") or {
+        "updates": 0, "added": 0, "updated": 0, "deleted": 0, "tokens": 0, "oov_tokens": 0,
+        "lsi_fit_sum": {}, "lsi_fit_docs": 0})
+    base_fit = previous.get("base_lsi_fit") or base_lsi_fit(store)
+    # words a full build pruned (too common, too rare) are unknown to its own documents too: the
+    # reference is the full build's coverage, else the unknown share of documents that came back unchanged
+    base_oov = previous.get("base_oov_share")
+    if base_oov is None and manifest.get("token_coverage") is not None:
+        base_oov = round(1 - manifest["token_coverage"], 4)
+    if base_oov is None:
+        unchanged = [t for t, chosen in zip(incoming.tokens, fold) if not chosen]
+        if sum(t for t, _ in unchanged):
+            base_oov = round(sum(o for _, o in unchanged) / sum(t for t, _ in unchanged), 4)
+    since["updates"] += 1
+    for key in ("added", "updated", "deleted"):
+        since[key] += counts[key]
+    folded_tokens = [t for t, chosen in zip(incoming.tokens, fold) if chosen]
+    since["tokens"] += sum(t for t, _ in folded_tokens) + unknown_only[0]
+    since["oov_tokens"] += sum(o for _, o in folded_tokens) + unknown_only[0]
+    since["lsi_fit_sum"] = {name: since["lsi_fit_sum"].get(name, 0.0) + float(fit[fold].sum())
+                            for name, fit in fits.items()}
+    since["lsi_fit_docs"] += int(fold.sum())
+    fit_now = {name: total / since["lsi_fit_docs"] if since["lsi_fit_docs"] else None
+               for name, total in since["lsi_fit_sum"].items()}
+    ratios = [fit_now[name] / base_fit[name] for name in fit_now
+              if fit_now[name] is not None and base_fit.get(name)]
+    oov_share = round(since["oov_tokens"] / since["tokens"], 4) if since["tokens"] else None
+    drift = {
+        "folded_share": round((since["added"] + since["updated"]) / max(1, documents_now), 4),
+        "deleted_share": round(since["deleted"] / max(1, full_build["documents"]), 4),
+        "oov_share": oov_share,
+        "oov_excess": None if oov_share is None or base_oov is None else round(max(0.0, oov_share - base_oov), 4),
+        "lsi_fit": {name: None if v is None else round(v, 4) for name, v in fit_now.items()},
+        "lsi_fit_ratio": round(min(ratios), 4) if ratios else None,
+    }
+    return {"full_build": full_build, "since_full_build": since, "base_lsi_fit": base_fit,
+            "base_oov_share": base_oov, "drift": drift}
+
+
+def update(corpus_dir, sources=(), delete_ids=(), prune=False, keep_versions=None, rule=RebuildRule(),
+           progress=True):
+    """Fold ``sources`` (iterables of Record/Skip) into the live version of ``corpus_dir`` and delete
+    ``delete_ids`` (ids or URLs); with ``prune``, also delete every document the sources do not have."""
+    corpus_dir = Path(corpus_dir)
+    started = time.time()
+    delete_ids = {str(i).strip() for i in delete_ids if str(i).strip()}
+    with corpus_lock(corpus_dir):
+        base_dir = current_version_dir(corpus_dir)
+        store = Store(base_dir)
+        manifest = store.manifest
+        result = UpdateResult(None, store.version)
+        stamp = datetime.now(timezone.utc).strftime("v%Y%m%dT%H%M%S%f")
+        tmp = corpus_dir / f".tmp-{stamp}-{os.getpid()}"
+        tmp.mkdir()
+        try:
+            with open(tmp / "skipped.jsonl", "w", encoding="utf-8") as skips:
+                def skip(where, reason):
+                    result.skipped += 1
+                    skips.write(json.dumps({"where": where, "reason": reason}) + "\n")
+
+                incoming, seen, transient, unknown_only = read_incoming(store, sources, tmp, delete_ids, skip)
+            fold, fits = compare_incoming(store, incoming)
+            removed, result.not_found = rows_to_delete(store, delete_ids)
+            deleted_rows = set(removed)
+            if prune:
+                if not all(getattr(s, "listing_complete", True) for s in sources):
+                    result.notes.append("not pruned: some sitemaps could not be read, so the listing is incomplete")
+                elif not seen:
+                    result.notes.append("not pruned: the input has no documents at all")
+                else:
+                    keep_ids = seen | transient
+                    deleted_rows.update(row for row, doc_id in stored_ids(base_dir) if doc_id not in keep_ids)
+            replaced = {doc[5] for doc, chosen in zip(incoming.docs, fold) if chosen and doc[5] is not None}
+            deleted_rows -= replaced
+            result.deleted = len(deleted_rows)
+            result.updated = len(replaced)
+            result.added = int(fold.sum()) - result.updated
+            result.unchanged = len(incoming) - int(fold.sum())
+            if not fold.any() and not deleted_rows:
+                shutil.rmtree(tmp)
+                result.seconds = round(time.time() - started, 2)
+                return result
+            kept = np.setdiff1d(np.arange(store.size), np.fromiter(deleted_rows | replaced, np.int64))
+            documents = len(kept) + int(fold.sum())
+            if documents == 0:
+                raise StoreError("the update would leave the store empty: refused")
+
+            write_docs(base_dir / "docs.sqlite", tmp / "docs.sqlite", kept, incoming, fold)
+            _link_or_copy(base_dir / "vocab.npy", tmp / "vocab.npy")
+            vocab_size = len(store.vocabulary)
+            for name, engine in store.engines.items():
+                root = tmp / "engines" / name
+                root.mkdir(parents=True)
+                _link_or_copy(base_dir / "engines" / name / "weights.npy", root / "weights.npy")
+                if engine.kind == "lsi":
+                    _link_or_copy(base_dir / "engines" / name / "projection.npy", root / "projection.npy")
+                    write_lsi(root, engine, kept, incoming, fold, vocab_size, progress)
+                else:
+                    write_sparse(root, engine, kept, incoming, fold, vocab_size)
+            del incoming.bags
+            for scratch in ("bag_ids.bin", "bag_counts.bin"):
+                (tmp / scratch).unlink(missing_ok=True)
+
+            bookkeeping = measure_drift(manifest, store, incoming, fold, fits, unknown_only,
+                                        {"added": result.added, "updated": result.updated,
+                                         "deleted": result.deleted}, documents)
+            result.drift = bookkeeping["drift"]
+            result.rebuild_reasons = rule.reasons(result.drift)
+            skipped_file = tmp / "skipped.jsonl"
+            files = {str(p.relative_to(tmp)): describe_file(p)
+                     for p in sorted(tmp.rglob("*")) if p.is_file() and p != skipped_file}
+            version = f"{stamp}-{files['docs.sqlite']['sha256'][:8]}"
+            new_manifest = {
+                **manifest,
+                "version": version,
+                "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "builder": f"function.update {__version__}",
+                "build_seconds": round(time.time() - started, 2),
+                "documents": documents,
+                "skipped": result.skipped,
+                "files": files,
+                "update": {
+                    **bookkeeping,
+                    "from_version": store.version,
+                    "last": {"added": result.added, "updated": result.updated, "deleted": result.deleted,
+                             "unchanged": result.unchanged, "skipped": result.skipped},
+                    "rebuild_due": bool(result.rebuild_reasons),
+                    "rebuild_reasons": result.rebuild_reasons,
+                    "rule": rule.describe(),
+                },
+            }
+            (tmp / "manifest.json").write_text(json.dumps(new_manifest, indent=2))
+            if current_version_dir(corpus_dir) != base_dir:
+                raise StoreError(f"{corpus_dir} got a new version while this update ran: run the update again")
+            final = corpus_dir / version
+            os.rename(tmp, final)
+            point_current(corpus_dir, version)
+            keep = keep_versions if keep_versions is not None else manifest["parameters"].get("keep_versions", 2)
+            prune_versions(corpus_dir, keep=keep)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    result.version_dir = final
+    result.seconds = round(time.time() - started, 2)
+    return result
+
+
+# -- command line ----------------------------------------------------------------------------------
+def read_delete_file(path):
+    with open(path, encoding="utf-8") as lines:
+        return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def report(result, corpus_dir, rule):
+    lines = []
+    if result.version_dir is None:
+        lines.append(f"no change to {corpus_dir} (version {result.base_version}): {result.unchanged} documents "
+                     f"unchanged, {result.skipped} skipped")
+    else:
+        lines.append(f"updated {corpus_dir}: {result.base_version} -> {result.version_dir.name}: "
+                     f"{result.added} added, {result.updated} changed, {result.deleted} deleted, "
+                     f"{result.unchanged} unchanged, {result.skipped} skipped "
+                     f"(see {result.version_dir / 'skipped.jsonl'}), {result.seconds} s")
+    if result.not_found:
+        lines.append(f"not in the store, so not deleted: {', '.join(result.not_found[:10])}"
+                     + (" ..." if len(result.not_found) > 10 else ""))
+    lines.extend(result.notes)
+    if result.drift:
+        d = result.drift
+        fit = "n/a" if d["lsi_fit_ratio"] is None else f"{d['lsi_fit_ratio']:.2f}"
+        oov = "n/a" if d["oov_share"] is None else f"{d['oov_share']:.1%}"
+        if d.get("oov_excess") is not None:
+            oov += f" ({d['oov_excess']:+.1%} on the full build's)"
+        lines.append(f"drift since the full build: {d['folded_share']:.1%} of the documents folded in, "
+                     f"{d['deleted_share']:.1%} deleted, {oov} of the folded-in words unknown, "
+                     f"LSI fit {fit} of the full build's")
+        if result.rebuild_reasons:
+            lines.append("full rebuild due: " + "; ".join(result.rebuild_reasons)
+                         + ". Run python -m function.build with the whole corpus.")
+        else:
+            lines.append(f"full rebuild not due yet ({rule.describe()})")
+    return "\n".join(lines)
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="python -m function.update", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("store", type=Path, help="the corpus folder to update, e.g. model_store/NAME")
+    p.add_argument("--input", action="append", default=[], metavar="PATH",
+                   help="documents to add or change: " + INPUT_HELP)
+    p.add_argument("--delete", action="append", default=[], metavar="FILE",
+                   help="file of ids (or URLs) to delete, one a line; repeatable")
+    p.add_argument("--prune", action="store_true",
+                   help="delete the documents the inputs do not have (the inputs are the whole corpus, e.g. "
+                        "the site's sitemap); pages that failed transiently are kept")
+    p.add_argument("--keep-versions", type=int, help="versions to keep (default: as the store was built)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_source_arguments(p)
+    args = p.parse_args(argv)
+    if not args.input and not args.delete:
+        p.error("nothing to do: give --input and/or --delete")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    rule = RebuildRule()
+    try:
+        settings = source_settings(args, args.store, progress=not args.quiet)
+        sources = [open_source(path, args.format, settings) for path in args.input]
+        delete_ids = [i for path in args.delete for i in read_delete_file(path)]
+        prepare_sources(sources)
+        result = update(args.store, sources, delete_ids, prune=args.prune, keep_versions=args.keep_versions,
+                        rule=rule, progress=not args.quiet)
+    except (StoreError, ValueError, OSError) as exc:
+        print(f"update failed: {exc}", file=sys.stderr)
+        return 1
+    print(report(result, args.store, rule), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,318 @@
+"""The crawler and the other new inputs, against a real loopback website.
+
+Sitemaps of every kind, robots.txt, retries and politeness, state on disk
+(an interrupted build resumes without fetching again), and the CSV, HTML
+folder and URL-list readers through the builder's command line.
+"""
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import ROOT
+from function.build import main as build_main
+from function.crawl import (CrawlError, CrawlOptions, CrawlState, HostThrottle, Listed, SiteCrawl, needs_fetch,
+                            parse_lastmod, parse_sitemap)
+from function.fetch import FetchLimits
+from function.sources import Record, Skip, detect_format
+from function.store import Store, current_version_dir
+from function.urls import normalise_url
+from website import (ARTICLE_PATHS, Site, article_html, page_for, paragraphs, publish, sitemap_index, title_of,
+                     write_sitemaps)
+
+LOOPBACK = FetchLimits(allow_private_hosts=frozenset({"127.0.0.1"}))
+
+
+def options(**overrides):
+    return CrawlOptions(**{"rate": 200.0, "backoff": 0.01, "limits": LOOPBACK, "progress": False, **overrides})
+
+
+@pytest.fixture
+def site():
+    server = Site()
+    yield server
+    server.close()
+
+
+def split(items):
+    return [i for i in items if isinstance(i, Record)], [i for i in items if isinstance(i, Skip)]
+
+
+# -- sitemaps, robots.txt ----------------------------------------------------------------------------
+def test_a_sitemap_index_with_gzip_sitemaps_gives_every_article_and_honours_robots(site, tmp_path):
+    root = publish(site)
+    records, skips = split(SiteCrawl([root], "sitemap", options(state=tmp_path / "state")))
+
+    assert [r.id for r in records] == [normalise_url(site.url(p)) for p in ARTICLE_PATHS]
+    assert [r.title for r in records] == [title_of(p) for p in ARTICLE_PATHS]
+    assert all(r.url == site.url(p) for r, p in zip(records, ARTICLE_PATHS))
+    assert paragraphs("volcano", 1)[0] in records[0].text and "Copyright" not in records[0].text
+    reasons = {s.where: s for s in skips}
+    assert reasons[site.url("/private/secret")].reason == "disallowed by robots.txt"
+    assert site.hits["/private/secret"] == 0
+    missing = reasons[site.url("/missing")]
+    assert "404" in missing.reason and not missing.transient and site.hits["/missing"] == 1
+    assert all(site.hits[p] == 1 for p in ARTICLE_PATHS) and site.hits["/robots.txt"] == 1
+
+
+def test_sitemap_parsing_refuses_bombs_and_never_expands_entities(tmp_path):
+    bomb = gzip.compress(b"<urlset>" + b" " * (4 << 20) + b"</urlset>")
+    assert len(bomb) < 10_000
+    with pytest.raises(CrawlError, match="expands to more than"):
+        parse_sitemap(bomb, cap=1 << 20)
+    with pytest.raises(CrawlError, match="larger than"):
+        parse_sitemap(b"<urlset>" + b" " * 2000 + b"</urlset>", cap=1000)
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET")
+    hostile = f"""<?xml version="1.0"?>
+<!DOCTYPE urlset [<!ENTITY xxe SYSTEM "file://{secret}"><!ENTITY a "aaaaaaaaaaaaaaaaaaaa">
+ <!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>
+<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">
+ <url><loc>&xxe;</loc></url><url><loc>http://example.com/&c;</loc></url>
+ <url><loc> http://example.com/fine?a=1&amp;b=2 </loc><lastmod>2024-05-01T12:00:00+02:00</lastmod></url>
+</urlset>""".encode()
+    kind, entries = parse_sitemap(hostile)
+    assert kind == "urlset"
+    assert entries == [("http://example.com/fine?a=1&b=2", "2024-05-01T10:00:00+00:00")]
+
+    assert parse_sitemap(b"http://example.com/a\n\n# no\nhttp://example.com/b\n") == \
+        ("urlset", [("http://example.com/a", None), ("http://example.com/b", None)])
+    with pytest.raises(CrawlError, match="not a sitemap"):
+        parse_sitemap(b"<html><body>hello</body></html>")
+    assert parse_lastmod("2024-05-01") == "2024-05-01T00:00:00+00:00" and parse_lastmod("soon") is None
+
+
+def test_a_broken_child_sitemap_is_listed_and_a_broken_root_stops_the_crawl(site):
+    publish(site)
+    root = site.add("/partial.xml", sitemap_index([site.url("/sitemaps/more.xml"), site.url("/nope.xml")]),
+                    content_type="application/xml")
+    crawl = SiteCrawl([root], "sitemap", options())
+    records, skips = split(crawl)
+    assert not crawl.listing_complete
+    assert any(s.where == site.url("/nope.xml") and "sitemap not read" in s.reason for s in skips)
+    with pytest.raises(CrawlError, match="cannot read the sitemap"):
+        SiteCrawl([site.url("/nope.xml")], "sitemap", options()).prepare()
+
+
+def test_transient_failures_are_retried_and_client_errors_are_not(site, tmp_path):
+    site.add("/robots.txt", b"", content_type="text/plain")
+    good = page_for("/chess/1")
+    urls = [site.script("/flaky", [(503, b"busy"), (502, b"busy"), (200, good)]),
+            site.script("/gone", [(404, b"no")]),
+            site.script("/down", [(500, b"broken")]),
+            site.add("/empty", b"<html><body><nav><a href='/'>Home</a></nav></body></html>")]
+    listing = tmp_path / "urls.txt"
+    listing.write_text("# pages\n" + "\n".join(urls) + "\nftp://not-the-web/\n")
+
+    records, skips = split(SiteCrawl([listing], "urls", options(retries=2)))
+    assert [r.url for r in records] == [urls[0]] and site.hits["/flaky"] == 3
+    reasons = {s.where: s for s in skips}
+    assert site.hits["/gone"] == 1 and not reasons[urls[1]].transient
+    assert site.hits["/down"] == 3 and reasons[urls[2]].transient and "500" in reasons[urls[2]].reason
+    assert reasons[urls[3]].reason == "no article text found on the page" and not reasons[urls[3]].transient
+    assert any("not an http(s) URL" in s.reason for s in skips)
+
+
+def test_robots_txt_that_fails_keeps_the_crawler_out_and_one_that_is_missing_lets_it_in(site, tmp_path):
+    page = site.add("/chess/1", page_for("/chess/1"))
+    listing = tmp_path / "urls.txt"
+    listing.write_text(page + "\n")
+    site.script("/robots.txt", [(503, b"busy")])
+    records, skips = split(SiteCrawl([listing], "urls", options(retries=1)))
+    assert not records and skips[0].transient and "robots.txt unavailable" in skips[0].reason
+    assert site.hits["/chess/1"] == 0
+
+    site.script("/robots.txt", [(404, b"none")])
+    records, _ = split(SiteCrawl([listing], "urls", options()))
+    assert [r.url for r in records] == [page]
+
+
+def test_a_host_gets_at_most_per_host_requests_at_once(site, tmp_path):
+    site.add("/robots.txt", b"User-agent: *\nAllow: /\n", content_type="text/plain")
+    urls = [site.add(f"/slow/{n}", page_for("/sailing/1")) for n in range(8)]
+    for n in range(8):
+        site.delays[f"/slow/{n}"] = 0.2
+    listing = tmp_path / "urls.txt"
+    listing.write_text("\n".join(urls))
+    records, _ = split(SiteCrawl([listing], "urls", options(concurrency=6, per_host=2)))
+    assert len(records) == 8
+    assert site.max_in_flight == 2
+
+
+def test_request_starts_are_spaced_per_host_and_slowed_down_on_request():
+    throttle = HostThrottle(interval=0.5, per_host=2)
+    first, second = throttle.reserve("http://a"), throttle.reserve("http://a")
+    assert second - first == pytest.approx(0.5)
+    assert throttle.reserve("http://b") < second  # another host does not wait for this one
+    third = throttle.reserve("http://a", asked=2.0)  # robots.txt Crawl-delay: 2
+    assert third - second == pytest.approx(0.5) and throttle.reserve("http://a") - third == pytest.approx(2.0)
+    throttle.slow_down("http://a")
+    assert throttle.interval_for("http://a") == 1.0 and throttle.interval_for("http://b") == 0.5
+
+
+# -- state on disk -----------------------------------------------------------------------------------
+def test_lastmod_and_age_decide_what_is_fetched_again(site, tmp_path):
+    root = publish(site, lastmod="2024-05-01")
+    state = tmp_path / "state"
+    list(SiteCrawl([root], "sitemap", options(state=state)))
+    site.add("/volcano/2", page_for("/volcano/2", topic="chess", title="Volcano turned chess"))
+    write_sitemaps(site, {p: ("2024-06-01" if p == "/volcano/2" else "2024-05-01") for p in ARTICLE_PATHS})
+
+    crawl = SiteCrawl([root], "sitemap", options(state=state))
+    records, _ = split(crawl)
+    assert crawl.counts["to_fetch"] == 1 and crawl.counts["from_state"] == len(ARTICLE_PATHS)  # and /missing
+    assert site.hits["/volcano/2"] == 2 and all(site.hits[p] == 1 for p in ARTICLE_PATHS if p != "/volcano/2")
+    changed = next(r for r in records if r.url.endswith("/volcano/2"))
+    assert changed.title == "Volcano turned chess" and paragraphs("chess", 2)[0] in changed.text
+
+    list(SiteCrawl([root], "sitemap", options(state=state, max_age=0)))
+    assert all(site.hits[p] >= 2 for p in ARTICLE_PATHS)
+
+
+def test_needs_fetch_rules():
+    listed = Listed("http://a/x", "https://a/x", "2024-05-02T00:00:00+00:00")
+    ok = {"status": "ok", "transient": None, "lastmod": "2024-05-01T00:00:00+00:00",
+          "fetched_at": "2024-05-03T00:00:00+00:00"}
+    assert needs_fetch(listed, None) and needs_fetch(listed, ok)
+    assert not needs_fetch(Listed("http://a/x", "https://a/x", ok["lastmod"]), ok)
+    assert not needs_fetch(Listed("http://a/x", "https://a/x"), ok)
+    assert needs_fetch(Listed("http://a/x", "https://a/x"), {**ok, "status": "failed", "transient": True})
+
+
+def test_state_survives_a_torn_last_line_and_one_crawl_at_a_time(tmp_path):
+    state = CrawlState(tmp_path)
+    state.write({"key": "k1", "status": "ok", "text": "one"})
+    with pytest.raises(CrawlError, match="another crawl"):
+        CrawlState(tmp_path)
+    state.close()
+    with open(tmp_path / "pages.jsonl", "ab") as f:
+        f.write(b'{"key": "k2", "status": "ok", "te')
+    again = CrawlState(tmp_path)
+    assert list(again.pages) == ["k1"] and again.read("k1")["text"] == "one"
+    again.write({"key": "k3", "status": "ok", "text": "three"})
+    assert again.read("k3")["text"] == "three"
+    again.close()
+
+
+def crawl_env():
+    return {**os.environ, "FETCH_ALLOW_PRIVATE_HOSTS": "127.0.0.1"}
+
+
+def ok_keys(state_file):
+    keys = set()
+    if state_file.exists():
+        for line in state_file.read_bytes().splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("status") == "ok":
+                keys.add(entry["key"])
+    return keys
+
+
+def test_an_interrupted_build_resumes_where_it_stopped(site, tmp_path):
+    root = publish(site)
+    out = tmp_path / "store" / "site"
+    command = [sys.executable, "-m", "function.build", "--input", root, "--out", str(out), "--quiet"]
+    slow = subprocess.Popen(command + ["--rate", "4"], cwd=ROOT, env=crawl_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state_file = out / ".crawl" / "pages.jsonl"
+    deadline = time.monotonic() + 60
+    while len(ok_keys(state_file)) < 4 and slow.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    slow.send_signal(signal.SIGKILL)
+    slow.wait()
+    fetched_before = ok_keys(state_file)
+    assert 4 <= len(fetched_before) < len(ARTICLE_PATHS)
+    assert not (out / "CURRENT").exists()
+
+    done = subprocess.run(command + ["--rate", "100"], cwd=ROOT, env=crawl_env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    store = Store(current_version_dir(out))
+    assert store.size == len(ARTICLE_PATHS)
+    for path in ARTICLE_PATHS:
+        if normalise_url(site.url(path)) in fetched_before:
+            assert site.hits[path] == 1, path
+        else:  # fetched once, or twice when the first fetch was cut short by the kill
+            assert site.hits[path] in (1, 2), path
+    skipped = [json.loads(line) for line in open(store.path / "skipped.jsonl")]
+    assert {"where": site.url("/private/secret"), "reason": "disallowed by robots.txt"} in skipped
+    assert any(s["where"] == site.url("/missing") and "404" in s["reason"] for s in skipped)
+
+
+# -- CSV, a folder of HTML files, a file of URLs ------------------------------------------------------
+def test_csv_with_a_column_mapping_builds_a_store(tmp_path):
+    import csv
+
+    path = tmp_path / "posts.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["post_id", "link", "headline", "body"])
+        for n, topic in enumerate(["volcano", "baking", "sailing", "chess"] * 2):
+            writer.writerow([f"p{n}", f"https://blog.example/{topic}/{n}", f"{topic} {n}",
+                             " ".join(paragraphs(topic, n))])
+        writer.writerow(["bad", "not-a-url", "x", "words"])
+    out = tmp_path / "store" / "csv"
+    assert build_main(["--input", str(path), "--out", str(out), "--quiet",
+                       "--columns", "id=post_id,url=link,title=headline,text=body"]) == 0
+    store = Store(current_version_dir(out))
+    assert store.size == 8 and store.docs([store.row_for_id("p3")])[0].title == "chess 3"
+    assert build_main(["--input", str(path), "--out", str(tmp_path / "x"), "--quiet"]) == 1  # no 'id' column
+
+
+def test_a_folder_of_html_files_builds_a_store(tmp_path, capsys):
+    folder = tmp_path / "site"
+    for path in ARTICLE_PATHS[:6]:
+        target = folder / path.strip("/") / "index.html"
+        target.parent.mkdir(parents=True)
+        target.write_bytes(page_for(path))
+    (folder / "about.html").write_bytes(b"<html><body><nav>menu</nav></body></html>")
+    out = tmp_path / "store" / "html"
+    assert build_main(["--input", str(folder), "--out", str(out), "--quiet",
+                       "--base-url", "https://www.example.org/blog/"]) == 0
+    store = Store(current_version_dir(out))
+    assert store.size == 6
+    assert store.docs([store.row_for_id("https://www.example.org/blog/volcano/1")])[0].title == "Volcano notes, part 1"
+    skipped = [json.loads(line) for line in open(store.path / "skipped.jsonl")]
+    assert skipped == [{"where": "about.html", "reason": "no article text found on the page"}]
+
+    # without --base-url a page's canonical link is its address; a page without one is listed
+    for path, canonical in (("volcano/1", "https://chess.example/one"), ("baking/1", "https://bake.example/")):
+        (folder / path / "index.html").write_bytes(
+            article_html(path, paragraphs(path.split("/")[0], 1), canonical=canonical))
+    assert build_main(["--input", str(folder), "--out", str(tmp_path / "store" / "canon"), "--quiet"]) == 0
+    store = Store(current_version_dir(tmp_path / "store" / "canon"))
+    assert store.size == 2 and store.row_for_id("https://chess.example/one") is not None
+    skipped = [json.loads(line) for line in open(store.path / "skipped.jsonl")]
+    assert {"where": "volcano/2/index.html",
+            "reason": "no URL: give --base-url, or the page needs a <link rel=canonical>"} in skipped
+
+
+def test_formats_are_told_from_the_input(tmp_path):
+    (tmp_path / "folder").mkdir()
+    assert detect_format("https://example.com/sitemap_index.xml") == "sitemap"
+    assert detect_format(tmp_path / "folder") == "html"
+    assert detect_format("sitemap.xml.gz") == detect_format("pages.xml") == "sitemap"
+    assert detect_format("enwiki-latest-pages-articles1.xml-p10p30302.bz2") == "wikidump"
+    assert detect_format("posts.csv") == detect_format("posts.tsv") == "csv"
+    assert detect_format("urls.txt") == "urls" and detect_format("a.jsonl") == "jsonl"
+    with pytest.raises(ValueError, match="give --format"):
+        detect_format("mystery.bin")
+
+
+def test_a_file_of_urls_builds_a_store(site, tmp_path, monkeypatch):
+    publish(site)
+    listing = tmp_path / "pages.txt"
+    listing.write_text("\n".join(site.url(p) for p in ARTICLE_PATHS[:4]))
+    out = tmp_path / "store" / "urls"
+    monkeypatch.setenv("FETCH_ALLOW_PRIVATE_HOSTS", "127.0.0.1")
+    assert build_main(["--input", str(listing), "--out", str(out), "--quiet", "--rate", "100"]) == 0
+    assert Store(current_version_dir(out)).size == 4 and (out / ".crawl" / "pages.jsonl").exists()

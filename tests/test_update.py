@@ -1,0 +1,194 @@
+"""Incremental updates: documents added, changed and deleted without retraining, written as a new
+version that serving picks up, with the drift from a full build measured."""
+
+import json
+
+import numpy as np
+import pytest
+
+from conftest import wiki_sample_path
+from function.build import BuildOptions, build
+from function.sources import Record, Skip, open_source
+from function.store import Store, StoreSet, current_version_dir, verify_files
+from function.update import RebuildRule, main as update_main, update
+
+
+@pytest.fixture(scope="module")
+def records():
+    return [r for r in open_source(wiki_sample_path()) if isinstance(r, Record)]
+
+
+def base_store(records, path, count=90, **options):
+    final, _ = build([iter(records[:count])], path, BuildOptions(name=path.name, **options), progress=False)
+    return Store(final)
+
+
+def ids_of(store):
+    return {d.id for d in store.docs(list(range(store.size)))}
+
+
+def test_new_changed_and_deleted_documents_are_folded_in(records, tmp_path):
+    before = base_store(records, tmp_path / "w")
+    changed = Record(records[0].id, records[0].url, "Anarchism, rewritten", records[5].text + " extra words")
+    result = update(tmp_path / "w", [iter(records[80:] + [changed])], delete_ids=[records[1].id], progress=False)
+
+    assert (result.added, result.updated, result.deleted, result.unchanged) == (16, 1, 1, 10)
+    after = Store(current_version_dir(tmp_path / "w"))
+    assert after.path == result.version_dir and after.version != before.version
+    verify_files(after.path, after.manifest["files"], full=True)
+    assert after.size == 90 + 16 - 1 == after.manifest["documents"]
+    assert ids_of(after) == ids_of(before) - {records[1].id} | {r.id for r in records[90:]}
+
+    # documents that stayed keep their vectors; folded-in ones get what serving computes for their text
+    for record in records[2:90:7]:
+        old, new = before.row_for_id(record.id), after.row_for_id(record.id)
+        assert np.array_equal(before.engines["lsi"].vectors[old], after.engines["lsi"].vectors[new])
+    for record in records[90:] + [changed]:
+        row = after.row_for_id(record.id)
+        query = after.engines["lsi"].query_vector(after.terms(record.text))
+        assert np.allclose(after.engines["lsi"].vectors[row], query, atol=1e-4)
+        assert after.engines["tfidf"].search(after.terms(record.text), 1)[0].row == row
+        assert after.docs([row])[0].title == record.title
+    # the sparse engine's postings agree with its rows: a member's neighbours are found through both
+    tfidf = after.engines["tfidf"]
+    row = after.row_for_id(records[95].id)
+    by_row, by_terms = tfidf.search_member(row, 3), tfidf.search(after.terms(records[95].text), 4)[1:]
+    assert [h.row for h in by_row] == [h.row for h in by_terms]
+    assert [h.score for h in by_row] == pytest.approx([h.score for h in by_terms], abs=1e-5)
+    # the vocabulary and the model are the full build's, shared rather than copied
+    assert (after.path / "vocab.npy").stat().st_ino == (before.path / "vocab.npy").stat().st_ino
+
+
+def test_the_manifest_counts_what_was_folded_in_until_a_full_build(records, tmp_path):
+    base_store(records, tmp_path / "w", count=60)
+    update(tmp_path / "w", [iter(records[60:80])], progress=False)
+    result = update(tmp_path / "w", [iter(records[80:90])], delete_ids=[records[2].id], progress=False)
+    manifest = Store(current_version_dir(tmp_path / "w")).manifest["update"]
+    since = manifest["since_full_build"]
+    assert (since["updates"], since["added"], since["updated"], since["deleted"]) == (2, 30, 0, 1)
+    assert manifest["full_build"]["documents"] == 60
+    drift = manifest["drift"]
+    assert drift["folded_share"] == pytest.approx(30 / 89, abs=1e-3)
+    assert drift["deleted_share"] == pytest.approx(1 / 60, abs=1e-3)
+    assert 0 < drift["oov_share"] < 1 and 0 < drift["lsi_fit"]["lsi"] <= 1
+    # the full build's own documents lack the words it pruned: that share is the reference
+    coverage = Store(current_version_dir(tmp_path / "w")).manifest["token_coverage"]
+    assert manifest["base_oov_share"] == pytest.approx(1 - coverage, abs=1e-4)
+    assert drift["oov_excess"] == pytest.approx(max(0, drift["oov_share"] - (1 - coverage)), abs=1e-3)
+    assert manifest["base_lsi_fit"]["lsi"] > drift["lsi_fit"]["lsi"]  # new documents fit the space less
+    assert manifest["rebuild_due"] and any("folded in" in r for r in manifest["rebuild_reasons"])
+    assert result.rebuild_reasons == manifest["rebuild_reasons"]
+
+    build([iter(records[:90])], tmp_path / "w", BuildOptions(name="w"), progress=False)
+    assert "update" not in Store(current_version_dir(tmp_path / "w")).manifest
+
+
+def test_the_rebuild_rule():
+    calm = {"folded_share": 0.05, "deleted_share": 0.01, "oov_share": 0.42, "oov_excess": 0.02,
+            "lsi_fit_ratio": 0.95}
+    rule = RebuildRule()
+    assert rule.reasons(calm) == []
+    assert len(rule.reasons({**calm, "oov_excess": 0.3, "lsi_fit_ratio": 0.5})) == 2
+    assert rule.reasons({**calm, "oov_excess": None, "lsi_fit_ratio": None}) == []
+    assert len(rule.reasons({**calm, "folded_share": 0.3, "deleted_share": 0.3})) == 2
+
+
+def test_nothing_new_writes_no_version(records, tmp_path):
+    before = base_store(records, tmp_path / "w", count=30)
+    result = update(tmp_path / "w", [iter(records[:30])], progress=False)
+    assert result.version_dir is None and result.unchanged == 30
+    assert current_version_dir(tmp_path / "w") == before.path
+    assert sorted(p.name for p in (tmp_path / "w").iterdir() if not p.name.startswith(".")) == \
+        ["CURRENT", before.path.name]
+
+
+def test_words_the_vocabulary_lacks_are_skipped_and_counted(records, tmp_path):
+    base_store(records, tmp_path / "w", count=30)
+    unknown = Record("new-1", "https://example.com/new", "New", "zzyzx qwghlm xyzzy frobnicate")
+    result = update(tmp_path / "w", [iter(records[30:32] + [unknown])], progress=False)
+    assert result.added == 2 and result.skipped == 1
+    skipped = [json.loads(line) for line in open(result.version_dir / "skipped.jsonl")]
+    assert skipped[0]["where"] == "new-1" and "vocabulary" in skipped[0]["reason"]
+    assert Store(result.version_dir).row_for_id("new-1") is None
+
+
+class Listing:
+    """A source like a crawl: records, then whether its listing was complete."""
+
+    def __init__(self, items, complete=True):
+        self.items = items
+        self.listing_complete = complete
+
+    def __iter__(self):
+        return iter(self.items)
+
+
+def test_prune_deletes_what_the_input_lacks_but_keeps_pages_that_failed_for_now(records, tmp_path):
+    base_store(records, tmp_path / "w", count=20)
+    failing = Skip(records[15].url, "The page answered HTTP 503", id=records[15].id, transient=True)
+    gone = Skip(records[16].url, "The page answered HTTP 404", id=records[16].id)
+
+    incomplete = update(tmp_path / "w", [Listing(records[:15] + [failing, gone], complete=False)], prune=True,
+                        progress=False)
+    assert incomplete.version_dir is None and "not pruned" in incomplete.notes[0]
+
+    result = update(tmp_path / "w", [Listing(records[:15] + [failing, gone])], prune=True, progress=False)
+    assert result.deleted == 4  # 16..19: gone, or no longer listed
+    assert ids_of(Store(result.version_dir)) == {r.id for r in records[:16]}
+
+
+def test_delete_by_url_and_unknown_ids_are_reported(records, tmp_path):
+    base_store(records, tmp_path / "w", count=20)
+    result = update(tmp_path / "w", delete_ids=[records[3].url + "?utm_source=x", "no-such-id"], progress=False)
+    assert result.deleted == 1 and result.not_found == ["no-such-id"]
+    assert records[3].id not in ids_of(Store(result.version_dir))
+
+
+def test_a_serving_store_set_picks_up_the_update(records, tmp_path):
+    base_store(records, tmp_path / "w", count=40)
+    stores = StoreSet(tmp_path, check_every=0)
+    rewritten = Record(records[0].id, records[0].url, "Now about the Moon", records[[r.title for r in records]
+                                                                                  .index("Apollo 11")].text)
+    first = stores.get("w")
+    assert first.docs([first.engines["lsi"].search(first.terms("apollo moon landing"), 1)[0].row])[0].id != \
+        records[0].id
+    update(tmp_path / "w", [iter([rewritten])], progress=False)
+    second = stores.get("w")
+    assert second is not first
+    best = second.docs([second.engines["tfidf"].search(second.terms("apollo moon landing lunar module"), 1)[0].row])
+    assert best[0].id == records[0].id and best[0].title == "Now about the Moon"
+    assert first.docs([0])  # the old version still answers requests in flight
+
+
+def test_a_store_with_an_ann_index_is_updated(records, tmp_path):
+    before = base_store(records, tmp_path / "w", count=70, ann="on")
+    result = update(tmp_path / "w", [iter(records[70:])], delete_ids=[records[0].id], progress=False)
+    after = Store(result.version_dir)
+    assert after.engines["lsi"].ann is not None and before.engines["lsi"].ann is not None
+    lsi = after.engines["lsi"]
+    for record in records[70:]:
+        row = after.row_for_id(record.id)
+        exact = np.argsort(-(lsi.vectors @ lsi.vectors[row]))[1]
+        assert lsi.search_member(row, 1)[0].row == exact
+
+
+def test_update_command_line(records, tmp_path, capsys):
+    base_store(records, tmp_path / "w", count=50)
+    corpus = tmp_path / "new.jsonl"
+    with open(corpus, "w") as f:
+        for r in records[50:60]:
+            f.write(json.dumps({"id": r.id, "url": r.url, "title": r.title, "text": r.text}) + "\n")
+    deletions = tmp_path / "gone.txt"
+    deletions.write_text(f"# retired\n{records[4].id}\n")
+    assert update_main([str(tmp_path / "w"), "--input", str(corpus), "--delete", str(deletions), "--quiet"]) == 0
+    said = capsys.readouterr().err
+    assert "10 added, 0 changed, 1 deleted" in said and "drift since the full build" in said
+    assert "full rebuild due" in said or "full rebuild not due yet" in said
+    assert Store(current_version_dir(tmp_path / "w")).size == 59
+
+    assert update_main([str(tmp_path / "w"), "--input", str(corpus), "--quiet"]) == 0
+    assert "no change" in capsys.readouterr().err
+    assert update_main([str(tmp_path / "nope"), "--input", str(corpus), "--quiet"]) == 1
+    assert "update failed" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        update_main([str(tmp_path / "w")])
