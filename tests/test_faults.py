@@ -1,0 +1,356 @@
+"""Faults and load, through a real `functions-framework` process.
+
+- Mongo stopped for 30 s under load, then restarted: no answer fails, and once
+  the event buffer has drained, Mongo holds exactly one `requests` event per
+  answer served.
+- The event buffer is bounded: past EVENT_BUFFER events are dropped and counted
+  (in /healthz and the log); the kept ones are written when Mongo returns.
+- A Mongo that accepts connections but does not answer (or answers slowly)
+  never holds an answer back.
+- SIGTERM while Mongo is away: the process still exits, saying what it lost.
+- Load: LOAD_SECONDS (60) at concurrency 32, mixed queries, Mongo on: no error.
+
+Figures (latency percentiles, requests/s, buffer high-water mark, drain time)
+are printed and written to tests/out/*.json; nothing here asserts a speed.
+"""
+
+import json
+import os
+import random
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pymongo
+import requests
+
+from conftest import with_database
+from function.devserver import free_port, start_embedded_mongo, stop
+from function.store import StoreSet
+
+OUT = Path(__file__).resolve().parent / "out"
+LOAD_SECONDS = float(os.environ.get("LOAD_SECONDS", "60"))
+OUTAGE_SECONDS = float(os.environ.get("OUTAGE_SECONDS", "30"))
+TEXTS = [
+    "moon landing astronaut", "greek philosophy and logic", "atlantic ocean currents", "alkali metals react",
+    "abraham lincoln civil war", "ancient egypt pyramids", "film director cinema", "american football league",
+    "chemical element atomic number", "roman empire emperor", "music album guitar band", "economics market prices",
+    "the bible old testament", "mathematics algebra theorem", "animal species evolution", "computer programming language",
+]
+
+
+# --------------------------------------------------------------------------- helpers
+def corpus_queries(model_store, n=40, seed=7):
+    """A mixed list of GET params: texts, member ids, member URLs (no request made)."""
+    store = StoreSet(model_store, 0).get("wiki")
+    docs = store.docs(range(store.size))
+    picked = random.Random(seed).sample(docs, min(n, len(docs)))
+    queries = [{"text": text} for text in TEXTS]
+    queries += [{"id": doc.id, "k": 3} for doc in picked[: n // 2]]
+    queries += [{"url": doc.url, "k": 10} for doc in picked[n // 2:]]
+    return queries
+
+
+def percentile(values, q):
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def latency_figures(samples):
+    ms = [s["ms"] for s in samples]
+    return {"answers": len(ms), "p50_ms": percentile(ms, 50), "p95_ms": percentile(ms, 95),
+            "p99_ms": percentile(ms, 99), "max_ms": max(ms) if ms else None}
+
+
+class Load:
+    """``concurrency`` threads, each with its own keep-alive session, asking until stopped."""
+
+    def __init__(self, base, queries, concurrency):
+        self.base = base
+        self.queries = queries
+        self.concurrency = concurrency
+        self.answers = []  # {"t": start, "ms": latency, "request_id": ...}
+        self.failures = []  # (what, detail)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads = []
+
+    def _worker(self, seed):
+        order = random.Random(seed)
+        with requests.Session() as session:
+            while not self._stop.is_set():
+                params = order.choice(self.queries)
+                started = time.monotonic()
+                try:
+                    response = session.get(self.base, params=params, timeout=30)
+                    elapsed = (time.monotonic() - started) * 1000
+                    if response.status_code == 200:
+                        sample = {"t": started, "ms": elapsed, "request_id": response.json()["request_id"]}
+                        with self._lock:
+                            self.answers.append(sample)
+                        continue
+                    failure = (params, f"{response.status_code} {response.text[:200]}")
+                except requests.RequestException as exc:
+                    failure = (params, repr(exc))
+                with self._lock:
+                    self.failures.append(failure)
+
+    def start(self):
+        self.started = time.monotonic()
+        self._threads = [threading.Thread(target=self._worker, args=(i,), daemon=True) for i in range(self.concurrency)]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self):
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(60)
+        self.stopped = time.monotonic()
+        return self
+
+    def between(self, start, end):
+        return [a for a in self.answers if start <= a["t"] < end]
+
+
+def health(base):
+    return requests.get(base + "/healthz", timeout=30).json()
+
+
+def wait_drained(base, timeout=90):
+    """Seconds until /healthz reports an empty event buffer (AssertionError after ``timeout``)."""
+    started = time.monotonic()
+    while True:
+        events = health(base)["events"]
+        if events["buffered"] == 0:
+            return time.monotonic() - started
+        assert time.monotonic() - started < timeout, f"event buffer not drained after {timeout} s: {events}"
+        time.sleep(0.2)
+
+
+def stored_request_ids(uri):
+    client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=5000)
+    try:
+        return [doc["_id"] for doc in client.get_default_database()["requests"].find({}, {"_id": 1})]
+    finally:
+        client.close()
+
+
+def write_figures(name, figures):
+    OUT.mkdir(exist_ok=True)
+    (OUT / f"{name}.json").write_text(json.dumps(figures, indent=2) + "\n")
+    print(f"\n{name}: {json.dumps(figures)}")
+
+
+# --------------------------------------------------------------------------- Mongo down for 30 s under load
+def test_mongo_outage_under_load_loses_no_answer_and_no_event(function_process, model_store, tmp_path):
+    port = free_port()
+    data_dir = tmp_path / "mongo"
+    mongo, uri = start_embedded_mongo(data_dir, port)
+    uri = with_database(uri, "outage")
+    # The buffer must hold the whole outage (about 30 s of answers).
+    server = function_process(MONGODB=uri, EVENT_BUFFER="200000").wait_ready()
+    high_water = {"buffered": 0}
+    watching = threading.Event()
+
+    def watch_buffer():  # the buffer's high-water mark, from /healthz
+        while not watching.is_set():
+            try:
+                high_water["buffered"] = max(high_water["buffered"], health(server.base)["events"]["buffered"])
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+
+    watcher = threading.Thread(target=watch_buffer, daemon=True)
+    load = Load(server.base, corpus_queries(model_store), concurrency=12).start()
+    try:
+        watcher.start()
+        time.sleep(5)
+        down_at = time.monotonic()
+        stop(mongo)
+        time.sleep(OUTAGE_SECONDS)
+        during = health(server.base)
+        mongo, _ = start_embedded_mongo(data_dir, port)
+        up_at = time.monotonic()
+        time.sleep(5)
+    finally:
+        load.stop()
+        watching.set()
+    try:
+        assert load.failures == [], load.failures[:5]
+        assert during["mongo"]["reachable"] is False and during["status"] == "degraded"
+        assert during["events"]["dropped"] == 0
+        drain_seconds = wait_drained(server.base)
+        final = health(server.base)["events"]
+        assert final["dropped"] == 0
+        stored = stored_request_ids(uri)
+        answered = [a["request_id"] for a in load.answers]
+        assert len(stored) == len(set(stored)) == len(answered)
+        assert set(stored) == set(answered)
+        write_figures("outage", {
+            "concurrency": 12, "outage_seconds": round(up_at - down_at, 1), "answers": len(answered),
+            "failed_answers": len(load.failures), "requests_events_in_mongo": len(stored),
+            "answered_during_outage": len(load.between(down_at, up_at)),
+            "buffer_high_water": max(high_water["buffered"], during["events"]["buffered"]),
+            "drain_seconds_after_load": round(drain_seconds, 2),
+            "latency_before": latency_figures(load.between(load.started, down_at)),
+            "latency_during": latency_figures(load.between(down_at, up_at)),
+            "latency_after": latency_figures(load.between(up_at, load.stopped)),
+        })
+    finally:
+        server.stop()
+        stop(mongo)
+
+
+# --------------------------------------------------------------------------- a bounded buffer
+def test_full_buffer_drops_and_counts_then_writes_what_it_kept(function_process, tmp_path):
+    port = free_port()
+    uri = f"mongodb://127.0.0.1:{port}/overflow"
+    server = function_process(MONGODB=uri, EVENT_BUFFER="5").wait_ready()
+    answered = []
+    for i in range(20):
+        response = requests.get(server.base, params={"text": TEXTS[i % len(TEXTS)]}, timeout=30)
+        assert response.status_code == 200
+        answered.append(response.json()["request_id"])
+    events = health(server.base)["events"]
+    assert (events["buffered"], events["dropped"], events["capacity"]) == (5, 15, 5)
+
+    mongo, _ = start_embedded_mongo(tmp_path / "mongo", port)
+    try:
+        wait_drained(server.base)
+        events = health(server.base)["events"]
+        assert (events["written"], events["dropped"]) == (5, 15)
+        assert sorted(stored_request_ids(uri)) == sorted(answered[:5])  # the first five were kept
+        server.stop()
+        assert "event buffer full (5): 1 events dropped so far" in server.output()
+    finally:
+        stop(mongo)
+
+
+def test_sigterm_while_mongo_is_away_exits_and_says_what_it_lost(function_process):
+    uri = f"mongodb://127.0.0.1:{free_port()}/gone"
+    server = function_process(MONGODB=uri, EVENT_FLUSH_SECONDS="1").wait_ready()
+    for text in TEXTS[:3]:
+        assert requests.get(server.base, params={"text": text}, timeout=30).status_code == 200
+    assert server.stop(signal.SIGTERM, timeout=25) == 0  # not killed: it gave up on Mongo by itself
+    assert "exit with 3 events not written" in server.output()
+
+
+# --------------------------------------------------------------------------- a slow Mongo
+class StallingProxy:
+    """A TCP relay to a Mongo server that can hold every byte (a server that
+    accepts and never answers) or delay each chunk (a slow one)."""
+
+    def __init__(self, target_port):
+        self.target_port = target_port
+        self.delay = 0.0
+        self.flowing = threading.Event()
+        self.flowing.set()
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        self._closed = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def hold(self):
+        self.flowing.clear()
+
+    def release(self, delay=0.0):
+        self.delay = delay
+        self.flowing.set()
+
+    def _accept(self):
+        while not self._closed.is_set():
+            try:
+                client, _ = self._sock.accept()
+                upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            except OSError:
+                continue
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+
+    def _pipe(self, src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                self.flowing.wait()
+                if self.delay:
+                    time.sleep(self.delay)
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (src, dst):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self._closed.set()
+        self.release()
+        self._sock.close()
+
+
+def test_stalled_or_slow_mongo_never_holds_an_answer(function_process, mongodb):
+    target = urlsplit(mongodb).port
+    proxy = StallingProxy(target)
+    uri = with_database(f"mongodb://127.0.0.1:{proxy.port}/", mongodb.rsplit("/", 1)[1])
+    try:
+        server = function_process(MONGODB=uri).wait_ready()
+        baseline = []
+        for text in TEXTS:  # Mongo flowing: the reference latency
+            started = time.monotonic()
+            assert requests.get(server.base, params={"text": text}, timeout=30).status_code == 200
+            baseline.append({"ms": (time.monotonic() - started) * 1000})
+        wait_drained(server.base)
+
+        proxy.hold()  # Mongo accepts and never answers
+        stalled = []
+        for text in TEXTS * 2:
+            started = time.monotonic()
+            response = requests.get(server.base, params={"text": text}, timeout=30)
+            assert response.status_code == 200
+            stalled.append({"ms": (time.monotonic() - started) * 1000})
+        events = health(server.base)["events"]
+        assert events["buffered"] == len(TEXTS) * 2  # answered, none written: nothing waited on Mongo
+
+        proxy.release(delay=0.2)  # slow: every chunk 0.2 s late each way
+        slow = []
+        for text in TEXTS:
+            started = time.monotonic()
+            assert requests.get(server.base, params={"text": text}, timeout=30).status_code == 200
+            slow.append({"ms": (time.monotonic() - started) * 1000})
+        drain_seconds = wait_drained(server.base)
+        assert len(stored_request_ids(mongodb)) == len(TEXTS) * 4
+        write_figures("slow_mongo", {
+            "latency_mongo_normal": latency_figures(baseline), "latency_mongo_stalled": latency_figures(stalled),
+            "latency_mongo_slow_0.2s": latency_figures(slow), "drain_seconds": round(drain_seconds, 2),
+        })
+    finally:
+        proxy.close()
+
+
+# --------------------------------------------------------------------------- load
+def test_load_at_concurrency_32_has_no_error(function_process, function_env, model_store):
+    server = function_process().wait_ready()
+    load = Load(server.base, corpus_queries(model_store), concurrency=32).start()
+    time.sleep(LOAD_SECONDS)
+    load.stop()
+    assert load.failures == [], load.failures[:5]
+    drain_seconds = wait_drained(server.base)
+    stored = stored_request_ids(function_env["MONGODB"])
+    assert len(stored) == len(load.answers)
+    seconds = load.stopped - load.started
+    write_figures("load", {
+        "seconds": round(seconds, 1), "concurrency": 32, "errors": len(load.failures),
+        "requests_per_second": round(len(load.answers) / seconds, 1), **latency_figures(load.answers),
+        "requests_events_in_mongo": len(stored), "drain_seconds_after_load": round(drain_seconds, 2),
+        "mix": "16 texts, 20 member ids, 20 member URLs", "threads_per_worker": os.environ.get("THREADS", "4 x cores"),
+    })
