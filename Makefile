@@ -39,3 +39,73 @@ test: $(VENV)/.installed
 
 clean:
 	rm -rf $(VENV) data bench/out $(STORE)/*/ .pytest_cache
+
+# -- extraction quality: our extractor and the seed's jusText call on the 91 dev pages of
+# -- ../shared/bench/extraction-dev (EXTRACTION_DEV_DIR), scored among the nine peers by score.py
+.PHONY: eval-extract
+eval-extract: $(VENV)/.installed
+	$(PY) bench/eval_extract.py
+
+# -- relevance (bench/relevance.py): builds a store per configuration from the data
+# -- that ships inside gensim, prints P@5 / nDCG@10 per engine, writes bench/out/relevance.json
+.PHONY: eval-relevance
+eval-relevance: $(VENV)/.installed
+	$(PY) bench/relevance.py
+# -- end of relevance
+
+# -- performance (bench/, issue #4): our way of serving against the seed's, in one run. Builds and caches
+# -- synthetic stores of 10k, 100k and 1M documents in bench/cache/ on first use (1M: a few GB, ~20 min
+# -- on an idle 2-core machine), prints the tables and writes bench/results.json (keys in bench/README.md).
+# -- wrk is used for the throughput figure when installed (apt-get install wrk), else a Python client.
+.PHONY: bench bench-quick
+bench: $(VENV)/.installed
+	$(PY) -m bench.run
+bench-quick: $(VENV)/.installed
+	$(PY) -m bench.run --quick --out bench/out/results-quick.json
+# -- end of performance
+
+# -- container image and deploy (issue #3): Dockerfile, heroku.yml, README "Container and deploy".
+# -- make image: the default store, then the image $(IMAGE) with $(CONTAINER) (docker when a Docker engine
+# -- answers, else podman as CI runs it; BASE_IMAGE=... overrides the Dockerfile's python:3.11-slim).
+# -- make container-test (CI): podman on a debootstrap'ed bookworm base made once (no image registry is
+# -- reachable), then tests/container/check.py runs the image on a random PORT and checks it from outside.
+# -- make heroku-push / heroku-release HEROKU_APP=name: Heroku's container registry flow (needs docker).
+IMAGE ?= localhost/related-content
+BASE_IMAGE ?=
+HEROKU_APP ?=
+PODMAN_STORAGE ?= vfs
+PODMAN := podman --storage-driver=$(PODMAN_STORAGE) --runtime runc --cgroup-manager=cgroupfs
+CONTAINER ?= $(shell docker info >/dev/null 2>&1 && echo docker || echo "$(PODMAN)")
+HOST_CA := /etc/ssl/certs/ca-certificates.crt
+# podman builds reach PyPI the way the host does: the host's network and CA bundle (docker's default works)
+BUILD_FLAGS ?= $(if $(findstring podman,$(CONTAINER)),--network=host $(if $(wildcard $(HOST_CA)),-v $(HOST_CA):$(HOST_CA):ro))
+PYBASE := localhost/pybase:bookworm
+PYBASE_PATH := /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+.PHONY: image container-test heroku-push heroku-release
+
+image: $(STORE)/$(CORPUS)/CURRENT
+	$(CONTAINER) build $(BUILD_FLAGS) $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) -t $(IMAGE) .
+	$(CONTAINER) image ls $(IMAGE)
+
+container-test: $(VENV)/.installed
+	$(PODMAN) image exists $(PYBASE) || { \
+	  root=$$(mktemp -d /var/tmp/pybase.XXXXXX); \
+	  debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm $$root \
+	    >$$root.log 2>&1 || { tail -20 $$root.log; rm -rf $$root $$root.log; exit 1; }; \
+	  rm -rf $$root/var/cache/apt/archives/*.deb $$root/var/lib/apt/lists/* \
+	    $$root/usr/share/doc/* $$root/usr/share/man/* $$root/usr/share/locale/*; \
+	  tar -C $$root -c . | $(PODMAN) import --change 'ENV PATH=$(PYBASE_PATH)' --change 'ENV LANG=C.UTF-8' \
+	    --change 'CMD ["python3"]' - $(PYBASE) >/dev/null; status=$$?; \
+	  rm -rf $$root $$root.log; exit $$status; }
+	$(MAKE) image CONTAINER="$(PODMAN)" BASE_IMAGE=$(PYBASE)
+	$(PY) tests/container/check.py --image $(IMAGE) --engine "$(PODMAN)"
+
+heroku-push: $(STORE)/$(CORPUS)/CURRENT
+	@test -n "$(HEROKU_APP)" || { echo "set HEROKU_APP=<your app>: make heroku-push HEROKU_APP=..."; exit 2; }
+	heroku container:push web --app $(HEROKU_APP)
+
+heroku-release:
+	@test -n "$(HEROKU_APP)" || { echo "set HEROKU_APP=<your app>: make heroku-release HEROKU_APP=..."; exit 2; }
+	heroku container:release web --app $(HEROKU_APP)
+# -- end of container image and deploy

@@ -3,24 +3,29 @@
     GET  /?url=|text=|id=   recommendations        POST /  the same, as JSON
     GET  /click?...         signed click link -> 302 to the article
     GET  /stats             click-through figures   GET /healthz  liveness and store
+    GET  /dashboard         the figures, drawn      GET /openapi.json  this API, described
+A browser's GET / (Accept prefers text/html) gets the try-it page instead of JSON.
 """
 
 import dataclasses
+import io
 import json
 import logging
 import os
 
 from flask import Response
 
-from . import __version__
+from . import __version__, pages
 from .clicks import load_secret
 from .config import ConfigError, Settings
 from .errors import ApiError
 from .events import EventLog
 from .fetch import FetchLimits
-from .params import NAME, parse_query
+from .openapi import document as openapi_document
+from .params import parse_query
 from .recommend import Recommender
 from .stats import compute as compute_stats
+from .stats import parse_filters
 from .store import StoreError, StoreSet
 
 log = logging.getLogger("related")
@@ -81,6 +86,9 @@ class App:
             "/click": {"GET": self.click},
             "/stats": {"GET": self.stats},
             "/healthz": {"GET": self.healthz},
+            "/dashboard": {"GET": self.dashboard},
+            "/openapi.json": {"GET": self.openapi},
+            **{pages.ASSETS + name: {"GET": pages.static_file} for name in pages.STATIC_FILES},
         }
 
     # -- dispatch -------------------------------------------------------------
@@ -105,6 +113,10 @@ class App:
             except Exception:
                 log.exception("unexpected error on %s %s", request.method, path)
                 response = error_response(ApiError("internal error", status=500, code="internal_error"))
+        # functions-framework reads the whole request body into memory after every
+        # answer; leave the unread rest (a refused 1 GB upload) to gunicorn, which
+        # drains it within bounds or closes the connection.
+        request.stream = io.BytesIO()
         if self.settings.cors_origin:
             response.headers["Access-Control-Allow-Origin"] = self.settings.cors_origin
             response.headers["Access-Control-Allow-Methods"] = "GET, POST, OPTIONS"
@@ -117,10 +129,15 @@ class App:
             return self.settings.public_url
         proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
         scheme = proto if proto in ("http", "https") else request.scheme
+        if not request.host:  # Werkzeug gives "" for a Host header with invalid characters
+            raise ApiError("the Host header is not a valid host name: click links cannot be built "
+                           "(send a valid Host, or set PUBLIC_URL)", code="invalid_host")
         return f"{scheme}://{request.host}"
 
     # -- endpoints --------------------------------------------------------------
     def recommend(self, request):
+        if pages.wants_html(request):
+            return pages.try_it(self, request)
         query = parse_query(request, self.settings, self.stores.names())
         return json_response(self.recommender.recommend(query, self.base_url(request)))
 
@@ -130,18 +147,7 @@ class App:
                                              "Referrer-Policy": "no-referrer"})
 
     def stats(self, request):
-        unknown = sorted(set(request.args) - {"corpus", "days"})
-        if unknown:
-            raise ApiError(f"unknown parameter(s): {', '.join(unknown)}; expected corpus, days",
-                           code="unknown_parameter")
-        corpus = request.args.get("corpus") or None
-        if corpus is not None and not NAME.match(corpus):
-            raise ApiError("'corpus' must be a corpus name", code="invalid_parameter")
-        days = request.args.get("days") or None
-        if days is not None:
-            if not days.isdigit() or not 1 <= int(days) <= 3650:
-                raise ApiError("'days' must be a whole number of days between 1 and 3650", code="invalid_parameter")
-            days = int(days)
+        corpus, days = parse_filters(request.args)
         db = self.events.database()
         if db is None:
             raise ApiError("statistics need MONGODB (events are not stored)", status=503, code="events_unavailable")
@@ -154,6 +160,12 @@ class App:
                 raise
             raise ApiError(f"event database unavailable: {exc.__class__.__name__}", status=503,
                            code="events_unavailable") from None
+
+    def dashboard(self, request):
+        return pages.dashboard(self, request)
+
+    def openapi(self, request):
+        return json_response(openapi_document(self.base_url(request)), headers={"Cache-Control": "public, max-age=300"})
 
     def healthz(self, request):
         default = self.stores.get(self.settings.default_corpus)

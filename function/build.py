@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .sources import Skip, open_source
+from .sources import INPUT_HELP, Skip, add_source_arguments, open_source, prepare_sources, source_settings
 from .store import FORMAT, FORMAT_VERSION, VOCAB_DTYPE, StoreError, describe_file
-from .tokens import TokenizerOptions, tokenize
+from .counting import BATCH_DOCS, BatchCounter, Vocabulary
+from .tokens import TokenizerOptions
 from .urls import host_of, normalise_url
 
 CHUNK_DOCS = 10_000
@@ -39,10 +40,12 @@ SCRATCH_FILES = ("bag_ids.bin", "bag_counts.bin")
 class BuildOptions:
     name: str = "corpus"
     engines: tuple = ("lsi", "tfidf")
-    default_engine: str = "lsi"
+    # defaults chosen on bench/relevance.py's figures (README, "Relevance"): on small
+    # corpora the sparse engine with log-entropy weights ranks best; LSI does not beat it
+    default_engine: str = "tfidf"
     lsi_dims: int = 200
-    local: str = "tf"  # "tf" or "log"
-    global_weight: str = "idf"  # "idf" or "entropy"
+    local: str = "log"  # "tf" or "log"
+    global_weight: str = "entropy"  # "idf" or "entropy"
     no_below: int = 2  # keep terms found in at least this many documents
     no_above: float = 0.5  # ... and in at most this share of them
     keep_n: int = 200_000
@@ -55,12 +58,25 @@ class BuildOptions:
     ann_expansion_search: int = 64
     seed: int = 42
     keep_versions: int = 2
+    workers: int = 0  # tokenising processes; 0: one per core (the result does not depend on it)
+    prune_at: int = 2_000_000  # vocabulary kept while reading (rarest forgotten past it), as gensim's
     tokenizer: TokenizerOptions = field(default_factory=TokenizerOptions)
 
     def parameters(self):
-        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("name", "tokenizer")}
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("name", "tokenizer", "workers")}
         out["engines"] = list(self.engines)
         return out
+
+
+def options_for_engine(name, options):
+    """An engine's parameters: the build's, except that an LSI named "lsi-N" has N dimensions
+    (two LSI sizes in one store: an experiment for ENGINE_WEIGHTS)."""
+    from dataclasses import replace
+
+    kind, _, size = name.partition("-")
+    if kind == "lsi" and size.isdigit() and int(size) > 0:
+        return replace(options, lsi_dims=int(size))
+    return options
 
 
 class Bags:
@@ -76,6 +92,12 @@ class Bags:
         self._files[0].write(np.asarray(ids, np.int32).tobytes())
         self._files[1].write(np.asarray(counts, np.int32).tobytes())
         self._offsets.append(self._offsets[-1] + len(bow))
+
+    def append_batch(self, ids, counts, sizes):
+        """Many bags at once: flat ids and counts, ``sizes[i]`` entries for bag i."""
+        self._files[0].write(np.asarray(ids, np.int32).tobytes())
+        self._files[1].write(np.asarray(counts, np.int32).tobytes())
+        self._offsets.extend((self._offsets[-1] + np.cumsum(sizes)).tolist())
 
     def __len__(self):
         return len(self._offsets) - 1
@@ -140,7 +162,9 @@ def entropy_weights(bags, remap, vocab_size, documents):
 
 def build_lsi(root, bags, remap, words, global_weights, options, progress):
     from gensim.models import LsiModel
+    from gensim.models.lsimodel import Projection
     from numpy.lib.format import open_memmap
+    from scipy import sparse as scipy_sparse
     from tqdm import tqdm
 
     vocab_size, documents = len(words), len(bags)
@@ -149,13 +173,22 @@ def build_lsi(root, bags, remap, words, global_weights, options, progress):
                    random_seed=options.seed)
     stride = max(1, documents // options.lsi_train_docs) if options.lsi_train_docs else 1
     with tqdm(total=documents, desc="lsi: training", unit=" docs", disable=not progress, file=sys.stderr) as bar:
+        sample = []  # a sampled corpus is trained in full chunks: each merge costs the same however small
         for first, counts in bags.chunks(remap, vocab_size):
             rows = weigh_rows(counts, options.local, global_weights)
             if stride > 1:
                 rows = rows[(first + np.arange(rows.shape[0])) % stride == 0]
-            if rows.nnz:
-                lsi.add_documents(rows.T.tocsc(), chunksize=CHUNK_DOCS)
+            sample.append(rows)
             bar.update(counts.shape[0])
+            if sum(r.shape[0] for r in sample) < CHUNK_DOCS and first + counts.shape[0] < documents:
+                continue
+            rows, sample = scipy_sparse.vstack(sample, format="csr"), []
+            if rows.nnz:
+                # not lsi.add_documents(): for a sparse matrix it drops random_seed, and a
+                # truncated LSI (dims + 100 < documents) then changed from build to build
+                lsi.projection.merge(Projection(vocab_size, dims, rows.T.tocsc(), extra_dims=lsi.extra_samples,
+                                                power_iters=lsi.power_iters, dtype=lsi.dtype,
+                                                random_seed=options.seed))
     projection = np.ascontiguousarray(lsi.projection.u[:, :dims], np.float32)
     # a singular vector's sign is arbitrary (and varies run to run): fix it so
     # that each column's largest entry is positive, and builds are repeatable
@@ -189,7 +222,6 @@ def build_ann(root, vectors, options, progress):
     index = Index(ndim=vectors.shape[1], metric="cos", dtype=options.ann_dtype,
                   connectivity=options.ann_connectivity, expansion_add=options.ann_expansion_add,
                   expansion_search=options.ann_expansion_search)
-    index.reserve(len(vectors))
     with tqdm(total=len(vectors), desc="ann: indexing", unit=" docs", disable=not progress, file=sys.stderr) as bar:
         for first in range(0, len(vectors), CHUNK_DOCS):
             block = np.asarray(vectors[first:first + CHUNK_DOCS])
@@ -261,7 +293,6 @@ def _bin_to_npy(path, dtype, count):
 
 def read_corpus(sources, tmp, options, progress):
     """Pass 1: metadata into SQLite, bags into scratch files; returns (dictionary, bags, skipped)."""
-    from gensim.corpora import Dictionary
     from tqdm import tqdm
 
     db = sqlite3.connect(tmp / "docs.sqlite")
@@ -270,7 +301,8 @@ def read_corpus(sources, tmp, options, progress):
         "CREATE TABLE docs (row INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, url TEXT NOT NULL,"
         " url_key TEXT NOT NULL, host TEXT NOT NULL, title TEXT NOT NULL);"
     )
-    dictionary, bags, skipped = Dictionary(), Bags(tmp), 0
+    vocabulary, bags, skipped = Vocabulary(options.prune_at), Bags(tmp), 0
+    counter = BatchCounter(options.tokenizer, options.workers)
     with open(tmp / "skipped.jsonl", "w", encoding="utf-8") as skips, \
             tqdm(desc="reading", unit=" docs", disable=not progress, file=sys.stderr) as bar:
         def skip(where, reason):
@@ -278,32 +310,54 @@ def read_corpus(sources, tmp, options, progress):
             skipped += 1
             skips.write(json.dumps({"where": where, "reason": reason}) + "\n")
 
-        for source in sources:
-            for item in source:
-                bar.update()
-                if isinstance(item, Skip):
-                    skip(item.where, item.reason)
-                    continue
-                tokens = tokenize(item.text, options.tokenizer)
-                if not tokens:
+        def store(records, counted):
+            # in input order: rows, token ids and skips come out as from one process
+            words, ids, counts, sizes = counted
+            kept = np.zeros(len(records), bool)
+            for i, item in enumerate(records):
+                if not sizes[i]:
                     skip(item.id, "no words")
                     continue
                 try:
                     url_key = normalise_url(item.url)
                     db.execute("INSERT INTO docs VALUES (?, ?, ?, ?, ?, ?)",
-                               (len(bags), item.id, item.url, url_key, host_of(item.url), item.title))
+                               (len(bags) + int(kept.sum()), item.id, item.url, url_key, host_of(item.url),
+                                item.title))
+                    kept[i] = True
                 except ValueError:
                     skip(item.id, "bad url")
-                    continue
                 except sqlite3.IntegrityError:
                     skip(item.id, "duplicate id")
-                    continue
-                bags.append(dictionary.doc2bow(tokens, allow_update=True))
+            entries = np.repeat(kept, sizes)
+            doc_of_entry = np.repeat(np.cumsum(kept) - 1, sizes)[entries]
+            global_ids, counts = vocabulary.merge(words, ids[entries], counts[entries], doc_of_entry, int(kept.sum()))
+            bags.append_batch(global_ids, counts, sizes[kept])
+            bar.update(len(records))
+
+        try:
+            batch = []
+            for source in sources:
+                for item in source:
+                    if isinstance(item, Skip):
+                        skip(item.where, item.reason)
+                        bar.update()
+                        continue
+                    batch.append(item)
+                    if len(batch) == BATCH_DOCS:
+                        for records, counted in counter.submit(batch, [r.text for r in batch]):
+                            store(records, counted)
+                        batch = []
+            done = counter.submit(batch, [r.text for r in batch]) if batch else []
+            for records, counted in done + counter.drain():
+                store(records, counted)
+        finally:
+            counter.close()
     db.execute("CREATE INDEX docs_url_key ON docs (url_key)")
     db.commit()
     db.close()
     bags.close()
-    return dictionary, bags, skipped
+    bags.id_space = vocabulary.next_id
+    return vocabulary.to_gensim(), bags, skipped
 
 
 def build(sources, out, options, progress=True):
@@ -328,7 +382,7 @@ def build(sources, out, options, progress=True):
         words = sorted(dictionary.token2id)
         if not words:
             raise StoreError("no vocabulary left after pruning: the corpus is too small or too uniform")
-        remap = np.full(max(old_ids.values()) + 1, -1, np.int32)
+        remap = np.full(max(max(old_ids.values()) + 1, bags.id_space), -1, np.int32)  # pruned ids: -1
         remap[[old_ids[w] for w in words]] = np.arange(len(words), dtype=np.int32)
         np.save(tmp / "vocab.npy", np.asarray(words, dtype=VOCAB_DTYPE))
         if options.global_weight == "idf":
@@ -346,7 +400,8 @@ def build(sources, out, options, progress=True):
             spec = {"kind": "lsi" if name.startswith("lsi") else "sparse",
                     "local": options.local, "global": options.global_weight}
             builder = build_lsi if spec["kind"] == "lsi" else build_sparse
-            spec.update(builder(root, bags, remap, words, global_weights, options, progress) or {})
+            spec.update(builder(root, bags, remap, words, global_weights, options_for_engine(name, options),
+                                progress) or {})
             engines[name] = spec
         del bags
         for scratch in SCRATCH_FILES:
@@ -368,6 +423,8 @@ def build(sources, out, options, progress=True):
             "documents": documents,
             "skipped": skipped,
             "vocabulary": len(words),
+            # share of the corpus's words the pruned vocabulary kept (updates compare new documents with it)
+            "token_coverage": round(sum(dictionary.cfs.values()) / max(1, dictionary.num_pos), 4),
             "tokenizer": options.tokenizer.to_dict(),
             "parameters": options.parameters(),
             "engines": engines,
@@ -406,12 +463,10 @@ def parse_args(argv):
     tok = TokenizerOptions()
     p = argparse.ArgumentParser(prog="python -m function.build", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--input", action="append", required=True, metavar="PATH",
-                   help="corpus file (JSON lines with id, url, title, text; or a MediaWiki .xml.bz2 dump); repeatable")
-    p.add_argument("--format", default="auto", help="input format: auto, jsonl, wikidump")
+    p.add_argument("--input", action="append", required=True, metavar="PATH", help=INPUT_HELP)
     p.add_argument("--out", required=True, type=Path, help="corpus folder, e.g. model_store/NAME")
     p.add_argument("--name", help="corpus name (default: the --out folder's name)")
-    p.add_argument("--engines", default=",".join(defaults.engines), help="comma list: lsi, tfidf (default %(default)s)")
+    p.add_argument("--engines", default=",".join(defaults.engines), help="comma list: lsi, tfidf; lsi-N is an LSI of N dimensions (default %(default)s)")
     p.add_argument("--default-engine", default=defaults.default_engine)
     p.add_argument("--lsi-dims", type=int, default=defaults.lsi_dims)
     p.add_argument("--local", choices=["tf", "log"], default=defaults.local)
@@ -433,7 +488,10 @@ def parse_args(argv):
     p.add_argument("--numbers", action=argparse.BooleanOptionalAction, default=tok.numbers)
     p.add_argument("--deaccent", action=argparse.BooleanOptionalAction, default=tok.deaccent)
     p.add_argument("--stopwords", default=tok.stopwords, help="a jusText stoplist name, e.g. English")
+    p.add_argument("--workers", type=int, default=defaults.workers,
+                   help="tokenising processes (default: one per core; the store does not depend on it)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_source_arguments(p)
     return p.parse_args(argv)
 
 
@@ -446,7 +504,7 @@ def options_from_args(args):
         keep_n=args.keep_n, lsi_train_docs=args.lsi_train_docs, ann=args.ann,
         ann_min_docs=args.ann_min_docs, ann_dtype=args.ann_dtype, ann_connectivity=args.ann_connectivity,
         ann_expansion_add=args.ann_expansion_add, ann_expansion_search=args.ann_expansion_search,
-        seed=args.seed, keep_versions=args.keep_versions,
+        seed=args.seed, keep_versions=args.keep_versions, workers=args.workers,
         tokenizer=TokenizerOptions(min_len=args.min_token_len, max_len=args.max_token_len,
                                    numbers=args.numbers, deaccent=args.deaccent, stopwords=args.stopwords),
     )
@@ -456,7 +514,9 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         options = options_from_args(args)
-        sources = [open_source(path, args.format) for path in args.input]
+        settings = source_settings(args, args.out, progress=not args.quiet)
+        sources = [open_source(path, args.format, settings) for path in args.input]
+        prepare_sources(sources)  # a crawl fetches now, before the builder's own progress bars
         final, manifest = build(sources, args.out, options, progress=not args.quiet)
     except (StoreError, ValueError, OSError) as exc:
         print(f"build failed: {exc}", file=sys.stderr)

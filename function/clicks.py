@@ -83,7 +83,8 @@ def verify(key, args, ttl_seconds, now_ms=None):
     if extra:
         raise ApiError(f"click link has unknown parameters: {', '.join(sorted(extra))}", code="invalid_click_link")
     *values, tag = values
-    if not hmac.compare_digest(_tag(key, values), tag):
+    # compare_digest refuses non-ASCII str (TypeError): compare the bytes.
+    if not hmac.compare_digest(_tag(key, values).encode(), tag.encode("utf-8", "replace")):
         raise ApiError("click link signature does not match: the link was altered or not issued here",
                        status=403, code="invalid_click_signature")
     request_id, corpus, engine, rank, doc_id, url, issued = values

@@ -65,7 +65,7 @@ class EventLog:
             self.dropped += 1
             return
         with self._cond:
-            if len(self._buffer) >= self.capacity:
+            if len(self._buffer) + self._writing >= self.capacity:  # the batch being retried counts too
                 self.dropped += 1
                 if self.dropped == 1 or self.dropped % 1000 == 0:
                     log.error("event buffer full (%d): %d events dropped so far", self.capacity, self.dropped)

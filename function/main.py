@@ -37,3 +37,9 @@ def handle(request):
 @functions_framework.errorhandler(404)
 def _not_found(error):  # paths functions-framework answers itself (/robots.txt, /favicon.ico)
     return error_response(ApiError("not found", status=404, code="not_found"))
+
+
+@functions_framework.errorhandler(400)
+def _bad_request(error):  # what Flask refuses before the handler runs (e.g. a Host it cannot decode)
+    return error_response(ApiError("bad request: the request line or headers are malformed", status=400,
+                                   code="bad_request"))

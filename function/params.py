@@ -67,9 +67,19 @@ def _from_json(request, settings):
         fields = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise _bad(f"request body is not valid JSON: {exc}", code="invalid_json") from None
+    except RecursionError:  # "[[[[..." nested deeper than the parser's recursion limit
+        raise _bad("request body is not valid JSON: nested too deeply", code="invalid_json") from None
     if not isinstance(fields, dict):
         raise _bad("request body must be a JSON object", code="invalid_json")
     return fields
+
+
+def _encodable(text):
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_query(request, settings, corpora):
@@ -77,7 +87,8 @@ def parse_query(request, settings, corpora):
     fields = _from_json(request, settings) if request.method == "POST" else _from_query_string(request, settings)
     unknown = sorted(set(fields) - set(FIELDS))
     if unknown:
-        raise _bad(f"unknown parameter(s): {', '.join(unknown)}; expected one of url, text or id, "
+        names = ", ".join(ascii(name)[:40] for name in unknown[:10])  # escaped and short: names are the caller's
+        raise _bad(f"unknown parameter(s): {names}; expected one of url, text or id, "
                    "and optionally k, corpus, min_score, engine", code="unknown_parameter")
     given = [kind for kind in QUERY_KINDS if fields.get(kind) not in (None, "")]
     if not given:
@@ -90,6 +101,8 @@ def parse_query(request, settings, corpora):
         value = str(value)
     if not isinstance(value, str):
         raise _bad(f"'{kind}' must be a string")
+    if not _encodable(value):  # JSON "\ud800": a lone surrogate cannot be hashed, stored or fetched
+        raise _bad(f"'{kind}' is not valid Unicode (it contains a lone surrogate)")
     value = value.strip()
     if not value:
         raise _bad(f"'{kind}' is empty", code="missing_query")

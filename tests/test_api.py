@@ -76,8 +76,8 @@ def test_url_of_a_corpus_member_is_answered_from_the_store_without_itself(client
 
 
 def test_min_score_and_k(client):
-    body = client.get("/?text=moon+landing+astronaut&k=20&min_score=0.2").get_json()
-    assert body["results"] and all(r["score"] >= 0.2 for r in body["results"])
+    body = client.get("/?text=moon+landing+astronaut&k=20&min_score=0.1").get_json()
+    assert body["results"] and all(r["score"] >= 0.1 for r in body["results"])
     assert len(body["results"]) < 20
 
 

@@ -41,7 +41,7 @@ def test_cli_builds_a_store_and_lists_what_it_skipped(corpus_jsonl, tmp_path, re
     assert store.size == len(records)
     manifest = store.manifest
     assert manifest["format_version"] == FORMAT_VERSION and manifest["documents"] == len(records)
-    assert manifest["parameters"]["lsi_dims"] == 200 and manifest["tokenizer"]["min_len"] == 2
+    assert manifest["parameters"]["lsi_dims"] == 200 and manifest["tokenizer"]["min_len"] == 1
     assert all(len(f["sha256"]) == 64 for f in manifest["files"].values())
     skipped = [json.loads(line) for line in open(store.path / "skipped.jsonl")]
     reasons = sorted(s["reason"] for s in skipped)
@@ -78,7 +78,8 @@ def test_tfidf_scores_match_gensim(records, tmp_path):
 
     from function.tokens import tokenize
 
-    final, _ = build([iter(records)], tmp_path / "w", BuildOptions(name="w", no_below=1, no_above=1.0),
+    final, _ = build([iter(records)], tmp_path / "w", BuildOptions(name="w", no_below=1, no_above=1.0,
+                                                                   local="tf", global_weight="idf"),
                      progress=False)
     store = Store(final)
     texts = [tokenize(r.text, store.tokenizer) for r in records]
