@@ -23,7 +23,6 @@ import fcntl
 import json
 import os
 import random
-import re
 import sys
 import threading
 import time
@@ -52,7 +51,6 @@ ROBOTS_TYPES = frozenset({"text/plain", "text/html", "application/octet-stream"}
 MAX_SLOWDOWN_SECONDS = 60.0  # a host that keeps answering 429/503 gets at most one request a minute
 
 STATE_FILE = "pages.jsonl"
-_HTTP_STATUS = re.compile(r"\bHTTP (\d{3})\b")
 
 
 class CrawlError(ValueError):
@@ -110,11 +108,7 @@ class PageError(Exception):
 
 def upstream_status(exc):
     """The HTTP status the page's server answered, when that is why ``exc`` was raised."""
-    status = getattr(exc, "upstream_status", None)
-    if status is None and getattr(exc, "code", "") == "upstream_status":
-        found = _HTTP_STATUS.search(exc.message)
-        status = int(found.group(1)) if found else None
-    return status
+    return getattr(exc, "upstream_status", None)
 
 
 def is_transient(exc):

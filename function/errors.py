@@ -35,3 +35,4 @@ class FetchError(ApiError):
 
     status = 502
     code = "fetch_failed"
+    upstream_status = None  # the status the page's server answered, when that is the failure

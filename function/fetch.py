@@ -226,8 +226,10 @@ class Page:
 # --------------------------------------------------------------------------- URL checks
 
 
-def _err(message: str, status: int, code: str) -> FetchError:
-    return FetchError(message, status=status, code=code)
+def _err(message: str, status: int, code: str, upstream_status: int | None = None) -> FetchError:
+    error = FetchError(message, status=status, code=code)
+    error.upstream_status = upstream_status  # the page server's own status, for retry decisions
+    return error
 
 
 class _BadHost(ValueError):
@@ -1038,9 +1040,9 @@ def _fetch(url, target, limits, deadline, session, pins) -> Page:
             if not 200 <= status < 300:
                 message = f"The page answered HTTP {status}{_phrase(status)}."
                 if 400 <= status < 500:
-                    raise _err(message, 422, "upstream_status")
+                    raise _err(message, 422, "upstream_status", upstream_status=status)
                 if status >= 500:
-                    raise _err(message, 502, "upstream_status")
+                    raise _err(message, 502, "upstream_status", upstream_status=status)
                 raise _err(message, 502, "upstream_invalid_response")  # 1xx/3xx that is no redirect
             media_type, charset = _parse_content_type(resp.headers.get("Content-Type"))
             if media_type not in limits.content_types:
