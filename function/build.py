@@ -238,11 +238,9 @@ def build_ann(root, vectors, options, progress):
 
 def build_sparse(root, bags, remap, words, global_weights, options, progress):
     """Doc-major rows and term-major postings of the weighted vectors."""
-    from numpy.lib.format import open_memmap
     from tqdm import tqdm
 
     vocab_size, documents = len(words), len(bags)
-    per_term = np.zeros(vocab_size, np.int64)
     doc_ptr = [np.zeros(1, np.int64)]
     with open(root / "doc_terms.bin", "wb") as terms_out, open(root / "doc_weights.bin", "wb") as weights_out:
         with tqdm(total=documents, desc="tfidf: rows", unit=" docs", disable=not progress, file=sys.stderr) as bar:
@@ -251,36 +249,44 @@ def build_sparse(root, bags, remap, words, global_weights, options, progress):
                 terms_out.write(rows.indices.astype(np.int32).tobytes())
                 weights_out.write(rows.data.astype(np.float32).tobytes())
                 doc_ptr.append(doc_ptr[-1][-1] + rows.indptr[1:])
-                per_term += np.bincount(rows.indices, minlength=vocab_size)
                 bar.update(rows.shape[0])
     doc_ptr = np.concatenate(doc_ptr)
     np.save(root / "doc_ptr.npy", doc_ptr)
     nnz = int(doc_ptr[-1])
-    doc_terms = _bin_to_npy(root / "doc_terms.bin", np.int32, nnz)
-    doc_weights = _bin_to_npy(root / "doc_weights.bin", np.float32, nnz)
+    doc_terms = bin_to_npy(root / "doc_terms.bin", np.int32, nnz)
+    doc_weights = bin_to_npy(root / "doc_weights.bin", np.float32, nnz)
+    write_postings(root, doc_ptr, doc_terms, doc_weights, vocab_size)
 
+
+def write_postings(root, doc_ptr, doc_terms, doc_weights, vocab_size):
+    """Term-major postings from doc-major rows, chunk by chunk (rows stay ascending within a term)."""
+    from numpy.lib.format import open_memmap
+
+    documents = len(doc_ptr) - 1
+    per_term = np.zeros(vocab_size, np.int64)
+    for first in range(0, len(doc_terms), CHUNK_DOCS * 100):
+        per_term += np.bincount(doc_terms[first:first + CHUNK_DOCS * 100], minlength=vocab_size)
     post_ptr = np.concatenate([[0], np.cumsum(per_term)])
     np.save(root / "post_ptr.npy", post_ptr)
-    post_rows = open_memmap(root / "post_rows.npy", "w+", np.int32, (nnz,))
-    post_weights = open_memmap(root / "post_weights.npy", "w+", np.float32, (nnz,))
+    post_rows = open_memmap(root / "post_rows.npy", "w+", np.int32, (len(doc_terms),))
+    post_weights = open_memmap(root / "post_weights.npy", "w+", np.float32, (len(doc_terms),))
     cursor = post_ptr[:-1].copy()
     for first in range(0, documents, CHUNK_DOCS):
         last = min(first + CHUNK_DOCS, documents)
         lo, hi = doc_ptr[first], doc_ptr[last]
         terms = np.asarray(doc_terms[lo:hi])
         rows = np.repeat(np.arange(first, last, dtype=np.int32), np.diff(doc_ptr[first:last + 1]))
-        order = np.argsort(terms, kind="stable")  # rows stay ascending within a term
+        order = np.argsort(terms, kind="stable")
         terms, rows, weights = terms[order], rows[order], np.asarray(doc_weights[lo:hi])[order]
         unique, starts, counts = np.unique(terms, return_index=True, return_counts=True)
-        rank = np.arange(len(terms)) - np.repeat(starts, counts)
-        where = np.repeat(cursor[unique], counts) + rank
+        where = np.repeat(cursor[unique], counts) + (np.arange(len(terms)) - np.repeat(starts, counts))
         post_rows[where], post_weights[where] = rows, weights
         cursor[unique] += counts
     post_rows.flush()
     post_weights.flush()
 
 
-def _bin_to_npy(path, dtype, count):
+def bin_to_npy(path, dtype, count):
     from numpy.lib.format import open_memmap
 
     target = open_memmap(path.with_suffix(".npy"), "w+", dtype, (count,))

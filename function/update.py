@@ -37,7 +37,7 @@ from types import SimpleNamespace
 import numpy as np
 
 from . import __version__
-from .build import CHUNK_DOCS, Bags, _bin_to_npy, build_ann, point_current, prune_versions, weigh_rows
+from .build import CHUNK_DOCS, Bags, bin_to_npy, build_ann, point_current, prune_versions, weigh_rows, write_postings
 from .sources import (INPUT_HELP, Skip, add_source_arguments, is_url, open_source, prepare_sources,
                       source_settings)
 from .store import Store, StoreError, current_version_dir, describe_file
@@ -307,34 +307,6 @@ def write_lsi(root, engine, kept, incoming, fold, vocab_size, progress):
     del vectors
 
 
-def write_postings(root, doc_ptr, doc_terms, doc_weights, vocab_size):
-    """Term-major postings from doc-major rows (rows stay ascending within a term)."""
-    from numpy.lib.format import open_memmap
-
-    documents = len(doc_ptr) - 1
-    per_term = np.zeros(vocab_size, np.int64)
-    for first in range(0, len(doc_terms), CHUNK_DOCS * 100):
-        per_term += np.bincount(doc_terms[first:first + CHUNK_DOCS * 100], minlength=vocab_size)
-    post_ptr = np.concatenate([[0], np.cumsum(per_term)])
-    np.save(root / "post_ptr.npy", post_ptr)
-    post_rows = open_memmap(root / "post_rows.npy", "w+", np.int32, (len(doc_terms),))
-    post_weights = open_memmap(root / "post_weights.npy", "w+", np.float32, (len(doc_terms),))
-    cursor = post_ptr[:-1].copy()
-    for first in range(0, documents, CHUNK_DOCS):
-        last = min(first + CHUNK_DOCS, documents)
-        lo, hi = doc_ptr[first], doc_ptr[last]
-        terms = np.asarray(doc_terms[lo:hi])
-        rows = np.repeat(np.arange(first, last, dtype=np.int32), np.diff(doc_ptr[first:last + 1]))
-        order = np.argsort(terms, kind="stable")
-        terms, rows, weights = terms[order], rows[order], np.asarray(doc_weights[lo:hi])[order]
-        unique, starts, counts = np.unique(terms, return_index=True, return_counts=True)
-        where = np.repeat(cursor[unique], counts) + (np.arange(len(terms)) - np.repeat(starts, counts))
-        post_rows[where], post_weights[where] = rows, weights
-        cursor[unique] += counts
-    post_rows.flush()
-    post_weights.flush()
-
-
 def write_sparse(root, engine, kept, incoming, fold, vocab_size):
     keep = np.zeros(engine.size, bool)
     keep[kept] = True
@@ -357,8 +329,8 @@ def write_sparse(root, engine, kept, incoming, fold, vocab_size):
     doc_ptr = np.concatenate([[0], np.cumsum(np.concatenate(pieces))]).astype(np.int64)
     np.save(root / "doc_ptr.npy", doc_ptr)
     nnz = int(doc_ptr[-1])
-    doc_terms = _bin_to_npy(root / "doc_terms.bin", np.int32, nnz)
-    doc_weights = _bin_to_npy(root / "doc_weights.bin", np.float32, nnz)
+    doc_terms = bin_to_npy(root / "doc_terms.bin", np.int32, nnz)
+    doc_weights = bin_to_npy(root / "doc_weights.bin", np.float32, nnz)
     write_postings(root, doc_ptr, doc_terms, doc_weights, vocab_size)
 
 
