@@ -90,7 +90,7 @@ image: $(STORE)/$(CORPUS)/CURRENT
 
 container-test: $(VENV)/.installed
 	$(PODMAN) image exists $(PYBASE) || { \
-	  root=$$(mktemp -d /var/tmp/pybase.XXXXXX); \
+	  root=$$(mktemp -d /var/tmp/pybase.XXXXXX) && chmod 755 $$root; \
 	  debootstrap --variant=minbase --include=python3,python3-venv,ca-certificates bookworm $$root \
 	    >$$root.log 2>&1 || { tail -20 $$root.log; rm -rf $$root $$root.log; exit 1; }; \
 	  rm -rf $$root/var/cache/apt/archives/*.deb $$root/var/lib/apt/lists/* \

@@ -96,7 +96,8 @@ class Container:
     def state_time(self, field):
         """The engine's record of when the container's process started (after its filesystem was
         made: StartedAt) or ended (FinishedAt), in epoch seconds; None if unreadable."""
-        raw = self.engine_run("inspect", "--format", "{{.State.%s}}" % field, self.name).stdout.strip()
+        raw = self.engine_run("inspect", "--format", "{{.State.%s}}" % field, self.name,
+                              check_status=False).stdout.strip()
         # podman: "2026-11-26 09:43:23.123456789 +0000 UTC"; docker: "2026-11-26T09:43:23.123456789Z"
         match = re.match(r"(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)(?:\.(\d+))?\s*(Z|[+-]\d\d:?\d\d)?", raw)
         if not match:
