@@ -7,13 +7,11 @@
 - Store: the default Wikipedia sample, built once per session by the builder.
 """
 
-import http.server
 import os
 import secrets
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from urllib.parse import urlsplit, urlunsplit
@@ -27,6 +25,7 @@ PAGES = Path(__file__).resolve().parent / "pages"
 sys.path.insert(0, str(ROOT))
 
 from function.devserver import free_port, start_embedded_mongo, stop, wait_for_port  # noqa: E402
+from website import Site  # noqa: E402
 
 WIKI_SAMPLE = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 
@@ -83,52 +82,12 @@ def wait_for_events(uri, collection, count, timeout=10.0):
 
 
 # -- web pages -------------------------------------------------------------------
-class PageServer:
-    """Loopback HTTP server: path -> (status, headers, body)."""
-
-    def __init__(self):
-        self.routes = {}
-        self.hits = []
-        pages = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                pages.hits.append(self.path)
-                status, headers, body = pages.routes.get(
-                    self.path, (404, {"Content-Type": "text/html"}, b"<html><body>not here</body></html>"))
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-        for page in PAGES.glob("*.html"):
-            self.add(f"/{page.name}", page.read_bytes())
-
-    def add(self, path, body, status=200, content_type="text/html; charset=utf-8", headers=None):
-        self.routes[path] = (status, {"Content-Type": content_type, **(headers or {})}, body)
-        return self.url(path)
-
-    def url(self, path):
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture(scope="session")
 def pages():
-    server = PageServer()
+    """A loopback site serving tests/pages/*.html; tests add pages with ``pages.add``."""
+    server = Site()
+    for page in PAGES.glob("*.html"):
+        server.add(f"/{page.name}", page.read_bytes())
     yield server
     server.close()
 

@@ -10,11 +10,16 @@ slow behaviour stops by itself (bounded in bytes and time) or when the client go
 * :class:`Blackhole`: a listener whose accept queue is full, so connects time out.
 * :func:`refused_port`: a port on which nothing listens.
 * :func:`make_tls_files`: a throwaway CA and a server certificate (needs ``openssl``).
+* pytest fixtures (import them into a test module to use them): ``srv``, the
+  canaries ``canary`` (127.0.0.1), ``canary2`` (127.0.0.2), ``canary6`` (::1),
+  reset before each test by ``fresh_canaries``, and ``tripwire``, which fails
+  a test that tries to connect anywhere off loopback.
 """
 
 from __future__ import annotations
 
 import functools
+import ipaddress
 import gzip
 import http.server
 import json
@@ -583,3 +588,71 @@ def make_tls_files(directory: str, hostname: str = "localhost") -> dict | None:
         "self_cert": p("self.pem"),
         "self_key": p("self.key"),
     }
+
+
+# --------------------------------------------------------------------------- pytest fixtures
+import pytest  # noqa: E402  (the servers above are also used outside pytest, by benchmarks)
+
+HAS_V6 = ipv6_available()
+HAS_127_2 = bindable("127.0.0.2")
+
+
+@pytest.fixture(scope="module")
+def srv():
+    with HostileServer("127.0.0.1") as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def canary():
+    with Canary("127.0.0.1") as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def canary2():
+    if not HAS_127_2:
+        pytest.skip("127.0.0.2 is not bindable here")
+    with Canary("127.0.0.2") as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def canary6():
+    if not HAS_V6:
+        pytest.skip("no IPv6 loopback here")
+    with Canary("::1") as c:
+        yield c
+
+
+@pytest.fixture(autouse=True)
+def tripwire(monkeypatch):
+    """Block (and record) any connect() to a non-loopback address; fail the test if one happens."""
+    attempts: list = []
+    real_connect = socket.socket.connect
+
+    def guarded(self, address):
+        host = address[0] if isinstance(address, tuple) else address
+        try:
+            ip = ipaddress.ip_address(str(host).split("%")[0])
+            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+                ip = ip.ipv4_mapped
+            loopback = ip.is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            attempts.append(address)
+            raise ConnectionRefusedError(111, "tripwire: non-loopback connect blocked by the test")
+        return real_connect(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+    yield attempts
+    assert attempts == [], f"a non-loopback connection was attempted: {attempts}"
+
+
+@pytest.fixture(autouse=True)
+def fresh_canaries(request):
+    for name in ("canary", "canary2", "canary6"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name).reset()
+    yield

@@ -28,45 +28,17 @@ try:
 except ImportError:  # tests/ is not a package: it is on sys.path itself
     import hostile_servers as hs
 
+from hostile_servers import canary, canary2, canary6, fresh_canaries, srv, tripwire  # noqa: F401 (fixtures)
 from function import fetch as fetch_module
 from function.errors import ApiError, FetchError
 from function.fetch import FetchLimits, Page, fetch_page
 
 FORBIDDEN = "forbidden_address"
 INVALID = "invalid_url"
-HAS_V6 = hs.ipv6_available()
-HAS_127_2 = hs.bindable("127.0.0.2")
+HAS_V6, HAS_127_2 = hs.HAS_V6, hs.HAS_127_2
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture(scope="module")
-def srv():
-    with hs.HostileServer("127.0.0.1") as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def canary():
-    with hs.Canary("127.0.0.1") as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def canary2():
-    if not HAS_127_2:
-        pytest.skip("127.0.0.2 is not bindable here")
-    with hs.Canary("127.0.0.2") as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
-def canary6():
-    if not HAS_V6:
-        pytest.skip("no IPv6 loopback here")
-    with hs.Canary("::1") as c:
-        yield c
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -74,39 +46,6 @@ def _warm_bombs():
     # Build the compressed payloads once, so servers answer at once.
     for enc in ("gzip", "deflate", "rawdeflate", "gzip,gzip"):
         hs.bomb_payload(enc, 20_000_000)
-
-
-@pytest.fixture(autouse=True)
-def tripwire(monkeypatch):
-    """Block (and record) any connect() to a non-loopback address; fail the test if one happens."""
-    attempts: list = []
-    real_connect = socket.socket.connect
-
-    def guarded(self, address):
-        host = address[0] if isinstance(address, tuple) else address
-        try:
-            ip = ipaddress.ip_address(str(host).split("%")[0])
-            if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
-                ip = ip.ipv4_mapped
-            loopback = ip.is_loopback
-        except ValueError:
-            loopback = False
-        if not loopback:
-            attempts.append(address)
-            raise ConnectionRefusedError(111, "tripwire: non-loopback connect blocked by the test")
-        return real_connect(self, address)
-
-    monkeypatch.setattr(socket.socket, "connect", guarded)
-    yield attempts
-    assert attempts == [], f"a non-loopback connection was attempted: {attempts}"
-
-
-@pytest.fixture(autouse=True)
-def _fresh_canaries(request):
-    for name in ("canary", "canary2", "canary6"):
-        if name in request.fixturenames:
-            request.getfixturevalue(name).reset()
-    yield
 
 
 def lim(srv=None, *extra_hosts, **kw) -> FetchLimits:

@@ -25,7 +25,8 @@ import requests
 import hostile_servers as hs
 from conftest import PAGES, ROOT, FunctionProcess, wait_for_events, with_database
 from function import clicks
-from test_fetch import LOOPBACK_SPELLINGS, NON_PUBLIC, tripwire  # noqa: F401 (tripwire: autouse fixture)
+from hostile_servers import canary, fresh_canaries, srv, tripwire  # noqa: F401 (fixtures)
+from test_fetch import LOOPBACK_SPELLINGS, NON_PUBLIC
 
 CLICK_KEY = b"hostile-" + secrets.token_hex(16).encode()
 FETCH_DEADLINE = 2.0
@@ -33,29 +34,10 @@ FETCH_DEADLINE = 2.0
 # generous (the servers below would drip or pour for 20 s) and only proves the
 # deadline is enforced, it does not measure speed.
 BOUNDED = FETCH_DEADLINE + 6
-HAS_V6 = hs.ipv6_available()
-HAS_127_2 = hs.bindable("127.0.0.2")
+HAS_V6, HAS_127_2 = hs.HAS_V6, hs.HAS_127_2
 
 
 # --------------------------------------------------------------------------- fixtures
-@pytest.fixture(scope="module")
-def srv():
-    with hs.HostileServer("127.0.0.1") as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def canary():
-    with hs.Canary("127.0.0.1") as listener:
-        yield listener
-
-
-@pytest.fixture(autouse=True)
-def _canary_starts_clean(request):
-    if "canary" in request.fixturenames:
-        request.getfixturevalue("canary").reset()
-
-
 @pytest.fixture(scope="module")
 def blackhole():
     with hs.Blackhole() as hole:

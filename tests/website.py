@@ -1,4 +1,5 @@
-"""A small website for the crawler tests, served on loopback.
+"""Loopback websites for the tests: ``Site`` serves whatever a test adds, and
+``publish`` fills one with a small site for the crawler tests.
 
 Articles on four topics (generated from the sentences below), a robots.txt,
 and sitemaps of every kind the crawler reads: an index, a gzip'd sitemap, a
@@ -144,12 +145,16 @@ class Site:
 
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
-        self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.port = self.httpd.server_address[1]
+        self.base = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
     def url(self, path):
         return self.base + path
+
+    def body(self, path):
+        return self.routes[path][-1][2]
 
     def add(self, path, body, status=200, content_type="text/html; charset=utf-8", headers=None):
         with self._lock:
