@@ -172,7 +172,11 @@ class LsiEngine:
             from usearch.index import Index  # only stores large enough to need it
 
             self.ann = Index.restore(str(root / "ann.usearch"), view=True)
-            self.ann.expansion_search = spec["ann"]["expansion_search"]
+            # the graph may index only the leading dimensions; then its best
+            # `candidates` are re-ranked exactly on the full vectors
+            self.ann_dims = spec["ann"].get("dims", self.vectors.shape[1])
+            self.ann_candidates = spec["ann"].get("candidates", 0)
+            self.ann.expansion_search = max(spec["ann"]["expansion_search"], self.ann_candidates)
 
     def query_vector(self, terms):
         ids, weights = weigh(terms, self.local, self.weights)
@@ -192,9 +196,19 @@ class LsiEngine:
     def _search_vector(self, vector, k, exclude):
         if self.ann is None:
             return top_k(self.vectors @ vector.astype(self.vectors.dtype), k, exclude)
-        matches = self.ann.search(vector, k + len(exclude))
-        hits = [Hit(int(key), 1.0 - float(dist)) for key, dist in zip(matches.keys, matches.distances)]
-        return [hit for hit in hits if hit.row not in exclude][:k]
+        query = vector[: self.ann_dims]
+        norm = float(np.linalg.norm(query))
+        if not norm:  # nothing in the indexed dimensions: only an exact search can rank it
+            return top_k(self.vectors @ vector.astype(self.vectors.dtype), k, exclude)
+        matches = self.ann.search(query / norm, max(self.ann_candidates, k + len(exclude)))
+        if not self.ann_candidates:
+            hits = [Hit(int(key), 1.0 - float(dist)) for key, dist in zip(matches.keys, matches.distances)]
+            return [hit for hit in hits if hit.row not in exclude][:k]
+        rows = np.sort(np.asarray(matches.keys, np.int64))  # ascending: fewer page jumps in the map
+        scores = self.vectors[rows] @ vector.astype(self.vectors.dtype)
+        order = np.lexsort((rows, -scores))  # score, then row: deterministic ties
+        hits = (Hit(int(rows[i]), float(scores[i])) for i in order if rows[i] not in exclude)
+        return [hit for _, hit in zip(range(k), hits)]
 
 
 class SparseEngine:
