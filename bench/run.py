@@ -263,11 +263,9 @@ def pss(n, mongodb, texts, log):
 
 
 # -- 5: throughput against hello world -------------------------------------------------------
-def throughput(n, mongodb, texts, settings, log):
-    out = {}
-    for kind in ("hello", "ours"):
-        env = our_env(n, mongodb) if kind == "ours" else {}
-        paths = [text_path(t) for t in texts[:200]] if kind == "ours" else ["/"]
+def throughput(sizes, mongodb, texts, settings, log):
+    """Requests/s of hello world and of ours at each N, same stack, same connections."""
+    def measure(kind, env, paths):
         server = Server(kind, env)
         try:
             server.wait_for_200(paths[0])
@@ -282,13 +280,20 @@ def throughput(n, mongodb, texts, settings, log):
         finally:
             server.stop()
         best = sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
-        out[kind] = {**best, "runs_rps": [r["rps"] for r in runs],
-                     "server_cpu_ms_per_request": round(statistics.median(r["server_cpu_ms_per_request"] for r in runs), 3)}
-        log(f"  throughput {kind}: {out[kind]}")
-    out["ratio"] = ratio(out["ours"]["rps"], out["hello"]["rps"])
-    # what each request costs the server: the ratio a machine to itself would show
-    out["cpu_ratio"] = ratio(out["hello"]["server_cpu_ms_per_request"], out["ours"]["server_cpu_ms_per_request"])
-    out["n"], out["connections"], out["seconds"] = n, settings.connections, settings.load_seconds
+        figures = {**best, "runs_rps": [r["rps"] for r in runs],
+                   "server_cpu_ms_per_request": round(statistics.median(r["server_cpu_ms_per_request"]
+                                                                        for r in runs), 3)}
+        log(f"  throughput {kind}: {figures}")
+        return figures
+
+    hello = measure("hello", {}, ["/"])
+    out = {"hello": hello, "ours": {}, "ratio": {}, "cpu_ratio": {},
+           "connections": settings.connections, "seconds": settings.load_seconds}
+    for n in sizes:
+        ours = out["ours"][str(n)] = measure("ours", our_env(n, mongodb), [text_path(t) for t in texts[:200]])
+        out["ratio"][str(n)] = ratio(ours["rps"], hello["rps"])
+        # what each request costs the server: the ratio a machine to itself would show
+        out["cpu_ratio"][str(n)] = ratio(hello["server_cpu_ms_per_request"], ours["server_cpu_ms_per_request"])
     return out
 
 
@@ -391,12 +396,14 @@ def tables(results):
                          [[w, v["total_pss_mib"], v["anon_pss_mib"], v["file_pss_mib"], v["processes"]]
                           for w, v in p["workers"].items()]) + f"\n4 workers / 1 worker: {p['ratio_4_to_1']}")
     t = results["throughput"]
+    rows = [["hello world", "", t["hello"]["rps"], t["hello"]["p50_ms"], t["hello"]["p99_ms"],
+             t["hello"]["non_2xx_or_errors"], t["hello"]["server_cpu_ms_per_request"], ""]]
+    rows += [[f"ours, N={n}", "", o["rps"], o["p50_ms"], o["p99_ms"], o["non_2xx_or_errors"],
+              o["server_cpu_ms_per_request"], t["ratio"][n]] for n, o in t["ours"].items()]
     out.append(table(f"5. Throughput, functions-framework + gunicorn (1 worker), {t['connections']} connections, "
-                     f"N={t['n']}, Mongo logging on",
-                     ["handler", "requests/s", "p50 ms", "p99 ms", "errors", "runs req/s", "server CPU ms/req"],
-                     [[k, t[k]["rps"], t[k]["p50_ms"], t[k]["p99_ms"], t[k]["non_2xx_or_errors"], t[k]["runs_rps"],
-                       t[k]["server_cpu_ms_per_request"]] for k in ("hello", "ours")])
-               + f"\nours / hello requests/s: {t['ratio']}; by server CPU per request: {t.get('cpu_ratio')}")
+                     "text queries, Mongo logging on",
+                     ["handler", "", "requests/s", "p50 ms", "p99 ms", "errors", "server CPU ms/req",
+                      "ours / hello req/s"], rows))
     out.append(table("6. Store build (real builder, --engines lsi)",
                      ["N", "wall s", "docs/s", "CPU s (all processes)", "peak RSS MiB (all processes)",
                       "of it anonymous (not mapped files)", "peak RSS MiB (main)", "store MiB"],
@@ -429,7 +436,7 @@ def remeasure(out, names, settings, log):
     try:
         for name in names:
             figure = {"pss": lambda: pss(largest, mongodb, texts[:200], log),
-                      "throughput": lambda: throughput(largest, mongodb, texts, settings, log),
+                      "throughput": lambda: throughput(results["meta"]["sizes"], mongodb, texts, settings, log),
                       "sources": lambda: sources(largest, mongodb, texts, settings, log)}[name]
             results[name] = figure()
             results["meta"].setdefault("remeasured", {})[name] = {
@@ -486,7 +493,7 @@ def main(argv=None):
             results["cold_start"][str(n)] = cold_and_latency(n, mongodb, texts, settings, log)
         largest = max(sizes)
         results["pss"] = pss(largest, mongodb, texts[:200], log) if (largest >= 1_000_000 or args.quick) else None
-        results["throughput"] = throughput(largest, mongodb, texts, settings, log)
+        results["throughput"] = throughput(sizes, mongodb, texts, settings, log)
         results["sources"] = sources(largest, mongodb, texts, settings, log)
     finally:
         stop(mongo)

@@ -20,7 +20,7 @@ from .clicks import load_secret
 from .config import ConfigError, Settings
 from .errors import ApiError
 from .events import EventLog
-from .fetch import FetchLimits
+from .fetch_policy import CORPUS, FetchLimits  # not .fetch: the HTTP stack loads on the first fetch
 from .openapi import document as openapi_document
 from .params import parse_query
 from .recommend import Recommender
@@ -59,11 +59,11 @@ def resolve_default_corpus(settings, names):
 
 def fetch_limits_for(settings, stores, env):
     """FetchLimits from the environment; FETCH_ALLOWED_DOMAINS=corpus means the corpora's hosts."""
-    if settings.fetch_allowed_domains.lower() == "corpus":
-        hosts = frozenset().union(*(stores.get(name).hosts() for name in stores.names()))
-        env = {**env, "FETCH_ALLOWED_DOMAINS": ",".join(sorted(hosts)) or "."}
+    corpus_hosts = None
+    if CORPUS in settings.fetch_allowed_domains.lower().replace(" ", "").split(","):
+        corpus_hosts = frozenset().union(*(stores.get(name).hosts() for name in stores.names()))
     try:
-        return FetchLimits.from_env(env)
+        return FetchLimits.from_env(env, corpus_domains=corpus_hosts)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 

@@ -226,9 +226,8 @@ def build_ann(root, vectors, options, progress):
     from tqdm import tqdm
     from usearch.index import Index
 
-    # options without ann_dims/ann_candidates (older callers) index every dimension, no re-ranking
-    dims = min(getattr(options, "ann_dims", 0) or vectors.shape[1], vectors.shape[1])
-    candidates = getattr(options, "ann_candidates", 0)
+    dims = min(options.ann_dims or vectors.shape[1], vectors.shape[1])
+    candidates = options.ann_candidates
     if candidates < 0:
         candidates = min(2000, max(200, len(vectors) // 1000))
     index = Index(ndim=dims, metric="cos", dtype=options.ann_dtype,

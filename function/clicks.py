@@ -13,7 +13,8 @@ import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlencode
+from functools import lru_cache
+from urllib.parse import quote
 
 from .config import ConfigError
 from .errors import ApiError
@@ -62,13 +63,19 @@ def _tag(key, values):
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
+@lru_cache(maxsize=65_536)
+def _quoted(value):
+    # the same documents come back answer after answer: quote each once
+    return quote(value, safe="")
+
+
 def sign(key, click):
     """The query string of the click link for ``click``."""
-    values = [click.request_id, click.corpus, click.engine, str(click.rank), click.doc_id, click.url,
-              str(click.issued_ms)]
-    params = dict(zip(FIELDS, values))
-    params["s"] = _tag(key, values)
-    return urlencode(params)
+    rank, issued = str(click.rank), str(click.issued_ms)
+    tag = _tag(key, [click.request_id, click.corpus, click.engine, rank, click.doc_id, click.url, issued])
+    # request ids are hex, ranks and times digits, tags base64url: nothing to quote
+    return (f"r={click.request_id}&c={_quoted(click.corpus)}&e={_quoted(click.engine)}&k={rank}"
+            f"&d={_quoted(click.doc_id)}&u={_quoted(click.url)}&t={issued}&s={tag}")
 
 
 def verify(key, args, ttl_seconds, now_ms=None):

@@ -28,18 +28,15 @@ import http
 import http.client
 import ipaddress
 import logging
-import math
 import os
-import re
 import socket
 import ssl
 import threading
 import time
 import zlib
-from typing import Iterable, Iterator, Mapping
+from typing import Iterator
 from urllib.parse import urljoin
 
-import idna
 import requests
 import requests.adapters
 import urllib3
@@ -51,6 +48,10 @@ from requests_hardened.ip_filter import InvalidIPAddress, get_ip_address
 from requests_hardened.ip_filter_adapter import IPFilterAdapter
 
 from function.errors import FetchError
+from function.fetch_policy import (  # noqa: F401 (FetchLimits, CORPUS: re-exported)
+    CORPUS, DEFAULT_PORTS, FetchLimits, Target, check_domain, fetch_error, host_in_url,
+    is_private_allowed, parse_url,
+)
 
 try:  # the package version, if the package says it
     from function import __version__ as _VERSION
@@ -65,152 +66,17 @@ USER_AGENT = (
     f"RelatedContentBot/{_VERSION} "
     "(related-content recommendation function; fetches the one page it is asked about)"
 )
-#: The special FETCH_ALLOWED_DOMAINS value that the caller resolves to the corpus's domains.
-CORPUS = "corpus"
 
-MAX_URL_LENGTH = 2048
-DEFAULT_CONTENT_TYPES = frozenset({"text/html", "application/xhtml+xml", "text/plain"})
 
 _READ_CHUNK = 16_384  # raw bytes per read; also the most one decode step may emit
 _BOMB_MIN_DECODED = 1_000_000  # ratios are judged once this much was decoded...
 _BOMB_MAX_RATIO = 100  # ...and a decoded/wire ratio above this is refused
 _MAX_ENCODING_LAYERS = 3
 _MAX_ADDRESSES_TRIED = 3  # resolved (and checked) addresses tried on connect failure
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 
 #: TLS verification passed to requests; tests point it at a throwaway CA bundle.
 _TLS_VERIFY: bool | str = True
-
-
-# --------------------------------------------------------------------------- limits
-
-
-def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number of seconds, not {raw!r}") from None
-    return value
-
-
-def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, not {raw!r}") from None
-
-
-def _split_list(raw: str) -> list[str]:
-    return [item.strip() for item in raw.split(",") if item.strip()]
-
-
-@dataclasses.dataclass(frozen=True)
-class FetchLimits:
-    """Limits of one fetch. ``FetchLimits.from_env(os.environ)`` or keyword overrides."""
-
-    connect_timeout: float = 3.0
-    read_timeout: float = 5.0
-    deadline: float = 10.0
-    max_bytes: int = 5_000_000
-    max_redirects: int = 5
-    content_types: frozenset = DEFAULT_CONTENT_TYPES
-    #: TEST-ONLY: hosts (``name``, ``ip``, ``name:port``, ``[v6]:port``) fetched although not public.
-    allow_private_hosts: frozenset = frozenset()
-    #: ``None``: any public host. Otherwise only these domains and their subdomains.
-    allowed_domains: frozenset | None = None
-
-    def __post_init__(self):
-        for name in ("connect_timeout", "read_timeout", "deadline"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"{name} must be a number of seconds")
-            if not math.isfinite(value) or not 0 < value <= 600:
-                raise ValueError(f"{name} must be more than 0 and at most 600 seconds, not {value!r}")
-            object.__setattr__(self, name, float(value))
-        if isinstance(self.max_bytes, bool) or not isinstance(self.max_bytes, int) or self.max_bytes < 1:
-            raise ValueError(f"max_bytes must be a whole number of bytes of at least 1, not {self.max_bytes!r}")
-        if (
-            isinstance(self.max_redirects, bool)
-            or not isinstance(self.max_redirects, int)
-            or not 0 <= self.max_redirects <= 30
-        ):
-            raise ValueError(f"max_redirects must be a whole number from 0 to 30, not {self.max_redirects!r}")
-        if isinstance(self.content_types, str):
-            raise ValueError("content_types must be a collection of media types, not one string")
-        object.__setattr__(
-            self, "content_types", frozenset(t.strip().lower() for t in self.content_types if t.strip())
-        )
-        if isinstance(self.allow_private_hosts, str):
-            raise ValueError("allow_private_hosts must be a collection of hosts, not one string")
-        object.__setattr__(
-            self, "allow_private_hosts", frozenset(_normalize_allow_entry(e) for e in self.allow_private_hosts)
-        )
-        if self.allowed_domains is not None:
-            if isinstance(self.allowed_domains, str):
-                raise ValueError("allowed_domains must be a collection of domains, not one string")
-            object.__setattr__(
-                self, "allowed_domains", frozenset(_normalize_domain(d) for d in self.allowed_domains)
-            )
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str], *, corpus_domains: Iterable[str] | None = None, **overrides):
-        """Build limits from ``FETCH_*`` variables; invalid values raise ValueError naming the variable.
-
-        ``FETCH_ALLOWED_DOMAINS=corpus`` (alone or in a list) needs ``corpus_domains``: the caller
-        resolves it. Keyword ``overrides`` replace any field.
-        """
-        values: dict = {}
-        specs = [
-            ("connect_timeout", "FETCH_CONNECT_TIMEOUT", _env_float, cls.connect_timeout),
-            ("read_timeout", "FETCH_READ_TIMEOUT", _env_float, cls.read_timeout),
-            ("deadline", "FETCH_DEADLINE", _env_float, cls.deadline),
-            ("max_bytes", "FETCH_MAX_BYTES", _env_int, cls.max_bytes),
-            ("max_redirects", "FETCH_MAX_REDIRECTS", _env_int, cls.max_redirects),
-        ]
-        for field, var, parse, default in specs:
-            value = parse(environ, var, default)
-            try:
-                cls(**{field: value})
-            except ValueError as exc:
-                raise ValueError(f"{var}: {exc}") from None
-            values[field] = value
-
-        private = _split_list(environ.get("FETCH_ALLOW_PRIVATE_HOSTS") or "")
-        try:
-            values["allow_private_hosts"] = frozenset(_normalize_allow_entry(e) for e in private)
-        except ValueError as exc:
-            raise ValueError(f"FETCH_ALLOW_PRIVATE_HOSTS: {exc}") from None
-        if private:
-            log.warning("FETCH_ALLOW_PRIVATE_HOSTS is set (%s): a TEST-ONLY switch", ",".join(private))
-
-        domains_raw = environ.get("FETCH_ALLOWED_DOMAINS")
-        if domains_raw is not None and domains_raw.strip():
-            # Entries that are only dots are ignored: "." alone allows nothing at all.
-            entries = [e for e in _split_list(domains_raw) if e.strip(".")]
-            domains: set[str] = set()
-            for entry in entries:
-                if entry.lower() == CORPUS:
-                    if corpus_domains is None and "allowed_domains" not in overrides:
-                        raise ValueError(
-                            "FETCH_ALLOWED_DOMAINS=corpus needs the corpus's domains: "
-                            "pass corpus_domains= (or allowed_domains=) to FetchLimits.from_env"
-                        )
-                    domains.update(corpus_domains or ())
-                else:
-                    domains.add(entry)
-            try:
-                values["allowed_domains"] = frozenset(_normalize_domain(d) for d in domains)
-            except ValueError as exc:
-                raise ValueError(f"FETCH_ALLOWED_DOMAINS: {exc}") from None
-        values.update(overrides)
-        return cls(**values)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,241 +87,6 @@ class Page:
     content_type: str  # media type, lower case, e.g. "text/html"
     charset: str | None  # declared in Content-Type (lower case, a known codec), or None
     body: bytes  # content-decoded
-
-
-# --------------------------------------------------------------------------- URL checks
-
-
-def _err(message: str, status: int, code: str, upstream_status: int | None = None) -> FetchError:
-    error = FetchError(message, status=status, code=code)
-    error.upstream_status = upstream_status  # the page server's own status, for retry decisions
-    return error
-
-
-class _BadHost(ValueError):
-    pass
-
-
-_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
-_HEX = re.compile(r"^0[xX][0-9a-fA-F]*$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
-_PORT = re.compile(r"^[0-9]{1,10}$")
-
-
-def _whatwg_ipv4_number(part: str) -> int:
-    if _HEX.match(part):
-        return int(part[2:] or "0", 16)
-    if not part.isdigit() or not part.isascii():
-        raise _BadHost("not a number")
-    if len(part) > 1 and part.startswith("0"):
-        if any(c in "89" for c in part):
-            raise _BadHost("bad octal number")
-        return int(part, 8)
-    return int(part)
-
-
-def _ends_in_number(labels: list[str]) -> bool:
-    last = labels[-1]
-    return bool(last) and ((last.isascii() and last.isdigit()) or bool(_HEX.match(last)))
-
-
-def _parse_whatwg_ipv4(labels: list[str]) -> ipaddress.IPv4Address:
-    """IPv4 host parser of the WHATWG URL standard: 127.1, 0x7f.1, 0177.0.0.1, 2130706433..."""
-    if len(labels) > 4 or any(not p for p in labels):
-        raise _BadHost("not a valid IPv4 address")
-    numbers = [_whatwg_ipv4_number(p) for p in labels]
-    if any(n > 255 for n in numbers[:-1]) or numbers[-1] >= 256 ** (5 - len(numbers)):
-        raise _BadHost("not a valid IPv4 address")
-    value = numbers[-1]
-    for i, n in enumerate(numbers[:-1]):
-        value += n * 256 ** (3 - i)
-    return ipaddress.IPv4Address(value)
-
-
-def _normalize_host(host: str, *, bracketed: bool = False):
-    """Return a canonical host: an ``ipaddress`` object or a lower-case ASCII name."""
-    if bracketed:
-        if "%" in host:
-            raise _BadHost("IPv6 zone identifiers are not allowed")
-        try:
-            return ipaddress.IPv6Address(host)
-        except ValueError:
-            raise _BadHost("not a valid IPv6 address") from None
-    if not host:
-        raise _BadHost("the URL has no host")
-    if "%" in host:
-        raise _BadHost("percent-encoded host names are not allowed")
-    if not host.isascii():
-        try:
-            host = idna.encode(host, uts46=True, transitional=False).decode("ascii")
-        except (idna.IDNAError, UnicodeError, ValueError):
-            raise _BadHost("not a valid internationalised host name") from None
-    host = host.lower()
-    if host.endswith("."):
-        host = host[:-1]
-    if not host:
-        raise _BadHost("the URL has no host")
-    labels = host.split(".")
-    if _ends_in_number(labels):
-        return _parse_whatwg_ipv4(labels)
-    if len(host) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
-        raise _BadHost("not a valid host name")
-    return host
-
-
-def _host_in_url(host) -> str:
-    if isinstance(host, ipaddress.IPv6Address):
-        return f"[{host}]"
-    return str(host)
-
-
-def _normalize_allow_entry(entry: str) -> str:
-    """``host`` or ``host:port`` (``[v6]:port``, or a bare IPv6 address) -> canonical key."""
-    entry = str(entry).strip()
-    port = None
-    try:
-        if entry.startswith("["):
-            close = entry.find("]")
-            if close < 0:
-                raise _BadHost("unclosed [")
-            host = _normalize_host(entry[1:close], bracketed=True)
-            rest = entry[close + 1 :]
-            if rest:
-                if not rest.startswith(":") or not _PORT.match(rest[1:]):
-                    raise _BadHost("bad port")
-                port = int(rest[1:])
-        elif entry.count(":") > 1:
-            host = _normalize_host(entry, bracketed=True)
-        else:
-            name, sep, port_str = entry.partition(":")
-            host = _normalize_host(name)
-            if sep:
-                if not _PORT.match(port_str):
-                    raise _BadHost("bad port")
-                port = int(port_str)
-    except _BadHost as exc:
-        raise ValueError(f"{entry!r} is not a host or host:port ({exc})") from None
-    if port is not None and not 0 < port < 65536:
-        raise ValueError(f"{entry!r} has a port out of range")
-    key = _host_in_url(host)
-    return f"{key}:{port}" if port is not None else key
-
-
-def _normalize_domain(domain: str) -> str:
-    """A domain (allows its subdomains) or an IP address (allows exactly that address)."""
-    d = str(domain).strip().lower()
-    if d.startswith("*."):
-        d = d[2:]
-    try:
-        if d.startswith("[") and d.endswith("]"):
-            host = _normalize_host(d[1:-1], bracketed=True)
-        elif d.count(":") > 1:
-            host = _normalize_host(d, bracketed=True)
-        else:
-            host = _normalize_host(d.strip("."))
-    except _BadHost as exc:
-        raise ValueError(f"{domain!r} is not a domain name ({exc})") from None
-    return _host_in_url(host)
-
-
-@dataclasses.dataclass(frozen=True)
-class _Target:
-    url: str  # normalised, what is requested
-    scheme: str
-    host: object  # str name, IPv4Address or IPv6Address
-    port: int  # effective port
-
-
-def _parse_url(raw, *, redirected: bool = False) -> _Target:
-    where = "The page redirected to a URL that" if redirected else "The URL"
-
-    def bad(reason: str) -> FetchError:
-        return _err(f"{where} is not valid: {reason}.", 400, "invalid_url")
-
-    if not isinstance(raw, str):
-        raise bad("it must be a string")
-    url = raw.strip(" ")
-    if not url:
-        raise bad("it is empty")
-    if len(url) > MAX_URL_LENGTH:
-        raise bad(f"it is longer than {MAX_URL_LENGTH} characters")
-    if _CONTROL.search(url):
-        raise bad("it contains control characters")
-    if "\\" in url:
-        raise bad("it contains backslashes")
-    m = _SCHEME.match(url)
-    if not m:
-        raise bad("it must start with http:// or https://")
-    scheme = m.group(1).lower()
-    if scheme not in _DEFAULT_PORTS:
-        raise bad(f"only http and https are supported, not {scheme}")
-    rest = url[m.end() :]
-    if not rest.startswith("//"):
-        raise bad("it must start with http:// or https://")
-    rest = rest[2:]
-    end = min([i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0], default=len(rest))
-    authority, tail = rest[:end], rest[end:]
-    if "@" in authority:
-        raise bad("user names and passwords (user@host) are not allowed")
-    if " " in authority:
-        raise bad("the host contains spaces")
-    try:
-        if authority.startswith("["):
-            close = authority.find("]")
-            if close < 0:
-                raise _BadHost("unclosed [ in the host")
-            host = _normalize_host(authority[1:close], bracketed=True)
-            after = authority[close + 1 :]
-            if after and not after.startswith(":"):
-                raise _BadHost("unexpected characters after the IPv6 address")
-            port_str = after[1:] if after else ""
-        else:
-            if authority.count(":") > 1:
-                raise _BadHost("IPv6 addresses must be in brackets")
-            name, _, port_str = authority.partition(":")
-            host = _normalize_host(name)
-    except _BadHost as exc:
-        raise bad(str(exc)) from None
-    if port_str:
-        if not _PORT.match(port_str) or not 0 < int(port_str) < 65536:
-            raise bad(f"the port {port_str[:10]!r} is not a number from 1 to 65535")
-        port = int(port_str)
-    else:
-        port = _DEFAULT_PORTS[scheme]
-    tail = tail.split("#", 1)[0]
-    if not tail.startswith("/"):
-        tail = "/" + tail
-    netloc = _host_in_url(host)
-    if port != _DEFAULT_PORTS[scheme]:
-        netloc += f":{port}"
-    return _Target(url=f"{scheme}://{netloc}{tail}", scheme=scheme, host=host, port=port)
-
-
-def _check_domain(target: _Target, limits: FetchLimits) -> None:
-    allowed = limits.allowed_domains
-    if allowed is None:
-        return
-    host = target.host
-    if isinstance(host, str):
-        labels = host.split(".")
-        for i in range(len(labels)):
-            if ".".join(labels[i:]) in allowed:
-                return
-    elif _host_in_url(host) in allowed:  # an address listed as itself
-        return
-    raise _err(
-        f"The host {_host_in_url(host)} is not in the domains this service may fetch.",
-        403,
-        "domain_not_allowed",
-    )
-
-
-def _is_private_allowed(target: _Target, limits: FetchLimits) -> bool:
-    if not limits.allow_private_hosts:
-        return False
-    key = _host_in_url(target.host)
-    return key in limits.allow_private_hosts or f"{key}:{target.port}" in limits.allow_private_hosts
 
 
 # --------------------------------------------------------------------------- address checks
@@ -526,7 +157,7 @@ def _resolve(host: str, port: int, deadline: "_Deadline") -> list:
     if "error" in outcome:
         error = outcome["error"]
         if isinstance(error, (socket.gaierror, UnicodeError)):
-            raise _err(f"The host {host} could not be resolved (DNS lookup failed).", 422, "unresolvable_host") from error
+            raise fetch_error(f"The host {host} could not be resolved (DNS lookup failed).", 422, "unresolvable_host") from error
         raise error
     addresses = []
     for family, _, _, _, sockaddr in outcome["infos"]:
@@ -541,25 +172,25 @@ def _resolve(host: str, port: int, deadline: "_Deadline") -> list:
         if ip not in addresses:
             addresses.append(ip)
     if not addresses:
-        raise _err(f"The host {host} has no IPv4 or IPv6 address.", 422, "unresolvable_host")
+        raise fetch_error(f"The host {host} has no IPv4 or IPv6 address.", 422, "unresolvable_host")
     return addresses
 
 
-def _checked_addresses(target: _Target, limits: FetchLimits, deadline: "_Deadline") -> list:
-    allowed = _is_private_allowed(target, limits)
+def _checked_addresses(target: Target, limits: FetchLimits, deadline: "_Deadline") -> list:
+    allowed = is_private_allowed(target, limits)
     host = target.host
     if isinstance(host, str):
         if not allowed and (host == "localhost" or host.endswith(".localhost") or "." not in host):
-            raise _err(f"The host {host} is not a public host name.", 403, "forbidden_address")
+            raise fetch_error(f"The host {host} is not a public host name.", 403, "forbidden_address")
         addresses = _resolve(host, target.port, deadline)
         if not allowed:
             refused = [ip for ip in addresses if not _is_public(ip)]
             if refused:
                 log.info("refused %s: resolves to %s", host, ", ".join(map(str, refused)))
-                raise _err(f"The host {host} resolves to a non-public address.", 403, "forbidden_address")
+                raise fetch_error(f"The host {host} resolves to a non-public address.", 403, "forbidden_address")
         return addresses
     if not allowed and not _is_public(host):
-        raise _err(f"The address {host} is not a public address.", 403, "forbidden_address")
+        raise fetch_error(f"The address {host} is not a public address.", 403, "forbidden_address")
     return [host]
 
 
@@ -642,7 +273,7 @@ class _Deadline:
 
     def timeout_error(self, detail: str = "") -> FetchError:
         message = f"The page did not arrive within the {self.seconds:g} s deadline."
-        return _err(f"{detail} {message}".strip(), 504, "upstream_timeout")
+        return fetch_error(f"{detail} {message}".strip(), 504, "upstream_timeout")
 
     def check(self) -> None:
         if self.expired():
@@ -764,7 +395,7 @@ class _PinnedAdapter(IPFilterAdapter):
         scheme, host, port = host_params["scheme"], host_params["host"], host_params["port"]
         if scheme != ("https" if self._is_https_proto else "http") or not host:
             raise _UnpinnedHost(f"unexpected URL for this adapter: {request.url}")
-        pinned = self._pins.get((host, port or _DEFAULT_PORTS[scheme]))
+        pinned = self._pins.get((host, port or DEFAULT_PORTS[scheme]))
         if pinned is None:
             raise _UnpinnedHost(f"{host} was not checked before connecting")
         request.headers = CaseInsensitiveDict(request.headers or {})
@@ -812,15 +443,15 @@ def _exception_chain(exc: BaseException) -> list:
     return seen
 
 
-def _upstream_error(exc: BaseException, target: _Target, deadline: _Deadline) -> FetchError:
-    host = _host_in_url(target.host)
+def _upstream_error(exc: BaseException, target: Target, deadline: _Deadline) -> FetchError:
+    host = host_in_url(target.host)
     chain = _exception_chain(exc)
 
     def has(*types) -> bool:
         return any(isinstance(e, types) for e in chain)
 
     if has(_UncheckedPeer):
-        return _err(f"The host {host} resolves to a non-public address.", 403, "forbidden_address")
+        return fetch_error(f"The host {host} resolves to a non-public address.", 403, "forbidden_address")
     if deadline.expired():
         return deadline.timeout_error()
     timed_out = any(
@@ -830,21 +461,21 @@ def _upstream_error(exc: BaseException, target: _Target, deadline: _Deadline) ->
         for e in chain
     )
     if timed_out:
-        return _err(f"{host} did not answer in time.", 504, "upstream_timeout")
+        return fetch_error(f"{host} did not answer in time.", 504, "upstream_timeout")
     if has(ssl.SSLError, ssl.CertificateError, urllib3.exceptions.SSLError, requests.exceptions.SSLError):
-        return _err(f"The TLS connection to {host} failed (bad certificate or handshake).", 502, "upstream_tls_error")
+        return fetch_error(f"The TLS connection to {host} failed (bad certificate or handshake).", 502, "upstream_tls_error")
     if has(ConnectionRefusedError):
-        return _err(f"{host} refused the connection.", 502, "upstream_unreachable")
+        return fetch_error(f"{host} refused the connection.", 502, "upstream_unreachable")
     if has(
         ConnectionError,  # reset, aborted, broken pipe (http.client.RemoteDisconnected too)
         http.client.IncompleteRead,
         urllib3.exceptions.IncompleteRead,
         urllib3.exceptions.NewConnectionError,
     ):
-        return _err(f"The connection to {host} failed or was cut off.", 502, "upstream_unreachable")
+        return fetch_error(f"The connection to {host} failed or was cut off.", 502, "upstream_unreachable")
     if has(http.client.HTTPException, urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError):
-        return _err(f"{host} sent a malformed HTTP response.", 502, "upstream_invalid_response")
-    return _err(f"The connection to {host} failed.", 502, "upstream_unreachable")
+        return fetch_error(f"{host} sent a malformed HTTP response.", 502, "upstream_invalid_response")
+    return fetch_error(f"The connection to {host} failed.", 502, "upstream_unreachable")
 
 
 # --------------------------------------------------------------------------- body
@@ -950,13 +581,13 @@ def _content_encodings(resp) -> list[str]:
     encodings = [e for e in encodings if e != "identity"]
     for e in encodings:
         if e not in ("gzip", "x-gzip", "deflate"):
-            raise _err(
+            raise fetch_error(
                 f"The page uses the content encoding {e[:40]!r}, which is not supported.",
                 502,
                 "upstream_invalid_response",
             )
     if len(encodings) > _MAX_ENCODING_LAYERS:
-        raise _err("The page is compressed too many times over.", 422, "page_too_large")
+        raise fetch_error("The page is compressed too many times over.", 422, "page_too_large")
     return encodings
 
 
@@ -979,19 +610,19 @@ def _read_body(resp, limits: FetchLimits, deadline: _Deadline) -> bytes:
                 if len(body) > limits.max_bytes:
                     raise _too_large(limits)
                 if encodings and len(body) > _BOMB_MIN_DECODED and len(body) > _BOMB_MAX_RATIO * wire:
-                    raise _err(
+                    raise fetch_error(
                         f"The page is a compression bomb (it expands more than {_BOMB_MAX_RATIO} times).",
                         422,
                         "page_too_large",
                     )
     except zlib.error as exc:
-        raise _err("The page's compressed body is corrupt.", 502, "upstream_invalid_response") from exc
+        raise fetch_error("The page's compressed body is corrupt.", 502, "upstream_invalid_response") from exc
     deadline.check()
     return bytes(body)
 
 
 def _too_large(limits: FetchLimits) -> FetchError:
-    return _err(f"The page is larger than the limit of {limits.max_bytes} bytes.", 422, "page_too_large")
+    return fetch_error(f"The page is larger than the limit of {limits.max_bytes} bytes.", 422, "page_too_large")
 
 
 # --------------------------------------------------------------------------- fetch
@@ -1000,8 +631,8 @@ def _too_large(limits: FetchLimits) -> FetchError:
 def fetch_page(url: str, limits: FetchLimits | None = None) -> Page:
     """Fetch ``url`` within ``limits`` and return the decoded page; raise FetchError otherwise."""
     limits = limits or FetchLimits()
-    target = _parse_url(url)
-    _check_domain(target, limits)  # before any DNS lookup or connection
+    target = parse_url(url)
+    check_domain(target, limits)  # before any DNS lookup or connection
     deadline = _Deadline(limits.deadline)
     pins: dict = {}
     session = _new_session(pins, deadline)
@@ -1011,7 +642,7 @@ def fetch_page(url: str, limits: FetchLimits | None = None) -> Page:
         raise
     except Exception as exc:  # a failure nobody foresaw: still a FetchError, and logged
         log.exception("unexpected failure fetching %s", target.url)
-        raise FetchError(f"The page at {_host_in_url(target.host)} could not be fetched.") from exc
+        raise FetchError(f"The page at {host_in_url(target.host)} could not be fetched.") from exc
     finally:
         session.close()
         deadline.close()
@@ -1020,7 +651,7 @@ def fetch_page(url: str, limits: FetchLimits | None = None) -> Page:
 def _fetch(url, target, limits, deadline, session, pins) -> Page:
     redirects = 0
     while True:
-        _check_domain(target, limits)
+        check_domain(target, limits)
         addresses = _checked_addresses(target, limits, deadline)
         resp = _send(session, target, addresses, pins, limits, deadline)
         try:
@@ -1028,26 +659,26 @@ def _fetch(url, target, limits, deadline, session, pins) -> Page:
             if status in _REDIRECT_CODES:
                 location = session.get_redirect_target(resp)
                 if not location:
-                    raise _err(f"The page answered HTTP {status} without a Location.", 502, "upstream_invalid_response")
+                    raise fetch_error(f"The page answered HTTP {status} without a Location.", 502, "upstream_invalid_response")
                 redirects += 1
                 if redirects > limits.max_redirects:
-                    raise _err(
+                    raise fetch_error(
                         f"The page redirected more than {limits.max_redirects} times.", 422, "too_many_redirects"
                     )
                 next_url = urljoin(target.url, location)
-                target = _parse_url(next_url, redirected=True)
+                target = parse_url(next_url, redirected=True)
                 continue
             if not 200 <= status < 300:
                 message = f"The page answered HTTP {status}{_phrase(status)}."
                 if 400 <= status < 500:
-                    raise _err(message, 422, "upstream_status", upstream_status=status)
+                    raise fetch_error(message, 422, "upstream_status", upstream_status=status)
                 if status >= 500:
-                    raise _err(message, 502, "upstream_status", upstream_status=status)
-                raise _err(message, 502, "upstream_invalid_response")  # 1xx/3xx that is no redirect
+                    raise fetch_error(message, 502, "upstream_status", upstream_status=status)
+                raise fetch_error(message, 502, "upstream_invalid_response")  # 1xx/3xx that is no redirect
             media_type, charset = _parse_content_type(resp.headers.get("Content-Type"))
             if media_type not in limits.content_types:
                 shown = media_type[:80] or "none"
-                raise _err(
+                raise fetch_error(
                     f"The page's content type ({shown}) is not one of {', '.join(sorted(limits.content_types))}.",
                     415,
                     "unsupported_content_type",
@@ -1096,9 +727,9 @@ def _send(session, target, addresses, pins, limits, deadline):
                 raise deadline.timeout_error()
             return resp
         except _UnpinnedHost as exc:  # cannot happen: fail closed if it ever does
-            raise _err("The host was not checked before connecting.", 403, "forbidden_address") from exc
+            raise fetch_error("The host was not checked before connecting.", 403, "forbidden_address") from exc
         except requests.exceptions.InvalidURL as exc:
-            raise _err("The URL is not valid.", 400, "invalid_url") from exc
+            raise fetch_error("The URL is not valid.", 400, "invalid_url") from exc
         except requests.exceptions.ConnectionError as exc:
             last_exc = exc
             chain = _exception_chain(exc)

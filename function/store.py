@@ -18,6 +18,7 @@ cache. gensim is not imported here; the builder (``function.build``) uses it.
 """
 
 import hashlib
+from collections import Counter
 import json
 import os
 import sqlite3
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from cachetools import LRUCache
 
 from .tokens import MAX_TOKEN_CHARS, TokenizerOptions, tokenize
 
@@ -40,6 +42,15 @@ VOCAB_DTYPE = f"<U{MAX_TOKEN_CHARS}"
 FULL_HASH_MAX_BYTES = 32 << 20
 SAMPLE_BLOCKS = 64
 SAMPLE_BLOCK_BYTES = 64 << 10
+DOC_CACHE_SIZE = 100_000
+WORD_CACHE_SIZE = 200_000  # token ids kept per store and process  # documents kept per store and process (a few hundred bytes each)
+
+
+def mapped(path):
+    """A read-only memory map of an .npy file, as a plain ndarray: slicing a
+    numpy.memmap builds a memmap object each time, which costs more than the
+    small slices a query takes."""
+    return np.asarray(np.load(path, mmap_mode="r"))
 
 
 class StoreError(Exception):
@@ -117,20 +128,37 @@ class Terms:
 
 
 class Vocabulary:
-    def __init__(self, tokens):
-        self.tokens = tokens  # sorted, fixed-width strings: searchsorted is the lookup
+    """Token -> id. The sorted, memory-mapped token array is searched (nothing
+    to load at start); the ids found are remembered in a bounded dict, since
+    the same few thousand words make up most of the text a process sees."""
+
+    def __init__(self, tokens, remember=WORD_CACHE_SIZE):
+        self.tokens = tokens
+        self._ids = {}  # token -> id, or -1 for a word the vocabulary lacks
+        self._remember = remember
 
     def __len__(self):
         return len(self.tokens)
 
-    def terms(self, tokens):
-        if not tokens:
-            return Terms(np.empty(0, np.int64), np.empty(0, np.float32))
-        words, counts = np.unique(np.array(tokens, dtype=self.tokens.dtype), return_counts=True)
-        pos = np.searchsorted(self.tokens, words)
+    def _look_up(self, words):
+        found = np.array(words, dtype=self.tokens.dtype)
+        pos = np.searchsorted(self.tokens, found)
         pos[pos == len(self.tokens)] = 0
-        known = self.tokens[pos] == words
-        return Terms(pos[known].astype(np.int64), counts[known].astype(np.float32))
+        ids = np.where(self.tokens[pos] == found, pos, -1)
+        if len(self._ids) + len(words) > self._remember:
+            self._ids = {}  # crude but bounded; refilled by the next requests
+        self._ids.update(zip(words, ids.tolist()))
+
+    def terms(self, tokens):
+        counts = Counter(tokens)
+        unseen = [word for word in counts if word not in self._ids]
+        if unseen:
+            self._look_up(unseen)
+        ids = self._ids
+        pairs = sorted((ids.get(word, -1), count) for word, count in counts.items())
+        pairs = [pair for pair in pairs if pair[0] >= 0]
+        return Terms(np.fromiter((i for i, _ in pairs), np.int64, len(pairs)),
+                     np.fromiter((c for _, c in pairs), np.float32, len(pairs)))
 
 
 def weigh(terms, local, global_weights):
@@ -164,9 +192,9 @@ class LsiEngine:
     def __init__(self, name, root, spec):
         self.name, self.spec = name, spec
         self.local = spec["local"]
-        self.weights = np.load(root / "weights.npy", mmap_mode="r")
-        self.projection = np.load(root / "projection.npy", mmap_mode="r")
-        self.vectors = np.load(root / "vectors.npy", mmap_mode="r")
+        self.weights = mapped(root / "weights.npy")
+        self.projection = mapped(root / "projection.npy")
+        self.vectors = mapped(root / "vectors.npy")
         self.ann = None
         if spec.get("ann"):
             from usearch.index import Index  # only stores large enough to need it
@@ -219,14 +247,14 @@ class SparseEngine:
     def __init__(self, name, root, spec):
         self.name, self.spec = name, spec
         self.local = spec["local"]
-        self.weights = np.load(root / "weights.npy", mmap_mode="r")
+        self.weights = mapped(root / "weights.npy")
         # term-major postings answer queries; doc-major rows give members' own vectors
-        self.post_ptr = np.load(root / "post_ptr.npy", mmap_mode="r")
-        self.post_rows = np.load(root / "post_rows.npy", mmap_mode="r")
-        self.post_weights = np.load(root / "post_weights.npy", mmap_mode="r")
-        self.doc_ptr = np.load(root / "doc_ptr.npy", mmap_mode="r")
-        self.doc_terms = np.load(root / "doc_terms.npy", mmap_mode="r")
-        self.doc_weights = np.load(root / "doc_weights.npy", mmap_mode="r")
+        self.post_ptr = mapped(root / "post_ptr.npy")
+        self.post_rows = mapped(root / "post_rows.npy")
+        self.post_weights = mapped(root / "post_weights.npy")
+        self.doc_ptr = mapped(root / "doc_ptr.npy")
+        self.doc_terms = mapped(root / "doc_terms.npy")
+        self.doc_weights = mapped(root / "doc_weights.npy")
         self.size = len(self.doc_ptr) - 1
 
     def search(self, terms, k, exclude=()):
@@ -281,13 +309,18 @@ class Store:
         self.version = manifest["version"]
         self.size = manifest["documents"]
         self.tokenizer = TokenizerOptions.from_dict(manifest["tokenizer"])
-        self.vocabulary = Vocabulary(np.load(self.path / "vocab.npy", mmap_mode="r"))
+        self.vocabulary = Vocabulary(mapped(self.path / "vocab.npy"))
         self.engines = {
             name: ENGINE_KINDS[spec["kind"]](name, self.path / "engines" / name, spec)
             for name, spec in manifest["engines"].items()
         }
         self.default_engine = manifest["default_engine"]
         self._local = threading.local()
+        # The documents answers name, by row: the same ones come back again and
+        # again, and each SQLite row costs a release and re-take of the GIL,
+        # which under concurrent requests costs far more than the read.
+        self._doc_cache = LRUCache(maxsize=DOC_CACHE_SIZE)
+        self._doc_cache_lock = threading.Lock()
 
     # -- documents --------------------------------------------------------
     def _db(self):
@@ -301,13 +334,16 @@ class Store:
 
     def docs(self, rows):
         """Doc records for ``rows``, in the same order."""
-        if not rows:
-            return []
-        marks = ",".join("?" * len(rows))
-        found = {
-            r[0]: Doc(*r)
-            for r in self._db().execute(f"SELECT row, id, url, url_key, title FROM docs WHERE row IN ({marks})", list(rows))
-        }
+        with self._doc_cache_lock:
+            found = {row: self._doc_cache[row] for row in rows if row in self._doc_cache}
+        missing = [row for row in rows if row not in found]
+        if missing:
+            marks = ",".join("?" * len(missing))
+            read = self._db().execute(f"SELECT row, id, url, url_key, title FROM docs WHERE row IN ({marks})",
+                                      missing).fetchall()
+            with self._doc_cache_lock:
+                for record in read:
+                    found[record[0]] = self._doc_cache[record[0]] = Doc(*record)
         return [found[row] for row in rows]
 
     def row_for_id(self, doc_id):

@@ -303,7 +303,9 @@ def write_lsi(root, engine, kept, incoming, fold, vocab_size, progress):
         ann = engine.spec["ann"]
         build_ann(root, vectors, SimpleNamespace(ann_dtype=ann["dtype"], ann_connectivity=ann["connectivity"],
                                                  ann_expansion_add=ann["expansion_add"],
-                                                 ann_expansion_search=ann["expansion_search"]), progress)
+                                                 ann_expansion_search=ann["expansion_search"],
+                                                 ann_dims=ann.get("dims", 0), ann_candidates=ann.get("candidates", 0)),
+                  progress)
     del vectors
 
 

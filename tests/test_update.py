@@ -161,10 +161,13 @@ def test_a_serving_store_set_picks_up_the_update(records, tmp_path):
 
 
 def test_a_store_with_an_ann_index_is_updated(records, tmp_path):
-    before = base_store(records, tmp_path / "w", count=70, ann="on")
+    before = base_store(records, tmp_path / "w", count=70, ann="on", ann_dims=8, ann_candidates=20)
     result = update(tmp_path / "w", [iter(records[70:])], delete_ids=[records[0].id], progress=False)
     after = Store(result.version_dir)
     assert after.engines["lsi"].ann is not None and before.engines["lsi"].ann is not None
+    # the rebuilt graph keeps the built one's shape: the same leading dimensions, re-ranked
+    assert after.engines["lsi"].ann.ndim == before.engines["lsi"].ann.ndim == 8
+    assert after.manifest["engines"]["lsi"]["ann"] == before.manifest["engines"]["lsi"]["ann"]
     lsi = after.engines["lsi"]
     for record in records[70:]:
         row = after.row_for_id(record.id)

@@ -1,0 +1,396 @@
+"""What may be fetched: the rules, with no network code (and no `requests`).
+
+``FetchLimits`` holds a fetch's limits, read from the ``FETCH_*`` environment
+variables at start (a bad value stops the start, naming the variable); the
+URL checks parse a caller's URL the way browsers do (WHATWG rules for odd
+IPv4 spellings, UTS-46/IDNA for non-ASCII hosts) and refuse anything
+ambiguous before any network activity. ``function.fetch`` does the fetching.
+Kept apart so that start-up does not pay for importing the HTTP stack.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import logging
+import math
+import re
+from typing import Iterable, Mapping
+
+import idna
+
+from function.errors import FetchError
+
+log = logging.getLogger("function.fetch")
+
+#: The special FETCH_ALLOWED_DOMAINS value that the caller resolves to the corpus's domains.
+CORPUS = "corpus"
+
+MAX_URL_LENGTH = 2048
+DEFAULT_CONTENT_TYPES = frozenset({"text/html", "application/xhtml+xml", "text/plain"})
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+# --------------------------------------------------------------------------- limits
+
+
+def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number of seconds, not {raw!r}") from None
+    return value
+
+
+def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, not {raw!r}") from None
+
+
+def _split_list(raw: str) -> list[str]:
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+@dataclasses.dataclass(frozen=True)
+class FetchLimits:
+    """Limits of one fetch. ``FetchLimits.from_env(os.environ)`` or keyword overrides."""
+
+    connect_timeout: float = 3.0
+    read_timeout: float = 5.0
+    deadline: float = 10.0
+    max_bytes: int = 5_000_000
+    max_redirects: int = 5
+    content_types: frozenset = DEFAULT_CONTENT_TYPES
+    #: TEST-ONLY: hosts (``name``, ``ip``, ``name:port``, ``[v6]:port``) fetched although not public.
+    allow_private_hosts: frozenset = frozenset()
+    #: ``None``: any public host. Otherwise only these domains and their subdomains.
+    allowed_domains: frozenset | None = None
+
+    def __post_init__(self):
+        for name in ("connect_timeout", "read_timeout", "deadline"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{name} must be a number of seconds")
+            if not math.isfinite(value) or not 0 < value <= 600:
+                raise ValueError(f"{name} must be more than 0 and at most 600 seconds, not {value!r}")
+            object.__setattr__(self, name, float(value))
+        if isinstance(self.max_bytes, bool) or not isinstance(self.max_bytes, int) or self.max_bytes < 1:
+            raise ValueError(f"max_bytes must be a whole number of bytes of at least 1, not {self.max_bytes!r}")
+        if (
+            isinstance(self.max_redirects, bool)
+            or not isinstance(self.max_redirects, int)
+            or not 0 <= self.max_redirects <= 30
+        ):
+            raise ValueError(f"max_redirects must be a whole number from 0 to 30, not {self.max_redirects!r}")
+        if isinstance(self.content_types, str):
+            raise ValueError("content_types must be a collection of media types, not one string")
+        object.__setattr__(
+            self, "content_types", frozenset(t.strip().lower() for t in self.content_types if t.strip())
+        )
+        if isinstance(self.allow_private_hosts, str):
+            raise ValueError("allow_private_hosts must be a collection of hosts, not one string")
+        object.__setattr__(
+            self, "allow_private_hosts", frozenset(_normalize_allow_entry(e) for e in self.allow_private_hosts)
+        )
+        if self.allowed_domains is not None:
+            if isinstance(self.allowed_domains, str):
+                raise ValueError("allowed_domains must be a collection of domains, not one string")
+            object.__setattr__(
+                self, "allowed_domains", frozenset(_normalize_domain(d) for d in self.allowed_domains)
+            )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str], *, corpus_domains: Iterable[str] | None = None, **overrides):
+        """Build limits from ``FETCH_*`` variables; invalid values raise ValueError naming the variable.
+
+        ``FETCH_ALLOWED_DOMAINS=corpus`` (alone or in a list) needs ``corpus_domains``: the caller
+        resolves it. Keyword ``overrides`` replace any field.
+        """
+        values: dict = {}
+        specs = [
+            ("connect_timeout", "FETCH_CONNECT_TIMEOUT", _env_float, cls.connect_timeout),
+            ("read_timeout", "FETCH_READ_TIMEOUT", _env_float, cls.read_timeout),
+            ("deadline", "FETCH_DEADLINE", _env_float, cls.deadline),
+            ("max_bytes", "FETCH_MAX_BYTES", _env_int, cls.max_bytes),
+            ("max_redirects", "FETCH_MAX_REDIRECTS", _env_int, cls.max_redirects),
+        ]
+        for field, var, parse, default in specs:
+            value = parse(environ, var, default)
+            try:
+                cls(**{field: value})
+            except ValueError as exc:
+                raise ValueError(f"{var}: {exc}") from None
+            values[field] = value
+
+        private = _split_list(environ.get("FETCH_ALLOW_PRIVATE_HOSTS") or "")
+        try:
+            values["allow_private_hosts"] = frozenset(_normalize_allow_entry(e) for e in private)
+        except ValueError as exc:
+            raise ValueError(f"FETCH_ALLOW_PRIVATE_HOSTS: {exc}") from None
+        if private:
+            log.warning("FETCH_ALLOW_PRIVATE_HOSTS is set (%s): a TEST-ONLY switch", ",".join(private))
+
+        domains_raw = environ.get("FETCH_ALLOWED_DOMAINS")
+        if domains_raw is not None and domains_raw.strip():
+            # Entries that are only dots are ignored: "." alone allows nothing at all.
+            entries = [e for e in _split_list(domains_raw) if e.strip(".")]
+            domains: set[str] = set()
+            for entry in entries:
+                if entry.lower() == CORPUS:
+                    if corpus_domains is None and "allowed_domains" not in overrides:
+                        raise ValueError(
+                            "FETCH_ALLOWED_DOMAINS=corpus needs the corpus's domains: "
+                            "pass corpus_domains= (or allowed_domains=) to FetchLimits.from_env"
+                        )
+                    domains.update(corpus_domains or ())
+                else:
+                    domains.add(entry)
+            try:
+                values["allowed_domains"] = frozenset(_normalize_domain(d) for d in domains)
+            except ValueError as exc:
+                raise ValueError(f"FETCH_ALLOWED_DOMAINS: {exc}") from None
+        values.update(overrides)
+        return cls(**values)
+
+
+# --------------------------------------------------------------------------- URL checks
+
+
+def fetch_error(message: str, status: int, code: str, upstream_status: int | None = None) -> FetchError:
+    error = FetchError(message, status=status, code=code)
+    error.upstream_status = upstream_status  # the page server's own status, for retry decisions
+    return error
+
+
+class _BadHost(ValueError):
+    pass
+
+
+_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
+_HEX = re.compile(r"^0[xX][0-9a-fA-F]*$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+_PORT = re.compile(r"^[0-9]{1,10}$")
+
+
+def _whatwg_ipv4_number(part: str) -> int:
+    if _HEX.match(part):
+        return int(part[2:] or "0", 16)
+    if not part.isdigit() or not part.isascii():
+        raise _BadHost("not a number")
+    if len(part) > 1 and part.startswith("0"):
+        if any(c in "89" for c in part):
+            raise _BadHost("bad octal number")
+        return int(part, 8)
+    return int(part)
+
+
+def _ends_in_number(labels: list[str]) -> bool:
+    last = labels[-1]
+    return bool(last) and ((last.isascii() and last.isdigit()) or bool(_HEX.match(last)))
+
+
+def _parse_whatwg_ipv4(labels: list[str]) -> ipaddress.IPv4Address:
+    """IPv4 host parser of the WHATWG URL standard: 127.1, 0x7f.1, 0177.0.0.1, 2130706433..."""
+    if len(labels) > 4 or any(not p for p in labels):
+        raise _BadHost("not a valid IPv4 address")
+    numbers = [_whatwg_ipv4_number(p) for p in labels]
+    if any(n > 255 for n in numbers[:-1]) or numbers[-1] >= 256 ** (5 - len(numbers)):
+        raise _BadHost("not a valid IPv4 address")
+    value = numbers[-1]
+    for i, n in enumerate(numbers[:-1]):
+        value += n * 256 ** (3 - i)
+    return ipaddress.IPv4Address(value)
+
+
+def _normalize_host(host: str, *, bracketed: bool = False):
+    """Return a canonical host: an ``ipaddress`` object or a lower-case ASCII name."""
+    if bracketed:
+        if "%" in host:
+            raise _BadHost("IPv6 zone identifiers are not allowed")
+        try:
+            return ipaddress.IPv6Address(host)
+        except ValueError:
+            raise _BadHost("not a valid IPv6 address") from None
+    if not host:
+        raise _BadHost("the URL has no host")
+    if "%" in host:
+        raise _BadHost("percent-encoded host names are not allowed")
+    if not host.isascii():
+        try:
+            host = idna.encode(host, uts46=True, transitional=False).decode("ascii")
+        except (idna.IDNAError, UnicodeError, ValueError):
+            raise _BadHost("not a valid internationalised host name") from None
+    host = host.lower()
+    if host.endswith("."):
+        host = host[:-1]
+    if not host:
+        raise _BadHost("the URL has no host")
+    labels = host.split(".")
+    if _ends_in_number(labels):
+        return _parse_whatwg_ipv4(labels)
+    if len(host) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
+        raise _BadHost("not a valid host name")
+    return host
+
+
+def host_in_url(host) -> str:
+    if isinstance(host, ipaddress.IPv6Address):
+        return f"[{host}]"
+    return str(host)
+
+
+def _normalize_allow_entry(entry: str) -> str:
+    """``host`` or ``host:port`` (``[v6]:port``, or a bare IPv6 address) -> canonical key."""
+    entry = str(entry).strip()
+    port = None
+    try:
+        if entry.startswith("["):
+            close = entry.find("]")
+            if close < 0:
+                raise _BadHost("unclosed [")
+            host = _normalize_host(entry[1:close], bracketed=True)
+            rest = entry[close + 1 :]
+            if rest:
+                if not rest.startswith(":") or not _PORT.match(rest[1:]):
+                    raise _BadHost("bad port")
+                port = int(rest[1:])
+        elif entry.count(":") > 1:
+            host = _normalize_host(entry, bracketed=True)
+        else:
+            name, sep, port_str = entry.partition(":")
+            host = _normalize_host(name)
+            if sep:
+                if not _PORT.match(port_str):
+                    raise _BadHost("bad port")
+                port = int(port_str)
+    except _BadHost as exc:
+        raise ValueError(f"{entry!r} is not a host or host:port ({exc})") from None
+    if port is not None and not 0 < port < 65536:
+        raise ValueError(f"{entry!r} has a port out of range")
+    key = host_in_url(host)
+    return f"{key}:{port}" if port is not None else key
+
+
+def _normalize_domain(domain: str) -> str:
+    """A domain (allows its subdomains) or an IP address (allows exactly that address)."""
+    d = str(domain).strip().lower()
+    if d.startswith("*."):
+        d = d[2:]
+    try:
+        if d.startswith("[") and d.endswith("]"):
+            host = _normalize_host(d[1:-1], bracketed=True)
+        elif d.count(":") > 1:
+            host = _normalize_host(d, bracketed=True)
+        else:
+            host = _normalize_host(d.strip("."))
+    except _BadHost as exc:
+        raise ValueError(f"{domain!r} is not a domain name ({exc})") from None
+    return host_in_url(host)
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    url: str  # normalised, what is requested
+    scheme: str
+    host: object  # str name, IPv4Address or IPv6Address
+    port: int  # effective port
+
+
+def parse_url(raw, *, redirected: bool = False) -> Target:
+    where = "The page redirected to a URL that" if redirected else "The URL"
+
+    def bad(reason: str) -> FetchError:
+        return fetch_error(f"{where} is not valid: {reason}.", 400, "invalid_url")
+
+    if not isinstance(raw, str):
+        raise bad("it must be a string")
+    url = raw.strip(" ")
+    if not url:
+        raise bad("it is empty")
+    if len(url) > MAX_URL_LENGTH:
+        raise bad(f"it is longer than {MAX_URL_LENGTH} characters")
+    if _CONTROL.search(url):
+        raise bad("it contains control characters")
+    if "\\" in url:
+        raise bad("it contains backslashes")
+    m = _SCHEME.match(url)
+    if not m:
+        raise bad("it must start with http:// or https://")
+    scheme = m.group(1).lower()
+    if scheme not in DEFAULT_PORTS:
+        raise bad(f"only http and https are supported, not {scheme}")
+    rest = url[m.end() :]
+    if not rest.startswith("//"):
+        raise bad("it must start with http:// or https://")
+    rest = rest[2:]
+    end = min([i for i in (rest.find("/"), rest.find("?"), rest.find("#")) if i >= 0], default=len(rest))
+    authority, tail = rest[:end], rest[end:]
+    if "@" in authority:
+        raise bad("user names and passwords (user@host) are not allowed")
+    if " " in authority:
+        raise bad("the host contains spaces")
+    try:
+        if authority.startswith("["):
+            close = authority.find("]")
+            if close < 0:
+                raise _BadHost("unclosed [ in the host")
+            host = _normalize_host(authority[1:close], bracketed=True)
+            after = authority[close + 1 :]
+            if after and not after.startswith(":"):
+                raise _BadHost("unexpected characters after the IPv6 address")
+            port_str = after[1:] if after else ""
+        else:
+            if authority.count(":") > 1:
+                raise _BadHost("IPv6 addresses must be in brackets")
+            name, _, port_str = authority.partition(":")
+            host = _normalize_host(name)
+    except _BadHost as exc:
+        raise bad(str(exc)) from None
+    if port_str:
+        if not _PORT.match(port_str) or not 0 < int(port_str) < 65536:
+            raise bad(f"the port {port_str[:10]!r} is not a number from 1 to 65535")
+        port = int(port_str)
+    else:
+        port = DEFAULT_PORTS[scheme]
+    tail = tail.split("#", 1)[0]
+    if not tail.startswith("/"):
+        tail = "/" + tail
+    netloc = host_in_url(host)
+    if port != DEFAULT_PORTS[scheme]:
+        netloc += f":{port}"
+    return Target(url=f"{scheme}://{netloc}{tail}", scheme=scheme, host=host, port=port)
+
+
+def check_domain(target: Target, limits: FetchLimits) -> None:
+    allowed = limits.allowed_domains
+    if allowed is None:
+        return
+    host = target.host
+    if isinstance(host, str):
+        labels = host.split(".")
+        for i in range(len(labels)):
+            if ".".join(labels[i:]) in allowed:
+                return
+    elif host_in_url(host) in allowed:  # an address listed as itself
+        return
+    raise fetch_error(
+        f"The host {host_in_url(host)} is not in the domains this service may fetch.",
+        403,
+        "domain_not_allowed",
+    )
+
+
+def is_private_allowed(target: Target, limits: FetchLimits) -> bool:
+    if not limits.allow_private_hosts:
+        return False
+    key = host_in_url(target.host)
+    return key in limits.allow_private_hosts or f"{key}:{target.port}" in limits.allow_private_hosts
