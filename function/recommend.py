@@ -52,6 +52,31 @@ def choose_engine(store, weights, key, forced=""):
     return store.engines[live[-1][0]]
 
 
+class PageCache:
+    """What a repeat request for a page may skip, in this process, bounded by
+    URL_CACHE_SIZE entries and URL_CACHE_TTL seconds (0 for either: off).
+
+    Per process on purpose: a hit must cost microseconds, and a shared cache
+    would add a network round trip to every request; a page's later requests
+    mostly reach the same few workers anyway."""
+
+    def __init__(self, size, ttl):
+        self.enabled = size > 0 and ttl > 0
+        self._entries = TTLCache(maxsize=max(1, size), ttl=ttl or 1)
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        if not self.enabled:
+            return None
+        with self._lock:
+            return self._entries.get(key)
+
+    def put(self, key, value):
+        if self.enabled:
+            with self._lock:
+                self._entries[key] = value
+
+
 class Recommender:
     def __init__(self, settings, stores, events, click_key, fetch_limits):
         self.settings = settings
@@ -59,23 +84,18 @@ class Recommender:
         self.events = events
         self.click_key = click_key
         self.fetch_limits = fetch_limits
-        # Fetched articles by normalised URL, per process: a repeat request for
-        # a page skips the fetch and the extraction (bounded by size and age).
-        self._pages = TTLCache(maxsize=max(1, settings.url_cache_size), ttl=settings.url_cache_ttl or 1e-9)
-        # ... their terms per store version (tokenising a long article costs more
-        # than the rest of a repeat request), and the hits per store version,
-        # engine and count (a lookup at 1M documents is most of the rest: ~3 ms)
-        self._page_terms = TTLCache(maxsize=max(1, settings.url_cache_size), ttl=settings.url_cache_ttl or 1e-9)
-        self._page_hits = TTLCache(maxsize=max(1, settings.url_cache_size), ttl=settings.url_cache_ttl or 1e-9)
-        self._pages_lock = threading.Lock()
+        size, ttl = settings.url_cache_size, settings.url_cache_ttl
+        # by normalised URL: the extracted article (no fetch, no extraction), its
+        # terms per store version (tokenising a long article costs more than the
+        # rest of a repeat request), its hits per store version, engine and count
+        # (at 1M documents the lookup is most of what is left: ~3 ms)
+        self.articles, self.page_terms, self.page_hits = PageCache(size, ttl), PageCache(size, ttl), PageCache(size, ttl)
 
     # -- fetch + extract ----------------------------------------------------
     def article(self, url, url_key, timings):
-        if self.settings.url_cache_size and self.settings.url_cache_ttl:
-            with self._pages_lock:
-                cached = self._pages.get(url_key)
-            if cached is not None:
-                return cached, True
+        cached = self.articles.get(url_key)
+        if cached is not None:
+            return cached, True
         # imported on the first fetch: jusText and lxml are not needed to start
         # (cold start) nor for text, id and member-URL requests
         from .extract import decode_html, extract_article
@@ -94,28 +114,15 @@ class Recommender:
         if not article.text:
             raise ApiError("no article text found on the page", status=422, code="no_article_text")
         article = Article(article.title, article.lang, article.text[: self.settings.max_text_chars])
-        if self.settings.url_cache_size and self.settings.url_cache_ttl:
-            with self._pages_lock:
-                self._pages[url_key] = article
+        self.articles.put(url_key, article)
         return article, False
 
-    def _cached(self, cache, key):
-        if key is None or not (self.settings.url_cache_size and self.settings.url_cache_ttl):
-            return None
-        with self._pages_lock:
-            return cache.get(key)
-
-    def _remember(self, cache, key, value):
-        if self.settings.url_cache_size and self.settings.url_cache_ttl:
-            with self._pages_lock:
-                cache[key] = value
-
-    def page_terms(self, store, url_key, article):
+    def article_terms(self, store, url_key, article):
         key = (str(store.path), url_key)  # a new store version has a key of its own
-        terms = self._cached(self._page_terms, key)
+        terms = self.page_terms.get(key)
         if terms is None:
             terms = store.terms(article.text)
-            self._remember(self._page_terms, key, terms)
+            self.page_terms.put(key, terms)
         return terms
 
     # -- the whole request ----------------------------------------------------
@@ -172,17 +179,17 @@ class Recommender:
         lookup_started = time.perf_counter()
         # a page asked for again gets the same hits: a store version never changes
         hits_key = (str(store.path), engine.name, url_key, query.k + SLACK) if url_key else None
-        hits = self._cached(self._page_hits, hits_key)
+        hits = self.page_hits.get(hits_key) if hits_key else None
         if hits is None:
             if member is not None:
                 hits = engine.search_member(member, query.k + SLACK)
             else:
-                terms = self.page_terms(store, url_key, article) if article else store.terms(query.value)
+                terms = self.article_terms(store, url_key, article) if article else store.terms(query.value)
                 if not len(terms) and query.kind == "text":
                     raise ApiError("the text has no words this corpus knows", status=422, code="no_known_words")
                 hits = engine.search(terms, query.k + SLACK)
             if hits_key is not None:
-                self._remember(self._page_hits, hits_key, hits)
+                self.page_hits.put(hits_key, hits)
         hits = [hit for hit in hits if hit.score >= query.min_score]
         docs = store.docs([hit.row for hit in hits])
         results = []
