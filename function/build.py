@@ -27,7 +27,7 @@ import numpy as np
 
 from . import __version__
 from .sources import INPUT_HELP, Skip, add_source_arguments, open_source, prepare_sources, source_settings
-from .store import FORMAT, FORMAT_VERSION, VOCAB_DTYPE, StoreError, describe_file
+from .store import FORMAT, FORMAT_VERSION, VOCAB_DTYPE, StoreError, describe_version
 from .counting import BATCH_DOCS, BatchCounter, Vocabulary
 from .tokens import TokenizerOptions
 from .urls import host_of, normalise_url
@@ -427,10 +427,7 @@ def build(sources, out, options, progress=True):
             (tmp / scratch).unlink()
 
         # pass 4: manifest, then into place
-        skipped_file = tmp / "skipped.jsonl"
-        files = {str(p.relative_to(tmp)): describe_file(p)
-                 for p in sorted(tmp.rglob("*")) if p.is_file() and p != skipped_file}
-        version = f"{stamp}-{files['docs.sqlite']['sha256'][:8]}"
+        files, version = describe_version(tmp, stamp)
         manifest = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,

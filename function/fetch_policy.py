@@ -248,30 +248,37 @@ def host_in_url(host) -> str:
     return str(host)
 
 
+def _split_host_port(authority, bare_ipv6=False):
+    """``host[:port]`` or ``[v6][:port]`` (a bare IPv6 address if ``bare_ipv6``) -> the
+    normalised host and the port's text: None without a colon, maybe empty after one.
+    Raises _BadHost."""
+    if authority.startswith("["):
+        close = authority.find("]")
+        if close < 0:
+            raise _BadHost("unclosed [ in the host")
+        host = _normalize_host(authority[1:close], bracketed=True)
+        after = authority[close + 1 :]
+        if after and not after.startswith(":"):
+            raise _BadHost("unexpected characters after the IPv6 address")
+        return host, after[1:] if after else None
+    if authority.count(":") > 1:
+        if not bare_ipv6:
+            raise _BadHost("IPv6 addresses must be in brackets")
+        return _normalize_host(authority, bracketed=True), None
+    name, colon, port = authority.partition(":")
+    return _normalize_host(name), port if colon else None
+
+
 def _normalize_allow_entry(entry: str) -> str:
     """``host`` or ``host:port`` (``[v6]:port``, or a bare IPv6 address) -> canonical key."""
     entry = str(entry).strip()
     port = None
     try:
-        if entry.startswith("["):
-            close = entry.find("]")
-            if close < 0:
-                raise _BadHost("unclosed [")
-            host = _normalize_host(entry[1:close], bracketed=True)
-            rest = entry[close + 1 :]
-            if rest:
-                if not rest.startswith(":") or not _PORT.match(rest[1:]):
-                    raise _BadHost("bad port")
-                port = int(rest[1:])
-        elif entry.count(":") > 1:
-            host = _normalize_host(entry, bracketed=True)
-        else:
-            name, sep, port_str = entry.partition(":")
-            host = _normalize_host(name)
-            if sep:
-                if not _PORT.match(port_str):
-                    raise _BadHost("bad port")
-                port = int(port_str)
+        host, port_str = _split_host_port(entry, bare_ipv6=True)
+        if port_str is not None:
+            if not _PORT.match(port_str):
+                raise _BadHost("bad port")
+            port = int(port_str)
     except _BadHost as exc:
         raise ValueError(f"{entry!r} is not a host or host:port ({exc})") from None
     if port is not None and not 0 < port < 65536:
@@ -339,20 +346,7 @@ def parse_url(raw, *, redirected: bool = False) -> Target:
     if " " in authority:
         raise bad("the host contains spaces")
     try:
-        if authority.startswith("["):
-            close = authority.find("]")
-            if close < 0:
-                raise _BadHost("unclosed [ in the host")
-            host = _normalize_host(authority[1:close], bracketed=True)
-            after = authority[close + 1 :]
-            if after and not after.startswith(":"):
-                raise _BadHost("unexpected characters after the IPv6 address")
-            port_str = after[1:] if after else ""
-        else:
-            if authority.count(":") > 1:
-                raise _BadHost("IPv6 addresses must be in brackets")
-            name, _, port_str = authority.partition(":")
-            host = _normalize_host(name)
+        host, port_str = _split_host_port(authority)
     except _BadHost as exc:
         raise bad(str(exc)) from None
     if port_str:

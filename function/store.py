@@ -78,6 +78,16 @@ def describe_file(path):
     return {"bytes": path.stat().st_size, "sha256": file_digests(path), "sample_sha256": file_digests(path, full=False)}
 
 
+def describe_version(folder, stamp):
+    """The manifest's ``files`` for a store version being written in ``folder``, and the
+    version's name: its time ``stamp`` and the start of the documents' checksum. The list of
+    skipped inputs is a report, not part of the store."""
+    skipped = folder / "skipped.jsonl"
+    files = {str(p.relative_to(folder)): describe_file(p)
+             for p in sorted(folder.rglob("*")) if p.is_file() and p != skipped}
+    return files, f"{stamp}-{files['docs.sqlite']['sha256'][:8]}"
+
+
 def verify_files(root, files, full=False):
     """Raise StoreError for the first file that is missing, truncated or corrupt."""
     for name, entry in files.items():

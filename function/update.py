@@ -40,7 +40,7 @@ from . import __version__
 from .build import CHUNK_DOCS, Bags, bin_to_npy, build_ann, point_current, prune_versions, weigh_rows, write_postings
 from .sources import (INPUT_HELP, Skip, add_source_arguments, is_url, open_source, prepare_sources,
                       source_settings)
-from .store import Store, StoreError, current_version_dir, describe_file
+from .store import Store, StoreError, current_version_dir, describe_version
 from .tokens import tokenize
 from .urls import host_of, normalise_url
 
@@ -476,10 +476,7 @@ def update(corpus_dir, sources=(), delete_ids=(), prune=False, keep_versions=Non
                                          "deleted": result.deleted}, documents)
             result.drift = bookkeeping["drift"]
             result.rebuild_reasons = rule.reasons(result.drift)
-            skipped_file = tmp / "skipped.jsonl"
-            files = {str(p.relative_to(tmp)): describe_file(p)
-                     for p in sorted(tmp.rglob("*")) if p.is_file() and p != skipped_file}
-            version = f"{stamp}-{files['docs.sqlite']['sha256'][:8]}"
+            files, version = describe_version(tmp, stamp)
             new_manifest = {
                 **manifest,
                 "version": version,
