@@ -221,6 +221,15 @@ def build_lsi(root, bags, remap, words, global_weights, options, progress):
     return spec
 
 
+def append_mapped(path, block):
+    """Append ``block``'s rows to the raw file ``path`` and return them memory-mapped from it:
+    their memory is then the file's pages, which the kernel can drop and read again."""
+    with open(path, "ab") as out:
+        offset = out.tell()
+        out.write(np.ascontiguousarray(block).tobytes())
+    return np.memmap(path, dtype=block.dtype, mode="r", offset=offset, shape=block.shape)
+
+
 def build_ann(root, vectors, options, progress):
     """An HNSW graph (usearch) over the document vectors, saved to be memory-mapped."""
     from tqdm import tqdm
@@ -233,17 +242,30 @@ def build_ann(root, vectors, options, progress):
     index = Index(ndim=dims, metric="cos", dtype=options.ann_dtype,
                   connectivity=options.ann_connectivity, expansion_add=options.ann_expansion_add,
                   expansion_search=options.ann_expansion_search)
-    with tqdm(total=len(vectors), desc="ann: indexing", unit=" docs", disable=not progress, file=sys.stderr) as bar:
-        for first in range(0, len(vectors), CHUNK_DOCS):
-            block = np.array(vectors[first:first + CHUNK_DOCS, :dims])
-            rows = np.arange(first, first + len(block))
-            norms = np.linalg.norm(block, axis=1)
-            nonzero = norms > 0  # nothing in the indexed dimensions: nobody's neighbour
-            block[nonzero] /= norms[nonzero, None]
-            if nonzero.any():
-                index.add(rows[nonzero], block[nonzero], threads=os.cpu_count() or 1)
-            bar.update(len(block))
-    index.save(str(root / "ann.usearch"))
+    # The graph's own copy of the vectors would be anonymous memory growing with N; in the
+    # index's type they can stay in a scratch file the graph reads through a memory map (copy=False).
+    scratch_type = {"f16": np.float16, "f32": np.float32}.get(options.ann_dtype)
+    scratch = root / "ann-vectors.scratch"
+    mapped_blocks = []  # the graph points into these maps: they must outlive it
+    try:
+        with tqdm(total=len(vectors), desc="ann: indexing", unit=" docs", disable=not progress, file=sys.stderr) as bar:
+            for first in range(0, len(vectors), CHUNK_DOCS):
+                block = np.array(vectors[first:first + CHUNK_DOCS, :dims])
+                rows = np.arange(first, first + len(block))
+                norms = np.linalg.norm(block, axis=1)
+                nonzero = norms > 0  # nothing in the indexed dimensions: nobody's neighbour
+                block, rows = block[nonzero] / norms[nonzero, None], rows[nonzero]
+                if len(rows) and scratch_type is None:
+                    index.add(rows, block, threads=os.cpu_count() or 1)
+                elif len(rows):
+                    mapped_blocks.append(append_mapped(scratch, block.astype(scratch_type)))
+                    index.add(rows, mapped_blocks[-1], copy=False, threads=os.cpu_count() or 1)
+                bar.update(len(nonzero))
+        index.save(str(root / "ann.usearch"))
+    finally:
+        del index
+        mapped_blocks.clear()
+        scratch.unlink(missing_ok=True)
     return {"library": "usearch", "metric": "cos", "dtype": options.ann_dtype,
             "connectivity": options.ann_connectivity, "expansion_add": options.ann_expansion_add,
             "expansion_search": options.ann_expansion_search, "dims": dims, "candidates": candidates}

@@ -36,6 +36,9 @@ def test_the_ann_index_over_leading_dimensions_is_reranked_with_exact_scores(man
     options = BuildOptions(name="w", engines=("lsi",), ann="on", ann_dims=8, ann_candidates=40)
     final, manifest = build([iter(many_records)], tmp_path / "w", options, progress=False)
     assert manifest["engines"]["lsi"]["ann"]["dims"] == 8
+    # the graph was built over vectors in a scratch file (copy=False); only the index remains
+    assert sorted(p.name for p in (final / "engines" / "lsi").iterdir()) == [
+        "ann.usearch", "projection.npy", "vectors.npy", "weights.npy"]
     lsi = Store(final).engines["lsi"]
     for row in range(0, len(many_records), 97):
         hits = lsi.search_member(row, 5)
