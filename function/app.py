@@ -54,7 +54,7 @@ def resolve_default_corpus(settings, names):
     if not names:
         raise StoreError(f"no store under {settings.model_store}. Build one: make model-store, or "
                          "python -m function.build --input CORPUS --out MODEL_STORE/NAME.")
-    return names[0] if len(names) == 1 else ("wiki" if "wiki" in names else names[0])
+    return "wiki" if "wiki" in names else names[0]
 
 
 def fetch_limits_for(settings, stores, env):
@@ -71,7 +71,6 @@ def fetch_limits_for(settings, stores, env):
 class App:
     def __init__(self, settings, env=None):
         env = os.environ if env is None else env
-        self.settings = settings
         self.stores = StoreSet(settings.model_store, settings.store_check_seconds)
         default = resolve_default_corpus(settings, self.stores.names())
         self.settings = settings = dataclasses.replace(settings, default_corpus=default)
@@ -148,11 +147,10 @@ class App:
 
     def stats(self, request):
         corpus, days = parse_filters(request.args)
-        db = self.events.database()
-        if db is None:
+        if not self.events.uri:
             raise ApiError("statistics need MONGODB (events are not stored)", status=503, code="events_unavailable")
         try:
-            return json_response(compute_stats(db, corpus, days))
+            return json_response(compute_stats(self.events.database(), corpus, days))
         except Exception as exc:
             from pymongo.errors import PyMongoError
 

@@ -19,7 +19,6 @@ import time
 
 log = logging.getLogger("related.events")
 
-COLLECTIONS = ("requests", "clicks")
 BATCH = 500
 # The writer waits this long for a batch to gather: one round trip for many
 # events costs the server's CPU far less than one per event.
@@ -39,10 +38,14 @@ def _rejected():
 def connect(uri, timeout_ms=2000):
     """A MongoClient and its database (the one the URI's path names, else "related")."""
     import pymongo
+    from pymongo.errors import ConfigurationError
 
-    client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
-                                 socketTimeoutMS=max(timeout_ms, 5000), appname="related-content",
-                                 tz_aware=True)
+    try:
+        client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms,
+                                     socketTimeoutMS=max(timeout_ms, 5000), appname="related-content",
+                                     tz_aware=True)
+    except ValueError as exc:  # pymongo's word for some malformed URIs (a port out of range)
+        raise ConfigurationError(f"MONGODB is not a valid MongoDB URI: {exc}") from None
     return client, client.get_default_database(default="related")
 
 
@@ -154,10 +157,14 @@ class EventLog:
         from pymongo.errors import BulkWriteError
 
         if self._db is None:
-            _, db = connect(self.uri)
-            for name, indexes in INDEXES.items():
-                for keys in indexes:
-                    db[name].create_index(keys)
+            client, db = connect(self.uri)
+            try:
+                for name, indexes in INDEXES.items():
+                    for keys in indexes:
+                        db[name].create_index(keys)
+            except Exception:
+                client.close()  # the next attempt connects afresh: no client per retry left behind
+                raise
             self._db = db
         by_collection = collections.defaultdict(list)
         for collection, event in batch:
@@ -181,12 +188,9 @@ class EventLog:
         return self._reader
 
     def ping(self):
-        db = self.database()
-        if db is None:
-            return False
         try:
-            db.command("ping")
-            return True
+            db = self.database()  # a malformed MONGODB fails here: "down", not a 500
+            return db is not None and bool(db.command("ping"))
         except Exception:
             return False
 

@@ -32,8 +32,6 @@ import gzip
 import json
 import re
 import sys
-from dataclasses import dataclass
-
 import justext
 import lxml.etree
 import lxml.html
@@ -42,14 +40,9 @@ from justext.core import (LENGTH_HIGH_DEFAULT, LENGTH_LOW_DEFAULT, MAX_HEADING_D
                           classify_paragraphs, revise_paragraph_classification)
 from justext.paragraph import Paragraph
 
+from .article import Article
+
 __all__ = ["Article", "extract_article", "decode_html"]
-
-
-@dataclass(frozen=True)
-class Article:
-    title: str
-    lang: str  # ISO 639-1 ("en"); 639-3 for languages without a 639-1 code; "" when unknown
-    text: str  # the article's paragraphs joined by "\n\n"; "" when nothing was found
 
 
 EMPTY = Article("", "", "")
@@ -111,7 +104,7 @@ def _try_decode(body, codec):
 
 
 def _has_utf8_multibyte(body):
-    return any(b > 0x7F for b in body) and _try_decode(body, "utf-8") is not None
+    return not body.isascii() and _try_decode(body, "utf-8") is not None
 
 
 def decode_html(body: bytes, declared_encoding: str | None) -> str:

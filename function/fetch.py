@@ -48,8 +48,8 @@ from requests_hardened.ip_filter import InvalidIPAddress, get_ip_address
 from requests_hardened.ip_filter_adapter import IPFilterAdapter
 
 from function.errors import FetchError
-from function.fetch_policy import (  # noqa: F401 (FetchLimits, CORPUS: re-exported)
-    CORPUS, DEFAULT_PORTS, FetchLimits, Target, check_domain, fetch_error, host_in_url,
+from function.fetch_policy import (  # noqa: F401 (FetchLimits: re-exported)
+    DEFAULT_PORTS, FetchLimits, Target, check_domain, fetch_error, host_in_url,
     is_private_allowed, parse_url,
 )
 
@@ -58,7 +58,7 @@ try:  # the package version, if the package says it
 except ImportError:  # pragma: no cover
     _VERSION = "0"
 
-__all__ = ["FetchLimits", "Page", "fetch_page", "USER_AGENT", "CORPUS"]
+__all__ = ["FetchLimits", "Page", "fetch_page", "USER_AGENT"]
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,7 @@ from typing import Iterable, Mapping
 import idna
 
 from function.errors import FetchError
+from function.urls import DEFAULT_PORTS
 
 log = logging.getLogger("function.fetch")
 
@@ -28,7 +29,6 @@ CORPUS = "corpus"
 
 MAX_URL_LENGTH = 2048
 DEFAULT_CONTENT_TYPES = frozenset({"text/html", "application/xhtml+xml", "text/plain"})
-DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 # --------------------------------------------------------------------------- limits

@@ -236,7 +236,6 @@ RECOMMEND_ERRORS = {
     "504": _error("the page's server timed out"),
 }
 HTML_PAGE = {"type": "string", "description": "an HTML page"}
-STATIC_RESPONSES = {"200": {"description": "the file"}, "404": _error("no such file")}
 
 
 def paths():

@@ -17,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from . import charts
 from .errors import ApiError
-from .params import parse_query
+from .params import parse_query, whole_number
 from .stats import dashboard as dashboard_data
 from .stats import parse_filters
 
@@ -28,9 +28,10 @@ STATIC = HERE / "static"
 # Served under /assets/, not /static/: the Flask app of functions-framework owns /static/<file> itself.
 ASSETS = "/assets/"
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
-STATIC_FILES = {p.name: p for p in sorted(STATIC.iterdir()) if p.suffix in STATIC_TYPES} if STATIC.is_dir() else {}
+STATIC_FILES = {p.name: (p.suffix, p.read_bytes()) for p in sorted(STATIC.iterdir())
+                if p.suffix in STATIC_TYPES} if STATIC.is_dir() else {}
 # A content hash in the stylesheet's URL: browsers may keep it for long, and see a new one at once.
-STATIC_VERSIONS = {name: hashlib.sha256(path.read_bytes()).hexdigest()[:10] for name, path in STATIC_FILES.items()}
+STATIC_VERSIONS = {name: hashlib.sha256(body).hexdigest()[:10] for name, (_, body) in STATIC_FILES.items()}
 
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; "
        "frame-ancestors 'none'")
@@ -116,12 +117,12 @@ def render(template, status=200, **context):
 
 def static_file(request):
     name = request.path.rsplit("/", 1)[-1]
-    path = STATIC_FILES.get(name)
-    if path is None:
+    if name not in STATIC_FILES:
         raise ApiError(f"no such file: {request.path}", status=404, code="not_found")
+    suffix, body = STATIC_FILES[name]
     cache = "public, max-age=31536000, immutable" if request.args.get("v") == STATIC_VERSIONS[name] else \
         "public, max-age=300"
-    return Response(path.read_bytes(), content_type=STATIC_TYPES[path.suffix],
+    return Response(body, content_type=STATIC_TYPES[suffix],
                     headers={"Cache-Control": cache, "X-Content-Type-Options": "nosniff"})
 
 
@@ -141,13 +142,16 @@ def corpora_of(stores):
 
 # -- the try-it page --------------------------------------------------------------------
 def form_values(args, default_corpus):
-    """What the form shows: the query just asked, or the defaults."""
-    k = args.get("k", "")
+    """What the form shows: the query just asked, or the defaults (parse_query judges the query)."""
+    try:
+        k = whole_number(args.get("k", ""), "k", 1, 1_000_000)
+    except ApiError:
+        k = DEFAULT_K
     return {
         "url": args.get("url", ""),
         "text": args.get("text", ""),
         "corpus": args.get("corpus") or default_corpus,
-        "k": int(k) if k.isdigit() else DEFAULT_K,
+        "k": k,
     }
 
 

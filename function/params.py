@@ -6,11 +6,11 @@ import re
 from dataclasses import dataclass
 
 from .errors import ApiError
+from .fetch_policy import MAX_URL_LENGTH
 
 QUERY_KINDS = ("url", "text", "id")
 FIELDS = QUERY_KINDS + ("k", "corpus", "min_score", "engine")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-MAX_URL_CHARS = 2048
 MAX_ID_CHARS = 512
 
 
@@ -43,6 +43,14 @@ def _from_query_string(request, settings):
         if name in fields:
             fields[name] = _number_from_text(name, fields[name])
     return fields
+
+
+def whole_number(raw, name, low, high):
+    """Query-string text as an int from ``low`` to ``high``; ApiError (400) for anything else.
+    ASCII digits only: str.isdigit() also accepts "²", which int() refuses."""
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 12 and low <= int(raw) <= high):
+        raise _bad(f"'{name}' must be a whole number from {low} to {high}, got {raw[:40]!r}")
+    return int(raw)
 
 
 def _number_from_text(name, raw):
@@ -108,8 +116,8 @@ def parse_query(request, settings, corpora):
         raise _bad(f"'{kind}' is empty", code="missing_query")
     if kind == "text" and len(value) > settings.max_text_chars:
         raise _bad(f"'text' is longer than {settings.max_text_chars} characters", code="text_too_large", status=413)
-    if kind == "url" and len(value) > MAX_URL_CHARS:
-        raise _bad(f"'url' is longer than {MAX_URL_CHARS} characters", code="invalid_url")
+    if kind == "url" and len(value) > MAX_URL_LENGTH:
+        raise _bad(f"'url' is longer than {MAX_URL_LENGTH} characters", code="invalid_url")
     if kind == "id" and len(value) > MAX_ID_CHARS:
         raise _bad(f"'id' is longer than {MAX_ID_CHARS} characters", code="invalid_id")
 
@@ -122,10 +130,12 @@ def parse_query(request, settings, corpora):
         raise _bad(f"'k' must be between 1 and {settings.max_k}, got {k}")
 
     min_score = fields.get("min_score", 0.0)
-    if isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or not math.isfinite(min_score):
+    # (an int is always finite; math.isfinite() would overflow on a 400-digit one)
+    if isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or (
+            isinstance(min_score, float) and not math.isfinite(min_score)):
         raise _bad("'min_score' must be a number")
     if not -1.0 <= min_score <= 1.0:
-        raise _bad(f"'min_score' must be between -1 and 1, got {min_score}")
+        raise _bad(f"'min_score' must be between -1 and 1, got {str(min_score)[:40]}")
 
     corpus = fields.get("corpus") or settings.default_corpus
     if not isinstance(corpus, str) or not NAME.match(corpus):

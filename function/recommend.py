@@ -4,12 +4,12 @@ import hashlib
 import secrets
 import threading
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from cachetools import TTLCache
 
 from . import clicks
+from .article import Article
 from .errors import ApiError, NotFound
 from .urls import normalise_url
 
@@ -17,13 +17,6 @@ from .urls import normalise_url
 # (the page itself under another id, scores under min_score) rarely leave the
 # answer short.
 SLACK = 5
-
-
-@dataclass(frozen=True)
-class Article:
-    title: str
-    lang: str
-    text: str
 
 
 def _ms(seconds):
@@ -141,6 +134,10 @@ class Recommender:
             answer = self._recommend(query, base_url, request_id, started, event)
         except ApiError as exc:
             event.update(status=exc.status, error=exc.code, total_ms=_ms(time.perf_counter() - started))
+            self.events.record("requests", event)
+            raise
+        except Exception:  # a fault of ours (a 500): still counted in /stats, then logged by the app
+            event.update(status=500, error="internal_error", total_ms=_ms(time.perf_counter() - started))
             self.events.record("requests", event)
             raise
         self.events.record("requests", event)

@@ -11,7 +11,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 
 from .errors import ApiError
-from .params import NAME
+from .params import NAME, whole_number
 
 
 def parse_filters(args):
@@ -23,11 +23,7 @@ def parse_filters(args):
     if corpus is not None and not NAME.match(corpus):
         raise ApiError("'corpus' must be a corpus name", code="invalid_parameter")
     days = args.get("days") or None
-    if days is not None:
-        if not days.isdigit() or not 1 <= int(days) <= 3650:
-            raise ApiError("'days' must be a whole number of days between 1 and 3650", code="invalid_parameter")
-        days = int(days)
-    return corpus, days
+    return corpus, None if days is None else whole_number(days, "days", 1, 3650)
 
 
 def percentile(values, q):

@@ -20,6 +20,7 @@ cache. gensim is not imported here; the builder (``function.build``) uses it.
 import hashlib
 from collections import Counter
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -32,6 +33,8 @@ from cachetools import LRUCache
 
 from .tokens import MAX_TOKEN_CHARS, TokenizerOptions, tokenize
 
+log = logging.getLogger("related.store")
+
 FORMAT = "related-content-store"
 FORMAT_VERSION = 1
 VOCAB_DTYPE = f"<U{MAX_TOKEN_CHARS}"
@@ -42,8 +45,8 @@ VOCAB_DTYPE = f"<U{MAX_TOKEN_CHARS}"
 FULL_HASH_MAX_BYTES = 32 << 20
 SAMPLE_BLOCKS = 64
 SAMPLE_BLOCK_BYTES = 64 << 10
-DOC_CACHE_SIZE = 100_000
-WORD_CACHE_SIZE = 200_000  # token ids kept per store and process  # documents kept per store and process (a few hundred bytes each)
+DOC_CACHE_SIZE = 100_000  # documents kept per store and process (a few hundred bytes each)
+WORD_CACHE_SIZE = 200_000  # token ids kept per store and process
 
 
 def mapped(path):
@@ -154,18 +157,20 @@ class Vocabulary:
         found = np.array(words, dtype=self.tokens.dtype)
         pos = np.searchsorted(self.tokens, found)
         pos[pos == len(self.tokens)] = 0
-        ids = np.where(self.tokens[pos] == found, pos, -1)
-        if len(self._ids) + len(words) > self._remember:
-            self._ids = {}  # crude but bounded; refilled by the next requests
-        self._ids.update(zip(words, ids.tolist()))
+        ids = dict(zip(words, np.where(self.tokens[pos] == found, pos, -1).tolist()))
+        if len(self._ids) + len(ids) > self._remember:
+            self._ids = ids  # crude but bounded; refilled by the next requests
+        else:
+            self._ids.update(ids)
+        return ids
 
     def terms(self, tokens):
         counts = Counter(tokens)
-        unseen = [word for word in counts if word not in self._ids]
-        if unseen:
-            self._look_up(unseen)
-        ids = self._ids
-        pairs = sorted((ids.get(word, -1), count) for word, count in counts.items())
+        # this request's own view: another thread may swap self._ids for a new dict meanwhile
+        known = self._ids
+        unseen = [word for word in counts if word not in known]
+        found = self._look_up(unseen) if unseen else {}
+        pairs = sorted((known[word] if word in known else found[word], count) for word, count in counts.items())
         pairs = [pair for pair in pairs if pair[0] >= 0]
         return Terms(np.fromiter((i for i, _ in pairs), np.int64, len(pairs)),
                      np.fromiter((c for _, c in pairs), np.float32, len(pairs)))
@@ -224,9 +229,9 @@ class LsiEngine:
         norm = float(np.linalg.norm(vector))
         return vector / norm if norm else None
 
-    def search(self, terms, k, exclude=()):
+    def search(self, terms, k):
         vector = self.query_vector(terms)
-        return [] if vector is None else self._search_vector(vector, k, exclude)
+        return [] if vector is None else self._search_vector(vector, k, ())
 
     def search_member(self, row, k):
         return self._search_vector(np.asarray(self.vectors[row], dtype=np.float32), k, (row,))
@@ -267,9 +272,9 @@ class SparseEngine:
         self.doc_weights = mapped(root / "doc_weights.npy")
         self.size = len(self.doc_ptr) - 1
 
-    def search(self, terms, k, exclude=()):
+    def search(self, terms, k):
         ids, weights = weigh(terms, self.local, self.weights)
-        return self._search_weights(ids, weights, k, exclude)
+        return self._search_weights(ids, weights, k, ())
 
     def search_member(self, row, k):
         start, end = self.doc_ptr[row], self.doc_ptr[row + 1]
@@ -428,8 +433,15 @@ class StoreSet:
             if not force and now - self._checked < self.check_every:
                 return
             self._checked = now
+            try:
+                corpus_dirs = self._corpus_dirs()
+            except StoreError as exc:
+                if force:
+                    raise
+                log.error("%s; serving the stores already open", exc)  # MODEL_STORE gone while serving
+                return
             stores = {}
-            for name, corpus_dir in self._corpus_dirs().items():
+            for name, corpus_dir in corpus_dirs.items():
                 try:
                     version_dir = current_version_dir(corpus_dir)
                 except StoreError:
@@ -440,17 +452,19 @@ class StoreSet:
                 if old is not None and (version_dir is None or old.path == version_dir):
                     stores[name] = old
                 elif version_dir is not None:
-                    stores[name] = Store(version_dir) if force else self._try_open(version_dir, old)
+                    store = Store(version_dir) if force else self._try_open(version_dir, old)
+                    if store is not None:
+                        stores[name] = store
             self._stores = stores
 
     @staticmethod
     def _try_open(version_dir, old):
-        # a broken new version must not take a serving corpus down: keep the old one
+        # a broken new version must not take a serving corpus down (nor fail the request that
+        # happened to check): keep the old one, or none for a corpus that is new
         try:
             return Store(version_dir)
-        except StoreError:
-            if old is None:
-                raise
+        except StoreError as exc:
+            log.error("%s; %s", exc, "still serving the previous version" if old else "corpus not served")
             return old
 
     def get(self, name):

@@ -59,7 +59,7 @@ def lim(srv=None, *extra_hosts, **kw) -> FetchLimits:
     return FetchLimits(allow_private_hosts=frozenset(hosts), **kw)
 
 
-def fails(url, limits, code, status=None) -> FetchError:
+def assert_fetch_fails(url, limits, code, status=None) -> FetchError:
     with pytest.raises(FetchError) as info:
         fetch_page(url, limits)
     err = info.value
@@ -162,7 +162,7 @@ LOOPBACK_SPELLINGS = [
 @pytest.mark.parametrize("template,code", LOOPBACK_SPELLINGS)
 def test_loopback_spellings_are_refused_before_connecting(template, code, canary):
     url = template.format(p=canary.port)
-    err = fails(url, FetchLimits(connect_timeout=1, read_timeout=1, deadline=2), code, 403 if code == FORBIDDEN else 400)
+    err = assert_fetch_fails(url, FetchLimits(connect_timeout=1, read_timeout=1, deadline=2), code, 403 if code == FORBIDDEN else 400)
     assert canary.hits == []
     assert "127.0.0.1" not in err.message or "address 127.0.0.1" in err.message
 
@@ -172,7 +172,7 @@ def test_loopback_spellings_are_refused_before_connecting(template, code, canary
     ["http://127.0.0.2:{p}/", "http://2130706434:{p}/", "http://127.2:{p}/", "http://0x7f000002:{p}/", "http://[::ffff:127.0.0.2]:{p}/"],
 )
 def test_other_loopback_address_is_refused(template, canary2):
-    fails(template.format(p=canary2.port), FetchLimits(deadline=2), FORBIDDEN, 403)
+    assert_fetch_fails(template.format(p=canary2.port), FetchLimits(deadline=2), FORBIDDEN, 403)
     assert canary2.hits == []
 
 
@@ -181,7 +181,7 @@ def test_other_loopback_address_is_refused(template, canary2):
     ["http://[::1]:{p}/", "http://[0:0:0:0:0:0:0:1]:{p}/", "http://[0::1]:{p}/", "http://[::0001]:{p}/", "http://[::]:{p}/"],
 )
 def test_ipv6_loopback_is_refused(template, canary6):
-    fails(template.format(p=canary6.port), FetchLimits(deadline=2), FORBIDDEN, 403)
+    assert_fetch_fails(template.format(p=canary6.port), FetchLimits(deadline=2), FORBIDDEN, 403)
     assert canary6.hits == []
 
 
@@ -199,14 +199,14 @@ NON_PUBLIC = [
 
 @pytest.mark.parametrize("host", NON_PUBLIC)
 def test_non_public_addresses_are_refused(host, tripwire):
-    err = fails(f"http://{host}/latest/meta-data/", FetchLimits(deadline=2), FORBIDDEN, 403)
+    err = assert_fetch_fails(f"http://{host}/latest/meta-data/", FetchLimits(deadline=2), FORBIDDEN, 403)
     assert tripwire == []
     assert "not a public address" in err.message
 
 
 @pytest.mark.parametrize("name", ["metadata", "intranet", "printer"])
 def test_single_label_host_names_are_refused(name):
-    fails(f"http://{name}/", FetchLimits(deadline=2), FORBIDDEN, 403)
+    assert_fetch_fails(f"http://{name}/", FetchLimits(deadline=2), FORBIDDEN, 403)
 
 
 @pytest.mark.parametrize(
@@ -228,7 +228,7 @@ def test_address_classifier(ip, public):
 
 def test_canary_sees_a_connection_when_its_host_is_allowed(canary):
     # Proves the canaries would catch a connection: allow 127.0.0.1 on any port.
-    err = fails(canary.url("/"), lim(None, "127.0.0.1"), "upstream_unreachable", 502)
+    err = assert_fetch_fails(canary.url("/"), lim(None, "127.0.0.1"), "upstream_unreachable", 502)
     assert len(canary.hits) == 1
     assert "127.0.0.1" in err.message  # the caller's own literal, not a DNS answer
 
@@ -237,17 +237,17 @@ def test_canary2_and_canary6_see_allowed_connections(request):
     if HAS_127_2:
         c2 = request.getfixturevalue("canary2")
         c2.reset()
-        fails(c2.url("/"), lim(None, "127.0.0.2"), "upstream_unreachable")
+        assert_fetch_fails(c2.url("/"), lim(None, "127.0.0.2"), "upstream_unreachable")
         assert len(c2.hits) == 1
     if HAS_V6:
         c6 = request.getfixturevalue("canary6")
         c6.reset()
-        fails(c6.url("/"), lim(None, "::1"), "upstream_unreachable")
+        assert_fetch_fails(c6.url("/"), lim(None, "::1"), "upstream_unreachable")
         assert len(c6.hits) == 1
 
 
 def test_allow_entry_with_port_allows_only_that_port(srv, canary):
-    fails(canary.url("/"), lim(srv), FORBIDDEN, 403)  # same host, other port
+    assert_fetch_fails(canary.url("/"), lim(srv), FORBIDDEN, 403)  # same host, other port
     assert canary.hits == []
     assert fetch_page(srv.url("/page"), lim(srv)).status == 200
 
@@ -259,7 +259,7 @@ def test_allow_entry_with_port_allows_only_that_port(srv, canary):
 def test_redirect_to_loopback_canary_is_refused(code, srv, canary):
     srv.clear()
     url = srv.url(hs.redirect_path(canary.url("/x"), code))
-    fails(url, lim(srv), FORBIDDEN, 403)
+    assert_fetch_fails(url, lim(srv), FORBIDDEN, 403)
     assert canary.hits == []
     assert len(srv.requests) == 1
 
@@ -273,7 +273,7 @@ def test_redirect_to_loopback_canary_is_refused(code, srv, canary):
     ],
 )
 def test_redirect_to_other_private_spellings_is_refused(to, srv, canary):
-    fails(srv.url(hs.redirect_path(to.format(p=canary.port))), lim(srv), FORBIDDEN, 403)
+    assert_fetch_fails(srv.url(hs.redirect_path(to.format(p=canary.port))), lim(srv), FORBIDDEN, 403)
     assert canary.hits == []
 
 
@@ -286,7 +286,7 @@ def test_redirect_to_other_private_spellings_is_refused(to, srv, canary):
     ],
 )
 def test_redirect_to_bad_url_is_refused(to, srv, canary):
-    err = fails(srv.url(hs.redirect_path(to.format(p=canary.port))), lim(srv), INVALID, 400)
+    err = assert_fetch_fails(srv.url(hs.redirect_path(to.format(p=canary.port))), lim(srv), INVALID, 400)
     assert "redirected" in err.message
     assert canary.hits == []
 
@@ -294,17 +294,17 @@ def test_redirect_to_bad_url_is_refused(to, srv, canary):
 def test_redirect_to_same_server_under_another_name_is_refused(srv):
     srv.clear()
     to = f"http://localhost:{srv.port}/page"  # only 127.0.0.1:<port> is allowed
-    fails(srv.url(hs.redirect_path(to)), lim(srv), FORBIDDEN)
+    assert_fetch_fails(srv.url(hs.redirect_path(to)), lim(srv), FORBIDDEN)
     assert len(srv.requests) == 1
 
 
 def test_redirect_to_ipv6_loopback_is_refused(srv, canary6):
-    fails(srv.url(hs.redirect_path(canary6.url("/"))), lim(srv), FORBIDDEN)
+    assert_fetch_fails(srv.url(hs.redirect_path(canary6.url("/"))), lim(srv), FORBIDDEN)
     assert canary6.hits == []
 
 
 def test_redirect_to_127_0_0_2_is_refused(srv, canary2):
-    fails(srv.url(hs.redirect_path(canary2.url("/"))), lim(srv), FORBIDDEN)
+    assert_fetch_fails(srv.url(hs.redirect_path(canary2.url("/"))), lim(srv), FORBIDDEN)
     assert canary2.hits == []
 
 
@@ -321,12 +321,12 @@ def test_redirect_chain_at_the_cap_is_followed(srv):
 
 @pytest.mark.parametrize("path,max_redirects", [("/chain?n=6", 5), ("/chain?n=3", 2), ("/chain?n=1", 0), ("/loop", 5), ("/ping", 5)])
 def test_redirect_cap_and_loops(path, max_redirects, srv):
-    err = fails(srv.url(path), lim(srv, max_redirects=max_redirects), "too_many_redirects", 422)
+    err = assert_fetch_fails(srv.url(path), lim(srv, max_redirects=max_redirects), "too_many_redirects", 422)
     assert str(max_redirects) in err.message
 
 
 def test_redirect_without_location(srv):
-    fails(srv.url("/redirect?nolocation=1"), lim(srv), "upstream_invalid_response", 502)
+    assert_fetch_fails(srv.url("/redirect?nolocation=1"), lim(srv), "upstream_invalid_response", 502)
 
 
 # --------------------------------------------------------------------------- allowed domains
@@ -342,7 +342,7 @@ def test_allowed_domains_refuse_others_before_dns_or_connect(url, monkeypatch, c
     real = socket.getaddrinfo
     monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
     limits = FetchLimits(allowed_domains=frozenset({"example.com"}), allow_private_hosts=frozenset({"localhost", "127.0.0.1"}))
-    fails(url.format(p=canary.port), limits, "domain_not_allowed", 403)
+    assert_fetch_fails(url.format(p=canary.port), limits, "domain_not_allowed", 403)
     assert calls == [] and canary.hits == []
 
 
@@ -359,7 +359,7 @@ def test_allowed_domains_refuse_others_before_dns_or_connect(url, monkeypatch, c
 )
 def test_allowed_domains_allow_subdomains(url, domains):
     # Passing the domain gate reaches DNS, which fails for .invalid: 422, not 403.
-    fails(url, FetchLimits(allowed_domains=frozenset(domains), deadline=3), "unresolvable_host", 422)
+    assert_fetch_fails(url, FetchLimits(allowed_domains=frozenset(domains), deadline=3), "unresolvable_host", 422)
 
 
 def test_allowed_domain_fetch_and_redirect_out_of_it(srv, canary):
@@ -368,7 +368,7 @@ def test_allowed_domain_fetch_and_redirect_out_of_it(srv, canary):
     )
     page = fetch_page(f"http://localhost:{srv.port}/page", limits)
     assert page.status == 200
-    fails(f"http://localhost:{srv.port}" + hs.redirect_path(canary.url("/")), limits, "domain_not_allowed", 403)
+    assert_fetch_fails(f"http://localhost:{srv.port}" + hs.redirect_path(canary.url("/")), limits, "domain_not_allowed", 403)
     assert canary.hits == []
 
 
@@ -376,7 +376,7 @@ def test_allowed_domain_fetch_and_redirect_out_of_it(srv, canary):
 
 
 def test_unresolvable_host():
-    err = fails("http://no-such-host.invalid/", FetchLimits(deadline=3), "unresolvable_host", 422)
+    err = assert_fetch_fails("http://no-such-host.invalid/", FetchLimits(deadline=3), "unresolvable_host", 422)
     assert "no-such-host.invalid" in err.message
 
 
@@ -398,7 +398,7 @@ def test_dns_rebinding_connection_goes_to_the_checked_address(monkeypatch):
 
 def test_dns_answer_with_loopback_is_refused_without_leaking_it(monkeypatch, canary):
     FakeDNS(monkeypatch, {"evil.test": ["127.0.0.1"]})
-    err = fails(f"http://evil.test:{canary.port}/", FetchLimits(), FORBIDDEN, 403)
+    err = assert_fetch_fails(f"http://evil.test:{canary.port}/", FetchLimits(), FORBIDDEN, 403)
     assert "127.0.0.1" not in err.message and "non-public" in err.message
     assert canary.hits == []
 
@@ -410,7 +410,7 @@ def test_dns_answer_with_loopback_is_refused_without_leaking_it(monkeypatch, can
 )
 def test_every_resolved_address_is_checked(answer, monkeypatch, canary, tripwire):
     FakeDNS(monkeypatch, {"mixed.test": answer})
-    err = fails(f"http://mixed.test:{canary.port}/", FetchLimits(), FORBIDDEN, 403)
+    err = assert_fetch_fails(f"http://mixed.test:{canary.port}/", FetchLimits(), FORBIDDEN, 403)
     for ip in answer:
         assert ip not in err.message
     assert canary.hits == [] and tripwire == []
@@ -418,7 +418,7 @@ def test_every_resolved_address_is_checked(answer, monkeypatch, canary, tripwire
 
 def test_redirect_to_a_name_resolving_to_loopback_is_refused(monkeypatch, srv, canary):
     dns = FakeDNS(monkeypatch, {"attacker.test": ["127.0.0.1"]})
-    fails(srv.url(hs.redirect_path(f"http://attacker.test:{canary.port}/")), lim(srv), FORBIDDEN)
+    assert_fetch_fails(srv.url(hs.redirect_path(f"http://attacker.test:{canary.port}/")), lim(srv), FORBIDDEN)
     assert dns.calls == ["attacker.test"] and canary.hits == []
 
 
@@ -433,7 +433,7 @@ def test_next_checked_address_is_tried_when_the_first_refuses(monkeypatch, srv):
 def test_slow_dns_is_bounded_by_the_deadline(monkeypatch):
     FakeDNS(monkeypatch, {"slow.test": ["127.0.0.1"]}, delay=3.0)
     start = time.monotonic()
-    fails("http://slow.test/", FetchLimits(deadline=0.5), "upstream_timeout", 504)
+    assert_fetch_fails("http://slow.test/", FetchLimits(deadline=0.5), "upstream_timeout", 504)
     assert time.monotonic() - start < 1.5
 
 
@@ -550,7 +550,7 @@ SLOW_SERVERS = [
 @pytest.mark.parametrize("path,limits", [case[1:] for case in SLOW_SERVERS], ids=[case[0] for case in SLOW_SERVERS])
 def test_slow_servers_are_cut_off(srv, path, limits):
     start = time.monotonic()
-    fails(srv.url(path), lim(srv, **limits), "upstream_timeout", 504)
+    assert_fetch_fails(srv.url(path), lim(srv, **limits), "upstream_timeout", 504)
     allowed = min(limits.get("read_timeout", 1.0), limits["deadline"])
     assert time.monotonic() - start < allowed + 1.0
 
@@ -558,7 +558,7 @@ def test_slow_servers_are_cut_off(srv, path, limits):
 def test_connect_timeout():
     with hs.Blackhole() as hole:
         start = time.monotonic()
-        fails(hole.url(), lim(None, f"127.0.0.1:{hole.port}", connect_timeout=0.5, deadline=5), "upstream_timeout", 504)
+        assert_fetch_fails(hole.url(), lim(None, f"127.0.0.1:{hole.port}", connect_timeout=0.5, deadline=5), "upstream_timeout", 504)
         assert time.monotonic() - start < 1.6
 
 
@@ -568,7 +568,7 @@ def test_connect_timeout():
 @pytest.mark.parametrize("path", ["/endless", "/endless?chunked=1", "/endless?cl=100000000", "/huge-cl"])
 def test_endless_or_oversized_bodies(path, srv):
     start = time.monotonic()
-    fails(srv.url(path), lim(srv), "page_too_large", 422)
+    assert_fetch_fails(srv.url(path), lim(srv), "page_too_large", 422)
     assert time.monotonic() - start < 2
 
 
@@ -582,7 +582,7 @@ def test_endless_body_with_small_content_length(srv):
 
 
 def test_lying_long_content_length(srv):
-    fails(srv.url("/lying-long?cl=100000"), lim(srv), "upstream_unreachable", 502)
+    assert_fetch_fails(srv.url("/lying-long?cl=100000"), lim(srv), "upstream_unreachable", 502)
 
 
 @pytest.mark.parametrize("n,ok", [(1000, True), (1001, False)])
@@ -591,32 +591,32 @@ def test_byte_cap_boundary(n, ok, srv):
     if ok:
         assert len(fetch_page(srv.url(f"/sized?n={n}"), limits).body) == n
     else:
-        fails(srv.url(f"/sized?n={n}"), limits, "page_too_large", 422)
+        assert_fetch_fails(srv.url(f"/sized?n={n}"), limits, "page_too_large", 422)
 
 
 @pytest.mark.parametrize("enc", ["gzip", "deflate", "rawdeflate", "gzip,gzip"])
 @pytest.mark.parametrize("chunked", ["0", "1"])
 def test_decompression_bombs_hit_the_byte_cap(enc, chunked, srv):
     start = time.monotonic()
-    fails(srv.url(f"/bomb?enc={enc}&size=20000000&chunked={chunked}"), lim(srv), "page_too_large", 422)
+    assert_fetch_fails(srv.url(f"/bomb?enc={enc}&size=20000000&chunked={chunked}"), lim(srv), "page_too_large", 422)
     assert time.monotonic() - start < 2
 
 
 @pytest.mark.parametrize("enc", ["gzip", "deflate", "gzip,gzip"])
 def test_decompression_bombs_refused_by_ratio_under_a_huge_cap(enc, srv):
     start = time.monotonic()
-    err = fails(srv.url(f"/bomb?enc={enc}&size=20000000"), lim(srv, max_bytes=10**9), "page_too_large", 422)
+    err = assert_fetch_fails(srv.url(f"/bomb?enc={enc}&size=20000000"), lim(srv, max_bytes=10**9), "page_too_large", 422)
     assert "bomb" in err.message
     assert time.monotonic() - start < 2
 
 
 def test_corrupt_gzip(srv):
-    fails(srv.url("/bad-gzip"), lim(srv), "upstream_invalid_response", 502)
+    assert_fetch_fails(srv.url("/bad-gzip"), lim(srv), "upstream_invalid_response", 502)
 
 
 @pytest.mark.parametrize("enc", ["br", "zstd", "compress"])
 def test_unrequested_content_encoding(enc, srv):
-    fails(srv.url(f"/encoding?enc={enc}"), lim(srv), "upstream_invalid_response", 502)
+    assert_fetch_fails(srv.url(f"/encoding?enc={enc}"), lim(srv), "upstream_invalid_response", 502)
 
 
 # --------------------------------------------------------------------------- content types and statuses
@@ -627,29 +627,29 @@ def test_unrequested_content_encoding(enc, srv):
            "application/javascript", "text/htmlx", "none", "video/mp4"],
 )
 def test_refused_content_types(ct, srv):
-    fails(srv.url(f"/ctype?ct={requests.utils.quote(ct, safe='')}"), lim(srv), "unsupported_content_type", 415)
+    assert_fetch_fails(srv.url(f"/ctype?ct={requests.utils.quote(ct, safe='')}"), lim(srv), "unsupported_content_type", 415)
 
 
 def test_binary_body_is_not_read(srv):
     start = time.monotonic()
-    fails(srv.url("/binary?ct=image/png"), lim(srv, read_timeout=3, deadline=5), "unsupported_content_type", 415)
+    assert_fetch_fails(srv.url("/binary?ct=image/png"), lim(srv, read_timeout=3, deadline=5), "unsupported_content_type", 415)
     assert time.monotonic() - start < 1
 
 
 @pytest.mark.parametrize("code,status", [(404, 422), (410, 422), (403, 422), (500, 502), (503, 502)])
 def test_upstream_status(code, status, srv):
-    err = fails(srv.url(f"/status?code={code}"), lim(srv), "upstream_status", status)
+    err = assert_fetch_fails(srv.url(f"/status?code={code}"), lim(srv), "upstream_status", status)
     assert str(code) in err.message
 
 
 def test_error_page_body_is_not_read(srv):
     start = time.monotonic()
-    fails(srv.url("/error-big"), lim(srv), "upstream_status", 422)
+    assert_fetch_fails(srv.url("/error-big"), lim(srv), "upstream_status", 422)
     assert time.monotonic() - start < 1
 
 
 def test_not_modified_is_not_a_page(srv):
-    fails(srv.url("/status?code=304"), lim(srv), "upstream_invalid_response", 502)
+    assert_fetch_fails(srv.url("/status?code=304"), lim(srv), "upstream_invalid_response", 502)
 
 
 # --------------------------------------------------------------------------- connection failures and TLS
@@ -657,17 +657,17 @@ def test_not_modified_is_not_a_page(srv):
 
 def test_refused_port():
     port = hs.refused_port()
-    err = fails(f"http://127.0.0.1:{port}/", lim(None, f"127.0.0.1:{port}"), "upstream_unreachable", 502)
+    err = assert_fetch_fails(f"http://127.0.0.1:{port}/", lim(None, f"127.0.0.1:{port}"), "upstream_unreachable", 502)
     assert "refused" in err.message
 
 
 @pytest.mark.parametrize("path,code", [("/reset", "upstream_unreachable"), ("/close", "upstream_unreachable"), ("/garbage", "upstream_invalid_response")])
 def test_broken_connections(path, code, srv):
-    fails(srv.url(path), lim(srv), code, 502)
+    assert_fetch_fails(srv.url(path), lim(srv), code, 502)
 
 
 def test_https_to_a_plain_http_server_is_a_tls_error(srv):
-    fails(f"https://127.0.0.1:{srv.port}/page", lim(srv), "upstream_tls_error", 502)
+    assert_fetch_fails(f"https://127.0.0.1:{srv.port}/page", lim(srv), "upstream_tls_error", 502)
 
 
 @pytest.fixture(scope="module")
@@ -690,18 +690,18 @@ def test_https_certificate_is_checked_against_the_name_not_the_ip(tls_files, mon
     monkeypatch.setattr(fetch_module, "_TLS_VERIFY", tls_files["ca"])
     with hs.HostileServer("127.0.0.1", tls=(tls_files["cert"], tls_files["key"])) as server:
         # The certificate is for "localhost"; asking for 127.0.0.1 must fail verification.
-        fails(f"https://127.0.0.1:{server.port}/page", lim(None, "127.0.0.1"), "upstream_tls_error", 502)
+        assert_fetch_fails(f"https://127.0.0.1:{server.port}/page", lim(None, "127.0.0.1"), "upstream_tls_error", 502)
 
 
 def test_https_untrusted_certificate(tls_files, monkeypatch):
     monkeypatch.setattr(fetch_module, "_TLS_VERIFY", tls_files["ca"])
     with hs.HostileServer("127.0.0.1", tls=(tls_files["self_cert"], tls_files["self_key"])) as server:
-        fails(f"https://localhost:{server.port}/page", lim(None, "localhost"), "upstream_tls_error", 502)
+        assert_fetch_fails(f"https://localhost:{server.port}/page", lim(None, "localhost"), "upstream_tls_error", 502)
 
 
 def test_https_default_trust_store_refuses_a_private_ca(tls_files):
     with hs.HostileServer("127.0.0.1", tls=(tls_files["cert"], tls_files["key"])) as server:
-        fails(f"https://localhost:{server.port}/page", lim(None, "localhost"), "upstream_tls_error", 502)
+        assert_fetch_fails(f"https://localhost:{server.port}/page", lim(None, "localhost"), "upstream_tls_error", 502)
 
 
 # --------------------------------------------------------------------------- invalid URLs
@@ -723,14 +723,14 @@ def test_https_default_trust_store_refuses_a_private_ca(tls_files):
     ],
 )
 def test_invalid_urls(url, tripwire):
-    fails(url, FetchLimits(deadline=2), INVALID, 400)
+    assert_fetch_fails(url, FetchLimits(deadline=2), INVALID, 400)
 
 
 def test_url_of_exactly_2048_characters_is_accepted():
     base = "http://a.invalid/"
     url = base + "a" * (2048 - len(base))
     assert len(url) == 2048
-    fails(url, FetchLimits(deadline=3), "unresolvable_host", 422)
+    assert_fetch_fails(url, FetchLimits(deadline=3), "unresolvable_host", 422)
 
 
 def test_idna_host_is_encoded(monkeypatch, srv):
@@ -785,12 +785,12 @@ def test_env_corpus_domains():
 def test_env_allowed_domains_dot_allows_nothing_and_addresses_are_exact(canary):
     limits = FetchLimits.from_env({"FETCH_ALLOWED_DOMAINS": "."})
     assert limits.allowed_domains == frozenset()
-    fails("http://example.invalid/", limits, "domain_not_allowed", 403)
+    assert_fetch_fails("http://example.invalid/", limits, "domain_not_allowed", 403)
     limits = FetchLimits.from_env({"FETCH_ALLOWED_DOMAINS": "127.0.0.1, [::1], 2606:4700::1111"})
     assert limits.allowed_domains == {"127.0.0.1", "[::1]", "[2606:4700::1111]"}
     # The gate lets the listed address through; the address check still refuses it.
-    fails(canary.url("/"), limits, FORBIDDEN, 403)
-    fails("http://127.0.0.2/", limits, "domain_not_allowed", 403)
+    assert_fetch_fails(canary.url("/"), limits, FORBIDDEN, 403)
+    assert_fetch_fails("http://127.0.0.2/", limits, "domain_not_allowed", 403)
     assert canary.hits == []
 
 

@@ -87,7 +87,7 @@ def lenient(base_env, srv, pages, blackhole, refused):
     return make_client({**base_env, "FETCH_ALLOW_PRIVATE_HOSTS": ",".join(allowed)})
 
 
-def error_of(response, status, code):
+def assert_error(response, status, code):
     """Assert a JSON error answer with this status and code (``code`` may be a set)."""
     assert response.status_code == status, response.get_data(as_text=True)[:400]
     assert response.mimetype == "application/json"
@@ -110,13 +110,13 @@ STATUS_OF = {"forbidden_address": 403, "invalid_url": 400}
 @pytest.mark.parametrize("method", ["GET", "POST"])
 @pytest.mark.parametrize("template,code", LOOPBACK_SPELLINGS)
 def test_loopback_url_forms_are_refused_and_never_connect(strict, canary, method, template, code):
-    error_of(ask(strict, method, template.format(p=canary.port)), STATUS_OF[code], code)
+    assert_error(ask(strict, method, template.format(p=canary.port)), STATUS_OF[code], code)
     assert canary.hits == []
 
 
 @pytest.mark.parametrize("host", NON_PUBLIC)
 def test_non_public_addresses_are_refused(strict, tripwire, host):
-    error_of(ask(strict, "GET", f"http://{host}/latest/meta-data/"), 403, "forbidden_address")
+    assert_error(ask(strict, "GET", f"http://{host}/latest/meta-data/"), 403, "forbidden_address")
     assert tripwire == []
 
 
@@ -125,7 +125,7 @@ def test_ipv6_loopback_is_refused(strict, template):
     if not HAS_V6:
         pytest.skip("no IPv6 loopback here")
     with hs.Canary("::1") as six:
-        error_of(ask(strict, "GET", template.format(p=six.port)), 403, "forbidden_address")
+        assert_error(ask(strict, "GET", template.format(p=six.port)), 403, "forbidden_address")
         assert six.hits == []
 
 
@@ -134,7 +134,7 @@ def test_other_loopback_addresses_are_refused(strict, template):
     if not HAS_127_2:
         pytest.skip("127.0.0.2 is not bindable here")
     with hs.Canary("127.0.0.2") as two:
-        error_of(ask(strict, "GET", template.format(p=two.port)), 403, "forbidden_address")
+        assert_error(ask(strict, "GET", template.format(p=two.port)), 403, "forbidden_address")
         assert two.hits == []
 
 
@@ -145,13 +145,13 @@ def test_other_loopback_addresses_are_refused(strict, template):
     "http://example.com/" + "a" * 2100,
 ])
 def test_non_http_and_malformed_urls_are_400(strict, tripwire, url):
-    error_of(ask(strict, "GET", url), 400, "invalid_url")
+    assert_error(ask(strict, "GET", url), 400, "invalid_url")
     assert tripwire == []
 
 
 def test_corpus_member_spelled_with_credentials_is_not_a_member(strict, canary):
     # Host part is the canary, user part the corpus's host: refused before connecting.
-    error_of(ask(strict, "GET", f"https://en.wikipedia.org@127.0.0.1:{canary.port}/wiki/Apollo_11"), 400, "invalid_url")
+    assert_error(ask(strict, "GET", f"https://en.wikipedia.org@127.0.0.1:{canary.port}/wiki/Apollo_11"), 400, "invalid_url")
     assert canary.hits == []
 
 
@@ -159,7 +159,7 @@ def test_corpus_member_spelled_with_credentials_is_not_a_member(strict, canary):
 @pytest.mark.parametrize("code", [301, 302, 303, 307, 308])
 def test_redirect_to_the_canary_is_refused(lenient, srv, canary, code):
     srv.clear()
-    error_of(ask(lenient, "GET", srv.url(hs.redirect_path(canary.url("/admin"), code))), 403, "forbidden_address")
+    assert_error(ask(lenient, "GET", srv.url(hs.redirect_path(canary.url("/admin"), code))), 403, "forbidden_address")
     assert canary.hits == []
     assert len(srv.requests) == 1
 
@@ -177,13 +177,13 @@ def test_redirect_to_the_canary_is_refused(lenient, srv, canary, code):
     ("http://example.com@127.0.0.1:{p}/", 400, "invalid_url"),
 ])
 def test_redirect_to_other_private_targets_is_refused(lenient, srv, canary, tripwire, to, status, code):
-    error_of(ask(lenient, "GET", srv.url(hs.redirect_path(to.format(p=canary.port)))), status, code)
+    assert_error(ask(lenient, "GET", srv.url(hs.redirect_path(to.format(p=canary.port)))), status, code)
     assert canary.hits == [] and tripwire == []
 
 
 def test_allowed_test_server_does_not_open_other_ports_on_its_host(lenient, canary):
     """The exemption names host:port: the canary on the same host stays forbidden."""
-    error_of(ask(lenient, "GET", canary.url("/")), 403, "forbidden_address")
+    assert_error(ask(lenient, "GET", canary.url("/")), 403, "forbidden_address")
     assert canary.hits == []
 
 
@@ -238,17 +238,17 @@ def _bombs_ready():
 @pytest.mark.parametrize("path,status,code", HOSTILE_PAGES)
 def test_hostile_pages_get_a_bounded_clear_answer(lenient, srv, _bombs_ready, path, status, code):
     started = time.monotonic()
-    error_of(ask(lenient, "GET", srv.url(path)), status, code)
+    assert_error(ask(lenient, "GET", srv.url(path)), status, code)
     assert time.monotonic() - started < BOUNDED
 
 
 def test_unreachable_port_is_a_502(lenient, refused):
-    error_of(ask(lenient, "GET", f"http://127.0.0.1:{refused}/"), 502, "upstream_unreachable")
+    assert_error(ask(lenient, "GET", f"http://127.0.0.1:{refused}/"), 502, "upstream_unreachable")
 
 
 def test_connect_that_never_completes_is_a_504(lenient, blackhole):
     started = time.monotonic()
-    error_of(ask(lenient, "POST", blackhole.url("/")), 504, "upstream_timeout")
+    assert_error(ask(lenient, "POST", blackhole.url("/")), 504, "upstream_timeout")
     assert time.monotonic() - started < BOUNDED
 
 
@@ -258,7 +258,7 @@ def test_compressed_small_pages_are_read(lenient, srv, path):
     response = ask(lenient, "GET", srv.url(path))
     assert response.status_code in (200, 422), response.get_data(as_text=True)
     if response.status_code == 422:
-        error_of(response, 422, "no_article_text")
+        assert_error(response, 422, "no_article_text")
 
 
 # --------------------------------------------------------------------------- broken HTML, bad encodings
@@ -334,7 +334,7 @@ def test_broken_html_and_bad_encodings_never_fail(lenient, pages, name, body, co
     else:
         assert response.status_code in (200, 422), response.get_data(as_text=True)[:400]
         if response.status_code == 422:
-            error_of(response, 422, "no_article_text")
+            assert_error(response, 422, "no_article_text")
         else:
             assert isinstance(response.get_json()["results"], list)
 
@@ -347,6 +347,8 @@ BAD_QUERY_STRINGS = [
     ("text=moon&k=", 400, "invalid_parameter"),
     ("text=moon&k=5.5", 400, "invalid_parameter"),
     ("text=moon&k=99999999999999999999999999", 400, "invalid_parameter"),
+    ("text=moon&k=%C2%B2", 400, "invalid_parameter"),  # "²": a digit to str.isdigit(), not to int()
+    ("text=moon&k=" + "9" * 5000, 400, "invalid_parameter"),
     ("text=moon&k=%00", 400, "invalid_parameter"),
     ("text=moon&k=inf", 400, "invalid_parameter"),
     ("text=moon&min_score=-inf", 400, "invalid_parameter"),
@@ -385,7 +387,7 @@ BAD_QUERY_STRINGS = [
 
 @pytest.mark.parametrize("query,status,code", BAD_QUERY_STRINGS)
 def test_abusive_query_strings_get_a_clear_4xx(strict, query, status, code):
-    error_of(strict.get("/?" + query), status, code)
+    assert_error(strict.get("/?" + query), status, code)
 
 
 @pytest.mark.parametrize("query", [
@@ -399,13 +401,13 @@ def test_odd_but_valid_query_strings_are_answered(strict, query):
 
 
 def test_query_string_over_the_limit_is_a_414(strict):
-    error_of(strict.get("/?text=" + "moon+" * 4000), 414, "query_too_long")
+    assert_error(strict.get("/?text=" + "moon+" * 4000), 414, "query_too_long")
 
 
 def test_many_unknown_parameters_are_one_clear_400(strict):
     query = "&".join(f"p{i}=1" for i in range(1500))
     assert len(query) < 16_384
-    error_of(strict.get("/?text=moon&" + query), 400, "unknown_parameter")
+    assert_error(strict.get("/?text=moon&" + query), 400, "unknown_parameter")
 
 
 # --------------------------------------------------------------------------- parameters: JSON bodies
@@ -424,6 +426,7 @@ BAD_BODIES = [
     ("k_1e400", b'{"text": "moon", "k": 1e400}', 400, "invalid_parameter"),
     ("k_huge_int", b'{"text": "moon", "k": 123456789012345678901234567890}', 400, "invalid_parameter"),
     ("k_5000_digits", b'{"text": "moon", "k": ' + b"9" * 5000 + b"}", 400, "invalid_json"),
+    ("min_score_400_digits", b'{"text": "moon", "min_score": 1' + b"0" * 400 + b"}", 400, "invalid_parameter"),
     ("k_null", b'{"text": "moon", "k": null}', 400, "invalid_parameter"),
     ("k_list", b'{"text": "moon", "k": [5]}', 400, "invalid_parameter"),
     ("k_negative_zero", b'{"text": "moon", "k": -0.0}', 400, "invalid_parameter"),
@@ -464,7 +467,7 @@ BAD_BODIES = [
 
 @pytest.mark.parametrize("name,body,status,code", BAD_BODIES, ids=[case[0] for case in BAD_BODIES])
 def test_abusive_json_bodies_get_a_clear_4xx(strict, name, body, status, code):
-    error_of(strict.post("/", data=body, content_type="application/json"), status, code)
+    assert_error(strict.post("/", data=body, content_type="application/json"), status, code)
 
 
 @pytest.mark.parametrize("name,body,content_type", [
@@ -487,13 +490,13 @@ def test_odd_but_valid_bodies_are_answered(strict, name, body, content_type):
                                           "multipart/form-data; boundary=x", "application/x-www-form-urlencoded"])
 def test_other_media_types_are_415(strict, content_type):
     kwargs = {"content_type": content_type} if content_type else {}
-    error_of(strict.post("/", data=b'{"text": "moon"}', **kwargs), 415, "unsupported_media_type")
+    assert_error(strict.post("/", data=b'{"text": "moon"}', **kwargs), 415, "unsupported_media_type")
 
 
 def test_declared_length_over_the_limit_is_refused_before_reading(strict):
     response = strict.post("/", data=b'{"text": "moon"}', content_type="application/json",
                            environ_overrides={"CONTENT_LENGTH": str(10**12)})
-    error_of(response, 413, "body_too_large")
+    assert_error(response, 413, "body_too_large")
 
 
 @pytest.mark.parametrize("method,content_type", [("POST", "text/plain"), ("GET", None), ("POST", "application/json")])
@@ -531,7 +534,7 @@ def test_unread_body_is_never_read_after_the_answer(strict, method, content_type
     ("GET", "/click/", 400, "invalid_click_link"),
 ])
 def test_odd_methods_and_paths_are_json(strict, method, path, status, code):
-    error_of(strict.open(path, method=method), status, code)
+    assert_error(strict.open(path, method=method), status, code)
 
 
 @pytest.mark.parametrize("path", ["//", "//evil.example/", "///evil.example/x", "/\\evil.example/"])
@@ -556,9 +559,9 @@ def click(client, path, args):
     return client.get(path + "?" + (args if isinstance(args, str) else urlencode(args)))
 
 
-def refused_click(response, status, code):
+def assert_click_refused(response, status, code):
     assert "Location" not in response.headers
-    return error_of(response, status, code)
+    return assert_error(response, status, code)
 
 
 def altered(value):
@@ -573,20 +576,20 @@ def test_genuine_link_redirects(strict, link):
 @pytest.mark.parametrize("field", ["r", "c", "e", "k", "d", "u", "t", "s"])
 def test_every_altered_field_is_403(strict, link, field):
     path, args = link
-    refused_click(click(strict, path, {**args, field: altered(args[field])}), 403, "invalid_click_signature")
+    assert_click_refused(click(strict, path, {**args, field: altered(args[field])}), 403, "invalid_click_signature")
 
 
 @pytest.mark.parametrize("field", ["r", "c", "e", "k", "d", "u", "t", "s"])
 def test_every_missing_field_is_400(strict, link, field):
     path, args = link
-    refused_click(click(strict, path, {k: v for k, v in args.items() if k != field}), 400, "invalid_click_link")
+    assert_click_refused(click(strict, path, {k: v for k, v in args.items() if k != field}), 400, "invalid_click_link")
 
 
 @pytest.mark.parametrize("field", ["r", "u", "s"])
 def test_repeated_fields_are_400(strict, link, field):
     path, args = link
     query = urlencode(args) + "&" + urlencode({field: args[field]})
-    refused_click(click(strict, path, query), 400, "invalid_click_link")
+    assert_click_refused(click(strict, path, query), 400, "invalid_click_link")
 
 
 @pytest.mark.parametrize("name,change", [
@@ -600,21 +603,21 @@ def test_repeated_fields_are_400(strict, link, field):
 ])
 def test_mangled_signatures_are_403(strict, link, name, change):
     path, args = link
-    refused_click(click(strict, path, {**args, "s": change(args["s"])}), 403, "invalid_click_signature")
+    assert_click_refused(click(strict, path, {**args, "s": change(args["s"])}), 403, "invalid_click_signature")
 
 
 @pytest.mark.parametrize("target", ["https://evil.example/", "javascript:alert(1)", "//evil.example/",
                                     "http://127.0.0.1/admin", "https://en.wikipedia.org.evil.example/"])
 def test_swapped_target_is_never_followed(strict, link, target):
     path, args = link
-    refused_click(click(strict, path, {**args, "u": target}), 403, "invalid_click_signature")
+    assert_click_refused(click(strict, path, {**args, "u": target}), 403, "invalid_click_signature")
 
 
 def test_link_signed_with_another_key_is_403(strict, link):
     path, args = link
     forged = clicks.Click(args["r"], args["c"], args["e"], int(args["k"]), args["d"], "https://evil.example/",
                           int(args["t"]))
-    refused_click(click(strict, path, clicks.sign(b"not-the-key-" + secrets.token_bytes(16), forged)), 403,
+    assert_click_refused(click(strict, path, clicks.sign(b"not-the-key-" + secrets.token_bytes(16), forged)), 403,
                   "invalid_click_signature")
 
 
@@ -626,7 +629,7 @@ def _signed(args, issued_ms):
 def test_expired_link_is_410(strict, link):
     path, args = link
     old = int(time.time() * 1000) - 31 * 86400 * 1000  # CLICK_TTL_DAYS is 30
-    refused_click(click(strict, path, _signed(args, old)), 410, "click_link_expired")
+    assert_click_refused(click(strict, path, _signed(args, old)), 410, "click_link_expired")
 
 
 def test_link_just_inside_its_lifetime_still_works(strict, link):
@@ -639,12 +642,12 @@ def test_link_just_inside_its_lifetime_still_works(strict, link):
     "", "s=", "%ff=1", "r=&c=&e=&k=&d=&u=&t=&s=", "x=" + "a" * 10000,
 ])
 def test_garbage_click_queries_are_400(strict, query):
-    refused_click(strict.get("/click?" + query), 400, "invalid_click_link")
+    assert_click_refused(strict.get("/click?" + query), 400, "invalid_click_link")
 
 
 def test_extra_parameter_is_400(strict, link):
     path, args = link
-    refused_click(click(strict, path, {**args, "next": "https://evil.example/"}), 400, "invalid_click_link")
+    assert_click_refused(click(strict, path, {**args, "next": "https://evil.example/"}), 400, "invalid_click_link")
 
 
 def test_refused_links_record_no_click(base_env):
@@ -663,6 +666,20 @@ def test_refused_links_record_no_click(base_env):
         time.sleep(0.05)
     recorded = wait_for_events(env["MONGODB"], "clicks", 1)
     assert [(c["request_id"], c["rank"]) for c in recorded] == [(args["r"], int(args["k"]))]
+
+
+# --------------------------------------------------------------------------- configuration
+@pytest.mark.parametrize("uri", ["not-a-uri", "mongodb://", "mongodb://127.0.0.1:99999/related"])
+def test_a_malformed_mongodb_uri_is_an_unreachable_database_not_a_500(base_env, uri):
+    client = make_client({**base_env, "MONGODB": uri})
+    answer = client.get("/?text=moon+landing")
+    assert answer.status_code == 200 and answer.get_json()["results"]
+    health = client.get("/healthz")
+    assert health.status_code == 200
+    assert health.get_json()["mongo"] == {"configured": True, "reachable": False}
+    assert_error(client.get("/stats"), 503, "events_unavailable")
+    dashboard = client.get("/dashboard")
+    assert dashboard.status_code == 503 and b"does not answer" in dashboard.get_data()
 
 
 # --------------------------------------------------------------------------- headers (in-process)
@@ -719,7 +736,7 @@ def raw_get(server, target, headers=b"Host: localhost\r\n"):
     return raw_request(server, b"GET " + target + b" HTTP/1.1\r\n" + headers + b"Connection: close\r\n\r\n")
 
 
-def json_error(status, head, body, want_status, want_code):
+def assert_json_error(status, head, body, want_status, want_code):
     assert status == want_status, body[:300]
     assert "application/json" in head.lower()
     assert json.loads(body)["error"]["code"] == want_code
@@ -761,7 +778,7 @@ def test_real_server_answers_hostile_pages_in_bounded_time(server, srv, _bombs_r
 
 
 def test_real_server_query_string_of_two_megabytes_is_414(server):
-    json_error(*raw_get(server, b"/?text=moon&pad=" + b"x" * 2_000_000), 414, "query_too_long")
+    assert_json_error(*raw_get(server, b"/?text=moon&pad=" + b"x" * 2_000_000), 414, "query_too_long")
 
 
 def test_real_server_chunked_body_over_the_limit_is_413(server):
@@ -769,24 +786,24 @@ def test_real_server_chunked_body_over_the_limit_is_413(server):
     body = b"".join(b"%x\r\n%s\r\n" % (len(chunk), chunk) for _ in range(12)) + b"0\r\n\r\n"
     status, head, answer = raw_request(server, b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                                        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + body)
-    json_error(status, head, answer, 413, "body_too_large")
+    assert_json_error(status, head, answer, 413, "body_too_large")
 
 
 def test_real_server_declared_length_over_the_limit_is_413_without_the_body(server):
     status, head, answer = raw_request(server, b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                                        b"Content-Length: 99999999999\r\nConnection: close\r\n\r\n{}")
-    json_error(status, head, answer, 413, "body_too_large")
+    assert_json_error(status, head, answer, 413, "body_too_large")
 
 
 @pytest.mark.parametrize("host", [b"a b", b"x/y?z", b"", b"[::1", b"localhost:99999", "\u00e9.example".encode(),
                                   b"<script>", b"evil.example:80@x"])
 def test_real_server_invalid_host_is_a_clear_400_not_a_broken_link(server, host):
-    json_error(*raw_get(server, b"/?text=moon", b"Host: " + host + b"\r\n"), 400, "invalid_host")
+    assert_json_error(*raw_get(server, b"/?text=moon", b"Host: " + host + b"\r\n"), 400, "invalid_host")
 
 
 @pytest.mark.parametrize("host", [b"a" * 64 + b".example", b"a" * 2000])
 def test_real_server_undecodable_host_is_json_too(server, host):
-    json_error(*raw_get(server, b"/healthz", b"Host: " + host + b"\r\n"), 400, "bad_request")
+    assert_json_error(*raw_get(server, b"/healthz", b"Host: " + host + b"\r\n"), 400, "bad_request")
 
 
 @pytest.mark.parametrize("host,prefix", [

@@ -92,6 +92,8 @@ def test_a_fetched_page_is_named_by_its_title(client, pages):
 @pytest.mark.parametrize("query,status,code", [
     ({"url": "", "text": ""}, 400, "missing_query"),
     ({"text": "moon", "k": "0"}, 400, "invalid_parameter"),
+    ({"text": "moon", "k": "\u00b2"}, 400, "invalid_parameter"),  # a digit to str.isdigit(), not to int()
+    ({"text": "moon", "k": "9" * 5000}, 400, "invalid_parameter"),
     ({"text": "moon", "corpus": "nope"}, 404, "unknown_corpus"),
     ({"id": "no-such-id"}, 404, "unknown_id"),
     ({"text": "zzzzqqq xxyyzz"}, 422, "no_known_words"),
@@ -219,7 +221,7 @@ def test_dashboard_filters_like_stats(client, function_env):
     assert set(chart_states(other).values()) == {"true"}
     assert other.cssselect("select[name=days] option[selected]")[0].get("value") == "7"
     assert client.get("/dashboard?days=30").status_code == 200
-    for query in ("days=abc", "days=0", "corpus=../x", "colour=blue"):
+    for query in ("days=abc", "days=0", "days=%C2%B2", "days=" + "9" * 5000, "corpus=../x", "colour=blue"):
         response = client.get("/dashboard?" + query)
         assert response.status_code == 400 and html_of(response).cssselect("[role=alert]")
         assert response.status_code == client.get("/stats?" + query).status_code

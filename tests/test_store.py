@@ -119,6 +119,26 @@ def test_rebuild_is_picked_up_without_restart_and_old_versions_pruned(records, t
     assert not first.exists() and second.exists() and third.exists()
 
 
+def test_a_store_broken_while_serving_never_fails_a_request(records, tmp_path, caplog):
+    first, _ = build([iter(records[:20])], tmp_path / "w", BuildOptions(name="w", keep_versions=3), progress=False)
+    stores = StoreSet(tmp_path, check_every=0)
+    second, _ = build([iter(records[:30])], tmp_path / "w", BuildOptions(name="w", keep_versions=3), progress=False)
+    (second / "docs.sqlite").write_bytes(b"not a database")  # a broken new version: the old one stays
+    assert stores.get("w").path == first
+    late, _ = build([iter(records[:25])], tmp_path / "late", BuildOptions(name="late"), progress=False)
+    (late / "manifest.json").unlink()  # a new corpus that cannot open: not served, nothing raised
+    assert stores.get("late") is None and stores.names() == ["w"]
+    moved = tmp_path.with_name(tmp_path.name + "-moved")
+    tmp_path.rename(moved)  # MODEL_STORE gone: the open stores keep serving
+    try:
+        assert stores.get("w").path == first and stores.get("w").size == 20
+    finally:
+        moved.rename(tmp_path)
+    messages = " ".join(record.getMessage() for record in caplog.records)
+    assert "still serving the previous version" in messages and "corpus not served" in messages
+    assert "serving the stores already open" in messages
+
+
 def test_empty_input_is_refused(tmp_path):
     with pytest.raises(StoreError, match="no usable documents"):
         build([iter([Skip("line 1", "empty text")])], tmp_path / "w", BuildOptions(name="w"), progress=False)
@@ -174,3 +194,34 @@ def test_store_verify_cli_hashes_everything(small_store):
     bad = subprocess.run([sys.executable, "-m", "function.store", "verify", str(root / "wiki")], cwd=ROOT,
                          capture_output=True, text=True)
     assert bad.returncode == 1 and "checksum" in bad.stdout
+
+
+def test_term_ids_are_right_while_threads_share_a_small_word_cache(model_store):
+    """The word -> id cache is swapped for a new dict when full; a request in another thread
+    must still see every one of its words."""
+    import threading
+
+    from function.store import Vocabulary
+    from function.tokens import tokenize
+
+    store = Store(current_version_dir(model_store / "wiki"))
+    texts = [" ".join(store.docs([row])[0].title for row in range(start, start + 8)) * 3
+             for start in range(0, 96, 8)]
+    expected = [store.vocabulary.terms(tokenize(text, store.tokenizer)) for text in texts]
+    vocabulary = Vocabulary(store.vocabulary.tokens, remember=20)  # swapped every few requests
+    wrong = []
+
+    def ask(repeats):
+        for _ in range(repeats):
+            for text, want in zip(texts, expected):
+                got = vocabulary.terms(tokenize(text, store.tokenizer))
+                if not (np.array_equal(got.ids, want.ids) and np.array_equal(got.counts, want.counts)):
+                    wrong.append(text)
+
+    threads = [threading.Thread(target=ask, args=(150,)) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(len(want) for want in expected)
+    assert wrong == []

@@ -169,10 +169,17 @@ def test_a_store_with_an_ann_index_is_updated(records, tmp_path):
     assert after.engines["lsi"].ann.ndim == before.engines["lsi"].ann.ndim == 8
     assert after.manifest["engines"]["lsi"]["ann"] == before.manifest["engines"]["lsi"]["ann"]
     lsi = after.engines["lsi"]
+    # every document of the new version is in the graph under its new row (rows were renumbered)
+    assert len(lsi.ann) == after.size and all(lsi.ann.contains(row) for row in range(after.size))
+    # and found through it: an approximate index (its graph is built by several threads, so not
+    # the same twice) finds nearly every new document's nearest neighbour
+    found = 0
     for record in records[70:]:
         row = after.row_for_id(record.id)
-        exact = np.argsort(-(lsi.vectors @ lsi.vectors[row]))[1]
-        assert lsi.search_member(row, 1)[0].row == exact
+        scores = lsi.vectors @ lsi.vectors[row]
+        scores[row] = -np.inf
+        found += lsi.search_member(row, 1)[0].row == int(np.argmax(scores))
+    assert found >= 0.8 * len(records[70:])
 
 
 def test_update_command_line(records, tmp_path, capsys):
