@@ -6,6 +6,8 @@ keys the fetched-page cache and keeps a page out of its own recommendations.
 
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+import idna
+
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 # Query parameters that say how a visitor arrived, not which page they see.
@@ -48,10 +50,12 @@ def normalise_url(url):
     host = (parts.hostname or "").rstrip(".")
     if not host:
         raise ValueError(f"URL has no host: {url!r}")
-    try:
-        host = host.encode("idna").decode("ascii").lower()
-    except UnicodeError:
-        host = host.lower()
+    if not host.isascii():  # as the fetcher spells it (UTS #46, IDNA 2008): one key per host
+        try:
+            host = idna.encode(host, uts46=True, transitional=False).decode("ascii")
+        except (idna.IDNAError, UnicodeError, ValueError):
+            pass  # not a valid name: kept as given, and the fetcher refuses it
+    host = host.lower()
     port = parts.port  # ValueError for a bad port
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"

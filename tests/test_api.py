@@ -272,3 +272,13 @@ def test_cors_preflight_allows_browser_posts(client):
     assert response.status_code == 204
     assert response.headers["Access-Control-Allow-Origin"] == "*"
     assert "POST" in response.headers["Access-Control-Allow-Methods"]
+
+
+@pytest.mark.parametrize("url", ["https://Straße.example/a/", "http://BÜCHER.example/x", "https://faß.de",
+                                 "https://xn--strae-oqa.example/a", "https://EXAMPLE.com:443/"])
+def test_member_keys_spell_hosts_as_the_fetcher_does(url):
+    # one key per host: a member URL given in Unicode or in punycode must find the same document
+    from function.fetch_policy import parse_url
+    from function.urls import normalise_url
+
+    assert urlsplit(normalise_url(url)).hostname == parse_url(url).host
