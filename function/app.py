@@ -20,7 +20,7 @@ from .clicks import load_secret
 from .config import ConfigError, Settings
 from .errors import ApiError
 from .events import EventLog
-from .fetch_policy import CORPUS, FetchLimits  # not .fetch: the HTTP stack loads on the first fetch
+from .fetch_policy import FetchLimits, names_corpus  # not .fetch: the HTTP stack loads on the first fetch
 from .openapi import document as openapi_document
 from .params import parse_query
 from .recommend import Recommender
@@ -60,7 +60,7 @@ def resolve_default_corpus(settings, names):
 def fetch_limits_for(settings, stores, env):
     """FetchLimits from the environment; FETCH_ALLOWED_DOMAINS=corpus means the corpora's hosts."""
     corpus_hosts = None
-    if CORPUS in settings.fetch_allowed_domains.lower().replace(" ", "").split(","):
+    if names_corpus(settings.fetch_allowed_domains):
         corpus_hosts = frozenset().union(*(stores.get(name).hosts() for name in stores.names()))
     try:
         return FetchLimits.from_env(env, corpus_domains=corpus_hosts)

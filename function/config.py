@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-class ConfigError(Exception):
+class ConfigError(ValueError):
     pass
 
 
-def _number(env, name, default, kind=int, low=None, high=None):
-    raw = env.get(name, "").strip()
+def env_number(env, name, default, kind=int, low=None, high=None):
+    """``env[name]`` as ``kind`` within [low, high], ``default`` when unset or blank; ConfigError
+    naming the variable otherwise."""
+    raw = (env.get(name) or "").strip()
     if not raw:
         return default
     try:
@@ -74,18 +76,18 @@ class Settings:
             mongodb_uri=env.get("MONGODB", "").strip(),
             click_secret=env.get("CLICK_SECRET", "").encode(),
             click_secret_file=env.get("CLICK_SECRET_FILE", "").strip(),
-            click_ttl_seconds=_number(env, "CLICK_TTL_DAYS", 30, int, 1, 3650) * 86400,
+            click_ttl_seconds=env_number(env, "CLICK_TTL_DAYS", 30, int, 1, 3650) * 86400,
             public_url=env.get("PUBLIC_URL", "").strip().rstrip("/"),
-            max_k=_number(env, "MAX_K", 100, int, 1, 10_000),
-            max_text_chars=_number(env, "MAX_TEXT_CHARS", 100_000, int, 100, 10_000_000),
-            max_body_bytes=_number(env, "MAX_BODY_BYTES", 1_000_000, int, 1024, 100_000_000),
-            max_query_bytes=_number(env, "MAX_QUERY_BYTES", 16_384, int, 256, 1_000_000),
-            event_buffer=_number(env, "EVENT_BUFFER", 10_000, int, 0, 10_000_000),
-            event_flush_seconds=_number(env, "EVENT_FLUSH_SECONDS", 10.0, float, 0, 25),
-            url_cache_size=_number(env, "URL_CACHE_SIZE", 512, int, 0, 1_000_000),
-            url_cache_ttl=_number(env, "URL_CACHE_TTL", 600.0, float, 0, 7 * 86400),
+            max_k=env_number(env, "MAX_K", 100, int, 1, 10_000),
+            max_text_chars=env_number(env, "MAX_TEXT_CHARS", 100_000, int, 100, 10_000_000),
+            max_body_bytes=env_number(env, "MAX_BODY_BYTES", 1_000_000, int, 1024, 100_000_000),
+            max_query_bytes=env_number(env, "MAX_QUERY_BYTES", 16_384, int, 256, 1_000_000),
+            event_buffer=env_number(env, "EVENT_BUFFER", 10_000, int, 0, 10_000_000),
+            event_flush_seconds=env_number(env, "EVENT_FLUSH_SECONDS", 10.0, float, 0, 25),
+            url_cache_size=env_number(env, "URL_CACHE_SIZE", 512, int, 0, 1_000_000),
+            url_cache_ttl=env_number(env, "URL_CACHE_TTL", 600.0, float, 0, 7 * 86400),
             engine_weights=_engine_weights(env.get("ENGINE_WEIGHTS", "")),
-            store_check_seconds=_number(env, "STORE_CHECK_SECONDS", 2.0, float, 0, 86400),
+            store_check_seconds=env_number(env, "STORE_CHECK_SECONDS", 2.0, float, 0, 86400),
             cors_origin=env.get("CORS_ORIGIN", "*").strip(),
             fetch_allowed_domains=env.get("FETCH_ALLOWED_DOMAINS", "").strip(),
         )

@@ -19,6 +19,7 @@ from typing import Iterable, Mapping
 
 import idna
 
+from function.config import env_number
 from function.errors import FetchError
 from function.urls import DEFAULT_PORTS
 
@@ -34,29 +35,14 @@ DEFAULT_CONTENT_TYPES = frozenset({"text/html", "application/xhtml+xml", "text/p
 # --------------------------------------------------------------------------- limits
 
 
-def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a number of seconds, not {raw!r}") from None
-    return value
-
-
-def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, not {raw!r}") from None
-
-
 def _split_list(raw: str) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def names_corpus(allowed_domains: str) -> bool:
+    """Whether a FETCH_ALLOWED_DOMAINS value asks for the corpus's own hosts (which the caller
+    then reads from its stores, once)."""
+    return any(entry.lower() == CORPUS for entry in _split_list(allowed_domains or ""))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,14 +102,14 @@ class FetchLimits:
         """
         values: dict = {}
         specs = [
-            ("connect_timeout", "FETCH_CONNECT_TIMEOUT", _env_float, cls.connect_timeout),
-            ("read_timeout", "FETCH_READ_TIMEOUT", _env_float, cls.read_timeout),
-            ("deadline", "FETCH_DEADLINE", _env_float, cls.deadline),
-            ("max_bytes", "FETCH_MAX_BYTES", _env_int, cls.max_bytes),
-            ("max_redirects", "FETCH_MAX_REDIRECTS", _env_int, cls.max_redirects),
+            ("connect_timeout", "FETCH_CONNECT_TIMEOUT", float, cls.connect_timeout),
+            ("read_timeout", "FETCH_READ_TIMEOUT", float, cls.read_timeout),
+            ("deadline", "FETCH_DEADLINE", float, cls.deadline),
+            ("max_bytes", "FETCH_MAX_BYTES", int, cls.max_bytes),
+            ("max_redirects", "FETCH_MAX_REDIRECTS", int, cls.max_redirects),
         ]
-        for field, var, parse, default in specs:
-            value = parse(environ, var, default)
+        for field, var, kind, default in specs:
+            value = env_number(environ, var, default, kind)  # ConfigError is a ValueError
             try:
                 cls(**{field: value})
             except ValueError as exc:

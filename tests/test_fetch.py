@@ -771,6 +771,20 @@ def test_env_empty_values_mean_defaults():
     assert FetchLimits.from_env(env) == FetchLimits()
 
 
+@pytest.mark.parametrize("name,raw", [("FETCH_DEADLINE", "soon"), ("FETCH_MAX_BYTES", "5MB"),
+                                      ("FETCH_MAX_REDIRECTS", "2.5"), ("FETCH_CONNECT_TIMEOUT", "-1")])
+def test_env_bad_values_name_the_variable(name, raw):
+    with pytest.raises(ValueError, match=name):
+        FetchLimits.from_env({name: raw})
+
+
+def test_env_names_corpus():
+    from function.fetch_policy import names_corpus
+
+    assert names_corpus(" Corpus ") and names_corpus("example.com, corpus") and names_corpus(",corpus,")
+    assert not names_corpus("") and not names_corpus("corpus.example") and not names_corpus(None)
+
+
 def test_env_corpus_domains():
     limits = FetchLimits.from_env({"FETCH_ALLOWED_DOMAINS": "corpus"}, corpus_domains=["a.example", "B.example"])
     assert limits.allowed_domains == {"a.example", "b.example"}
