@@ -172,7 +172,7 @@ class App:
             "status": "ok",
             "version": __version__,
             "store": default.describe() if default else None,
-            "corpora": {name: self.stores.get(name).describe() for name in self.stores.names()},
+            "corpora": {corpus["name"]: corpus for corpus in pages.corpora_of(self.stores)},
             "mongo": {"configured": bool(self.settings.mongodb_uri), "reachable": mongo_up},
             "events": self.events.status(),
         }
