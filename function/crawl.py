@@ -37,7 +37,7 @@ from urllib.robotparser import RobotFileParser
 from .errors import FetchError
 from .extract import decode_html, extract_article
 from .fetch import USER_AGENT, FetchLimits, fetch_page
-from .sources import Record, Skip
+from .sources import Record, Skip, is_url
 from .urls import normalise_url
 
 # sitemaps.org: a sitemap holds at most 50,000 URLs and 50 MB uncompressed.
@@ -100,10 +100,9 @@ class Listed:
 class PageError(Exception):
     """A page that could be fetched but gives no article (not worth retrying)."""
 
-    def __init__(self, message, transient=False):
+    def __init__(self, message):
         super().__init__(message)
         self.message = message
-        self.transient = transient
 
 
 def upstream_status(exc):
@@ -114,7 +113,7 @@ def upstream_status(exc):
 def is_transient(exc):
     """Worth trying again later: server errors, 408/429, timeouts, connections cut."""
     if isinstance(exc, PageError):
-        return exc.transient
+        return False
     if getattr(exc, "code", "") in ("upstream_timeout", "upstream_unreachable", "fetch_failed"):
         return True
     status = upstream_status(exc)
@@ -171,7 +170,7 @@ def parse_sitemap(body, cap=SITEMAP_MAX_BYTES):
         raise CrawlError(f"larger than {cap} bytes (the sitemap limit)")
     if not body.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):  # a text sitemap: one URL a line
         lines = (line.strip() for line in body.decode("utf-8", "replace").splitlines())
-        return "urlset", [(line, None) for line in lines if line.startswith(("http://", "https://"))]
+        return "urlset", [(line, None) for line in lines if is_url(line)]
     parser = lxml.etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
                                   remove_comments=True, remove_pis=True)
     try:
@@ -194,9 +193,9 @@ def parse_sitemap(body, cap=SITEMAP_MAX_BYTES):
 
 def _child_location(parent, loc):
     """Where a sitemap index entry points: a URL, or a file next to a local index."""
-    if loc.startswith(("http://", "https://")):
+    if is_url(loc):
         return loc
-    if parent.startswith(("http://", "https://")):
+    if is_url(parent):
         return urljoin(parent, loc)
     return str(Path(parent).parent / loc)
 
@@ -300,6 +299,7 @@ class CrawlState:
         self._write_lock = threading.Lock()
         self._load()
         self._out = open(self.path, "ab")
+        self._in = open(self.path, "rb")  # read back with os.pread: no shared offset between threads
         self._end = self.path.stat().st_size
 
     def _load(self):
@@ -333,12 +333,11 @@ class CrawlState:
 
     def read(self, key):
         offset, length, _ = self.pages[key]
-        with open(self.path, "rb") as f:
-            f.seek(offset)
-            return json.loads(f.read(length))
+        return json.loads(os.pread(self._in.fileno(), length, offset))
 
     def close(self):
         self._out.close()
+        self._in.close()
         self._compact()
         self._lock_file.close()  # releases the lock
 
@@ -439,7 +438,7 @@ class SiteCrawl:
             self.listing_complete = False
             return
         try:
-            if not url.lower().startswith(("http://", "https://")):
+            if not is_url(url):
                 raise ValueError(url)
             key = normalise_url(url)
         except ValueError:
@@ -454,7 +453,7 @@ class SiteCrawl:
         self.listed.append(Listed(url, key, lastmod))
 
     def _sitemap_body(self, location):
-        if location.startswith(("http://", "https://")):
+        if is_url(location):
             limits = replace(self.limits, content_types=SITEMAP_TYPES, max_bytes=self.options.sitemap_max_bytes)
             return self.fetch(location, limits).body
         with open(location, "rb") as f:
