@@ -75,7 +75,9 @@ BASE_IMAGE ?=
 HEROKU_APP ?=
 PODMAN_STORAGE ?= vfs
 PODMAN := podman --storage-driver=$(PODMAN_STORAGE) --runtime runc --cgroup-manager=cgroupfs
-CONTAINER ?= $(shell docker info >/dev/null 2>&1 && echo docker || echo "$(PODMAN)")
+ifndef CONTAINER  # asked once: a deferred ?= would run docker info at every use
+CONTAINER := $(shell docker info >/dev/null 2>&1 && echo docker || echo "$(PODMAN)")
+endif
 HOST_CA := /etc/ssl/certs/ca-certificates.crt
 # podman builds reach PyPI the way the host does: the host's network and CA bundle (docker's default works)
 BUILD_FLAGS ?= $(if $(findstring podman,$(CONTAINER)),--network=host $(if $(wildcard $(HOST_CA)),-v $(HOST_CA):$(HOST_CA):ro))

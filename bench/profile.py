@@ -19,18 +19,10 @@ from urllib.parse import quote_plus
 
 import numpy as np
 
-from bench.corpus import Generator
+from bench.run import K, query_texts  # the queries `make bench` times: texts no store contains
 from bench.servers import ROOT
 from bench.stores import CORPUS_NAME, store_root
 from function.recommend import SLACK
-
-K = 10
-QUERY_BLOCK = 90_000  # the block `make bench` draws its queries from: no store contains it
-
-
-def query_texts(count):
-    _, _, texts = Generator().block(QUERY_BLOCK, count)
-    return [" ".join(text.split()[:100]) for text in texts]
 
 
 def lookup_stages(n, texts):

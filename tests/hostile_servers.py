@@ -373,7 +373,6 @@ class _ThreadingServer(socketserver.ThreadingMixIn, http.server.HTTPServer):
         self.address_family = family
         self.tls_context = tls_context
         self.requests_seen: list[dict] = []
-        self.sni_seen: list[str | None] = []
         self.stop_event = threading.Event()
         self._lock = threading.Lock()
         super().__init__(address, _Handler)
@@ -591,7 +590,7 @@ def make_tls_files(directory: str, hostname: str = "localhost") -> dict | None:
 
 
 # --------------------------------------------------------------------------- pytest fixtures
-import pytest  # noqa: E402  (the servers above are also used outside pytest, by benchmarks)
+import pytest  # noqa: E402  (below the servers: they need no pytest)
 
 HAS_V6 = ipv6_available()
 HAS_127_2 = bindable("127.0.0.2")
