@@ -102,7 +102,7 @@ def ensure_store(n):
 def reindex_ann(n, **ann_options):
     """Rebuild only the ANN index of N's store with the builder's own ``build_ann`` (new ANN
     options without re-reading a corpus that took most of an hour); returns its build figures."""
-    from function.build import BuildOptions, build_ann
+    from function.build import BuildOptions, ann_spec, build_ann
     from function.store import current_version_dir, describe_file
 
     version = current_version_dir(store_root(n) / CORPUS_NAME)
@@ -113,7 +113,7 @@ def reindex_ann(n, **ann_options):
                                  and k != "engines"}, **ann_options})
     vectors = np.load(root / "vectors.npy", mmap_mode="r")
     started, cpu = time.monotonic(), time.process_time()
-    manifest["engines"]["lsi"]["ann"] = build_ann(root, vectors, options, progress=False)
+    manifest["engines"]["lsi"]["ann"] = build_ann(root, vectors, ann_spec(options, vectors.shape), progress=False)
     figures = {"seconds": round(time.monotonic() - started, 1), "cpu_s": round(time.process_time() - cpu, 1),
                "ann": manifest["engines"]["lsi"]["ann"]}
     manifest["files"]["engines/lsi/ann.usearch"] = describe_file(root / "ann.usearch")

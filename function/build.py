@@ -216,7 +216,7 @@ def build_lsi(root, bags, remap, words, global_weights, options, progress):
 
     spec = {"dims": dims, "trained_on": documents // stride, "ann": None}
     if options.ann == "on" or (options.ann == "auto" and documents >= options.ann_min_docs):
-        spec["ann"] = build_ann(root, vectors, options, progress)
+        spec["ann"] = build_ann(root, vectors, ann_spec(options, vectors.shape), progress)
     del vectors
     return spec
 
@@ -230,21 +230,31 @@ def append_mapped(path, block):
     return np.memmap(path, dtype=block.dtype, mode="r", offset=offset, shape=block.shape)
 
 
-def build_ann(root, vectors, options, progress):
-    """An HNSW graph (usearch) over the document vectors, saved to be memory-mapped."""
+def ann_spec(options, shape):
+    """The ANN index's manifest entry for ``shape`` (documents, dimensions) of vectors, from the
+    build options: what build_ann builds and serving reads."""
+    documents, dims = shape
+    candidates = options.ann_candidates
+    if candidates < 0:
+        candidates = min(2000, max(200, documents // 1000))
+    return {"library": "usearch", "metric": "cos", "dtype": options.ann_dtype,
+            "connectivity": options.ann_connectivity, "expansion_add": options.ann_expansion_add,
+            "expansion_search": options.ann_expansion_search, "dims": min(options.ann_dims or dims, dims),
+            "candidates": candidates}
+
+
+def build_ann(root, vectors, spec, progress):
+    """An HNSW graph (usearch) over the document vectors as ``spec`` (a manifest's ``ann``) says,
+    saved to be memory-mapped; returns ``spec``."""
     from tqdm import tqdm
     from usearch.index import Index
 
-    dims = min(options.ann_dims or vectors.shape[1], vectors.shape[1])
-    candidates = options.ann_candidates
-    if candidates < 0:
-        candidates = min(2000, max(200, len(vectors) // 1000))
-    index = Index(ndim=dims, metric="cos", dtype=options.ann_dtype,
-                  connectivity=options.ann_connectivity, expansion_add=options.ann_expansion_add,
-                  expansion_search=options.ann_expansion_search)
+    dims = spec["dims"]
+    index = Index(ndim=dims, metric=spec["metric"], dtype=spec["dtype"], connectivity=spec["connectivity"],
+                  expansion_add=spec["expansion_add"], expansion_search=spec["expansion_search"])
     # The graph's own copy of the vectors would be anonymous memory growing with N; in the
     # index's type they can stay in a scratch file the graph reads through a memory map (copy=False).
-    scratch_type = {"f16": np.float16, "f32": np.float32}.get(options.ann_dtype)
+    scratch_type = {"f16": np.float16, "f32": np.float32}.get(spec["dtype"])
     scratch = root / "ann-vectors.scratch"
     mapped_blocks = []  # the graph points into these maps: they must outlive it
     try:
@@ -266,9 +276,7 @@ def build_ann(root, vectors, options, progress):
         del index
         mapped_blocks.clear()
         scratch.unlink(missing_ok=True)
-    return {"library": "usearch", "metric": "cos", "dtype": options.ann_dtype,
-            "connectivity": options.ann_connectivity, "expansion_add": options.ann_expansion_add,
-            "expansion_search": options.ann_expansion_search, "dims": dims, "candidates": candidates}
+    return spec
 
 
 def build_sparse(root, bags, remap, words, global_weights, options, progress):

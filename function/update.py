@@ -32,7 +32,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 
@@ -300,12 +299,7 @@ def write_lsi(root, engine, kept, incoming, fold, vocab_size, progress):
             at += len(dense)
     vectors.flush()
     if engine.spec.get("ann"):  # rows were renumbered: the graph is built again over the new vectors
-        ann = engine.spec["ann"]
-        build_ann(root, vectors, SimpleNamespace(ann_dtype=ann["dtype"], ann_connectivity=ann["connectivity"],
-                                                 ann_expansion_add=ann["expansion_add"],
-                                                 ann_expansion_search=ann["expansion_search"],
-                                                 ann_dims=ann.get("dims", 0), ann_candidates=ann.get("candidates", 0)),
-                  progress)
+        build_ann(root, vectors, {"dims": dims, **engine.spec["ann"]}, progress)  # (older specs lack dims)
     del vectors
 
 
