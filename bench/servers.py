@@ -4,18 +4,15 @@ import http.client
 import http.server
 import json
 import os
-import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 from urllib.parse import quote
 
-from function.devserver import free_port
+from function.devserver import free_port, function_command, stop_group
 
 ROOT = Path(__file__).resolve().parent.parent
-FUNCTIONS_FRAMEWORK = str(Path(sys.executable).parent / "functions-framework")
 TARGETS = {
     "ours": ROOT / "function" / "main.py",
     "baseline": ROOT / "bench" / "baseline" / "main.py",
@@ -33,7 +30,7 @@ class Server:
         self.env = {**os.environ, "EVENT_FLUSH_SECONDS": "1", **env, "PORT": str(self.port)}
         self.started = time.perf_counter()
         self.process = subprocess.Popen(
-            [FUNCTIONS_FRAMEWORK, "--source", str(TARGETS[kind]), "--target", "handle"],
+            function_command(TARGETS[kind]),
             env=self.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
         )
         self._conn = None
@@ -85,13 +82,7 @@ class Server:
     def stop(self):
         if self._conn is not None:
             self._conn.close()
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
+        stop_group(self.process)
 
 
 def text_path(text, k=10):

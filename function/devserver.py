@@ -65,6 +65,25 @@ def start_embedded_mongo(data_dir, port=None):
     return process, f"mongodb://127.0.0.1:{port}/related"
 
 
+def function_command(source=ROOT / "function" / "main.py", target="handle"):
+    """The command that serves a functions-framework target: this virtualenv's
+    functions-framework (gunicorn underneath), which reads PORT itself."""
+    return [str(Path(sys.executable).parent / "functions-framework"), "--source", str(source), "--target", target]
+
+
+def stop_group(process, sig=signal.SIGTERM, timeout=20):
+    """Signal a process started with start_new_session=True and all its children (gunicorn's
+    workers); kill them if they are not gone within ``timeout``. Returns the exit status."""
+    if process.poll() is None:
+        os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    return process.returncode
+
+
 def stop(process, timeout=10):
     if process is None or process.poll() is not None:
         return
@@ -99,11 +118,7 @@ def main():
     port = env.setdefault("PORT", "8080")
     print(f"serving on http://localhost:{port}/  (try: curl 'localhost:{port}/?text=moon+landing+astronaut')",
           flush=True)
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "functions-framework"), "--source", str(ROOT / "function" / "main.py"),
-         "--target", "handle"],
-        env=env, cwd=ROOT,
-    )
+    server = subprocess.Popen(function_command(), env=env, cwd=ROOT)
 
     def forward(signum, _frame):
         server.send_signal(signum)

@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PAGES = Path(__file__).resolve().parent / "pages"
 sys.path.insert(0, str(ROOT))
 
-from function.devserver import free_port, start_embedded_mongo, stop, wait_for_port  # noqa: E402
+from function.devserver import (free_port, function_command, start_embedded_mongo, stop,  # noqa: E402
+                                stop_group, wait_for_port)
 from website import Site  # noqa: E402
 
 WIKI_SAMPLE = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
@@ -134,9 +135,7 @@ class FunctionProcess:
         self.port = port or free_port()
         self.env = {**os.environ, **env, "PORT": str(self.port)}
         self.process = subprocess.Popen(
-            [str(Path(sys.executable).parent / "functions-framework"), "--source", str(ROOT / "function" / "main.py"),
-             "--target", "handle"],
-            env=self.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            function_command(), env=self.env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
             start_new_session=True,
         )
         self.base = f"http://127.0.0.1:{self.port}"
@@ -150,14 +149,7 @@ class FunctionProcess:
         return self
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, sig)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-        return self.process.returncode
+        return stop_group(self.process, sig, timeout)
 
     def output(self):
         if self.process.poll() is None:
