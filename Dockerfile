@@ -50,8 +50,8 @@ RUN set -e; cd /store; \
       echo "model_store/ has no built store: building the default one (wiki, from gensim's sample)"; \
       python3 -m venv /tmp/builder; \
       /tmp/builder/bin/pip install --only-binary=:all: -r /tmp/requirements-build.txt; \
-      sample=$(/tmp/builder/bin/python -c 'from gensim.test.utils import datapath; \
-        print(datapath("enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"))'); \
+      sample=$(cd /build && /tmp/builder/bin/python -c \
+        'from function.sources import wiki_sample_path; print(wiki_sample_path())'); \
       (cd /build && /tmp/builder/bin/python -m function.build --input "$sample" --out /store/wiki); \
       rm -rf /tmp/builder; \
     fi; \

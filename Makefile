@@ -6,7 +6,6 @@ PY := $(VENV)/bin/python
 PORT ?= 8080
 STORE := model_store
 CORPUS ?= wiki
-WIKI_SAMPLE := enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2
 PYTEST_ARGS ?=
 
 .PHONY: help venv run test model-store clean
@@ -26,7 +25,7 @@ venv: $(VENV)/.installed
 # The default corpus: the English Wikipedia sample that ships inside gensim.
 model-store: $(VENV)/.installed
 	$(PY) -m function.build --out $(STORE)/$(CORPUS) \
-	  --input "$$($(PY) -c 'from gensim.test.utils import datapath; print(datapath("$(WIKI_SAMPLE)"))')"
+	  --input "$$($(PY) -c 'from function.sources import wiki_sample_path; print(wiki_sample_path())')"
 
 $(STORE)/$(CORPUS)/CURRENT:
 	$(MAKE) model-store

@@ -34,7 +34,6 @@ BACKGROUND_SHARE = 0.6
 ZIPF_EXPONENT = 1.07
 MEDIAN_WORDS, LENGTH_SIGMA = 350, 1.1
 MIN_WORDS, MAX_WORDS = 30, 20_000
-WIKI_SAMPLE = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 VOCAB_CACHE = Path(__file__).resolve().parent / "cache" / "vocabulary.txt"
 
 
@@ -42,13 +41,12 @@ def real_vocabulary():
     """The Wikipedia sample's tokens, most frequent first (cached: reading the dump takes ~10 s)."""
     if VOCAB_CACHE.exists():
         return VOCAB_CACHE.read_text().split()
-    from gensim.test.utils import datapath
 
-    from function.sources import Record, open_source
+    from function.sources import Record, open_source, wiki_sample_path
     from function.tokens import tokenize
 
     counts = collections.Counter()
-    for record in open_source(datapath(WIKI_SAMPLE)):
+    for record in open_source(wiki_sample_path()):
         if isinstance(record, Record):
             counts.update(tokenize(record.text))
     words = [w for w, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0]))]

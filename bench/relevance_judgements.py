@@ -32,9 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from function.sources import Record, read_wikipedia_dump
+from function.sources import Record, read_wikipedia_dump, wiki_sample_path
 
-WIKI_SAMPLE = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 LEE_THRESHOLD = 0.5
 
 LINK = re.compile(r"\[\[\s*([^\]\|#]+?)\s*(?:#[^\]\|]*)?(?:\|[^\]]*)?\]\]")
@@ -70,7 +69,7 @@ def _title(text):
 def wiki_evaluation(path=None):
     from gensim.corpora.wikicorpus import extract_pages
 
-    path = path or gensim_data(WIKI_SAMPLE)
+    path = path or wiki_sample_path()
     records = [r for r in read_wikipedia_dump(path) if isinstance(r, Record)]
     by_title = {r.title: r.id for r in records}
     with bz2.open(path) as dump:

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from function.build import BuildOptions, build  # noqa: E402
-from function.sources import Record, open_source  # noqa: E402
+from function.sources import Record, open_source, wiki_sample_path  # noqa: E402
 from function.store import Store  # noqa: E402
 from function.update import update  # noqa: E402
 
@@ -36,8 +36,7 @@ K = 10
 def corpus():
     from gensim.test.utils import datapath
 
-    wiki = [r for r in open_source(datapath("enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"))
-            if isinstance(r, Record)]
+    wiki = [r for r in open_source(wiki_sample_path()) if isinstance(r, Record)]
     with open(datapath("lee_background.cor"), encoding="utf-8", errors="replace") as lines:
         lee = [Record(f"lee-{n}", f"https://news.example/lee/{n}", f"Lee {n}", line.strip())
                for n, line in enumerate(lines) if line.strip()]

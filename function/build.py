@@ -94,12 +94,6 @@ class Bags:
         self._files = [open(p, "wb") for p in self.paths]
         self._offsets = [0]
 
-    def append(self, bow):
-        ids, counts = zip(*bow)
-        self._files[0].write(np.asarray(ids, np.int32).tobytes())
-        self._files[1].write(np.asarray(counts, np.int32).tobytes())
-        self._offsets.append(self._offsets[-1] + len(bow))
-
     def append_batch(self, ids, counts, sizes):
         """Many bags at once: flat ids and counts, ``sizes[i]`` entries for bag i."""
         self._files[0].write(np.asarray(ids, np.int32).tobytes())
@@ -115,6 +109,12 @@ class Bags:
         self.offsets = np.asarray(self._offsets, np.int64)
         self.ids, self.counts = (np.memmap(p, np.int32, "r") if p.stat().st_size else np.empty(0, np.int32)
                                  for p in self.paths)
+
+    def remove(self):
+        """Delete the scratch files (the maps over them are dropped first)."""
+        self.ids = self.counts = None
+        for path in self.paths:
+            path.unlink(missing_ok=True)
 
     def chunks(self, remap, vocab_size, size=CHUNK_DOCS):
         """(first row, CSR of raw counts over the final vocabulary) per chunk."""
@@ -452,9 +452,7 @@ def build(sources, out, options, progress=True):
             spec.update(builder(root, bags, remap, words, global_weights, options_for_engine(name, options),
                                 progress) or {})
             engines[name] = spec
-        del bags
-        for scratch in SCRATCH_FILES:
-            (tmp / scratch).unlink()
+        bags.remove()
 
         # pass 4: manifest, then into place
         files, version = describe_version(tmp, stamp)

@@ -13,6 +13,17 @@ from urllib.parse import quote
 
 from .urls import host_of, normalise_url
 
+# The default corpus: the English Wikipedia sample in gensim's test data (installed with gensim,
+# nothing is downloaded), with real titles and URLs.
+WIKI_SAMPLE = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
+
+
+def wiki_sample_path():
+    """Where the installed gensim keeps the sample (gensim: a build-time dependency only)."""
+    from gensim.test.utils import datapath
+
+    return datapath(WIKI_SAMPLE)
+
 
 @dataclass(frozen=True)
 class Record:

@@ -137,7 +137,7 @@ class Incoming:
         self.tokens = []  # per doc: (tokens, tokens out of the vocabulary)
 
     def add(self, record, url_key, terms, tokens, oov, old_row):
-        self.bags.append(list(zip(terms.ids.tolist(), terms.counts.astype(np.int64).tolist())))
+        self.bags.append_batch(terms.ids, terms.counts, [len(terms)])
         self.docs.append((record.id, record.url, url_key, host_of(record.url), record.title, old_row))
         self.tokens.append((tokens, oov))
 
@@ -461,9 +461,7 @@ def update(corpus_dir, sources=(), delete_ids=(), prune=False, keep_versions=Non
                     write_lsi(root, engine, kept, incoming, fold, vocab_size, progress)
                 else:
                     write_sparse(root, engine, kept, incoming, fold, vocab_size)
-            del incoming.bags
-            for scratch in ("bag_ids.bin", "bag_counts.bin"):
-                (tmp / scratch).unlink(missing_ok=True)
+            incoming.bags.remove()
 
             bookkeeping = measure_drift(manifest, store, incoming, fold, fits, unknown_only,
                                         {"added": result.added, "updated": result.updated,

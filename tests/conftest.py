@@ -28,13 +28,7 @@ from function.devserver import (free_port, function_command, start_embedded_mong
                                 stop_group, wait_for_port)
 from website import Site  # noqa: E402
 
-WIKI_SAMPLE = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
-
-
-def wiki_sample_path():
-    from gensim.test.utils import datapath
-
-    return datapath(WIKI_SAMPLE)
+from function.sources import wiki_sample_path  # noqa: E402,F401  (the tests' import of it)
 
 
 # -- MongoDB -------------------------------------------------------------------
