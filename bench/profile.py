@@ -57,12 +57,12 @@ def lookup_stages(n, texts):
             vector = engine.query_vector(store.terms(text))
             query = vector[: engine.ann_dims] / np.linalg.norm(vector[: engine.ann_dims])
             start = time.thread_time()
-            matches = engine.ann.search(query, engine.ann_candidates)
+            rows, _ = engine.ann.search(query, engine.ann_candidates)
             middle = time.thread_time()
-            engine.vectors[np.sort(np.asarray(matches.keys, np.int64))] @ vector
+            engine.vectors[np.sort(rows)] @ vector
             search.append((middle - start) * 1000)
             gather.append((time.thread_time() - middle) * 1000)
-        print(f"  of the search: HNSW over {engine.ann_candidates} candidates {statistics.median(search):.3f} ms, "
+        print(f"  of the search: HNSW ({len(engine.ann.shards)} shards) over {engine.ann_candidates} candidates {statistics.median(search):.3f} ms, "
               f"their full vectors gathered and scored {statistics.median(gather):.3f} ms")
 
 

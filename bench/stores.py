@@ -1,6 +1,7 @@
 """Synthetic corpora and their stores for the benchmark, built once and cached.
 
     python -m bench.stores 10000 100000 1000000     # corpus + store per N, with build figures
+    python -m bench.stores reindex 1000000 [--ann-shard-docs S]   # only the ANN graph again
 
 Each N gets ``bench/cache/corpus-N.jsonl``, a store ``bench/cache/stores/N/synth``
 (one corpus folder, so MODEL_STORE=bench/cache/stores/N) and the build's
@@ -103,7 +104,7 @@ def reindex_ann(n, **ann_options):
     """Rebuild only the ANN index of N's store with the builder's own ``build_ann`` (new ANN
     options without re-reading a corpus that took most of an hour); returns its build figures."""
     from function.build import BuildOptions, ann_spec, build_ann
-    from function.store import current_version_dir, describe_file
+    from function.store import ann_shards, current_version_dir, describe_file
 
     version = current_version_dir(store_root(n) / CORPUS_NAME)
     root = version / "engines" / "lsi"
@@ -112,11 +113,16 @@ def reindex_ann(n, **ann_options):
     options = BuildOptions(**{**{k: v for k, v in manifest["parameters"].items() if k in BuildOptions.__dataclass_fields__
                                  and k != "engines"}, **ann_options})
     vectors = np.load(root / "vectors.npy", mmap_mode="r")
+    for old in root.glob("ann*.usearch"):  # (the store is unusable until the manifest is written again)
+        old.unlink()
     started, cpu = time.monotonic(), time.process_time()
     manifest["engines"]["lsi"]["ann"] = build_ann(root, vectors, ann_spec(options, vectors.shape), progress=False)
     figures = {"seconds": round(time.monotonic() - started, 1), "cpu_s": round(time.process_time() - cpu, 1),
                "ann": manifest["engines"]["lsi"]["ann"]}
-    manifest["files"]["engines/lsi/ann.usearch"] = describe_file(root / "ann.usearch")
+    for name in [name for name in manifest["files"] if name.startswith("engines/lsi/ann")]:
+        del manifest["files"][name]
+    for name, _, _ in ann_shards(manifest["engines"]["lsi"]["ann"], len(vectors)):
+        manifest["files"][f"engines/lsi/{name}"] = describe_file(root / name)
     manifest["parameters"].update(ann_options)
     manifest["reindexed"] = figures
     manifest_path.write_text(json.dumps(manifest, indent=2))
@@ -125,9 +131,14 @@ def reindex_ann(n, **ann_options):
 
 def main(argv=None):
     args = list(argv if argv is not None else sys.argv[1:])
-    if args and args[0] == "reindex":  # python -m bench.stores reindex N...
+    if args and args[0] == "reindex":  # python -m bench.stores reindex N... [--ann-shard-docs S]
+        options = {}
+        if "--ann-shard-docs" in args:
+            at = args.index("--ann-shard-docs")
+            options["ann_shard_docs"] = int(args[at + 1])
+            del args[at:at + 2]
         for n in map(int, args[1:]):
-            print(json.dumps({"n": n, **reindex_ann(n)}), flush=True)
+            print(json.dumps({"n": n, **reindex_ann(n, **options)}), flush=True)
         return
     for n in map(int, args):
         figures = build_store(n)

@@ -13,6 +13,8 @@ Every pass streams, so memory does not grow with the corpus:
 """
 
 import argparse
+import ctypes
+import ctypes.util
 import json
 import os
 import shutil
@@ -27,13 +29,13 @@ import numpy as np
 
 from . import __version__
 from .sources import INPUT_HELP, Skip, add_source_arguments, open_source, prepare_sources, source_settings
-from .store import FORMAT, FORMAT_VERSION, VOCAB_DTYPE, StoreError, describe_version
+from .store import FORMAT, FORMAT_VERSION, VOCAB_DTYPE, StoreError, ann_shards, describe_version
 from .counting import BATCH_DOCS, BatchCounter, Vocabulary
 from .tokens import TokenizerOptions
 from .urls import host_of, normalise_url
 
 CHUNK_DOCS = 10_000
-SCRATCH_FILES = ("bag_ids.bin", "bag_counts.bin")
+SCRATCH_FILES = ("bag_ids.bin", "bag_counts.bin", "bag_offsets.bin")
 
 
 @dataclass
@@ -63,6 +65,10 @@ class BuildOptions:
     # re-ranking reach 0.95 with about N/1000 candidates.
     ann_dims: int = 96  # 0: all dimensions
     ann_candidates: int = -1  # -1: N / 1000, within 200..2000; 0: no re-ranking, the index's own order
+    # The graph of a shard is built in memory (about 0.2 KB a document): shards of this many rows
+    # keep the builder's peak that of one shard's graph, under the LSI training's, at any N.
+    # A query asks each shard for its share of the candidates (bench/README.md: the cost).
+    ann_shard_docs: int = 500_000
     seed: int = 42
     keep_versions: int = 2
     workers: int = 0  # tokenising processes; 0: one per core (the result does not depend on it)
@@ -87,32 +93,39 @@ def options_for_engine(name, options):
 
 
 class Bags:
-    """Bags of words appended to flat scratch files, read back in chunks."""
+    """Bags of words appended to flat scratch files, read back in chunks. Where each bag starts
+    is a scratch file too (a list of a million offsets was 40 MB of the builder's memory)."""
 
     def __init__(self, folder):
         self.paths = [folder / name for name in SCRATCH_FILES]
         self._files = [open(p, "wb") for p in self.paths]
-        self._offsets = [0]
+        self._files[2].write(np.zeros(1, np.int64).tobytes())  # offsets: bag i is [offsets[i], offsets[i + 1])
+        self._size = 0
+        self._end = 0
 
     def append_batch(self, ids, counts, sizes):
         """Many bags at once: flat ids and counts, ``sizes[i]`` entries for bag i."""
+        ends = self._end + np.cumsum(np.asarray(sizes, np.int64))
         self._files[0].write(np.asarray(ids, np.int32).tobytes())
         self._files[1].write(np.asarray(counts, np.int32).tobytes())
-        self._offsets.extend((self._offsets[-1] + np.cumsum(sizes)).tolist())
+        self._files[2].write(ends.tobytes())
+        self._size += len(ends)
+        self._end = int(ends[-1]) if len(ends) else self._end
 
     def __len__(self):
-        return len(self._offsets) - 1
+        return self._size
 
     def close(self):
         for f in self._files:
             f.close()
-        self.offsets = np.asarray(self._offsets, np.int64)
+        ids, counts, offsets = self.paths
+        self.offsets = np.memmap(offsets, np.int64, "r")
         self.ids, self.counts = (np.memmap(p, np.int32, "r") if p.stat().st_size else np.empty(0, np.int32)
-                                 for p in self.paths)
+                                 for p in (ids, counts))
 
     def remove(self):
         """Delete the scratch files (the maps over them are dropped first)."""
-        self.ids = self.counts = None
+        self.ids = self.counts = self.offsets = None
         for path in self.paths:
             path.unlink(missing_ok=True)
 
@@ -197,6 +210,7 @@ def build_lsi(root, bags, remap, words, global_weights, options, progress):
                                                 power_iters=lsi.power_iters, dtype=lsi.dtype,
                                                 random_seed=options.seed))
     projection = np.ascontiguousarray(lsi.projection.u[:, :dims], np.float32)
+    del lsi, sample  # the SVD's float64 matrices: not held through the passes that follow
     # a singular vector's sign is arbitrary (and varies run to run): fix it so
     # that each column's largest entry is positive, and builds are repeatable
     signs = np.sign(projection[np.abs(projection).argmax(axis=0), np.arange(projection.shape[1])])
@@ -234,49 +248,57 @@ def ann_spec(options, shape):
     """The ANN index's manifest entry for ``shape`` (documents, dimensions) of vectors, from the
     build options: what build_ann builds and serving reads."""
     documents, dims = shape
+    if options.ann_shard_docs < 0:
+        raise ValueError(f"ann_shard_docs is {options.ann_shard_docs}: give 0 (one graph) or more rows per graph")
     candidates = options.ann_candidates
     if candidates < 0:
         candidates = min(2000, max(200, documents // 1000))
     return {"library": "usearch", "metric": "cos", "dtype": options.ann_dtype,
             "connectivity": options.ann_connectivity, "expansion_add": options.ann_expansion_add,
             "expansion_search": options.ann_expansion_search, "dims": min(options.ann_dims or dims, dims),
-            "candidates": candidates}
+            "candidates": candidates, "shard_docs": options.ann_shard_docs}
 
 
 def build_ann(root, vectors, spec, progress):
-    """An HNSW graph (usearch) over the document vectors as ``spec`` (a manifest's ``ann``) says,
-    saved to be memory-mapped; returns ``spec``."""
+    """HNSW graphs (usearch) over the document vectors as ``spec`` (a manifest's ``ann``) says, one
+    per shard of rows, each saved to be memory-mapped and freed before the next; returns ``spec``."""
     from tqdm import tqdm
+
+    with tqdm(total=len(vectors), desc="ann: indexing", unit=" docs", disable=not progress, file=sys.stderr) as bar:
+        for name, first, end in ann_shards(spec, len(vectors)):
+            build_ann_shard(root / name, vectors, first, end, spec, bar)
+    return spec
+
+
+def build_ann_shard(path, vectors, first, end, spec, bar):
     from usearch.index import Index
 
     dims = spec["dims"]
     index = Index(ndim=dims, metric=spec["metric"], dtype=spec["dtype"], connectivity=spec["connectivity"],
                   expansion_add=spec["expansion_add"], expansion_search=spec["expansion_search"])
-    # The graph's own copy of the vectors would be anonymous memory growing with N; in the
-    # index's type they can stay in a scratch file the graph reads through a memory map (copy=False).
+    # The graph's own copy of the vectors would be anonymous memory growing with the shard; in
+    # the index's type they can stay in a scratch file the graph reads through a memory map (copy=False).
     scratch_type = {"f16": np.float16, "f32": np.float32}.get(spec["dtype"])
-    scratch = root / "ann-vectors.scratch"
+    scratch = path.with_suffix(".scratch")
     mapped_blocks = []  # the graph points into these maps: they must outlive it
     try:
-        with tqdm(total=len(vectors), desc="ann: indexing", unit=" docs", disable=not progress, file=sys.stderr) as bar:
-            for first in range(0, len(vectors), CHUNK_DOCS):
-                block = np.array(vectors[first:first + CHUNK_DOCS, :dims])
-                rows = np.arange(first, first + len(block))
-                norms = np.linalg.norm(block, axis=1)
-                nonzero = norms > 0  # nothing in the indexed dimensions: nobody's neighbour
-                block, rows = block[nonzero] / norms[nonzero, None], rows[nonzero]
-                if len(rows) and scratch_type is None:
-                    index.add(rows, block, threads=os.cpu_count() or 1)
-                elif len(rows):
-                    mapped_blocks.append(append_mapped(scratch, block.astype(scratch_type)))
-                    index.add(rows, mapped_blocks[-1], copy=False, threads=os.cpu_count() or 1)
-                bar.update(len(nonzero))
-        index.save(str(root / "ann.usearch"))
+        for start in range(first, end, CHUNK_DOCS):
+            block = np.array(vectors[start:min(start + CHUNK_DOCS, end), :dims])
+            rows = np.arange(start, start + len(block))
+            norms = np.linalg.norm(block, axis=1)
+            nonzero = norms > 0  # nothing in the indexed dimensions: nobody's neighbour
+            block, rows = block[nonzero] / norms[nonzero, None], rows[nonzero]
+            if len(rows) and scratch_type is None:
+                index.add(rows, block, threads=os.cpu_count() or 1)
+            elif len(rows):
+                mapped_blocks.append(append_mapped(scratch, block.astype(scratch_type)))
+                index.add(rows, mapped_blocks[-1], copy=False, threads=os.cpu_count() or 1)
+            bar.update(len(nonzero))
+        index.save(str(path))
     finally:
         del index
         mapped_blocks.clear()
         scratch.unlink(missing_ok=True)
-    return spec
 
 
 def build_sparse(root, bags, remap, words, global_weights, options, progress):
@@ -409,9 +431,22 @@ def read_corpus(sources, tmp, options, progress):
     return vocabulary.to_gensim(), bags, skipped
 
 
+def release_freed_arrays():
+    """Have glibc give every large allocation its own mapping, unmapped when freed. By default its
+    threshold for that rises to 32 MB as arrays are freed, and the builder's chunk-sized temporary
+    arrays then came from a heap that fragmented chunk after chunk: the peak grew with the number
+    of chunks (measured: 594 MiB at 100k documents, 699 at 1M; 483 at 100k with this)."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD; not glibc (musl): nothing to do
+    except (OSError, AttributeError):
+        pass
+
+
 def build(sources, out, options, progress=True):
     """Build a new version of the store at ``out`` from ``sources`` (iterables
     of Record/Skip); returns (version folder, manifest)."""
+    release_freed_arrays()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -529,6 +564,8 @@ def parse_args(argv):
                    help="leading LSI dimensions the ANN graph indexes (default %(default)s; 0: all)")
     p.add_argument("--ann-candidates", type=int, default=defaults.ann_candidates,
                    help="ANN hits re-ranked exactly on the full vectors (default: N/1000 within 200..2000; 0: none)")
+    p.add_argument("--ann-shard-docs", type=int, default=defaults.ann_shard_docs,
+                   help="rows per ANN graph (default %(default)s; 0: one graph): the builder holds one graph in memory")
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--keep-versions", type=int, default=defaults.keep_versions)
     p.add_argument("--min-token-len", type=int, default=tok.min_len)
@@ -552,7 +589,7 @@ def options_from_args(args):
         keep_n=args.keep_n, lsi_train_docs=args.lsi_train_docs, ann=args.ann,
         ann_min_docs=args.ann_min_docs, ann_dtype=args.ann_dtype, ann_connectivity=args.ann_connectivity,
         ann_expansion_add=args.ann_expansion_add, ann_expansion_search=args.ann_expansion_search,
-        ann_dims=args.ann_dims, ann_candidates=args.ann_candidates,
+        ann_dims=args.ann_dims, ann_candidates=args.ann_candidates, ann_shard_docs=args.ann_shard_docs,
         seed=args.seed, keep_versions=args.keep_versions, workers=args.workers,
         tokenizer=TokenizerOptions(min_len=args.min_token_len, max_len=args.max_token_len,
                                    numbers=args.numbers, deaccent=args.deaccent, stopwords=args.stopwords),

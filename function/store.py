@@ -9,7 +9,7 @@ Layout of ``MODEL_STORE`` (one folder per corpus, one sub-folder per build)::
           manifest.json         format, sizes, parameters, checksums
           vocab.npy             sorted token strings (token id = position)
           docs.sqlite           row -> id, url, url key, title
-          engines/lsi/          weights.npy, projection.npy, vectors.npy[, ann.usearch]
+          engines/lsi/          weights.npy, projection.npy, vectors.npy[, ann-0.usearch ...]
           engines/tfidf/        weights.npy, postings (term-major) and rows (doc-major)
 
 Arrays are memory-mapped: opening a store costs the same at 100 documents
@@ -199,6 +199,65 @@ def top_k(scores, k, exclude):
     return [Hit(int(row), float(scores[row])) for row in best if scores[row] > -np.inf]
 
 
+def ann_shards(spec, documents):
+    """(file name, first row, end row) of each shard of an ANN graph: rows in runs of
+    ``shard_docs``; 0 or absent (stores built before shards): one graph, ``ann.usearch``."""
+    size = spec.get("shard_docs")
+    if not size:
+        return [("ann.usearch", 0, documents)]
+    return [(f"ann-{i}.usearch", first, min(first + size, documents))
+            for i, first in enumerate(range(0, max(documents, 1), size))]
+
+
+class AnnGraph:
+    """An LSI engine's approximate index: usearch HNSW graphs over runs of rows (shards),
+    memory-mapped. Shards bound the builder's memory, which holds one graph at a time; a
+    search asks each shard for its share of the candidates, so the distance computations a
+    query costs stay about those of one graph over every row."""
+
+    def __init__(self, root, spec, documents):
+        from usearch.index import Index  # only stores large enough to need it
+
+        self.documents = max(documents, 1)
+        self.shards = []
+        for name, first, end in ann_shards(spec, documents):
+            index = Index.restore(str(root / name), view=True)
+            if index is None:
+                raise StoreError(f"{root / name} is not a usearch index. Rebuild the store (python -m function.build).")
+            self.shards.append((index, end - first))
+        self.ndim = self.shards[0][0].ndim
+        self._expansion = 0
+
+    @property
+    def expansion_search(self):
+        return self._expansion
+
+    @expansion_search.setter
+    def expansion_search(self, value):
+        """``value`` for one graph over every row, each shard's share of it for the shards."""
+        self._expansion = value
+        for index, rows in self.shards:
+            index.expansion_search = self._share(value, rows, 1)
+
+    def _share(self, count, rows, at_least):
+        return min(rows, max(at_least, -(-count * rows // self.documents)))
+
+    def search(self, query, count, at_least=1):
+        """(rows, cosine distances) of about ``count`` neighbours of ``query``: from each shard its
+        share of ``count``, and at least ``at_least`` (what a merge by distance needs)."""
+        found = [index.search(query, self._share(count, rows, at_least)) for index, rows in self.shards if rows]
+        if len(found) == 1:
+            return np.asarray(found[0].keys, np.int64), np.asarray(found[0].distances)
+        return (np.concatenate([np.asarray(m.keys, np.int64) for m in found]),
+                np.concatenate([np.asarray(m.distances) for m in found]))
+
+    def __len__(self):
+        return sum(len(index) for index, _ in self.shards)
+
+    def contains(self, row):
+        return any(index.contains(row) for index, _ in self.shards)
+
+
 class LsiEngine:
     """Cosine similarity in the LSI space (dense, memory-mapped vectors)."""
 
@@ -212,14 +271,16 @@ class LsiEngine:
         self.vectors = mapped(root / "vectors.npy")
         self.ann = None
         if spec.get("ann"):
-            from usearch.index import Index  # only stores large enough to need it
-
-            self.ann = Index.restore(str(root / "ann.usearch"), view=True)
+            self.ann = AnnGraph(root, spec["ann"], len(self.vectors))
             # the graph may index only the leading dimensions; then its best
             # `candidates` are re-ranked exactly on the full vectors
             self.ann_dims = spec["ann"].get("dims", self.vectors.shape[1])
-            self.ann_candidates = spec["ann"].get("candidates", 0)
-            self.ann.expansion_search = max(spec["ann"]["expansion_search"], self.ann_candidates)
+            self.set_candidates(spec["ann"].get("candidates", 0))
+
+    def set_candidates(self, candidates):
+        """How many graph hits are re-ranked exactly (0: none, the graph's own order)."""
+        self.ann_candidates = candidates
+        self.ann.expansion_search = max(self.spec["ann"]["expansion_search"], candidates)
 
     def query_vector(self, terms):
         ids, weights = weigh(terms, self.local, self.weights)
@@ -243,11 +304,13 @@ class LsiEngine:
         norm = float(np.linalg.norm(query))
         if not norm:  # nothing in the indexed dimensions: only an exact search can rank it
             return top_k(self.vectors @ vector.astype(self.vectors.dtype), k, exclude)
-        matches = self.ann.search(query / norm, max(self.ann_candidates, k + len(exclude)))
+        wanted = k + len(exclude)
+        rows, distances = self.ann.search(query / norm, max(self.ann_candidates, wanted), at_least=wanted)
         if not self.ann_candidates:
-            hits = [Hit(int(key), 1.0 - float(dist)) for key, dist in zip(matches.keys, matches.distances)]
-            return [hit for hit in hits if hit.row not in exclude][:k]
-        rows = np.sort(np.asarray(matches.keys, np.int64))  # ascending: fewer page jumps in the map
+            order = np.lexsort((rows, distances))
+            hits = (Hit(int(rows[i]), 1.0 - float(distances[i])) for i in order if rows[i] not in exclude)
+            return [hit for _, hit in zip(range(k), hits)]
+        rows = np.sort(rows)  # ascending: fewer page jumps in the map
         scores = self.vectors[rows] @ vector.astype(self.vectors.dtype)
         order = np.lexsort((rows, -scores))  # score, then row: deterministic ties
         hits = (Hit(int(rows[i]), float(scores[i])) for i in order if rows[i] not in exclude)

@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
-from .build import CHUNK_DOCS, Bags, bin_to_npy, build_ann, point_current, prune_versions, weigh_rows, write_postings
+from .build import (CHUNK_DOCS, Bags, bin_to_npy, build_ann, point_current, prune_versions, release_freed_arrays,
+                    weigh_rows, write_postings)
 from .sources import (INPUT_HELP, Skip, add_source_arguments, is_url, open_source, prepare_sources,
                       source_settings)
 from .store import Store, StoreError, current_version_dir, describe_version
@@ -405,6 +406,7 @@ def update(corpus_dir, sources=(), delete_ids=(), prune=False, keep_versions=Non
            progress=True):
     """Fold ``sources`` (iterables of Record/Skip) into the live version of ``corpus_dir`` and delete
     ``delete_ids`` (ids or URLs); with ``prune``, also delete every document the sources do not have."""
+    release_freed_arrays()
     corpus_dir = Path(corpus_dir)
     started = time.time()
     delete_ids = {str(i).strip() for i in delete_ids if str(i).strip()}

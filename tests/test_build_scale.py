@@ -33,7 +33,8 @@ def test_the_store_does_not_depend_on_the_number_of_tokenising_processes(many_re
 
 
 def test_the_ann_index_over_leading_dimensions_is_reranked_with_exact_scores(many_records, tmp_path):
-    options = BuildOptions(name="w", engines=("lsi",), ann="on", ann_dims=8, ann_candidates=40)
+    # one graph (ann_shard_docs=0): also the layout of stores built before shards
+    options = BuildOptions(name="w", engines=("lsi",), ann="on", ann_dims=8, ann_candidates=40, ann_shard_docs=0)
     final, manifest = build([iter(many_records)], tmp_path / "w", options, progress=False)
     assert manifest["engines"]["lsi"]["ann"]["dims"] == 8
     # the graph was built over vectors in a scratch file (copy=False); only the index remains
@@ -52,3 +53,33 @@ def test_the_ann_index_over_leading_dimensions_is_reranked_with_exact_scores(man
     row = 5
     exact = np.argsort(-(lsi.vectors @ lsi.vectors[row]), kind="stable")
     assert [h.row for h in lsi.search_member(row, 3)] == [r for r in exact if r != row][:3]
+
+
+def test_the_graph_is_built_in_shards_and_a_search_asks_each_for_its_share(many_records, tmp_path):
+    documents = len(many_records)
+    options = BuildOptions(name="w", engines=("lsi",), ann="on", ann_dims=8, ann_candidates=80, ann_shard_docs=200)
+    final, manifest = build([iter(many_records)], tmp_path / "w", options, progress=False)
+    shards = -(-documents // 200)
+    assert shards >= 3
+    assert sorted(p.name for p in (final / "engines" / "lsi").glob("ann*")) == [f"ann-{i}.usearch" for i in range(shards)]
+    assert all(f"engines/lsi/ann-{i}.usearch" in manifest["files"] for i in range(shards))
+    lsi = Store(final).engines["lsi"]
+    # each graph holds its own run of rows, and only those
+    for i, (index, rows) in enumerate(lsi.ann.shards):
+        first, end = i * 200, min(i * 200 + 200, documents)
+        assert rows == end - first and len(index) == rows
+        assert index.contains(first) and index.contains(end - 1) and not index.contains(end)
+    assert len(lsi.ann) == documents and lsi.ann.ndim == 8
+    # a search gathers each shard's share of the candidates, so the best rows of every shard compete
+    query = lsi.vectors[3, :8] / np.linalg.norm(lsi.vectors[3, :8])
+    rows, distances = lsi.ann.search(query, 80)
+    assert len(set(rows.tolist())) == len(rows) >= 80
+    assert set((rows // 200).tolist()) == set(range(shards))
+    assert 3 in rows.tolist() and distances[rows.tolist().index(3)] < 1e-3
+    # and the re-ranked answers are those of an exact search, as with one graph
+    agree = []
+    for row in range(0, documents, 13):
+        exact = np.argsort(-(lsi.vectors @ lsi.vectors[row]), kind="stable")
+        best = [r for r in exact if r != row][:5]
+        agree.append(len(set(best) & {h.row for h in lsi.search_member(row, 5)}) / 5)
+    assert np.mean(agree) >= 0.9
