@@ -435,7 +435,8 @@ def release_freed_arrays():
     """Have glibc give every large allocation its own mapping, unmapped when freed. By default its
     threshold for that rises to 32 MB as arrays are freed, and the builder's chunk-sized temporary
     arrays then came from a heap that fragmented chunk after chunk: the peak grew with the number
-    of chunks (measured: 594 MiB at 100k documents, 699 at 1M; 483 at 100k with this)."""
+    of chunks (measured: 594 MiB at 100k documents, 699 at 1M; 483 at 100k with this). The setting
+    is the whole process's: the builder and updater run in their own."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD; not glibc (musl): nothing to do
