@@ -17,11 +17,9 @@ import math
 import re
 from typing import Iterable, Mapping
 
-import idna
-
 from function.config import env_number
 from function.errors import FetchError
-from function.urls import DEFAULT_PORTS
+from function.urls import DEFAULT_PORTS, ascii_host
 
 log = logging.getLogger("function.fetch")
 
@@ -210,12 +208,10 @@ def _normalize_host(host: str, *, bracketed: bool = False):
         raise _BadHost("the URL has no host")
     if "%" in host:
         raise _BadHost("percent-encoded host names are not allowed")
-    if not host.isascii():
-        try:
-            host = idna.encode(host, uts46=True, transitional=False).decode("ascii")
-        except (idna.IDNAError, UnicodeError, ValueError):
-            raise _BadHost("not a valid internationalised host name") from None
-    host = host.lower()
+    try:
+        host = ascii_host(host).lower()
+    except ValueError:
+        raise _BadHost("not a valid internationalised host name") from None
     if host.endswith("."):
         host = host[:-1]
     if not host:

@@ -32,6 +32,17 @@ def host_of(url):
     return host.rstrip(".").lower()
 
 
+def ascii_host(host):
+    """A host name in ASCII: non-ASCII names by UTS #46 (IDNA 2008, as browsers spell them);
+    ValueError for a name that cannot be one."""
+    if host.isascii():
+        return host
+    try:
+        return idna.encode(host, uts46=True, transitional=False).decode("ascii")
+    except (idna.IDNAError, UnicodeError, ValueError):
+        raise ValueError(f"not a valid internationalised host name: {host[:80]!r}") from None
+
+
 def normalise_url(url):
     """A canonical key for ``url``: http and https alike, lower-case host, no
     default port, no fragment, no tracking parameters, sorted query, no
@@ -50,11 +61,10 @@ def normalise_url(url):
     host = (parts.hostname or "").rstrip(".")
     if not host:
         raise ValueError(f"URL has no host: {url!r}")
-    if not host.isascii():  # as the fetcher spells it (UTS #46, IDNA 2008): one key per host
-        try:
-            host = idna.encode(host, uts46=True, transitional=False).decode("ascii")
-        except (idna.IDNAError, UnicodeError, ValueError):
-            pass  # not a valid name: kept as given, and the fetcher refuses it
+    try:
+        host = ascii_host(host)  # as the fetcher spells it: one key per host
+    except ValueError:
+        pass  # not a valid name: kept as given, and the fetcher refuses it
     host = host.lower()
     port = parts.port  # ValueError for a bad port
     if ":" in host:  # IPv6 literal
