@@ -150,7 +150,8 @@ class App:
         if not self.events.uri:
             raise ApiError("statistics need MONGODB (events are not stored)", status=503, code="events_unavailable")
         try:
-            return json_response(compute_stats(self.events.database(), corpus, days))
+            return json_response(compute_stats(self.events.database(), corpus, days,
+                                                self.settings.stats_max_events))
         except Exception as exc:
             from pymongo.errors import PyMongoError
 

@@ -162,10 +162,13 @@ SCHEMAS = {
         "allOf": [_ref("Summary")],
         "unevaluatedProperties": False,
         "type": "object",
-        "required": ["corpus", "since", "engines"],
+        "required": ["corpus", "since", "truncated", "engines"],
         "properties": {
             "corpus": _nullable({"type": "string"}),
             "since": _nullable({"type": "string", "format": "date-time"}),
+            "truncated": {"type": "boolean",
+                          "description": "more events than STATS_MAX_EVENTS: the figures count from `since`, the "
+                                         "oldest event read, instead of the whole period asked for"},
             "engines": {"type": "object",
                         "additionalProperties": {"allOf": [_ref("Summary")], "unevaluatedProperties": False},
                         "description": "the same figures for each engine: compare their ctr_ci95"},

@@ -254,7 +254,8 @@ def dashboard(app, request):
     from pymongo.errors import PyMongoError
 
     try:
-        data = dashboard_data(app.events.database(), context["corpus"], context["days"])
+        data = dashboard_data(app.events.database(), context["corpus"], context["days"],
+                              app.settings.stats_max_events)
     except PyMongoError as exc:
         log.warning("dashboard: event database unavailable: %s", exc)
         context["problem"] = {

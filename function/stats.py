@@ -2,7 +2,9 @@
 
 Events are read with plain filtered finds and summed up here, in Python:
 that behaves the same on MongoDB and on MongoDB-compatible servers, whose
-aggregation pipelines differ in the details.
+aggregation pipelines differ in the details. A busy site's history outgrows
+memory, so at most the newest STATS_MAX_EVENTS of each collection are read;
+the answer then says so (``truncated``) and from when it counts (``since``).
 """
 
 import math
@@ -100,17 +102,39 @@ def event_filter(corpus=None, days=None, now=None):
     return query, since
 
 
-def compute(db, corpus=None, days=None, now=None):
-    """The /stats document for ``corpus`` (None: all) over the last ``days``."""
+def read_events(db, corpus, days, now, request_fields, click_fields, limit):
+    """(requests, clicks, since, truncated): the events of ``corpus`` over the last ``days``, at most
+    the newest ``limit`` of each collection. When a collection holds more, the window starts at
+    the oldest event read of it instead, for both collections, and ``truncated`` says so."""
     query, since = event_filter(corpus, days, now)
-    requests = list(db["requests"].find(query, REQUEST_FIELDS))
-    clicks = list(db["clicks"].find(query, CLICK_FIELDS))
-    return report(requests, clicks, corpus, since)
+    truncated = False
+
+    def newest(collection, fields):
+        """The newest ``limit`` events, and whether there were more (one more is asked for to know)."""
+        found = list(db[collection].find(query, {**fields, "ts": 1}).sort("ts", -1).limit(limit + 1))
+        return found[:limit], len(found) > limit
+
+    requests, more = newest("requests", request_fields)
+    if more:
+        since, truncated = requests[-1]["ts"], True
+        query["ts"] = {"$gte": since}
+    clicks, more = newest("clicks", click_fields)
+    if more:  # more clicks than answers in the window (a bot?): narrow it again
+        since, truncated = clicks[-1]["ts"], True
+        requests = [r for r in requests if r["ts"] >= since]
+    return requests, clicks, since, truncated
 
 
-def report(requests, clicks, corpus, since):
+def compute(db, corpus, days, limit, now=None):
+    """The /stats document for ``corpus`` (None: all) over the last ``days``."""
+    requests, clicks, since, truncated = read_events(db, corpus, days, now, REQUEST_FIELDS, CLICK_FIELDS, limit)
+    return report(requests, clicks, corpus, since, truncated)
+
+
+def report(requests, clicks, corpus, since, truncated=False):
     """The /stats document of already-read events."""
-    out = {"corpus": corpus, "since": since.isoformat(timespec="seconds") if since else None}
+    out = {"corpus": corpus, "since": since.isoformat(timespec="seconds") if since else None,
+           "truncated": truncated}
     out.update(summarise(requests, clicks))
     engines = sorted({r.get("engine") for r in requests if r.get("engine")})
     out["engines"] = {
@@ -208,19 +232,18 @@ def top_articles(requests, clicks, n=TOP_N):
     return {"recommended": rows(shown), "clicked": rows(clicked)}
 
 
-def dashboard(db, corpus=None, days=None, now=None):
+def dashboard(db, corpus, days, limit, now=None):
     """What /dashboard draws: the /stats document plus time series, histograms and top articles."""
     now = now or datetime.now(timezone.utc)
-    query, since = event_filter(corpus, days, now)
-    requests = list(db["requests"].find(query, DASHBOARD_REQUEST_FIELDS))
-    clicks = list(db["clicks"].find(query, DASHBOARD_CLICK_FIELDS))
+    requests, clicks, since, truncated = read_events(db, corpus, days, now, DASHBOARD_REQUEST_FIELDS,
+                                                     DASHBOARD_CLICK_FIELDS, limit)
     answered = [r for r in requests if r.get("status") == 200]
     errors = defaultdict(int)
     for event in requests:
         if event.get("status") != 200:
             errors[str(event.get("error") or event.get("status"))] += 1
     return {
-        "stats": report(requests, clicks, corpus, since),
+        "stats": report(requests, clicks, corpus, since, truncated),
         "timeline": timeline(requests, clicks, since, now),
         "latency_ms": histogram([r["total_ms"] for r in answered if isinstance(r.get("total_ms"), (int, float))],
                                 LATENCY_EDGES_MS),

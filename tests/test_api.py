@@ -282,3 +282,52 @@ def test_member_keys_spell_hosts_as_the_fetcher_does(url):
     from function.urls import normalise_url
 
     assert urlsplit(normalise_url(url)).hostname == parse_url(url).host
+
+
+@pytest.fixture
+def small_stats_client(function_env, monkeypatch):
+    """A client whose /stats and /dashboard read at most 100 events of each collection."""
+    import functions_framework
+
+    for name, value in {**function_env, "STATS_MAX_EVENTS": "100"}.items():
+        monkeypatch.setenv(name, value)
+    return functions_framework.create_app(target="handle", source="function/main.py").test_client()
+
+
+def test_stats_past_the_event_limit_count_the_newest_and_say_so(small_stats_client, function_env):
+    client = small_stats_client
+    answers = [client.get("/", query_string={"text": f"moon landing {i}"}).get_json() for i in range(130)]
+    for answer in (answers[0], answers[-1]):  # the oldest answer falls outside the window read
+        assert client.get(answer["results"][0]["click_url"]).status_code == 302
+    requests = wait_for_events(function_env["MONGODB"], "requests", 130)
+    wait_for_events(function_env["MONGODB"], "clicks", 2)
+    stats = client.get("/stats").get_json()
+    assert stats["truncated"] is True and stats["requests"] == 100 and stats["clicks"] == 2
+    oldest_read = sorted(event["ts"] for event in requests)[-100]
+    assert stats["since"] == oldest_read.isoformat(timespec="seconds")
+    assert stats["ctr"] == pytest.approx(1 / 100)  # the oldest answer's click has no answer in the window
+    assert client.get("/stats?days=1").get_json()["truncated"] is True
+    page = client.get("/dashboard").get_data(as_text=True)
+    assert 'data-truncated="true"' in page and "STATS_MAX_EVENTS" in page
+
+
+def test_stats_past_the_click_limit_narrow_the_window_for_both(small_stats_client, function_env):
+    client = small_stats_client
+    answers = [client.get("/", query_string={"text": f"greek philosopher {i}"}).get_json() for i in range(3)]
+    links = [result["click_url"] for answer in answers for result in answer["results"]]
+    for i in range(104):
+        assert client.get(links[i % len(links)]).status_code == 302
+    wait_for_events(function_env["MONGODB"], "clicks", 104)
+    stats = client.get("/stats").get_json()
+    # the 100 newest clicks start after every answer: no answer is inside the window they span
+    assert stats["truncated"] is True and stats["clicks"] == 100 and stats["requests"] == 0
+
+
+def test_stats_at_the_limit_are_not_truncated(small_stats_client, function_env):
+    client = small_stats_client
+    for i in range(100):  # exactly STATS_MAX_EVENTS: every event is read
+        client.get("/", query_string={"text": f"atlantic ocean {i}"})
+    wait_for_events(function_env["MONGODB"], "requests", 100)
+    stats = client.get("/stats").get_json()
+    assert stats["truncated"] is False and stats["since"] is None and stats["requests"] == 100
+    assert "data-truncated" not in client.get("/dashboard").get_data(as_text=True)
