@@ -1,5 +1,6 @@
 """The recommendation pipeline: query -> fetch -> extract -> vectorize -> lookup -> log -> answer."""
 
+import copy
 import hashlib
 import secrets
 import threading
@@ -70,6 +71,42 @@ class PageCache:
                 self._entries[key] = value
 
 
+class SingleFlight:
+    """One run of a call per key at a time, in this process: callers arriving while it runs wait
+    for it and share its outcome. A newly published page's widgets ask for it all at once;
+    without this each of them would fetch the page from its site."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._running = {}  # key -> [done event, value, error]
+
+    def run(self, key, call):
+        """(value, shared): ``call()``'s value, and whether another caller's run produced it. A
+        shared failure is raised again as the ApiError it was (other faults: the callers retry)."""
+        with self._lock:
+            flight = self._running.get(key)
+            leader = flight is None
+            if leader:
+                flight = self._running[key] = [threading.Event(), None, None]
+        if not leader:
+            flight[0].wait()
+            if flight[2] is None:
+                return flight[1], True
+            if isinstance(flight[2], ApiError):  # a copy: each raise gets a traceback of its own
+                raise copy.copy(flight[2])
+            return self.run(key, call)
+        try:
+            flight[1] = call()
+            return flight[1], False
+        except BaseException as exc:
+            flight[2] = exc
+            raise
+        finally:
+            with self._lock:
+                del self._running[key]
+            flight[0].set()
+
+
 class Recommender:
     def __init__(self, settings, stores, events, click_key, fetch_limits):
         self.settings = settings
@@ -83,12 +120,18 @@ class Recommender:
         # rest of a repeat request), its hits per store version, engine and count
         # (at 1M documents the lookup is most of what is left: ~3 ms)
         self.articles, self.page_terms, self.page_hits = PageCache(size, ttl), PageCache(size, ttl), PageCache(size, ttl)
+        self.fetches = SingleFlight()
 
     # -- fetch + extract ----------------------------------------------------
     def article(self, url, url_key, timings):
+        """(article, cached): the page's article, from the cache, from a fetch of it already
+        under way for another request, else fetched and extracted now."""
         cached = self.articles.get(url_key)
         if cached is not None:
             return cached, True
+        return self.fetches.run(url_key, lambda: self._fetch_article(url, url_key, timings))
+
+    def _fetch_article(self, url, url_key, timings):
         # imported on the first fetch: jusText and lxml are not needed to start
         # (cold start) nor for text, id and member-URL requests
         from .extract import decode_html, extract_article
@@ -108,7 +151,7 @@ class Recommender:
             raise ApiError("no article text found on the page", status=422, code="no_article_text")
         article = Article(article.title, article.lang, article.text[: self.settings.max_text_chars])
         self.articles.put(url_key, article)
-        return article, False
+        return article
 
     def article_terms(self, store, url_key, article):
         key = (str(store.path), url_key)  # a new store version has a key of its own

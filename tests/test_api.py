@@ -57,6 +57,38 @@ def test_repeat_url_is_served_from_the_cache(client, pages):
     assert titles(first) == titles(second)
 
 
+def _at_once(client, queries):
+    """The JSON answers and statuses of ``queries``, all sent together from threads of their own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def ask(query):
+        response = client.application.test_client().get("/", query_string=query)
+        return response.status_code, response.get_json()
+
+    with ThreadPoolExecutor(len(queries)) as pool:
+        return list(pool.map(ask, queries))
+
+
+def test_a_new_page_asked_for_at_once_is_fetched_once(client, pages):
+    url = pages.add("/just-published.html", pages.body("/moon-landing.html"))
+    pages.delays["/just-published.html"] = 0.5  # every request arrives while the first fetch runs
+    answers = _at_once(client, [{"url": url}] * 6)
+    assert pages.hits["/just-published.html"] == 1
+    assert [status for status, _ in answers] == [200] * 6
+    assert len({tuple(titles(body)) for _, body in answers}) == 1
+    assert sorted(body["page"]["cached"] for _, body in answers) == [False] + [True] * 5
+
+
+def test_a_failed_fetch_is_shared_by_those_who_waited_for_it(client, pages):
+    url = pages.add("/failing.html", b"<html><body>down</body></html>", status=503)
+    pages.delays["/failing.html"] = 0.5
+    answers = _at_once(client, [{"url": url}] * 4)
+    assert pages.hits["/failing.html"] == 1
+    assert {(status, body["error"]["code"]) for status, body in answers} == {(502, "upstream_status")}
+    pages.delays["/failing.html"] = 0
+    assert client.get("/", query_string={"url": url}).status_code == 502 and pages.hits["/failing.html"] == 2
+
+
 def test_id_query_gives_a_members_neighbours_without_itself(client):
     body = client.get("/?id=662&k=4").get_json()  # Apollo 11
     assert body["source"] == "corpus"
