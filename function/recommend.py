@@ -71,6 +71,13 @@ class PageCache:
                 self._entries[key] = value
 
 
+class _Flight:
+    __slots__ = ("done", "value", "error")
+
+    def __init__(self):
+        self.done, self.value, self.error = threading.Event(), None, None
+
+
 class SingleFlight:
     """One run of a call per key at a time, in this process: callers arriving while it runs wait
     for it and share its outcome. A newly published page's widgets ask for it all at once;
@@ -78,7 +85,7 @@ class SingleFlight:
 
     def __init__(self):
         self._lock = threading.Lock()
-        self._running = {}  # key -> [done event, value, error]
+        self._running = {}  # key -> _Flight
 
     def run(self, key, call):
         """(value, shared): ``call()``'s value, and whether another caller's run produced it. A
@@ -87,24 +94,24 @@ class SingleFlight:
             flight = self._running.get(key)
             leader = flight is None
             if leader:
-                flight = self._running[key] = [threading.Event(), None, None]
+                flight = self._running[key] = _Flight()
         if not leader:
-            flight[0].wait()
-            if flight[2] is None:
-                return flight[1], True
-            if isinstance(flight[2], ApiError):  # a copy: each raise gets a traceback of its own
-                raise copy.copy(flight[2])
+            flight.done.wait()
+            if flight.error is None:
+                return flight.value, True
+            if isinstance(flight.error, ApiError):  # a copy: each raise gets a traceback of its own
+                raise copy.copy(flight.error)
             return self.run(key, call)
         try:
-            flight[1] = call()
-            return flight[1], False
+            flight.value = call()
+            return flight.value, False
         except BaseException as exc:
-            flight[2] = exc
+            flight.error = exc
             raise
         finally:
             with self._lock:
                 del self._running[key]
-            flight[0].set()
+            flight.done.set()
 
 
 class Recommender:
