@@ -189,20 +189,30 @@ def weigh(terms, local, global_weights):
 SELECTION_BLOCK = 64  # scores per block whose maximum bounds the k-th best
 
 
-def _best_rows(scores, k):
-    """Rows of the ``k`` best scores (ties at the k-th in any order). Each of the k best blocks
-    holds a score at least its maximum, so the k-th best block maximum is a floor that every
-    row of the k best clears: a scan of block maxima plus a partition of the few rows above
-    it costs about a quarter of partitioning every score."""
+def _kth_best_floor(scores, k):
+    """A value that at least ``k`` scores reach and every one of the ``k`` best does: the k-th
+    best maximum of blocks of scores (each of the k best blocks holds a score at least that
+    high), found in about a quarter of the time a partition of every score takes; for
+    short arrays, the k-th best score itself."""
     blocks = len(scores) // SELECTION_BLOCK
+    values = scores
     if blocks >= 4 * k:
-        maxima = scores[: blocks * SELECTION_BLOCK].reshape(blocks, SELECTION_BLOCK).max(axis=1)
-        floor = np.partition(maxima, blocks - k)[blocks - k]
-        if floor == floor:  # not NaN
-            rows = np.flatnonzero(scores >= floor)
-            if len(rows) >= k:
-                return rows[np.argpartition(-scores[rows], k - 1)[:k]]
-    return np.argpartition(-scores, k - 1)[:k]
+        values = scores[: blocks * SELECTION_BLOCK].reshape(blocks, SELECTION_BLOCK).max(axis=1)
+    # negated: numpy's selection of a k-th smallest stays fast with many equal values
+    return -np.partition(-values, k - 1)[k - 1]
+
+
+def _best_rows(scores, k):
+    """Rows of the ``k`` best scores; of rows tied at the k-th best, the lowest."""
+    floor = _kth_best_floor(scores, k)
+    if floor != floor:  # NaN: no order to go by
+        return np.argpartition(-scores, k - 1)[:k]
+    above = np.flatnonzero(scores > floor)
+    if len(above) >= k:
+        return above[np.argpartition(-scores[above], k - 1)[:k]]
+    # fewer than k above the floor: the rest are the first rows at it (a sparse engine's
+    # many zero scores land here)
+    return np.concatenate([above, np.flatnonzero(scores == floor)[: k - len(above)]])
 
 
 def top_k(scores, k, exclude):
