@@ -207,12 +207,13 @@ def _best_rows(scores, k):
     floor = _kth_best_floor(scores, k)
     if floor != floor:  # NaN: no order to go by
         return np.argpartition(-scores, k - 1)[:k]
-    above = np.flatnonzero(scores > floor)
-    if len(above) >= k:
-        return above[np.argpartition(-scores[above], k - 1)[:k]]
-    # fewer than k above the floor: the rest are the first rows at it (a sparse engine's
-    # many zero scores land here)
-    return np.concatenate([above, np.flatnonzero(scores == floor)[: k - len(above)]])
+    rows = np.flatnonzero(scores > floor)
+    if len(rows) < k:  # the k-th best is the floor itself (a sparse engine's many zeros land here)
+        return np.concatenate([rows, np.flatnonzero(scores == floor)[: k - len(rows)]])
+    picked = scores[rows]
+    kth = -np.partition(-picked, k - 1)[k - 1]
+    above = rows[picked > kth]
+    return np.concatenate([above, rows[picked == kth][: k - len(above)]])
 
 
 def top_k(scores, k, exclude):

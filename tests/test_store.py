@@ -252,3 +252,12 @@ def test_top_k_is_the_head_of_a_full_sort(size):
         got = top_k(scores, k, exclude)
         assert [(hit.row, hit.score) for hit in got] == want  # ties: the lowest rows, in row order
         assert not set(exclude) & {hit.row for hit in got}
+
+
+def test_top_k_ties_above_the_block_floor_go_to_the_lowest_rows():
+    """The k-th best lies above the block-maxima floor and is tied: the lowest tied rows win."""
+    from function.store import top_k
+
+    scores = np.zeros(1280, np.float32)
+    scores[:64] = np.resize([3, 1], 64)  # one block: 3 at even rows, 1 at odd; every other block 0
+    assert [hit.row for hit in top_k(scores, 3, ())] == [0, 2, 4]
