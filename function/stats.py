@@ -110,17 +110,26 @@ def read_events(db, corpus, days, now, request_fields, click_fields, limit):
     truncated = False
 
     def newest(collection, fields):
-        """The newest ``limit`` events, and whether there were more (one more is asked for to know)."""
-        found = list(db[collection].find(query, {**fields, "ts": 1}).sort("ts", -1).limit(limit + 1))
-        return found[:limit], len(found) > limit
+        """(events, cut): the newest ``limit`` events, and the oldest time among them when there
+        were more (None when not: one more is asked for to know). Cut short, they end with every
+        event of that time, since a cut among events of the same millisecond would leave some
+        out of a window that claims them."""
+        projection = {**fields, "ts": 1}
+        found = list(db[collection].find(query, projection).sort("ts", -1).limit(limit + 1))
+        if len(found) <= limit:
+            return found, None
+        cut = found[limit - 1]["ts"]
+        # compared here too: nx-27017 compares times to the second, MongoDB to the millisecond
+        tied = [event for event in db[collection].find({**query, "ts": cut}, projection) if event["ts"] == cut]
+        return [event for event in found[:limit] if event["ts"] != cut] + tied, cut
 
-    requests, more = newest("requests", request_fields)
-    if more:
-        since, truncated = requests[-1]["ts"], True
+    requests, cut = newest("requests", request_fields)
+    if cut is not None:
+        since, truncated = cut, True
         query["ts"] = {"$gte": since}
-    clicks, more = newest("clicks", click_fields)
-    if more:  # more clicks than answers in the window (a bot?): narrow it again
-        since, truncated = clicks[-1]["ts"], True
+    clicks, cut = newest("clicks", click_fields)
+    if cut is not None:  # more clicks than answers in the window (a bot?): narrow it again
+        since, truncated = cut, True
         requests = [r for r in requests if r["ts"] >= since]
     return requests, clicks, since, truncated
 
@@ -133,7 +142,7 @@ def compute(db, corpus, days, limit, now=None):
 
 def report(requests, clicks, corpus, since, truncated=False):
     """The /stats document of already-read events."""
-    out = {"corpus": corpus, "since": since.isoformat(timespec="seconds") if since else None,
+    out = {"corpus": corpus, "since": since.isoformat(timespec="milliseconds") if since else None,
            "truncated": truncated}
     out.update(summarise(requests, clicks))
     engines = sorted({r.get("engine") for r in requests if r.get("engine")})

@@ -334,10 +334,11 @@ def test_stats_past_the_event_limit_count_the_newest_and_say_so(small_stats_clie
     requests = wait_for_events(function_env["MONGODB"], "requests", 130)
     wait_for_events(function_env["MONGODB"], "clicks", 2)
     stats = client.get("/stats").get_json()
-    assert stats["truncated"] is True and stats["requests"] == 100 and stats["clicks"] == 2
-    oldest_read = sorted(event["ts"] for event in requests)[-100]
-    assert stats["since"] == oldest_read.isoformat(timespec="seconds")
-    assert stats["ctr"] == pytest.approx(1 / 100)  # the oldest answer's click has no answer in the window
+    times = sorted((event["ts"] for event in requests), reverse=True)
+    in_window = sum(1 for ts in times if ts >= times[99])  # the 100 newest, and others of the 100th's millisecond
+    assert stats["truncated"] is True and stats["requests"] == in_window < 130 and stats["clicks"] == 2
+    assert stats["since"] == times[99].isoformat(timespec="milliseconds")
+    assert stats["ctr"] == pytest.approx(1 / in_window, abs=1e-4)  # the oldest answer's click has no answer in the window
     assert client.get("/stats?days=1").get_json()["truncated"] is True
     page = client.get("/dashboard").get_data(as_text=True)
     assert 'data-truncated="true"' in page and "STATS_MAX_EVENTS" in page
@@ -349,10 +350,38 @@ def test_stats_past_the_click_limit_narrow_the_window_for_both(small_stats_clien
     links = [result["click_url"] for answer in answers for result in answer["results"]]
     for i in range(104):
         assert client.get(links[i % len(links)]).status_code == 302
-    wait_for_events(function_env["MONGODB"], "clicks", 104)
+    times = sorted((click["ts"] for click in wait_for_events(function_env["MONGODB"], "clicks", 104)), reverse=True)
     stats = client.get("/stats").get_json()
-    # the 100 newest clicks start after every answer: no answer is inside the window they span
-    assert stats["truncated"] is True and stats["clicks"] == 100 and stats["requests"] == 0
+    # the 100 newest clicks, and any others of the 100th's millisecond, start after every answer:
+    # no answer is inside the window they span
+    assert stats["truncated"] is True and stats["requests"] == 0
+    assert stats["clicks"] == sum(1 for ts in times if ts >= times[99])
+
+
+def test_stats_cut_among_events_of_one_millisecond_keep_them_all(small_stats_client, function_env):
+    """More events than the limit, the oldest read sharing its millisecond with some not read:
+    all of that millisecond are counted, with their clicks, and `since` is that millisecond."""
+    from datetime import datetime, timedelta, timezone
+
+    import pymongo
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    cut = now - timedelta(minutes=10, milliseconds=1)
+    answer = {"status": 200, "corpus": "wiki", "engine": "lsi", "n_results": 5, "total_ms": 1.0, "top_score": 0.5}
+    newer = [{"_id": f"n{i}", "ts": now - timedelta(seconds=i), **answer} for i in range(98)]
+    tied = [{"_id": f"t{i}", "ts": cut, **answer} for i in range(5)]
+    older = [{"_id": f"o{i}", "ts": cut - timedelta(seconds=5 + i), **answer} for i in range(3)]
+    clicks = [{"_id": f"c{i}", "ts": now, "corpus": "wiki", "request_id": f"t{i}", "engine": "lsi", "rank": 1,
+               "delay_ms": 1000} for i in range(5)]
+    client = pymongo.MongoClient(function_env["MONGODB"], tz_aware=True)
+    db = client.get_default_database()
+    db["requests"].insert_many(newer + tied + older)
+    db["clicks"].insert_many(clicks)
+    client.close()
+    stats = small_stats_client.get("/stats").get_json()
+    assert stats["truncated"] is True and stats["since"] == cut.isoformat(timespec="milliseconds")
+    assert stats["requests"] == 98 + 5 and stats["clicks"] == 5
+    assert stats["ctr"] == pytest.approx(5 / 103, abs=1e-4)
 
 
 def test_stats_at_the_limit_are_not_truncated(small_stats_client, function_env):
