@@ -189,17 +189,20 @@ def weigh(terms, local, global_weights):
 SELECTION_BLOCK = 64  # scores per block whose maximum bounds the k-th best
 
 
+def _kth_largest(values, k):
+    # negated: numpy's selection of a k-th smallest stays fast with many equal values
+    return -np.partition(-values, k - 1)[k - 1]
+
+
 def _kth_best_floor(scores, k):
     """A value that at least ``k`` scores reach and every one of the ``k`` best does: the k-th
     best maximum of blocks of scores (each of the k best blocks holds a score at least that
     high), found in about a quarter of the time a partition of every score takes; for
     short arrays, the k-th best score itself."""
     blocks = len(scores) // SELECTION_BLOCK
-    values = scores
     if blocks >= 4 * k:
-        values = scores[: blocks * SELECTION_BLOCK].reshape(blocks, SELECTION_BLOCK).max(axis=1)
-    # negated: numpy's selection of a k-th smallest stays fast with many equal values
-    return -np.partition(-values, k - 1)[k - 1]
+        return _kth_largest(scores[: blocks * SELECTION_BLOCK].reshape(blocks, SELECTION_BLOCK).max(axis=1), k)
+    return _kth_largest(scores, k)
 
 
 def _best_rows(scores, k):
@@ -211,7 +214,7 @@ def _best_rows(scores, k):
     if len(rows) < k:  # the k-th best is the floor itself (a sparse engine's many zeros land here)
         return np.concatenate([rows, np.flatnonzero(scores == floor)[: k - len(rows)]])
     picked = scores[rows]
-    kth = -np.partition(-picked, k - 1)[k - 1]
+    kth = _kth_largest(picked, k)
     above = rows[picked > kth]
     return np.concatenate([above, rows[picked == kth][: k - len(above)]])
 
