@@ -11,6 +11,7 @@ the CPU seconds of the builder and its workers: on a shared machine the wall
 time says more about the neighbours than about the builder).
 """
 
+import argparse
 import json
 import os
 import resource
@@ -130,17 +131,19 @@ def reindex_ann(n, **ann_options):
 
 
 def main(argv=None):
-    args = list(argv if argv is not None else sys.argv[1:])
-    if args and args[0] == "reindex":  # python -m bench.stores reindex N... [--ann-shard-docs S]
-        options = {}
-        if "--ann-shard-docs" in args:
-            at = args.index("--ann-shard-docs")
-            options["ann_shard_docs"] = int(args[at + 1])
-            del args[at:at + 2]
-        for n in map(int, args[1:]):
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:1] == ["reindex"]:
+        p = argparse.ArgumentParser(prog="python -m bench.stores reindex", description="only the ANN graph again")
+        p.add_argument("sizes", nargs="+", type=int, metavar="N")
+        p.add_argument("--ann-shard-docs", type=int, help="rows per graph (0: one graph)")
+        parsed = p.parse_args(args[1:])
+        options = {} if parsed.ann_shard_docs is None else {"ann_shard_docs": parsed.ann_shard_docs}
+        for n in parsed.sizes:
             print(json.dumps({"n": n, **reindex_ann(n, **options)}), flush=True)
         return
-    for n in map(int, args):
+    p = argparse.ArgumentParser(prog="python -m bench.stores", description="corpus + store per N, with build figures")
+    p.add_argument("sizes", nargs="+", type=int, metavar="N")
+    for n in p.parse_args(args).sizes:
         figures = build_store(n)
         print(json.dumps({"n": n, **figures}), flush=True)
 
