@@ -118,10 +118,13 @@ def main():
     port = env.setdefault("PORT", "8080")
     print(f"serving on http://localhost:{port}/  (try: curl 'localhost:{port}/?text=moon+landing+astronaut')",
           flush=True)
-    server = subprocess.Popen(function_command(), env=env, cwd=ROOT)
+    # A session of its own: a terminal's Ctrl-C reaches only this process, which asks
+    # gunicorn for one graceful stop. Sent to gunicorn's worker as well, it made the
+    # worker's quit handler run twice, and the worker hung until it was killed.
+    server = subprocess.Popen(function_command(), env=env, cwd=ROOT, start_new_session=True)
 
-    def forward(signum, _frame):
-        server.send_signal(signum)
+    def forward(_signum, _frame):
+        server.send_signal(signal.SIGTERM)  # graceful: requests finish, buffered events are written
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
