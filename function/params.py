@@ -68,7 +68,11 @@ def _from_json(request, settings):
     if mimetype != "application/json":
         raise _bad("POST a JSON object with Content-Type: application/json",
                    code="unsupported_media_type", status=415)
-    body = request.stream.read(settings.max_body_bytes + 1)
+    try:
+        body = request.stream.read(settings.max_body_bytes + 1)
+    except Exception as exc:  # the server's parser of a malformed chunked body, or the client gone mid-body
+        raise _bad(f"request body could not be read ({exc.__class__.__name__}): malformed chunked encoding "
+                   "or a connection closed early", code="unreadable_body") from None
     if len(body) > settings.max_body_bytes:
         raise _bad(f"request body over {settings.max_body_bytes} bytes", code="body_too_large", status=413)
     try:

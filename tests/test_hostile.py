@@ -836,3 +836,28 @@ def test_real_server_malformed_http_is_refused_by_gunicorn_and_it_keeps_serving(
     status, _, _ = raw_request(server, request_bytes)
     assert 400 <= status < 500
     assert requests.get(server.base + "/healthz", timeout=10).status_code == 200
+
+
+@pytest.mark.parametrize("body", [
+    b"zz\r\n{\"text\":\"moon\"}\r\n0\r\n\r\n",  # a chunk size that is not hex
+    b"-1\r\n{\"text\":\"moon\"}\r\n0\r\n\r\n",
+    b"f\r\n{\"text\":\"moon\"}XX0\r\n\r\n",  # no CRLF after the chunk
+    b"10\r\n{\"text\":\"moon\"}\r\n0\r\n\r\n",  # a size that is not the chunk's
+    b"f\r\n{\"text\":\"moon\"}\r\n0\r\nbad trailer\r\n\r\n",
+])
+def test_real_server_malformed_chunked_body_is_a_400(server, body):
+    status, head, answer = raw_request(server, b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                                       b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" + body)
+    assert_json_error(status, head, answer, 400, "unreadable_body")
+
+
+def test_real_server_body_cut_off_mid_chunk_is_a_400(server):
+    with socket.create_connection(("127.0.0.1", server.port), timeout=15) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                     b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n40\r\n{\"text\":")
+        sock.shutdown(socket.SHUT_WR)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert_json_error(int(head.split(b" ", 2)[1]), head.decode("latin-1"), body, 400, "unreadable_body")
