@@ -128,8 +128,9 @@ class App:
             return self.settings.public_url
         proto = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
         scheme = proto if proto in ("http", "https") else request.scheme
-        if not request.host:  # Werkzeug gives "" for a Host header with invalid characters
-            raise ApiError("the Host header is not a valid host name: click links cannot be built "
+        # Werkzeug gives "" for a Host with invalid characters, and the bind address (0.0.0.0) for none
+        if not request.host or not request.environ.get("HTTP_HOST"):
+            raise ApiError("the Host header is missing or not a valid host name: click links cannot be built "
                            "(send a valid Host, or set PUBLIC_URL)", code="invalid_host")
         return f"{scheme}://{request.host}"
 
@@ -141,12 +142,13 @@ class App:
         return json_response(self.recommender.recommend(query, self.base_url(request)))
 
     def click(self, request):
-        target = self.recommender.click(request.args)
+        # HEAD is a link checker's or an unfurler's look at the link, not a reader's click
+        target = self.recommender.click(request.args, record=request.method != "HEAD")
         return Response(status=302, headers={"Location": target, "Cache-Control": "no-store",
                                              "Referrer-Policy": "no-referrer"})
 
     def stats(self, request):
-        corpus, days = parse_filters(request.args)
+        corpus, days = parse_filters(request, self.settings)
         if not self.events.uri:
             raise ApiError("statistics need MONGODB (events are not stored)", status=503, code="events_unavailable")
         try:

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from .config import ConfigError
 from .errors import ApiError
+from .params import names_for_message
 
 FIELDS = ("r", "c", "e", "k", "d", "u", "t")  # request, corpus, engine, rank, doc id, url, issued (ms)
 MIN_SECRET_BYTES = 16
@@ -88,7 +89,7 @@ def verify(key, args, ttl_seconds, now_ms=None):
         values.append(got[0])
     extra = set(args) - set(FIELDS) - {"s"}
     if extra:
-        raise ApiError(f"click link has unknown parameters: {', '.join(sorted(extra))}", code="invalid_click_link")
+        raise ApiError(f"click link has unknown parameters: {names_for_message(extra)}", code="invalid_click_link")
     *values, tag = values
     # compare_digest refuses non-ASCII str (TypeError): compare the bytes.
     if not hmac.compare_digest(_tag(key, values).encode(), tag.encode("utf-8", "replace")):

@@ -238,7 +238,7 @@ def dashboard(app, request):
     context = {"nav": "dashboard", "corpora": names, "corpus": None, "days": None, "day_choices": DAY_CHOICES,
                "data": None, "charts": None, "problem": None, "stats_url": "/stats"}
     try:
-        context["corpus"], context["days"] = parse_filters(request.args)
+        context["corpus"], context["days"] = parse_filters(request, app.settings)
         filters = {name: value for name in ("corpus", "days") if (value := context[name])}
         context["stats_url"] = "/stats" + ("?" + urlencode(filters) if filters else "")
     except ApiError as exc:

@@ -28,7 +28,22 @@ def _bad(message, code="invalid_parameter", status=400):
     return ApiError(message, status=status, code=code)
 
 
-def _from_query_string(request, settings):
+def names_for_message(names, most=10):
+    """The caller's parameter names for an error message: escaped, cut short, at most ``most``."""
+    names = sorted(names)
+    shown = ", ".join(ascii(name)[:40] for name in names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def refuse_unknown(names, known, expected):
+    unknown = set(names) - set(known)
+    if unknown:
+        raise _bad(f"unknown parameter(s): {names_for_message(unknown)}; expected {expected}",
+                   code="unknown_parameter")
+
+
+def query_arguments(request, settings):
+    """{name: value} of the query string, each name given once; 414 past MAX_QUERY_BYTES."""
     if len(request.query_string) > settings.max_query_bytes:
         raise _bad(f"query string longer than {settings.max_query_bytes} bytes; POST long text as JSON",
                    code="query_too_long", status=414)
@@ -37,8 +52,13 @@ def _from_query_string(request, settings):
     for name in args:
         values = args.getlist(name)
         if len(values) > 1:
-            raise _bad(f"parameter '{name}' given {len(values)} times")
+            raise _bad(f"parameter {names_for_message([name])} given {len(values)} times")
         fields[name] = values[0]
+    return fields
+
+
+def _from_query_string(request, settings):
+    fields = query_arguments(request, settings)
     for name in ("k", "min_score"):
         if name in fields:
             fields[name] = _number_from_text(name, fields[name])
@@ -55,6 +75,8 @@ def whole_number(raw, name, low, high):
 
 def _number_from_text(name, raw):
     try:
+        if "_" in raw:  # int() and float() read "1_0" as 10: a Python spelling, not a number
+            raise ValueError(raw)
         return int(raw) if name == "k" else float(raw)
     except ValueError:
         kind = "an integer" if name == "k" else "a number"
@@ -77,8 +99,10 @@ def _from_json(request, settings):
         raise _bad(f"request body over {settings.max_body_bytes} bytes", code="body_too_large", status=413)
     try:
         fields = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise _bad(f"request body is not valid JSON: {exc}", code="invalid_json") from None
+    except ValueError:  # Python's bound on digits in an integer (4300): its message names sys internals
+        raise _bad("request body is not valid JSON: a number has too many digits", code="invalid_json") from None
     except RecursionError:  # "[[[[..." nested deeper than the parser's recursion limit
         raise _bad("request body is not valid JSON: nested too deeply", code="invalid_json") from None
     if not isinstance(fields, dict):
@@ -97,11 +121,7 @@ def _encodable(text):
 def parse_query(request, settings, corpora):
     """The Query of a GET / or POST / request; ApiError for anything wrong."""
     fields = _from_json(request, settings) if request.method == "POST" else _from_query_string(request, settings)
-    unknown = sorted(set(fields) - set(FIELDS))
-    if unknown:
-        names = ", ".join(ascii(name)[:40] for name in unknown[:10])  # escaped and short: names are the caller's
-        raise _bad(f"unknown parameter(s): {names}; expected one of url, text or id, "
-                   "and optionally k, corpus, min_score, engine", code="unknown_parameter")
+    refuse_unknown(fields, FIELDS, "one of url, text or id, and optionally k, corpus, min_score, engine")
     given = [kind for kind in QUERY_KINDS if fields.get(kind) not in (None, "")]
     if not given:
         raise _bad("give one of 'url', 'text' or 'id'", code="missing_query")

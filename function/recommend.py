@@ -12,6 +12,7 @@ from cachetools import TTLCache
 from . import clicks
 from .article import Article
 from .errors import ApiError, NotFound
+from .fetch_policy import parse_url
 from .urls import normalise_url
 
 # Lookups ask for a few more hits than wanted, so that hits dropped afterwards
@@ -210,6 +211,9 @@ class Recommender:
         elif query.kind == "text":
             source, split_key = "text", "text:" + event["text_sha256"]
         else:
+            # what the fetcher refuses (credentials, other schemes, a bad port) is refused here, before
+            # the corpus or the cache is asked: the same answer whether or not the page is known
+            parse_url(query.value)
             try:
                 url_key = normalise_url(query.value)
             except ValueError as exc:
@@ -284,9 +288,11 @@ class Recommender:
         return answer
 
     # -- clicks -----------------------------------------------------------------
-    def click(self, args):
-        """The target URL of a click link; records the click event."""
+    def click(self, args, record=True):
+        """The target URL of a click link; records the click event unless ``record`` is false."""
         click = clicks.verify(self.click_key, args, self.settings.click_ttl_seconds)
+        if not record:
+            return click.url
         now = datetime.now(timezone.utc)
         delay_ms = max(0, int(now.timestamp() * 1000) - click.issued_ms)
         self.events.record("clicks", {

@@ -13,14 +13,13 @@ from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 
 from .errors import ApiError
-from .params import NAME, whole_number
+from .params import NAME, query_arguments, refuse_unknown, whole_number
 
 
-def parse_filters(args):
+def parse_filters(request, settings):
     """(corpus, days) of /stats and /dashboard's query arguments; ApiError for a bad one."""
-    unknown = sorted(set(args) - {"corpus", "days"})
-    if unknown:
-        raise ApiError(f"unknown parameter(s): {', '.join(unknown)}; expected corpus, days", code="unknown_parameter")
+    args = query_arguments(request, settings)
+    refuse_unknown(args, ("corpus", "days"), "corpus, days")
     corpus = args.get("corpus") or None
     if corpus is not None and not NAME.match(corpus):
         raise ApiError("'corpus' must be a corpus name", code="invalid_parameter")
