@@ -11,9 +11,16 @@ PYTEST_ARGS ?=
 .PHONY: help venv run test model-store clean
 
 help:
-	@echo "make run          serve on \$$PORT ($(PORT)) with the default store and an embedded Mongo-wire server"
-	@echo "make test         the whole test suite"
-	@echo "make model-store  (re)build the default store from gensim's Wikipedia sample"
+	@echo "make run             serve on \$$PORT ($(PORT)) with the default store and an embedded Mongo-wire server"
+	@echo "make test            the whole test suite"
+	@echo "make model-store     (re)build the default store from gensim's Wikipedia sample"
+	@echo "make eval-extract    extraction F1 on ../shared/bench/extraction-dev (EXTRACTION_DEV_DIR) among nine peers"
+	@echo "make eval-relevance  P@5 / nDCG@10 of each engine configuration"
+	@echo "make bench           performance against the seed's way of serving (1M store: ~20 min on first use)"
+	@echo "make bench-quick     a small version of it, under two minutes"
+	@echo "make image           the container image; make container-test builds and checks it with podman"
+	@echo "make heroku-push / heroku-release HEROKU_APP=name   deploy with Heroku's container registry"
+	@echo "make clean           remove .venv, the default store, bench/out (keeps data/ and your own stores)"
 
 $(VENV)/.installed: requirements.txt requirements-build.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,8 +43,9 @@ run: $(VENV)/.installed $(STORE)/$(CORPUS)/CURRENT
 test: $(VENV)/.installed
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
 
+# data/ (make run's events and click key) and stores you built yourself are yours: not removed
 clean:
-	rm -rf $(VENV) data bench/out $(STORE)/*/ .pytest_cache
+	rm -rf $(VENV) bench/out $(STORE)/$(CORPUS) .pytest_cache
 
 # -- extraction quality: our extractor and the seed's jusText call on the 91 dev pages of
 # -- ../shared/bench/extraction-dev (EXTRACTION_DEV_DIR), scored among the nine peers by score.py
@@ -65,7 +73,7 @@ bench-quick: $(VENV)/.installed
 
 # -- container image and deploy (issue #3): Dockerfile, heroku.yml, README "Container and deploy".
 # -- make image: the default store, then the image $(IMAGE) with $(CONTAINER) (docker when a Docker engine
-# -- answers, else podman as CI runs it; BASE_IMAGE=... overrides the Dockerfile's python:3.11-slim).
+# -- answers, else podman as CI runs it; BASE_IMAGE=... overrides the Dockerfile's python:3.11-slim-bookworm).
 # -- make container-test (CI): podman on a debootstrap'ed bookworm base made once (no image registry is
 # -- reachable), then tests/container/check.py runs the image on a random PORT and checks it from outside.
 # -- make heroku-push / heroku-release HEROKU_APP=name: Heroku's container registry flow (needs docker).
