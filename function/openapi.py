@@ -63,7 +63,8 @@ SCHEMAS = {
     },
     "RecommendRequest": {
         "type": "object",
-        "description": "Exactly one of url, text or id.",
+        "description": "Exactly one of url, text or id. An empty string or null counts as not given, and a "
+                       "null corpus or engine as the default.",
         "additionalProperties": False,
         "properties": {
             "url": {"type": "string", "maxLength": 2048, "description": "an http(s) page to find related articles for"},
@@ -247,6 +248,20 @@ def paths():
                        "with the form when no query is given",
         "content": {JSON: {"schema": _ref("Recommendations")}, HTML: {"schema": HTML_PAGE}},
     }
+    click = {
+        "summary": "A result's click_url: records the click, then redirects to the article",
+        "operationId": "click",
+        "parameters": [_param(name, {"type": "string"}, meaning, required=True) for name, meaning in (
+            ("r", "request id"), ("c", "corpus"), ("e", "engine"), ("k", "rank"), ("d", "document id"),
+            ("u", "target URL"), ("t", "issued at (ms since the epoch)"), ("s", "HMAC-SHA256 tag"))],
+        "responses": {
+            "302": {"description": "to the article", "headers": {
+                "Location": {"schema": {"type": "string"}, "description": "the article's URL"}}},
+            "400": _error("a field missing, repeated or unknown"),
+            "403": _error("the signature does not match: altered or foreign link"),
+            "410": _error("the link is older than CLICK_TTL_DAYS"),
+        },
+    }
     preflight = {"summary": "CORS preflight", "responses": {"204": {"description": "allowed methods and headers"}}}
     return {
         "/": {
@@ -259,25 +274,15 @@ def paths():
                                    **RECOMMEND_ERRORS}},
             "options": {**preflight, "operationId": "recommendPreflight"},
         },
-        "/click": {"get": {
-            "summary": "A result's click_url: records the click, then redirects to the article",
-            "operationId": "click",
-            "parameters": [_param(name, {"type": "string"}, meaning, required=True) for name, meaning in (
-                ("r", "request id"), ("c", "corpus"), ("e", "engine"), ("k", "rank"), ("d", "document id"),
-                ("u", "target URL"), ("t", "issued at (ms since the epoch)"), ("s", "HMAC-SHA256 tag"))],
-            "responses": {
-                "302": {"description": "to the article", "headers": {
-                    "Location": {"schema": {"type": "string"}, "description": "the article's URL"}}},
-                "400": _error("a field missing, repeated or unknown"),
-                "403": _error("the signature does not match: altered or foreign link"),
-                "410": _error("the link is older than CLICK_TTL_DAYS"),
-            },
-        }},
+        "/click": {"get": click, "head": {
+            **click, "operationId": "clickHead",
+            "summary": "The same answer as GET, without recording a click (link checkers, unfurlers)"}},
         "/stats": {"get": {
             "summary": "Requests, clicks, click-through overall, by rank and by engine (95% intervals), latency",
             "operationId": "stats", "parameters": FILTER_PARAMETERS,
             "responses": {"200": _json(_ref("Stats"), "the figures"),
-                          "400": _error("a bad filter"),
+                          "400": _error("a bad, repeated or unknown filter"),
+                          "414": _error("a query string over MAX_QUERY_BYTES"),
                           "503": _error("MONGODB is not set, or does not answer")},
         }},
         "/healthz": {"get": {
@@ -296,7 +301,8 @@ def paths():
         }},
         "/openapi.json": {"get": {
             "summary": "This description", "operationId": "openapi",
-            "responses": {"200": _json({"type": "object", "required": ["openapi", "paths"]}, "OpenAPI 3.1")},
+            "responses": {"200": _json({"type": "object", "required": ["openapi", "paths"]}, "OpenAPI 3.1"),
+                          "400": _error("no valid Host to name this server by (invalid_host)")},
         }},
         "/assets/site.css": {"get": {"summary": "The pages' stylesheet", "operationId": "stylesheet",
                                      "responses": {"200": {"description": "CSS", "content": {"text/css": {}}}}}},
