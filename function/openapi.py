@@ -329,7 +329,8 @@ def document(server_url=None):
             "version": __version__,
             "description": "Related-content recommendations: give the URL or the text of an article, get the "
                            "most similar articles of a corpus as signed click-tracking links. Every error is "
-                           "JSON: {\"error\": {\"code\", \"message\"}}; any route answers 404 (unknown path) and "
+                           "JSON: {\"error\": {\"code\", \"message\"}} (except for a browser's GET / or /dashboard, "
+                           "which get the page, saying what went wrong); any route answers 404 (unknown path) and "
                            "405 (method) that way, and 500 (internal_error) should never happen.",
         },
         "paths": with_default_error(paths()),
