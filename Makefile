@@ -20,7 +20,8 @@ help:
 	@echo "make bench-quick     a small version of it, under two minutes"
 	@echo "make image           the container image; make container-test builds and checks it with podman"
 	@echo "make heroku-push / heroku-release HEROKU_APP=name   deploy with Heroku's container registry"
-	@echo "make clean           remove .venv, the default store, bench/out (keeps data/ and your own stores)"
+	@echo "make venv            only .venv, from the pinned requirements"
+	@echo "make clean           remove .venv, bench/out and model_store/$(CORPUS) (keeps data/ and other stores)"
 
 $(VENV)/.installed: requirements.txt requirements-build.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,7 +44,7 @@ run: $(VENV)/.installed $(STORE)/$(CORPUS)/CURRENT
 test: $(VENV)/.installed
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
 
-# data/ (make run's events and click key) and stores you built yourself are yours: not removed
+# data/ (make run's events and click key) and stores other than $(CORPUS) are not removed
 clean:
 	rm -rf $(VENV) bench/out $(STORE)/$(CORPUS) .pytest_cache
 

@@ -22,7 +22,7 @@ from .errors import ApiError
 from .events import EventLog
 from .fetch_policy import FetchLimits, names_corpus  # not .fetch: the HTTP stack loads on the first fetch
 from .openapi import document as openapi_document
-from .params import parse_query
+from .params import check_query_length, parse_query
 from .recommend import Recommender
 from .stats import compute as compute_stats
 from .stats import parse_filters
@@ -142,6 +142,7 @@ class App:
         return json_response(self.recommender.recommend(query, self.base_url(request)))
 
     def click(self, request):
+        check_query_length(request, self.settings)
         # HEAD is a link checker's or an unfurler's look at the link, not a reader's click
         target = self.recommender.click(request.args, record=request.method != "HEAD")
         return Response(status=302, headers={"Location": target, "Cache-Control": "no-store",

@@ -111,26 +111,34 @@ def main():
     env.setdefault("MODEL_STORE", str(ROOT / "model_store"))
     if not env.get("CLICK_SECRET") and not env.get("CLICK_SECRET_FILE"):
         env["CLICK_SECRET_FILE"] = str(development_click_key(data_dir))
-    mongo = None
-    if not env.get("MONGODB"):
-        mongo, env["MONGODB"] = start_embedded_mongo(data_dir / "mongo")
-        print(f"MONGODB is not set: started nx-27017 at {env['MONGODB']} (data in {data_dir / 'mongo'})", flush=True)
-    port = env.setdefault("PORT", "8080")
-    print(f"serving on http://localhost:{port}/  (try: curl 'localhost:{port}/?text=moon+landing+astronaut')",
-          flush=True)
-    # A session of its own: a terminal's Ctrl-C reaches only this process, which asks
-    # gunicorn for one graceful stop. Sent to gunicorn's worker as well, it made the
-    # worker's quit handler run twice, and the worker hung until it was killed.
-    server = subprocess.Popen(function_command(), env=env, cwd=ROOT, start_new_session=True)
+    server = mongo = None
+    stops = []
 
-    def forward(_signum, _frame):
-        server.send_signal(signal.SIGTERM)  # graceful: requests finish, buffered events are written
+    def forward(signum, _frame):
+        stops.append(signum)
+        if server is not None:  # the first stop is graceful (requests finish, events are written), the next quick
+            server.send_signal(signal.SIGTERM if len(stops) == 1 else signal.SIGQUIT)
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP):
+        signal.signal(signum, forward)
     try:
+        if not env.get("MONGODB"):
+            mongo, env["MONGODB"] = start_embedded_mongo(data_dir / "mongo")
+            print(f"MONGODB is not set: started nx-27017 at {env['MONGODB']} (data in {data_dir / 'mongo'})",
+                  flush=True)
+        port = env.setdefault("PORT", "8080")
+        print(f"serving on http://localhost:{port}/  (try: curl 'localhost:{port}/?text=moon+landing+astronaut')",
+              flush=True)
+        # A session of its own: a terminal's Ctrl-C reaches only this process, which asks
+        # gunicorn for one graceful stop. Sent to gunicorn's worker as well, it made the
+        # worker's quit handler run twice, and the worker hung until it was killed.
+        server = subprocess.Popen(function_command(), env=env, cwd=ROOT, start_new_session=True)
+        if stops:  # asked to stop while starting
+            server.send_signal(signal.SIGTERM)
         return server.wait()
     finally:
+        if server is not None:
+            stop_group(server)  # however this process ends, gunicorn does not outlive it
         stop(mongo)
 
 

@@ -63,8 +63,8 @@ SCHEMAS = {
     },
     "RecommendRequest": {
         "type": "object",
-        "description": "Exactly one of url, text or id. An empty string or null counts as not given, and a "
-                       "null corpus or engine as the default.",
+        "description": "Exactly one of url, text or id. (Tolerated beyond this schema: a field that is null "
+                       "or an empty string counts as not given.)",
         "additionalProperties": False,
         "properties": {
             "url": {"type": "string", "maxLength": 2048, "description": "an http(s) page to find related articles for"},
@@ -260,6 +260,7 @@ def paths():
             "400": _error("a field missing, repeated or unknown"),
             "403": _error("the signature does not match: altered or foreign link"),
             "410": _error("the link is older than CLICK_TTL_DAYS"),
+            "414": _error("a query string over MAX_QUERY_BYTES"),
         },
     }
     preflight = {"summary": "CORS preflight", "responses": {"204": {"description": "allowed methods and headers"}}}

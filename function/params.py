@@ -6,12 +6,13 @@ import re
 from dataclasses import dataclass
 
 from .errors import ApiError
-from .fetch_policy import MAX_URL_LENGTH
+from .fetch_policy import MAX_URL_LENGTH, parse_url
 
 QUERY_KINDS = ("url", "text", "id")
 FIELDS = QUERY_KINDS + ("k", "corpus", "min_score", "engine")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_ID_CHARS = 512
+OTHER_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:(?![0-9])")  # "javascript:x", not "example.com:8080"
 
 
 @dataclass(frozen=True)
@@ -42,11 +43,16 @@ def refuse_unknown(names, known, expected):
                    code="unknown_parameter")
 
 
+def check_query_length(request, settings):
+    if len(request.query_string) > settings.max_query_bytes:
+        raise _bad(f"query string longer than {settings.max_query_bytes} bytes (MAX_QUERY_BYTES); "
+                   "POST long text to / as JSON",
+                   code="query_too_long", status=414)
+
+
 def query_arguments(request, settings):
     """{name: value} of the query string, each name given once; 414 past MAX_QUERY_BYTES."""
-    if len(request.query_string) > settings.max_query_bytes:
-        raise _bad(f"query string longer than {settings.max_query_bytes} bytes; POST long text as JSON",
-                   code="query_too_long", status=414)
+    check_query_length(request, settings)
     args = request.args
     fields = {}
     for name in args:
@@ -140,8 +146,13 @@ def parse_query(request, settings, corpora):
         raise _bad(f"'{kind}' is empty", code="missing_query")
     if kind == "text" and len(value) > settings.max_text_chars:
         raise _bad(f"'text' is longer than {settings.max_text_chars} characters", code="text_too_large", status=413)
-    if kind == "url" and len(value) > MAX_URL_LENGTH:
-        raise _bad(f"'url' is longer than {MAX_URL_LENGTH} characters", code="invalid_url")
+    if kind == "url":
+        if len(value) > MAX_URL_LENGTH:
+            raise _bad(f"'url' is longer than {MAX_URL_LENGTH} characters", code="invalid_url")
+        if "://" not in value and not OTHER_SCHEME.match(value):
+            value = "https://" + value  # "example.com/a", as people type it
+        # what the fetcher would refuse is refused here, before the corpus or a cache is asked
+        parse_url(value)
     if kind == "id" and len(value) > MAX_ID_CHARS:
         raise _bad(f"'id' is longer than {MAX_ID_CHARS} characters", code="invalid_id")
 

@@ -12,7 +12,6 @@ from cachetools import TTLCache
 from . import clicks
 from .article import Article
 from .errors import ApiError, NotFound
-from .fetch_policy import parse_url
 from .urls import normalise_url
 
 # Lookups ask for a few more hits than wanted, so that hits dropped afterwards
@@ -211,9 +210,6 @@ class Recommender:
         elif query.kind == "text":
             source, split_key = "text", "text:" + event["text_sha256"]
         else:
-            # what the fetcher refuses (credentials, other schemes, a bad port) is refused here, before
-            # the corpus or the cache is asked: the same answer whether or not the page is known
-            parse_url(query.value)
             try:
                 url_key = normalise_url(query.value)
             except ValueError as exc:

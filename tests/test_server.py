@@ -85,24 +85,27 @@ def test_a_bad_setting_stops_the_start_with_its_name(function_process):
     assert "MAX_K='lots' is not a valid int" in server.output()
 
 
-def test_ctrl_c_on_make_run_stops_gracefully_and_writes_the_events(function_env):
+@pytest.mark.parametrize("key", [signal.SIGINT, signal.SIGQUIT], ids=["ctrl-c", "ctrl-backslash"])
+def test_ctrl_c_on_make_run_stops_gracefully_and_writes_the_events(function_env, key):
     """A terminal's Ctrl-C signals its whole foreground group. The devserver alone must get it:
     gunicorn's worker, signalled twice (by the terminal and by its master), ran its quit
-    handler twice and hung until it was killed, its buffered events lost."""
+    handler twice and hung until it was killed, its buffered events lost. Whatever the key,
+    gunicorn, in a session of its own, must not outlive the devserver."""
     port = free_port()
     env = {**os.environ, **function_env, "PORT": str(port)}
     # a session of its own stands in for the terminal's foreground process group
     devserver = subprocess.Popen([sys.executable, "-m", "function.devserver"], cwd=ROOT, env=env,
                                  start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = []
     try:
         wait_for_port("127.0.0.1", port, 30, devserver)
         asked = [requests.get(f"http://127.0.0.1:{port}/", params={"text": text}, timeout=10).json()["request_id"]
                  for text in ("moon landing", "greek philosophy", "atlantic ocean")]
-        server = [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if _parent(pid) == devserver.pid]
+        server[:] = [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if _parent(pid) == devserver.pid]
         assert len(server) == 1 and os.getsid(server[0]) != os.getsid(devserver.pid)
 
         started = time.monotonic()
-        os.killpg(devserver.pid, signal.SIGINT)
+        os.killpg(devserver.pid, key)
         devserver.wait(25)
         assert time.monotonic() - started < 20  # gunicorn kills a hung worker after 30 s
         events = wait_for_events(function_env["MONGODB"], "requests", len(asked), timeout=5)
@@ -110,8 +113,11 @@ def test_ctrl_c_on_make_run_stops_gracefully_and_writes_the_events(function_env)
         with pytest.raises(ProcessLookupError):
             os.kill(server[0], 0)
     finally:
-        if devserver.poll() is None:
-            devserver.kill()
+        for pid in [devserver.pid] + server:  # each leads a process group of its own
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def _parent(pid):
