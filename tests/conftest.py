@@ -111,15 +111,21 @@ def function_env(model_store, mongodb):
     }
 
 
-@pytest.fixture
-def client(function_env, monkeypatch):
-    """functions-framework's own test client around function/main.py."""
+def make_client(env):
+    """functions-framework's own test client around function/main.py, started under ``env``
+    (set for the start only: the function reads its environment once, when it starts)."""
     import functions_framework
 
-    for name, value in function_env.items():
-        monkeypatch.setenv(name, value)
-    app = functions_framework.create_app(target="handle", source=str(ROOT / "function" / "main.py"))
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in env.items():
+            patch.setenv(name, value)
+        app = functions_framework.create_app(target="handle", source=str(ROOT / "function" / "main.py"))
     return app.test_client()
+
+
+@pytest.fixture
+def client(function_env):
+    return make_client(function_env)
 
 
 class FunctionProcess:

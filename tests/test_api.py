@@ -5,7 +5,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from conftest import wait_for_events
+from conftest import make_client, wait_for_events
 
 RESULT_KEYS = {"rank", "id", "url", "title", "score", "click_url"}
 
@@ -271,11 +271,8 @@ def test_unreachable_host_is_a_clear_error(client):
     assert response.get_json()["error"]["code"] == "unresolvable_host"
 
 
-def test_private_address_is_refused_without_the_test_switch(client, function_env, monkeypatch, pages):
-    import functions_framework
-
-    monkeypatch.setenv("FETCH_ALLOW_PRIVATE_HOSTS", "")
-    strict = functions_framework.create_app(target="handle", source="function/main.py").test_client()
+def test_private_address_is_refused_without_the_test_switch(function_env, pages):
+    strict = make_client({**function_env, "FETCH_ALLOW_PRIVATE_HOSTS": ""})
     before = sum(pages.hits.values())
     response = strict.get("/", query_string={"url": pages.url("/moon-landing.html")})
     assert response.status_code == 403
@@ -317,13 +314,9 @@ def test_member_keys_spell_hosts_as_the_fetcher_does(url):
 
 
 @pytest.fixture
-def small_stats_client(function_env, monkeypatch):
+def small_stats_client(function_env):
     """A client whose /stats and /dashboard read at most 100 events of each collection."""
-    import functions_framework
-
-    for name, value in {**function_env, "STATS_MAX_EVENTS": "100"}.items():
-        monkeypatch.setenv(name, value)
-    return functions_framework.create_app(target="handle", source="function/main.py").test_client()
+    return make_client({**function_env, "STATS_MAX_EVENTS": "100"})
 
 
 def test_stats_past_the_event_limit_count_the_newest_and_say_so(small_stats_client, function_env):

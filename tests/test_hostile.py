@@ -23,7 +23,7 @@ import pytest
 import requests
 
 import hostile_servers as hs
-from conftest import PAGES, ROOT, FunctionProcess, wait_for_events, with_database
+from conftest import PAGES, ROOT, FunctionProcess, make_client, wait_for_events, with_database
 from function import clicks
 from hostile_servers import canary, fresh_canaries, srv, tripwire  # noqa: F401 (fixtures)
 from test_fetch import LOOPBACK_SPELLINGS, NON_PUBLIC
@@ -61,17 +61,6 @@ def base_env(model_store, mongo_server):
         "FETCH_DEADLINE": str(FETCH_DEADLINE),
         "FETCH_ALLOW_PRIVATE_HOSTS": "",  # the production default: no private address at all
     }
-
-
-def make_client(env):
-    """A functions-framework test client of function/main.py under ``env``."""
-    import functions_framework
-
-    with pytest.MonkeyPatch.context() as mp:
-        for name, value in env.items():
-            mp.setenv(name, value)
-        app = functions_framework.create_app(target="handle", source=str(ROOT / "function" / "main.py"))
-    return app.test_client()
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import lxml.html
 import pytest
 
-from conftest import wait_for_events
+from conftest import make_client, wait_for_events
 from function import charts
 from function import pages as page_views
 from function.stats import CLICK_DELAY_EDGES_S, histogram, timeline, top_articles
@@ -231,12 +231,8 @@ def test_dashboard_filters_like_stats(client, function_env):
     ("", "No events are stored"),
     ("mongodb://127.0.0.1:9/related", "The event database does not answer"),  # nothing listens on port 9
 ])
-def test_dashboard_without_a_database_says_so(function_env, monkeypatch, mongodb_uri, title):
-    import functions_framework
-
-    for name, value in {**function_env, "MONGODB": mongodb_uri}.items():
-        monkeypatch.setenv(name, value)
-    app = functions_framework.create_app(target="handle", source="function/main.py").test_client()
+def test_dashboard_without_a_database_says_so(function_env, mongodb_uri, title):
+    app = make_client({**function_env, "MONGODB": mongodb_uri})
     response = app.get("/dashboard")
     assert response.status_code == 503
     assert html_of(response).cssselect("[role=alert] h2")[0].text == title
