@@ -273,6 +273,8 @@ def throughput(sizes, mongodb, texts, settings, log, mongo_pid=None):
     """Requests/s of hello world and of ours at each N, same stack, same connections; with the CPU
     each request cost the server and the Mongo-wire server, and the cores the server kept busy
     (one worker's Python holds one GIL: near 1.0 the worker, not the machine, is the limit)."""
+    mongo_pids = [mongo_pid] if mongo_pid else []
+
     def measure(kind, env, paths):
         server = Server(kind, env)
         try:
@@ -280,10 +282,10 @@ def throughput(sizes, mongodb, texts, settings, log, mongo_pid=None):
             load.warm(server.base, paths[:50], connections=settings.connections)
             runs = []
             for _ in range(settings.load_runs):
-                before = cpu_seconds(server.pids()), cpu_seconds([mongo_pid] if mongo_pid else [])
+                before = cpu_seconds(server.pids()), cpu_seconds(mongo_pids)
                 run = load.run_load(server.base, paths, settings.connections, settings.load_seconds)
                 server_s = cpu_seconds(server.pids()) - before[0]
-                mongo_s = cpu_seconds([mongo_pid] if mongo_pid else []) - before[1]
+                mongo_s = cpu_seconds(mongo_pids) - before[1]
                 requests = max(1, run["rps"] * settings.load_seconds)
                 run["server_cpu_ms_per_request"] = round(server_s * 1000 / requests, 3)
                 run["mongo_cpu_ms_per_request"] = round(mongo_s * 1000 / requests, 3)
