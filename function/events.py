@@ -14,6 +14,7 @@ import atexit
 import collections
 import logging
 import os
+import random
 import threading
 import time
 
@@ -27,6 +28,16 @@ INDEXES = {
     "requests": [[("ts", 1)], [("corpus", 1), ("ts", 1)]],
     "clicks": [[("ts", 1)], [("corpus", 1), ("ts", 1)], [("request_id", 1)]],
 }
+
+
+def new_event_id():
+    """A unique id for an event (and its request): 96 random bits as hex.
+
+    Unique, not secret: click links carry it signed, and the answer shows it. So not
+    ``secrets``, which reads the kernel's random source and releases the GIL for it on every
+    request (see store.GIL_FREE_SIZE); ``random`` is seeded from that source in each process,
+    gunicorn's forked workers included (it seeds itself again after a fork)."""
+    return f"{random.getrandbits(96):024x}"
 
 
 def _rejected():

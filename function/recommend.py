@@ -2,7 +2,6 @@
 
 import copy
 import hashlib
-import secrets
 import threading
 import time
 from datetime import datetime, timezone
@@ -12,6 +11,7 @@ from cachetools import TTLCache
 from . import clicks
 from .article import Article
 from .errors import ApiError, NotFound
+from .events import new_event_id
 from .urls import normalise_url
 
 # Lookups ask for a few more hits than wanted, so that hits dropped afterwards
@@ -171,7 +171,7 @@ class Recommender:
     # -- the whole request ----------------------------------------------------
     def recommend(self, query, base_url):
         started = time.perf_counter()
-        request_id = secrets.token_hex(12)
+        request_id = new_event_id()
         event = {"_id": request_id, "ts": datetime.now(timezone.utc), "corpus": query.corpus, "kind": query.kind,
                  "k": query.k}
         if query.kind == "url":
@@ -292,7 +292,7 @@ class Recommender:
         now = datetime.now(timezone.utc)
         delay_ms = max(0, int(now.timestamp() * 1000) - click.issued_ms)
         self.events.record("clicks", {
-            "_id": secrets.token_hex(12), "ts": now, "request_id": click.request_id, "corpus": click.corpus,
+            "_id": new_event_id(), "ts": now, "request_id": click.request_id, "corpus": click.corpus,
             "engine": click.engine, "rank": click.rank, "doc_id": click.doc_id, "url": click.url,
             "delay_ms": delay_ms,
         })

@@ -47,6 +47,11 @@ SAMPLE_BLOCKS = 64
 SAMPLE_BLOCK_BYTES = 64 << 10
 DOC_CACHE_SIZE = 100_000  # documents kept per store and process (a few hundred bytes each)
 WORD_CACHE_SIZE = 200_000  # token ids kept per store and process
+# numpy (2.4) releases the GIL around its calls on more than about this many values, and
+# around every partition, sort, np.dot, np.arange and 2-D fancy index whatever the size
+# (counted with perf). Under concurrent requests each release hands the GIL to another
+# thread: ~20 us of switching a release (measured), more than these small calls cost.
+GIL_FREE_SIZE = 500
 
 
 def mapped(path):
@@ -182,54 +187,68 @@ def weigh(terms, local, global_weights):
     weights = tf * global_weights[terms.ids]
     keep = weights > 0
     ids, weights = terms.ids[keep], weights[keep]
-    norm = float(np.sqrt(np.dot(weights, weights)))
+    norm = float(np.sqrt(weights @ weights))  # not np.dot, which releases the GIL (GIL_FREE_SIZE)
     return ids, (weights / norm if norm else weights)
 
 
-SELECTION_BLOCK = 64  # scores per block whose maximum bounds the k-th best
+GROUP_ROWS = 32  # rows per group of the selection's first pass (see _candidate_rows)
+_STEPS = np.arange(GROUP_ROWS)  # made once: even np.arange(5) releases the GIL
 
 
 def _kth_largest(values, k):
+    if len(values) <= GIL_FREE_SIZE:
+        return sorted(values.tolist(), reverse=True)[k - 1]
     # negated: numpy's selection of a k-th smallest stays fast with many equal values
     return -np.partition(-values, k - 1)[k - 1]
 
 
-def _kth_best_floor(scores, k):
-    """A value that at least ``k`` scores reach and every one of the ``k`` best does: the k-th
-    best maximum of blocks of scores (each of the k best blocks holds a score at least that
-    high), found in about a quarter of the time a partition of every score takes; for
-    short arrays, the k-th best score itself."""
-    blocks = len(scores) // SELECTION_BLOCK
-    if blocks >= 4 * k:
-        return _kth_largest(scores[: blocks * SELECTION_BLOCK].reshape(blocks, SELECTION_BLOCK).max(axis=1), k)
-    return _kth_largest(scores, k)
+def _candidate_rows(scores, k):
+    """Rows holding the ``k`` best scores and every score tied with the k-th best, ascending,
+    found in one pass over the scores and then on a few hundred of them; None when a score is NaN.
 
-
-def _best_rows(scores, k):
-    """Rows of the ``k`` best scores; of rows tied at the k-th best, the lowest."""
-    floor = _kth_best_floor(scores, k)
-    if floor != floor:  # NaN: no order to go by
-        return np.argpartition(-scores, k - 1)[:k]
-    rows = np.flatnonzero(scores > floor)
-    if len(rows) < k:  # the k-th best is the floor itself (a sparse engine's many zeros land here)
-        return np.concatenate([rows, np.flatnonzero(scores == floor)[: k - len(rows)]])
-    picked = scores[rows]
-    kth = _kth_largest(picked, k)
-    above = rows[picked > kth]
-    return np.concatenate([above, rows[picked == kth][: k - len(above)]])
+    The rows are split into groups; the k-th best of the groups' maxima is a floor that every
+    one of the k best scores reaches (k groups hold a score at least that high), and only the
+    groups whose maximum reaches it are read again. A group is every ``groups``-th row, so that
+    the maxima are one vectorised pass over contiguous memory."""
+    groups = len(scores) // GROUP_ROWS
+    if groups < 4 * k:  # too few rows for the floor to pay: all of them
+        return None if np.isnan(scores).any() else np.arange(len(scores))
+    maxima = scores[: groups * GROUP_ROWS].reshape(GROUP_ROWS, groups).max(axis=0)
+    if np.isnan(maxima).any():
+        return None
+    floor = _kth_largest(maxima, k)
+    holding = np.flatnonzero(maxima >= floor)
+    if len(holding) > 4 * k:  # many groups tied at the floor (a sparse engine's zeros): every row
+        return np.flatnonzero(scores >= floor)
+    # holding[0], holding[1], ..., then each `groups` rows further down, ...: ascending rows
+    rows = np.resize(holding, GROUP_ROWS * len(holding)) + np.repeat(_STEPS * groups, len(holding))
+    past = groups * GROUP_ROWS  # and the rows past the last group's
+    rows = np.concatenate([rows, past + _STEPS[: len(scores) - past]])
+    return rows[scores[rows] >= floor]
 
 
 def top_k(scores, k, exclude):
-    """Best ``k`` (row, score) of a dense score array, best first, skipping ``exclude``."""
+    """Best ``k`` (row, score) of a dense score array, best first, skipping ``exclude``;
+    of rows tied at the k-th place, the lowest (the order a full sort by score, then row, gives)."""
     if len(exclude):
         scores = scores.copy()
         scores[list(exclude)] = -np.inf
     k = min(k, len(scores))
     if k <= 0:
         return []
-    best = _best_rows(scores, k)
+    rows = _candidate_rows(scores, k)
+    if rows is None:  # NaN: no order to go by
+        best = np.argpartition(-scores, k - 1)[:k]
+    elif len(rows) <= GIL_FREE_SIZE:
+        ranked = sorted(zip((-scores[rows]).tolist(), rows.tolist()))[:k]  # score, then row
+        return [Hit(row, -negated) for negated, row in ranked if negated < np.inf]
+    else:  # many rows tied at the k-th best: the lowest of them
+        picked = scores[rows]
+        kth = _kth_largest(picked, k)
+        above = rows[picked > kth]
+        best = np.concatenate([above, rows[picked == kth][: k - len(above)]])
     best = best[np.lexsort((best, -scores[best]))]  # score, then row: deterministic ties
-    return [Hit(int(row), float(scores[row])) for row in best if scores[row] > -np.inf]
+    return [Hit(row, score) for row, score in zip(best.tolist(), scores[best].tolist()) if score > -np.inf]
 
 
 def ann_shards(spec, documents):
@@ -320,7 +339,7 @@ class LsiEngine:
         if not len(ids):
             return None
         vector = weights @ self.projection[ids]
-        norm = float(np.linalg.norm(vector))
+        norm = float(np.sqrt(vector @ vector))  # not np.linalg.norm, which releases the GIL
         return vector / norm if norm else None
 
     def search(self, terms, k):
@@ -334,7 +353,7 @@ class LsiEngine:
         if self.ann is None:
             return top_k(self.vectors @ vector.astype(self.vectors.dtype), k, exclude)
         query = vector[: self.ann_dims]
-        norm = float(np.linalg.norm(query))
+        norm = float(np.sqrt(query @ query))
         if not norm:  # nothing in the indexed dimensions: only an exact search can rank it
             return top_k(self.vectors @ vector.astype(self.vectors.dtype), k, exclude)
         wanted = k + len(exclude)

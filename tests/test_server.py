@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -55,6 +56,23 @@ def test_mongo_outage_never_fails_an_answer_and_sigterm_flushes(function_process
         assert sorted(e["_id"] for e in events) == sorted(answered)
     finally:
         stop(mongo)
+
+
+def test_forked_workers_never_share_an_event_id(function_process, function_env):
+    """Event ids are random but not from the kernel per request (store.GIL_FREE_SIZE): each
+    forked worker must draw its own. A repeated id would be a lost event: the writer takes a
+    duplicate key for a retry's echo."""
+    server = function_process(WORKERS="2").wait_ready()
+    texts = ["moon landing", "greek philosophy", "atlantic ocean", "alkali metal", "abraham lincoln", "jazz music"]
+
+    def ask(i):  # a connection each: both workers accept some
+        return requests.get(server.base, params={"text": texts[i % len(texts)]}, timeout=30).json()["request_id"]
+
+    with ThreadPoolExecutor(8) as pool:
+        asked = list(pool.map(ask, range(120)))
+    assert len(set(asked)) == len(asked)
+    events = wait_for_events(function_env["MONGODB"], "requests", len(asked), timeout=15)
+    assert sorted(event["_id"] for event in events) == sorted(asked)
 
 
 def test_without_mongodb_it_still_answers_and_says_so(function_process):

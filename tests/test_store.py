@@ -227,9 +227,9 @@ def test_term_ids_are_right_while_threads_share_a_small_word_cache(model_store):
     assert wrong == []
 
 
-@pytest.mark.parametrize("size", [7, 900, 64 * 60 + 13, 40_000])
+@pytest.mark.parametrize("size", [7, 900, 64 * 60 + 13, 10_017, 40_000])
 def test_top_k_is_the_head_of_a_full_sort(size):
-    """The selection (block maxima, then a partition of the rows above their floor) against
+    """The selection (group maxima, then the rows of the groups that reach their floor) against
     sorting every score: the same rows in the same order, ties by row, excluded and -inf rows
     left out; with many ties, and with mostly zero scores (a sparse engine's)."""
     from function.store import top_k
@@ -254,10 +254,24 @@ def test_top_k_is_the_head_of_a_full_sort(size):
         assert not set(exclude) & {hit.row for hit in got}
 
 
-def test_top_k_ties_above_the_block_floor_go_to_the_lowest_rows():
-    """The k-th best lies above the block-maxima floor and is tied: the lowest tied rows win."""
+def test_top_k_ties_in_many_groups_go_to_the_lowest_rows():
+    """The k-th best is tied in more groups than the floor narrows the search to (every row is
+    read again): the lowest tied rows win."""
     from function.store import top_k
 
     scores = np.zeros(1280, np.float32)
-    scores[:64] = np.resize([3, 1], 64)  # one block: 3 at even rows, 1 at odd; every other block 0
+    scores[:64] = np.resize([3, 1], 64)  # 3 at even rows, 1 at odd, 0 past row 63
     assert [hit.row for hit in top_k(scores, 3, ())] == [0, 2, 4]
+
+
+def test_top_k_many_ties_in_the_groups_read_again_go_to_the_lowest_rows():
+    """Hundreds of rows tied at the k-th best, all in the few groups the floor selects (rows g,
+    g + groups, g + 2 groups, ...): the lowest of them win."""
+    from function.store import GIL_FREE_SIZE, GROUP_ROWS, top_k
+
+    scores = np.zeros(10_017, np.float32)
+    groups = len(scores) // GROUP_ROWS
+    tied = np.concatenate([np.arange(g, groups * GROUP_ROWS, groups) for g in range(3, 60, 3)])
+    scores[tied] = 1
+    assert len(tied) > GIL_FREE_SIZE  # past what the selection sorts in Python
+    assert [hit.row for hit in top_k(scores, 10, ())] == sorted(tied)[:10]
