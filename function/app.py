@@ -139,7 +139,10 @@ class App:
         if pages.wants_html(request):
             return pages.try_it(self, request)
         query = parse_query(request, self.settings, self.stores.names())
-        return json_response(self.recommender.recommend(query, self.base_url(request)))
+        # HEAD: a link checker's or an unfurler's look at an API URL, not a widget's request for
+        # links a reader sees; recorded, it would count as links shown and lower click-through
+        answer = self.recommender.recommend(query, self.base_url(request), record=request.method != "HEAD")
+        return json_response(answer)
 
     def click(self, request):
         check_query_length(request, self.settings)

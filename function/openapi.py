@@ -248,6 +248,9 @@ def paths():
                        "with the form when no query is given",
         "content": {JSON: {"schema": _ref("Recommendations")}, HTML: {"schema": HTML_PAGE}},
     }
+    recommend = {"summary": "Related articles for a URL, a text or a corpus member (or the try-it page)",
+                 "operationId": "recommend", "parameters": QUERY_PARAMETERS,
+                 "responses": {"200": recommend_ok, **RECOMMEND_ERRORS}}
     click = {
         "summary": "A result's click_url: records the click, then redirects to the article",
         "operationId": "click",
@@ -266,9 +269,9 @@ def paths():
     preflight = {"summary": "CORS preflight", "responses": {"204": {"description": "allowed methods and headers"}}}
     return {
         "/": {
-            "get": {"summary": "Related articles for a URL, a text or a corpus member (or the try-it page)",
-                    "operationId": "recommend", "parameters": QUERY_PARAMETERS,
-                    "responses": {"200": recommend_ok, **RECOMMEND_ERRORS}},
+            "get": recommend,
+            "head": {**recommend, "operationId": "recommendHead",
+                     "summary": "The same answer as GET, without a request event (link checkers, unfurlers)"},
             "post": {"summary": "The same, with the query as a JSON body", "operationId": "recommendPost",
                      "requestBody": {"required": True, "content": {JSON: {"schema": _ref("RecommendRequest")}}},
                      "responses": {"200": _json(_ref("Recommendations"), "the recommendations"),

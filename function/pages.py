@@ -176,7 +176,8 @@ def try_it(app, request):
         return render("try.html", **context)
     try:
         query = parse_query(request, settings, stores.names())
-        answer = app.recommender.recommend(query, app.base_url(request))
+        # a HEAD records no request event, as in App.recommend
+        answer = app.recommender.recommend(query, app.base_url(request), record=request.method != "HEAD")
     except ApiError as exc:
         context.update(error=exc, error_title=ERROR_TITLES.get(exc.status, "That did not work"))
         return render("try.html", status=exc.status, **context)

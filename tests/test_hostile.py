@@ -633,6 +633,19 @@ def test_head_of_a_link_redirects_without_recording_a_click(base_env, mongodb):
     assert [event["rank"] for event in wait_for_events(mongodb, "clicks", 1)] == [2]
 
 
+def test_head_of_a_recommendation_answers_without_recording_a_request(base_env, mongodb):
+    """Link checkers and unfurlers HEAD an API URL found in a page: no reader saw links, so no
+    request event (it would count as links shown and lower the click-through)."""
+    own = make_client({**base_env, "MONGODB": mongodb})
+    api = own.head("/?text=greek+philosophy")
+    assert api.status_code == 200 and api.mimetype == "application/json" and api.data == b""
+    page = own.head("/?text=atlantic+ocean", headers={"Accept": "text/html"})
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    asked = own.get("/?text=moon+landing").get_json()["request_id"]
+    # events are written in the order they were recorded: the HEADs' would come first
+    assert [event["_id"] for event in wait_for_events(mongodb, "requests", 1)] == [asked]
+
+
 @pytest.mark.parametrize("field", ["r", "c", "e", "k", "d", "u", "t", "s"])
 def test_every_altered_field_is_403(strict, link, field):
     path, args = link

@@ -30,7 +30,8 @@ def test_the_document_is_valid_openapi(spec):
 def test_every_route_and_method_is_described(spec, function_env):
     routes = create_app({**os.environ, **function_env}).routes
     served = {(path, method.lower()) for path, methods in routes.items() for method in methods}
-    # HEAD answers as GET on every route; it is described only where it differs (/click records no click)
+    # HEAD answers as GET on every route; it is described only where it differs: /click records
+    # no click, / no request event
     described = {(path, method) for path, item in spec["paths"].items() for method in item
                  if method not in ("options", "head")}
     assert served == described
