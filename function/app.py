@@ -39,7 +39,7 @@ def json_response(body, status=200, headers=None):
 
 
 def error_response(error, headers=None):
-    return json_response(error.to_json(), error.status, headers)
+    return json_response(error.to_json(), error.status, {**error.headers, **(headers or {})})
 
 
 def resolve_default_corpus(settings, names):

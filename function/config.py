@@ -45,6 +45,14 @@ def _engine_weights(raw):
     return weights
 
 
+def default_fetch_concurrency(env):
+    """Two threads fewer than a worker has (functions-framework's THREADS, 4 x cores by
+    default), at least one: a fetch holds its thread up to FETCH_DEADLINE, and /healthz, texts,
+    ids and cached pages must still find a thread while sites are slow."""
+    threads = env_number(env, "THREADS", (os.cpu_count() or 1) * 4, int, 1, 100_000)
+    return max(1, threads - 2)
+
+
 @dataclass(frozen=True)
 class Settings:
     model_store: Path = Path("model_store")
@@ -67,6 +75,7 @@ class Settings:
     store_check_seconds: float = 2.0
     cors_origin: str = "*"
     fetch_allowed_domains: str = ""  # raw; "corpus" is resolved against the stores
+    fetch_concurrency: int = 6  # pages a worker fetches at once
 
     @classmethod
     def from_env(cls, env=None):
@@ -92,4 +101,5 @@ class Settings:
             store_check_seconds=env_number(env, "STORE_CHECK_SECONDS", 2.0, float, 0, 86400),
             cors_origin=env.get("CORS_ORIGIN", "*").strip(),
             fetch_allowed_domains=env.get("FETCH_ALLOWED_DOMAINS", "").strip(),
+            fetch_concurrency=env_number(env, "FETCH_CONCURRENCY", default_fetch_concurrency(env), int, 1, 10_000),
         )

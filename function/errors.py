@@ -10,9 +10,10 @@ class ApiError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message, *, status=None, code=None):
+    def __init__(self, message, *, status=None, code=None, headers=None):
         super().__init__(message)
         self.message = message
+        self.headers = headers or {}  # sent with the answer (a 503's Retry-After)
         if status is not None:
             self.status = status
         if code is not None:

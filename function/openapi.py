@@ -237,6 +237,8 @@ RECOMMEND_ERRORS = {
     "422": _error("the page has no article, answered an error, its host does not resolve, or the text has no "
                   "known word"),
     "502": _error("the page's server failed"),
+    "503": _error("the worker is already fetching FETCH_CONCURRENCY other pages: retry after the Retry-After "
+                  "header's seconds"),
     "504": _error("the page's server timed out"),
 }
 HTML_PAGE = {"type": "string", "description": "an HTML page"}

@@ -128,6 +128,7 @@ class Recommender:
         # (at 1M documents the lookup is most of what is left: ~3 ms)
         self.articles, self.page_terms, self.page_hits = PageCache(size, ttl), PageCache(size, ttl), PageCache(size, ttl)
         self.fetches = SingleFlight()
+        self.fetch_slots = threading.BoundedSemaphore(settings.fetch_concurrency)
 
     # -- fetch + extract ----------------------------------------------------
     def article(self, url, url_key, timings):
@@ -139,6 +140,19 @@ class Recommender:
         return self.fetches.run(url_key, lambda: self._fetch_article(url, url_key, timings))
 
     def _fetch_article(self, url, url_key, timings):
+        # A fetch holds its thread for up to FETCH_DEADLINE. Past FETCH_CONCURRENCY pages at once,
+        # refuse a new one at once: slow sites must not take every thread from /healthz and the
+        # requests that need no fetch. (Requests for a page already being fetched wait for it.)
+        if not self.fetch_slots.acquire(blocking=False):
+            raise ApiError(f"this worker is already fetching {self.settings.fetch_concurrency} pages "
+                           "(FETCH_CONCURRENCY); retry in a moment", status=503, code="fetch_busy",
+                           headers={"Retry-After": "1"})
+        try:
+            return self._fetch_and_extract(url, url_key, timings)
+        finally:
+            self.fetch_slots.release()
+
+    def _fetch_and_extract(self, url, url_key, timings):
         # imported on the first fetch: jusText and lxml are not needed to start
         # (cold start) nor for text, id and member-URL requests
         from .extract import decode_html, extract_article

@@ -17,6 +17,7 @@ import json
 import secrets
 import socket
 import time
+from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
@@ -848,6 +849,36 @@ def test_real_server_answers_hostile_pages_in_bounded_time(server, srv, _bombs_r
     response = requests.get(server.base, params={"url": srv.url(path)}, timeout=30)
     assert response.status_code == status and response.json()["error"]["code"] == code
     assert time.monotonic() - started < BOUNDED
+
+
+def test_slow_sites_cannot_take_every_thread(base_env, srv):
+    """A worker fetches FETCH_CONCURRENCY pages at once (THREADS - 2 by default): another new
+    page is refused at once (503, Retry-After), a page already being fetched is waited for, and
+    /healthz and text requests keep a thread while the sites stall."""
+    process = FunctionProcess({**base_env, "FETCH_ALLOW_PRIVATE_HOSTS": srv.netloc, "THREADS": "4"}).wait_ready()
+    try:
+        mark = secrets.token_hex(4)  # this test's requests among those the shared server has seen
+        stalled = [srv.url(f"/stall?seconds=10&{mark}={i}") for i in range(2)]
+        with ThreadPoolExecutor(3) as pool:
+            waiting = [pool.submit(requests.get, process.base, params={"url": url}, timeout=30)
+                       for url in stalled + stalled[:1]]  # the third waits for the first's fetch
+            deadline = time.monotonic() + 10
+            while sum(mark in seen["path"] for seen in srv.requests) < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            started = time.monotonic()
+            refused = requests.get(process.base, params={"url": srv.url(f"/stall?seconds=10&{mark}=2")}, timeout=30)
+            assert refused.status_code == 503 and refused.json()["error"]["code"] == "fetch_busy"
+            assert refused.headers["Retry-After"] == "1"
+            assert requests.get(process.base + "/healthz", timeout=30).status_code == 200
+            assert requests.get(process.base, params={"text": "moon landing"}, timeout=30).status_code == 200
+            assert time.monotonic() - started < FETCH_DEADLINE  # none of them waited on a stalled site
+            answers = [future.result() for future in waiting]
+        assert [(a.status_code, a.json()["error"]["code"]) for a in answers] == [(504, "upstream_timeout")] * 3
+        assert sum(mark in seen["path"] for seen in srv.requests) == 2  # the third and the refused asked no site
+        after = requests.get(process.base, params={"url": srv.url("/status?code=404")}, timeout=30)
+        assert after.json()["error"]["code"] == "upstream_status"  # the slots are free again
+    finally:
+        process.stop()
 
 
 def test_real_server_query_string_of_two_megabytes_is_414(server):

@@ -1,0 +1,26 @@
+"""Settings read from the environment: defaults that depend on others, and refusals that name the variable."""
+
+import os
+import re
+
+import pytest
+
+from function.config import ConfigError, Settings
+
+
+def test_fetch_concurrency_is_two_threads_fewer_than_a_worker_has():
+    assert Settings.from_env({"THREADS": "8"}).fetch_concurrency == 6
+    assert Settings.from_env({"THREADS": "2"}).fetch_concurrency == 1
+    assert Settings.from_env({"THREADS": "8", "FETCH_CONCURRENCY": "3"}).fetch_concurrency == 3
+    # functions-framework's own default: 4 threads a core
+    assert Settings.from_env({}).fetch_concurrency == max(1, (os.cpu_count() or 1) * 4 - 2)
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"THREADS": "many"}, "THREADS='many' is not a valid int"),
+    ({"THREADS": "0"}, "THREADS='0' must be between 1 and 100000"),
+    ({"FETCH_CONCURRENCY": "0"}, "FETCH_CONCURRENCY='0' must be between 1 and 10000"),
+])
+def test_bad_thread_and_fetch_counts_are_refused_by_name(env, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Settings.from_env(env)
