@@ -192,7 +192,10 @@ def weigh(terms, local, global_weights):
 
 
 GROUP_ROWS = 32  # rows per group of the selection's first pass (see _candidate_rows)
-_STEPS = np.arange(GROUP_ROWS)  # made once: even np.arange(5) releases the GIL
+# Up to this many candidates are ranked in Python (~20 us); past it numpy's partition and sort
+# are quicker, although each releases the GIL.
+PYTHON_RANKS = 128
+_STEPS = np.arange(GROUP_ROWS)  # made once: np.arange releases the GIL, whatever the size
 
 
 def _kth_largest(values, k):
@@ -203,8 +206,9 @@ def _kth_largest(values, k):
 
 
 def _candidate_rows(scores, k):
-    """Rows holding the ``k`` best scores and every score tied with the k-th best, ascending,
-    found in one pass over the scores and then on a few hundred of them; None when a score is NaN.
+    """Ascending rows holding the ``k`` best scores (of rows tied at the k-th best, at least
+    the lowest), found in one pass over every score and then, mostly, on a few hundred of them;
+    None when a group's best is NaN.
 
     The rows are split into groups; the k-th best of the groups' maxima is a floor that every
     one of the k best scores reaches (k groups hold a score at least that high), and only the
@@ -218,18 +222,24 @@ def _candidate_rows(scores, k):
         return None
     floor = _kth_largest(maxima, k)
     holding = np.flatnonzero(maxima >= floor)
-    if len(holding) > 4 * k:  # many groups tied at the floor (a sparse engine's zeros): every row
-        return np.flatnonzero(scores >= floor)
+    if len(holding) > 4 * k or floor == -np.inf:
+        # the floor is shared by many groups (a sparse engine's -inf or zeros): the rows above it,
+        # and if they are fewer than k, the lowest rows at it
+        rows = np.flatnonzero(scores > floor)
+        if len(rows) < k and floor > -np.inf:
+            rows = np.sort(np.concatenate([rows, np.flatnonzero(scores == floor)[: k - len(rows)]]))
+        return rows
     # holding[0], holding[1], ..., then each `groups` rows further down, ...: ascending rows
     rows = np.resize(holding, GROUP_ROWS * len(holding)) + np.repeat(_STEPS * groups, len(holding))
-    past = groups * GROUP_ROWS  # and the rows past the last group's
+    past = groups * GROUP_ROWS  # and the rows past the last group's (a NaN there fails the >=)
     rows = np.concatenate([rows, past + _STEPS[: len(scores) - past]])
     return rows[scores[rows] >= floor]
 
 
 def top_k(scores, k, exclude):
     """Best ``k`` (row, score) of a dense score array, best first, skipping ``exclude``;
-    of rows tied at the k-th place, the lowest (the order a full sort by score, then row, gives)."""
+    of rows tied at the k-th place, the lowest (the order a full sort by score, then row, gives).
+    NaN scores rank below all others, as in that sort, so they are left out as -inf ones are."""
     if len(exclude):
         scores = scores.copy()
         scores[list(exclude)] = -np.inf
@@ -237,17 +247,18 @@ def top_k(scores, k, exclude):
     if k <= 0:
         return []
     rows = _candidate_rows(scores, k)
-    if rows is None:  # NaN: no order to go by
-        best = np.argpartition(-scores, k - 1)[:k]
-    elif len(rows) <= GIL_FREE_SIZE:
+    if rows is None:
+        scores = np.where(np.isnan(scores), -np.inf, scores)
+        rows = _candidate_rows(scores, k)
+    if len(rows) <= PYTHON_RANKS:
         ranked = sorted(zip((-scores[rows]).tolist(), rows.tolist()))[:k]  # score, then row
         return [Hit(row, -negated) for negated, row in ranked if negated < np.inf]
-    else:  # many rows tied at the k-th best: the lowest of them
-        picked = scores[rows]
-        kth = _kth_largest(picked, k)
-        above = rows[picked > kth]
-        best = np.concatenate([above, rows[picked == kth][: k - len(above)]])
-    best = best[np.lexsort((best, -scores[best]))]  # score, then row: deterministic ties
+    # many candidates (every row of a small corpus; many ties at the k-th best): the lowest tied
+    picked = scores[rows]
+    kth = _kth_largest(picked, k)
+    above = rows[picked > kth]
+    best = np.concatenate([above, rows[picked == kth][: k - len(above)]])
+    best = best[np.lexsort((best, -scores[best]))]  # score, then row
     return [Hit(row, score) for row, score in zip(best.tolist(), scores[best].tolist()) if score > -np.inf]
 
 

@@ -231,7 +231,7 @@ def test_term_ids_are_right_while_threads_share_a_small_word_cache(model_store):
 def test_top_k_is_the_head_of_a_full_sort(size):
     """The selection (group maxima, then the rows of the groups that reach their floor) against
     sorting every score: the same rows in the same order, ties by row, excluded and -inf rows
-    left out; with many ties, and with mostly zero scores (a sparse engine's)."""
+    left out; with many ties, mostly zero or -inf scores (a sparse engine's), and NaN."""
     from function.store import top_k
 
     rng = np.random.default_rng(size)
@@ -243,6 +243,10 @@ def test_top_k_is_the_head_of_a_full_sort(size):
             scores[rng.integers(0, size, size // 2)] = -np.inf
         if trial % 5 == 0:  # a few matches, zero elsewhere
             scores = np.where(rng.random(size) < 0.002, np.abs(scores), 0).astype(np.float32)
+        if trial % 6 == 0:  # a sparse engine's: a few matches, -inf elsewhere
+            scores = np.where(rng.random(size) < 0.002, np.abs(scores), -np.inf).astype(np.float32)
+        if trial % 7 == 0:  # NaN: last in a full sort, so never among the hits
+            scores[rng.integers(0, size, 1 + size // 100)] = np.nan
         k = int(rng.integers(1, 40))
         exclude = tuple(int(row) for row in rng.integers(0, size, int(rng.integers(0, 3))))
         masked = scores.copy()
@@ -267,11 +271,11 @@ def test_top_k_ties_in_many_groups_go_to_the_lowest_rows():
 def test_top_k_many_ties_in_the_groups_read_again_go_to_the_lowest_rows():
     """Hundreds of rows tied at the k-th best, all in the few groups the floor selects (rows g,
     g + groups, g + 2 groups, ...): the lowest of them win."""
-    from function.store import GIL_FREE_SIZE, GROUP_ROWS, top_k
+    from function.store import GROUP_ROWS, PYTHON_RANKS, top_k
 
     scores = np.zeros(10_017, np.float32)
     groups = len(scores) // GROUP_ROWS
     tied = np.concatenate([np.arange(g, groups * GROUP_ROWS, groups) for g in range(3, 60, 3)])
     scores[tied] = 1
-    assert len(tied) > GIL_FREE_SIZE  # past what the selection sorts in Python
+    assert len(tied) > PYTHON_RANKS  # past what the selection ranks in Python
     assert [hit.row for hit in top_k(scores, 10, ())] == sorted(tied)[:10]
