@@ -182,6 +182,7 @@ class App:
             "corpora": {corpus["name"]: corpus for corpus in pages.corpora_of(self.stores)},
             "mongo": {"configured": bool(self.settings.mongodb_uri), "reachable": mongo_up},
             "events": self.events.status(),
+            "fetches": self.recommender.fetch_slots.status(),
         }
         if self.settings.mongodb_uri and not mongo_up:
             body["status"] = "degraded"

@@ -49,6 +49,8 @@ def default_fetch_concurrency(env):
     """Two threads fewer than a worker has (functions-framework's THREADS, 4 x cores by
     default), at least one: a fetch holds its thread up to FETCH_DEADLINE, and /healthz, texts,
     ids and cached pages must still find a thread while sites are slow."""
+    if "THREADS" in env and not env["THREADS"].strip():  # functions-framework's int("") fails unnamed
+        raise ConfigError("THREADS is set but empty: unset it (4 x cores) or give a number")
     threads = env_number(env, "THREADS", (os.cpu_count() or 1) * 4, int, 1, 100_000)
     return max(1, threads - 2)
 
@@ -75,7 +77,7 @@ class Settings:
     store_check_seconds: float = 2.0
     cors_origin: str = "*"
     fetch_allowed_domains: str = ""  # raw; "corpus" is resolved against the stores
-    fetch_concurrency: int = 6  # pages a worker fetches at once
+    fetch_concurrency: int = 6  # requests of a worker waiting on page fetches at once
 
     @classmethod
     def from_env(cls, env=None):

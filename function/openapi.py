@@ -54,7 +54,7 @@ SCHEMAS = {
                                         "unknown_parameter, unknown_corpus, unknown_engine, unknown_id, invalid_url, "
                                         "invalid_json, unreadable_body, unsupported_media_type, body_too_large, "
                                         "query_too_long, text_too_large, no_known_words, no_article_text, "
-                                        "forbidden_address, unresolvable_host, fetch_failed, invalid_click_link, "
+                                        "forbidden_address, unresolvable_host, fetch_failed, fetch_busy, invalid_click_link, "
                                         "invalid_click_signature, click_link_expired, events_unavailable, not_found, "
                                         "method_not_allowed, internal_error, ..."},
                 "message": {"type": "string", "minLength": 1, "description": "for people: what went wrong"},
@@ -190,7 +190,7 @@ SCHEMAS = {
     },
     "Health": {
         "type": "object",
-        "required": ["status", "version", "store", "corpora", "mongo", "events"],
+        "required": ["status", "version", "store", "corpora", "mongo", "events", "fetches"],
         "additionalProperties": False,
         "properties": {
             "status": {"enum": ["ok", "degraded"], "description": "degraded: MONGODB is set but does not answer"},
@@ -209,6 +209,13 @@ SCHEMAS = {
                 "additionalProperties": False,
                 "properties": {"buffered": COUNT, "dropped": COUNT, "written": COUNT, "capacity": COUNT,
                                "last_error": _nullable({"type": "string"})},
+            },
+            "fetches": {
+                "type": "object",
+                "description": "this worker's requests waiting on page fetches (FETCH_CONCURRENCY)",
+                "required": ["waiting", "limit", "refused"],
+                "additionalProperties": False,
+                "properties": {"waiting": COUNT, "limit": COUNT, "refused": COUNT},
             },
         },
     },
@@ -237,8 +244,8 @@ RECOMMEND_ERRORS = {
     "422": _error("the page has no article, answered an error, its host does not resolve, or the text has no "
                   "known word"),
     "502": _error("the page's server failed"),
-    "503": _error("the worker is already fetching FETCH_CONCURRENCY other pages: retry after the Retry-After "
-                  "header's seconds"),
+    "503": {**_error("fetch_busy: FETCH_CONCURRENCY requests of this worker already wait on page fetches"),
+            "headers": {"Retry-After": {"schema": {"type": "string"}, "description": "seconds to wait: 1"}}},
     "504": _error("the page's server timed out"),
 }
 HTML_PAGE = {"type": "string", "description": "an HTML page"}

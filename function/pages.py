@@ -110,9 +110,9 @@ def wants_html(request):
     return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
 
 
-def render(template, status=200, **context):
+def render(template, status=200, headers=None, **context):
     html = templates.get_template(template).render(**context)
-    return Response(html, status=status, mimetype="text/html", headers=PAGE_HEADERS)
+    return Response(html, status=status, mimetype="text/html", headers={**PAGE_HEADERS, **(headers or {})})
 
 
 def static_file(request):
@@ -180,7 +180,7 @@ def try_it(app, request):
         answer = app.recommender.recommend(query, app.base_url(request), record=request.method != "HEAD")
     except ApiError as exc:
         context.update(error=exc, error_title=ERROR_TITLES.get(exc.status, "That did not work"))
-        return render("try.html", status=exc.status, **context)
+        return render("try.html", status=exc.status, headers=exc.headers, **context)
     member = None
     if query.kind == "id":
         member = find_doc(stores, answer["corpus"], query.value)

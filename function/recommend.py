@@ -1,5 +1,6 @@
 """The recommendation pipeline: query -> fetch -> extract -> vectorize -> lookup -> log -> answer."""
 
+import contextlib
 import copy
 import hashlib
 import threading
@@ -114,6 +115,40 @@ class SingleFlight:
             flight.done.set()
 
 
+class FetchSlots:
+    """At most ``limit`` requests of this process waiting on page fetches, leading one or waiting
+    for another's (FETCH_CONCURRENCY). Each holds its thread for up to FETCH_DEADLINE: past the
+    limit a request is refused at once, so that a slow site, or many readers of one stalled page,
+    cannot take every thread from /healthz and from the requests that need no fetch."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.waiting = 0
+        self.refused = 0
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def held(self):
+        with self._lock:
+            full = self.waiting >= self.limit
+            if full:
+                self.refused += 1
+            else:
+                self.waiting += 1
+        if full:
+            raise ApiError(f"this worker already has {self.limit} requests waiting on page fetches "
+                           "(FETCH_CONCURRENCY); retry in a moment", status=503, code="fetch_busy",
+                           headers={"Retry-After": "1"})
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.waiting -= 1
+
+    def status(self):
+        return {"waiting": self.waiting, "limit": self.limit, "refused": self.refused}
+
+
 class Recommender:
     def __init__(self, settings, stores, events, click_key, fetch_limits):
         self.settings = settings
@@ -128,7 +163,7 @@ class Recommender:
         # (at 1M documents the lookup is most of what is left: ~3 ms)
         self.articles, self.page_terms, self.page_hits = PageCache(size, ttl), PageCache(size, ttl), PageCache(size, ttl)
         self.fetches = SingleFlight()
-        self.fetch_slots = threading.BoundedSemaphore(settings.fetch_concurrency)
+        self.fetch_slots = FetchSlots(settings.fetch_concurrency)
 
     # -- fetch + extract ----------------------------------------------------
     def article(self, url, url_key, timings):
@@ -137,22 +172,10 @@ class Recommender:
         cached = self.articles.get(url_key)
         if cached is not None:
             return cached, True
-        return self.fetches.run(url_key, lambda: self._fetch_article(url, url_key, timings))
+        with self.fetch_slots.held():
+            return self.fetches.run(url_key, lambda: self._fetch_article(url, url_key, timings))
 
     def _fetch_article(self, url, url_key, timings):
-        # A fetch holds its thread for up to FETCH_DEADLINE. Past FETCH_CONCURRENCY pages at once,
-        # refuse a new one at once: slow sites must not take every thread from /healthz and the
-        # requests that need no fetch. (Requests for a page already being fetched wait for it.)
-        if not self.fetch_slots.acquire(blocking=False):
-            raise ApiError(f"this worker is already fetching {self.settings.fetch_concurrency} pages "
-                           "(FETCH_CONCURRENCY); retry in a moment", status=503, code="fetch_busy",
-                           headers={"Retry-After": "1"})
-        try:
-            return self._fetch_and_extract(url, url_key, timings)
-        finally:
-            self.fetch_slots.release()
-
-    def _fetch_and_extract(self, url, url_key, timings):
         # imported on the first fetch: jusText and lxml are not needed to start
         # (cold start) nor for text, id and member-URL requests
         from .extract import decode_html, extract_article

@@ -69,7 +69,8 @@ def _at_once(client, queries):
         return list(pool.map(ask, queries))
 
 
-def test_a_new_page_asked_for_at_once_is_fetched_once(client, pages):
+def test_a_new_page_asked_for_at_once_is_fetched_once(function_env, pages):
+    client = make_client({**function_env, "FETCH_CONCURRENCY": "6"})  # all six may wait on the fetch
     url = pages.add("/just-published.html", pages.body("/moon-landing.html"))
     pages.delays["/just-published.html"] = 0.5  # every request arrives while the first fetch runs
     answers = _at_once(client, [{"url": url}] * 6)
@@ -79,7 +80,8 @@ def test_a_new_page_asked_for_at_once_is_fetched_once(client, pages):
     assert sorted(body["page"]["cached"] for _, body in answers) == [False] + [True] * 5
 
 
-def test_a_failed_fetch_is_shared_by_those_who_waited_for_it(client, pages):
+def test_a_failed_fetch_is_shared_by_those_who_waited_for_it(function_env, pages):
+    client = make_client({**function_env, "FETCH_CONCURRENCY": "4"})
     url = pages.add("/failing.html", b"<html><body>down</body></html>", status=503)
     pages.delays["/failing.html"] = 0.5
     answers = _at_once(client, [{"url": url}] * 4)

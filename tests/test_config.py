@@ -19,6 +19,7 @@ def test_fetch_concurrency_is_two_threads_fewer_than_a_worker_has():
 @pytest.mark.parametrize("env,message", [
     ({"THREADS": "many"}, "THREADS='many' is not a valid int"),
     ({"THREADS": "0"}, "THREADS='0' must be between 1 and 100000"),
+    ({"THREADS": " "}, "THREADS is set but empty"),
     ({"FETCH_CONCURRENCY": "0"}, "FETCH_CONCURRENCY='0' must be between 1 and 10000"),
 ])
 def test_bad_thread_and_fetch_counts_are_refused_by_name(env, message):

@@ -852,10 +852,11 @@ def test_real_server_answers_hostile_pages_in_bounded_time(server, srv, _bombs_r
 
 
 def test_slow_sites_cannot_take_every_thread(base_env, srv):
-    """A worker fetches FETCH_CONCURRENCY pages at once (THREADS - 2 by default): another new
-    page is refused at once (503, Retry-After), a page already being fetched is waited for, and
-    /healthz and text requests keep a thread while the sites stall."""
-    process = FunctionProcess({**base_env, "FETCH_ALLOW_PRIVATE_HOSTS": srv.netloc, "THREADS": "4"}).wait_ready()
+    """At most FETCH_CONCURRENCY requests of a worker (THREADS - 2 by default) wait on page
+    fetches, leading one or waiting for another's: past it, a new page and another reader of a
+    stalled one are refused at once (503, Retry-After, as JSON or as the page), and /healthz
+    and text requests keep a thread while the sites stall."""
+    process = FunctionProcess({**base_env, "FETCH_ALLOW_PRIVATE_HOSTS": srv.netloc, "THREADS": "5"}).wait_ready()
     try:
         mark = secrets.token_hex(4)  # this test's requests among those the shared server has seen
         stalled = [srv.url(f"/stall?seconds=10&{mark}={i}") for i in range(2)]
@@ -863,18 +864,26 @@ def test_slow_sites_cannot_take_every_thread(base_env, srv):
             waiting = [pool.submit(requests.get, process.base, params={"url": url}, timeout=30)
                        for url in stalled + stalled[:1]]  # the third waits for the first's fetch
             deadline = time.monotonic() + 10
-            while sum(mark in seen["path"] for seen in srv.requests) < 2 and time.monotonic() < deadline:
+            while time.monotonic() < deadline:  # until all three wait: two fetches, one for another's
+                fetches = requests.get(process.base + "/healthz", timeout=30).json()["fetches"]
+                if fetches["waiting"] == 3:
+                    break
                 time.sleep(0.02)
+            assert fetches == {"waiting": 3, "limit": 3, "refused": 0}
+            assert sum(mark in seen["path"] for seen in srv.requests) == 2
             started = time.monotonic()
-            refused = requests.get(process.base, params={"url": srv.url(f"/stall?seconds=10&{mark}=2")}, timeout=30)
-            assert refused.status_code == 503 and refused.json()["error"]["code"] == "fetch_busy"
-            assert refused.headers["Retry-After"] == "1"
-            assert requests.get(process.base + "/healthz", timeout=30).status_code == 200
+            new_page = requests.get(process.base, params={"url": srv.url(f"/stall?seconds=10&{mark}=2")}, timeout=30)
+            reader = requests.get(process.base, params={"url": stalled[1]}, headers={"Accept": "text/html"}, timeout=30)
+            assert new_page.status_code == 503 and new_page.json()["error"]["code"] == "fetch_busy"
+            assert reader.status_code == 503 and reader.headers["Content-Type"].startswith("text/html")
+            assert new_page.headers["Retry-After"] == reader.headers["Retry-After"] == "1"
+            health = requests.get(process.base + "/healthz", timeout=30)
+            assert health.status_code == 200 and health.json()["fetches"] == {"waiting": 3, "limit": 3, "refused": 2}
             assert requests.get(process.base, params={"text": "moon landing"}, timeout=30).status_code == 200
             assert time.monotonic() - started < FETCH_DEADLINE  # none of them waited on a stalled site
             answers = [future.result() for future in waiting]
         assert [(a.status_code, a.json()["error"]["code"]) for a in answers] == [(504, "upstream_timeout")] * 3
-        assert sum(mark in seen["path"] for seen in srv.requests) == 2  # the third and the refused asked no site
+        assert sum(mark in seen["path"] for seen in srv.requests) == 2  # the refused ones asked no site
         after = requests.get(process.base, params={"url": srv.url("/status?code=404")}, timeout=30)
         assert after.json()["error"]["code"] == "upstream_status"  # the slots are free again
     finally:
