@@ -77,6 +77,9 @@ class App:
         click_key, warning = load_secret(settings)
         if warning:
             log.warning(warning)
+        if settings.fetch_concurrency >= settings.threads:
+            log.warning("FETCH_CONCURRENCY=%d is not below THREADS=%d: requests waiting on slow sites can take every "
+                        "thread, /healthz's too", settings.fetch_concurrency, settings.threads)
         self.events = EventLog(settings.mongodb_uri, settings.event_buffer, settings.event_flush_seconds)
         self.recommender = Recommender(settings, self.stores, self.events, click_key,
                                        fetch_limits_for(settings, self.stores, env))

@@ -45,14 +45,11 @@ def _engine_weights(raw):
     return weights
 
 
-def default_fetch_concurrency(env):
-    """Two threads fewer than a worker has (functions-framework's THREADS, 4 x cores by
-    default), at least one: a fetch holds its thread up to FETCH_DEADLINE, and /healthz, texts,
-    ids and cached pages must still find a thread while sites are slow."""
+def worker_threads(env):
+    """functions-framework's THREADS (4 x cores by default), read here for FETCH_CONCURRENCY."""
     if "THREADS" in env and not env["THREADS"].strip():  # functions-framework's int("") fails unnamed
         raise ConfigError("THREADS is set but empty: unset it (4 x cores) or give a number")
-    threads = env_number(env, "THREADS", (os.cpu_count() or 1) * 4, int, 1, 100_000)
-    return max(1, threads - 2)
+    return env_number(env, "THREADS", (os.cpu_count() or 1) * 4, int, 1, 100_000)
 
 
 @dataclass(frozen=True)
@@ -77,11 +74,16 @@ class Settings:
     store_check_seconds: float = 2.0
     cors_origin: str = "*"
     fetch_allowed_domains: str = ""  # raw; "corpus" is resolved against the stores
-    fetch_concurrency: int = 6  # requests of a worker waiting on page fetches at once
+    threads: int = 8  # a worker's
+    # requests of a worker waiting on page fetches at once: by default two threads fewer than it
+    # has, since a fetch holds its thread up to FETCH_DEADLINE, and /healthz, texts, ids and
+    # cached pages must still find a thread while sites are slow
+    fetch_concurrency: int = 6
 
     @classmethod
     def from_env(cls, env=None):
         env = os.environ if env is None else env
+        threads = worker_threads(env)
         return cls(
             model_store=Path(env.get("MODEL_STORE", "").strip() or "model_store"),
             default_corpus=env.get("DEFAULT_CORPUS", "").strip(),
@@ -103,5 +105,6 @@ class Settings:
             store_check_seconds=env_number(env, "STORE_CHECK_SECONDS", 2.0, float, 0, 86400),
             cors_origin=env.get("CORS_ORIGIN", "*").strip(),
             fetch_allowed_domains=env.get("FETCH_ALLOWED_DOMAINS", "").strip(),
-            fetch_concurrency=env_number(env, "FETCH_CONCURRENCY", default_fetch_concurrency(env), int, 1, 10_000),
+            threads=threads,
+            fetch_concurrency=env_number(env, "FETCH_CONCURRENCY", max(1, threads - 2), int, 1, 10_000),
         )

@@ -25,3 +25,12 @@ def test_fetch_concurrency_is_two_threads_fewer_than_a_worker_has():
 def test_bad_thread_and_fetch_counts_are_refused_by_name(env, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
         Settings.from_env(env)
+
+
+def test_a_fetch_bound_that_leaves_no_thread_is_warned_about(function_env, caplog):
+    from function.app import create_app
+
+    create_app({**function_env, "THREADS": "4", "FETCH_CONCURRENCY": "3"})
+    assert "FETCH_CONCURRENCY" not in caplog.text
+    create_app({**function_env, "THREADS": "4", "FETCH_CONCURRENCY": "4"})
+    assert "FETCH_CONCURRENCY=4 is not below THREADS=4" in caplog.text
