@@ -54,9 +54,9 @@ SCHEMAS = {
                                         "unknown_parameter, unknown_corpus, unknown_engine, unknown_id, invalid_url, "
                                         "invalid_json, unreadable_body, unsupported_media_type, body_too_large, "
                                         "query_too_long, text_too_large, no_known_words, no_article_text, "
-                                        "forbidden_address, unresolvable_host, fetch_failed, fetch_busy, invalid_click_link, "
-                                        "invalid_click_signature, click_link_expired, events_unavailable, not_found, "
-                                        "method_not_allowed, internal_error, ..."},
+                                        "forbidden_address, unresolvable_host, fetch_failed, fetch_busy, "
+                                        "invalid_click_link, invalid_click_signature, click_link_expired, "
+                                        "events_unavailable, not_found, method_not_allowed, internal_error, ..."},
                 "message": {"type": "string", "minLength": 1, "description": "for people: what went wrong"},
             },
         }},
