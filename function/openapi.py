@@ -116,7 +116,9 @@ SCHEMAS = {
                 "required": ["title", "lang", "cached"],
                 "additionalProperties": False,
                 "properties": {"title": {"type": "string"}, "lang": {"type": "string"},
-                               "cached": {"type": "boolean"}},
+                               "cached": {"type": "boolean", "description": "true when this request fetched "
+                                          "nothing itself: the worker's cache, or another request's fetch of "
+                                          "the same page at the same moment"}},
             },
         },
     },

@@ -101,32 +101,32 @@ def event_filter(corpus=None, days=None, now=None):
     return query, since
 
 
+def newest_events(collection, query, fields, limit):
+    """(events, cut): the newest ``limit`` events of ``collection`` matching ``query``, and the
+    oldest time among them when there were more (None when not: one more is asked for to know).
+    Cut short, they end with every event of that time, since a cut among events of the same
+    millisecond would leave some out of a window that claims them."""
+    projection = {**fields, "ts": 1}
+    found = list(collection.find(query, projection).sort("ts", -1).limit(limit + 1))
+    if len(found) <= limit:
+        return found, None
+    cut = found[limit - 1]["ts"]
+    # compared here too: nx-27017 compares times to the second, MongoDB to the millisecond
+    tied = [event for event in collection.find({**query, "ts": cut}, projection) if event["ts"] == cut]
+    return [event for event in found[:limit] if event["ts"] != cut] + tied, cut
+
+
 def read_events(db, corpus, days, now, request_fields, click_fields, limit):
     """(requests, clicks, since, truncated): the events of ``corpus`` over the last ``days``, at most
     the newest ``limit`` of each collection. When a collection holds more, the window starts at
     the oldest event read of it instead, for both collections, and ``truncated`` says so."""
     query, since = event_filter(corpus, days, now)
     truncated = False
-
-    def newest(collection, fields):
-        """(events, cut): the newest ``limit`` events, and the oldest time among them when there
-        were more (None when not: one more is asked for to know). Cut short, they end with every
-        event of that time, since a cut among events of the same millisecond would leave some
-        out of a window that claims them."""
-        projection = {**fields, "ts": 1}
-        found = list(db[collection].find(query, projection).sort("ts", -1).limit(limit + 1))
-        if len(found) <= limit:
-            return found, None
-        cut = found[limit - 1]["ts"]
-        # compared here too: nx-27017 compares times to the second, MongoDB to the millisecond
-        tied = [event for event in db[collection].find({**query, "ts": cut}, projection) if event["ts"] == cut]
-        return [event for event in found[:limit] if event["ts"] != cut] + tied, cut
-
-    requests, cut = newest("requests", request_fields)
+    requests, cut = newest_events(db["requests"], query, request_fields, limit)
     if cut is not None:
         since, truncated = cut, True
-        query["ts"] = {"$gte": since}
-    clicks, cut = newest("clicks", click_fields)
+        query = {**query, "ts": {"$gte": since}}
+    clicks, cut = newest_events(db["clicks"], query, click_fields, limit)
     if cut is not None:  # more clicks than answers in the window (a bot?): narrow it again
         since, truncated = cut, True
         requests = [r for r in requests if r["ts"] >= since]

@@ -223,8 +223,8 @@ def _candidate_rows(scores, k):
     floor = _kth_largest(maxima, k)
     holding = np.flatnonzero(maxima >= floor)
     if len(holding) > 4 * k or floor == -np.inf:
-        # the floor is shared by many groups (a sparse engine's -inf or zeros): the rows above it,
-        # and if they are fewer than k, the lowest rows at it
+        # the floor is shared by many groups (a sparse engine's -inf, ties): the rows above it, and
+        # if they are fewer than k, the lowest rows at it (not at -inf: those are no match)
         rows = np.flatnonzero(scores > floor)
         if len(rows) < k and floor > -np.inf:
             rows = np.sort(np.concatenate([rows, np.flatnonzero(scores == floor)[: k - len(rows)]]))
@@ -255,7 +255,7 @@ def top_k(scores, k, exclude):
         return [Hit(row, -negated) for negated, row in ranked if negated < np.inf]
     # many candidates (every row of a small corpus; many ties at the k-th best): the lowest tied
     picked = scores[rows]
-    kth = _kth_largest(picked, k)
+    kth = _kth_largest(picked, min(k, len(picked)))  # fewer than k: a sparse engine's few matches
     above = rows[picked > kth]
     best = np.concatenate([above, rows[picked == kth][: k - len(above)]])
     best = best[np.lexsort((best, -scores[best]))]  # score, then row

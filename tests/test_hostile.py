@@ -791,10 +791,13 @@ def server(base_env, srv):
     process.stop()
 
 
-def raw_request(server, data, timeout=15):
-    """Send bytes as they are; (status, headers text, body bytes) of the answer."""
+def raw_request(server, data, timeout=15, half_close=False):
+    """Send bytes as they are (then, with ``half_close``, nothing more: the request ends there);
+    (status, headers text, body bytes) of the answer."""
     with socket.create_connection(("127.0.0.1", server.port), timeout=timeout) as sock:
         sock.sendall(data)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
         received = b""
         while True:
             chunk = sock.recv(65536)
@@ -972,12 +975,7 @@ def test_real_server_malformed_chunked_body_is_a_400(server, body):
 
 
 def test_real_server_body_cut_off_mid_chunk_is_a_400(server):
-    with socket.create_connection(("127.0.0.1", server.port), timeout=15) as sock:
-        sock.sendall(b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-                     b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n40\r\n{\"text\":")
-        sock.shutdown(socket.SHUT_WR)
-        received = b""
-        while chunk := sock.recv(65536):
-            received += chunk
-    head, _, body = received.partition(b"\r\n\r\n")
-    assert_json_error(int(head.split(b" ", 2)[1]), head.decode("latin-1"), body, 400, "unreadable_body")
+    status, head, answer = raw_request(server, b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                                       b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n40\r\n{\"text\":",
+                                       half_close=True)
+    assert_json_error(status, head, answer, 400, "unreadable_body")

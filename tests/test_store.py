@@ -268,6 +268,18 @@ def test_top_k_ties_in_many_groups_go_to_the_lowest_rows():
     assert [hit.row for hit in top_k(scores, 3, ())] == [0, 2, 4]
 
 
+def test_top_k_larger_than_a_sparse_engines_matches_gives_them_all():
+    """MAX_K allows k in the thousands: more than the rows a sparse query matches (the rest -inf)."""
+    from function.store import PYTHON_RANKS, top_k
+
+    rng = np.random.default_rng(7)
+    scores = np.full(100_000, -np.inf)
+    matches = np.sort(rng.choice(len(scores), 2 * PYTHON_RANKS, replace=False))
+    scores[matches] = np.round(rng.random(len(matches)), 2)  # ties too
+    got = top_k(scores, 3 * PYTHON_RANKS, ())
+    assert [hit.row for hit in got] == matches[np.lexsort((matches, -scores[matches]))].tolist()
+
+
 def test_top_k_many_ties_in_the_groups_read_again_go_to_the_lowest_rows():
     """Hundreds of rows tied at the k-th best, all in the few groups the floor selects (rows g,
     g + groups, g + 2 groups, ...): the lowest of them win."""
