@@ -22,7 +22,7 @@ from .errors import ApiError
 from .events import EventLog
 from .fetch_policy import FetchLimits, names_corpus  # not .fetch: the HTTP stack loads on the first fetch
 from .openapi import document as openapi_document
-from .params import check_query_length, parse_query
+from .params import check_query_length, parse_query, seen_by_a_reader
 from .recommend import Recommender
 from .stats import compute as compute_stats
 from .stats import parse_filters
@@ -142,15 +142,12 @@ class App:
         if pages.wants_html(request):
             return pages.try_it(self, request)
         query = parse_query(request, self.settings, self.stores.names())
-        # HEAD: a link checker's or an unfurler's look at an API URL, not a widget's request for
-        # links a reader sees; recorded, it would count as links shown and lower click-through
-        answer = self.recommender.recommend(query, self.base_url(request), record=request.method != "HEAD")
+        answer = self.recommender.recommend(query, self.base_url(request), record=seen_by_a_reader(request))
         return json_response(answer)
 
     def click(self, request):
         check_query_length(request, self.settings)
-        # HEAD is a link checker's or an unfurler's look at the link, not a reader's click
-        target = self.recommender.click(request.args, record=request.method != "HEAD")
+        target = self.recommender.click(request.args, record=seen_by_a_reader(request))
         return Response(status=302, headers={"Location": target, "Cache-Control": "no-store",
                                              "Referrer-Policy": "no-referrer"})
 

@@ -17,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from . import charts
 from .errors import ApiError
-from .params import parse_query, whole_number
+from .params import parse_query, seen_by_a_reader, whole_number
 from .stats import dashboard as dashboard_data
 from .stats import parse_filters
 
@@ -176,8 +176,7 @@ def try_it(app, request):
         return render("try.html", **context)
     try:
         query = parse_query(request, settings, stores.names())
-        # a HEAD records no request event, as in App.recommend
-        answer = app.recommender.recommend(query, app.base_url(request), record=request.method != "HEAD")
+        answer = app.recommender.recommend(query, app.base_url(request), record=seen_by_a_reader(request))
     except ApiError as exc:
         context.update(error=exc, error_title=ERROR_TITLES.get(exc.status, "That did not work"))
         return render("try.html", status=exc.status, headers=exc.headers, **context)

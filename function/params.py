@@ -43,6 +43,13 @@ def refuse_unknown(names, known, expected):
                    code="unknown_parameter")
 
 
+def seen_by_a_reader(request):
+    """False for a HEAD: a link checker's or an unfurler's look at a URL found in a page. Its
+    answer is the GET's, but no reader saw links or clicked one, so it records no event (counted,
+    it would lower the click-through site owners judge by)."""
+    return request.method != "HEAD"
+
+
 def check_query_length(request, settings):
     if len(request.query_string) > settings.max_query_bytes:
         raise _bad(f"query string longer than {settings.max_query_bytes} bytes (MAX_QUERY_BYTES); "
