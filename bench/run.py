@@ -269,6 +269,20 @@ def pss(n, mongodb, texts, log):
 
 
 # -- 5: throughput against hello world -------------------------------------------------------
+def loaded_run(server, paths, connections, seconds, mongo_pids):
+    """One load run on a started server, with the CPU each request cost it and the Mongo-wire server,
+    and the cores the server kept busy."""
+    before = cpu_seconds(server.pids()), cpu_seconds(mongo_pids)
+    run = load.run_load(server.base, paths, connections, seconds)
+    server_s = cpu_seconds(server.pids()) - before[0]
+    mongo_s = cpu_seconds(mongo_pids) - before[1]
+    requests = max(1, run["rps"] * seconds)
+    run["server_cpu_ms_per_request"] = round(server_s * 1000 / requests, 3)
+    run["mongo_cpu_ms_per_request"] = round(mongo_s * 1000 / requests, 3)
+    run["server_cores"] = round(server_s / seconds, 2)
+    return run
+
+
 def throughput(sizes, mongodb, texts, settings, log, mongo_pid=None):
     """Requests/s of hello world and of ours at each N, same stack, same connections; with the CPU
     each request cost the server and the Mongo-wire server, and the cores the server kept busy
@@ -280,17 +294,8 @@ def throughput(sizes, mongodb, texts, settings, log, mongo_pid=None):
         try:
             server.wait_for_200(paths[0])
             load.warm(server.base, paths[:50], connections=settings.connections)
-            runs = []
-            for _ in range(settings.load_runs):
-                before = cpu_seconds(server.pids()), cpu_seconds(mongo_pids)
-                run = load.run_load(server.base, paths, settings.connections, settings.load_seconds)
-                server_s = cpu_seconds(server.pids()) - before[0]
-                mongo_s = cpu_seconds(mongo_pids) - before[1]
-                requests = max(1, run["rps"] * settings.load_seconds)
-                run["server_cpu_ms_per_request"] = round(server_s * 1000 / requests, 3)
-                run["mongo_cpu_ms_per_request"] = round(mongo_s * 1000 / requests, 3)
-                run["server_cores"] = round(server_s / settings.load_seconds, 2)
-                runs.append(run)
+            runs = [loaded_run(server, paths, settings.connections, settings.load_seconds, mongo_pids)
+                    for _ in range(settings.load_runs)]
         finally:
             server.stop()
         best = sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
