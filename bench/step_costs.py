@@ -6,7 +6,7 @@ taking the step away.
 
 The throughput figure's stack and load (functions-framework + gunicorn, Mongo logging on
 nx-27017, 8 kept-alive connections) serves ours whole, then without one step at a time
-(bench/without/main.py: the step's results memoised by input, so no cost), in an order reversed
+(bench/without/main.py, bench/stand_ins.py: the step memoised by its input), in an order reversed
 every round, and hello world once a round. A step's cost is the server CPU a request saves
 without it. In-process profiles (bench.profile) miss what load adds: cache misses and
 hand-offs between threads. Prints a table and writes bench/out/step-costs.json.
@@ -23,10 +23,10 @@ from pathlib import Path
 from bench import load, servers
 from bench.run import loaded_run, our_env, query_texts
 from bench.servers import ROOT, Server, text_path
+from bench.stand_ins import STEPS
 from bench.stores import ensure_store
 
 servers.TARGETS["without"] = ROOT / "bench" / "without" / "main.py"
-STEPS = ("lookup", "query_vector", "product", "selection", "terms", "click_links", "event_log", "json")
 OUT = ROOT / "bench" / "out" / "step-costs.json"
 CONNECTIONS = 8
 
@@ -36,7 +36,7 @@ def measure(kind, env, paths, seconds, mongo_pid):
     server = Server(kind, env)
     try:
         server.wait_for_200(paths[0])
-        load.warm(server.base, paths, connections=CONNECTIONS)  # every query: see bench/without
+        load.warm(server.base, paths, connections=CONNECTIONS)  # every query: see bench/stand_ins
         run = loaded_run(server, paths, CONNECTIONS, seconds, [mongo_pid])
     finally:
         server.stop()
