@@ -7,12 +7,12 @@ from dataclasses import dataclass
 
 from .errors import ApiError
 from .fetch_policy import MAX_URL_LENGTH, parse_url
+from .urls import with_scheme
 
 QUERY_KINDS = ("url", "text", "id")
 FIELDS = QUERY_KINDS + ("k", "corpus", "min_score", "engine")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_ID_CHARS = 512
-OTHER_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:(?![0-9])")  # "javascript:x", not "example.com:8080"
 
 
 @dataclass(frozen=True)
@@ -156,8 +156,7 @@ def parse_query(request, settings, corpora):
     if kind == "url":
         if len(value) > MAX_URL_LENGTH:
             raise _bad(f"'url' is longer than {MAX_URL_LENGTH} characters", code="invalid_url")
-        if "://" not in value and not OTHER_SCHEME.match(value):
-            value = "https://" + value  # "example.com/a", as people type it
+        value = with_scheme(value, "https")
         # what the fetcher would refuse is refused here, before the corpus or a cache is asked
         parse_url(value)
     if kind == "id" and len(value) > MAX_ID_CHARS:

@@ -4,11 +4,13 @@ The key identifies corpus members ("is this page already in the store?"),
 keys the fetched-page cache and keeps a page out of its own recommendations.
 """
 
+import re
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import idna
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:(?![0-9])")  # "javascript:x" names one, "example.com:8080" not
 
 # Query parameters that say how a visitor arrived, not which page they see.
 TRACKING_PARAMS = frozenset(
@@ -43,6 +45,12 @@ def ascii_host(host):
         raise ValueError(f"not a valid internationalised host name: {host[:80]!r}") from None
 
 
+def with_scheme(url, scheme):
+    """``url`` if it begins with a scheme, else ``scheme://url`` ("example.com/a", as people type
+    it). Only the beginning counts: "example.com/?next=https://b" names no scheme."""
+    return url if SCHEME.match(url) else f"{scheme}://{url}"
+
+
 def normalise_url(url):
     """A canonical key for ``url``: http and https alike, lower-case host, no
     default port, no fragment, no tracking parameters, sorted query, no
@@ -51,9 +59,7 @@ def normalise_url(url):
     Scheme-less input ("example.com/a") is read as http. Raises ValueError for
     what cannot be a web address.
     """
-    url = url.strip()
-    if "://" not in url:
-        url = "http://" + url
+    url = with_scheme(url.strip(), "http")
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in DEFAULT_PORTS:

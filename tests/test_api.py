@@ -315,6 +315,18 @@ def test_member_keys_spell_hosts_as_the_fetcher_does(url):
     assert urlsplit(normalise_url(url)).hostname == parse_url(url).host
 
 
+@pytest.mark.parametrize("url,key", [
+    ("example.com/a", "https://example.com/a"),  # keys spell http and https alike
+    ("example.com:8080/a", "https://example.com:8080/a"),
+    ("example.com/a?next=https://b.example/c", "https://example.com/a?next=https%3A%2F%2Fb.example%2Fc"),
+    ("HTTPS://Example.com/a/", "https://example.com/a"),
+])
+def test_member_keys_read_an_address_without_a_scheme_as_a_web_address(url, key):
+    from function.urls import normalise_url
+
+    assert normalise_url(url) == key
+
+
 @pytest.fixture
 def small_stats_client(function_env):
     """A client whose /stats and /dashboard read at most 100 events of each collection."""

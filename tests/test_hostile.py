@@ -155,7 +155,9 @@ def test_credentials_are_refused_for_corpus_members_too(strict, method):
     assert_error(ask(strict, method, "https://user:pw@en.wikipedia.org/wiki/Apollo_11"), 400, "invalid_url")
 
 
-@pytest.mark.parametrize("url", ["en.wikipedia.org/wiki/Apollo_11", "EN.wikipedia.org/wiki/Apollo_11/"])
+@pytest.mark.parametrize("url", ["en.wikipedia.org/wiki/Apollo_11", "EN.wikipedia.org/wiki/Apollo_11/",
+                                 # a scheme further on is not this address's (the tracking parameter is dropped)
+                                 "en.wikipedia.org/wiki/Apollo_11?utm_source=https://news.example/a"])
 def test_an_address_typed_without_a_scheme_is_read_as_https(strict, url):
     answer = ask(strict, "GET", url).get_json()
     assert answer["source"] == "corpus" and "Apollo 11" not in [r["title"] for r in answer["results"]]
