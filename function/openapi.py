@@ -310,6 +310,8 @@ def paths():
             "responses": {
                 "200": {"description": "the dashboard", "content": {HTML: {"schema": HTML_PAGE}}},
                 "400": {"description": "a bad filter, said in the page", "content": {HTML: {"schema": HTML_PAGE}}},
+                "414": {"description": "a query string over MAX_QUERY_BYTES, said in the page",
+                        "content": {HTML: {"schema": HTML_PAGE}}},
                 "503": {"description": "no event database (not set or not answering), said in the page",
                         "content": {HTML: {"schema": HTML_PAGE}}},
             },

@@ -110,6 +110,7 @@ def test_real_answers_match_their_schemas(client, spec, pages, function_env):
     check(client.get("/healthz"), "/healthz")
     check(client.get("/dashboard"), "/dashboard")
     check(client.get("/dashboard?days=0"), "/dashboard")
+    check(client.get("/dashboard?corpus=" + "a" * 20000), "/dashboard")  # 414, as a page
     check(client.get("/openapi.json"), "/openapi.json")
     check(client.get("/assets/site.css"), "/assets/site.css")
     check(client.get("/assets/icon.svg"), "/assets/icon.svg")
