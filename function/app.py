@@ -78,8 +78,12 @@ class App:
         if warning:
             log.warning(warning)
         if settings.fetch_concurrency >= settings.threads:
-            log.warning("FETCH_CONCURRENCY=%d is not below THREADS=%d: requests waiting on slow sites can take every "
-                        "thread, /healthz's too", settings.fetch_concurrency, settings.threads)
+            if "FETCH_CONCURRENCY" in env:
+                log.warning("FETCH_CONCURRENCY=%d is not below THREADS=%d: requests waiting on slow sites can take "
+                            "every thread, /healthz's too", settings.fetch_concurrency, settings.threads)
+            else:  # THREADS=1: the default bound cannot go below 1
+                log.warning("THREADS=%d: a request waiting on a slow site holds the worker's only thread, /healthz's "
+                            "too (with 2 or more, one stays free of page fetches)", settings.threads)
         self.events = EventLog(settings.mongodb_uri, settings.event_buffer, settings.event_flush_seconds)
         self.recommender = Recommender(settings, self.stores, self.events, click_key,
                                        fetch_limits_for(settings, self.stores, env))

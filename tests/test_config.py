@@ -34,3 +34,10 @@ def test_a_fetch_bound_that_leaves_no_thread_is_warned_about(function_env, caplo
     assert "FETCH_CONCURRENCY" not in caplog.text
     create_app({**function_env, "THREADS": "4", "FETCH_CONCURRENCY": "4"})
     assert "FETCH_CONCURRENCY=4 is not below THREADS=4" in caplog.text
+    caplog.clear()
+    create_app({**function_env, "THREADS": "2"})
+    assert "thread" not in caplog.text
+    # one thread: the default bound (1) is not the operator's doing, and says so
+    create_app({**function_env, "THREADS": "1"})
+    assert "THREADS=1: a request waiting on a slow site holds the worker's only thread" in caplog.text
+    assert "FETCH_CONCURRENCY" not in caplog.text
