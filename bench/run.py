@@ -19,6 +19,7 @@ import statistics
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -269,6 +270,19 @@ def pss(n, mongodb, texts, log):
 
 
 # -- 5: throughput against hello world -------------------------------------------------------
+@contextmanager
+def loaded_server(kind, env, paths, connections):
+    """A server of ``kind`` answering, every path of ``paths`` asked once (caches and code warm), and
+    stopped after."""
+    server = Server(kind, env)
+    try:
+        server.wait_for_200(paths[0])
+        load.warm(server.base, paths, connections=connections)
+        yield server
+    finally:
+        server.stop()
+
+
 def loaded_run(server, paths, connections, seconds, mongo_pids):
     """One load run on a started server, with the CPU each request cost it and the Mongo-wire server,
     and the cores the server kept busy."""
@@ -290,14 +304,9 @@ def throughput(sizes, mongodb, texts, settings, log, mongo_pid=None):
     mongo_pids = [mongo_pid] if mongo_pid else []
 
     def measure(kind, env, paths):
-        server = Server(kind, env)
-        try:
-            server.wait_for_200(paths[0])
-            load.warm(server.base, paths[:50], connections=settings.connections)
+        with loaded_server(kind, env, paths[:50], settings.connections) as server:
             runs = [loaded_run(server, paths, settings.connections, settings.load_seconds, mongo_pids)
                     for _ in range(settings.load_runs)]
-        finally:
-            server.stop()
         best = sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
         figures = {**best, "runs_rps": [r["rps"] for r in runs],
                    **{key: round(statistics.median(r[key] for r in runs), 3)

@@ -17,6 +17,7 @@ TARGETS = {
     "ours": ROOT / "function" / "main.py",
     "baseline": ROOT / "bench" / "baseline" / "main.py",
     "hello": ROOT / "bench" / "hello" / "main.py",
+    "without": ROOT / "bench" / "without" / "main.py",  # ours without some steps (bench.step_costs)
 }
 
 

@@ -20,26 +20,19 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench import load, servers
-from bench.run import loaded_run, our_env, query_texts
-from bench.servers import ROOT, Server, text_path
+from bench.run import loaded_run, loaded_server, our_env, query_texts
+from bench.servers import ROOT, text_path
 from bench.stand_ins import STEPS
 from bench.stores import ensure_store
 
-servers.TARGETS["without"] = ROOT / "bench" / "without" / "main.py"
 OUT = ROOT / "bench" / "out" / "step-costs.json"
 CONNECTIONS = 8
 
 
 def measure(kind, env, paths, seconds, mongo_pid):
     """Requests/s and the CPU a request cost the server and the Mongo-wire server, in one run."""
-    server = Server(kind, env)
-    try:
-        server.wait_for_200(paths[0])
-        load.warm(server.base, paths, connections=CONNECTIONS)  # every query: see bench/stand_ins
+    with loaded_server(kind, env, paths, CONNECTIONS) as server:  # every query: see bench/stand_ins
         run = loaded_run(server, paths, CONNECTIONS, seconds, [mongo_pid])
-    finally:
-        server.stop()
     if run["non_2xx_or_errors"]:  # a stand-in that broke requests would look cheap
         raise RuntimeError(f"{kind} {env.get('WITHOUT', '')}: {run['non_2xx_or_errors']} failed requests")
     return {"rps": run["rps"], "server_cpu_ms": run["server_cpu_ms_per_request"],
