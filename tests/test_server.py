@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from bench.procmem import cpu_seconds
 from conftest import ROOT, wait_for_events, wait_for_port
 from function.devserver import free_port, start_embedded_mongo, stop
 
@@ -68,8 +69,16 @@ def test_forked_workers_never_share_an_event_id(function_process, function_env):
     def ask(i):  # a connection each: both workers accept some
         return requests.get(server.base, params={"text": texts[i % len(texts)]}, timeout=30).json()["request_id"]
 
+    deadline = time.monotonic() + 15  # the port opens before gunicorn has forked both workers
+    while len(workers := _children(server.process.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(workers) == 2
+    time.sleep(0.5)  # each worker's own start is over before the baseline
+    idle = [cpu_seconds([pid]) for pid in workers]
     with ThreadPoolExecutor(8) as pool:
         asked = list(pool.map(ask, range(120)))
+    # both answered some (each request costs a worker milliseconds; idle, a worker spends ~none)
+    assert all(cpu_seconds([pid]) - before >= 0.02 for pid, before in zip(workers, idle))
     assert len(set(asked)) == len(asked)
     events = wait_for_events(function_env["MONGODB"], "requests", len(asked), timeout=15)
     assert sorted(event["_id"] for event in events) == sorted(asked)
@@ -119,7 +128,7 @@ def test_ctrl_c_on_make_run_stops_gracefully_and_writes_the_events(function_env,
         wait_for_port("127.0.0.1", port, 30, devserver)
         asked = [requests.get(f"http://127.0.0.1:{port}/", params={"text": text}, timeout=10).json()["request_id"]
                  for text in ("moon landing", "greek philosophy", "atlantic ocean")]
-        server[:] = [pid for pid in map(int, filter(str.isdigit, os.listdir("/proc"))) if _parent(pid) == devserver.pid]
+        server[:] = _children(devserver.pid)
         assert len(server) == 1 and os.getsid(server[0]) != os.getsid(devserver.pid)
 
         started = time.monotonic()
@@ -136,6 +145,10 @@ def test_ctrl_c_on_make_run_stops_gracefully_and_writes_the_events(function_env,
                 os.killpg(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+def _children(pid):
+    return [child for child in map(int, filter(str.isdigit, os.listdir("/proc"))) if _parent(child) == pid]
 
 
 def _parent(pid):
