@@ -152,6 +152,36 @@ def test_junk_input_never_raises(junk):
     assert isinstance(a.text, str) and isinstance(a.title, str) and isinstance(a.lang, str)
 
 
+def test_paragraph_revision_gives_jusText_s_classes():
+    """revise_classification against jusText's own revise_paragraph_classification (the oracle),
+    on random runs of paragraphs: classes, headings, lengths, and classes left from a last pass."""
+    import copy
+    import random
+    from types import SimpleNamespace
+
+    from justext.core import revise_paragraph_classification
+
+    from function.extract import MAX_HEADING_DISTANCE, revise_classification
+
+    rng = random.Random(7)
+    classes = ["short", "neargood", "good", "bad"]
+    for _ in range(3000):
+        weights = [rng.random() for _ in classes]  # runs of mostly short, mostly near-good, ...
+        paras = [SimpleNamespace(cf_class=rng.choices(classes, weights)[0], heading=rng.random() < 0.2,
+                                 text="x" * rng.choice([0, 1, 30, 90, 250]), class_type=rng.choice(classes + [""]))
+                 for _ in range(rng.randrange(40))]
+        theirs = copy.deepcopy(paras)
+        revise_paragraph_classification(theirs, MAX_HEADING_DISTANCE)
+        revise_classification(paras, MAX_HEADING_DISTANCE)
+        assert [p.class_type for p in paras] == [p.class_type for p in theirs]
+
+
+def test_many_short_paragraphs_take_linear_time():
+    # jusText's own revision walks to each short paragraph's neighbours: this page took ~4 minutes
+    article = extract_article(b"<html><body>" + b"<p>moon apollo " * 30_000)
+    assert article.text == ""
+
+
 def test_binary_garbage_gives_no_text():
     for seed in range(5):
         noise = bytes((i * 7919 + seed * 104729) % 251 for i in range(30000))
