@@ -24,6 +24,7 @@ BATCH = 500
 # The writer waits this long for a batch to gather: one round trip for many
 # events costs the server's CPU far less than one per event.
 LINGER_SECONDS = 0.05
+PING_SECONDS = 0.5  # /healthz's wait for Mongo: a reachable server answers in milliseconds
 INDEXES = {
     "requests": [[("ts", 1)], [("corpus", 1), ("ts", 1)]],
     "clicks": [[("ts", 1)], [("corpus", 1), ("ts", 1)], [("request_id", 1)]],
@@ -199,9 +200,12 @@ class EventLog:
         return self._reader
 
     def ping(self):
+        import pymongo
+
         try:
             db = self.database()  # a malformed MONGODB fails here: "down", not a 500
-            return db is not None and bool(db.command("ping"))
+            with pymongo.timeout(PING_SECONDS):  # a hung server must not hold /healthz (liveness probes time out)
+                return db is not None and bool(db.command("ping"))
         except Exception:
             return False
 
