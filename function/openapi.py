@@ -284,6 +284,8 @@ def paths():
             "head": {**recommend, "operationId": "recommendHead",
                      "summary": "The same answer as GET, without a request event (link checkers, unfurlers)"},
             "post": {"summary": "The same, with the query as a JSON body", "operationId": "recommendPost",
+                     "description": "Every field in the body, each once: a query string, or a field given twice, "
+                                    "is a 400 (unknown_parameter, invalid_json), not ignored.",
                      "requestBody": {"required": True, "content": {JSON: {"schema": _ref("RecommendRequest")}}},
                      "responses": {"200": _json(_ref("Recommendations"), "the recommendations"),
                                    **RECOMMEND_ERRORS}},

@@ -96,7 +96,21 @@ def _number_from_text(name, raw):
         raise _bad(f"'{name}' must be {kind}, got {raw[:40]!r}") from None
 
 
+def _once_each(pairs):
+    """A JSON object's fields, each name given once (json.loads would keep the last silently)."""
+    fields = {}
+    for name, value in pairs:
+        if name in fields:
+            raise _bad(f"request body gives {names_for_message([name])} more than once", code="invalid_json")
+        fields[name] = value
+    return fields
+
+
 def _from_json(request, settings):
+    if request.query_string:  # what a POST puts there would be ignored: said, not dropped
+        check_query_length(request, settings)
+        raise _bad(f"a POST gives every field in its JSON body, not in the query string (got "
+                   f"{names_for_message(request.args) or 'a query string'})", code="unknown_parameter")
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
         raise _bad(f"request body over {settings.max_body_bytes} bytes", code="body_too_large", status=413)
     mimetype = request.mimetype or ""
@@ -111,7 +125,7 @@ def _from_json(request, settings):
     if len(body) > settings.max_body_bytes:
         raise _bad(f"request body over {settings.max_body_bytes} bytes", code="body_too_large", status=413)
     try:
-        fields = json.loads(body)
+        fields = json.loads(body, object_pairs_hook=_once_each)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise _bad(f"request body is not valid JSON: {exc}", code="invalid_json") from None
     except ValueError:  # Python's bound on digits in an integer (4300): its message names sys internals

@@ -239,6 +239,10 @@ def test_bad_query_strings_get_a_clear_4xx(client, query, status, code):
     ({"json": {"text": "x" * 100_001}}, 413, "text_too_large"),
     ({"json": {"url": "http://a", "id": "1"}}, 400, "ambiguous_query"),
     ({"json": {}}, 400, "missing_query"),
+    ({"data": '{"text": "moon", "text": "sun"}', "content_type": "application/json"}, 400, "invalid_json"),
+    ({"data": '{"text": "moon", "k": 2, "k": 3}', "content_type": "application/json"}, 400, "invalid_json"),
+    ({"query_string": "id=662", "json": {"text": "moon"}}, 400, "unknown_parameter"),  # not dropped silently
+    ({"query_string": "k", "json": {"text": "moon"}}, 400, "unknown_parameter"),
 ])
 def test_bad_json_bodies_get_a_clear_4xx(client, kwargs, status, code):
     response = client.post("/", **kwargs)
