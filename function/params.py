@@ -4,6 +4,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from urllib.parse import unquote_to_bytes
 
 from .errors import ApiError
 from .fetch_policy import MAX_URL_LENGTH, parse_url
@@ -60,6 +61,10 @@ def check_query_length(request, settings):
 def query_arguments(request, settings):
     """{name: value} of the query string, each name given once; 414 past MAX_QUERY_BYTES."""
     check_query_length(request, settings)
+    try:  # werkzeug keeps an escape that is not UTF-8 ("caf%E9") as literal text
+        unquote_to_bytes(request.query_string).decode("utf-8")
+    except UnicodeDecodeError:
+        raise _bad("the query string is not UTF-8 once its %-escapes are decoded (percent-encode UTF-8 bytes)")
     args = request.args
     fields = {}
     for name in args:

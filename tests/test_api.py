@@ -217,6 +217,9 @@ def test_click_link_missing_a_field_is_a_400(client):
     ("id=no-such-id", 404, "unknown_id"),
     ("url=ftp://example.com/file", 400, "invalid_url"),
     ("url=http://", 400, "invalid_url"),
+    ("id=caf%E9", 400, "invalid_parameter"),  # Latin-1, not UTF-8: werkzeug had kept "caf%E9" as the id
+    ("text=%FF%FEmoon", 400, "invalid_parameter"),
+    ("text=moon&%C3=1", 400, "invalid_parameter"),
 ])
 def test_bad_query_strings_get_a_clear_4xx(client, query, status, code):
     response = client.get("/?" + query)

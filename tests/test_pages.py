@@ -221,7 +221,8 @@ def test_dashboard_filters_like_stats(client, function_env):
     assert set(chart_states(other).values()) == {"true"}
     assert other.cssselect("select[name=days] option[selected]")[0].get("value") == "7"
     assert client.get("/dashboard?days=30").status_code == 200
-    for query in ("days=abc", "days=0", "days=%C2%B2", "days=" + "9" * 5000, "corpus=../x", "colour=blue"):
+    for query in ("days=abc", "days=0", "days=%C2%B2", "days=" + "9" * 5000, "corpus=../x", "colour=blue",
+                  "corpus=%E9"):
         response = client.get("/dashboard?" + query)
         assert response.status_code == 400 and html_of(response).cssselect("[role=alert]")
         assert response.status_code == client.get("/stats?" + query).status_code
