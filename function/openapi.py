@@ -243,8 +243,8 @@ RECOMMEND_ERRORS = {
     "413": _error("text or body too large"),
     "414": _error("query string too long: POST long text as JSON"),
     "415": _error("the page is not HTML or text, or the POST body is not JSON"),
-    "422": _error("the page has no article, answered an error, its host does not resolve, or the text has no "
-                  "known word"),
+    "422": _error("the page has no article, answered an error, is over FETCH_MAX_BYTES (page_too_large), "
+                  "redirects too often (too_many_redirects), its host does not resolve, or the text has no known word"),
     "502": _error("the page's server failed"),
     "503": {**_error("fetch_busy: FETCH_CONCURRENCY requests of this worker already wait on page fetches"),
             "headers": {"Retry-After": {"schema": {"type": "string"}, "description": "seconds to wait: 1"}}},
