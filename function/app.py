@@ -145,9 +145,19 @@ class App:
     def recommend(self, request):
         if pages.wants_html(request):
             return pages.try_it(self, request)
-        query = parse_query(request, self.settings, self.stores.names())
-        answer = self.recommender.recommend(query, self.base_url(request), record=seen_by_a_reader(request))
-        return json_response(answer)
+        return json_response(self.ask(request)[1])
+
+    def ask(self, request):
+        """(query, answer) of a GET or POST /, as JSON or the try-it page gives it; a request refused
+        before its query is known is counted too."""
+        record = seen_by_a_reader(request)
+        try:
+            query = parse_query(request, self.settings, self.stores.names())
+            base_url = self.base_url(request)
+        except ApiError as exc:
+            self.recommender.refused(exc, record)
+            raise
+        return query, self.recommender.recommend(query, base_url, record=record)
 
     def click(self, request):
         check_query_length(request, self.settings)

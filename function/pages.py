@@ -17,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from . import charts
 from .errors import ApiError
-from .params import parse_query, seen_by_a_reader, whole_number
+from .params import whole_number
 from .stats import dashboard as dashboard_data
 from .stats import parse_filters
 
@@ -175,8 +175,7 @@ def try_it(app, request):
     if not request.args:
         return render("try.html", **context)
     try:
-        query = parse_query(request, settings, stores.names())
-        answer = app.recommender.recommend(query, app.base_url(request), record=seen_by_a_reader(request))
+        query, answer = app.ask(request)
     except ApiError as exc:
         context.update(error=exc, error_title=ERROR_TITLES.get(exc.status, "That did not work"))
         return render("try.html", status=exc.status, headers=exc.headers, **context)

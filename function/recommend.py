@@ -322,6 +322,13 @@ class Recommender:
             event.update(title=article.title, lang=article.lang, cached=cached)
         return answer
 
+    def refused(self, error, record=True):
+        """Count a request refused before it named a query (a bad parameter, body or Host) in the
+        request events, as /stats' errors and the dashboard's errors by code."""
+        if record:
+            self.events.record("requests", {"_id": new_event_id(), "ts": datetime.now(timezone.utc),
+                                            "status": error.status, "error": error.code})
+
     # -- clicks -----------------------------------------------------------------
     def click(self, args, record=True):
         """The target URL of a click link; records the click event unless ``record`` is false."""

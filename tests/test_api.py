@@ -290,10 +290,10 @@ def test_private_address_is_refused_without_the_test_switch(function_env, pages)
 
 
 def test_errors_are_logged_with_their_status(client, function_env):
-    client.get("/?text=moon&k=0")  # refused before the pipeline: not a request event
+    client.get("/?text=moon&k=0")  # refused before its query is known: counted all the same
     client.get("/?id=no-such-id")
-    events = wait_for_events(function_env["MONGODB"], "requests", 1)
-    assert [(e["status"], e["error"]) for e in events] == [(404, "unknown_id")]
+    events = wait_for_events(function_env["MONGODB"], "requests", 2)
+    assert sorted((e["status"], e["error"]) for e in events) == [(400, "invalid_parameter"), (404, "unknown_id")]
 
 
 @pytest.mark.parametrize("method,path,status", [

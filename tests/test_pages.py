@@ -215,6 +215,22 @@ def test_dashboard_draws_every_chart_from_the_events(client, function_env):
     assert_inert(response)
 
 
+def test_requests_refused_before_their_query_count_as_errors(client, function_env):
+    """A bad parameter, body or Host is an error the site owner should see, as a failed lookup is."""
+    client.get("/", query_string={"text": "moon", "k": 0})
+    client.get("/", query_string={"text": "moon", "corpus": "nope"})
+    client.get("/", headers={"Accept": "text/html"}, query_string={"text": "moon", "colour": "blue"})  # the page
+    client.post("/", data="text=moon", content_type="application/x-www-form-urlencoded")
+    client.head("/", query_string={"text": "moon", "k": 0})  # not a reader: not counted
+    client.get("/", query_string={"text": "moon"})
+    wait_for_events(function_env["MONGODB"], "requests", 5)
+    stats = client.get("/stats").get_json()
+    assert (stats["requests"], stats["errors"]) == (1, 4)  # answered, and answered with an error
+    errors = html_of(client.get("/dashboard")).cssselect('figure[data-chart="errors"]')[0].text_content()
+    for code in ("invalid_parameter", "unknown_corpus", "unknown_parameter", "unsupported_media_type"):
+        assert code in errors
+
+
 def test_dashboard_filters_like_stats(client, function_env):
     seed(client, function_env["MONGODB"], texts=("moon landing",))
     other = html_of(client.get("/dashboard?corpus=other&days=7"))
