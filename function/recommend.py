@@ -47,6 +47,14 @@ def choose_engine(store, weights, key, forced=""):
     return store.engines[live[-1][0]]
 
 
+# A page that could not be used for what it holds (no article text, too large, not HTML, an error
+# status or a host that does not resolve: 415 and 422) is refused from memory for this long: each
+# repeat would cost a fetch and, for a large page, seconds of extraction. Timeouts and a failing
+# server (502, 504) are tried again at once.
+FAILED_PAGE_SECONDS = 60
+PAGE_FAULTS = (415, 422)
+
+
 class PageCache:
     """What a repeat request for a page may skip, in this process, bounded by
     URL_CACHE_SIZE entries and URL_CACHE_TTL seconds (0 for either: off).
@@ -162,6 +170,7 @@ class Recommender:
         # rest of a repeat request), its hits per store version, engine and count
         # (at 1M documents the lookup is most of what is left: ~3 ms)
         self.articles, self.page_terms, self.page_hits = PageCache(size, ttl), PageCache(size, ttl), PageCache(size, ttl)
+        self.failed_pages = PageCache(size, min(ttl, FAILED_PAGE_SECONDS))
         self.fetches = SingleFlight()
         self.fetch_slots = FetchSlots(settings.fetch_concurrency)
 
@@ -172,6 +181,9 @@ class Recommender:
         cached = self.articles.get(url_key)
         if cached is not None:
             return cached, True
+        failed = self.failed_pages.get(url_key)
+        if failed is not None:
+            raise copy.copy(failed)  # a copy: each raise gets a traceback of its own
         with self.fetch_slots.held():
             return self.fetches.run(url_key, lambda: self._fetch_article(url, url_key, timings))
 
@@ -181,18 +193,23 @@ class Recommender:
         from .extract import decode_html, extract_article
         from .fetch import fetch_page
 
-        started = time.perf_counter()
-        page = fetch_page(url, self.fetch_limits)
-        timings["fetch"] = _ms(time.perf_counter() - started)
-        started = time.perf_counter()
-        if page.content_type == "text/plain":
-            article = Article("", "", decode_html(page.body, page.charset).strip())
-        else:
-            extracted = extract_article(page.body, url=page.final_url, encoding=page.charset)
-            article = Article(extracted.title, extracted.lang, extracted.text.strip())
-        timings["extract"] = _ms(time.perf_counter() - started)
-        if not article.text:
-            raise ApiError("no article text found on the page", status=422, code="no_article_text")
+        try:
+            started = time.perf_counter()
+            page = fetch_page(url, self.fetch_limits)
+            timings["fetch"] = _ms(time.perf_counter() - started)
+            started = time.perf_counter()
+            if page.content_type == "text/plain":
+                article = Article("", "", decode_html(page.body, page.charset).strip())
+            else:
+                extracted = extract_article(page.body, url=page.final_url, encoding=page.charset)
+                article = Article(extracted.title, extracted.lang, extracted.text.strip())
+            timings["extract"] = _ms(time.perf_counter() - started)
+            if not article.text:
+                raise ApiError("no article text found on the page", status=422, code="no_article_text")
+        except ApiError as exc:
+            if exc.status in PAGE_FAULTS:
+                self.failed_pages.put(url_key, exc)
+            raise
         article = Article(article.title, article.lang, article.text[: self.settings.max_text_chars])
         self.articles.put(url_key, article)
         return article

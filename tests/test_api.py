@@ -57,6 +57,21 @@ def test_repeat_url_is_served_from_the_cache(client, pages):
     assert titles(first) == titles(second)
 
 
+def test_a_page_that_cannot_be_used_is_refused_from_memory_for_a_while(client, pages):
+    """Each repeat would cost a fetch and, for a large page, seconds of extraction."""
+    url = pages.add("/no-article.html", b"<html><body><nav><a href='/'>Home</a></nav></body></html>")
+    gone = pages.add("/gone.html", b"<html><body>gone</body></html>", status=404)
+    for target, status, code in ((url, 422, "no_article_text"), (gone, 422, "upstream_status")):
+        first, second = (client.get("/", query_string={"url": target}) for _ in range(2))
+        assert first.status_code == second.status_code == status
+        assert first.get_json() == second.get_json() and second.get_json()["error"]["code"] == code
+        assert pages.hits[urlsplit(target).path] == 1
+    # a server that fails is asked again: it may be back
+    broken = pages.add("/broken.html", b"oops", status=500)
+    assert [client.get("/", query_string={"url": broken}).status_code for _ in range(2)] == [502, 502]
+    assert pages.hits["/broken.html"] >= 2
+
+
 def _at_once(client, queries):
     """The JSON answers and statuses of ``queries``, all sent together from threads of their own."""
     from concurrent.futures import ThreadPoolExecutor
