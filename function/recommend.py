@@ -207,8 +207,8 @@ class Recommender:
             if not article.text:
                 raise ApiError("no article text found on the page", status=422, code="no_article_text")
         except ApiError as exc:
-            if exc.status in PAGE_FAULTS:
-                self.failed_pages.put(url_key, exc)
+            if exc.status in PAGE_FAULTS:  # a copy: the raised one's traceback holds the page's body
+                self.failed_pages.put(url_key, copy.copy(exc))
             raise
         article = Article(article.title, article.lang, article.text[: self.settings.max_text_chars])
         self.articles.put(url_key, article)
