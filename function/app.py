@@ -155,7 +155,8 @@ class App:
             query = parse_query(request, self.settings, self.stores.names())
             base_url = self.base_url(request)
         except ApiError as exc:
-            self.recommender.refused(exc, record)
+            if record:
+                self.recommender.refused(exc)
             raise
         return query, self.recommender.recommend(query, base_url, record=record)
 

@@ -339,12 +339,11 @@ class Recommender:
             event.update(title=article.title, lang=article.lang, cached=cached)
         return answer
 
-    def refused(self, error, record=True):
+    def refused(self, error):
         """Count a request refused before it named a query (a bad parameter, body or Host) in the
         request events, as /stats' errors and the dashboard's errors by code."""
-        if record:
-            self.events.record("requests", {"_id": new_event_id(), "ts": datetime.now(timezone.utc),
-                                            "status": error.status, "error": error.code})
+        self.events.record("requests", {"_id": new_event_id(), "ts": datetime.now(timezone.utc),
+                                        "status": error.status, "error": error.code})
 
     # -- clicks -----------------------------------------------------------------
     def click(self, args, record=True):
