@@ -8,8 +8,8 @@ jusText classifies the paragraphs; everything around it is ours:
    captions, ...) and hidden elements are skipped; paragraphs inside boxes
    whose class/id names boilerplate ("share", "comments", "related", ...) are
    marked.  Every paragraph remembers the DOM element it sits in.
-3. The stoplist: the page's declared language (``<html lang>``, meta), checked
-   against the text; else the jusText stoplist that covers the text best.
+3. The stoplist: the page's declared language (``<html lang>``, meta) when the
+   text fits it, else the language CLD2 identifies (``language``).
 4. jusText classifies the paragraphs (its context-free and context-sensitive
    passes, default parameters).  When it keeps almost nothing it is run again
    language-independently, then with a laxer link density.
@@ -32,7 +32,6 @@ import gzip
 import json
 import re
 import sys
-import justext
 import lxml.etree
 import lxml.html
 from justext.core import (LENGTH_HIGH_DEFAULT, LENGTH_LOW_DEFAULT, MAX_HEADING_DISTANCE_DEFAULT,
@@ -40,6 +39,7 @@ from justext.core import (LENGTH_HIGH_DEFAULT, LENGTH_LOW_DEFAULT, MAX_HEADING_D
                           classify_paragraphs)
 from justext.paragraph import Paragraph
 
+from . import language
 from .article import Article
 
 __all__ = ["Article", "extract_article", "decode_html"]
@@ -164,112 +164,6 @@ def _looks_binary(text):
         return False
     bad = sum(1 for c in sample if c == "\ufffd" or (c < " " and c not in "\t\n\r\f"))
     return bad > 0.05 * len(sample)
-
-
-# --------------------------------------------------------------------------- languages
-
-# jusText stoplist -> ISO 639-1 code (639-3 where there is none).
-_STOPLIST_CODES = {
-    "Afrikaans": "af", "Albanian": "sq", "Arabic": "ar", "Aragonese": "an", "Armenian": "hy",
-    "Aromanian": "rup", "Asturian": "ast", "Azerbaijani": "az", "Basque": "eu", "Belarusian": "be",
-    "Belarusian_Taraskievica": "be", "Bengali": "bn", "Bishnupriya_Manipuri": "bpy", "Bosnian": "bs",
-    "Breton": "br", "Bulgarian": "bg", "Catalan": "ca", "Cebuano": "ceb", "Chuvash": "cv",
-    "Croatian": "hr", "Czech": "cs", "Danish": "da", "Dutch": "nl", "English": "en",
-    "Esperanto": "eo", "Estonian": "et", "Finnish": "fi", "French": "fr", "Galician": "gl",
-    "Georgian": "ka", "German": "de", "Greek": "el", "Gujarati": "gu", "Haitian": "ht",
-    "Hebrew": "he", "Hindi": "hi", "Hungarian": "hu", "Icelandic": "is", "Ido": "io", "Igbo": "ig",
-    "Indonesian": "id", "Irish": "ga", "Italian": "it", "Javanese": "jv", "Kannada": "kn",
-    "Kazakh": "kk", "Korean": "ko", "Kurdish": "ku", "Kyrgyz": "ky", "Latin": "la", "Latvian": "lv",
-    "Lithuanian": "lt", "Lombard": "lmo", "Low_Saxon": "nds", "Luxembourgish": "lb",
-    "Macedonian": "mk", "Malay": "ms", "Malayalam": "ml", "Maltese": "mt", "Marathi": "mr",
-    "Neapolitan": "nap", "Nepali": "ne", "Newar": "new", "Norwegian_Bokmal": "nb",
-    "Norwegian_Nynorsk": "nn", "Occitan": "oc", "Persian": "fa", "Piedmontese": "pms",
-    "Polish": "pl", "Portuguese": "pt", "Quechua": "qu", "Romanian": "ro", "Russian": "ru",
-    "Samogitian": "sgs", "Serbian": "sr", "Serbo_Croatian": "sh", "Sicilian": "scn",
-    "Simple_English": "en", "Slovak": "sk", "Slovenian": "sl", "Spanish": "es", "Sundanese": "su",
-    "Swahili": "sw", "Swedish": "sv", "Tagalog": "tl", "Tamil": "ta", "Telugu": "te",
-    "Turkish": "tr", "Turkmen": "tk", "Ukrainian": "uk", "Urdu": "ur", "Uzbek": "uz",
-    "Vietnamese": "vi", "Volapuk": "vo", "Walloon": "wa", "Waray_Waray": "war", "Welsh": "cy",
-    "West_Frisian": "fy", "Western_Panjabi": "pnb", "Yoruba": "yo",
-}
-_CODE_STOPLIST = {}
-for _name, _code in _STOPLIST_CODES.items():
-    _CODE_STOPLIST.setdefault(_code, _name)  # "en" -> English, not Simple_English
-_CODE_STOPLIST.update({"no": "Norwegian_Bokmal", "in": "Indonesian", "iw": "Hebrew", "fil": "Tagalog"})
-# Variants of a bigger list, left out of detection.
-_NOT_DETECTED = {"Simple_English", "Belarusian_Taraskievica", "Serbo_Croatian"}
-
-_WORD = re.compile(r"\w+")
-_stoplists = {}
-
-
-def _stoplist(name):
-    sl = _stoplists.get(name)
-    if sl is None:
-        sl = _stoplists[name] = justext.get_stoplist(name)
-    return sl
-
-
-def _word_counts(text, limit=2000):
-    counts = {}
-    for w in _WORD.findall(text.lower())[:limit]:
-        counts[w] = counts.get(w, 0) + 1
-    return counts
-
-
-def _share(counts, name):
-    """Share of the words that are in the stoplist."""
-    total = sum(counts.values())
-    if not total:
-        return 0.0
-    return sum(counts[w] for w in _stoplist(name).intersection(counts)) / total
-
-
-def _detect(counts):
-    """(stoplist covering the words best, its share)."""
-    best, best_share = None, 0.0
-    for name in _STOPLIST_CODES:
-        if name in _NOT_DETECTED:
-            continue
-        share = _share(counts, name)
-        if share > best_share:
-            best, best_share = name, share
-    return best, best_share
-
-
-def _choose_language(declared, sample):
-    """(jusText stoplist name or None, language code) for the page.
-
-    The declaration wins unless the text is clearly in another stoplist's
-    language (templates often keep a wrong ``<html lang>``).  With no usable
-    declaration the language is the stoplist that covers the text best; a
-    declared language jusText has no stoplist for (ja, zh, th, ...) means the
-    stoplist-free mode.
-    """
-    counts = _word_counts(sample)
-    declared_list = _CODE_STOPLIST.get(declared)
-    if declared_list:
-        share = _share(counts, declared_list)
-        if share >= 0.25:
-            return declared_list, declared
-        detected, dshare = _detect(counts)
-        if detected and detected != declared_list and dshare >= 0.2 and share < 0.5 * dshare:
-            return detected, _STOPLIST_CODES[detected]
-        return declared_list, declared
-    detected, dshare = _detect(counts)
-    if declared:
-        if dshare >= 0.25:
-            return detected, _STOPLIST_CODES[detected]
-        return None, declared
-    if detected and dshare >= 0.1:
-        return detected, _STOPLIST_CODES[detected]
-    return None, ""
-
-
-def _lang_code(value):
-    """'en-US' / 'pt_BR' / 'EN' -> 'en'; '' when it is not a language tag."""
-    m = re.match(r"\s*([A-Za-z]{2,3})(?:[-_]|\s*$)", value or "")
-    return m.group(1).lower() if m else ""
 
 
 # --------------------------------------------------------------------------- metadata
@@ -702,11 +596,11 @@ def _extract(html, url, encoding):
     body = doc.find("body")
     paras = _paragraphs(body if body is not None else doc)
 
-    declared = _lang_code(doc.get("lang") or doc.get("xml:lang") or meta.get("content-language")
+    declared = language.code(doc.get("lang") or doc.get("xml:lang") or meta.get("content-language")
                           or meta.get("og:locale") or "")
     sample = " ".join(p.text for p in paras if len(p.text) > 50) or " ".join(p.text for p in paras)
-    stoplist_name, lang = _choose_language(declared, sample)
-    _classify(paras, _stoplist(stoplist_name) if stoplist_name else None)
+    stoplist_name, lang = language.choose(declared, sample)
+    _classify(paras, language.stoplist(stoplist_name) if stoplist_name else None)
 
     text = "\n\n".join(p.text for p in _select(paras))
     if len(text) < 500:

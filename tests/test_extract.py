@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from function import language
 from function.extract import Article, decode_html, extract_article
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,6 +107,61 @@ def test_language_without_stoplist_keeps_declared_code():
     a = extract_article(f'<html lang="ja"><body><div>{body}</div></body></html>')
     assert a.lang == "ja"
     assert len(paragraphs(a)) == 4
+
+
+def wikipedia_pages(count):
+    """(title, HTML page declaring no language) for the first ``count`` articles of the default corpus."""
+    from html import escape
+
+    from function.sources import Record, read_wikipedia_dump, wiki_sample_path
+
+    nav = "".join(f'<li><a href="/s{i}">Section {i}</a></li>' for i in range(10))
+    for record in read_wikipedia_dump(wiki_sample_path()):
+        if not isinstance(record, Record):
+            continue
+        paras = [" ".join(p.split()) for p in record.text.split("\n\n") if len(p.split()) > 15][:6]
+        if len(paras) < 3:
+            continue
+        body = "".join(f"<p>{escape(p)}</p>" for p in paras)
+        yield record.title, (f"<html><head><title>{escape(record.title)}</title></head><body><ul>{nav}</ul>"
+                             f"<article>{body}</article><footer>Copyright 2025 Example</footer></body></html>")
+        count -= 1
+        if not count:
+            return
+
+
+def test_undeclared_english_articles_are_english():
+    # jusText's stoplists each hold English words (Marathi's 324 of them): counting them had named
+    # 16 of these 80 articles Marathi, Sundanese or Finnish
+    langs = {title: extract_article(html).lang for title, html in wikipedia_pages(80)}
+    assert len(langs) == 80
+    others = {title: lang for title, lang in langs.items() if lang != "en"}
+    assert len(others) <= 1, others
+
+
+@pytest.mark.parametrize("text, lang, stoplist", [
+    ("人工知能の研究は進んでいる。多くの企業が新しい技術を開発しており、その応用は広がっている。", "ja", None),
+    ("העירייה מתכננת לבנות גשר חדש מעל הנהר בשלוש השנים הקרובות, כך אמר ראש העיר.", "he", "Hebrew"),
+    ("Kommunen planlegger å bygge en ny bro over elva i løpet av de neste tre årene, sa ordføreren.", "no",
+     "Norwegian_Bokmal"),
+])
+def test_undeclared_languages_are_identified(text, lang, stoplist):
+    assert language.choose("", text * 3) == (stoplist, lang)
+    a = extract_article(f"<html><body><div>{''.join(f'<p>{text} {i}</p>' for i in range(4))}</div></body></html>")
+    assert a.lang == lang
+
+
+def test_text_too_short_to_tell_gets_no_language():
+    assert language.choose("", "ok 12") == (None, "")
+    assert language.choose("de", "ok 12") == ("German", "de")  # the declaration stands
+
+
+def test_characters_the_identifier_refuses_do_not_hide_the_language():
+    # CLD2 refuses a whole text over one control character, noncharacter or lone surrogate
+    text = "The city plans to build a new bridge over the river \x01 in the next three years \ufffe, " \
+           "the mayor said \ud800 on Tuesday \U0010ffff after the council voted for it."
+    assert language.identify(text) == "en"
+
 
 
 # -- titles --------------------------------------------------------------------

@@ -1,0 +1,113 @@
+"""The language of a page's text, and the jusText stoplist to classify it with.
+
+A declaration (``<html lang>``, meta) is taken when the text fits its
+stoplist, which is most pages and costs a set lookup per word.  Otherwise the
+text's language is identified by CLD2 (pycld2: Chrome's compact language
+detector: 165 languages, in C++).  Counting stoplist words does not
+identify a language: jusText's lists come from each language's Wikipedia and
+several hold hundreds of English words (Marathi 324, Sundanese 681, Estonian
+3,911), so that count named a fifth of undeclared English articles Marathi or
+Sundanese.
+"""
+from __future__ import annotations
+
+import re
+
+# jusText stoplist -> ISO 639-1 code (639-3 where there is none).
+_STOPLIST_CODES = {
+    "Afrikaans": "af", "Albanian": "sq", "Arabic": "ar", "Aragonese": "an", "Armenian": "hy",
+    "Aromanian": "rup", "Asturian": "ast", "Azerbaijani": "az", "Basque": "eu", "Belarusian": "be",
+    "Belarusian_Taraskievica": "be", "Bengali": "bn", "Bishnupriya_Manipuri": "bpy", "Bosnian": "bs",
+    "Breton": "br", "Bulgarian": "bg", "Catalan": "ca", "Cebuano": "ceb", "Chuvash": "cv",
+    "Croatian": "hr", "Czech": "cs", "Danish": "da", "Dutch": "nl", "English": "en",
+    "Esperanto": "eo", "Estonian": "et", "Finnish": "fi", "French": "fr", "Galician": "gl",
+    "Georgian": "ka", "German": "de", "Greek": "el", "Gujarati": "gu", "Haitian": "ht",
+    "Hebrew": "he", "Hindi": "hi", "Hungarian": "hu", "Icelandic": "is", "Ido": "io", "Igbo": "ig",
+    "Indonesian": "id", "Irish": "ga", "Italian": "it", "Javanese": "jv", "Kannada": "kn",
+    "Kazakh": "kk", "Korean": "ko", "Kurdish": "ku", "Kyrgyz": "ky", "Latin": "la", "Latvian": "lv",
+    "Lithuanian": "lt", "Lombard": "lmo", "Low_Saxon": "nds", "Luxembourgish": "lb",
+    "Macedonian": "mk", "Malay": "ms", "Malayalam": "ml", "Maltese": "mt", "Marathi": "mr",
+    "Neapolitan": "nap", "Nepali": "ne", "Newar": "new", "Norwegian_Bokmal": "nb",
+    "Norwegian_Nynorsk": "nn", "Occitan": "oc", "Persian": "fa", "Piedmontese": "pms",
+    "Polish": "pl", "Portuguese": "pt", "Quechua": "qu", "Romanian": "ro", "Russian": "ru",
+    "Samogitian": "sgs", "Serbian": "sr", "Serbo_Croatian": "sh", "Sicilian": "scn",
+    "Simple_English": "en", "Slovak": "sk", "Slovenian": "sl", "Spanish": "es", "Sundanese": "su",
+    "Swahili": "sw", "Swedish": "sv", "Tagalog": "tl", "Tamil": "ta", "Telugu": "te",
+    "Turkish": "tr", "Turkmen": "tk", "Ukrainian": "uk", "Urdu": "ur", "Uzbek": "uz",
+    "Vietnamese": "vi", "Volapuk": "vo", "Walloon": "wa", "Waray_Waray": "war", "Welsh": "cy",
+    "West_Frisian": "fy", "Western_Panjabi": "pnb", "Yoruba": "yo",
+}
+_CODE_STOPLIST = {}
+for _name, _code in _STOPLIST_CODES.items():
+    _CODE_STOPLIST.setdefault(_code, _name)  # "en" -> English, not Simple_English
+_CODE_STOPLIST.update({"no": "Norwegian_Bokmal", "in": "Indonesian", "iw": "Hebrew", "fil": "Tagalog"})
+
+# A declared language is taken without identification when this share of the text's words is in its stoplist
+# (running English text: 0.4-0.5; German or French under the English list: below 0.1).
+FITS = 0.25
+# Identification reads at most this much of the text: CLD2 scores about as many characters itself.
+SAMPLE_CHARS = 10_000
+# CLD2's codes that are not the ISO 639-1 codes pages declare.
+_CLD2_CODES = {"iw": "he", "jw": "jv", "zh-Hant": "zh"}
+# Characters CLD2 refuses the whole text for (controls, noncharacters, lone surrogates): read as spaces.
+_UNREADABLE = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ufdd0-\ufdef\ud800-\udfff"
+                         + "".join(chr(plane + 0xFFFE) + chr(plane + 0xFFFF) for plane in range(0, 0x110000, 0x10000))
+                         + "]")
+
+_WORD = re.compile(r"\w+")
+_stoplists = {}
+
+
+def code(value):
+    """'en-US' / 'pt_BR' / 'EN' -> 'en'; '' when it is not a language tag."""
+    m = re.match(r"\s*([A-Za-z]{2,3})(?:[-_]|\s*$)", value or "")
+    return m.group(1).lower() if m else ""
+
+
+def stoplist(name):
+    """jusText's stoplist ``name`` (a frozenset), loaded once."""
+    words = _stoplists.get(name)
+    if words is None:
+        import justext
+
+        words = _stoplists[name] = justext.get_stoplist(name)
+    return words
+
+
+def choose(declared, text):
+    """(jusText stoplist name or None, language code or '') for a page declaring ``declared`` (a code or '')
+    whose text is ``text``.  None means jusText's stoplist-free mode: a language it has no list for
+    (ja, zh, th, ...) or one that cannot be told."""
+    declared_list = _CODE_STOPLIST.get(declared)
+    if declared_list and _fits(text, declared_list):
+        return declared_list, declared
+    identified = identify(text)
+    if identified and not _same(identified, declared):  # templates keep a wrong <html lang>
+        return _CODE_STOPLIST.get(identified), identified
+    return declared_list, declared
+
+
+def identify(text):
+    """The language code of ``text`` when CLD2 tells it reliably, else ''."""
+    import pycld2  # 2 ms to import: a 14 MB library, mapped and shared by the workers
+
+    sample = _UNREADABLE.sub(" ", text[:SAMPLE_CHARS])
+    try:
+        reliable, _, ((_, identified, _, _), *_) = pycld2.detect(sample)
+    except pycld2.error:
+        return ""
+    if not reliable or identified in ("un", "xxx"):
+        return ""
+    return _CLD2_CODES.get(identified) or code(identified)
+
+
+def _fits(text, name):
+    words = _WORD.findall(text[:SAMPLE_CHARS].lower())
+    if not words:
+        return False
+    listed = stoplist(name)
+    return sum(w in listed for w in words) / len(words) >= FITS
+
+
+def _same(a, b):
+    return a == b or (_CODE_STOPLIST.get(a) is not None and _CODE_STOPLIST.get(a) == _CODE_STOPLIST.get(b))
