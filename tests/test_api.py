@@ -1,6 +1,8 @@
 """The HTTP contract, end to end through functions-framework's test client:
 real store, real Mongo-wire server, real loopback web pages."""
 
+import gc
+import tracemalloc
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -70,6 +72,28 @@ def test_a_page_that_cannot_be_used_is_refused_from_memory_for_a_while(client, p
     broken = pages.add("/broken.html", b"oops", status=500)
     assert [client.get("/", query_string={"url": broken}).status_code for _ in range(2)] == [502, 502]
     assert pages.hits["/broken.html"] >= 2
+
+
+
+def test_a_page_refused_from_memory_is_remembered_without_its_body(client, pages):
+    """What is kept of a failed page is its error: the raised error's traceback holds the fetch's
+    frames, and the page's body among them (up to FETCH_MAX_BYTES, for each of URL_CACHE_SIZE pages)."""
+    body = b"<html><body><!--" + b"x" * 2_000_000 + b"--></body></html>"
+    urls = [pages.add(f"/all-comment-{i}.html", body) for i in range(7)]  # six bodies kept if tracebacks were
+    client.get("/", query_string={"url": urls.pop()})  # the first fetch imports extraction's libraries
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for url in urls:
+            assert client.get("/", query_string={"url": url}).get_json()["error"]["code"] == "no_article_text"
+        gc.collect()
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert client.get("/", query_string={"url": urls[0]}).status_code == 422
+    assert pages.hits["/all-comment-0.html"] == 1  # refused from memory
+    assert kept < 2_000_000, kept  # less than one body
 
 
 def _at_once(client, queries):
