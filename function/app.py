@@ -25,7 +25,7 @@ from .openapi import document as openapi_document
 from .params import check_query_length, parse_query, seen_by_a_reader
 from .recommend import Recommender
 from .stats import compute as compute_stats
-from .stats import parse_filters
+from .stats import parse_filters, refuse_unheard_of
 from .store import StoreError, StoreSet
 
 log = logging.getLogger("related")
@@ -171,8 +171,7 @@ class App:
         if not self.events.uri:
             raise ApiError("statistics need MONGODB (events are not stored)", status=503, code="events_unavailable")
         try:
-            return json_response(compute_stats(self.events.database(), corpus, days,
-                                                self.settings.stats_max_events))
+            stats = compute_stats(self.events.database(), corpus, days, self.settings.stats_max_events)
         except Exception as exc:
             from pymongo.errors import PyMongoError
 
@@ -180,6 +179,8 @@ class App:
                 raise
             raise ApiError(f"event database unavailable: {exc.__class__.__name__}", status=503,
                            code="events_unavailable") from None
+        refuse_unheard_of(corpus, days, stats, self.stores.names())
+        return json_response(stats)
 
     def dashboard(self, request):
         return pages.dashboard(self, request)

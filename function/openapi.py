@@ -299,6 +299,7 @@ def paths():
             "operationId": "stats", "parameters": FILTER_PARAMETERS,
             "responses": {"200": _json(_ref("Stats"), "the figures"),
                           "400": _error("a bad, repeated or unknown filter"),
+                          "404": _error("a corpus neither served nor named by any event read (unknown_corpus)"),
                           "414": _error("a query string over MAX_QUERY_BYTES"),
                           "503": _error("MONGODB is not set, or does not answer")},
         }},
@@ -312,6 +313,8 @@ def paths():
             "responses": {
                 "200": {"description": "the dashboard", "content": {HTML: {"schema": HTML_PAGE}}},
                 "400": {"description": "a bad filter, said in the page", "content": {HTML: {"schema": HTML_PAGE}}},
+                "404": {"description": "a corpus neither served nor named by any event read, said in the page",
+                        "content": {HTML: {"schema": HTML_PAGE}}},
                 "414": {"description": "a query string over MAX_QUERY_BYTES, said in the page",
                         "content": {HTML: {"schema": HTML_PAGE}}},
                 "503": {"description": "no event database (not set or not answering), said in the page",

@@ -19,7 +19,7 @@ from . import charts
 from .errors import ApiError
 from .params import whole_number
 from .stats import dashboard as dashboard_data
-from .stats import parse_filters
+from .stats import parse_filters, refuse_unheard_of
 
 log = logging.getLogger("related.pages")
 
@@ -231,6 +231,11 @@ def dashboard_charts(data, stores):
     }
 
 
+def _dashboard_refused(exc, context):
+    context["problem"] = {"title": ERROR_TITLES.get(exc.status, "That did not work"), "message": exc.message}
+    return render("dashboard.html", status=exc.status, **context)
+
+
 def dashboard(app, request):
     """GET /dashboard: the figures of /stats, drawn."""
     names = app.stores.names()
@@ -241,8 +246,7 @@ def dashboard(app, request):
         filters = {name: value for name in ("corpus", "days") if (value := context[name])}
         context["stats_url"] = "/stats" + ("?" + urlencode(filters) if filters else "")
     except ApiError as exc:
-        context["problem"] = {"title": ERROR_TITLES.get(exc.status, "That did not work"), "message": exc.message}
-        return render("dashboard.html", status=exc.status, **context)
+        return _dashboard_refused(exc, context)
     if not app.settings.mongodb_uri:
         context["problem"] = {
             "title": "No events are stored",
@@ -263,5 +267,9 @@ def dashboard(app, request):
                        "their events wait in a buffer. Reload this page once the database is back.",
         }
         return render("dashboard.html", status=503, **context)
+    try:
+        refuse_unheard_of(context["corpus"], context["days"], data["stats"], names)
+    except ApiError as exc:
+        return _dashboard_refused(exc, context)
     context.update(data=data, charts=dashboard_charts(data, app.stores))
     return render("dashboard.html", **context)

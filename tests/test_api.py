@@ -5,6 +5,7 @@ import gc
 import tracemalloc
 from urllib.parse import parse_qs, urlsplit
 
+import pymongo
 import pytest
 
 from conftest import make_client, wait_for_events
@@ -195,7 +196,26 @@ def test_stats_reflect_requests_and_clicks(client, function_env):
     assert stats["click_delay_ms"]["median"] >= 0
     assert 0 < stats["mean_top_score"] <= 1
     assert stats["engines"][body["engine"]]["requests"] == 3
-    assert client.get("/stats?corpus=other").get_json()["requests"] == 0
+    assert client.get("/stats?corpus=wiki").get_json()["requests"] == 3
+
+
+def test_stats_of_a_corpus_nobody_serves_or_asked_for_is_a_404(client, function_env):
+    """A typo in ?corpus= had answered figures of zero, which read as a corpus nobody asks for."""
+    response = client.get("/stats?corpus=wikki")
+    assert response.status_code == 404
+    error = response.get_json()["error"]
+    assert error["code"] == "unknown_corpus" and "'wikki'" in error["message"] and "served: wiki" in error["message"]
+    page = client.get("/dashboard?corpus=wikki")
+    assert page.status_code == 404 and "unknown corpus" in page.get_data(as_text=True)
+    assert client.get("/stats?corpus=wiki").get_json()["requests"] == 0  # served, not asked for yet
+    # a corpus no longer served keeps its figures while its events last
+    client.get("/", query_string={"text": "moon landing astronaut"})
+    (event,) = wait_for_events(function_env["MONGODB"], "requests", 1)
+    with pymongo.MongoClient(function_env["MONGODB"]) as mongo:
+        mongo.get_default_database()["requests"].insert_one({**event, "_id": "retired-1", "corpus": "retired"})
+    assert client.get("/stats?corpus=retired").get_json()["requests"] == 1
+    assert client.get("/dashboard?corpus=retired").status_code == 200
+    assert client.get("/stats?corpus=retired&days=1").status_code == 200
 
 
 def test_healthz_reports_store_and_mongo(client):

@@ -107,9 +107,11 @@ def test_real_answers_match_their_schemas(client, spec, pages, function_env):
     stats = check(client.get("/stats"), "/stats").get_json()
     assert stats["engines"] and stats["ctr_by_rank"]
     check(client.get("/stats?days=abc"), "/stats")
+    check(client.get("/stats?corpus=wikki"), "/stats")  # 404 unknown_corpus
     check(client.get("/healthz"), "/healthz")
     check(client.get("/dashboard"), "/dashboard")
     check(client.get("/dashboard?days=0"), "/dashboard")
+    check(client.get("/dashboard?corpus=wikki"), "/dashboard")  # 404, as a page
     check(client.get("/dashboard?corpus=" + "a" * 20000), "/dashboard")  # 414, as a page
     check(client.get("/openapi.json"), "/openapi.json")
     check(client.get("/assets/site.css"), "/assets/site.css")

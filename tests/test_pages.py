@@ -232,15 +232,17 @@ def test_requests_refused_before_their_query_count_as_errors(client, function_en
 
 
 def test_dashboard_filters_like_stats(client, function_env):
+    empty = html_of(client.get("/dashboard?corpus=wiki&days=7"))  # served, no events yet
+    assert set(chart_states(empty).values()) == {"true"}
+    assert empty.cssselect("select[name=days] option[selected]")[0].get("value") == "7"
     seed(client, function_env["MONGODB"], texts=("moon landing",))
-    other = html_of(client.get("/dashboard?corpus=other&days=7"))
-    assert set(chart_states(other).values()) == {"true"}
-    assert other.cssselect("select[name=days] option[selected]")[0].get("value") == "7"
+    assert set(chart_states(html_of(client.get("/dashboard?corpus=wiki&days=7"))).values()) != {"true"}
     assert client.get("/dashboard?days=30").status_code == 200
     for query in ("days=abc", "days=0", "days=%C2%B2", "days=" + "9" * 5000, "corpus=../x", "colour=blue",
-                  "corpus=%E9"):
+                  "corpus=%E9", "corpus=other"):
         response = client.get("/dashboard?" + query)
-        assert response.status_code == 400 and html_of(response).cssselect("[role=alert]")
+        assert response.status_code == (404 if query == "corpus=other" else 400)
+        assert html_of(response).cssselect("[role=alert]")
         assert response.status_code == client.get("/stats?" + query).status_code
 
 
