@@ -8,8 +8,9 @@ jusText classifies the paragraphs; everything around it is ours:
    captions, ...) and hidden elements are skipped; paragraphs inside boxes
    whose class/id names boilerplate ("share", "comments", "related", ...) are
    marked.  Every paragraph remembers the DOM element it sits in.
-3. The stoplist: the page's declared language (``<html lang>``, meta) when the
-   text fits it, else the language CLD2 identifies (``language``).
+3. The stoplist: of the language CLD2 reads in the text where it is sure and
+   disagrees with the page's declaration (``<html lang>``, meta), else of the
+   declared one (``language``).
 4. jusText classifies the paragraphs (its context-free and context-sensitive
    passes, default parameters).  When it keeps almost nothing it is run again
    language-independently, then with a laxer link density.
@@ -597,7 +598,7 @@ def _extract(html, url, encoding):
     paras = _paragraphs(body if body is not None else doc)
 
     declared = language.code(doc.get("lang") or doc.get("xml:lang") or meta.get("content-language")
-                          or meta.get("og:locale") or "")
+                             or meta.get("og:locale") or "")
     sample = " ".join(p.text for p in paras if len(p.text) > 50) or " ".join(p.text for p in paras)
     stoplist_name, lang = language.choose(declared, sample)
     _classify(paras, language.stoplist(stoplist_name) if stoplist_name else None)

@@ -1,13 +1,14 @@
 """The language of a page's text, and the jusText stoplist to classify it with.
 
-A declaration (``<html lang>``, meta) is taken when the text fits its
-stoplist, which is most pages and costs a set lookup per word.  Otherwise the
-text's language is identified by CLD2 (pycld2: Chrome's compact language
-detector: 165 languages, in C++).  Counting stoplist words does not
-identify a language: jusText's lists come from each language's Wikipedia and
-several hold hundreds of English words (Marathi 324, Sundanese 681, Estonian
-3,911), so that count named a fifth of undeclared English articles Marathi or
-Sundanese.
+CLD2 (pycld2: Chrome's compact language detector, 165 languages, in C++)
+reads the text; where it is sure and disagrees with the page's declaration
+(``<html lang>``, meta), it wins: templates keep a wrong ``lang``.  Where it
+is unsure (short or mixed text), the declaration stands.  Counting stoplist
+words does not tell a language: jusText's lists come from each language's
+Wikipedia and hold hundreds of English words (Marathi 324, Sundanese 681,
+Estonian 3,911), so English text covers half of the Marathi list and more
+than a quarter of a dozen others; that count had named a fifth of undeclared
+English articles Marathi or Sundanese.
 """
 from __future__ import annotations
 
@@ -40,28 +41,28 @@ _STOPLIST_CODES = {
 _CODE_STOPLIST = {}
 for _name, _code in _STOPLIST_CODES.items():
     _CODE_STOPLIST.setdefault(_code, _name)  # "en" -> English, not Simple_English
-_CODE_STOPLIST.update({"no": "Norwegian_Bokmal", "in": "Indonesian", "iw": "Hebrew", "fil": "Tagalog"})
+_CODE_STOPLIST.update({"no": "Norwegian_Bokmal", "fil": "Tagalog"})
+# Withdrawn codes pages and CLD2 still use.
+_CANONICAL = {"iw": "he", "in": "id", "ji": "yi", "jw": "jv", "zh-Hant": "zh"}
+# Languages close enough that CLD2 reading one as another does not overrule a page declaring it.
+_KIN = ({"bs", "hr", "sr", "sh"}, {"no", "nb", "nn"}, {"id", "ms"})
 
-# A declared language is taken without identification when this share of the text's words is in its stoplist
-# (running English text: 0.4-0.5; German or French under the English list: below 0.1).
-FITS = 0.25
 # Identification reads at most this much of the text: CLD2 scores about as many characters itself.
 SAMPLE_CHARS = 10_000
-# CLD2's codes that are not the ISO 639-1 codes pages declare.
-_CLD2_CODES = {"iw": "he", "jw": "jv", "zh-Hant": "zh"}
 # Characters CLD2 refuses the whole text for (controls, noncharacters, lone surrogates): read as spaces.
-_UNREADABLE = re.compile("[\x00-\x08\x0b\x0e-\x1f\x7f-\x9f\ufdd0-\ufdef\ud800-\udfff"
+_UNREADABLE = re.compile("[\\x00-\\x08\\x0b\\x0e-\\x1f\\x7f-\\x9f\\ufdd0-\\ufdef\\ud800-\\udfff"
                          + "".join(chr(plane + 0xFFFE) + chr(plane + 0xFFFF) for plane in range(0, 0x110000, 0x10000))
                          + "]")
-
-_WORD = re.compile(r"\w+")
+_LATIN = re.compile("[A-Za-z\\u00c0-\\u024f]")
+_CYRILLIC = re.compile("[\\u0400-\\u04ff]")
 _stoplists = {}
 
 
 def code(value):
-    """'en-US' / 'pt_BR' / 'EN' -> 'en'; '' when it is not a language tag."""
+    """'en-US' / 'pt_BR' / 'EN' / 'iw' -> 'en' / 'pt' / 'en' / 'he'; '' when it is not a language tag."""
     m = re.match(r"\s*([A-Za-z]{2,3})(?:[-_]|\s*$)", value or "")
-    return m.group(1).lower() if m else ""
+    lang = m.group(1).lower() if m else ""
+    return _CANONICAL.get(lang, lang)
 
 
 def stoplist(name):
@@ -75,16 +76,12 @@ def stoplist(name):
 
 
 def choose(declared, text):
-    """(jusText stoplist name or None, language code or '') for a page declaring ``declared`` (a code or '')
-    whose text is ``text``.  None means jusText's stoplist-free mode: a language it has no list for
-    (ja, zh, th, ...) or one that cannot be told."""
-    declared_list = _CODE_STOPLIST.get(declared)
-    if declared_list and _fits(text, declared_list):
-        return declared_list, declared
+    """(jusText stoplist name or None, language code or '') for a page declaring ``declared`` (a code
+    from ``code``, or '') whose text is ``text``.  None means jusText's stoplist-free mode: a language
+    it has no list for (ja, zh, th, ...) or one that cannot be told."""
     identified = identify(text)
-    if identified and not _same(identified, declared):  # templates keep a wrong <html lang>
-        return _CODE_STOPLIST.get(identified), identified
-    return declared_list, declared
+    lang = identified if identified and not _kin(identified, declared) else declared
+    return _stoplist_name(lang, text), lang
 
 
 def identify(text):
@@ -96,18 +93,19 @@ def identify(text):
         reliable, _, ((_, identified, _, _), *_) = pycld2.detect(sample)
     except pycld2.error:
         return ""
-    if not reliable or identified in ("un", "xxx"):
+    if not reliable or identified in ("un", "xxx") or identified.startswith(("xx-", "zz")):  # no language, a script
         return ""
-    return _CLD2_CODES.get(identified) or code(identified)
+    return _CANONICAL.get(identified) or code(identified)
 
 
-def _fits(text, name):
-    words = _WORD.findall(text[:SAMPLE_CHARS].lower())
-    if not words:
-        return False
-    listed = stoplist(name)
-    return sum(w in listed for w in words) / len(words) >= FITS
+def _kin(a, b):
+    return a == b or any(a in family and b in family for family in _KIN)
 
 
-def _same(a, b):
-    return a == b or (_CODE_STOPLIST.get(a) is not None and _CODE_STOPLIST.get(a) == _CODE_STOPLIST.get(b))
+def _stoplist_name(lang, text):
+    name = _CODE_STOPLIST.get(lang)
+    if name == "Serbian":  # jusText's Serbian list is Cyrillic; Serbian is also written in Latin letters
+        sample = text[:SAMPLE_CHARS]
+        if len(_LATIN.findall(sample)) > len(_CYRILLIC.findall(sample)):
+            return "Serbo_Croatian"
+    return name

@@ -151,6 +151,28 @@ def test_undeclared_languages_are_identified(text, lang, stoplist):
     assert a.lang == lang
 
 
+ENGLISH = ("The city plans to build a new bridge over the river in the next three years, the mayor said on "
+           "Tuesday after the council voted for the plan. Work should begin next spring.")
+SERBIAN_LATIN = ("Grad planira da izgradi novi most preko reke u narednih pet godina, rekao je gradonačelnik na "
+                 "konferenciji za novinare. Radovi bi trebalo da počnu sledeće godine.")
+
+
+@pytest.mark.parametrize("declared", ["fi", "mr", "tr", "et"])
+def test_a_wrong_declaration_whose_stoplist_holds_english_words_is_overruled(declared):
+    # English covers a quarter to half of each of these lists: counting stoplist words kept them
+    assert language.choose(declared, ENGLISH) == ("English", "en")
+
+
+def test_close_languages_keep_the_declaration_and_serbian_in_latin_letters_a_latin_stoplist():
+    assert language.choose("hr", SERBIAN_LATIN) == ("Croatian", "hr")  # CLD2 reads it as Bosnian
+    assert language.choose("sr", SERBIAN_LATIN) == ("Serbo_Croatian", "sr")  # jusText's Serbian list is Cyrillic
+
+
+def test_withdrawn_and_made_up_codes():
+    assert language.code("iw") == "he" and language.code("in-ID") == "id"
+    assert language.choose("", "ellohay orldway isthay isay igpay atinlay " * 5) == (None, "")  # CLD2: "zzp"
+
+
 def test_text_too_short_to_tell_gets_no_language():
     assert language.choose("", "ok 12") == (None, "")
     assert language.choose("de", "ok 12") == ("German", "de")  # the declaration stands
@@ -161,7 +183,6 @@ def test_characters_the_identifier_refuses_do_not_hide_the_language():
     text = "The city plans to build a new bridge over the river \x01 in the next three years \ufffe, " \
            "the mayor said \ud800 on Tuesday \U0010ffff after the council voted for it."
     assert language.identify(text) == "en"
-
 
 
 # -- titles --------------------------------------------------------------------
