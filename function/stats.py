@@ -153,7 +153,6 @@ def report(requests, clicks, corpus, since, truncated=False):
     return out
 
 
-
 def refuse_unheard_of(corpus, days, stats, served):
     """A 404 for a corpus neither served nor named by any event read: most likely a typo, whose
     figures of zero would read as a corpus nobody asks for.  A corpus no longer served keeps its
@@ -162,6 +161,7 @@ def refuse_unheard_of(corpus, days, stats, served):
         window = f" over the last {days} days" if days else ""
         raise ApiError(f"unknown corpus '{corpus}': it is not served and no event names it{window} "
                        f"(served: {', '.join(served) or 'none'})", status=404, code="unknown_corpus")
+
 
 # -- the dashboard ------------------------------------------------------------------
 # Bucket widths (seconds) a timeline may use: the narrowest that keeps it

@@ -3,6 +3,7 @@ real store, real Mongo-wire server, real loopback web pages."""
 
 import gc
 import tracemalloc
+from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pymongo
@@ -73,7 +74,6 @@ def test_a_page_that_cannot_be_used_is_refused_from_memory_for_a_while(client, p
     broken = pages.add("/broken.html", b"oops", status=500)
     assert [client.get("/", query_string={"url": broken}).status_code for _ in range(2)] == [502, 502]
     assert pages.hits["/broken.html"] >= 2
-
 
 
 def test_a_page_refused_from_memory_is_remembered_without_its_body(client, pages):
@@ -212,10 +212,13 @@ def test_stats_of_a_corpus_nobody_serves_or_asked_for_is_a_404(client, function_
     client.get("/", query_string={"text": "moon landing astronaut"})
     (event,) = wait_for_events(function_env["MONGODB"], "requests", 1)
     with pymongo.MongoClient(function_env["MONGODB"]) as mongo:
-        mongo.get_default_database()["requests"].insert_one({**event, "_id": "retired-1", "corpus": "retired"})
+        mongo.get_default_database()["requests"].insert_one(
+            {**event, "_id": "retired-1", "corpus": "retired", "ts": event["ts"] - timedelta(days=10)})
     assert client.get("/stats?corpus=retired").get_json()["requests"] == 1
     assert client.get("/dashboard?corpus=retired").status_code == 200
-    assert client.get("/stats?corpus=retired&days=1").status_code == 200
+    assert client.get("/stats?corpus=retired&days=30").get_json()["requests"] == 1
+    outside = client.get("/stats?corpus=retired&days=7")  # its only event is older
+    assert outside.status_code == 404 and "over the last 7 days" in outside.get_json()["error"]["message"]
 
 
 def test_healthz_reports_store_and_mongo(client):
