@@ -91,10 +91,11 @@ def text_path(text, k=10):
 
 
 class PageServer:
-    """Loopback HTTP server answering any path with one article page (for fetched-URL figures)."""
+    """Loopback HTTP server answering any path with an article page (for fetched-URL figures):
+    ``html``, or ``html(path)`` when it is a function."""
 
     def __init__(self, html):
-        body = html.encode()
+        page_of = html if callable(html) else (lambda path: html)
         self.hits = 0
         pages = self
 
@@ -103,6 +104,7 @@ class PageServer:
 
             def do_GET(self):
                 pages.hits += 1
+                body = page_of(self.path).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
