@@ -46,6 +46,7 @@ FULL_HASH_MAX_BYTES = 32 << 20
 SAMPLE_BLOCKS = 64
 SAMPLE_BLOCK_BYTES = 64 << 10
 DOC_CACHE_SIZE = 100_000  # documents kept per store and process (a few hundred bytes each)
+URL_ROW_CACHE_SIZE = 4_096  # page addresses whose membership is kept per store and process (<= 8 MB: URLs <= 2 KB)
 WORD_CACHE_SIZE = 200_000  # token ids kept per store and process
 # numpy (2.4) releases the GIL around its calls on more than about this many values, and
 # around every partition, sort, np.dot, np.arange and 2-D fancy index whatever the size
@@ -462,6 +463,9 @@ class Store:
         # which under concurrent requests costs far more than the read.
         self._doc_cache = LRUCache(maxsize=DOC_CACHE_SIZE)
         self._doc_cache_lock = threading.Lock()
+        # Whether a page is a member, by normalised URL: every URL request asks, and a widget's
+        # pages ask again and again (the same GIL release per SQLite read; most answers are None).
+        self._url_rows = LRUCache(maxsize=URL_ROW_CACHE_SIZE)
 
     # -- documents --------------------------------------------------------
     def _db(self):
@@ -492,8 +496,14 @@ class Store:
         return None if found is None else found[0]
 
     def row_for_url_key(self, url_key):
+        with self._doc_cache_lock:
+            if url_key in self._url_rows:
+                return self._url_rows[url_key]
         found = self._db().execute("SELECT row FROM docs WHERE url_key = ? LIMIT 1", (url_key,)).fetchone()
-        return None if found is None else found[0]
+        row = None if found is None else found[0]
+        with self._doc_cache_lock:
+            self._url_rows[url_key] = row
+        return row
 
     def hosts(self):
         """The distinct hosts of the corpus's URLs (for FETCH_ALLOWED_DOMAINS=corpus)."""
