@@ -5,10 +5,10 @@ reads the text; where it is sure and disagrees with the page's declaration
 (``<html lang>``, meta), it wins: templates keep a wrong ``lang``.  Where it
 is unsure (short or mixed text), the declaration stands.  Counting stoplist
 words does not tell a language: jusText's lists come from each language's
-Wikipedia and hold hundreds of English words (Marathi 324, Sundanese 681,
-Estonian 3,911), so English text covers half of the Marathi list and more
-than a quarter of a dozen others; that count had named a fifth of undeclared
-English articles Marathi or Sundanese.
+Wikipedia, English words included (Marathi's list holds 324), so half the
+words of English text are in the Marathi list and over a quarter in a dozen
+others (Sundanese, Finnish, Turkish, Uzbek, ...); that count had named a
+fifth of undeclared English articles Marathi or Sundanese.
 """
 from __future__ import annotations
 

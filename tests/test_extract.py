@@ -131,7 +131,7 @@ def wikipedia_pages(count):
 
 
 def test_undeclared_english_articles_are_english():
-    # jusText's stoplists each hold English words (Marathi's 324 of them): counting them had named
+    # several of jusText's stoplists hold English words (Marathi's 324): counting stoplist words had named
     # 16 of these 80 articles Marathi, Sundanese or Finnish
     langs = {title: extract_article(html).lang for title, html in wikipedia_pages(80)}
     assert len(langs) == 80
@@ -159,7 +159,7 @@ SERBIAN_LATIN = ("Grad planira da izgradi novi most preko reke u narednih pet go
 
 @pytest.mark.parametrize("declared", ["fi", "mr", "tr", "et"])
 def test_a_wrong_declaration_whose_stoplist_holds_english_words_is_overruled(declared):
-    # English covers a quarter to half of each of these lists: counting stoplist words kept them
+    # a quarter to half of English text's words are in each of these lists: counting them kept the declaration
     assert language.choose(declared, ENGLISH) == ("English", "en")
 
 
