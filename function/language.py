@@ -1,9 +1,11 @@
 """The language of a page's text, and the jusText stoplist to classify it with.
 
 CLD2 (pycld2: Chrome's compact language detector, 165 languages, in C++)
-reads the text; where it is sure and disagrees with the page's declaration
-(``<html lang>``, meta), it wins: templates keep a wrong ``lang``.  Where it
-is unsure (short or mixed text), the declaration stands.  Counting stoplist
+reads the text; where it is sure and finds little or none of the page's
+declared language (``<html lang>``, meta), it wins: templates keep a wrong
+``lang``.  Where it is unsure (short text), or finds the declared language in
+a good share of a mixed page (an article beside comment and newsletter boxes
+in another language), the declaration stands.  Counting stoplist
 words does not tell a language: jusText's lists come from each language's
 Wikipedia, English words included (Marathi's list holds 324), so half the
 words of English text are in the Marathi list and over a quarter in a dozen
@@ -44,8 +46,13 @@ for _name, _code in _STOPLIST_CODES.items():
 _CODE_STOPLIST.update({"no": "Norwegian_Bokmal", "fil": "Tagalog"})
 # Withdrawn codes pages and CLD2 still use.
 _CANONICAL = {"iw": "he", "in": "id", "ji": "yi", "jw": "jv", "zh-Hant": "zh"}
+# Tags that name no language.
+_NO_LANGUAGE = {"und", "mul", "zxx", "mis"}
 # Languages close enough that CLD2 reading one as another does not overrule a page declaring it.
-_KIN = ({"bs", "hr", "sr", "sh"}, {"no", "nb", "nn"}, {"id", "ms"})
+_SERBO_CROATIAN = {"bs", "hr", "sr", "sh"}
+_KIN = (_SERBO_CROATIAN, {"no", "nb", "nn"}, {"id", "ms"})
+# The share of the text (per cent) in which CLD2 finding the declared language keeps the declaration.
+KEEPS_DECLARED = 20
 
 # Identification reads at most this much of the text: CLD2 scores about as many characters itself.
 SAMPLE_CHARS = 10_000
@@ -62,7 +69,7 @@ def code(value):
     """'en-US' / 'pt_BR' / 'EN' / 'iw' -> 'en' / 'pt' / 'en' / 'he'; '' when it is not a language tag."""
     m = re.match(r"\s*([A-Za-z]{2,3})(?:[-_]|\s*$)", value or "")
     lang = m.group(1).lower() if m else ""
-    return _CANONICAL.get(lang, lang)
+    return "" if lang in _NO_LANGUAGE else _CANONICAL.get(lang, lang)
 
 
 def stoplist(name):
@@ -79,23 +86,33 @@ def choose(declared, text):
     """(jusText stoplist name or None, language code or '') for a page declaring ``declared`` (a code
     from ``code``, or '') whose text is ``text``.  None means jusText's stoplist-free mode: a language
     it has no list for (ja, zh, th, ...) or one that cannot be told."""
-    identified = identify(text)
-    lang = identified if identified and not _kin(identified, declared) else declared
+    found = languages(text)
+    declared_share = sum(share for lang, share in found if _kin(lang, declared))
+    lang = found[0][0] if found and declared_share < KEEPS_DECLARED else declared
     return _stoplist_name(lang, text), lang
 
 
 def identify(text):
     """The language code of ``text`` when CLD2 tells it reliably, else ''."""
+    found = languages(text)
+    return found[0][0] if found else ""
+
+
+def languages(text):
+    """[(language code, per cent of the text)] CLD2 finds in ``text``, most first; [] when it cannot
+    tell reliably."""
     import pycld2  # 2 ms to import: a 14 MB library, mapped and shared by the workers
 
     sample = _UNREADABLE.sub(" ", text[:SAMPLE_CHARS])
     try:
-        reliable, _, ((_, identified, _, _), *_) = pycld2.detect(sample)
+        reliable, _, found = pycld2.detect(sample)
     except pycld2.error:
-        return ""
-    if not reliable or identified in ("un", "xxx") or identified.startswith(("xx-", "zz")):  # no language, a script
-        return ""
-    return _CANONICAL.get(identified) or code(identified)
+        return []
+    if not reliable:
+        return []
+    # "un" / "xxx": no language; "xx-Goth" and the like: a script; "zz*": made up (Pig Latin)
+    return [(_CANONICAL.get(lang) or code(lang), share) for _, lang, share, _ in found
+            if share and lang not in ("un", "xxx") and not lang.startswith(("xx-", "zz"))]
 
 
 def _kin(a, b):
@@ -103,9 +120,10 @@ def _kin(a, b):
 
 
 def _stoplist_name(lang, text):
-    name = _CODE_STOPLIST.get(lang)
-    if name == "Serbian":  # jusText's Serbian list is Cyrillic; Serbian is also written in Latin letters
+    if lang in _SERBO_CROATIAN:  # written in Latin letters or, Serbian mostly, in Cyrillic
         sample = text[:SAMPLE_CHARS]
-        if len(_LATIN.findall(sample)) > len(_CYRILLIC.findall(sample)):
+        if len(_CYRILLIC.findall(sample)) > len(_LATIN.findall(sample)):
+            return "Serbian"  # jusText's one Cyrillic list of the four
+        if lang == "sr":
             return "Serbo_Croatian"
-    return name
+    return _CODE_STOPLIST.get(lang)

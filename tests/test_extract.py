@@ -166,10 +166,29 @@ def test_a_wrong_declaration_whose_stoplist_holds_english_words_is_overruled(dec
 def test_close_languages_keep_the_declaration_and_serbian_in_latin_letters_a_latin_stoplist():
     assert language.choose("hr", SERBIAN_LATIN) == ("Croatian", "hr")  # CLD2 reads it as Bosnian
     assert language.choose("sr", SERBIAN_LATIN) == ("Serbo_Croatian", "sr")  # jusText's Serbian list is Cyrillic
+    cyrillic = ("Град планира да изгради нови мост преко реке у наредних пет година, рекао је градоначелник "
+                "на конференцији за новинаре.")
+    assert language.choose("hr", cyrillic) == ("Serbian", "hr")  # the one Cyrillic list of the four
+
+
+def test_an_article_beside_boxes_in_another_language_keeps_its_declared_language():
+    # CLD2 reads this page as 53% English, reliably: overruling "de" had classified the article as
+    # boilerplate and answered the comment box
+    german = ("Der Stadtrat hat am Dienstag beschlossen, eine neue Brücke über den Fluss zu bauen. Die Arbeiten "
+              "sollen im kommenden Frühjahr beginnen und rund drei Jahre dauern. Nach Angaben der Stadt werden die "
+              "Kosten auf etwa vierzig Millionen Euro geschätzt.")
+    english = ("Comments are moderated. Please be respectful and stay on topic. Comments that include links or "
+               "personal attacks will be removed by our moderators without notice. Sign up for our newsletter to "
+               "get the latest stories delivered to your inbox every morning.")
+    a = extract_article(f'<html lang="de"><body><div><div class="story"><p>{german}</p><p>{german}</p></div>'
+                        f'<div class="comments"><p>{english}</p><p>{english}</p><p>{english}</p></div></div>'
+                        "</body></html>")
+    assert a.lang == "de" and a.text.startswith("Der Stadtrat") and "moderated" not in a.text
 
 
 def test_withdrawn_and_made_up_codes():
     assert language.code("iw") == "he" and language.code("in-ID") == "id"
+    assert language.code("und") == language.code("zxx") == ""  # tags that name no language
     assert language.choose("", "ellohay orldway isthay isay igpay atinlay " * 5) == (None, "")  # CLD2: "zzp"
 
 
