@@ -46,7 +46,7 @@ FULL_HASH_MAX_BYTES = 32 << 20
 SAMPLE_BLOCKS = 64
 SAMPLE_BLOCK_BYTES = 64 << 10
 DOC_CACHE_SIZE = 100_000  # documents kept per store and process (a few hundred bytes each)
-URL_ROW_CACHE_SIZE = 4_096  # page addresses whose membership is kept per store and process (<= 8 MB: URLs <= 2 KB)
+URL_ROW_CACHE_SIZE = 4_096  # page addresses whose membership is kept per store and process (~0.5 MB)
 WORD_CACHE_SIZE = 200_000  # token ids kept per store and process
 # numpy (2.4) releases the GIL around its calls on more than about this many values, and
 # around every partition, sort, np.dot, np.arange and 2-D fancy index whatever the size
@@ -496,13 +496,15 @@ class Store:
         return None if found is None else found[0]
 
     def row_for_url_key(self, url_key):
+        # kept by digest: a normalised URL %-escapes what it holds, up to 12 characters each
+        digest = hashlib.blake2b(url_key.encode(), digest_size=16).digest()
         with self._doc_cache_lock:
-            if url_key in self._url_rows:
-                return self._url_rows[url_key]
+            if digest in self._url_rows:
+                return self._url_rows[digest]
         found = self._db().execute("SELECT row FROM docs WHERE url_key = ? LIMIT 1", (url_key,)).fetchone()
         row = None if found is None else found[0]
         with self._doc_cache_lock:
-            self._url_rows[url_key] = row
+            self._url_rows[digest] = row
         return row
 
     def hosts(self):

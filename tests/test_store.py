@@ -291,3 +291,26 @@ def test_top_k_many_ties_in_the_groups_read_again_go_to_the_lowest_rows():
     scores[tied] = 1
     assert len(tied) > PYTHON_RANKS  # past what the selection ranks in Python
     assert [hit.row for hit in top_k(scores, 10, ())] == sorted(tied)[:10]
+
+
+def test_membership_by_url_is_kept_in_bounded_memory(model_store):
+    """Every URL request asks whether its page is a member; the answers are kept per store, and
+    long addresses (a normalised URL %-escapes what it holds: up to 24 KB) cost no more than short."""
+    import tracemalloc
+
+    store = Store(current_version_dir(model_store / "wiki"))
+    member = store.docs([0])[0]
+    assert store.row_for_url_key(member.url_key) == store.row_for_url_key(member.url_key) == 0
+    assert store.row_for_url_key(member.url_key + "/not-a-member") is None
+    assert store.row_for_url_key(member.url_key + "/not-a-member") is None
+    tail = "%F0%9F%8C%8D" * 1300  # 15.6 KB
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(5000):  # each a new string, as each request's key is
+            assert store.row_for_url_key(f"https://example.org/{i}/{tail}") is None
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 2_000_000, kept  # 4,096 of these keys kept whole would be 64 MB
+    assert store.row_for_url_key(member.url_key) == 0
