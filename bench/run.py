@@ -80,7 +80,7 @@ def ratio(a, b):
 
 
 def query_texts(count, words=100):
-    """Texts like the corpus's but not in it (a block far past any N), ``words`` words each."""
+    """Texts like the corpus's but not in it (a block far past any N), at most ``words`` words each."""
     _, _, texts = Generator().block(90_000, count)
     return [" ".join(t.split()[:words]) for t in texts]
 
@@ -312,6 +312,8 @@ def throughput(sizes, mongodb, texts, settings, log, mongo_pid=None):
         with loaded_server(kind, env, paths[:warm], connections=8 if warm < len(paths) else 1) as server:
             runs = [loaded_run(server, paths, settings.connections, settings.load_seconds, mongo_pids)
                     for _ in range(settings.load_runs)]
+        if any(r["non_2xx_or_errors"] for r in runs):  # e.g. a page that failed: its error answered from memory
+            raise RuntimeError(f"throughput {label}: answers other than 200 ({[r['non_2xx_or_errors'] for r in runs]})")
         best = sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
         figures = {**best, "runs_rps": [r["rps"] for r in runs],
                    **{key: round(statistics.median(r[key] for r in runs), 3)
