@@ -610,6 +610,7 @@ class StoreSet:
         return self._stores.get(name)
 
     def names(self):
+        self.refresh()  # a corpus built since the last look is named, as get() would serve it
         return sorted(self._stores)
 
 

@@ -119,6 +119,16 @@ def test_rebuild_is_picked_up_without_restart_and_old_versions_pruned(records, t
     assert not first.exists() and second.exists() and third.exists()
 
 
+def test_a_new_corpus_is_named_without_a_restart(records, tmp_path):
+    """The query's corpus is checked against names(): a corpus built while serving had been refused
+    (404 unknown_corpus) until something called get()."""
+    build([iter(records[:20])], tmp_path / "w", BuildOptions(name="w"), progress=False)
+    stores = StoreSet(tmp_path, check_every=0)
+    assert stores.names() == ["w"]
+    build([iter(records[:20])], tmp_path / "v", BuildOptions(name="v"), progress=False)
+    assert stores.names() == ["v", "w"]
+
+
 def test_a_store_broken_while_serving_never_fails_a_request(records, tmp_path, caplog):
     first, _ = build([iter(records[:20])], tmp_path / "w", BuildOptions(name="w", keep_versions=3), progress=False)
     stores = StoreSet(tmp_path, check_every=0)
