@@ -19,6 +19,7 @@ from urllib.parse import quote
 from .config import ConfigError
 from .errors import ApiError
 from .params import names_for_message
+from .urls import is_tracking
 
 FIELDS = ("r", "c", "e", "k", "d", "u", "t")  # request, corpus, engine, rank, doc id, url, issued (ms)
 MIN_SECRET_BYTES = 16
@@ -87,7 +88,8 @@ def verify(key, args, ttl_seconds, now_ms=None):
         if len(got) != 1 or not got[0]:
             raise ApiError(f"click link is missing or repeats the '{name}' parameter", code="invalid_click_link")
         values.append(got[0])
-    extra = set(args) - set(FIELDS) - {"s"}
+    # what platforms append to links they pass on (utm_*, fbclid, ...) is not ours to refuse
+    extra = {name for name in args if name not in FIELDS and name != "s" and not is_tracking(name)}
     if extra:
         raise ApiError(f"click link has unknown parameters: {names_for_message(extra)}", code="invalid_click_link")
     *values, tag = values

@@ -20,7 +20,8 @@ TRACKING_PARAMS = frozenset(
 TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "hsa_")
 
 
-def _is_tracking(name):
+def is_tracking(name):
+    """Whether a query parameter says how a visitor arrived (utm_*, fbclid, ...)."""
     name = name.lower()
     return name in TRACKING_PARAMS or name.startswith(TRACKING_PREFIXES)
 
@@ -80,7 +81,7 @@ def normalise_url(url):
     if len(path) > 1:
         path = path.rstrip("/") or "/"
     query = urlencode(
-        sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _is_tracking(k))
+        sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not is_tracking(k))
     )
     # A site serves the same page over http and https: one key for both.
     return urlunsplit(("https", netloc, path, query, ""))

@@ -250,6 +250,16 @@ def test_tampered_click_link_is_refused_without_redirect(client, field, value):
     assert response.get_json()["error"]["code"] == "invalid_click_signature"
 
 
+def test_click_link_with_tracking_parameters_appended_still_redirects(client, function_env):
+    """Platforms append utm_* or fbclid to the links they pass on; other additions are refused."""
+    path, args = _click_path(client)
+    tracked = client.get(path, query_string={**args, "fbclid": "IwAR0x", "utm_source": "newsletter"})
+    assert tracked.status_code == 302 and tracked.headers["Location"] == args["u"]
+    assert len(wait_for_events(function_env["MONGODB"], "clicks", 1)) == 1
+    other = client.get(path, query_string={**args, "colour": "blue"})
+    assert other.status_code == 400 and other.get_json()["error"]["code"] == "invalid_click_link"
+
+
 def test_click_link_missing_a_field_is_a_400(client):
     path, args = _click_path(client)
     del args["u"]
