@@ -5,7 +5,7 @@ keys the fetched-page cache and keeps a page out of its own recommendations.
 """
 
 import re
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, unquote_to_bytes, urlencode, urlsplit, urlunsplit
 
 import idna
 
@@ -52,10 +52,31 @@ def with_scheme(url, scheme):
     return url if SCHEME.match(url) else f"{scheme}://{url}"
 
 
+# What a path segment keeps as it is (RFC 3986's unreserved characters, sub-delims, ':' and '@'):
+# escapes of these are decoded, everything else is %-escaped in upper case ("/%65n", "/en" and
+# "/луна", "/%d0%bb%d1%83%d0%bd%d0%b0" are one page each).
+_SEGMENT_SAFE = "!$&'()*+,;=:@-._~"
+
+
+def _normal_path(path):
+    """RFC 3986's percent-encoding normalisation, segment by segment (an escaped '/' stays one),
+    then its removal of "." and ".." segments."""
+    out = []
+    for segment in path.split("/"):
+        segment = quote(unquote_to_bytes(segment), safe=_SEGMENT_SAFE)
+        if segment == "..":
+            if len(out) > 1:
+                out.pop()
+        elif segment != ".":
+            out.append(segment)
+    return "/".join(out) if len(out) > 1 else "/"
+
+
 def normalise_url(url):
     """A canonical key for ``url``: http and https alike, lower-case host, no
-    default port, no fragment, no tracking parameters, sorted query, no
-    trailing slash (except the root).
+    default port, no fragment, no tracking parameters, sorted query, one
+    spelling of each path character, no "." or ".." segments, no trailing slash
+    (except the root).
 
     Scheme-less input ("example.com/a") is read as http. Raises ValueError for
     what cannot be a web address.
@@ -77,11 +98,11 @@ def normalise_url(url):
     if ":" in host:  # IPv6 literal
         host = f"[{host}]"
     netloc = host if port in (None, DEFAULT_PORTS[scheme]) else f"{host}:{port}"
-    path = parts.path or "/"
+    path = _normal_path(parts.path or "/")
     if len(path) > 1:
         path = path.rstrip("/") or "/"
-    query = urlencode(
-        sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not is_tracking(k))
-    )
+    # surrogateescape: an escape that is not UTF-8 ("?q=%E4", Latin-1 sites) keeps its byte
+    pairs = parse_qsl(parts.query, keep_blank_values=True, errors="surrogateescape")
+    query = urlencode(sorted((k, v) for k, v in pairs if not is_tracking(k)), errors="surrogateescape")
     # A site serves the same page over http and https: one key for both.
     return urlunsplit(("https", netloc, path, query, ""))

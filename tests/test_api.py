@@ -149,6 +149,17 @@ def test_url_of_a_corpus_member_is_answered_from_the_store_without_itself(client
     assert titles(body)[0] == "Apollo 8"
 
 
+def test_a_member_spelled_with_escapes_or_dot_segments_is_the_member(client, pages):
+    """A browser's location.href escapes what a link spelled raw: the member must still be found,
+    and kept out of its own answer (it had been fetched, and answered as its own first result)."""
+    hits_before = sum(pages.hits.values())
+    for spelling in ("https://en.wikipedia.org/wiki/./Apollo%5F11", "https://en.wikipedia.org/wiki/x/../Apollo_%31%31"):
+        body = client.get("/", query_string={"url": spelling}).get_json()
+        assert body["source"] == "corpus", body
+        assert "https://en.wikipedia.org/wiki/Apollo_11" not in [r["url"] for r in body["results"]]
+    assert sum(pages.hits.values()) == hits_before
+
+
 def test_min_score_and_k(client):
     body = client.get("/?text=moon+landing+astronaut&k=20&min_score=0.1").get_json()
     assert body["results"] and all(r["score"] >= 0.1 for r in body["results"])
@@ -399,6 +410,13 @@ def test_member_keys_spell_hosts_as_the_fetcher_does(url):
     ("example.com:8080/a", "https://example.com:8080/a"),
     ("example.com/a?next=https://b.example/c", "https://example.com/a?next=https%3A%2F%2Fb.example%2Fc"),
     ("HTTPS://Example.com/a/", "https://example.com/a"),
+    # one spelling of each path character, no dot segments (RFC 3986 normalisation)
+    ("https://h.example/any/луна-é", "https://h.example/any/%D0%BB%D1%83%D0%BD%D0%B0-%C3%A9"),
+    ("https://h.example/any/%d0%bb%d1%83%d0%bd%d0%b0-%c3%a9", "https://h.example/any/%D0%BB%D1%83%D0%BD%D0%B0-%C3%A9"),
+    ("https://h.example/%65n/./a/b/../c", "https://h.example/en/a/c"),
+    ("https://h.example/a%2Fb", "https://h.example/a%2Fb"),  # an escaped '/' is no separator
+    ("https://h.example/s?q=%E4", "https://h.example/s?q=%E4"),  # not UTF-8: the byte kept, not U+FFFD
+    ("https://h.example/s?q=%F6", "https://h.example/s?q=%F6"),
 ])
 def test_member_keys_read_an_address_without_a_scheme_as_a_web_address(url, key):
     from function.urls import normalise_url
