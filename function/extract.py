@@ -599,7 +599,11 @@ def _extract(html, url, encoding):
 
     declared = language.code(doc.get("lang") or doc.get("xml:lang") or meta.get("content-language")
                              or meta.get("og:locale") or "")
-    sample = " ".join(p.text for p in paras if len(p.text) > 50) or " ".join(p.text for p in paras)
+    # the language of the article, not of the comment and newsletter boxes beside it, where the rest
+    # holds enough text to tell
+    long_paras = [p for p in paras if len(p.text) > 50]
+    unboxed = " ".join(p.text for p in long_paras if p.flag is None)
+    sample = unboxed if len(unboxed) >= 200 else " ".join(p.text for p in long_paras) or " ".join(p.text for p in paras)
     stoplist_name, lang = language.choose(declared, sample)
     _classify(paras, language.stoplist(stoplist_name) if stoplist_name else None)
 

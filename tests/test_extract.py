@@ -171,9 +171,11 @@ def test_close_languages_keep_the_declaration_and_serbian_in_latin_letters_a_lat
     assert language.choose("hr", cyrillic) == ("Serbian", "hr")  # the one Cyrillic list of the four
 
 
-def test_an_article_beside_boxes_in_another_language_keeps_its_declared_language():
-    # CLD2 reads this page as 53% English, reliably: overruling "de" had classified the article as
-    # boilerplate and answered the comment box
+@pytest.mark.parametrize("comments", [3, 12])
+def test_an_article_beside_boxes_in_another_language_keeps_its_declared_language(comments):
+    # CLD2 reads the page with 3 comments as 53% English, reliably: overruling "de" had classified the
+    # article as boilerplate and answered the comment box. With 12 the page is mostly English: the
+    # language is read from the text outside boilerplate boxes.
     german = ("Der Stadtrat hat am Dienstag beschlossen, eine neue Brücke über den Fluss zu bauen. Die Arbeiten "
               "sollen im kommenden Frühjahr beginnen und rund drei Jahre dauern. Nach Angaben der Stadt werden die "
               "Kosten auf etwa vierzig Millionen Euro geschätzt.")
@@ -181,9 +183,17 @@ def test_an_article_beside_boxes_in_another_language_keeps_its_declared_language
                "personal attacks will be removed by our moderators without notice. Sign up for our newsletter to "
                "get the latest stories delivered to your inbox every morning.")
     a = extract_article(f'<html lang="de"><body><div><div class="story"><p>{german}</p><p>{german}</p></div>'
-                        f'<div class="comments"><p>{english}</p><p>{english}</p><p>{english}</p></div></div>'
-                        "</body></html>")
+                        f'<div class="comments">{f"<p>{english}</p>" * comments}</div></div></body></html>')
     assert a.lang == "de" and a.text.startswith("Der Stadtrat") and "moderated" not in a.text
+
+
+def test_a_comment_box_in_another_script_does_not_name_the_page_language():
+    english = ("The city council decided on Tuesday to build a new bridge over the river. Work is expected to begin "
+               "next spring and to last about three years, at a cost the city puts at forty million euros.")
+    japanese = "コメントは管理者の承認後に表示されます。ご意見をお寄せいただきありがとうございます。" * 3
+    a = extract_article(f'<html lang="en"><body><div><div class="story"><p>{english}</p><p>{english}</p></div>'
+                        f'<div class="comments">{f"<p>{japanese}</p>" * 5}</div></div></body></html>')
+    assert a.lang == "en" and a.text.startswith("The city council")
 
 
 def test_withdrawn_and_made_up_codes():
