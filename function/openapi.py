@@ -54,7 +54,10 @@ SCHEMAS = {
                                         "unknown_parameter, unknown_corpus, unknown_engine, unknown_id, invalid_url, "
                                         "invalid_json, unreadable_body, unsupported_media_type, body_too_large, "
                                         "query_too_long, text_too_large, no_known_words, no_article_text, "
-                                        "forbidden_address, unresolvable_host, fetch_failed, fetch_busy, "
+                                        "forbidden_address, domain_not_allowed, unsupported_content_type, "
+                                        "unresolvable_host, upstream_status, page_too_large, too_many_redirects, "
+                                        "upstream_unreachable, upstream_tls_error, upstream_invalid_response, "
+                                        "upstream_timeout, fetch_busy, "
                                         "invalid_click_link, invalid_click_signature, click_link_expired, "
                                         "events_unavailable, not_found, method_not_allowed, internal_error, ..."},
                 "message": {"type": "string", "minLength": 1, "description": "for people: what went wrong"},
