@@ -180,6 +180,22 @@ def _meta(doc):
     return out
 
 
+def canonical_of(doc, page_url=None):
+    """The page's own idea of its address: <link rel=canonical>, else og:url, made absolute against
+    ``page_url``; "" when it names no http(s) address."""
+    from urllib.parse import urljoin
+
+    for found in (doc.xpath("//link[contains(concat(' ', normalize-space(@rel), ' '), ' canonical ')]/@href")
+                  + doc.xpath("//meta[@property='og:url']/@content")):
+        try:
+            found = urljoin(page_url, found.strip()) if page_url else found.strip()
+        except ValueError:
+            continue
+        if found.lower().startswith(("http://", "https://")):
+            return found
+    return ""
+
+
 def _json_ld_body(doc):
     """The longest schema.org articleBody in the page's JSON-LD, as plain text."""
     best = ""
@@ -612,7 +628,7 @@ def _extract(html, url, encoding):
         fallback = _json_ld_body(doc)
         if len(fallback) > 2 * len(text):
             text = fallback
-    return Article(title, lang, text)
+    return Article(title, lang, text, canonical_of(doc, url))
 
 
 def _main(argv):

@@ -157,6 +157,15 @@ class FetchSlots:
         return {"waiting": self.waiting, "limit": self.limit, "refused": self.refused}
 
 
+def _canonical_key(article):
+    if article is None or not article.canonical:
+        return None
+    try:
+        return normalise_url(article.canonical)
+    except ValueError:
+        return None
+
+
 class Recommender:
     def __init__(self, settings, stores, events, click_key, fetch_limits):
         self.settings = settings
@@ -202,7 +211,7 @@ class Recommender:
                 article = Article("", "", decode_html(page.body, page.charset).strip())
             else:
                 extracted = extract_article(page.body, url=page.final_url, encoding=page.charset)
-                article = Article(extracted.title, extracted.lang, extracted.text.strip())
+                article = Article(extracted.title, extracted.lang, extracted.text.strip(), extracted.canonical)
             timings["extract"] = _ms(time.perf_counter() - started)
             if not article.text:
                 raise ApiError("no article text found on the page", status=422, code="no_article_text")
@@ -210,7 +219,7 @@ class Recommender:
             if exc.status in PAGE_FAULTS:  # a copy: the raised one's traceback holds the page's body
                 self.failed_pages.put(url_key, copy.copy(exc))
             raise
-        article = Article(article.title, article.lang, article.text[: self.settings.max_text_chars])
+        article = Article(article.title, article.lang, article.text[: self.settings.max_text_chars], article.canonical)
         self.articles.put(url_key, article)
         return article
 
@@ -295,9 +304,12 @@ class Recommender:
                 self.page_hits.put(hits_key, hits)
         hits = [hit for hit in hits if hit.score >= query.min_score]
         docs = store.docs([hit.row for hit in hits])
+        # the queried page itself: under another id, or the member its canonical link names (its AMP,
+        # print or mobile version, or the same page under another address)
+        itself = {url_key, _canonical_key(article)} - {None}
         results = []
         for hit, doc in zip(hits, docs):
-            if doc.url_key == url_key:  # the queried page itself, under another id
+            if doc.url_key in itself:
                 continue
             if len(results) == query.k:
                 break

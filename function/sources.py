@@ -152,16 +152,13 @@ def canonical_url(html):
     """The page's own idea of its address: <link rel=canonical>, else og:url (absolute http(s) only)."""
     import lxml.html
 
+    from .extract import canonical_of
+
     try:
         doc = lxml.html.document_fromstring(html)
     except (ValueError, lxml.etree.ParserError):
         return ""
-    for found in (doc.xpath("//link[contains(concat(' ', normalize-space(@rel), ' '), ' canonical ')]/@href")
-                  + doc.xpath("//meta[@property='og:url']/@content")):
-        found = found.strip()
-        if found.lower().startswith(("http://", "https://")):
-            return found
-    return ""
+    return canonical_of(doc)
 
 
 def read_html_folder(folder, base_url=None):

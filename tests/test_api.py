@@ -149,6 +149,20 @@ def test_url_of_a_corpus_member_is_answered_from_the_store_without_itself(client
     assert titles(body)[0] == "Apollo 8"
 
 
+def test_a_page_whose_canonical_link_names_a_member_is_not_answered_with_that_member(client, pages):
+    """An AMP, print or mobile version, or the same article under another address, names the
+    original as canonical: that original is the page itself and is no recommendation."""
+    body = pages.body("/moon-landing.html")
+    plain = client.get("/", query_string={"url": pages.add("/moon-copy.html", body)}).get_json()
+    assert "Apollo 11" in titles(plain)[:3]  # what the page is most like
+    for href in ("https://en.wikipedia.org/wiki/Apollo_11", "HTTPS://EN.wikipedia.org/wiki/./Apollo%5F11/"):
+        page = body.replace(b"</head>", f'<link rel="canonical" href="{href}"></head>'.encode(), 1)
+        answer = client.get("/", query_string={"url": pages.add(f"/moon-amp-{len(href)}.html", page)}).get_json()
+        assert answer["source"] == "fetched"
+        assert "Apollo 11" not in titles(answer), href
+        assert titles(answer)[:2] == [t for t in titles(plain) if t != "Apollo 11"][:2]
+
+
 def test_a_member_spelled_with_escapes_or_dot_segments_is_the_member(client, pages):
     """A browser's location.href escapes what a link spelled raw: the member must still be found,
     and kept out of its own answer (it had been fetched, and answered as its own first result)."""

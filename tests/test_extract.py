@@ -214,6 +214,20 @@ def test_characters_the_identifier_refuses_do_not_hide_the_language():
     assert language.identify(text) == "en"
 
 
+
+@pytest.mark.parametrize("head, canonical", [
+    ('<link rel="canonical" href="/news/bridge">', "https://site.example/news/bridge"),  # made absolute
+    ('<link rel="alternate canonical" href="https://site.example/a">', "https://site.example/a"),
+    ('<meta property="og:url" content="https://site.example/og">', "https://site.example/og"),  # the fallback
+    ('<link rel="canonical" href="javascript:alert(1)">', ""),
+    ("", ""),
+])
+def test_the_page_names_its_own_address(head, canonical):
+    body = "<p>" + "The council voted for the new bridge over the river after a long debate. " * 3 + "</p>"
+    a = extract_article(f"<html><head>{head}</head><body>{body * 3}</body></html>",
+                        url="https://site.example/amp/news/bridge")
+    assert a.canonical == canonical
+
 # -- titles --------------------------------------------------------------------
 def _titled(og_title, site_name=None, h1=None):
     site = f'<meta property="og:site_name" content="{site_name}">' if site_name else ""
