@@ -214,7 +214,6 @@ def test_characters_the_identifier_refuses_do_not_hide_the_language():
     assert language.identify(text) == "en"
 
 
-
 @pytest.mark.parametrize("head, canonical", [
     ('<link rel="canonical" href="/news/bridge">', "https://site.example/news/bridge"),  # made absolute
     ('<link rel="alternate canonical" href="https://site.example/a">', "https://site.example/a"),
@@ -227,6 +226,7 @@ def test_the_page_names_its_own_address(head, canonical):
     a = extract_article(f"<html><head>{head}</head><body>{body * 3}</body></html>",
                         url="https://site.example/amp/news/bridge")
     assert a.canonical == canonical
+
 
 # -- titles --------------------------------------------------------------------
 def _titled(og_title, site_name=None, h1=None):
