@@ -2,6 +2,7 @@
 
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import threading
 import time
@@ -211,7 +212,7 @@ class Recommender:
                 article = Article("", "", decode_html(page.body, page.charset).strip())
             else:
                 extracted = extract_article(page.body, url=page.final_url, encoding=page.charset)
-                article = Article(extracted.title, extracted.lang, extracted.text.strip(), extracted.canonical)
+                article = dataclasses.replace(extracted, text=extracted.text.strip())
             timings["extract"] = _ms(time.perf_counter() - started)
             if not article.text:
                 raise ApiError("no article text found on the page", status=422, code="no_article_text")
@@ -219,7 +220,7 @@ class Recommender:
             if exc.status in PAGE_FAULTS:  # a copy: the raised one's traceback holds the page's body
                 self.failed_pages.put(url_key, copy.copy(exc))
             raise
-        article = Article(article.title, article.lang, article.text[: self.settings.max_text_chars], article.canonical)
+        article = dataclasses.replace(article, text=article.text[: self.settings.max_text_chars])
         self.articles.put(url_key, article)
         return article
 
