@@ -267,6 +267,11 @@ def _span(title, parts):
     return title[start:end].strip() if 0 <= start < end else parts[0].strip()
 
 
+# Bidi embeddings, overrides and isolates: one left open in a title (U+202E) reverses the text
+# after it wherever the title is shown, the site owner's widget and our pages alike.
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
 def _title(doc, meta, url):
     h1 = ""
     for el in doc.iter("h1"):
@@ -277,7 +282,7 @@ def _title(doc, meta, url):
     if not title:
         el = doc.find(".//title")
         title = el.text_content() if el is not None else ""
-    return _clean_title(title or h1, meta.get("og:site_name"), url, h1)
+    return _BIDI_CONTROLS.sub("", _clean_title(title or h1, meta.get("og:site_name"), url, h1))
 
 
 # --------------------------------------------------------------------------- paragraphs

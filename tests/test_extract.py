@@ -237,6 +237,11 @@ def _titled(og_title, site_name=None, h1=None):
             f"<body>{heading}<p>Some body text.</p></body></html>")
 
 
+def test_a_title_loses_bidi_overrides_that_would_reverse_what_follows_it():
+    a = extract_article(_titled("Moon landing \u202eenil tsrif eht\u202c anniversary \u2067x\u2069"))
+    assert a.title == "Moon landing enil tsrif eht anniversary x"
+
+
 @pytest.mark.parametrize("og_title, site_name, url, h1, expected", [
     ("Mayor opens the new bridge | City Herald", "City Herald", None, None, "Mayor opens the new bridge"),
     ("Mayor opens the new bridge - City Herald", "City Herald", None, None, "Mayor opens the new bridge"),
