@@ -247,7 +247,8 @@ RECOMMEND_ERRORS = {
     "414": _error("query string too long: POST long text as JSON"),
     "415": _error("the page is not HTML or text, or the POST body is not JSON"),
     "422": _error("the page has no article, answered an error, is over FETCH_MAX_BYTES (page_too_large), "
-                  "redirects too often (too_many_redirects), its host does not resolve, or the text has no known word"),
+                  "redirects too often (too_many_redirects), its host does not resolve, or the page or text has no "
+                  "word the corpus knows (no_known_words)"),
     "502": _error("the page's server failed"),
     "503": {**_error("fetch_busy: FETCH_CONCURRENCY requests of this worker already wait on page fetches"),
             "headers": {"Retry-After": {"schema": {"type": "string"}, "description": "seconds to wait: 1"}}},

@@ -298,8 +298,9 @@ class Recommender:
                 hits = engine.search_member(member, query.k + SLACK)
             else:
                 terms = self.article_terms(store, url_key, article) if article else store.terms(query.value)
-                if not len(terms) and query.kind == "text":
-                    raise ApiError("the text has no words this corpus knows", status=422, code="no_known_words")
+                if not len(terms):  # a page too: an empty answer would hide why from /stats and its reader
+                    raise ApiError(f"the {'page' if article else 'text'} has no words this corpus knows",
+                                   status=422, code="no_known_words")
                 hits = engine.search(terms, query.k + SLACK)
             if hits_key is not None:
                 self.page_hits.put(hits_key, hits)

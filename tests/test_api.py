@@ -76,6 +76,15 @@ def test_a_page_that_cannot_be_used_is_refused_from_memory_for_a_while(client, p
     assert pages.hits["/broken.html"] >= 2
 
 
+def test_a_page_with_no_word_the_corpus_knows_is_a_422_as_such_text_is(client, pages):
+    url = pages.add("/unknown-words.html", b"<html><body><article><p>" + b"zzqx vvkrw pplmq " * 12 + b"</p></article>"
+                    b"</body></html>")
+    response = client.get("/", query_string={"url": url})
+    assert response.status_code == 422
+    assert response.get_json()["error"] == {"code": "no_known_words",
+                                            "message": "the page has no words this corpus knows"}
+
+
 def test_a_page_refused_from_memory_is_remembered_without_its_body(client, pages):
     """What is kept of a failed page is its error: the raised error's traceback holds the fetch's
     frames, and the page's body among them (up to FETCH_MAX_BYTES, for each of URL_CACHE_SIZE pages)."""
