@@ -168,7 +168,7 @@ def refuse_unheard_of(corpus, days, stats, served):
 # within TIMELINE_MAX_BUCKETS bars wins, so a fresh deployment's first minutes
 # read as well as a quarter's traffic.
 TIMELINE_STEPS = (1, 5, 10, 30, 60, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600, 12 * 3600, 86400, 7 * 86400,
-                  30 * 86400)
+                  30 * 86400, 91 * 86400, 365 * 86400)  # up to DAYS' 3,650 within 48 bars
 TIMELINE_MAX_BUCKETS = 48
 TIMELINE_MIN_BUCKETS = 24  # a short history is drawn after empty buckets, not as a few very wide bars
 # Histogram bin edges: latency in ms, click delay in seconds (roughly 1-2-5 steps: both span decades).

@@ -273,6 +273,9 @@ def test_timeline_buckets_fit_the_span():
     week = timeline(requests, clicks, NOW - timedelta(days=7), NOW)
     assert week["step_seconds"] == 6 * 3600 and len(week["buckets"]) <= 48 + 1
     assert sum(b["requests"] + b["errors"] for b in week["buckets"]) == 5
+    for days in (365, 3650):  # ?days= allows ten years: 30-day bars had made 122 of them
+        longest = timeline(requests, clicks, NOW - timedelta(days=days), NOW)
+        assert len(longest["buckets"]) <= 48 + 1 and sum(b["requests"] for b in longest["buckets"]) == 4
 
 
 def test_histograms_and_top_articles():
