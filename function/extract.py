@@ -182,8 +182,10 @@ def _meta(doc):
 
 def canonical_of(doc, page_url=None):
     """The page's own idea of its address: <link rel=canonical>, else og:url, made absolute against
-    ``page_url``; "" when it names no http(s) address."""
+    ``page_url``; "" when it names no http(s) address of at most MAX_URL_LENGTH characters."""
     from urllib.parse import urljoin
+
+    from .fetch_policy import MAX_URL_LENGTH
 
     for found in (doc.xpath("//link[contains(concat(' ', normalize-space(@rel), ' '), ' canonical ')]/@href")
                   + doc.xpath("//meta[@property='og:url']/@content")):
@@ -191,7 +193,7 @@ def canonical_of(doc, page_url=None):
             found = urljoin(page_url, found.strip()) if page_url else found.strip()
         except ValueError:
             continue
-        if found.lower().startswith(("http://", "https://")):
+        if found.lower().startswith(("http://", "https://")) and len(found) <= MAX_URL_LENGTH:
             return found
     return ""
 

@@ -219,6 +219,7 @@ def test_characters_the_identifier_refuses_do_not_hide_the_language():
     ('<link rel="alternate canonical" href="https://site.example/a">', "https://site.example/a"),
     ('<meta property="og:url" content="https://site.example/og">', "https://site.example/og"),  # the fallback
     ('<link rel="canonical" href="javascript:alert(1)">', ""),
+    (f'<link rel="canonical" href="/{"a" * 3000}">', ""),  # over MAX_URL_LENGTH: no address
     ("", ""),
 ])
 def test_the_page_names_its_own_address(head, canonical):
