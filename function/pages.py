@@ -231,13 +231,15 @@ def dashboard_charts(data, stores):
     }
 
 
-def _dashboard_refused(exc, context):
-    context["problem"] = {"title": ERROR_TITLES.get(exc.status, "That did not work"), "message": exc.message}
-    return render("dashboard.html", status=exc.status, **context)
+def _dashboard_problem(context, status, title, message):
+    context["problem"] = {"title": title, "message": message}
+    return render("dashboard.html", status=status, **context)
 
 
 def dashboard(app, request):
     """GET /dashboard: the figures of /stats, drawn."""
+    from pymongo.errors import PyMongoError
+
     names = app.stores.names()
     context = {"nav": "dashboard", "corpora": names, "corpus": None, "days": None, "day_choices": DAY_CHOICES,
                "data": None, "charts": None, "problem": None, "stats_url": "/stats"}
@@ -245,31 +247,22 @@ def dashboard(app, request):
         context["corpus"], context["days"] = parse_filters(request, app.settings)
         filters = {name: value for name in ("corpus", "days") if (value := context[name])}
         context["stats_url"] = "/stats" + ("?" + urlencode(filters) if filters else "")
-    except ApiError as exc:
-        return _dashboard_refused(exc, context)
-    if not app.settings.mongodb_uri:
-        context["problem"] = {
-            "title": "No events are stored",
-            "message": "MONGODB is not set, so request and click events are counted but not kept: there is "
-                       "nothing to draw. Set MONGODB to a MongoDB URI (make run starts a local one).",
-        }
-        return render("dashboard.html", status=503, **context)
-    from pymongo.errors import PyMongoError
-
-    try:
-        data = dashboard_data(app.events.database(), context["corpus"], context["days"],
-                              app.settings.stats_max_events)
-    except PyMongoError as exc:
-        log.warning("dashboard: event database unavailable: %s", exc)
-        context["problem"] = {
-            "title": "The event database does not answer",
-            "message": f"MongoDB could not be read ({exc.__class__.__name__}). Answers and clicks keep working; "
-                       "their events wait in a buffer. Reload this page once the database is back.",
-        }
-        return render("dashboard.html", status=503, **context)
-    try:
+        if not app.settings.mongodb_uri:
+            return _dashboard_problem(
+                context, 503, "No events are stored",
+                "MONGODB is not set, so request and click events are counted but not kept: there is nothing to "
+                "draw. Set MONGODB to a MongoDB URI (make run starts a local one).")
+        try:
+            data = dashboard_data(app.events.database(), context["corpus"], context["days"],
+                                  app.settings.stats_max_events)
+        except PyMongoError as exc:
+            log.warning("dashboard: event database unavailable: %s", exc)
+            return _dashboard_problem(
+                context, 503, "The event database does not answer",
+                f"MongoDB could not be read ({exc.__class__.__name__}). Answers and clicks keep working; their "
+                "events wait in a buffer. Reload this page once the database is back.")
         refuse_unheard_of(context["corpus"], context["days"], data["stats"], names)
     except ApiError as exc:
-        return _dashboard_refused(exc, context)
+        return _dashboard_problem(context, exc.status, ERROR_TITLES.get(exc.status, "That did not work"), exc.message)
     context.update(data=data, charts=dashboard_charts(data, app.stores))
     return render("dashboard.html", **context)
