@@ -92,12 +92,6 @@ def choose(declared, text):
     return _stoplist_name(lang, text), lang
 
 
-def identify(text):
-    """The language code of ``text`` when CLD2 tells it reliably, else ''."""
-    found = languages(text)
-    return found[0][0] if found else ""
-
-
 def languages(text):
     """[(language code, per cent of the text)] CLD2 finds in ``text``, most first; [] when it cannot
     tell reliably."""
