@@ -14,6 +14,8 @@ QUERY_KINDS = ("url", "text", "id")
 FIELDS = QUERY_KINDS + ("k", "corpus", "min_score", "engine")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_ID_CHARS = 512
+# an escape of a byte past ASCII: without one (or a raw one) the decoded query string is ASCII
+NON_ASCII_ESCAPE = re.compile(rb"%[89A-Fa-f][0-9A-Fa-f]")
 
 
 @dataclass(frozen=True)
@@ -61,8 +63,10 @@ def check_query_length(request, settings):
 def query_arguments(request, settings):
     """{name: value} of the query string, each name given once; 414 past MAX_QUERY_BYTES."""
     check_query_length(request, settings)
+    query = request.query_string
     try:  # werkzeug keeps an escape that is not UTF-8 ("caf%E9") as literal text
-        unquote_to_bytes(request.query_string).decode("utf-8")
+        if not query.isascii() or NON_ASCII_ESCAPE.search(query):  # else ASCII: decoding it again is waste
+            unquote_to_bytes(query).decode("utf-8")
     except UnicodeDecodeError:
         raise _bad("the query string is not UTF-8 once its %-escapes are decoded (percent-encode UTF-8 bytes)")
     args = request.args

@@ -326,6 +326,8 @@ def test_click_link_missing_a_field_is_a_400(client):
     ("id=caf%E9", 400, "invalid_parameter"),  # Latin-1, not UTF-8: werkzeug had kept "caf%E9" as the id
     ("text=%FF%FEmoon", 400, "invalid_parameter"),
     ("text=moon&%C3=1", 400, "invalid_parameter"),
+    ("text=caf%e9+moon", 400, "invalid_parameter"),  # lower-case hex: the same byte
+    ("text=moon+%C3%A9%e9", 400, "invalid_parameter"),  # a bad byte after good ones
 ])
 def test_bad_query_strings_get_a_clear_4xx(client, query, status, code):
     response = client.get("/?" + query)
