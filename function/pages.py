@@ -263,6 +263,8 @@ def dashboard(app, request):
                 "events wait in a buffer. Reload this page once the database is back.")
         refuse_unheard_of(context["corpus"], context["days"], data["stats"], names)
     except ApiError as exc:
+        if exc.code == "unknown_corpus":  # the form offers the corpora there are, not the one mistyped
+            context["corpus"] = None
         return _dashboard_problem(context, exc.status, ERROR_TITLES.get(exc.status, "That did not work"), exc.message)
     context.update(data=data, charts=dashboard_charts(data, app.stores))
     return render("dashboard.html", **context)

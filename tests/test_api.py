@@ -240,7 +240,10 @@ def test_stats_of_a_corpus_nobody_serves_or_asked_for_is_a_404(client, function_
     error = response.get_json()["error"]
     assert error["code"] == "unknown_corpus" and "'wikki'" in error["message"] and "served: wiki" in error["message"]
     page = client.get("/dashboard?corpus=wikki")
-    assert page.status_code == 404 and "unknown corpus" in page.get_data(as_text=True)
+    html = page.get_data(as_text=True)
+    assert page.status_code == 404 and "unknown corpus &#39;wikki&#39;" in html
+    # the page heads no figures for the typo, and its form offers the served corpora, not the typo
+    assert "Corpus <b>wikki</b>" not in html and 'value="wikki"' not in html and 'value="wiki"' in html
     assert client.get("/stats?corpus=wiki").get_json()["requests"] == 0  # served, not asked for yet
     # a corpus no longer served keeps its figures while its events last
     client.get("/", query_string={"text": "moon landing astronaut"})
