@@ -66,8 +66,9 @@ _stoplists = {}
 
 
 def code(value):
-    """'en-US' / 'pt_BR' / 'EN' / 'iw' -> 'en' / 'pt' / 'en' / 'he'; '' when it is not a language tag."""
-    m = re.match(r"\s*([A-Za-z]{2,3})(?:[-_]|\s*$)", value or "")
+    """'en-US' / 'pt_BR' / 'EN' / 'iw' -> 'en' / 'pt' / 'en' / 'he'; '' when it is not a language tag.
+    Of a list ('de, en': a Content-Language naming two audiences) the first."""
+    m = re.match(r"\s*([A-Za-z]{2,3})(?:[-_]|\s*[,;]|\s*$)", value or "")
     lang = m.group(1).lower() if m else ""
     return "" if lang in _NO_LANGUAGE else _CANONICAL.get(lang, lang)
 

@@ -196,9 +196,11 @@ def test_a_comment_box_in_another_script_does_not_name_the_page_language():
     assert a.lang == "en" and a.text.startswith("The city council")
 
 
-def test_withdrawn_and_made_up_codes():
+def test_withdrawn_listed_and_made_up_codes():
     assert language.code("iw") == "he" and language.code("in-ID") == "id"
     assert language.code("und") == language.code("zxx") == ""  # tags that name no language
+    assert language.code("de, en") == language.code("de-AT ;q=1") == "de"  # a list: its first
+    assert language.code("german") == language.code("d e") == ""
     assert language.choose("", "ellohay orldway isthay isay igpay atinlay " * 5) == (None, "")  # CLD2: "zzp"
 
 
