@@ -14,7 +14,7 @@ QUERY_KINDS = ("url", "text", "id")
 FIELDS = QUERY_KINDS + ("k", "corpus", "min_score", "engine")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_ID_CHARS = 512
-# an escape of a byte past ASCII: without one (or a raw one) the decoded query string is ASCII
+# an escape of a byte past ASCII: with none, and no raw byte past it, the decoded query string is ASCII
 NON_ASCII_ESCAPE = re.compile(rb"%[89A-Fa-f][0-9A-Fa-f]")
 
 
