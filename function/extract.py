@@ -33,6 +33,8 @@ import gzip
 import json
 import re
 import sys
+from urllib.parse import urljoin
+
 import lxml.etree
 import lxml.html
 from justext.core import (LENGTH_HIGH_DEFAULT, LENGTH_LOW_DEFAULT, MAX_HEADING_DISTANCE_DEFAULT,
@@ -42,6 +44,7 @@ from justext.paragraph import Paragraph
 
 from . import language
 from .article import Article
+from .fetch_policy import MAX_URL_LENGTH
 
 __all__ = ["Article", "extract_article", "decode_html"]
 
@@ -183,10 +186,6 @@ def _meta(doc):
 def canonical_of(doc, page_url=None):
     """The page's own idea of its address: <link rel=canonical>, else og:url, made absolute against
     ``page_url``; "" when it names no http(s) address of at most MAX_URL_LENGTH characters."""
-    from urllib.parse import urljoin
-
-    from .fetch_policy import MAX_URL_LENGTH
-
     for found in (doc.xpath("//link[contains(concat(' ', normalize-space(@rel), ' '), ' canonical ')]/@href")
                   + doc.xpath("//meta[@property='og:url']/@content")):
         try:
