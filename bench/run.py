@@ -309,7 +309,9 @@ def throughput(sizes, mongodb, texts, settings, log, mongo_pid=None):
     mongo_pids = [mongo_pid] if mongo_pid else []
 
     def measure(label, kind, env, paths, warm):
-        with loaded_server(kind, env, paths[:warm], connections=8 if warm < len(paths) else 1) as server:
+        # warming every path (pages to fetch): one at a time, so that each page is fetched once
+        connections = settings.connections if warm < len(paths) else 1
+        with loaded_server(kind, env, paths[:warm], connections) as server:
             runs = [loaded_run(server, paths, settings.connections, settings.load_seconds, mongo_pids)
                     for _ in range(settings.load_runs)]
         if any(r["non_2xx_or_errors"] for r in runs):  # e.g. a page that failed: its error answered from memory
@@ -361,7 +363,7 @@ def _paragraphs(text, words=60):
 def sources(n, mongodb, texts, settings, log):
     from bench.stores import corpus_path
 
-    paragraphs = [" ".join(t.split()[i:i + 60]) + "." for t in texts[:4] for i in range(0, 100, 60)] * 5
+    paragraphs = [p for t in texts[:4] for p in _paragraphs(t)] * 5
     pages = PageServer(article_html("A synthetic article", paragraphs))
     server = Server("ours", our_env(n, mongodb))
     out = {}
