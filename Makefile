@@ -91,11 +91,15 @@ HOST_CA := /etc/ssl/certs/ca-certificates.crt
 BUILD_FLAGS ?= $(if $(findstring podman,$(CONTAINER)),--network=host $(if $(wildcard $(HOST_CA)),-v $(HOST_CA):$(HOST_CA):ro))
 PYBASE := localhost/pybase:bookworm
 PYBASE_PATH := /usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+# On every image a build makes, the intermediate ones too (podman labels each layer): what lets
+# container-test prune its own leftovers and nobody else's. With vfs each layer is a full copy of the
+# tree, so a build leaves ~2 GB behind; CI machines keep their storage (one filled its disk after ~15 runs).
+BUILD_LABEL := related-content.build
 
 .PHONY: image container-test heroku-push heroku-release
 
 image: $(STORE)/$(CORPUS)/CURRENT
-	$(CONTAINER) build $(BUILD_FLAGS) $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) -t $(IMAGE) .
+	$(CONTAINER) build $(BUILD_FLAGS) --label $(BUILD_LABEL)=1 $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) -t $(IMAGE) .
 	$(CONTAINER) image ls $(IMAGE)
 
 container-test: $(VENV)/.installed
@@ -108,8 +112,10 @@ container-test: $(VENV)/.installed
 	  tar -C $$root -c . | $(PODMAN) import --change 'ENV PATH=$(PYBASE_PATH)' --change 'ENV LANG=C.UTF-8' \
 	    --change 'CMD ["python3"]' - $(PYBASE) >/dev/null; status=$$?; \
 	  rm -rf $$root $$root.log; exit $$status; }
+	$(PODMAN) image prune --force --filter label=$(BUILD_LABEL) >/dev/null
 	$(MAKE) image CONTAINER="$(PODMAN)" BASE_IMAGE=$(PYBASE)
-	$(PY) tests/container/check.py --image $(IMAGE) --engine "$(PODMAN)"
+	$(PY) tests/container/check.py --image $(IMAGE) --engine "$(PODMAN)"; status=$$?; \
+	  $(PODMAN) image prune --force --filter label=$(BUILD_LABEL) >/dev/null; exit $$status
 
 heroku-push: $(STORE)/$(CORPUS)/CURRENT
 	@test -n "$(HEROKU_APP)" || { echo "set HEROKU_APP=<your app>: make heroku-push HEROKU_APP=..."; exit 2; }
