@@ -61,7 +61,12 @@ def main():
     records = corpus()
     random.Random(args.seed).shuffle(records)
     options = BuildOptions(name="bench", lsi_dims=args.lsi_dims, keep_versions=1)
-    work = Path(tempfile.mkdtemp(prefix="update-drift-"))
+    # every build (a full one, one per share, and the reference) goes under one folder removed at the end
+    with tempfile.TemporaryDirectory(prefix="update-drift-") as folder:
+        measure(records, options, Path(folder), args)
+
+
+def measure(records, options, work, args):
     started = time.time()
     full = Store(build([iter(records)], work / "full", options, progress=False)[0])
     print(f"corpus: {len(records)} documents, full build {time.time() - started:.1f} s, "
