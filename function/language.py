@@ -44,12 +44,12 @@ _CODE_STOPLIST = {}
 for _name, _code in _STOPLIST_CODES.items():
     _CODE_STOPLIST.setdefault(_code, _name)  # "en" -> English, not Simple_English
 _CODE_STOPLIST.update({"no": "Norwegian_Bokmal", "fil": "Tagalog"})
-# Withdrawn codes pages and CLD2 still use.
-_CANONICAL = {"iw": "he", "in": "id", "ji": "yi", "jw": "jv", "zh-Hant": "zh"}
+# The language subtag of a tag, or of the first of a list ('de, en': a Content-Language naming two audiences).
+_LANGUAGE_SUBTAG = re.compile(r"\s*([A-Za-z]{2,3})(?:[-_]|\s*[,;]|\s*$)")
 # Tags that name no language.
 _NO_LANGUAGE = {"und", "mul", "zxx", "mis"}
 # Languages close enough that CLD2 reading one as another does not overrule a page declaring it.
-_SERBO_CROATIAN = {"bs", "hr", "sr", "sh"}
+_SERBO_CROATIAN = {"bs", "hr", "sr"}
 _KIN = (_SERBO_CROATIAN, {"no", "nb", "nn"}, {"id", "ms"})
 # The share of the text (per cent) in which CLD2 finding the declared language keeps the declaration.
 KEEPS_DECLARED = 20
@@ -66,11 +66,17 @@ _stoplists = {}
 
 
 def code(value):
-    """'en-US' / 'pt_BR' / 'EN' / 'iw' -> 'en' / 'pt' / 'en' / 'he'; '' when it is not a language tag.
-    Of a list ('de, en': a Content-Language naming two audiences) the first."""
-    m = re.match(r"\s*([A-Za-z]{2,3})(?:[-_]|\s*[,;]|\s*$)", value or "")
-    lang = m.group(1).lower() if m else ""
-    return "" if lang in _NO_LANGUAGE else _CANONICAL.get(lang, lang)
+    """'en-US' / 'pt_BR' / 'EN' / 'eng' / 'iw' / 'arb' -> 'en' / 'pt' / 'en' / 'en' / 'he' / 'ar'; '' when
+    it is not a language tag.  Of a list ('de, en') the first."""
+    m = _LANGUAGE_SUBTAG.match(value or "")
+    if not m:
+        return ""
+    # langcodes knows the ISO 639-2 and -3 codes pages declare ('eng', 'ger'), withdrawn ones ('iw',
+    # 'in', 'mo') and macrolanguages ('arb' -> 'ar', 'zsm' -> 'ms'), which the stoplist table does not
+    import langcodes  # 35 ms and 5 MB, once, on the first page
+
+    lang = langcodes.standardize_tag(m.group(1), macro=True).partition("-")[0]  # 'sh' -> 'sr-Latn' -> 'sr'
+    return "" if lang in _NO_LANGUAGE else lang
 
 
 def stoplist(name):
@@ -106,7 +112,7 @@ def languages(text):
     if not reliable:
         return []
     # "un" / "xxx": no language; "xx-Goth" and the like: a script; "zz*": made up (Pig Latin)
-    return [(_CANONICAL.get(lang) or code(lang), share) for _, lang, share, _ in found
+    return [(code(lang), share) for _, lang, share, _ in found
             if share and lang not in ("un", "xxx") and not lang.startswith(("xx-", "zz"))]
 
 

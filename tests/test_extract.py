@@ -198,6 +198,10 @@ def test_a_comment_box_in_another_script_does_not_name_the_page_language():
 
 def test_withdrawn_listed_and_made_up_codes():
     assert language.code("iw") == "he" and language.code("in-ID") == "id"
+    # three-letter codes pages declare: ISO 639-2 (both forms), and a macrolanguage's member
+    assert language.code("eng") == "en" and language.code("ger") == language.code("deu-AT") == "de"
+    assert language.code("arb") == "ar" and language.code("sh") == "sr"
+    assert language.choose(language.code("eng"), "ok 12") == ("English", "en")  # too short for CLD2 to overrule
     assert language.code("und") == language.code("zxx") == ""  # tags that name no language
     assert language.code("de, en") == language.code("de-AT ;q=1") == "de"  # a list: its first
     assert language.code("german") == language.code("d e") == ""
