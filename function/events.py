@@ -17,6 +17,7 @@ import os
 import random
 import threading
 import time
+from datetime import datetime, timezone
 
 log = logging.getLogger("related.events")
 
@@ -39,6 +40,11 @@ def new_event_id():
     request (see store.GIL_FREE_SIZE); ``random`` is seeded from that source in each process,
     gunicorn's forked workers included (it seeds itself again after a fork)."""
     return f"{random.getrandbits(96):024x}"
+
+
+def new_event(**fields):
+    """An event with its head, the same on every kind: a new ``_id`` and ``ts``, now."""
+    return {"_id": new_event_id(), "ts": datetime.now(timezone.utc), **fields}
 
 
 def _rejected():

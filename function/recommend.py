@@ -7,14 +7,13 @@ import functools
 import hashlib
 import threading
 import time
-from datetime import datetime, timezone
 
 from cachetools import TTLCache
 
 from . import clicks
 from .article import Article
 from .errors import ApiError, NotFound
-from .events import new_event_id
+from .events import new_event
 from .urls import normalise_url
 
 # Lookups ask for a few more hits than wanted, so that hits dropped afterwards
@@ -237,9 +236,8 @@ class Recommender:
     def recommend(self, query, base_url, record=True):
         """The answer to ``query``; its request event is recorded unless ``record`` is false."""
         started = time.perf_counter()
-        request_id = new_event_id()
-        event = {"_id": request_id, "ts": datetime.now(timezone.utc), "corpus": query.corpus, "kind": query.kind,
-                 "k": query.k}
+        event = new_event(corpus=query.corpus, kind=query.kind, k=query.k)
+        request_id = event["_id"]
         if query.kind == "url":
             event["url"] = query.value
         elif query.kind == "text":
@@ -357,8 +355,7 @@ class Recommender:
     def refused(self, error):
         """Count a request refused before it named a query (a bad parameter, body or Host) in the
         request events, as /stats' errors and the dashboard's errors by code."""
-        self.events.record("requests", {"_id": new_event_id(), "ts": datetime.now(timezone.utc),
-                                        "status": error.status, "error": error.code})
+        self.events.record("requests", new_event(status=error.status, error=error.code))
 
     # -- clicks -----------------------------------------------------------------
     def click(self, args, record=True):
@@ -366,11 +363,8 @@ class Recommender:
         click = clicks.verify(self.click_key, args, self.settings.click_ttl_seconds)
         if not record:
             return click.url
-        now = datetime.now(timezone.utc)
-        delay_ms = max(0, int(now.timestamp() * 1000) - click.issued_ms)
-        self.events.record("clicks", {
-            "_id": new_event_id(), "ts": now, "request_id": click.request_id, "corpus": click.corpus,
-            "engine": click.engine, "rank": click.rank, "doc_id": click.doc_id, "url": click.url,
-            "delay_ms": delay_ms,
-        })
+        event = new_event(request_id=click.request_id, corpus=click.corpus, engine=click.engine, rank=click.rank,
+                          doc_id=click.doc_id, url=click.url)
+        event["delay_ms"] = max(0, int(event["ts"].timestamp() * 1000) - click.issued_ms)
+        self.events.record("clicks", event)
         return click.url
