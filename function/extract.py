@@ -13,7 +13,8 @@ jusText classifies the paragraphs; everything around it is ours:
    declared one (``language``).
 4. jusText classifies the paragraphs (its context-free and context-sensitive
    passes, default parameters).  When it keeps almost nothing it is run again
-   language-independently, then with a laxer link density.
+   language-independently, then with a laxer link density, then (with the
+   stoplist) on runs of sibling paragraphs merged: one-line paragraphs.
 5. The article container is the DOM element where jusText's good text
    concentrates: every paragraph adds its length (good) or a penalty (bad) to
    its ancestors, the contribution shrinking at every element where the text
@@ -504,15 +505,49 @@ def revise_classification(paras, max_heading_distance):
 
 
 def _classify(paras, stoplist):
-    """jusText's classification, retried laxer when it keeps (almost) nothing."""
+    """jusText's classification, retried laxer when it keeps (almost) nothing, and at last on runs of
+    sibling paragraphs taken together."""
     attempts = [(stoplist, STOPWORDS_LOW, STOPWORDS_HIGH, MAX_LINK_DENSITY)] if stoplist else []
     attempts += [(frozenset(), 0.0, 0.0, MAX_LINK_DENSITY),  # jusText's stoplist-free mode
                  (frozenset(), 0.0, 0.0, FALLBACK_LINK_DENSITY)]
     for sl, sw_low, sw_high, max_ld in attempts:
         classify_paragraphs(paras, sl, LENGTH_LOW, LENGTH_HIGH, sw_low, sw_high, max_ld)
         revise_classification(paras, MAX_HEADING_DISTANCE)
-        if sum(len(p.text) for p in paras if p.class_type == "good") >= MIN_GOOD_CHARS:
+        if _good_chars(paras) >= MIN_GOOD_CHARS:
             return
+    # An article of one-line paragraphs (news in short sentences, a Q&A) has none that jusText calls
+    # more than short, and short ones with no good neighbour are bad: judge each run of them in one
+    # element as one paragraph and give each its run's class.  Only with a stoplist: the share of
+    # stopwords is what tells a run of sentences from a list of names or figures.
+    runs = _sibling_runs(paras) if stoplist else paras
+    if len(runs) < len(paras):
+        merged = [_Para(run[0].node.getparent(), run[0].dom_path, " ".join(p.text for p in run),
+                        sum(p.chars_count_in_links for p in run), run[0].flag) for run in runs]
+        classify_paragraphs(merged, stoplist, LENGTH_LOW, LENGTH_HIGH, STOPWORDS_LOW, STOPWORDS_HIGH,
+                            MAX_LINK_DENSITY)
+        revise_classification(merged, MAX_HEADING_DISTANCE)
+        if _good_chars(merged) >= MIN_GOOD_CHARS:
+            for run, block in zip(runs, merged):
+                for p in run:
+                    p.cf_class, p.class_type = block.cf_class, block.class_type
+
+
+def _good_chars(paras):
+    return sum(len(p.text) for p in paras if p.class_type == "good")
+
+
+def _sibling_runs(paras):
+    """``paras`` cut into runs of consecutive paragraphs held by children of one element, in one
+    boilerplate box or none, and neither of them a heading."""
+    runs = []
+    for p in paras:
+        last = runs[-1][-1] if runs else None
+        if last is not None and not (p.heading or last.heading) and p.flag is last.flag \
+                and p.node is not None and last.node is not None and p.node.getparent() is last.node.getparent():
+            runs[-1].append(p)
+        else:
+            runs.append([p])
+    return runs
 
 
 # --------------------------------------------------------------------------- the article

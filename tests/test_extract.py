@@ -314,6 +314,36 @@ def test_many_short_paragraphs_take_linear_time():
     assert article.text == ""
 
 
+ONE_LINERS = ["The council met on Tuesday night.", "It voted to close the bridge for repairs.",
+              "Work will start in March, officials said.", "Residents had complained about cracks for years.",
+              "The mayor called the vote a relief.", '"We should have done this long ago," she said.',
+              "Traffic will go through the old town.", "Shops there fear the extra cars.",
+              "A detour map will be posted next week.", "The repairs will cost four million euros.",
+              "The state will pay half of the bill.", "The rest comes from the city's reserves."]
+
+
+def test_an_article_of_one_line_paragraphs_is_kept():
+    # every paragraph is under jusText's 70 characters, so each alone is "short", and short
+    # paragraphs without a good neighbour are bad: the page had no text (a 422)
+    assert all(len(line) < 70 for line in ONE_LINERS)
+    article = extract_article(
+        "<html lang='en'><body><div class='menu'><p>Politics</p><p>Sport</p><p>Weather</p></div>"
+        "<article><h1>Bridge to close</h1>" + "".join(f"<p>{line}</p>" for line in ONE_LINERS) +
+        "</article><div class='more'><p>Read more stories.</p></div></body></html>")
+    assert paragraphs(article) == ONE_LINERS
+
+
+@pytest.mark.parametrize("items", [
+    [f"<a href='/story/{i}'>Council story number {i} on the bridge repairs</a>" for i in range(20)],  # links
+    [f"Weight {i} kg" for i in range(40)],  # figures
+    "Apple Banana Cherry Date Elderberry Fig Grape Honeydew Kiwi Lemon Mango Orange Papaya".split() * 3,  # names
+])
+def test_a_list_of_short_items_is_still_not_an_article(items):
+    article = extract_article("<html lang='en'><body><ul>" + "".join(f"<li>{item}</li>" for item in items) +
+                              "</ul></body></html>")
+    assert article.text == ""
+
+
 def test_binary_garbage_gives_no_text():
     for seed in range(5):
         noise = bytes((i * 7919 + seed * 104729) % 251 for i in range(30000))
