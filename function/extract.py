@@ -539,14 +539,14 @@ def _good_chars(paras):
 def _sibling_runs(paras):
     """``paras`` cut into runs of consecutive paragraphs held by children of one element, in one
     boilerplate box or none, and neither of them a heading."""
-    runs = []
+    runs, last_key = [], None
     for p in paras:
-        last = runs[-1][-1] if runs else None
-        if last is not None and not (p.heading or last.heading) and p.flag is last.flag \
-                and p.node is not None and last.node is not None and p.node.getparent() is last.node.getparent():
+        key = None if p.heading or p.node is None else (p.node.getparent(), p.flag)  # lxml: == is identity
+        if key is not None and key == last_key:
             runs[-1].append(p)
         else:
             runs.append([p])
+        last_key = key
     return runs
 
 
