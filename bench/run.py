@@ -490,6 +490,9 @@ def tables(results):
     return "\n\n".join(out)
 
 
+REMEASURABLE = ("pss", "throughput", "sources")
+
+
 def remeasure(out, names, settings, log):
     """Replace some figures of an earlier run's results (noted in meta.remeasured)."""
     from function.devserver import start_embedded_mongo, stop
@@ -521,7 +524,7 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true")
     p.add_argument("--sizes", help="comma list of N (default: 10000,100000,1000000; quick: 5000)")
     p.add_argument("--out", type=Path, default=RESULTS)
-    p.add_argument("--only", help="re-measure these figures into the existing --out file (pss, throughput, sources)")
+    p.add_argument("--only", help=f"re-measure these figures into the existing --out file ({', '.join(REMEASURABLE)})")
     args = p.parse_args(argv)
     settings = Settings(args.quick)
     sizes = [int(s) for s in (args.sizes or ("5000" if args.quick else "10000,100000,1000000")).split(",")]
@@ -532,7 +535,14 @@ def main(argv=None):
     from function.devserver import start_embedded_mongo, stop
 
     if args.only:
-        return remeasure(args.out, args.only.split(","), settings, log)
+        names = args.only.split(",")
+        unknown = sorted(set(names) - set(REMEASURABLE))
+        if unknown:
+            p.error(f"--only: no figure named {', '.join(unknown)} (one or more of {', '.join(REMEASURABLE)})")
+        if not args.out.is_file():
+            p.error(f"--only re-measures figures into an earlier run's results, and {args.out} does not exist: "
+                    f"run python -m bench.run first, or name one with --out")
+        return remeasure(args.out, names, settings, log)
     started = time.time()
     results = {"meta": {"mode": "quick" if args.quick else "full", "sizes": sizes, "k": K,
                         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
