@@ -21,14 +21,13 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote
 
 import numpy as np
 
 from bench import load
 from bench.corpus import Generator
 from bench.procmem import cpu_seconds, mib, rollup
-from bench.servers import ROOT, PageServer, Server, article_html, text_path
+from bench.servers import ROOT, PageServer, Server, article_html, text_path, url_path
 from bench.stores import CORPUS_NAME, build_figures_path, ensure_store, store_root
 from function.recommend import SLACK
 
@@ -284,6 +283,11 @@ def loaded_server(kind, env, paths, connections):
         server.stop()
 
 
+def median_run(runs):
+    """The run of median requests/s (a whole run, so its p99 and CPU figures are one run's)."""
+    return sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
+
+
 def loaded_run(server, paths, connections, seconds, mongo_pids):
     """One load run on a started server, with the CPU each request cost it and the Mongo-wire server,
     and the cores the server kept busy."""
@@ -316,7 +320,7 @@ def throughput(sizes, mongodb, texts, settings, log, mongo_pid=None):
                     for _ in range(settings.load_runs)]
         if any(r["non_2xx_or_errors"] for r in runs):  # e.g. a page that failed: its error answered from memory
             raise RuntimeError(f"throughput {label}: answers other than 200 ({[r['non_2xx_or_errors'] for r in runs]})")
-        best = sorted(runs, key=lambda r: r["rps"])[len(runs) // 2]
+        best = median_run(runs)
         figures = {**best, "runs_rps": [r["rps"] for r in runs],
                    **{key: round(statistics.median(r[key] for r in runs), 3)
                       for key in ("server_cpu_ms_per_request", "mongo_cpu_ms_per_request", "server_cores")}}
@@ -331,7 +335,7 @@ def throughput(sizes, mongodb, texts, settings, log, mongo_pid=None):
            "hello_rps_around": {}, "connections": settings.connections, "seconds": settings.load_seconds}
     articles = texts[:200]
     pages = PageServer(lambda path: article_html(f"Article {path}", _paragraphs(articles[int(path.rsplit("/", 1)[1])])))
-    urls = [f"/?url={quote(pages.url(f'/article/{i}'), safe='')}&k={K}" for i in range(len(articles))]
+    urls = [url_path(pages.url(f"/article/{i}"), K) for i in range(len(articles))]
     try:
         for n in sizes:
             env = our_env(n, mongodb)
@@ -350,7 +354,7 @@ def throughput(sizes, mongodb, texts, settings, log, mongo_pid=None):
         # what each request costs the server: the ratio a machine to itself would show
         out["cpu_ratio"][str(n)] = ratio(hello_cpu, ours["server_cpu_ms_per_request"])
     out["hello_runs"] = hellos
-    out["hello"] = sorted(hellos, key=lambda h: h["rps"])[len(hellos) // 2]  # the median run, for the table
+    out["hello"] = median_run(hellos)  # for the table
     return out
 
 
@@ -391,11 +395,11 @@ def sources(n, mongodb, texts, settings, log):
                     "server_cpu_ms_per_request": round((cpu_seconds(server.pids()) - cpu_before) * 1000 / len(paths), 3)}
 
         count = settings.repeat_queries
-        fresh = [f"/?url={quote(pages.url(f'/article/{i}'))}&k={K}" for i in range(count)]
+        fresh = [url_path(pages.url(f"/article/{i}"), K) for i in range(count)]
         out["fetched_url"] = measure(fresh, "fetched", cached=False)
-        repeat = f"/?url={quote(pages.url('/article/0'))}&k={K}"
+        repeat = url_path(pages.url("/article/0"), K)
         out["repeat_url"] = measure([repeat] * count, "fetched", cached=True)
-        out["corpus_member_url"] = measure([f"/?url={quote(u)}&k={K}" for u in members], "corpus")
+        out["corpus_member_url"] = measure([url_path(u, K) for u in members], "corpus")
         out["id"] = measure([f"/?id={i}&k={K}" for i in range(0, n, max(1, n // count))][:count], "corpus")
         out["text"] = measure([text_path(t) for t in texts[:count]], "text")
         for name, figures in out.items():

@@ -90,6 +90,10 @@ def text_path(text, k=10):
     return f"/?text={quote(text)}&k={k}"
 
 
+def url_path(url, k=10):
+    return f"/?url={quote(url, safe='')}&k={k}"
+
+
 class PageServer:
     """Loopback HTTP server answering any path with an article page (for fetched-URL figures):
     ``html``, or ``html(path)`` when it is a function."""
