@@ -519,17 +519,17 @@ def _classify(paras, stoplist):
     # more than short, and short ones with no good neighbour are bad: judge each run of them in one
     # element as one paragraph and give each its run's class.  Only with a stoplist: the share of
     # stopwords is what tells a run of sentences from a list of names or figures.
-    runs = _sibling_runs(paras) if stoplist else paras
-    if len(runs) < len(paras):
-        merged = [_Para(run[0].node.getparent(), run[0].dom_path, " ".join(p.text for p in run),
-                        sum(p.chars_count_in_links for p in run), run[0].flag) for run in runs]
-        classify_paragraphs(merged, stoplist, LENGTH_LOW, LENGTH_HIGH, STOPWORDS_LOW, STOPWORDS_HIGH,
-                            MAX_LINK_DENSITY)
-        revise_classification(merged, MAX_HEADING_DISTANCE)
-        if _good_chars(merged) >= MIN_GOOD_CHARS:
-            for run, block in zip(runs, merged):
-                for p in run:
-                    p.cf_class, p.class_type = block.cf_class, block.class_type
+    runs = _sibling_runs(paras) if stoplist else []
+    if len(runs) in (0, len(paras)):  # no stoplist, or no two paragraphs to merge
+        return
+    merged = [_Para(run[0].node.getparent(), run[0].dom_path, " ".join(p.text for p in run),
+                    sum(p.chars_count_in_links for p in run), run[0].flag) for run in runs]
+    classify_paragraphs(merged, stoplist, LENGTH_LOW, LENGTH_HIGH, STOPWORDS_LOW, STOPWORDS_HIGH, MAX_LINK_DENSITY)
+    revise_classification(merged, MAX_HEADING_DISTANCE)
+    if _good_chars(merged) >= MIN_GOOD_CHARS:
+        for run, block in zip(runs, merged):
+            for p in run:
+                p.cf_class, p.class_type = block.cf_class, block.class_type
 
 
 def _good_chars(paras):
