@@ -312,7 +312,7 @@ def test_membership_by_url_is_kept_in_bounded_memory(model_store):
     member = store.docs([0])[0]
     assert store.row_for_url_key(member.url_key) == store.row_for_url_key(member.url_key) == 0
     assert store.row_for_url_key(member.url_key + "/not-a-member") is None
-    assert store.row_for_url_key(member.url_key + "/not-a-member") is None
+    assert store.row_for_url_key(member.url_key + "/not-a-member") is None  # again: a kept "not a member"
     tail = "%F0%9F%8C%8D" * 1300  # 15.6 KB
     tracemalloc.start()
     try:
