@@ -7,7 +7,9 @@ jusText classifies the paragraphs; everything around it is ours:
    text (scripts, form controls, ``nav``, ``header``, ``footer``, ``aside``,
    captions, ...) and hidden elements are skipped; paragraphs inside boxes
    whose class/id names boilerplate ("share", "comments", "related", ...) are
-   marked.  Every paragraph remembers the DOM element it sits in.
+   marked, unless the box holds most of the good text (a layout wrapper; a
+   comment thread under an article stays marked).  Every paragraph remembers
+   the DOM element it sits in.
 3. The stoplist: of the language CLD2 reads in the text where it is sure and
    disagrees with the page's declaration (``<html lang>``, meta), else of the
    declared one (``language``).
@@ -69,7 +71,10 @@ FALLBACK_LINK_DENSITY = 0.5
 LINK_PENALTY = 0.5  # per char of a link-dense paragraph
 OTHER_PENALTY = 0.1  # per char of any other paragraph jusText calls bad
 BRANCH_DECAY = 0.6  # a paragraph's weight kept past each element where the text branches
-WRAPPER_SHARE = 0.7  # a "boilerplate" box holding this much of the good text is a layout wrapper
+WRAPPER_SHARE = 0.7  # a "boilerplate" box holding this much of the good text is a layout wrapper...
+# ...unless it names a discussion (DISCUSSION_WORDS) and at least this much good text lies outside it:
+# a short article under a long comment thread
+ARTICLE_BESIDE_CHARS = MIN_GOOD_CHARS
 KEEP_LINK_DENSITY = 0.8  # inside the container, drop only paragraphs (almost) made of links
 
 
@@ -329,25 +334,33 @@ SKIP_TAGS = frozenset(
 
 # class/id words naming boilerplate boxes; a class token that also has a word of
 # CONTENT_WORDS ("content-sidebar-wrap", "social-embed") is not one.  (A flagged
-# box that turns out to hold most of the good text is a layout wrapper: WRAPPER_SHARE.)
+# box that turns out to hold most of the good text is a layout wrapper, WRAPPER_SHARE,
+# unless it is a comment thread under an article: DISCUSSION_WORDS.)
 BOILER_WORDS = frozenset(
     "comment comments share sharing social related recommended newsletter promo advert "
     "advertisement ad ads sidebar breadcrumb breadcrumbs cookie cookies subscribe subscription "
     "popup modal sponsored outbrain taboola disqus tags byline author footer nav navigation menu "
     "caption credit".split())
 CONTENT_WORDS = frozenset({"content", "embed"})
+DISCUSSION_WORDS = frozenset({"comment", "comments", "disqus"})
 _CAMEL = re.compile(r"([a-z])([A-Z])")
 _TOKEN_SPLIT = re.compile(r"[-_:]+")
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
 
 
-def _boiler_class(value):
-    """True when a class/id value names a boilerplate box (share bar, comments, ...)."""
+def _boiler_words(value):
+    """The BOILER_WORDS by which a class/id value names a boilerplate box (share bar, comments, ...);
+    empty when it names none."""
+    named = set()
     for token in _CAMEL.sub(r"\1-\2", value).lower().split():
-        words = _TOKEN_SPLIT.split(token)
-        if not BOILER_WORDS.isdisjoint(words) and CONTENT_WORDS.isdisjoint(words):
-            return True
-    return False
+        words = set(_TOKEN_SPLIT.split(token))
+        if CONTENT_WORDS.isdisjoint(words):
+            named |= words & BOILER_WORDS
+    return named
+
+
+def _class_value(el):
+    return (el.get("class") or "") + " " + (el.get("id") or "")
 
 
 def _hidden(el):
@@ -408,8 +421,8 @@ class _Walker:
         block = tag in BLOCK_TAGS
         flagged = False
         if tag not in ("html", "body", "article", "main"):
-            value = (el.get("class") or "") + " " + (el.get("id") or "")
-            if value != " " and _boiler_class(value):
+            value = _class_value(el)
+            if value != " " and _boiler_words(value):
                 flagged = block = True
         self.path.append(tag)
         if block:
@@ -560,6 +573,15 @@ def _ancestors(node):
     return out
 
 
+def _layout_wrapper(box, held, total):
+    """Whether a "boilerplate" box holding ``held`` of the ``total`` good text is a layout wrapper: it
+    holds most of the text, and is not a comment thread with an article beside it."""
+    if held <= WRAPPER_SHARE * total:
+        return False
+    thread = not DISCUSSION_WORDS.isdisjoint(_boiler_words(_class_value(box)))
+    return not (thread and total - held >= ARTICLE_BESIDE_CHARS)
+
+
 def _select(paras):
     """The paragraphs of the article container (see the module docstring)."""
     if not paras:
@@ -578,14 +600,14 @@ def _select(paras):
     if total <= 0:
         return []
 
-    # A "boilerplate" box that holds most of the good text is a layout wrapper.
     held = {}
     for p in paras:
         if p.flag is not None and p.score > 0:
             for node in _ancestors(p.flag):
                 held[node] = held.get(node, 0.0) + p.score
+    wrappers = {box for box in {p.flag for p in paras} - {None} if _layout_wrapper(box, held.get(box, 0.0), total)}
     for p in paras:
-        if p.flag is not None and held.get(p.flag, 0.0) > WRAPPER_SHARE * total:
+        if p.flag in wrappers:
             p.flag = None
 
     # Elements where the text branches: reached by more than one path.

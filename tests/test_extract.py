@@ -196,6 +196,45 @@ def test_a_comment_box_in_another_script_does_not_name_the_page_language():
     assert a.lang == "en" and a.text.startswith("The city council")
 
 
+BUS_STORY = [
+    "The city council voted on Tuesday to expand the bus network into the northern districts, a plan that has "
+    "been debated for almost a decade and that will cost about forty million over five years.",
+    "Supporters said the new routes would connect thousands of residents to jobs in the centre, while critics "
+    "argued that the money should have gone to repairing the roads that the buses will use.",
+    "The mayor said after the vote that the first routes would open in the spring, and that the timetable for "
+    "the others would be published before the end of the year."]
+READER_COMMENT = ("I have lived in the north for twenty years and I think this is the best news we have had in a "
+                  "long time, although I will believe it when I see the first bus on our street.")
+
+
+def story_page(after_the_story, around=("<div>", "</div>")):
+    return ("<html lang='en'><body>" + around[0] + "<article><h1>Buses for the north</h1>" +
+            "".join(f"<p>{line}</p>" for line in BUS_STORY) + "</article>" + after_the_story + around[1] +
+            "</body></html>")
+
+
+@pytest.mark.parametrize("thread", [
+    "<div class='comments'>" + "".join(f"<p>{READER_COMMENT} ({i})</p>" for i in range(20)) + "</div>",
+    "<section id='comments'>" + "".join(f"<div><b>Reader {i}</b><p>{READER_COMMENT}</p></div>" for i in range(20))
+    + "</section>",
+    "<div id='disqus_thread'>" + f"<p>{READER_COMMENT}</p>" * 20 + "</div>",
+    "<ol class='comment-list'>" + f"<li class='comment'><p>{READER_COMMENT}</p></li>" * 20 + "</ol>",
+])
+def test_a_short_article_above_a_longer_comment_thread_is_the_answer(thread):
+    # the thread holds 80% of the good text: a box that holds most of it had been taken for a layout wrapper
+    assert paragraphs(extract_article(story_page(thread))) == BUS_STORY
+
+
+@pytest.mark.parametrize("around, outside", [
+    (("<div class='share-wrapper'>", "</div>"), ""),
+    (("<div class='post-comments-open'>", "</div>"), ""),  # a theme's state class, not a thread
+    (("<div class='post-comments-open'>", "</div>"), f"<p>{READER_COMMENT}</p>"),  # too little to be the article
+])
+def test_a_boilerplate_named_box_around_the_whole_article_is_a_layout_wrapper(around, outside):
+    html = story_page("", around).replace("<body>", "<body>" + outside)
+    assert paragraphs(extract_article(html))[-3:] == BUS_STORY
+
+
 def test_withdrawn_listed_and_made_up_codes():
     assert language.code("iw") == "he" and language.code("in-ID") == "id"
     # three-letter codes pages declare: ISO 639-2 (both forms), and a macrolanguage's member
