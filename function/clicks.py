@@ -19,11 +19,13 @@ from urllib.parse import quote
 from .config import ConfigError
 from .errors import ApiError
 from .params import names_for_message
-from .urls import is_tracking
+from .urls import is_link, is_tracking
 
 FIELDS = ("r", "c", "e", "k", "d", "u", "t")  # request, corpus, engine, rank, doc id, url, issued (ms)
 MIN_SECRET_BYTES = 16
 TAG_BYTES = 16
+RANK_DIGITS, ISSUED_DIGITS = 6, 16  # past what sign() ever writes
+CLOCK_SKEW_MS = 5 * 60 * 1000  # how far ahead another instance's clock may have issued a link
 
 
 @dataclass(frozen=True)
@@ -98,8 +100,20 @@ def verify(key, args, ttl_seconds, now_ms=None):
         raise ApiError("click link signature does not match: the link was altered or not issued here",
                        status=403, code="invalid_click_signature")
     request_id, corpus, engine, rank, doc_id, url, issued = values
+    # Signed, so only a holder of the key could have made a link that fails these: never a 500 or a
+    # redirect for it all the same.
+    if not (_digits(rank, RANK_DIGITS) and _digits(issued, ISSUED_DIGITS)):
+        raise ApiError("click link's rank or issue time is not a number", code="invalid_click_link")
+    if not is_link(url):
+        raise ApiError("click link's target is not an http(s) address", code="invalid_click_link")
     click = Click(request_id, corpus, engine, int(rank), doc_id, url, int(issued))
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    if click.issued_ms - now_ms > CLOCK_SKEW_MS:  # else it would never expire
+        raise ApiError("click link was issued in the future", code="invalid_click_link")
     if now_ms - click.issued_ms > ttl_seconds * 1000:
         raise ApiError("click link has expired", status=410, code="click_link_expired")
     return click
+
+
+def _digits(value, most):
+    return value.isascii() and value.isdigit() and len(value) <= most

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from .urls import host_of, normalise_url
+from .urls import host_of, is_link, normalise_url
 
 # The default corpus: the English Wikipedia sample in gensim's test data (installed with gensim,
 # nothing is downloaded), with real titles and URLs.
@@ -52,6 +52,8 @@ def record_from_fields(fields, where):
         return Skip(where, "missing id")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         return Skip(where, "missing or non-http(s) url")
+    if not is_link(url.strip()):  # its click would have no address to redirect to
+        return Skip(where, "url with no host or with control characters")
     if not isinstance(text, str) or not text.strip():
         return Skip(where, "empty text")
     if title is not None and not isinstance(title, str):

@@ -26,6 +26,18 @@ def is_tracking(name):
     return name in TRACKING_PARAMS or name.startswith(TRACKING_PREFIXES)
 
 
+def is_link(url):
+    """Whether ``url`` can be handed to a browser as it is: an absolute http(s) address with a host,
+    and no control character (a CR or LF would split the Location header a click answers with)."""
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in url):
+        return False
+    try:
+        parts = urlsplit(url)
+        return parts.scheme in DEFAULT_PORTS and bool(parts.hostname)
+    except ValueError:  # "http://[": an unclosed IPv6 literal
+        return False
+
+
 def host_of(url):
     """The lower-cased host name of ``url`` without a trailing dot, or ""."""
     try:

@@ -712,6 +712,37 @@ def _signed(args, issued_ms):
                                                args["u"], issued_ms))
 
 
+def _signed_with(args, **fields):
+    """A link signed with the function's own key whose fields are ``fields`` (strings, as a link carries
+    them), over the genuine link's others: what the function never issues but a key holder could."""
+    values = {**args, **fields}
+    tag = clicks._tag(CLICK_KEY, [values[name] for name in clicks.FIELDS])
+    return urlencode({**{name: values[name] for name in clicks.FIELDS}, "s": tag})
+
+
+@pytest.mark.parametrize("fields", [
+    {"k": "abc"}, {"k": "\u00b2"}, {"k": "1e3"}, {"k": "7" * 5000}, {"k": "-1"},
+    {"t": "abc"}, {"t": "9" * 5000}, {"t": " 1"},
+    {"u": "https://en.wikipedia.org/wiki/Moon\r\nSet-Cookie: a=b"}, {"u": "javascript:alert(1)"},
+    {"u": "//en.wikipedia.org/wiki/Moon"}, {"u": "https:///wiki/Moon"},
+])
+def test_a_signed_link_with_fields_never_issued_is_a_400(strict, link, fields):
+    # the signature holds, so only a holder of the key could make one: still no 500 and no redirect
+    assert_click_refused(click(strict, link[0], _signed_with(link[1], **fields)), 400, "invalid_click_link")
+
+
+def test_a_signed_link_issued_in_the_future_is_a_400_not_a_link_that_never_expires(strict, link):
+    now_ms = int(time.time() * 1000)
+    assert_click_refused(click(strict, link[0], _signed(link[1], now_ms + 86400 * 1000)), 400, "invalid_click_link")
+    assert click(strict, link[0], _signed(link[1], now_ms + 60 * 1000)).status_code == 302  # clocks differ a little
+
+
+def test_a_signed_link_to_a_non_ascii_address_redirects_to_its_escaped_form(strict, link):
+    response = click(strict, link[0], _signed_with(link[1], u="https://de.wikipedia.org/wiki/\u00dcber_uns?q=\u00e9"))
+    assert response.status_code == 302
+    assert response.headers["Location"] == "https://de.wikipedia.org/wiki/%C3%9Cber_uns?q=%C3%A9"
+
+
 def test_expired_link_is_410(strict, link):
     path, args = link
     old = int(time.time() * 1000) - 31 * 86400 * 1000  # CLICK_TTL_DAYS is 30

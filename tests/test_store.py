@@ -27,6 +27,9 @@ def corpus_jsonl(records, tmp_path_factory):
             f.write(json.dumps({"id": r.id, "url": r.url, "title": r.title, "text": r.text}) + "\n")
         f.write("not json\n")
         f.write(json.dumps({"id": "x", "url": "ftp://nope", "title": "t", "text": "words"}) + "\n")
+        # a CR LF would split the Location header of the document's clicks; no host, nowhere to go
+        f.write(json.dumps({"id": "y", "url": "https://a.example/x\r\nSet-Cookie: a=b", "text": "words"}) + "\n")
+        f.write(json.dumps({"id": "z", "url": "https:///x", "text": "words"}) + "\n")
         f.write(json.dumps({"id": records[0].id, "url": records[0].url, "title": "dup", "text": "dup"}) + "\n")
     return path
 
@@ -46,6 +49,7 @@ def test_cli_builds_a_store_and_lists_what_it_skipped(corpus_jsonl, tmp_path, re
     skipped = [json.loads(line) for line in open(store.path / "skipped.jsonl")]
     reasons = sorted(s["reason"] for s in skipped)
     assert reasons[0].startswith("bad JSON") and "duplicate id" in reasons and "missing or non-http(s) url" in reasons
+    assert reasons.count("url with no host or with control characters") == 2
 
 
 def test_same_input_same_results(records, tmp_path):
