@@ -35,7 +35,7 @@ import threading
 import time
 import zlib
 from typing import Iterator
-from urllib.parse import urljoin
+from urllib.parse import quote, urljoin
 
 import requests
 import requests.adapters
@@ -410,8 +410,17 @@ class _PinnedAdapter(IPFilterAdapter):
         return host_params, pool_kwargs
 
 
+class _Session(requests.Session):
+    """A session that prepares no request for a redirect's target: _fetch follows redirects itself,
+    after checking where they go. (requests prepares one even with allow_redirects=False, and its
+    reading of the Location raised on bytes that are not UTF-8 and on a URL it cannot parse.)"""
+
+    def get_redirect_target(self, resp):
+        return None
+
+
 def _new_session(pins: dict, deadline: _Deadline) -> requests.Session:
-    session = requests.Session()
+    session = _Session()
     session.trust_env = False  # no proxies, .netrc or CA bundles from the environment
     session.proxies = {}
     session.headers = CaseInsensitiveDict(
@@ -569,7 +578,7 @@ def _parse_content_type(value: str | None) -> tuple[str, str | None]:
                 try:
                     codecs.lookup(val)
                     charset = val
-                except LookupError:
+                except (LookupError, ValueError):  # ValueError: a NUL in the name
                     charset = None
             break
     return media.strip().lower(), charset
@@ -648,6 +657,25 @@ def fetch_page(url: str, limits: FetchLimits | None = None) -> Page:
         deadline.close()
 
 
+_ASCII = "".join(map(chr, range(128)))
+
+
+def _location(resp):
+    """A redirect's Location as text: UTF-8 where it is, other bytes %-escaped as browsers send them
+    (requests' own reading raises UnicodeDecodeError on them). The header arrives Latin-1 decoded."""
+    location = resp.headers.get("Location")
+    if not location:
+        return location
+    try:
+        raw = location.encode("latin-1")
+    except UnicodeEncodeError:
+        return location
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return quote(raw, safe=_ASCII)
+
+
 def _fetch(url, target, limits, deadline, session, pins) -> Page:
     redirects = 0
     while True:
@@ -657,7 +685,7 @@ def _fetch(url, target, limits, deadline, session, pins) -> Page:
         try:
             status = resp.status_code
             if status in _REDIRECT_CODES:
-                location = session.get_redirect_target(resp)
+                location = _location(resp)
                 if not location:
                     raise fetch_error(f"The page answered HTTP {status} without a Location.", 502, "upstream_invalid_response")
                 redirects += 1
@@ -665,7 +693,11 @@ def _fetch(url, target, limits, deadline, session, pins) -> Page:
                     raise fetch_error(
                         f"The page redirected more than {limits.max_redirects} times.", 422, "too_many_redirects"
                     )
-                next_url = urljoin(target.url, location)
+                try:
+                    next_url = urljoin(target.url, location)
+                except ValueError:  # "http://[": an unclosed IPv6 literal
+                    raise fetch_error("The page redirected to a URL that is not valid: it cannot be parsed.",
+                                      400, "invalid_url") from None
                 target = parse_url(next_url, redirected=True)
                 continue
             if not 200 <= status < 300:

@@ -133,6 +133,9 @@ def _from_json(request, settings):
                    "or a connection closed early", code="unreadable_body") from None
     if len(body) > settings.max_body_bytes:
         raise _bad(f"request body over {settings.max_body_bytes} bytes", code="body_too_large", status=413)
+    if request.content_length is not None and len(body) < request.content_length:  # the client closed early
+        raise _bad(f"request body ended after {len(body)} of the {request.content_length} bytes its "
+                   "Content-Length declares", code="unreadable_body")
     try:
         fields = json.loads(body, object_pairs_hook=_once_each)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

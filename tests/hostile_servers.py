@@ -197,6 +197,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         headers = [] if self.param("nolocation") == "1" else [("Location", self.param("to", "/page"))]
         self.send_simple(self.param("code", 302, int), b"", "text/html", headers)
 
+    def route_redirect_raw(self):
+        """A 302 whose Location is the bytes ``hex`` spells, as they are (not UTF-8, say)."""
+        self.send_response(302)
+        self.send_header("Content-Length", "0")
+        self._headers_buffer.append(b"Location: " + bytes.fromhex(self.param("hex", "")) + b"\r\n")
+        self.end_headers()
+
     def route_chain(self):
         """``/chain?n=N``: N redirects before /page."""
         n = self.param("n", 1, int)

@@ -329,6 +329,16 @@ def test_redirect_without_location(srv):
     assert_fetch_fails(srv.url("/redirect?nolocation=1"), lim(srv), "upstream_invalid_response", 502)
 
 
+def test_a_location_that_is_not_utf8_is_followed_with_its_bytes_escaped(srv):
+    # requests' own reading of it raised UnicodeDecodeError: a logged "unexpected failure" and a vague 502
+    page = fetch_page(srv.url("/redirect-raw?hex=" + b"/page?q=caf\xe9".hex()), lim(srv))
+    assert page.final_url == srv.url("/page?q=caf%E9")
+
+
+def test_a_location_that_cannot_be_parsed_is_an_invalid_url(srv):
+    assert_fetch_fails(srv.url(hs.redirect_path("http://[")), lim(srv), "invalid_url", 400)
+
+
 # --------------------------------------------------------------------------- allowed domains
 
 
@@ -503,6 +513,7 @@ def test_request_headers_name_the_product(srv):
         ("TEXT/HTML", "text/html", None),
         ('text/html; charset="ISO-8859-1"', "text/html", "iso-8859-1"),
         ("text/html;charset=bogus-charset", "text/html", None),
+        ("text/html; charset=\x00", "text/html", None),  # codecs.lookup raises ValueError, not LookupError
         ("application/xhtml+xml; charset=utf-8", "application/xhtml+xml", "utf-8"),
         ("text/plain", "text/plain", None),
     ],

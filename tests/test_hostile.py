@@ -1023,3 +1023,12 @@ def test_real_server_body_cut_off_mid_chunk_is_a_400(server):
                                        b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n40\r\n{\"text\":",
                                        half_close=True)
     assert_json_error(status, head, answer, 400, "unreadable_body")
+
+
+def test_real_server_body_shorter_than_its_content_length_is_a_400(server):
+    # gunicorn hands over what came before the client closed: it had been read as the whole body
+    status, head, answer = raw_request(server, b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                                       b"Content-Length: 100\r\nConnection: close\r\n\r\n{\"text\": \"moon\"}",
+                                       half_close=True)
+    assert_json_error(status, head, answer, 400, "unreadable_body")
+    assert b"16 of the 100 bytes" in answer
