@@ -15,6 +15,7 @@ help:
 	@echo "make test            the whole test suite"
 	@echo "make model-store     (re)build the default store from gensim's Wikipedia sample"
 	@echo "make eval-extract    extraction F1 on ../shared/bench/extraction-dev (EXTRACTION_DEV_DIR) among nine peers"
+	@echo "make eval-extract-worst  extraction time on hostile pages (floods of elements, attributes), against the seed"
 	@echo "make eval-relevance  P@5 / nDCG@10 of each engine configuration"
 	@echo "make bench           performance against the seed's way of serving (1M store: ~20 min on first use)"
 	@echo "make bench-quick     a small version of it, under two minutes"
@@ -50,9 +51,12 @@ clean:
 
 # -- extraction quality: our extractor and the seed's jusText call on the 91 dev pages of
 # -- ../shared/bench/extraction-dev (EXTRACTION_DEV_DIR), scored among the nine peers by score.py
-.PHONY: eval-extract
+.PHONY: eval-extract eval-extract-worst
 eval-extract: $(VENV)/.installed
 	$(PY) bench/eval_extract.py
+# -- what hostile pages cost it (bench/extract_worst.py): ours against the seed's jusText call
+eval-extract-worst: $(VENV)/.installed
+	$(PY) bench/extract_worst.py
 
 # -- relevance (bench/relevance.py): builds a store per configuration from the data
 # -- that ships inside gensim, prints P@5 / nDCG@10 per engine, writes bench/out/relevance.json

@@ -36,6 +36,7 @@ import gzip
 import json
 import re
 import sys
+from functools import lru_cache
 from urllib.parse import urljoin
 
 import lxml.etree
@@ -43,7 +44,7 @@ import lxml.html
 from justext.core import (LENGTH_HIGH_DEFAULT, LENGTH_LOW_DEFAULT, MAX_HEADING_DISTANCE_DEFAULT,
                           MAX_LINK_DENSITY_DEFAULT, STOPWORDS_HIGH_DEFAULT, STOPWORDS_LOW_DEFAULT,
                           classify_paragraphs)
-from justext.paragraph import Paragraph
+from justext.paragraph import HEADINGS_PATTERN, Paragraph
 
 from . import language
 from .article import Article
@@ -77,6 +78,13 @@ WRAPPER_SHARE = 0.7  # a "boilerplate" box holding this much of the good text is
 ARTICLE_BESIDE_CHARS = MIN_GOOD_CHARS
 KEEP_LINK_DENSITY = 0.8  # inside the container, drop only paragraphs (almost) made of links
 
+# Bounds on the work one page can cost (the 91 dev pages: at most 1,596 elements, 301 paragraphs,
+# 64 attributes on a tag). Past them a page costs seconds of a worker's CPU, holding the GIL.
+MAX_ELEMENTS = 100_000  # walked, in document order; the rest of the page is not read
+MAX_PARAGRAPHS = 5_000  # likewise
+MAX_TAG_ATTRIBUTES = 200  # a tag with more loses them all: libxml2 compares each with all before it
+MAX_CLASS_CHARS = 1_000  # of a class/id value read for boilerplate names
+
 
 # --------------------------------------------------------------------------- decoding
 
@@ -85,6 +93,8 @@ _META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"),
          (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),  # before UTF-16: FF FE 00 00
          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
+_WIDE = ("utf-16", "utf-32")  # the charsets whose markup is not ASCII bytes
+_MARKUP = '<html lang="en"><meta charset=x></html>\\'  # what a page's charset must spell as ASCII does
 # Labels that browsers (WHATWG) decode as windows-1252.
 _AS_CP1252 = {"latin-1", "iso8859-1", "ascii", "cp1252"}
 
@@ -99,11 +109,12 @@ def _codec(label):
         return None
     if name in _AS_CP1252:
         return "cp1252"
-    try:  # "rot13", "base64", "zip": codecs, not charsets
+    try:  # "rot13", "base64", "zip": codecs, not charsets; EBCDIC (cp037), UTF-7: no browser reads markup in them
         b"".decode(name)
+        markup_as_ascii = name.startswith(_WIDE) or _MARKUP.encode(name, "replace") == _MARKUP.encode()
     except (LookupError, TypeError, ValueError):
         return None
-    return name
+    return name if markup_as_ascii else None
 
 
 def _try_decode(body, codec):
@@ -144,12 +155,13 @@ def decode_html(body: bytes, declared_encoding: str | None) -> str:
         labels.append((m.group(1) or m.group(2)).decode("ascii", "replace"))
     for label in labels:
         codec = _codec(label)
-        if not codec or codec.startswith(("utf-16", "utf-32")):
-            continue  # without a BOM, a "UTF-16" page readable as ASCII is mislabelled
+        wide = codec is not None and codec.startswith(_WIDE)
+        if not codec or (wide and b"\x00" not in body[:4096]):
+            continue  # without a BOM or NULs, a "UTF-16" page is ASCII mislabelled
         if codec == "cp1252" and _has_utf8_multibyte(body):
             codec = "utf-8"
         text = _try_decode(body, codec)
-        if text is not None:
+        if text is not None and not (wide and "\x00" in text[:4096]):  # UTF-32 read as UTF-16
             return text
     text = _try_decode(body, "utf-8")
     if text is not None:
@@ -294,14 +306,28 @@ def _title(doc, meta, url):
 
 # --------------------------------------------------------------------------- paragraphs
 
+@lru_cache(maxsize=1024)
+def _heading_path(dom_path):
+    """jusText's test of a heading, once per path (sibling paragraphs share theirs; a path 250
+    elements deep takes 15 us to search, and jusText asked once per paragraph and pass)."""
+    return bool(HEADINGS_PATTERN.search(dom_path))
+
+
+@lru_cache(maxsize=1024)
+def _in_headline(dom_path):
+    return "h1" in dom_path.split(".")
+
+
 class _Para(Paragraph):
     """jusText's Paragraph with its text computed once, plus where it sits in the DOM."""
 
-    text = ""  # a plain attribute here, shadowing jusText's recomputing property
+    text = ""  # plain attributes here, shadowing jusText's recomputing properties
+    is_heading = False
 
     def __init__(self, node, dom_path, text, link_chars, flag):
         self.node = node  # the element holding the paragraph
         self.dom_path = dom_path
+        self.is_heading = _heading_path(dom_path)
         self.xpath = ""
         self.text = text
         self.words = text.split()
@@ -360,7 +386,7 @@ def _boiler_words(value):
 
 
 def _class_value(el):
-    return (el.get("class") or "") + " " + (el.get("id") or "")
+    return (el.get("class") or "")[:MAX_CLASS_CHARS] + " " + (el.get("id") or "")[:MAX_CLASS_CHARS]
 
 
 def _hidden(el):
@@ -370,10 +396,15 @@ def _hidden(el):
     return bool(style) and _HIDDEN_STYLE.search(style) is not None
 
 
+class _Enough(Exception):
+    """The walk has read MAX_ELEMENTS elements or made MAX_PARAGRAPHS paragraphs."""
+
+
 class _Walker:
     """DOM -> paragraphs, the way jusText's ParagraphMaker cuts them."""
 
     def __init__(self):
+        self.elements = 0
         self.paras = []
         self.path = []
         self.flags = []
@@ -390,6 +421,8 @@ class _Walker:
             if text:
                 self.paras.append(_Para(self.node, self.start_path, text, self.link_chars,
                                         self.flags[-1] if self.flags else None))
+                if len(self.paras) >= MAX_PARAGRAPHS:
+                    raise _Enough
         self.parts = []
         self.link_chars = 0
         self.node = next_node
@@ -405,6 +438,9 @@ class _Walker:
             self.br = False
 
     def walk(self, el):
+        self.elements += 1
+        if self.elements > MAX_ELEMENTS:
+            raise _Enough
         tag = el.tag
         if not isinstance(tag, str) or tag in SKIP_TAGS or _hidden(el):
             self.text(el.tail)
@@ -447,8 +483,11 @@ class _Walker:
 def _paragraphs(root):
     walker = _Walker()
     walker.node = root
-    walker.walk(root)
-    walker.flush(None)
+    try:
+        walker.walk(root)
+        walker.flush(None)
+    except _Enough:  # the paragraph being read when the walk stopped is left out: it may be cut short
+        pass
     return walker.paras
 
 
@@ -466,15 +505,20 @@ def _nearest_classes(classes, order):
     return good_or_bad, not_short
 
 
-def _heading_near_good(paras, i, max_heading_distance):
-    distance = 0
-    for j in range(i + 1, len(paras)):
-        if distance > max_heading_distance:
-            return False
-        if paras[j].class_type == "good":
-            return True
-        distance += len(paras[j].text)
-    return False
+def _good_follows(paras, max_heading_distance):
+    """For each paragraph, by the classes they hold now: whether a good one follows it with at most
+    ``max_heading_distance`` characters of text between them (jusText's test of a heading, which
+    walks forward from each: 100k one-letter headings took 13 s)."""
+    follows = [False] * len(paras)
+    between = None  # characters from paragraph i+1 to the first good one after i; None: there is none
+    for i in range(len(paras) - 2, -1, -1):
+        after = paras[i + 1]
+        if after.class_type == "good":
+            between = 0
+        elif between is not None:
+            between += len(after.text)
+        follows[i] = between is not None and between <= max_heading_distance
+    return follows
 
 
 def revise_classification(paras, max_heading_distance):
@@ -482,9 +526,10 @@ def revise_classification(paras, max_heading_distance):
     walks from each short or near-good paragraph to its nearest good or bad ones, so a page of
     many short paragraphs took quadratic time (200 KB of "<p>two words": 36 s); here each
     direction's nearest classes are found in one pass."""
-    for i, para in enumerate(paras):  # good headings (later ones still hold the last pass's class, as in jusText)
+    good_follows = _good_follows(paras, max_heading_distance)  # by the last pass's classes, as in jusText
+    for i, para in enumerate(paras):  # good headings
         para.class_type = para.cf_class
-        if para.heading and para.class_type == "short" and _heading_near_good(paras, i, max_heading_distance):
+        if para.heading and para.class_type == "short" and good_follows[i]:
             para.class_type = "neargood"
 
     classes = [para.class_type for para in paras]  # short ones take their class from the neighbours' before this pass
@@ -511,9 +556,9 @@ def revise_classification(paras, max_heading_distance):
         if para.class_type in ("good", "bad"):
             before = para.class_type
 
+    good_follows = _good_follows(paras, max_heading_distance)
     for i, para in enumerate(paras):  # more good headings
-        if para.heading and para.class_type == "bad" and para.cf_class != "bad" and \
-                _heading_near_good(paras, i, max_heading_distance):
+        if para.heading and para.class_type == "bad" and para.cf_class != "bad" and good_follows[i]:
             para.class_type = "good"
 
 
@@ -565,14 +610,6 @@ def _sibling_runs(paras):
 
 # --------------------------------------------------------------------------- the article
 
-def _ancestors(node):
-    out = []
-    while node is not None:
-        out.append(node)
-        node = node.getparent()
-    return out
-
-
 def _layout_wrapper(box, held, total):
     """Whether a "boilerplate" box holding ``held`` of the ``total`` good text is a layout wrapper: it
     holds most of the text, and is not a comment thread with an article beside it."""
@@ -580,6 +617,50 @@ def _layout_wrapper(box, held, total):
         return False
     thread = not DISCUSSION_WORDS.isdisjoint(_boiler_words(_class_value(box)))
     return not (thread and total - held >= ARTICLE_BESIDE_CHARS)
+
+
+def _element_tree(paras):
+    """The paragraphs' elements and their ancestors: {element: {child on the way down to a
+    paragraph, or None for a paragraph in the element itself: True}}, keyed in the order a walk up
+    from each paragraph in turn first reaches them, and the elements in an order that puts each
+    before its children. A walk up stops at an element already reached, so a page of many deep
+    paragraphs costs its elements, not its paragraphs times their depth."""
+    kids, roots = {}, []
+    for p in paras:
+        node, below = p.node, None
+        while node is not None:
+            reached = node in kids
+            kids.setdefault(node, {})[below] = True
+            if reached:
+                break
+            node, below = node.getparent(), node
+        else:
+            if below is not None:
+                roots.append(below)
+    top_down = roots
+    for node in top_down:  # grows as it goes: breadth first
+        top_down.extend(child for child in kids[node] if child is not None)
+    return kids, top_down
+
+
+def _summed_up(kids, top_down, own, shrink_past=frozenset()):
+    """Each element's ``own`` value plus its children's sums, a child's times BRANCH_DECAY when the
+    child is in ``shrink_past``."""
+    sums = {}
+    for node in reversed(top_down):
+        total = own.get(node, 0.0)
+        for child in kids[node]:
+            if child is not None:
+                total += sums[child] * (BRANCH_DECAY if child in shrink_past else 1.0)
+        sums[node] = total
+    return sums
+
+
+def _by_element(pairs):
+    summed = {}
+    for node, value in pairs:
+        summed[node] = summed.get(node, 0.0) + value
+    return summed
 
 
 def _select(paras):
@@ -596,56 +677,61 @@ def _select(paras):
             p.score = -LINK_PENALTY * n
         else:
             p.score = -OTHER_PENALTY * n
-        p.anc = _ancestors(p.node)
     if total <= 0:
         return []
+    kids, top_down = _element_tree(paras)
 
-    held = {}
-    for p in paras:
-        if p.flag is not None and p.score > 0:
-            for node in _ancestors(p.flag):
-                held[node] = held.get(node, 0.0) + p.score
+    held = _summed_up(kids, top_down, _by_element((p.flag, p.score) for p in paras if p.flag is not None and p.score > 0))
     wrappers = {box for box in {p.flag for p in paras} - {None} if _layout_wrapper(box, held.get(box, 0.0), total)}
     for p in paras:
         if p.flag in wrappers:
             p.flag = None
 
-    # Elements where the text branches: reached by more than one path.
-    children = {}
-    for p in paras:
-        below = None
-        for node in p.anc:
-            children.setdefault(node, set()).add(below)
-            below = node
-    forks = {node for node, kids in children.items() if len(kids) > 1}
-
-    scores = {}
-    for p in paras:
-        s = -p.score if p.flag is not None and p.score > 0 else p.score
-        for node in p.anc:
-            scores[node] = scores.get(node, 0.0) + s
-            if node in forks:
-                s *= BRANCH_DECAY
-    best = max(scores, key=scores.get)
+    forks = {node for node, below in kids.items() if len(below) > 1}  # where the text branches
+    scores = _summed_up(kids, top_down, _by_element(
+        (p.node, -p.score if p.flag is not None and p.score > 0 else p.score) for p in paras), forks)
+    best = max(kids, key=scores.get)  # of equal scores, the first reached: the lowest element
     if scores[best] <= 0:
         return []
 
+    inside = [best]
+    for node in inside:  # grows as it goes
+        inside.extend(child for child in kids[node] if child is not None)
+    inside = set(inside)
     out = []
     for p in paras:
-        if best not in p.anc:
+        if p.node not in inside:
             continue
-        if p.flag is not None and p.flag is not best and best in _ancestors(p.flag):
+        if p.flag is not None and p.flag is not best and p.flag in inside:
             continue  # a share bar, caption, ... inside the article
-        if "h1" in p.dom_path.split("."):
+        if _in_headline(p.dom_path):
             continue  # the headline
         if p.class_type == "good" or p.links_density() <= KEEP_LINK_DENSITY:
             out.append(p)
     return out
 
 
+# a start tag long enough to hold MAX_TAG_ATTRIBUTES attributes (two characters each at the least)
+# (possessive: giving characters back to the name would try each split of every tag again)
+_LONG_START_TAG = re.compile(r"<([A-Za-z][^\s/<>]*+)[^<>]{%d,}+" % (2 * MAX_TAG_ATTRIBUTES))
+
+
+def _without_attribute_floods(html):
+    """``html`` with every start tag of more than MAX_TAG_ATTRIBUTES attributes cut to its name.
+    libxml2 checks each attribute against all the tag's earlier ones: one tag of 200,000 (2 MB)
+    took a minute to parse, 2 MB of tags of 1,000 each 0.45 s, of 200 each 0.14 s (as of 100 each).
+    Only tags that long are counted; a long data: URI or srcset is one or a few attributes."""
+    def cut(match):
+        tag = match.group(0)
+        if max(len(tag.split()) - 1, tag.count("=")) <= MAX_TAG_ATTRIBUTES:  # the words after the name
+            return tag
+        return "<" + match.group(1)
+    return _LONG_START_TAG.sub(cut, html)
+
+
 def _parse(html):
     parser = lxml.html.HTMLParser(remove_comments=True, remove_pis=True)
-    return lxml.html.document_fromstring(html, parser=parser)
+    return lxml.html.document_fromstring(_without_attribute_floods(html), parser=parser)
 
 
 def extract_article(html, url=None, encoding=None) -> Article:

@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from function import language
+import lxml.html
+
+from function import extract, language
 from function.extract import Article, decode_html, extract_article
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -353,6 +355,40 @@ def test_many_short_paragraphs_take_linear_time():
     assert article.text == ""
 
 
+# -- bounded work: what a hostile page can make the extractor do ---------------------------------
+@pytest.mark.parametrize("flood", [
+    "<p>x</p>" * 100_000,  # paragraphs past the bound (0.8 MB: 2 s before it)
+    "<div>" * 200 + "<h2>x</h2>" * 100_000,  # deep one-letter headings (1 MB: 13-24 s)
+    "<span>" * 10 + "<i></i>" * extract.MAX_ELEMENTS,  # elements past the bound
+])
+def test_an_article_before_a_flood_of_elements_is_kept_and_the_rest_is_not_read(flood):
+    html = story_page(flood + "<p>A paragraph past the flood.</p>")
+    assert paragraphs(extract_article(html))[:3] == BUS_STORY
+    walked = [p.text for p in extract._paragraphs(extract._parse(html).find("body"))]
+    assert len(walked) <= extract.MAX_PARAGRAPHS and "A paragraph past the flood." not in walked
+
+
+def test_a_tag_flooded_with_attributes_loses_them_and_no_other_tag_does():
+    many = " ".join(f"a{i}=x" for i in range(extract.MAX_TAG_ATTRIBUTES + 1))
+    bounded = " ".join(f"a{i}=x" for i in range(extract.MAX_TAG_ATTRIBUTES - 1))  # and its class
+    image = "data:image/png;base64," + "QUJD" * 5000  # one long attribute
+    html = story_page(f"<div class='flood' {many}><p>{READER_COMMENT}</p></div><div class='kept' {bounded}></div>"
+                      f"<img id='picture' src='{image}'>")
+    doc = extract._parse(html)
+    assert doc.xpath("//div[p]")[-1].attrib == {}  # cut to its name, its content kept
+    assert len(doc.xpath("//div[@class='kept']")[0].attrib) == extract.MAX_TAG_ATTRIBUTES
+    assert doc.xpath("//img")[0].get("src") == image
+    assert paragraphs(extract_article(html))[:3] == BUS_STORY
+
+
+def test_a_class_value_is_read_for_boilerplate_names_only_so_far():
+    long_name = "x" * extract.MAX_CLASS_CHARS
+    assert extract._boiler_words(extract._class_value(lxml.html.fragment_fromstring(
+        f"<div class='share {long_name}'></div>"))) == {"share"}
+    assert not extract._boiler_words(extract._class_value(lxml.html.fragment_fromstring(
+        f"<div class='{long_name} share'></div>")))
+
+
 ONE_LINERS = ["The council met on Tuesday night.", "It voted to close the bridge for repairs.",
               "Work will start in March, officials said.", "Residents had complained about cracks for years.",
               "The mayor called the vote a relief.", '"We should have done this long ago," she said.',
@@ -419,8 +455,17 @@ def test_declared_wrong_charset():
     # the header says UTF-8 but the bytes are windows-1252 -> the page's <meta> decides
     assert "très variée" in extract_article(page("cp1252.html"), encoding="utf-8").text
     # names that are not charsets at all
-    for label in ("no-such-charset", "utf-99", "rot13", "base64", "", "  UTF-8 ", '"utf-8"', "\x00"):
+    for label in ("no-such-charset", "utf-99", "rot13", "base64", "", "  UTF-8 ", '"utf-8"', "\x00",
+                  "cp037", "cp500", "utf-7", "unicode_escape"):  # no browser reads markup in these: junk had come out
         assert "Straßen schmaler" in extract_article(utf8, encoding=label).text, label
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
+def test_a_page_in_utf16_or_utf32_without_a_byte_order_mark_is_read_by_its_declared_charset(codec):
+    html = story_page("")
+    assert paragraphs(extract_article(html.encode(codec), encoding=codec))[:3] == BUS_STORY
+    # and a page that is ASCII after all keeps being read as ASCII
+    assert paragraphs(extract_article(html.encode(), encoding=codec))[:3] == BUS_STORY
 
 
 def test_decode_html_order():
