@@ -403,7 +403,9 @@ class _Enough(Exception):
 class _Walker:
     """DOM -> paragraphs, the way jusText's ParagraphMaker cuts them."""
 
-    def __init__(self):
+    def __init__(self, show_hidden=False):
+        self.show_hidden = show_hidden
+        self.hidden = 0  # elements skipped as hidden
         self.elements = 0
         self.paras = []
         self.path = []
@@ -442,7 +444,11 @@ class _Walker:
         if self.elements > MAX_ELEMENTS:
             raise _Enough
         tag = el.tag
-        if not isinstance(tag, str) or tag in SKIP_TAGS or _hidden(el):
+        if not isinstance(tag, str) or tag in SKIP_TAGS:
+            self.text(el.tail)
+            return
+        if not self.show_hidden and _hidden(el):
+            self.hidden += 1
             self.text(el.tail)
             return
         if tag == "br":
@@ -480,15 +486,16 @@ class _Walker:
         self.text(el.tail)
 
 
-def _paragraphs(root):
-    walker = _Walker()
+def _paragraphs(root, show_hidden=False):
+    """The paragraphs under ``root``, and how many hidden elements were left out."""
+    walker = _Walker(show_hidden)
     walker.node = root
     try:
         walker.walk(root)
         walker.flush(None)
     except _Enough:  # the paragraph being read when the walk stopped is left out: it may be cut short
         pass
-    return walker.paras
+    return walker.paras, walker.hidden
 
 
 def _nearest_classes(classes, order):
@@ -760,10 +767,22 @@ def _extract(html, url, encoding):
     title = _title(doc, meta, url)
 
     body = doc.find("body")
-    paras = _paragraphs(body if body is not None else doc)
-
+    root = body if body is not None else doc
     declared = language.code(doc.get("lang") or doc.get("xml:lang") or meta.get("content-language")
                              or meta.get("og:locale") or "")
+    paras, hidden = _paragraphs(root)
+    text, lang = _article_text(paras, declared)
+    if not text and hidden:  # a page hidden until a script shows it, or a consent dialog open over it
+        text, lang = _article_text(_paragraphs(root, show_hidden=True)[0], declared)
+    if len(text) < 500:
+        fallback = _json_ld_body(doc)
+        if len(fallback) > 2 * len(text):
+            text = fallback
+    return Article(title, lang, text, canonical_of(doc, url))
+
+
+def _article_text(paras, declared):
+    """(text, language) of the article among ``paras``."""
     # the language of the article, not of the comment and newsletter boxes beside it, where the rest
     # holds enough text to tell
     long_paras = [p for p in paras if len(p.text) > 50]
@@ -771,13 +790,7 @@ def _extract(html, url, encoding):
     sample = unboxed if len(unboxed) >= 200 else " ".join(p.text for p in long_paras) or " ".join(p.text for p in paras)
     stoplist_name, lang = language.choose(declared, sample)
     _classify(paras, language.stoplist(stoplist_name) if stoplist_name else None)
-
-    text = "\n\n".join(p.text for p in _select(paras))
-    if len(text) < 500:
-        fallback = _json_ld_body(doc)
-        if len(fallback) > 2 * len(text):
-            text = fallback
-    return Article(title, lang, text, canonical_of(doc, url))
+    return "\n\n".join(p.text for p in _select(paras)), lang
 
 
 def _main(argv):

@@ -60,6 +60,14 @@ def test_page_chrome_is_skipped_even_next_to_the_text():
         "the first one of the article.", "the second one of the article.", "the third one of the article."]
 
 
+@pytest.mark.parametrize("hiding", ["<body style='display: none'>", "<body hidden>",
+                                    "<body><div id='app' aria-hidden='true'>"])
+def test_a_page_hidden_until_a_script_shows_it_is_read_whole(hiding):
+    # an anti-flicker style, or a consent dialog's aria-hidden over the page: nothing was left but a 422
+    html = story_page("").replace("<body>", hiding)
+    assert paragraphs(extract_article(html))[:3] == BUS_STORY
+
+
 def test_article_element_beats_teasers_with_summaries():
     a = extract_article(page("article_tag.html"), url="https://coastal-notes.example/lighthouse")
     assert a.title == "How the old lighthouse was saved"
@@ -364,7 +372,7 @@ def test_many_short_paragraphs_take_linear_time():
 def test_an_article_before_a_flood_of_elements_is_kept_and_the_rest_is_not_read(flood):
     html = story_page(flood + "<p>A paragraph past the flood.</p>")
     assert paragraphs(extract_article(html))[:3] == BUS_STORY
-    walked = [p.text for p in extract._paragraphs(extract._parse(html).find("body"))]
+    walked = [p.text for p in extract._paragraphs(extract._parse(html).find("body"))[0]]
     assert len(walked) <= extract.MAX_PARAGRAPHS and "A paragraph past the flood." not in walked
 
 
