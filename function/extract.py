@@ -5,7 +5,8 @@ jusText classifies the paragraphs; everything around it is ours:
 1. ``decode_html`` turns the HTTP body into text; lxml parses it.
 2. The DOM is walked into jusText paragraphs.  Tags that never hold article
    text (scripts, form controls, ``nav``, ``header``, ``footer``, ``aside``,
-   captions, ...) and hidden elements are skipped; paragraphs inside boxes
+   captions, ...) and hidden elements are skipped (hidden ones are read after
+   all when nothing else holds an article); paragraphs inside boxes
    whose class/id names boilerplate ("share", "comments", "related", ...) are
    marked, unless the box holds most of the good text (a layout wrapper; a
    comment thread under an article stays marked).  Every paragraph remembers
