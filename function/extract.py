@@ -85,6 +85,9 @@ MAX_ELEMENTS = 100_000  # walked, in document order; the rest of the page is not
 MAX_PARAGRAPHS = 5_000  # likewise
 MAX_TAG_ATTRIBUTES = 200  # a tag with more loses them all: libxml2 compares each with all before it
 MAX_CLASS_CHARS = 1_000  # of a class/id value read for boilerplate names
+# Elements nested deeper are not read (the walk recurses; Python allows ~1,000 calls). libxml2 had
+# stopped parsing the whole page at 256, so that 300 unclosed <font> tags before an article lost it.
+MAX_DEPTH = 500
 
 
 # --------------------------------------------------------------------------- decoding
@@ -445,7 +448,7 @@ class _Walker:
         if self.elements > MAX_ELEMENTS:
             raise _Enough
         tag = el.tag
-        if not isinstance(tag, str) or tag in SKIP_TAGS:
+        if not isinstance(tag, str) or tag in SKIP_TAGS or len(self.path) >= MAX_DEPTH:
             self.text(el.tail)
             return
         if not self.show_hidden and _hidden(el):
@@ -738,7 +741,9 @@ def _without_attribute_floods(html):
 
 
 def _parse(html):
-    parser = lxml.html.HTMLParser(remove_comments=True, remove_pis=True)
+    # huge_tree: past 256 levels libxml2 stops parsing the whole page (MAX_DEPTH bounds the walk);
+    # its other limits are for inputs far beyond FETCH_MAX_BYTES
+    parser = lxml.html.HTMLParser(remove_comments=True, remove_pis=True, huge_tree=True)
     return lxml.html.document_fromstring(_without_attribute_floods(html), parser=parser)
 
 

@@ -376,6 +376,12 @@ def test_an_article_before_a_flood_of_elements_is_kept_and_the_rest_is_not_read(
     assert len(walked) <= extract.MAX_PARAGRAPHS and "A paragraph past the flood." not in walked
 
 
+@pytest.mark.parametrize("before", ["<div>" * 260 + "x" + "</div>" * 260, "<font>" * 300])
+def test_an_article_after_markup_nested_past_256_levels_is_read(before):
+    # libxml2 stopped parsing the page there: closed or not, the nesting lost the article after it
+    assert paragraphs(extract_article(story_page("").replace("<body>", "<body>" + before)))[:3] == BUS_STORY
+
+
 def test_a_tag_flooded_with_attributes_loses_them_and_no_other_tag_does():
     many = " ".join(f"a{i}=x" for i in range(extract.MAX_TAG_ATTRIBUTES + 1))
     bounded = " ".join(f"a{i}=x" for i in range(extract.MAX_TAG_ATTRIBUTES - 1))  # and its class
