@@ -725,19 +725,25 @@ def _select(paras):
 # a start tag long enough to hold MAX_TAG_ATTRIBUTES attributes (two characters each at the least)
 # (possessive: giving characters back to the name would try each split of every tag again)
 _LONG_START_TAG = re.compile(r"<([A-Za-z][^\s/<>]*+)[^<>]{%d,}+" % (2 * MAX_TAG_ATTRIBUTES))
+# ...which misses a flood of quoted values holding "<" or ">" (a0=">" a1=">" ...). A page with more
+# "=" than this is read tag by tag with the quoted values, a slower scan; below it, a flood in one tag
+# costs libxml2 at most ~0.1 s. (The dev pages: 1,473 "=" a page, the median; 13,825 at the most.)
+QUOTED_SCAN_EQUALS = 10_000
+_START_TAG = re.compile(r"""<([A-Za-z][^\s/<>]*+)(?:[^<>"']++|"[^"]*+"|'[^']*+')*+""")
 
 
 def _without_attribute_floods(html):
     """``html`` with every start tag of more than MAX_TAG_ATTRIBUTES attributes cut to its name.
     libxml2 checks each attribute against all the tag's earlier ones: one tag of 200,000 (2 MB)
     took a minute to parse, 2 MB of tags of 1,000 each 0.45 s, of 200 each 0.14 s (as of 100 each).
-    Only tags that long are counted; a long data: URI or srcset is one or a few attributes."""
+    Only long tags are counted; a long data: URI or srcset is one or a few attributes."""
     def cut(match):
         tag = match.group(0)
         if max(len(tag.split()) - 1, tag.count("=")) <= MAX_TAG_ATTRIBUTES:  # the words after the name
             return tag
         return "<" + match.group(1)
-    return _LONG_START_TAG.sub(cut, html)
+
+    return (_START_TAG if html.count("=") > QUOTED_SCAN_EQUALS else _LONG_START_TAG).sub(cut, html)
 
 
 def _parse(html):

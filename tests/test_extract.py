@@ -395,6 +395,13 @@ def test_a_tag_flooded_with_attributes_loses_them_and_no_other_tag_does():
     assert paragraphs(extract_article(html))[:3] == BUS_STORY
 
 
+def test_a_flood_of_quoted_angle_brackets_is_cut_too():
+    # a0=">" a1=">" ...: no run of the tag is long between its ">", so the quick scan misses it
+    many = " ".join(f'a{i}=">"' for i in range(extract.QUOTED_SCAN_EQUALS + 1))
+    doc = extract._parse(story_page(f"<div class='flood' {many}><p>{READER_COMMENT}</p></div>"))
+    assert doc.xpath("//div[p]")[-1].attrib == {}
+
+
 def test_a_class_value_is_read_for_boilerplate_names_only_so_far():
     long_name = "x" * extract.MAX_CLASS_CHARS
     assert extract._boiler_words(extract._class_value(lxml.html.fragment_fromstring(
