@@ -48,6 +48,7 @@ PAGES = {  # name: the page's body after the article
     "250k links": repeated("<a href=x>"),
     "one tag of 110k attributes": f"<p {repeated(attributes(1), SIZE // 10)} {attributes(110_000)}>x</p>",
     "tags of 1,000 attributes": repeated(f"<p {attributes(1_000)}>x</p>"),
+    "one tag of 110k quoted '>' values": "<p " + " ".join(f'a{i}=">"' for i in range(110_000)) + ">x</p>",
 }
 
 
