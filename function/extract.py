@@ -37,7 +37,6 @@ import gzip
 import json
 import re
 import sys
-from functools import lru_cache
 from urllib.parse import urljoin
 
 import lxml.etree
@@ -160,8 +159,10 @@ def decode_html(body: bytes, declared_encoding: str | None) -> str:
     for label in labels:
         codec = _codec(label)
         wide = codec is not None and codec.startswith(_WIDE)
-        if not codec or (wide and b"\x00" not in body[:4096]):
-            continue  # without a BOM or NULs, a "UTF-16" page is ASCII mislabelled
+        # a <meta> found in the bytes is ASCII, so its page is not UTF-16; the header's label is
+        # believed when the bytes hold NULs
+        if not codec or (wide and (label is not declared_encoding or b"\x00" not in body[:4096])):
+            continue
         if codec == "cp1252" and _has_utf8_multibyte(body):
             codec = "utf-8"
         text = _try_decode(body, codec)
@@ -310,28 +311,17 @@ def _title(doc, meta, url):
 
 # --------------------------------------------------------------------------- paragraphs
 
-@lru_cache(maxsize=1024)
-def _heading_path(dom_path):
-    """jusText's test of a heading, once per path (sibling paragraphs share theirs; a path 250
-    elements deep takes 15 us to search, and jusText asked once per paragraph and pass)."""
-    return bool(HEADINGS_PATTERN.search(dom_path))
-
-
-@lru_cache(maxsize=1024)
-def _in_headline(dom_path):
-    return "h1" in dom_path.split(".")
-
-
 class _Para(Paragraph):
     """jusText's Paragraph with its text computed once, plus where it sits in the DOM."""
 
     text = ""  # plain attributes here, shadowing jusText's recomputing properties
     is_heading = False
 
-    def __init__(self, node, dom_path, text, link_chars, flag):
+    def __init__(self, node, dom_path, text, link_chars, flag, is_heading=None):
         self.node = node  # the element holding the paragraph
         self.dom_path = dom_path
-        self.is_heading = _heading_path(dom_path)
+        # jusText's test, once per paragraph (it asked once per pass: 15 us on a path 250 deep)
+        self.is_heading = bool(HEADINGS_PATTERN.search(dom_path)) if is_heading is None else is_heading
         self.xpath = ""
         self.text = text
         self.words = text.split()
@@ -411,6 +401,7 @@ class _Walker:
         self.show_hidden = show_hidden
         self.hidden = 0  # elements skipped as hidden
         self.elements = 0
+        self.headings = {}  # dom path -> whether jusText calls its paragraphs headings
         self.paras = []
         self.path = []
         self.flags = []
@@ -425,8 +416,11 @@ class _Walker:
         if self.parts:
             text = " ".join("".join(self.parts).split())
             if text:
+                heading = self.headings.get(self.start_path)
+                if heading is None:  # sibling paragraphs share their path: tested once
+                    heading = self.headings[self.start_path] = bool(HEADINGS_PATTERN.search(self.start_path))
                 self.paras.append(_Para(self.node, self.start_path, text, self.link_chars,
-                                        self.flags[-1] if self.flags else None))
+                                        self.flags[-1] if self.flags else None, heading))
                 if len(self.paras) >= MAX_PARAGRAPHS:
                     raise _Enough
         self.parts = []
@@ -701,7 +695,7 @@ def _select(paras):
     forks = {node for node, below in kids.items() if len(below) > 1}  # where the text branches
     scores = _summed_up(kids, top_down, _by_element(
         (p.node, -p.score if p.flag is not None and p.score > 0 else p.score) for p in paras), forks)
-    best = max(kids, key=scores.get)  # of equal scores, the first reached: the lowest element
+    best = max(kids, key=scores.get)  # of equal scores, the first reached, as the per-paragraph walk had it
     if scores[best] <= 0:
         return []
 
@@ -709,13 +703,16 @@ def _select(paras):
     for node in inside:  # grows as it goes
         inside.extend(child for child in kids[node] if child is not None)
     inside = set(inside)
+    headline = {}  # dom path -> whether it runs through an h1
     out = []
     for p in paras:
         if p.node not in inside:
             continue
         if p.flag is not None and p.flag is not best and p.flag in inside:
             continue  # a share bar, caption, ... inside the article
-        if _in_headline(p.dom_path):
+        if p.dom_path not in headline:
+            headline[p.dom_path] = "h1" in p.dom_path.split(".")
+        if headline[p.dom_path]:
             continue  # the headline
         if p.class_type == "good" or p.links_density() <= KEEP_LINK_DENSITY:
             out.append(p)
@@ -725,25 +722,26 @@ def _select(paras):
 # a start tag long enough to hold MAX_TAG_ATTRIBUTES attributes (two characters each at the least)
 # (possessive: giving characters back to the name would try each split of every tag again)
 _LONG_START_TAG = re.compile(r"<([A-Za-z][^\s/<>]*+)[^<>]{%d,}+" % (2 * MAX_TAG_ATTRIBUTES))
-# ...which misses a flood of quoted values holding "<" or ">" (a0=">" a1=">" ...). A page with more
-# "=" than this is read tag by tag with the quoted values, a slower scan; below it, a flood in one tag
-# costs libxml2 at most ~0.1 s. (The dev pages: 1,473 "=" a page, the median; 13,825 at the most.)
-QUOTED_SCAN_EQUALS = 10_000
-_START_TAG = re.compile(r"""<([A-Za-z][^\s/<>]*+)(?:[^<>"']++|"[^"]*+"|'[^']*+')*+""")
 
 
 def _without_attribute_floods(html):
     """``html`` with every start tag of more than MAX_TAG_ATTRIBUTES attributes cut to its name.
     libxml2 checks each attribute against all the tag's earlier ones: one tag of 200,000 (2 MB)
     took a minute to parse, 2 MB of tags of 1,000 each 0.45 s, of 200 each 0.14 s (as of 100 each).
-    Only long tags are counted; a long data: URI or srcset is one or a few attributes."""
+    Only tags that long are counted; a long data: URI or srcset is one or a few attributes.
+
+    The scan knows no quotes, scripts or comments: a run it finds may end inside a quoted value
+    ("x<y ...") or a comment ("... -->"). Such a run is left whole, since cutting it would leave
+    a quote or a comment open over the rest of the page. So a flood that puts a quoted ">" among
+    every few hundred attributes is not cut, and still costs libxml2 its quadratic time."""
     def cut(match):
         tag = match.group(0)
         if max(len(tag.split()) - 1, tag.count("=")) <= MAX_TAG_ATTRIBUTES:  # the words after the name
             return tag
+        if tag.count('"') % 2 or tag.count("'") % 2 or "--" in tag:
+            return tag
         return "<" + match.group(1)
-
-    return (_START_TAG if html.count("=") > QUOTED_SCAN_EQUALS else _LONG_START_TAG).sub(cut, html)
+    return _LONG_START_TAG.sub(cut, html)
 
 
 def _parse(html):
@@ -784,12 +782,12 @@ def _extract(html, url, encoding):
                              or meta.get("og:locale") or "")
     paras, hidden = _paragraphs(root)
     text, lang = _article_text(paras, declared)
-    if not text and hidden:  # a page hidden until a script shows it, or a consent dialog open over it
-        text, lang = _article_text(_paragraphs(root, show_hidden=True)[0], declared)
     if len(text) < 500:
         fallback = _json_ld_body(doc)
         if len(fallback) > 2 * len(text):
             text = fallback
+    if not text and hidden:  # a page hidden until a script shows it, or a consent dialog open over it
+        text, lang = _article_text(_paragraphs(root, show_hidden=True)[0], declared)
     return Article(title, lang, text, canonical_of(doc, url))
 
 

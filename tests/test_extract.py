@@ -90,6 +90,16 @@ def test_json_ld_article_body_when_the_dom_has_no_text():
     assert "Loading" not in a.text
 
 
+def test_json_ld_article_body_comes_before_hidden_text():
+    # hidden elements are read only when nothing else holds an article: a paywall box had beaten it
+    body = " ".join(BUS_STORY)
+    html = ("<html lang='en'><head><script type='application/ld+json'>" +
+            json.dumps({"@context": "https://schema.org", "@type": "NewsArticle", "articleBody": body}) +
+            f"</script></head><body><div style='display: none'><p>{READER_COMMENT}</p><p>{READER_COMMENT}</p>"
+            "</div></body></html>")
+    assert extract_article(html).text == body
+
+
 # -- languages -----------------------------------------------------------------
 @pytest.mark.parametrize("name, lang, first", [
     ("german_lang.html", "de", "Die Stadt will in den nächsten drei Jahren"),
@@ -237,7 +247,9 @@ def test_a_short_article_above_a_longer_comment_thread_is_the_answer(thread):
 
 @pytest.mark.parametrize("around, outside", [
     (("<div class='share-wrapper'>", "</div>"), ""),
-    (("<div class='post-comments-open'>", "</div>"), ""),  # a theme's state class, not a thread
+    # a theme's state class naming comments: with little text beside it (an "about us" box of 250
+    # characters or more would make it a thread, and lose the article: the rule cannot tell them apart)
+    (("<div class='post-comments-open'>", "</div>"), ""),
     (("<div class='post-comments-open'>", "</div>"), f"<p>{READER_COMMENT}</p>"),  # too little to be the article
 ])
 def test_a_boilerplate_named_box_around_the_whole_article_is_a_layout_wrapper(around, outside):
@@ -382,6 +394,15 @@ def test_an_article_after_markup_nested_past_256_levels_is_read(before):
     assert paragraphs(extract_article(story_page("").replace("<body>", "<body>" + before)))[:3] == BUS_STORY
 
 
+@pytest.mark.parametrize("before", [
+    "<!-- an old banner: <span class=promo " + " ".join(f"w{i}" for i in range(250)) + " -->",
+    '<img alt="x<y ' + " ".join(f"w{i}" for i in range(250)) + '" src=a.png>',
+])
+def test_a_long_run_ending_in_a_comment_or_a_quoted_value_is_not_cut(before):
+    # cut, it had left the comment or the quote open over the rest of the page
+    assert paragraphs(extract_article(story_page("").replace("<body>", "<body>" + before)))[:3] == BUS_STORY
+
+
 def test_a_tag_flooded_with_attributes_loses_them_and_no_other_tag_does():
     many = " ".join(f"a{i}=x" for i in range(extract.MAX_TAG_ATTRIBUTES + 1))
     bounded = " ".join(f"a{i}=x" for i in range(extract.MAX_TAG_ATTRIBUTES - 1))  # and its class
@@ -393,13 +414,6 @@ def test_a_tag_flooded_with_attributes_loses_them_and_no_other_tag_does():
     assert len(doc.xpath("//div[@class='kept']")[0].attrib) == extract.MAX_TAG_ATTRIBUTES
     assert doc.xpath("//img")[0].get("src") == image
     assert paragraphs(extract_article(html))[:3] == BUS_STORY
-
-
-def test_a_flood_of_quoted_angle_brackets_is_cut_too():
-    # a0=">" a1=">" ...: no run of the tag is long between its ">", so the quick scan misses it
-    many = " ".join(f'a{i}=">"' for i in range(extract.QUOTED_SCAN_EQUALS + 1))
-    doc = extract._parse(story_page(f"<div class='flood' {many}><p>{READER_COMMENT}</p></div>"))
-    assert doc.xpath("//div[p]")[-1].attrib == {}
 
 
 def test_a_class_value_is_read_for_boilerplate_names_only_so_far():
@@ -479,6 +493,13 @@ def test_declared_wrong_charset():
     for label in ("no-such-charset", "utf-99", "rot13", "base64", "", "  UTF-8 ", '"utf-8"', "\x00",
                   "cp037", "cp500", "utf-7", "unicode_escape"):  # no browser reads markup in these: junk had come out
         assert "Straßen schmaler" in extract_article(utf8, encoding=label).text, label
+
+
+def test_a_meta_utf16_on_an_ascii_page_holding_a_nul_is_not_read_as_utf16():
+    # the <meta> was found in the bytes, so they are ASCII: only the HTTP header can name UTF-16
+    html = story_page("").replace("<body>", "<head><meta charset='utf-16'><title>a\x00b</title></head><body>")
+    html += " " * (len(html.encode()) % 2)
+    assert paragraphs(extract_article(html.encode()))[:3] == BUS_STORY
 
 
 @pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
