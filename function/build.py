@@ -13,6 +13,7 @@ Every pass streams, so memory does not grow with the corpus:
 """
 
 import argparse
+import re
 import ctypes
 import ctypes.util
 import json
@@ -475,6 +476,9 @@ def build(sources, out, options, progress=True):
             global_weights = idf_weights(dfs, documents)
         else:
             global_weights = entropy_weights(bags, remap, len(words), documents)
+        if not np.any(global_weights > 0):
+            raise ValueError(f"every term's {options.global_weight} weight is 0 (the documents are all alike, or "
+                             "there is one): there is nothing to rank by; add documents that differ")
 
         # pass 3: engines
         engines = {}
@@ -547,7 +551,8 @@ def parse_args(argv):
     p.add_argument("--out", required=True, type=Path, help="corpus folder, e.g. model_store/NAME")
     p.add_argument("--name", help="corpus name (default: the --out folder's name)")
     p.add_argument("--engines", default=",".join(defaults.engines), help="comma list: lsi, tfidf; lsi-N is an LSI of N dimensions (default %(default)s)")
-    p.add_argument("--default-engine", default=defaults.default_engine)
+    p.add_argument("--default-engine",
+                   help=f"the engine a request names none gets (default {defaults.default_engine} when built, else the first)")
     p.add_argument("--lsi-dims", type=int, default=defaults.lsi_dims)
     p.add_argument("--local", choices=["tf", "log"], default=defaults.local)
     p.add_argument("--global-weight", choices=["idf", "entropy"], default=defaults.global_weight)
@@ -581,11 +586,34 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
+ENGINE_NAME = re.compile(r"^(?:lsi(?:-[1-9][0-9]*)?|tfidf)$")
+
+
+def _checked_engines(args):
+    """The --engines list and --default-engine, checked: ValueError says what is wrong."""
+    engines = tuple(e.strip() for e in args.engines.split(",") if e.strip())
+    if not engines:
+        raise ValueError("--engines names no engine: give lsi, tfidf or both")
+    unknown = [e for e in engines if not ENGINE_NAME.match(e)]
+    if unknown:
+        raise ValueError(f"--engines: unknown engine(s) {', '.join(map(repr, unknown))}: "
+                         "lsi, lsi-N (N dimensions) or tfidf")
+    if len(set(engines)) < len(engines):
+        raise ValueError(f"--engines names an engine twice: {args.engines}")
+    if args.default_engine is not None and args.default_engine not in engines:
+        raise ValueError(f"--default-engine {args.default_engine!r} is not one of --engines ({', '.join(engines)})")
+    for name in ("workers", "ann_dims", "lsi_train_docs", "ann_min_docs"):
+        if getattr(args, name) < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be 0 or more, not {getattr(args, name)}")
+    return engines, args.default_engine or BuildOptions.default_engine
+
+
 def options_from_args(args):
+    engines, default_engine = _checked_engines(args)
     return BuildOptions(
         name=args.name or args.out.name,
-        engines=tuple(e.strip() for e in args.engines.split(",") if e.strip()),
-        default_engine=args.default_engine, lsi_dims=args.lsi_dims, local=args.local,
+        engines=engines,
+        default_engine=default_engine, lsi_dims=args.lsi_dims, local=args.local,
         global_weight=args.global_weight, no_below=args.no_below, no_above=args.no_above,
         keep_n=args.keep_n, lsi_train_docs=args.lsi_train_docs, ann=args.ann,
         ann_min_docs=args.ann_min_docs, ann_dtype=args.ann_dtype, ann_connectivity=args.ann_connectivity,

@@ -41,6 +41,16 @@ class Skip:
     transient: bool = False  # may work next time (a server error): an update keeps the stored copy
 
 
+def _unicode(value):
+    """False for a string holding a lone surrogate: bytes that were not UTF-8 (read with
+    surrogateescape), or a JSON escape such as "\\ud800"."""
+    try:
+        value.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 def record_from_fields(fields, where):
     """A Record from a mapping with id/url/title/text, or a Skip saying what is wrong."""
     if not isinstance(fields, dict):
@@ -48,8 +58,12 @@ def record_from_fields(fields, where):
     doc_id, url, title, text = (fields.get(k) for k in ("id", "url", "title", "text"))
     if isinstance(doc_id, int) and not isinstance(doc_id, bool):
         doc_id = str(doc_id)
+    if doc_id is not None and not isinstance(doc_id, str):
+        return Skip(where, "id is not a string or a whole number")
     if not isinstance(doc_id, str) or not doc_id.strip():
         return Skip(where, "missing id")
+    if not all(_unicode(value) for value in (doc_id, url, title) if isinstance(value, str)):
+        return Skip(where, "id, url or title is not valid UTF-8 (or holds a lone surrogate)")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         return Skip(where, "missing or non-http(s) url")
     if not is_link(url.strip()):  # its click would have no address to redirect to
@@ -58,19 +72,34 @@ def record_from_fields(fields, where):
         return Skip(where, "empty text")
     if title is not None and not isinstance(title, str):
         return Skip(where, "title is not a string")
+    if not _unicode(text):  # a stray byte in an article's text: that character alone is lost
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     return Record(doc_id.strip(), url.strip(), (title or "").strip() or url.strip(), text)
+
+
+def _read_to_the_end(path, lines):
+    """``lines`` of ``path``; ValueError naming the file when a compressed one ends early or is corrupt."""
+    try:
+        yield from lines
+    except (EOFError, OSError) as exc:  # bz2: "Compressed file ended before...", "Invalid data stream"
+        raise ValueError(f"{path}: the file ends early or is corrupt ({exc})") from None
 
 
 def read_jsonl(path):
     opener = bz2.open if str(path).endswith(".bz2") else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as lines:
-        for number, line in enumerate(lines, 1):
+    # utf-8-sig: an export's byte-order mark is not the first record's; surrogateescape: bytes that
+    # are not UTF-8 reach record_from_fields, which skips the record or, in its text, replaces them
+    with opener(path, "rt", encoding="utf-8-sig", errors="surrogateescape") as lines:
+        for number, line in enumerate(_read_to_the_end(path, lines), 1):
             if not line.strip():
                 continue
             try:
                 fields = json.loads(line)
             except ValueError as exc:
                 yield Skip(f"line {number}", f"bad JSON: {exc}")
+                continue
+            except RecursionError:
+                yield Skip(f"line {number}", "bad JSON: nested too deeply")
                 continue
             yield record_from_fields(fields, f"line {number}")
 
@@ -88,18 +117,25 @@ def read_wikipedia_dump(path, min_words=50):
     Redirects and stubs under ``min_words`` words are skipped; ids are page ids
     and URLs point at English Wikipedia.
     """
+    from xml.etree.ElementTree import ParseError
+
     from gensim.corpora.wikicorpus import extract_pages, filter_wiki
 
     with bz2.open(path) as dump:
-        for title, markup, page_id in extract_pages(dump):
-            if markup.lstrip().lower().startswith("#redirect"):
-                yield Skip(title, "redirect")
-                continue
-            text = filter_wiki(markup)
-            if len(text.split()) < min_words:
-                yield Skip(title, f"fewer than {min_words} words")
-                continue
-            yield Record(str(page_id), wikipedia_url(title), title, text)
+        try:
+            for title, markup, page_id in extract_pages(dump):
+                if markup.lstrip().lower().startswith("#redirect"):
+                    yield Skip(title, "redirect")
+                    continue
+                text = filter_wiki(markup)
+                if len(text.split()) < min_words:
+                    yield Skip(title, f"fewer than {min_words} words")
+                    continue
+                yield Record(str(page_id), wikipedia_url(title), title, text)
+        except ParseError as exc:
+            raise ValueError(f"{path}: not a MediaWiki XML dump ({exc})") from None
+        except (EOFError, OSError) as exc:
+            raise ValueError(f"{path}: the file ends early or is corrupt ({exc})") from None
 
 
 CSV_FIELDS = ("id", "url", "title", "text")
@@ -120,20 +156,29 @@ def read_csv(path, columns=None):
     """Rows of a CSV (or .tsv) file with a header: id,url,title,text, or the columns ``columns`` names."""
     import csv
 
-    columns = {f: (columns or {}).get(f, f) for f in CSV_FIELDS}
+    mapped = columns or {}
+    columns = {f: mapped.get(f, f) for f in CSV_FIELDS}
     csv.field_size_limit(max(csv.field_size_limit(), 64 << 20))  # article texts are longer than csv's 128 kB
     delimiter = "\t" if str(path).lower().endswith(".tsv") else ","
-    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
-        rows = csv.DictReader(f, delimiter=delimiter)
-        missing = [c for f_, c in columns.items() if f_ != "title" and c not in (rows.fieldnames or ())]
-        if missing:
-            raise ValueError(f"{path}: no column {', '.join(map(repr, missing))} in the header "
-                             f"{rows.fieldnames}; map them with --columns id=...,url=...,title=...,text=...")
-        for number, row in enumerate(rows, 2):
-            if None in row:
-                yield Skip(f"row {number}", "more cells than the header has columns")
-                continue
-            yield record_from_fields({f: row.get(c) for f, c in columns.items()}, f"row {number}")
+    # surrogateescape: as read_jsonl; strict: a quote opened and never closed is an error, where
+    # csv had read the rest of the file into that one cell
+    with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
+        rows = csv.DictReader(f, delimiter=delimiter, strict=True)
+        number = 1  # the header's row
+        try:
+            missing = [c for f_, c in columns.items()
+                       if (f_ != "title" or f_ in mapped) and c not in (rows.fieldnames or ())]
+            if missing:
+                raise ValueError(f"{path}: no column {', '.join(map(repr, missing))} in the header "
+                                 f"{rows.fieldnames}; map them with --columns id=...,url=...,title=...,text=...")
+            for number, row in enumerate(rows, 2):
+                if None in row:
+                    yield Skip(f"row {number}", "more cells than the header has columns")
+                    continue
+                yield record_from_fields({f: row.get(c) for f, c in columns.items()}, f"row {number}")
+        except csv.Error as exc:  # an unclosed quote, a cell past the size limit: nothing after it can be read
+            raise ValueError(f"{path}: the row after row {number} cannot be read ({exc}; a quote opened "
+                             "and never closed?)") from None
 
 
 HTML_SUFFIXES = (".html", ".htm", ".xhtml")

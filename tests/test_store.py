@@ -52,6 +52,78 @@ def test_cli_builds_a_store_and_lists_what_it_skipped(corpus_jsonl, tmp_path, re
     assert reasons.count("url with no host or with control characters") == 2
 
 
+# -- corpus inputs that are broken in one place: a clear one-line error, or the record listed -----
+def _jsonl_lines(records, n=12):
+    return [json.dumps({"id": r.id, "url": r.url, "title": r.title, "text": r.text}) for r in records[:n]]
+
+
+def _build(tmp_path, name, data, *options):
+    path = tmp_path / name
+    path.write_bytes(data)
+    code = build_main(["--input", str(path), "--out", str(tmp_path / "out"), "--quiet", *options])
+    return code, (Store(current_version_dir(tmp_path / "out")) if code == 0 else None)
+
+
+def _skips(store):
+    return [json.loads(line) for line in open(store.path / "skipped.jsonl")]
+
+
+def test_a_byte_order_mark_is_not_the_first_records(records, tmp_path):
+    code, store = _build(tmp_path, "c.jsonl", "\n".join(_jsonl_lines(records)).encode("utf-8-sig"))
+    assert code == 0 and store.size == 12 and _skips(store) == []
+
+
+def test_a_line_nested_too_deeply_is_listed_and_the_rest_is_built(records, tmp_path):
+    code, store = _build(tmp_path, "c.jsonl", "\n".join(_jsonl_lines(records) + ["[" * 100_000 + "]" * 100_000]).encode())
+    assert code == 0 and store.size == 12 and _skips(store) == [{"where": "line 13", "reason": "bad JSON: nested too deeply"}]
+
+
+def test_bytes_that_are_not_utf8_skip_a_record_by_its_id_and_are_replaced_in_its_text(records, tmp_path):
+    lines = [line.encode() for line in _jsonl_lines(records, 11)]
+    lines.append(b'{"id": "caf\xe9", "url": "https://a.example/1", "text": "words"}')  # a Latin-1 export
+    lines.append(json.dumps({"id": "kept", "url": "https://a.example/2", "text": records[12].text}).encode()
+                 .replace(b'"}', b' caf\xe9"}'))
+    code, store = _build(tmp_path, "c.jsonl", b"\n".join(lines))
+    assert code == 0 and store.size == 12
+    assert _skips(store) == [{"where": "line 12", "reason": "id, url or title is not valid UTF-8 (or holds a lone surrogate)"}]
+    assert store.row_for_id("kept") is not None
+
+
+@pytest.mark.parametrize("name, data, message", [
+    ("c.jsonl.bz2", lambda lines: __import__("bz2").compress("\n".join(lines).encode())[:300], "ends early or is corrupt"),
+    ("dump.xml.bz2", lambda lines: __import__("bz2").compress(b""), "not a MediaWiki XML dump"),
+    ("c.csv", lambda lines: b'id,url,title,text\nx1,https://a.example/x,"never closed,text\nx2,https://a.example/y,t,text\n',
+     "the row after row 1 cannot be read"),
+])
+def test_a_file_broken_part_way_is_a_one_line_error(records, tmp_path, capsys, name, data, message):
+    code, _ = _build(tmp_path, name, data(_jsonl_lines(records)))
+    err = capsys.readouterr().err
+    assert code == 1 and message in err and "Traceback" not in err and str(tmp_path / name) in err
+
+
+@pytest.mark.parametrize("options, message", [
+    (["--engines", ","], "--engines names no engine"),
+    (["--engines", "lsi,foo"], "unknown engine(s) 'foo'"),
+    (["--engines", "lsi,lsi"], "names an engine twice"),
+    (["--default-engine", "bm25"], "--default-engine 'bm25' is not one of --engines"),
+    (["--workers", "-2"], "--workers must be 0 or more"),
+    (["--ann", "on", "--ann-dims", "-5"], "--ann-dims must be 0 or more"),
+    (["--columns", "title=headline"], "no column 'headline'"),
+])
+def test_options_that_cannot_work_are_refused_before_reading(records, tmp_path, capsys, options, message):
+    header = "id,url,title,text\n"
+    data = header + "".join(f'{r.id},{r.url},t,"{r.text[:200]}"\n' for r in records[:12])
+    code, _ = _build(tmp_path, "c.csv", data.encode(), *options)
+    err = capsys.readouterr().err
+    assert code == 1 and message in err and "Traceback" not in err
+
+
+def test_documents_all_alike_are_a_clear_error_not_a_crash(tmp_path, capsys):
+    same = [json.dumps({"id": f"d{i}", "url": f"https://a.example/{i}", "text": "alpha beta gamma"}) for i in range(20)]
+    code, _ = _build(tmp_path, "c.jsonl", "\n".join(same).encode(), "--no-above", "1")
+    assert code == 1 and "nothing to rank by" in capsys.readouterr().err
+
+
 def test_same_input_same_results(records, tmp_path):
     options = BuildOptions(name="wiki")
     first, _ = build([iter(records)], tmp_path / "a", options, progress=False)
