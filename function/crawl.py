@@ -170,7 +170,8 @@ def parse_sitemap(body, cap=SITEMAP_MAX_BYTES):
         raise CrawlError(f"larger than {cap} bytes (the sitemap limit)")
     if not body.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):  # a text sitemap: one URL a line
         lines = (line.strip() for line in body.decode("utf-8", "replace").splitlines())
-        return "urlset", [(line, None) for line in lines if is_url(line)]
+        # as in a list of URLs: "#" lines are comments; another line that is not a URL is listed as skipped
+        return "urlset", [(line, None) for line in lines if line and not line.startswith("#")]
     parser = lxml.etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
                                   remove_comments=True, remove_pis=True)
     try:
@@ -186,8 +187,7 @@ def parse_sitemap(body, cap=SITEMAP_MAX_BYTES):
         if _local_name(element) != item:
             continue
         fields = {_local_name(child): _plain_text(child) for child in element}
-        if fields.get("loc"):
-            entries.append((fields["loc"], parse_lastmod(fields.get("lastmod"))))
+        entries.append((fields.get("loc") or "", parse_lastmod(fields.get("lastmod"))))  # "": listed as skipped
     return kind, entries
 
 
@@ -201,6 +201,13 @@ def _child_location(parent, loc):
 
 
 # -- robots.txt ----------------------------------------------------------------------------------
+def _page_key(final_url, listed_key):
+    try:
+        return normalise_url(final_url)
+    except ValueError:
+        return listed_key
+
+
 def site_of(url):
     parts = urlsplit(url)
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
@@ -437,6 +444,9 @@ class SiteCrawl:
         if self.options.max_pages and len(self.listed) >= self.options.max_pages:
             self.listing_complete = False
             return
+        if not url:
+            self.listing_skips.append(Skip(where, "an entry without a <loc>"))
+            return
         try:
             if not is_url(url):
                 raise ValueError(url)
@@ -448,6 +458,7 @@ class SiteCrawl:
             index = seen[key]
             if lastmod and (self.listed[index].lastmod or "") < lastmod:
                 self.listed[index] = replace(self.listed[index], lastmod=lastmod)
+            self.listing_skips.append(Skip(where, f"listed before, as {self.listed[index].url[:200]}: read once"))
             return
         seen[key] = len(self.listed)
         self.listed.append(Listed(url, key, lastmod))
@@ -614,6 +625,7 @@ class SiteCrawl:
         self.prepare()
         if self._state is None and self.options.state:  # iterated once before: read the state again
             self._state = CrawlState(self.options.state)
+        pages = {}  # the key of the page a listed URL ended at -> the listed URL whose record it is
         try:
             yield from self.listing_skips
             for listed in self.listed:
@@ -628,8 +640,14 @@ class SiteCrawl:
                 if entry is None:
                     yield Skip(listed.url, "not fetched", id=listed.key, transient=True)
                 elif entry["status"] == "ok":
-                    yield Record(listed.key, entry.get("final_url") or listed.url,
-                                 entry.get("title") or listed.url, entry["text"])
+                    final_url = entry.get("final_url") or listed.url
+                    page = _page_key(final_url, listed.key)
+                    if page in pages:  # a redirect to a page listed too (or to the same page as another)
+                        yield Skip(listed.url, f"the same page as {pages[page][:200]} (it ends at {final_url[:200]})",
+                                   id=listed.key)
+                        continue
+                    pages[page] = listed.url
+                    yield Record(listed.key, final_url, entry.get("title") or listed.url, entry["text"])
                 else:
                     yield Skip(listed.url, entry["reason"], id=listed.key, transient=bool(entry.get("transient")))
         finally:

@@ -39,6 +39,7 @@ class Skip:
     reason: str
     id: str = ""  # the document it concerns, when known
     transient: bool = False  # may work next time (a server error): an update keeps the stored copy
+    unread: bool = False  # an input record that could not be read at all: which document it held is unknown
 
 
 def _unicode(value):
@@ -54,16 +55,16 @@ def _unicode(value):
 def record_from_fields(fields, where):
     """A Record from a mapping with id/url/title/text, or a Skip saying what is wrong."""
     if not isinstance(fields, dict):
-        return Skip(where, "not a JSON object")
+        return Skip(where, "not a JSON object", unread=True)
     doc_id, url, title, text = (fields.get(k) for k in ("id", "url", "title", "text"))
     if isinstance(doc_id, int) and not isinstance(doc_id, bool):
         doc_id = str(doc_id)
     if doc_id is not None and not isinstance(doc_id, str):
-        return Skip(where, "id is not a string or a whole number")
+        return Skip(where, "id is not a string or a whole number", unread=True)
     if not isinstance(doc_id, str) or not doc_id.strip():
-        return Skip(where, "missing id")
+        return Skip(where, "missing id", unread=True)
     if not all(_unicode(value) for value in (doc_id, url, title) if isinstance(value, str)):
-        return Skip(where, "id, url or title is not valid UTF-8 (or holds a lone surrogate)")
+        return Skip(where, "id, url or title is not valid UTF-8 (or holds a lone surrogate)", unread=True)
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         return Skip(where, "missing or non-http(s) url")
     if not is_link(url.strip()):  # its click would have no address to redirect to
@@ -96,10 +97,10 @@ def read_jsonl(path):
             try:
                 fields = json.loads(line)
             except ValueError as exc:
-                yield Skip(f"line {number}", f"bad JSON: {exc}")
+                yield Skip(f"line {number}", f"bad JSON: {exc}", unread=True)
                 continue
             except RecursionError:
-                yield Skip(f"line {number}", "bad JSON: nested too deeply")
+                yield Skip(f"line {number}", "bad JSON: nested too deeply", unread=True)
                 continue
             yield record_from_fields(fields, f"line {number}")
 
@@ -173,7 +174,7 @@ def read_csv(path, columns=None):
                                  f"{rows.fieldnames}; map them with --columns id=...,url=...,title=...,text=...")
             for number, row in enumerate(rows, 2):
                 if None in row:
-                    yield Skip(f"row {number}", "more cells than the header has columns")
+                    yield Skip(f"row {number}", "more cells than the header has columns", unread=True)
                     continue
                 yield record_from_fields({f: row.get(c) for f, c in columns.items()}, f"row {number}")
         except csv.Error as exc:  # an unclosed quote, a cell past the size limit: nothing after it can be read

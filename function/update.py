@@ -147,9 +147,11 @@ class Incoming:
 
 
 def read_incoming(store, sources, tmp, delete_ids, skip):
-    """Tokenise the input against the store's vocabulary; returns (Incoming, ids seen, ids kept by transient skips)."""
+    """Tokenise the input against the store's vocabulary; returns (Incoming, ids seen, ids kept by transient
+    skips, [tokens, documents] with no known word, input records that could not be read)."""
     incoming = Incoming(tmp)
     seen, transient = set(), set()
+    unread = 0  # input records that could not be read: the documents they held are unknown
     unknown_only = [0, 0]  # documents with no known word: (tokens, count)
     for source in sources:
         for item in source:
@@ -157,6 +159,7 @@ def read_incoming(store, sources, tmp, delete_ids, skip):
                 skip(item.where, item.reason)
                 if item.transient and item.id:
                     transient.add(item.id)
+                unread += item.unread
                 continue
             if item.id in seen:
                 skip(item.id, "duplicate id")
@@ -183,7 +186,7 @@ def read_incoming(store, sources, tmp, delete_ids, skip):
                 continue
             incoming.add(item, url_key, terms, len(tokens), oov, store.row_for_id(item.id))
     incoming.bags.close()
-    return incoming, seen, transient, unknown_only
+    return incoming, seen, transient, unknown_only, unread
 
 
 def _engine_rows(counts, spec, weights):
@@ -424,7 +427,7 @@ def update(corpus_dir, sources=(), delete_ids=(), prune=False, keep_versions=Non
                     result.skipped += 1
                     skips.write(json.dumps({"where": where, "reason": reason}) + "\n")
 
-                incoming, seen, transient, unknown_only = read_incoming(store, sources, tmp, delete_ids, skip)
+                incoming, seen, transient, unknown_only, unread = read_incoming(store, sources, tmp, delete_ids, skip)
             fold, fits = compare_incoming(store, incoming)
             removed, result.not_found = rows_to_delete(store, delete_ids)
             deleted_rows = set(removed)
@@ -433,6 +436,9 @@ def update(corpus_dir, sources=(), delete_ids=(), prune=False, keep_versions=Non
                     result.notes.append("not pruned: some sitemaps could not be read, so the listing is incomplete")
                 elif not seen:
                     result.notes.append("not pruned: the input has no documents at all")
+                elif unread:
+                    result.notes.append(f"not pruned: {unread} input record(s) could not be read (see the skips), "
+                                        "so which documents the input holds is not known")
                 else:
                     keep_ids = seen | transient
                     deleted_rows.update(row for row, doc_id in stored_ids(base_dir) if doc_id not in keep_ids)

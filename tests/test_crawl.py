@@ -80,7 +80,8 @@ def test_sitemap_parsing_refuses_bombs_and_never_expands_entities(tmp_path):
 </urlset>""".encode()
     kind, entries = parse_sitemap(hostile)
     assert kind == "urlset"
-    assert entries == [("http://example.com/fine?a=1&b=2", "2024-05-01T10:00:00+00:00")]
+    # never expanded, the entities leave their entries without a location: listed as skipped by the crawl
+    assert entries == [("", None), ("", None), ("http://example.com/fine?a=1&b=2", "2024-05-01T10:00:00+00:00")]
 
     assert parse_sitemap(b"http://example.com/a\n\n# no\nhttp://example.com/b\n") == \
         ("urlset", [("http://example.com/a", None), ("http://example.com/b", None)])
@@ -118,6 +119,21 @@ def test_transient_failures_are_retried_and_client_errors_are_not(site, tmp_path
     assert site.hits["/down"] == 3 and reasons[urls[2]].transient and "500" in reasons[urls[2]].reason
     assert reasons[urls[3]].reason == "no article text found on the page" and not reasons[urls[3]].transient
     assert any("not an http(s) URL" in s.reason for s in skips)
+
+
+def test_every_listed_url_is_a_record_or_a_listed_skip_duplicates_and_redirects_too(site, tmp_path):
+    # each line was a record or a skip, except a URL listed twice and a redirect to a listed page:
+    # the first was dropped unsaid, the second stored the page twice
+    site.add("/robots.txt", b"", content_type="text/plain")
+    one, two = site.add("/chess/1", page_for("/chess/1")), site.add("/chess/2", page_for("/chess/2"))
+    moved = site.add("/old/2", b"", status=301, headers={"Location": "/chess/2"})
+    listing = tmp_path / "urls.txt"
+    lines = [one, one + "#comments", two, moved]
+    listing.write_text("\n".join(lines) + "\n")
+    records, skips = split(SiteCrawl([listing], "urls", options()))
+    assert [r.url for r in records] == [one, two] and len(records) + len(skips) == len(lines)
+    assert [s.where for s in skips if "listed before" in s.reason] == [f"{listing} line 2"]
+    assert [s.where for s in skips if "the same page as" in s.reason] == [moved]
 
 
 def test_robots_txt_that_fails_keeps_the_crawler_out_and_one_that_is_missing_lets_it_in(site, tmp_path):

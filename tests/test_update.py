@@ -137,6 +137,17 @@ def test_prune_deletes_what_the_input_lacks_but_keeps_pages_that_failed_for_now(
     assert ids_of(Store(result.version_dir)) == {r.id for r in records[:16]}
 
 
+def test_an_input_line_that_cannot_be_read_stops_the_prune_not_the_update(records, tmp_path):
+    # the line may have been any stored document: pruning had deleted the one it held
+    base_store(records, tmp_path / "w", count=20)
+    lines = [json.dumps({"id": r.id, "url": r.url, "title": r.title, "text": r.text}) for r in records[:19]]
+    changed = json.dumps({"id": records[0].id, "url": records[0].url, "title": "Changed", "text": records[20].text})
+    (tmp_path / "in.jsonl").write_text("\n".join([changed] + lines[1:] + ['{"id": "' + records[19].id + '", "url"']))
+    result = update(tmp_path / "w", [open_source(tmp_path / "in.jsonl")], prune=True, progress=False)
+    assert result.updated == 1 and result.deleted == 0 and "not pruned: 1 input record(s)" in result.notes[0]
+    assert ids_of(Store(result.version_dir)) == {r.id for r in records[:20]}
+
+
 def test_delete_by_url_and_unknown_ids_are_reported(records, tmp_path):
     base_store(records, tmp_path / "w", count=20)
     result = update(tmp_path / "w", delete_ids=[records[3].url + "?utm_source=x", "no-such-id"], progress=False)
