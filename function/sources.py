@@ -68,7 +68,7 @@ def record_from_fields(fields, where):
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         return Skip(where, "missing or non-http(s) url")
     if not is_link(url.strip()):  # its click would have no address to redirect to
-        return Skip(where, "url with no host or with control characters")
+        return Skip(where, "url with no host, a space in its host, or control characters")
     if not isinstance(text, str) or not text.strip():
         return Skip(where, "empty text")
     if title is not None and not isinstance(title, str):
@@ -217,6 +217,8 @@ def read_html_folder(folder, base_url=None):
     """
     from .extract import decode_html, extract_article
 
+    if base_url and not is_link(base_url):
+        raise ValueError(f"--base-url {base_url[:200]!r} is not an http(s) address such as https://example.com/blog")
     folder = Path(folder)
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in HTML_SUFFIXES and p.is_file()
                    and not any(part.startswith(".") for part in p.relative_to(folder).parts))

@@ -113,6 +113,8 @@ class UpdateResult:
 @contextmanager
 def corpus_lock(corpus_dir):
     """One update at a time per corpus."""
+    if not (Path(corpus_dir) / "CURRENT").is_file():  # else the lock's own "No such file" names no store
+        raise StoreError(f"{corpus_dir} holds no store (no CURRENT file): build one with python -m function.build")
     with open(corpus_dir / ".update.lock", "w") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)

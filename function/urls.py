@@ -27,13 +27,15 @@ def is_tracking(name):
 
 
 def is_link(url):
-    """Whether ``url`` can be handed to a browser as it is: an absolute http(s) address with a host,
-    and no control character (a CR or LF would split the Location header a click answers with)."""
+    """Whether ``url`` can be handed to a browser as it is: an absolute http(s) address with a host
+    (without spaces), and no control character (a CR or LF would split the Location header a click
+    answers with)."""
     if any(ord(char) < 0x20 or ord(char) == 0x7F for char in url):
         return False
     try:
         parts = urlsplit(url)
-        return parts.scheme in DEFAULT_PORTS and bool(parts.hostname)
+        host = parts.hostname
+        return parts.scheme in DEFAULT_PORTS and bool(host) and not any(char.isspace() for char in host)
     except ValueError:  # "http://[": an unclosed IPv6 literal
         return False
 

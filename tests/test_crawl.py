@@ -299,6 +299,10 @@ def test_a_folder_of_html_files_builds_a_store(tmp_path, capsys):
     assert store.docs([store.row_for_id("https://www.example.org/blog/volcano/1")])[0].title == "Volcano notes, part 1"
     skipped = [json.loads(line) for line in open(store.path / "skipped.jsonl")]
     assert skipped == [{"where": "about.html", "reason": "no article text found on the page"}]
+    # a base URL without its scheme had stored "www.example.org/blog/..." as the documents' links
+    assert build_main(["--input", str(folder), "--out", str(tmp_path / "store" / "bad"), "--quiet",
+                       "--base-url", "www.example.org/blog/"]) == 1
+    assert "--base-url 'www.example.org/blog/' is not an http(s) address" in capsys.readouterr().err
 
     # without --base-url a page's canonical link is its address; a page without one is listed
     for path, canonical in (("volcano/1", "https://chess.example/one"), ("baking/1", "https://bake.example/")):

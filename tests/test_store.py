@@ -30,6 +30,7 @@ def corpus_jsonl(records, tmp_path_factory):
         # a CR LF would split the Location header of the document's clicks; no host, nowhere to go
         f.write(json.dumps({"id": "y", "url": "https://a.example/x\r\nSet-Cookie: a=b", "text": "words"}) + "\n")
         f.write(json.dumps({"id": "z", "url": "https:///x", "text": "words"}) + "\n")
+        f.write(json.dumps({"id": "w", "url": "https://a .example/x", "text": "words"}) + "\n")  # a space in the host
         f.write(json.dumps({"id": records[0].id, "url": records[0].url, "title": "dup", "text": "dup"}) + "\n")
     return path
 
@@ -49,7 +50,7 @@ def test_cli_builds_a_store_and_lists_what_it_skipped(corpus_jsonl, tmp_path, re
     skipped = [json.loads(line) for line in open(store.path / "skipped.jsonl")]
     reasons = sorted(s["reason"] for s in skipped)
     assert reasons[0].startswith("bad JSON") and "duplicate id" in reasons and "missing or non-http(s) url" in reasons
-    assert reasons.count("url with no host or with control characters") == 2
+    assert reasons.count("url with no host, a space in its host, or control characters") == 3
 
 
 # -- corpus inputs that are broken in one place: a clear one-line error, or the record listed -----

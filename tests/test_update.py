@@ -210,6 +210,6 @@ def test_update_command_line(records, tmp_path, capsys):
     assert update_main([str(tmp_path / "w"), "--input", str(corpus), "--quiet"]) == 0
     assert "no change" in capsys.readouterr().err
     assert update_main([str(tmp_path / "nope"), "--input", str(corpus), "--quiet"]) == 1
-    assert "update failed" in capsys.readouterr().err
+    assert "nope holds no store (no CURRENT file)" in capsys.readouterr().err  # it had named the lock file
     with pytest.raises(SystemExit):
         update_main([str(tmp_path / "w")])
