@@ -722,13 +722,16 @@ def _select(paras):
 # a start tag long enough to hold MAX_TAG_ATTRIBUTES attributes (two characters each at the least)
 # (possessive: giving characters back to the name would try each split of every tag again)
 _LONG_START_TAG = re.compile(r"<([A-Za-z][^\s/<>]*+)[^<>]{%d,}+" % (2 * MAX_TAG_ATTRIBUTES))
+# an attribute of such a run, its quoted value whole: an SVG path's d="M9.6 4.2c.1..." is one
+_ATTRIBUTE = re.compile(r"""[^\s=/"']+(?:\s*+=\s*+(?:"[^"]*+"|'[^']*+'|[^\s"']*+))?+""")
 
 
 def _without_attribute_floods(html):
     """``html`` with every start tag of more than MAX_TAG_ATTRIBUTES attributes cut to its name.
     libxml2 checks each attribute against all the tag's earlier ones: one tag of 200,000 (2 MB)
     took a minute to parse, 2 MB of tags of 1,000 each 0.45 s, of 200 each 0.14 s (as of 100 each).
-    Only tags that long are counted; a long data: URI or srcset is one or a few attributes.
+    Only tags that long are counted, a quoted value as one attribute (a data: URI, an SVG path, a
+    description of 300 words); on the dev pages only runs inside scripts are ever cut.
 
     The scan knows no quotes, scripts or comments: a run it finds may end inside a quoted value
     ("x<y ...") or a comment ("... -->"). Such a run is left whole, since cutting it would leave
@@ -736,9 +739,9 @@ def _without_attribute_floods(html):
     every few hundred attributes is not cut, and still costs libxml2 its quadratic time."""
     def cut(match):
         tag = match.group(0)
-        if max(len(tag.split()) - 1, tag.count("=")) <= MAX_TAG_ATTRIBUTES:  # the words after the name
-            return tag
         if tag.count('"') % 2 or tag.count("'") % 2 or "--" in tag:
+            return tag
+        if len(_ATTRIBUTE.findall(tag)) - 1 <= MAX_TAG_ATTRIBUTES:  # the name is found as one too
             return tag
         return "<" + match.group(1)
     return _LONG_START_TAG.sub(cut, html)

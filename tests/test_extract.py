@@ -416,6 +416,14 @@ def test_a_tag_flooded_with_attributes_loses_them_and_no_other_tag_does():
     assert paragraphs(extract_article(html))[:3] == BUS_STORY
 
 
+def test_a_long_quoted_value_counts_as_one_attribute():
+    # an SVG path or a description of 300 words: split on spaces, they had lost every attribute
+    description = " ".join(f"word{i}" for i in range(300))
+    doc = extract._parse(story_page("").replace(
+        "<body>", f"<head><meta name='description' content='{description}'></head><body>"))
+    assert doc.xpath("//meta")[0].get("content") == description
+
+
 def test_a_class_value_is_read_for_boilerplate_names_only_so_far():
     long_name = "x" * extract.MAX_CLASS_CHARS
     assert extract._boiler_words(extract._class_value(lxml.html.fragment_fromstring(
