@@ -13,11 +13,11 @@ Every pass streams, so memory does not grow with the corpus:
 """
 
 import argparse
-import re
 import ctypes
 import ctypes.util
 import json
 import os
+import re
 import shutil
 import sqlite3
 import sys

@@ -200,14 +200,15 @@ def _child_location(parent, loc):
     return str(Path(parent).parent / loc)
 
 
-# -- robots.txt ----------------------------------------------------------------------------------
 def _page_key(final_url, listed_key):
+    """The key of the page a listed URL ended at, after its redirects."""
     try:
         return normalise_url(final_url)
     except ValueError:
         return listed_key
 
 
+# -- robots.txt ----------------------------------------------------------------------------------
 def site_of(url):
     parts = urlsplit(url)
     return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
