@@ -445,15 +445,16 @@ class SiteCrawl:
         if self.options.max_pages and len(self.listed) >= self.options.max_pages:
             self.listing_complete = False
             return
+        # unread: which page these entries meant is unknown, so an update does not prune for them
         if not url:
-            self.listing_skips.append(Skip(where, "an entry without a <loc>"))
+            self.listing_skips.append(Skip(where, "an entry without a <loc>", unread=True))
             return
         try:
             if not is_url(url):
                 raise ValueError(url)
             key = normalise_url(url)
         except ValueError:
-            self.listing_skips.append(Skip(where, f"not an http(s) URL: {url[:200]}"))
+            self.listing_skips.append(Skip(where, f"not an http(s) URL: {url[:200]}", unread=True))
             return
         if key in seen:
             index = seen[key]
@@ -500,6 +501,10 @@ class SiteCrawl:
             self.listing_skips.append(Skip(location, "sitemap indexes nested too deep: not followed"))
             return
         for loc, _ in entries:
+            if not loc:  # which sitemap it meant is unknown: what the site lists is not known in full
+                self.listing_complete = False
+                self.listing_skips.append(Skip(location, "a sitemap index entry without a <loc>", unread=True))
+                continue
             self._read_sitemap(_child_location(location, loc), seen, visited, depth + 1)
 
     def _read_url_list(self, path, seen):
@@ -627,6 +632,7 @@ class SiteCrawl:
         if self._state is None and self.options.state:  # iterated once before: read the state again
             self._state = CrawlState(self.options.state)
         pages = {}  # the key of the page a listed URL ended at -> the listed URL whose record it is
+        listed_keys = {listed.key for listed in self.listed}
         try:
             yield from self.listing_skips
             for listed in self.listed:
@@ -643,7 +649,10 @@ class SiteCrawl:
                 elif entry["status"] == "ok":
                     final_url = entry.get("final_url") or listed.url
                     page = _page_key(final_url, listed.key)
-                    if page in pages:  # a redirect to a page listed too (or to the same page as another)
+                    if page != listed.key and page in listed_keys:  # the page is listed itself: its record
+                        yield Skip(listed.url, f"redirects to {final_url[:200]}, which is listed too", id=listed.key)
+                        continue
+                    if page in pages:  # two URLs, neither the page's own, that end at one page: the first
                         yield Skip(listed.url, f"the same page as {pages[page][:200]} (it ends at {final_url[:200]})",
                                    id=listed.key)
                         continue

@@ -7,6 +7,7 @@ A source never holds the corpus in memory; a record it cannot use becomes a
 import bz2
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -63,8 +64,8 @@ def record_from_fields(fields, where):
         return Skip(where, "id is not a string or a whole number", unread=True)
     if not isinstance(doc_id, str) or not doc_id.strip():
         return Skip(where, "missing id", unread=True)
-    if not all(_unicode(value) for value in (doc_id, url, title) if isinstance(value, str)):
-        return Skip(where, "id, url or title is not valid UTF-8 (or holds a lone surrogate)", unread=True)
+    if not all(_unicode(value) for value in (doc_id, url) if isinstance(value, str)):
+        return Skip(where, "id or url is not valid UTF-8 (or holds a lone surrogate)", unread=True)
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         return Skip(where, "missing or non-http(s) url")
     if not is_link(url.strip()):  # its click would have no address to redirect to
@@ -73,9 +74,18 @@ def record_from_fields(fields, where):
         return Skip(where, "empty text")
     if title is not None and not isinstance(title, str):
         return Skip(where, "title is not a string")
-    if not _unicode(text):  # a stray byte in an article's text: that character alone is lost
-        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return Record(doc_id.strip(), url.strip(), (title or "").strip() or url.strip(), text)
+    # a stray byte, or half of an emoji cut off by an export, in a text or title: that character alone is lost
+    text, title = _replaced(text), _replaced(title or "")
+    return Record(doc_id.strip(), url.strip(), title.strip() or url.strip(), text)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _replaced(value):
+    """``value`` with each lone surrogate (a byte read with surrogateescape, or a JSON escape such as
+    "\\ud83d") replaced by U+FFFD."""
+    return value if _unicode(value) else _SURROGATE.sub("\ufffd", value)
 
 
 def _read_to_the_end(path, lines):
@@ -134,7 +144,7 @@ def read_wikipedia_dump(path, min_words=50):
                     continue
                 yield Record(str(page_id), wikipedia_url(title), title, text)
         except ParseError as exc:
-            raise ValueError(f"{path}: not a MediaWiki XML dump ({exc})") from None
+            raise ValueError(f"{path}: not a MediaWiki XML dump, or one that ends early ({exc})") from None
         except (EOFError, OSError) as exc:
             raise ValueError(f"{path}: the file ends early or is corrupt ({exc})") from None
 
@@ -161,25 +171,50 @@ def read_csv(path, columns=None):
     columns = {f: mapped.get(f, f) for f in CSV_FIELDS}
     csv.field_size_limit(max(csv.field_size_limit(), 64 << 20))  # article texts are longer than csv's 128 kB
     delimiter = "\t" if str(path).lower().endswith(".tsv") else ","
-    # surrogateescape: as read_jsonl; strict: a quote opened and never closed is an error, where
-    # csv had read the rest of the file into that one cell
+    # surrogateescape: as read_jsonl. csv reads the quirks of real exports as they were meant (a space
+    # after a closing quote, "Weird Al" Yankovic, MySQL's \"); only an unclosed quote is checked (below).
     with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
-        rows = csv.DictReader(f, delimiter=delimiter, strict=True)
-        number = 1  # the header's row
+        rows = csv.DictReader(f, delimiter=delimiter)
         try:
             missing = [c for f_, c in columns.items()
                        if (f_ != "title" or f_ in mapped) and c not in (rows.fieldnames or ())]
             if missing:
                 raise ValueError(f"{path}: no column {', '.join(map(repr, missing))} in the header "
                                  f"{rows.fieldnames}; map them with --columns id=...,url=...,title=...,text=...")
-            for number, row in enumerate(rows, 2):
+            read = rows.line_num  # lines read so far
+            held = None  # (the row's first line, its record or skip): the last row is checked first
+            for row in rows:
+                if held is not None:
+                    yield held[1]
+                where = f"line {read + 1}"
                 if None in row:
-                    yield Skip(f"row {number}", "more cells than the header has columns", unread=True)
-                    continue
-                yield record_from_fields({f: row.get(c) for f, c in columns.items()}, f"row {number}")
-        except csv.Error as exc:  # an unclosed quote, a cell past the size limit: nothing after it can be read
-            raise ValueError(f"{path}: the row after row {number} cannot be read ({exc}; a quote opened "
-                             "and never closed?)") from None
+                    item = Skip(where, "more cells than the header has columns", unread=True)
+                else:
+                    item = record_from_fields({f: row.get(c) for f, c in columns.items()}, where)
+                held, read = (read + 1, item), rows.line_num
+        except csv.Error as exc:  # a cell past the size limit
+            raise ValueError(f"{path}, line {rows.line_num}: {exc}") from None
+    if held is not None:
+        _check_quotes_closed(path, delimiter, held[0], read)
+        yield held[1]
+
+
+def _check_quotes_closed(path, delimiter, first, last):
+    """ValueError when lines ``first``..``last``, the file's last row, open a quote they never close:
+    csv reads everything after such a quote as one cell, so that the rows after it were lost unsaid."""
+    import csv
+    import io
+    from itertools import islice
+
+    with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
+        text = "".join(islice(f, first - 1, last))
+    try:
+        for _ in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True):
+            pass
+    except csv.Error as exc:
+        if "unexpected end of data" in str(exc):
+            raise ValueError(f"{path}: a quote opened on line {first} is never closed, so lines {first} to "
+                             f"{last} would be one cell") from None
 
 
 HTML_SUFFIXES = (".html", ".htm", ".xhtml")

@@ -121,19 +121,34 @@ def test_transient_failures_are_retried_and_client_errors_are_not(site, tmp_path
     assert any("not an http(s) URL" in s.reason for s in skips)
 
 
-def test_every_listed_url_is_a_record_or_a_listed_skip_duplicates_and_redirects_too(site, tmp_path):
+@pytest.mark.parametrize("redirect_first", [False, True])
+def test_every_listed_url_is_a_record_or_a_listed_skip_duplicates_and_redirects_too(site, tmp_path, redirect_first):
     # each line was a record or a skip, except a URL listed twice and a redirect to a listed page:
-    # the first was dropped unsaid, the second stored the page twice
+    # the first was dropped unsaid, the second stored the page twice. Whatever the order, the page
+    # keeps its own id (an update would otherwise prune it and keep the redirect's)
     site.add("/robots.txt", b"", content_type="text/plain")
     one, two = site.add("/chess/1", page_for("/chess/1")), site.add("/chess/2", page_for("/chess/2"))
     moved = site.add("/old/2", b"", status=301, headers={"Location": "/chess/2"})
     listing = tmp_path / "urls.txt"
-    lines = [one, one + "#comments", two, moved]
+    lines = [one, one + "#comments"] + ([moved, two] if redirect_first else [two, moved])
     listing.write_text("\n".join(lines) + "\n")
     records, skips = split(SiteCrawl([listing], "urls", options()))
-    assert [r.url for r in records] == [one, two] and len(records) + len(skips) == len(lines)
+    assert [(r.id, r.url) for r in records] == [(normalise_url(one), one), (normalise_url(two), two)]
+    assert len(records) + len(skips) == len(lines)
     assert [s.where for s in skips if "listed before" in s.reason] == [f"{listing} line 2"]
-    assert [s.where for s in skips if "the same page as" in s.reason] == [moved]
+    assert [(s.where, s.id) for s in skips if "which is listed too" in s.reason] == [(moved, normalise_url(moved))]
+
+
+def test_a_sitemap_index_entry_without_a_location_is_listed_and_stops_a_prune(site, tmp_path):
+    root = publish(site)
+    index = tmp_path / "index.xml"
+    index.write_text(sitemap_index([root]).decode().replace("</sitemapindex>",
+                                                             "<sitemap><loc></loc></sitemap></sitemapindex>"))
+    crawl = SiteCrawl([str(index)], "sitemap", options())
+    records, skips = split(crawl)
+    assert records and not crawl.listing_complete
+    assert [(s.where, s.reason) for s in skips if "without a <loc>" in s.reason] == [
+        (str(index), "a sitemap index entry without a <loc>")]
 
 
 def test_robots_txt_that_fails_keeps_the_crawler_out_and_one_that_is_missing_lets_it_in(site, tmp_path):

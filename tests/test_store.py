@@ -80,21 +80,36 @@ def test_a_line_nested_too_deeply_is_listed_and_the_rest_is_built(records, tmp_p
 
 
 def test_bytes_that_are_not_utf8_skip_a_record_by_its_id_and_are_replaced_in_its_text(records, tmp_path):
-    lines = [line.encode() for line in _jsonl_lines(records, 11)]
+    lines = [line.encode() for line in _jsonl_lines(records, 10)]
     lines.append(b'{"id": "caf\xe9", "url": "https://a.example/1", "text": "words"}')  # a Latin-1 export
-    lines.append(json.dumps({"id": "kept", "url": "https://a.example/2", "text": records[12].text}).encode()
-                 .replace(b'"}', b' caf\xe9"}'))
+    lines.append(json.dumps({"id": "byte", "url": "https://a.example/2", "title": "Caf", "text": records[12].text})
+                 .encode().replace(b'"Caf"', b'"Caf\xe9"').replace(b'"}', b' caf\xe9"}'))
+    # half of an emoji, cut off by an export at a UTF-16 boundary: it had stopped the whole build
+    lines.append(json.dumps({"id": "emoji", "url": "https://a.example/3", "title": "Ok", "text": records[13].text})
+                 .encode().replace(b'"}', b' \\ud83d"}'))
     code, store = _build(tmp_path, "c.jsonl", b"\n".join(lines))
     assert code == 0 and store.size == 12
-    assert _skips(store) == [{"where": "line 12", "reason": "id, url or title is not valid UTF-8 (or holds a lone surrogate)"}]
-    assert store.row_for_id("kept") is not None
+    assert _skips(store) == [{"where": "line 11", "reason": "id or url is not valid UTF-8 (or holds a lone surrogate)"}]
+    assert store.docs([store.row_for_id("byte")])[0].title == "Caf\ufffd"
+    assert store.row_for_id("emoji") is not None
+
+
+def test_csv_exports_with_the_usual_quirks_build(records, tmp_path):
+    # a space after a closing quote, a cell opening with a quotation, MySQL's \" and an inner quote:
+    # csv's strict mode had refused each (the whole file), where its usual reading takes them as meant
+    quirks = ['"A title" ,{text}', '"Weird Al" Yankovic,{text}', 'T,"He said \\"hi\\" {text}"', 'T,"He said "hi" {text}"']
+    rows = [f"q{i},https://a.example/q{i}," + quirk.format(text=records[i].text[:300].replace('"', "")
+                                                          .replace(",", " ").replace("\n", " "))
+            for i, quirk in enumerate(quirks * 3)]
+    code, store = _build(tmp_path, "c.csv", ("id,url,title,text\n" + "\n".join(rows) + "\n").encode())
+    assert code == 0 and store.size == len(rows)
 
 
 @pytest.mark.parametrize("name, data, message", [
     ("c.jsonl.bz2", lambda lines: __import__("bz2").compress("\n".join(lines).encode())[:300], "ends early or is corrupt"),
     ("dump.xml.bz2", lambda lines: __import__("bz2").compress(b""), "not a MediaWiki XML dump"),
     ("c.csv", lambda lines: b'id,url,title,text\nx1,https://a.example/x,"never closed,text\nx2,https://a.example/y,t,text\n',
-     "the row after row 1 cannot be read"),
+     "a quote opened on line 2 is never closed, so lines 2 to 3 would be one cell"),
 ])
 def test_a_file_broken_part_way_is_a_one_line_error(records, tmp_path, capsys, name, data, message):
     code, _ = _build(tmp_path, name, data(_jsonl_lines(records)))
