@@ -739,7 +739,7 @@ def _without_attribute_floods(html):
     every few hundred attributes is not cut, and still costs libxml2 its quadratic time."""
     def cut(match):
         tag = match.group(0)
-        if tag.count('"') % 2 or tag.count("'") % 2 or "--" in tag:
+        if tag.count('"') % 2 or tag.count("'") % 2 or tag.endswith("--"):  # inside a value; before "-->"
             return tag
         if len(_ATTRIBUTE.findall(tag)) - 1 <= MAX_TAG_ATTRIBUTES:  # the name is found as one too
             return tag
