@@ -633,6 +633,7 @@ class SiteCrawl:
             self._state = CrawlState(self.options.state)
         pages = {}  # the key of the page a listed URL ended at -> the listed URL whose record it is
         listed_keys = {listed.key for listed in self.listed}
+        redirected = []  # (page, listed, record): a listed URL that ended at another listed page
         try:
             yield from self.listing_skips
             for listed in self.listed:
@@ -649,17 +650,26 @@ class SiteCrawl:
                 elif entry["status"] == "ok":
                     final_url = entry.get("final_url") or listed.url
                     page = _page_key(final_url, listed.key)
-                    if page != listed.key and page in listed_keys:  # the page is listed itself: its record
-                        yield Skip(listed.url, f"redirects to {final_url[:200]}, which is listed too", id=listed.key)
+                    record = Record(listed.key, final_url, entry.get("title") or listed.url, entry["text"])
+                    if page != listed.key and page in listed_keys:  # the page's own listing comes first
+                        redirected.append((page, listed, record))
                         continue
                     if page in pages:  # two URLs, neither the page's own, that end at one page: the first
                         yield Skip(listed.url, f"the same page as {pages[page][:200]} (it ends at {final_url[:200]})",
                                    id=listed.key)
                         continue
                     pages[page] = listed.url
-                    yield Record(listed.key, final_url, entry.get("title") or listed.url, entry["text"])
+                    yield record
                 else:
                     yield Skip(listed.url, entry["reason"], id=listed.key, transient=bool(entry.get("transient")))
+            # a page read under its own URL keeps its own id, whatever the order of the listing; one that
+            # failed there (or robots.txt keeps out) is kept under the URL that redirected to it
+            for page, listed, record in redirected:
+                if page in pages:
+                    yield Skip(listed.url, f"redirects to {record.url[:200]}, which is listed too", id=listed.key)
+                    continue
+                pages[page] = listed.url
+                yield record
         finally:
             if self._state is not None:
                 self._state.close()

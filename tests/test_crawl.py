@@ -139,6 +139,17 @@ def test_every_listed_url_is_a_record_or_a_listed_skip_duplicates_and_redirects_
     assert [(s.where, s.id) for s in skips if "which is listed too" in s.reason] == [(moved, normalise_url(moved))]
 
 
+def test_a_listed_page_that_fails_is_kept_under_the_url_that_redirected_to_it(site, tmp_path):
+    site.add("/robots.txt", b"", content_type="text/plain")
+    two = site.script("/chess/2", [(200, page_for("/chess/2")), (404, b"gone")])  # first the redirect's fetch
+    moved = site.add("/old/2", b"", status=301, headers={"Location": "/chess/2"})
+    listing = tmp_path / "urls.txt"
+    listing.write_text(f"{moved}\n{two}\n")
+    records, skips = split(SiteCrawl([listing], "urls", options(concurrency=1, per_host=1)))
+    assert [(r.id, r.url) for r in records] == [(normalise_url(moved), two)]
+    assert [s.where for s in skips] == [two] and "404" in skips[0].reason
+
+
 def test_a_sitemap_index_entry_without_a_location_is_listed_and_stops_a_prune(site, tmp_path):
     root = publish(site)
     index = tmp_path / "index.xml"
