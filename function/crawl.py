@@ -649,6 +649,12 @@ class SiteCrawl:
                     yield Skip(listed.url, "not fetched", id=listed.key, transient=True)
                 elif entry["status"] == "ok":
                     final_url = entry.get("final_url") or listed.url
+                    target = self.rules(final_url) if final_url != listed.url else rules
+                    if not target.allows(final_url):  # robots.txt is honoured at the end of a redirect too
+                        yield Skip(listed.url, f"redirects to {final_url[:200]}, which robots.txt keeps out"
+                                   + (f" ({target.unavailable})" if target.unavailable else ""),
+                                   id=listed.key, transient=bool(target.unavailable))
+                        continue
                     page = _page_key(final_url, listed.key)
                     record = Record(listed.key, final_url, entry.get("title") or listed.url, entry["text"])
                     if page != listed.key and page in listed_keys:  # the page's own listing comes first
@@ -663,7 +669,7 @@ class SiteCrawl:
                 else:
                     yield Skip(listed.url, entry["reason"], id=listed.key, transient=bool(entry.get("transient")))
             # a page read under its own URL keeps its own id, whatever the order of the listing; one that
-            # failed there (or robots.txt keeps out) is kept under the URL that redirected to it
+            # failed there is kept under the URL that redirected to it
             for page, listed, record in redirected:
                 if page in pages:
                     yield Skip(listed.url, f"redirects to {record.url[:200]}, which is listed too", id=listed.key)

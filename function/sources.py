@@ -163,6 +163,22 @@ def parse_columns(spec):
     return mapping
 
 
+class _TakenLines:
+    """A file's lines as csv reads them, keeping those read since ``taken`` was last emptied."""
+
+    def __init__(self, lines):
+        self._lines = lines
+        self.taken = []
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        line = next(self._lines)
+        self.taken.append(line)
+        return line
+
+
 def read_csv(path, columns=None):
     """Rows of a CSV (or .tsv) file with a header: id,url,title,text, or the columns ``columns`` names."""
     import csv
@@ -172,49 +188,48 @@ def read_csv(path, columns=None):
     csv.field_size_limit(max(csv.field_size_limit(), 64 << 20))  # article texts are longer than csv's 128 kB
     delimiter = "\t" if str(path).lower().endswith(".tsv") else ","
     # surrogateescape: as read_jsonl. csv reads the quirks of real exports as they were meant (a space
-    # after a closing quote, "Weird Al" Yankovic, MySQL's \"); only an unclosed quote is checked (below).
+    # after a closing quote, "Weird Al" Yankovic, MySQL's \"); a row over several lines is checked.
     with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
-        rows = csv.DictReader(f, delimiter=delimiter)
+        lines = _TakenLines(f)
+        rows = csv.DictReader(lines, delimiter=delimiter)
         try:
             missing = [c for f_, c in columns.items()
                        if (f_ != "title" or f_ in mapped) and c not in (rows.fieldnames or ())]
             if missing:
                 raise ValueError(f"{path}: no column {', '.join(map(repr, missing))} in the header "
                                  f"{rows.fieldnames}; map them with --columns id=...,url=...,title=...,text=...")
-            read = rows.line_num  # lines read so far
-            held = None  # (the row's first line, its record or skip): the last row is checked first
+            read, lines.taken = len(lines.taken), []
             for row in rows:
-                if held is not None:
-                    yield held[1]
-                where = f"line {read + 1}"
-                if None in row:
-                    item = Skip(where, "more cells than the header has columns", unread=True)
+                taken, lines.taken = lines.taken, []
+                blank = next(i for i, line in enumerate(taken) if line.strip("\r\n"))  # csv skips blank lines
+                first, read = read + blank + 1, read + len(taken)
+                where = f"line {first}"
+                if len(taken) - blank > 1 and not _closes_its_quotes(path, "".join(taken[blank:]), delimiter, first):
+                    yield Skip(f"lines {first} to {read}", "a quote that does not end where its cell should: csv "
+                               "read these lines as one row, whatever rows they hold", unread=True)
+                elif None in row:
+                    yield Skip(where, "more cells than the header has columns", unread=True)
                 else:
-                    item = record_from_fields({f: row.get(c) for f, c in columns.items()}, where)
-                held, read = (read + 1, item), rows.line_num
+                    yield record_from_fields({f: row.get(c) for f, c in columns.items()}, where)
         except csv.Error as exc:  # a cell past the size limit
-            raise ValueError(f"{path}, line {rows.line_num}: {exc}") from None
-    if held is not None:
-        _check_quotes_closed(path, delimiter, held[0], read)
-        yield held[1]
+            raise ValueError(f"{path}, line {read + len(lines.taken)}: {exc}") from None
 
 
-def _check_quotes_closed(path, delimiter, first, last):
-    """ValueError when lines ``first``..``last``, the file's last row, open a quote they never close:
-    csv reads everything after such a quote as one cell, so that the rows after it were lost unsaid."""
+def _closes_its_quotes(path, text, delimiter, first):
+    """Whether a row read over several lines reads the same way strictly; ValueError when a quote in
+    it is never closed, so that csv read the rest of the file into one cell."""
     import csv
     import io
-    from itertools import islice
 
-    with open(path, newline="", encoding="utf-8-sig", errors="surrogateescape") as f:
-        text = "".join(islice(f, first - 1, last))
     try:
         for _ in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True):
             pass
     except csv.Error as exc:
         if "unexpected end of data" in str(exc):
-            raise ValueError(f"{path}: a quote opened on line {first} is never closed, so lines {first} to "
-                             f"{last} would be one cell") from None
+            raise ValueError(f"{path}: a quote opened on line {first} is never closed, so csv read the rest of "
+                             "the file as one cell") from None
+        return False
+    return True
 
 
 HTML_SUFFIXES = (".html", ".htm", ".xhtml")

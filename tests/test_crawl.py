@@ -150,6 +150,18 @@ def test_a_listed_page_that_fails_is_kept_under_the_url_that_redirected_to_it(si
     assert [s.where for s in skips] == [two] and "404" in skips[0].reason
 
 
+def test_a_redirect_into_what_robots_txt_forbids_is_not_stored(site, tmp_path):
+    # the fetcher follows redirects; the crawl had stored the forbidden page under the redirecting URL
+    site.add("/robots.txt", b"User-agent: *\nDisallow: /private/\n", content_type="text/plain")
+    site.add("/private/2", page_for("/chess/2"))
+    moved = site.add("/old/2", b"", status=301, headers={"Location": "/private/2"})
+    listing = tmp_path / "urls.txt"
+    listing.write_text(f"{moved}\n")
+    records, skips = split(SiteCrawl([listing], "urls", options()))
+    assert records == [] and [(s.where, s.transient) for s in skips] == [(moved, False)]
+    assert "which robots.txt keeps out" in skips[0].reason
+
+
 def test_a_sitemap_index_entry_without_a_location_is_listed_and_stops_a_prune(site, tmp_path):
     root = publish(site)
     index = tmp_path / "index.xml"
@@ -158,8 +170,8 @@ def test_a_sitemap_index_entry_without_a_location_is_listed_and_stops_a_prune(si
     crawl = SiteCrawl([str(index)], "sitemap", options())
     records, skips = split(crawl)
     assert records and not crawl.listing_complete
-    assert [(s.where, s.reason) for s in skips if "without a <loc>" in s.reason] == [
-        (str(index), "a sitemap index entry without a <loc>")]
+    assert [(s.where, s.reason, s.unread) for s in skips if "without a <loc>" in s.reason] == [
+        (str(index), "a sitemap index entry without a <loc>", True)]
 
 
 def test_robots_txt_that_fails_keeps_the_crawler_out_and_one_that_is_missing_lets_it_in(site, tmp_path):

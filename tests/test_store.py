@@ -94,6 +94,22 @@ def test_bytes_that_are_not_utf8_skip_a_record_by_its_id_and_are_replaced_in_its
     assert store.row_for_id("emoji") is not None
 
 
+def test_a_csv_quote_closed_rows_later_is_a_listed_skip_of_those_lines(records, tmp_path):
+    # csv pairs the stray quote with the next row's, reads both rows as one: the second had gone unsaid.
+    # And skips name the line the row is on, past blank lines.
+    text = [records[i].text[:300].replace('"', "").replace(",", " ").replace("\n", " ") for i in range(14)]
+    rows = [f"r{i},https://a.example/{i},t,{text[i]}" for i in range(12)]
+    rows[5] = f'r5,https://a.example/5,t,"{text[12]}'  # a quote never closed where its cell ends
+    rows[6] = f'r6,https://a.example/6,t,"{text[13]}"'
+    data = "id,url,title,text\n" + "\n".join(rows[:3]) + "\n\n\n" + "\n".join(rows[3:]) + "\nbad,ftp://a.example/x,t,x\n"
+    code, store = _build(tmp_path, "c.csv", data.encode())
+    assert code == 0 and store.size == 10
+    assert _skips(store) == [
+        {"where": "lines 9 to 10", "reason": "a quote that does not end where its cell should: csv read these lines "
+                                             "as one row, whatever rows they hold"},
+        {"where": "line 16", "reason": "missing or non-http(s) url"}]
+
+
 def test_csv_exports_with_the_usual_quirks_build(records, tmp_path):
     # a space after a closing quote, a cell opening with a quotation, MySQL's \" and an inner quote:
     # csv's strict mode had refused each (the whole file), where its usual reading takes them as meant
@@ -109,7 +125,7 @@ def test_csv_exports_with_the_usual_quirks_build(records, tmp_path):
     ("c.jsonl.bz2", lambda lines: __import__("bz2").compress("\n".join(lines).encode())[:300], "ends early or is corrupt"),
     ("dump.xml.bz2", lambda lines: __import__("bz2").compress(b""), "not a MediaWiki XML dump"),
     ("c.csv", lambda lines: b'id,url,title,text\nx1,https://a.example/x,"never closed,text\nx2,https://a.example/y,t,text\n',
-     "a quote opened on line 2 is never closed, so lines 2 to 3 would be one cell"),
+     "a quote opened on line 2 is never closed, so csv read the rest of the file as one cell"),
 ])
 def test_a_file_broken_part_way_is_a_one_line_error(records, tmp_path, capsys, name, data, message):
     code, _ = _build(tmp_path, name, data(_jsonl_lines(records)))
