@@ -209,6 +209,8 @@ def read_csv(path, columns=None):
                                "read these lines as one row, whatever rows they hold", unread=True)
                 elif None in row:
                     yield Skip(where, "more cells than the header has columns", unread=True)
+                elif None in row.values():  # a row cut short: not "empty text", which an update would prune by
+                    yield Skip(where, "fewer cells than the header has columns", unread=True)
                 else:
                     yield record_from_fields({f: row.get(c) for f, c in columns.items()}, where)
         except csv.Error as exc:  # a cell past the size limit

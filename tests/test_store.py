@@ -101,13 +101,15 @@ def test_a_csv_quote_closed_rows_later_is_a_listed_skip_of_those_lines(records, 
     rows = [f"r{i},https://a.example/{i},t,{text[i]}" for i in range(12)]
     rows[5] = f'r5,https://a.example/5,t,"{text[12]}'  # a quote never closed where its cell ends
     rows[6] = f'r6,https://a.example/6,t,"{text[13]}"'
-    data = "id,url,title,text\n" + "\n".join(rows[:3]) + "\n\n\n" + "\n".join(rows[3:]) + "\nbad,ftp://a.example/x,t,x\n"
+    data = ("id,url,title,text\n" + "\n".join(rows[:3]) + "\n\n\n" + "\n".join(rows[3:]) +
+            "\nbad,ftp://a.example/x,t,x\nshort,https://a.example/s\n")
     code, store = _build(tmp_path, "c.csv", data.encode())
     assert code == 0 and store.size == 10
     assert _skips(store) == [
         {"where": "lines 9 to 10", "reason": "a quote that does not end where its cell should: csv read these lines "
                                              "as one row, whatever rows they hold"},
-        {"where": "line 16", "reason": "missing or non-http(s) url"}]
+        {"where": "line 16", "reason": "missing or non-http(s) url"},
+        {"where": "line 17", "reason": "fewer cells than the header has columns"}]  # had been "empty text"
 
 
 def test_csv_exports_with_the_usual_quirks_build(records, tmp_path):
