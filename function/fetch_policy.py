@@ -19,7 +19,7 @@ from typing import Iterable, Mapping
 
 from function.config import env_number
 from function.errors import FetchError
-from function.urls import DEFAULT_PORTS, ascii_host
+from function.urls import CONTROL_CHARACTERS, DEFAULT_PORTS, ascii_host
 
 log = logging.getLogger("function.fetch")
 
@@ -160,7 +160,6 @@ class _BadHost(ValueError):
 
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 _HEX = re.compile(r"^0[xX][0-9a-fA-F]*$")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 _PORT = re.compile(r"^[0-9]{1,10}$")
 
@@ -307,7 +306,7 @@ def parse_url(raw, *, redirected: bool = False) -> Target:
         raise bad("it is empty")
     if len(url) > MAX_URL_LENGTH:
         raise bad(f"it is longer than {MAX_URL_LENGTH} characters")
-    if _CONTROL.search(url):
+    if CONTROL_CHARACTERS.search(url):
         raise bad("it contains control characters")
     if "\\" in url:
         raise bad("it contains backslashes")

@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, quote, unquote_to_bytes, urlencode, urlsplit
 import idna
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1: no URL holds one as it is
 SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:(?![0-9])")  # "javascript:x" names one, "example.com:8080" not
 
 # Query parameters that say how a visitor arrived, not which page they see.
@@ -30,7 +31,7 @@ def is_link(url):
     """Whether ``url`` can be handed to a browser as it is: an absolute http(s) address with a host
     (without spaces), and no control character (a CR or LF would split the Location header a click
     answers with)."""
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in url):
+    if CONTROL_CHARACTERS.search(url):
         return False
     try:
         parts = urlsplit(url)
