@@ -317,11 +317,11 @@ class _Para(Paragraph):
     text = ""  # plain attributes here, shadowing jusText's recomputing properties
     is_heading = False
 
-    def __init__(self, node, dom_path, text, link_chars, flag, is_heading=None):
+    def __init__(self, node, dom_path, text, link_chars, flag, is_heading, in_headline):
         self.node = node  # the element holding the paragraph
         self.dom_path = dom_path
-        # jusText's test, once per paragraph (it asked once per pass: 15 us on a path 250 deep)
-        self.is_heading = bool(HEADINGS_PATTERN.search(dom_path)) if is_heading is None else is_heading
+        self.is_heading = is_heading  # jusText's test of dom_path, which it made once per pass
+        self.in_headline = in_headline  # dom_path runs through an <h1>
         self.xpath = ""
         self.text = text
         self.words = text.split()
@@ -401,7 +401,7 @@ class _Walker:
         self.show_hidden = show_hidden
         self.hidden = 0  # elements skipped as hidden
         self.elements = 0
-        self.headings = {}  # dom path -> whether jusText calls its paragraphs headings
+        self.path_facts = {}  # dom path -> (is_heading, in_headline): sibling paragraphs share a path
         self.paras = []
         self.path = []
         self.flags = []
@@ -416,11 +416,12 @@ class _Walker:
         if self.parts:
             text = " ".join("".join(self.parts).split())
             if text:
-                heading = self.headings.get(self.start_path)
-                if heading is None:  # sibling paragraphs share their path: tested once
-                    heading = self.headings[self.start_path] = bool(HEADINGS_PATTERN.search(self.start_path))
+                facts = self.path_facts.get(self.start_path)
+                if facts is None:  # a path 250 elements deep takes 15 us to search
+                    facts = self.path_facts[self.start_path] = (
+                        bool(HEADINGS_PATTERN.search(self.start_path)), "h1" in self.start_path.split("."))
                 self.paras.append(_Para(self.node, self.start_path, text, self.link_chars,
-                                        self.flags[-1] if self.flags else None, heading))
+                                        self.flags[-1] if self.flags else None, *facts))
                 if len(self.paras) >= MAX_PARAGRAPHS:
                     raise _Enough
         self.parts = []
@@ -586,7 +587,8 @@ def _classify(paras, stoplist):
     if len(runs) in (0, len(paras)):  # no stoplist, or no two paragraphs to merge
         return
     merged = [_Para(run[0].node.getparent(), run[0].dom_path, " ".join(p.text for p in run),
-                    sum(p.chars_count_in_links for p in run), run[0].flag) for run in runs]
+                    sum(p.chars_count_in_links for p in run), run[0].flag, run[0].is_heading, run[0].in_headline)
+              for run in runs]
     classify_paragraphs(merged, stoplist, LENGTH_LOW, LENGTH_HIGH, STOPWORDS_LOW, STOPWORDS_HIGH, MAX_LINK_DENSITY)
     revise_classification(merged, MAX_HEADING_DISTANCE)
     if _good_chars(merged) >= MIN_GOOD_CHARS:
@@ -642,10 +644,15 @@ def _element_tree(paras):
         else:
             if below is not None:
                 roots.append(below)
-    top_down = roots
-    for node in top_down:  # grows as it goes: breadth first
-        top_down.extend(child for child in kids[node] if child is not None)
-    return kids, top_down
+    return kids, _breadth_first(kids, roots)
+
+
+def _breadth_first(kids, tops):
+    """``tops`` and every element below them in ``kids``, each before its children."""
+    order = list(tops)
+    for node in order:  # grows as it goes
+        order.extend(child for child in kids[node] if child is not None)
+    return order
 
 
 def _summed_up(kids, top_down, own, shrink_past=frozenset()):
@@ -699,20 +706,14 @@ def _select(paras):
     if scores[best] <= 0:
         return []
 
-    inside = [best]
-    for node in inside:  # grows as it goes
-        inside.extend(child for child in kids[node] if child is not None)
-    inside = set(inside)
-    headline = {}  # dom path -> whether it runs through an h1
+    inside = set(_breadth_first(kids, [best]))
     out = []
     for p in paras:
         if p.node not in inside:
             continue
         if p.flag is not None and p.flag is not best and p.flag in inside:
             continue  # a share bar, caption, ... inside the article
-        if p.dom_path not in headline:
-            headline[p.dom_path] = "h1" in p.dom_path.split(".")
-        if headline[p.dom_path]:
+        if p.in_headline:
             continue  # the headline
         if p.class_type == "good" or p.links_density() <= KEEP_LINK_DENSITY:
             out.append(p)
