@@ -589,8 +589,8 @@ def parse_args(argv):
 ENGINE_NAME = re.compile(r"^(?:lsi(?:-[1-9][0-9]*)?|tfidf)$")
 
 
-def _checked_engines(args):
-    """The --engines list and --default-engine, checked: ValueError says what is wrong."""
+def _checked_arguments(args):
+    """The --engines list and --default-engine, checked with the counts: ValueError says what is wrong."""
     engines = tuple(e.strip() for e in args.engines.split(",") if e.strip())
     if not engines:
         raise ValueError("--engines names no engine: give lsi, tfidf or both")
@@ -609,7 +609,7 @@ def _checked_engines(args):
 
 
 def options_from_args(args):
-    engines, default_engine = _checked_engines(args)
+    engines, default_engine = _checked_arguments(args)
     return BuildOptions(
         name=args.name or args.out.name,
         engines=engines,

@@ -88,10 +88,10 @@ def _replaced(value):
     return value if _unicode(value) else _SURROGATE.sub("\ufffd", value)
 
 
-def _read_to_the_end(path, lines):
-    """``lines`` of ``path``; ValueError naming the file when a compressed one ends early or is corrupt."""
+def _read_to_the_end(path, items):
+    """``items`` read from ``path``; ValueError naming the file when a compressed one ends early or is corrupt."""
     try:
-        yield from lines
+        yield from items
     except (EOFError, OSError) as exc:  # bz2: "Compressed file ended before...", "Invalid data stream"
         raise ValueError(f"{path}: the file ends early or is corrupt ({exc})") from None
 
@@ -134,7 +134,7 @@ def read_wikipedia_dump(path, min_words=50):
 
     with bz2.open(path) as dump:
         try:
-            for title, markup, page_id in extract_pages(dump):
+            for title, markup, page_id in _read_to_the_end(path, extract_pages(dump)):
                 if markup.lstrip().lower().startswith("#redirect"):
                     yield Skip(title, "redirect")
                     continue
@@ -145,8 +145,6 @@ def read_wikipedia_dump(path, min_words=50):
                 yield Record(str(page_id), wikipedia_url(title), title, text)
         except ParseError as exc:
             raise ValueError(f"{path}: not a MediaWiki XML dump, or one that ends early ({exc})") from None
-        except (EOFError, OSError) as exc:
-            raise ValueError(f"{path}: the file ends early or is corrupt ({exc})") from None
 
 
 CSV_FIELDS = ("id", "url", "title", "text")
