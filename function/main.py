@@ -18,8 +18,10 @@ import functions_framework  # noqa: E402
 from function.app import create_app, error_response  # noqa: E402
 from function.config import ConfigError  # noqa: E402
 from function.errors import ApiError  # noqa: E402
+from function import gunicorn_errors  # noqa: E402
 from function.store import StoreError  # noqa: E402
 
+gunicorn_errors.install()  # before gunicorn forks its workers
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 try:

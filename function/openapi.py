@@ -59,7 +59,10 @@ SCHEMAS = {
                                         "upstream_unreachable, upstream_tls_error, upstream_invalid_response, "
                                         "upstream_timeout, fetch_busy, "
                                         "invalid_click_link, invalid_click_signature, click_link_expired, "
-                                        "events_unavailable, not_found, method_not_allowed, internal_error, ..."},
+                                        "events_unavailable, not_found, method_not_allowed, internal_error; for requests "
+                                        "that are not valid HTTP, refused before the function reads them: "
+                                        "bad_request, headers_too_large, expectation_failed, "
+                                        "unsupported_transfer_coding, ..."},
                 "message": {"type": "string", "minLength": 1, "description": "for people: what went wrong"},
             },
         }},

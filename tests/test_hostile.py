@@ -988,20 +988,33 @@ def test_real_server_valid_host_builds_links_that_work(server, host, prefix):
     assert followed.status_code == 302
 
 
-@pytest.mark.parametrize("name,request_bytes", [
-    ("nul_in_host", b"GET /?text=moon HTTP/1.1\r\nHost: h\x00st\r\nConnection: close\r\n\r\n"),
-    ("two_hosts", b"GET /?text=moon HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n"),
-    ("header_of_9000_bytes", b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"x" * 9000 + b"\r\nConnection: close\r\n\r\n"),
+@pytest.mark.parametrize("name,request_bytes,want_status,want_code", [
+    ("nul_in_host", b"GET /?text=moon HTTP/1.1\r\nHost: h\x00st\r\nConnection: close\r\n\r\n", 400, "bad_request"),
+    ("two_hosts", b"GET /?text=moon HTTP/1.1\r\nHost: a\r\nHost: b\r\nConnection: close\r\n\r\n", 400, "bad_request"),
+    ("header_of_9000_bytes", b"GET / HTTP/1.1\r\nHost: a\r\nX-Big: " + b"x" * 9000 + b"\r\nConnection: close\r\n\r\n",
+     431, "headers_too_large"),
     ("two_hundred_headers", b"GET / HTTP/1.1\r\nHost: a\r\n" + b"".join(b"X-H%d: 1\r\n" % i for i in range(200))
-     + b"Connection: close\r\n\r\n"),
-    ("not_http", b"SSH-2.0-OpenSSH_9.0\r\n\r\n"),
+     + b"Connection: close\r\n\r\n", 431, "headers_too_large"),
+    ("not_http", b"SSH-2.0-OpenSSH_9.0\r\n\r\n", 400, "bad_request"),
     ("smuggling_cl_and_te", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 4\r\n"
-     b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: a\r\n\r\n"),
+     b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: a\r\n\r\n",
+     400, "bad_request"),
+    ("negative_content_length", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: -1\r\n"
+     b"Connection: close\r\n\r\n{}", 400, "bad_request"),
+    ("unknown_expectation", b"GET /?text=moon HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\nConnection: close\r\n\r\n",
+     417, "expectation_failed"),
+    ("control_character_in_a_header", b"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\x01c\r\nConnection: close\r\n\r\n",
+     400, "bad_request"),
+    ("unknown_transfer_coding", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: zstd\r\nConnection: close\r\n\r\n",
+     501, "unsupported_transfer_coding"),
 ])
-def test_real_server_malformed_http_is_refused_by_gunicorn_and_it_keeps_serving(server, name, request_bytes):
-    """gunicorn answers these itself (a short HTML 4xx: the function never sees them)."""
-    status, _, _ = raw_request(server, request_bytes)
-    assert 400 <= status < 500
+def test_real_server_malformed_http_is_refused_as_json_and_it_keeps_serving(server, name, request_bytes, want_status,
+                                                                            want_code):
+    """gunicorn refuses these before the function sees them; its HTML page is replaced by our JSON error."""
+    status, head, body = raw_request(server, request_bytes)
+    assert_json_error(status, head, body, want_status, want_code)
+    assert "malformed HTTP" in json.loads(body)["error"]["message"]
+    assert len(body) < 600  # the 9000-byte header is not echoed back
     assert requests.get(server.base + "/healthz", timeout=10).status_code == 200
 
 
