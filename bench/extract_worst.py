@@ -2,8 +2,8 @@
 """What a hostile page can cost the extractor (``make eval-extract-worst``).
 
 Each page below is an article of five paragraphs followed by ~1 MB of one construct that made
-extraction slow before function.extract bounded its work (MAX_ELEMENTS, MAX_PARAGRAPHS,
-MAX_TAG_ATTRIBUTES, MAX_CLASS_CHARS). A fetched page may be five times that (FETCH_MAX_BYTES), and
+extraction slow before function.extract bounded its work (MAX_ELEMENTS, MAX_PARAGRAPHS, MAX_CLASS_CHARS,
+attribute_floods.MAX_TAG_ATTRIBUTES). A fetched page may be five times that (FETCH_MAX_BYTES), and
 the Python part of extraction holds the GIL: every other request of the worker waits meanwhile.
 
 Prints, per page: our time (the best of --repeat runs), the seed's (its jusText call, as
@@ -35,8 +35,8 @@ def repeated(unit, size=SIZE):
     return unit * (size // len(unit))
 
 
-def attributes(count):
-    return " ".join(f"a{i}=x" for i in range(count))
+def attributes(count, every=0, between=""):
+    return " ".join(f"a{i}=x" + (f" {between}" if every and i % every == every - 1 else "") for i in range(count))
 
 
 PAGES = {  # name: the page's body after the article
@@ -49,6 +49,9 @@ PAGES = {  # name: the page's body after the article
     "one tag of 110k attributes": f"<p {repeated(attributes(1), SIZE // 10)} {attributes(110_000)}>x</p>",
     "tags of 1,000 attributes": repeated(f"<p {attributes(1_000)}>x</p>"),
     "one tag of 110k quoted '>' values": "<p " + " ".join(f'a{i}=">"' for i in range(110_000)) + ">x</p>",
+    # one tag to libxml2, which follows HTML's tokenizer; runs of 150 between "<" and ">"
+    "one tag of 110k, a quoted '>' every 150": "<p " + attributes(110_000, every=150, between='q=">"') + ">x</p>",
+    "one tag of 110k, a '<b' every 150": "<p " + attributes(110_000, every=150, between="<b") + ">x</p>",
 }
 
 

@@ -48,6 +48,7 @@ from justext.paragraph import HEADINGS_PATTERN, Paragraph
 
 from . import language
 from .article import Article
+from .attribute_floods import without_attribute_floods
 from .fetch_policy import MAX_URL_LENGTH
 
 __all__ = ["Article", "extract_article", "decode_html"]
@@ -82,8 +83,8 @@ KEEP_LINK_DENSITY = 0.8  # inside the container, drop only paragraphs (almost) m
 # 64 attributes on a tag). Past them a page costs seconds of a worker's CPU, holding the GIL.
 MAX_ELEMENTS = 100_000  # walked, in document order; the rest of the page is not read
 MAX_PARAGRAPHS = 5_000  # likewise
-MAX_TAG_ATTRIBUTES = 200  # a tag with more loses them all: libxml2 compares each with all before it
 MAX_CLASS_CHARS = 1_000  # of a class/id value read for boilerplate names
+# (and attribute_floods.MAX_TAG_ATTRIBUTES: a tag with more loses them before parsing)
 # Elements nested deeper are not read (the walk recurses; Python allows ~1,000 calls). libxml2 had
 # stopped parsing the whole page at 256, so that 300 unclosed <font> tags before an article lost it.
 MAX_DEPTH = 500
@@ -720,39 +721,11 @@ def _select(paras):
     return out
 
 
-# a start tag long enough to hold MAX_TAG_ATTRIBUTES attributes (two characters each at the least)
-# (possessive: giving characters back to the name would try each split of every tag again)
-_LONG_START_TAG = re.compile(r"<([A-Za-z][^\s/<>]*+)[^<>]{%d,}+" % (2 * MAX_TAG_ATTRIBUTES))
-# an attribute of such a run, its quoted value whole: an SVG path's d="M9.6 4.2c.1..." is one
-_ATTRIBUTE = re.compile(r"""[^\s=/"']+(?:\s*+=\s*+(?:"[^"]*+"|'[^']*+'|[^\s"']*+))?+""")
-
-
-def _without_attribute_floods(html):
-    """``html`` with every start tag of more than MAX_TAG_ATTRIBUTES attributes cut to its name.
-    libxml2 checks each attribute against all the tag's earlier ones: one tag of 200,000 (2 MB)
-    took a minute to parse, 2 MB of tags of 1,000 each 0.45 s, of 200 each 0.14 s (as of 100 each).
-    Only tags that long are counted, a quoted value as one attribute (a data: URI, an SVG path, a
-    description of 300 words); on the dev pages only runs inside scripts are ever cut.
-
-    The scan knows no quotes, scripts or comments: a run it finds may end inside a quoted value
-    ("x<y ...") or a comment ("... -->"). Such a run is left whole, since cutting it would leave
-    a quote or a comment open over the rest of the page. So a flood that puts a quoted ">" among
-    every few hundred attributes is not cut, and still costs libxml2 its quadratic time."""
-    def cut(match):
-        tag = match.group(0)
-        if tag.count('"') % 2 or tag.count("'") % 2 or tag.endswith("--"):  # inside a value; before "-->"
-            return tag
-        if len(_ATTRIBUTE.findall(tag)) - 1 <= MAX_TAG_ATTRIBUTES:  # the name is found as one too
-            return tag
-        return "<" + match.group(1)
-    return _LONG_START_TAG.sub(cut, html)
-
-
 def _parse(html):
     # huge_tree: past 256 levels libxml2 stops parsing the whole page (MAX_DEPTH bounds the walk);
     # its other limits are for inputs far beyond FETCH_MAX_BYTES
     parser = lxml.html.HTMLParser(remove_comments=True, remove_pis=True, huge_tree=True)
-    return lxml.html.document_fromstring(_without_attribute_floods(html), parser=parser)
+    return lxml.html.document_fromstring(without_attribute_floods(html), parser=parser)
 
 
 def extract_article(html, url=None, encoding=None) -> Article:
