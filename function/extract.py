@@ -65,6 +65,15 @@ STOPWORDS_HIGH = STOPWORDS_HIGH_DEFAULT
 MAX_LINK_DENSITY = MAX_LINK_DENSITY_DEFAULT
 MAX_HEADING_DISTANCE = MAX_HEADING_DISTANCE_DEFAULT
 
+# Lengths (LENGTH_LOW, MIN_GOOD_CHARS, ...) are counted in Latin-script characters: a Chinese or
+# Japanese character carries about three (a word is one or two of them, an English one ~6 with its
+# space), a Hangul syllable about two. Counted as one, a news paragraph of 40 characters was "short"
+# and a whole CJK article of them no text at all (a 422).
+HAN_KANA_WEIGHT = 3
+HANGUL_WEIGHT = 2
+_HAN_KANA = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
+_HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")
+
 # Fallbacks when jusText keeps less than MIN_GOOD_CHARS: stoplist-free, then lax links.
 MIN_GOOD_CHARS = 250
 FALLBACK_LINK_DENSITY = 0.5
@@ -312,6 +321,14 @@ def _title(doc, meta, url):
 
 # --------------------------------------------------------------------------- paragraphs
 
+def reading_length(text):
+    """``text``'s length in Latin-script characters (see HAN_KANA_WEIGHT)."""
+    if text.isascii():
+        return len(text)
+    return (len(text) + (HAN_KANA_WEIGHT - 1) * len(_HAN_KANA.findall(text))
+            + (HANGUL_WEIGHT - 1) * len(_HANGUL.findall(text)))
+
+
 class _Para(Paragraph):
     """jusText's Paragraph with its text computed once, plus where it sits in the DOM."""
 
@@ -325,6 +342,7 @@ class _Para(Paragraph):
         self.in_headline = in_headline  # dom_path runs through an <h1>
         self.xpath = ""
         self.text = text
+        self.length = reading_length(text)
         self.words = text.split()
         self.chars_count_in_links = link_chars
         self.tags_count = 0
@@ -335,8 +353,8 @@ class _Para(Paragraph):
     def words_count(self):
         return len(self.words)
 
-    def __len__(self):
-        return len(self.text)
+    def __len__(self):  # what jusText's length classes read; its link density reads len(text)
+        return self.length
 
     def stopwords_count(self, stopwords):
         return sum(w.lower() in stopwords for w in self.words)
@@ -523,7 +541,7 @@ def _good_follows(paras, max_heading_distance):
         if after.class_type == "good":
             between = 0
         elif between is not None:
-            between += len(after.text)
+            between += len(after)
         follows[i] = between is not None and between <= max_heading_distance
     return follows
 
@@ -599,7 +617,7 @@ def _classify(paras, stoplist):
 
 
 def _good_chars(paras):
-    return sum(len(p.text) for p in paras if p.class_type == "good")
+    return sum(len(p) for p in paras if p.class_type == "good")
 
 
 def _sibling_runs(paras):
@@ -682,7 +700,7 @@ def _select(paras):
         return []
     total = 0.0
     for p in paras:
-        n = len(p.text)
+        n = len(p)
         if p.class_type == "good" or p.cf_class == "neargood":
             p.score = n
             total += n
@@ -772,7 +790,7 @@ def _article_text(paras, declared):
     """(text, language) of the article among ``paras``."""
     # the language of the article, not of the comment and newsletter boxes beside it, where the rest
     # holds enough text to tell
-    long_paras = [p for p in paras if len(p.text) > 50]
+    long_paras = [p for p in paras if len(p) > 50]
     unboxed = " ".join(p.text for p in long_paras if p.flag is None)
     sample = unboxed if len(unboxed) >= 200 else " ".join(p.text for p in long_paras) or " ".join(p.text for p in paras)
     stoplist_name, lang = language.choose(declared, sample)

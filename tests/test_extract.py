@@ -521,6 +521,45 @@ def test_an_article_of_one_line_paragraphs_is_kept():
     assert paragraphs(article) == ONE_LINERS
 
 
+# news paragraphs of 23 to 60 characters: each under jusText's 70, counted one a character
+CJK_STORIES = {
+    "zh": ["市议会周二晚间召开会议，讨论明年的预算安排，多名议员就道路维修问题发表意见。",
+           "经过长时间辩论，议会最终同意为公园增加拨款，并决定在三月份开始桥梁维修工程。",
+           "市长表示，这项决定早就应该做出，居民们多年来一直抱怨桥梁出现裂缝。",
+           "维修期间，交通将绕行老城区，当地商户担心车流增加会影响生意。",
+           "官员说，绕行路线图将在下周公布，维修费用预计为四百万欧元。",
+           "州政府将承担一半费用，其余部分来自市政储备金。"],
+    "ja": ["市議会は火曜日の夜に会合を開き、来年度の予算について議論した。道路の補修が主な論点となった。",
+           "長い議論の末、議会は公園への予算を増やすことで合意し、三月に橋の補修工事を始めることを決めた。",
+           "市長は、この決定はもっと早く下すべきだったと述べた。住民は長年、橋のひび割れに不満を訴えていた。",
+           "工事の間、車は旧市街を迂回する。地元の商店は交通量の増加を心配している。",
+           "迂回路の地図は来週公開される予定で、補修費用は四百万ユーロと見込まれている。"],
+    "ko": ["시의회는 화요일 밤 회의를 열고 내년 예산을 논의했으며, 여러 의원이 도로 보수 문제에 대해 의견을 냈다.",
+           "긴 논쟁 끝에 의회는 공원 예산을 늘리기로 합의하고 3월에 다리 보수 공사를 시작하기로 결정했다.",
+           "시장은 이 결정이 훨씬 더 일찍 내려졌어야 했다고 말했다. 주민들은 수년간 다리의 균열에 대해 불평해 왔다.",
+           "공사 기간 동안 차량은 구시가지로 우회하며, 지역 상인들은 교통량 증가를 걱정하고 있다."],
+}
+
+
+@pytest.mark.parametrize("lang", sorted(CJK_STORIES))
+def test_a_cjk_article_of_news_length_paragraphs_is_kept_without_its_menu(lang):
+    story = CJK_STORIES[lang]
+    assert all(len(line) < extract.LENGTH_LOW for line in story)
+    menu = "".join(f"<li><a href='/s/{i}'>{story[i % len(story)][:6]}</a></li>" for i in range(12))
+    article = extract_article(
+        f"<html lang='{lang}'><body><ul class='nav'>{menu}</ul><article><h1>{story[0][:10]}</h1>"
+        + "".join(f"<p>{line}</p>" for line in story) + "</article><div class='footer'><p>© 2026</p></div></body></html>")
+    assert paragraphs(article) == story
+    assert article.lang == lang
+
+
+def test_a_cjk_list_of_short_items_is_still_not_an_article():
+    items = [line[:8] for line in CJK_STORIES["zh"]] * 4
+    article = extract_article("<html lang='zh'><body><ul>" + "".join(f"<li>{item}</li>" for item in items) +
+                              "</ul></body></html>")
+    assert article.text == ""
+
+
 @pytest.mark.parametrize("items", [
     [f"<a href='/story/{i}'>Council story number {i} on the bridge repairs</a>" for i in range(20)],  # links
     [f"Weight {i} kg" for i in range(40)],  # figures
