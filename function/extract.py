@@ -50,6 +50,7 @@ from . import language
 from .article import Article
 from .attribute_floods import without_attribute_floods
 from .fetch_policy import MAX_URL_LENGTH
+from .tokens import HAN_KANA, HANGUL
 
 __all__ = ["Article", "extract_article", "decode_html"]
 
@@ -71,8 +72,8 @@ MAX_HEADING_DISTANCE = MAX_HEADING_DISTANCE_DEFAULT
 # and a whole CJK article of them no text at all (a 422).
 HAN_KANA_WEIGHT = 3
 HANGUL_WEIGHT = 2
-_HAN_KANA = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f]")
-_HANGUL = re.compile("[\u1100-\u11ff\u3130-\u318f\uac00-\ud7af]")
+_HAN_KANA = re.compile(f"[{HAN_KANA}]")
+_HANGUL = re.compile(f"[{HANGUL}]")
 
 # Fallbacks when jusText keeps less than MIN_GOOD_CHARS: stoplist-free, then lax links.
 MIN_GOOD_CHARS = 250

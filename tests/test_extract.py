@@ -358,11 +358,15 @@ def test_paragraph_revision_gives_jusText_s_classes():
 
     from function.extract import MAX_HEADING_DISTANCE, revise_classification
 
+    class Para(SimpleNamespace):
+        def __len__(self):  # ours reads a paragraph's reading length, jusText len(text): equal in ASCII
+            return extract.reading_length(self.text)
+
     rng = random.Random(7)
     classes = ["short", "neargood", "good", "bad"]
     for _ in range(3000):
         weights = [rng.random() for _ in classes]  # runs of mostly short, mostly near-good, ...
-        paras = [SimpleNamespace(cf_class=rng.choices(classes, weights)[0], heading=rng.random() < 0.2,
+        paras = [Para(cf_class=rng.choices(classes, weights)[0], heading=rng.random() < 0.2,
                                  text="x" * rng.choice([0, 1, 30, 90, 250]), class_type=rng.choice(classes + [""]))
                  for _ in range(rng.randrange(40))]
         theirs = copy.deepcopy(paras)

@@ -434,3 +434,59 @@ def test_membership_by_url_is_kept_in_bounded_memory(model_store):
         tracemalloc.stop()
     assert kept < 2_000_000, kept  # 4,096 of these keys kept whole would be 64 MB
     assert store.row_for_url_key(member.url_key) == 0
+
+
+# -- Chinese, Japanese and Korean: no spaces between words (Hangul: particles joined to them) -------
+CHINESE_DOCUMENTS = {
+    "football": "昨晚的足球比赛中，主队球员在下半场连进两球，最终以二比一战胜客队。教练赛后表示球队的防守还需要加强。",
+    "stocks": "今天股市大幅下跌，银行股和科技股领跌，投资者担心利率继续上升。分析师认为市场短期内仍将波动。",
+    "cooking": "这道红烧肉的做法很简单，先把五花肉切块焯水，再加入酱油和冰糖慢慢炖煮一个小时。",
+    "rocket": "运载火箭今天上午在发射场成功升空，把两颗卫星送入预定轨道。这是今年第十次航天发射任务。",
+    "weather": "气象台预报，明天北方地区将迎来大范围降雪和寒潮，气温下降八到十度，请市民注意保暖。",
+    "exam": "全国高考今天开始，一千多万名考生走进考场。教育部门提醒考生带好准考证，提前到达考点。",
+    "railway": "新的高铁线路下个月通车，从省城到海边城市只需要一个半小时，每天开行四十对列车。",
+    "hospital": "市人民医院新建的门诊大楼投入使用，医生和护士增加了一百多名，病人挂号排队的时间明显缩短。",
+}
+
+
+def _chinese_store(tmp_path, *options):
+    lines = [json.dumps({"id": name, "url": f"https://news.example/{name}", "title": name, "text": text},
+                        ensure_ascii=False) for name, text in CHINESE_DOCUMENTS.items()]
+    code, store = _build(tmp_path, "zh.jsonl", "\n".join(lines).encode(), "--engines", "tfidf", *options)
+    assert code == 0
+    return store
+
+
+def test_a_chinese_corpus_finds_the_article_on_the_same_subject(tmp_path):
+    store = _chinese_store(tmp_path)
+    assert store.manifest["tokenizer"]["cjk_bigrams"] is True
+    for query, subject in [("主队在足球比赛中进了两球", "football"), ("卫星由火箭发射升空", "rocket"),
+                           ("医院门诊的病人挂号", "hospital"), ("明天降雪，气温下降", "weather")]:
+        hits = store.engines["tfidf"].search(store.terms(query), 3)
+        assert hits[0].row == store.row_for_id(subject), query
+
+
+def test_without_bigrams_a_chinese_clause_is_one_word_and_finds_nothing(tmp_path):
+    # what the tokenizer did before: a query shares no whole clause with the articles
+    store = _chinese_store(tmp_path, "--no-cjk-bigrams")
+    assert store.manifest["tokenizer"]["cjk_bigrams"] is False
+    assert len(store.terms("主队在足球比赛中进了两球")) == 0  # the function answers 422 no_known_words
+
+
+def test_cjk_runs_are_read_as_overlapping_pairs_and_other_text_as_before():
+    from function.tokens import tokenize
+
+    assert tokenize("召开会议，讨论预算。") == ["召开", "开会", "会议", "讨论", "论预", "预算"]
+    assert tokenize("2026年iPhone发布") == ["年", "iphone", "发布"]  # digits dropped, as anywhere
+    assert tokenize("東京タワー") == ["東京", "京タ", "タワ", "ワー"]
+    assert tokenize("시의회는 회의를") == ["시의", "의회", "회는", "회의", "의를"]  # syllables, not their letters
+    assert tokenize("Café au lait, naïve 2026") == ["cafe", "au", "lait", "naive"]
+
+
+def test_a_store_built_before_cjk_bigrams_reads_runs_whole():
+    from function.tokens import TokenizerOptions, tokenize
+
+    before = TokenizerOptions.from_dict({"min_len": 1, "max_len": 20, "numbers": False, "deaccent": True,
+                                         "stopwords": ""})
+    assert before.cjk_bigrams is False
+    assert tokenize("召开会议，讨论预算。", before) == ["召开会议", "讨论预算"]
