@@ -30,7 +30,9 @@ _TAG_NAME = r"[A-Za-z][^\t\n\f\r />]*+"
 
 # elements whose content holds no tags (libxml2 2.14 as HTML: noscript is read as markup)
 RAW_TEXT = ("script", "style", "xmp", "iframe", "noembed", "noframes", "textarea", "title", "plaintext")
-_RAW_NAME = r"(?i:%s)(?=[\t\n\f\r />]|\Z)" % "|".join(RAW_TEXT)
+# Names match in ASCII only, as libxml2's do: Python's IGNORECASE alone also takes "ſ" for "s" and
+# "ı" for "i", so that "</ſcript" had ended a script for the scan and not for libxml2.
+_RAW_NAME = r"(?ai:%s)(?=[\t\n\f\r />]|\Z)" % "|".join(RAW_TEXT)
 
 
 @functools.lru_cache(maxsize=None)
@@ -39,11 +41,11 @@ def _plain(limit):
     one of raw text) of at most ``limit`` attributes, and a "<" that starts none of these."""
     return re.compile(rf"""(?:
         [^<]++
+      | <(?![A-Za-z/!?])
       | <!--(?:-?>|(?s:.*?)(?:--!?>|\Z))
       | <(?!{_RAW_NAME}){_TAG_NAME}(?:{_BETWEEN}{_ATTRIBUTE}){{0,{limit}}}+{_TAG_END}
       | </{_TAG_NAME}(?:{_BETWEEN}{_ATTRIBUTE}){{0,{limit}}}+{_TAG_END}
       | <(?:[!?]|/(?![A-Za-z]))[^>]*+>?
-      | <(?![A-Za-z/!?])
     )*+""", re.VERBOSE)
 
 
@@ -52,14 +54,14 @@ _COUNTED = re.compile(rf"{_BETWEEN}{_ATTRIBUTE}")
 
 
 def _end_tag(name):
-    return re.compile(rf"</{re.escape(name)}(?=[\t\n\f\r />]|\Z)", re.IGNORECASE)
+    return re.compile(rf"</{re.escape(name)}(?=[\t\n\f\r />]|\Z)", re.IGNORECASE | re.ASCII)
 
 
 _RAW_END = {name: _end_tag(name) for name in RAW_TEXT}
 # script data: "<!--" starts an escape, inside which "<script" starts a double escape, inside
 # which "</script" only ends that; "-->" ends either
-_SCRIPT_MARK = re.compile(r"<!--|</script(?=[\t\n\f\r />]|\Z)", re.IGNORECASE)
-_ESCAPED_MARK = re.compile(r"-->|</?script(?=[\t\n\f\r />]|\Z)", re.IGNORECASE)
+_SCRIPT_MARK = re.compile(r"<!--|</script(?=[\t\n\f\r />]|\Z)", re.IGNORECASE | re.ASCII)
+_ESCAPED_MARK = re.compile(r"-->|</?script(?=[\t\n\f\r />]|\Z)", re.IGNORECASE | re.ASCII)
 
 
 def _script_end(html, pos):

@@ -28,7 +28,9 @@ MESSAGE_CHARS = 300  # gunicorn's message can quote a whole 8 KB header
 
 def write_json_error(sock, status_int, reason, mesg):
     message = (mesg or reason)[:MESSAGE_CHARS]
-    if status_int != 500:  # the rest are the client's request, not a fault of ours
+    if status_int == 403:  # a proxy or TLS handshake gunicorn does not allow
+        message = f"refused before the function read it: {message}"
+    elif status_int != 500:  # the rest are the client's request, not a fault of ours
         message = f"refused before the function read it (malformed HTTP): {message}"
     error = ApiError(message, status=status_int, code=CODES.get(status_int, "bad_request"))
     body = json.dumps(error.to_json(), ensure_ascii=True).encode() + b"\n"

@@ -31,6 +31,19 @@ from website import Site  # noqa: E402
 from function.sources import wiki_sample_path  # noqa: E402,F401  (the tests' import of it)
 
 
+# eight short news articles on eight subjects, for the tests of Chinese text end to end
+CHINESE_ARTICLES = {
+    "football": "昨晚的足球比赛中，主队球员在下半场连进两球，最终以二比一战胜客队。教练赛后表示球队的防守还需要加强。",
+    "stocks": "今天股市大幅下跌，银行股和科技股领跌，投资者担心利率继续上升。分析师认为市场短期内仍将波动。",
+    "cooking": "这道红烧肉的做法很简单，先把五花肉切块焯水，再加入酱油和冰糖慢慢炖煮一个小时。",
+    "rocket": "运载火箭今天上午在发射场成功升空，把两颗卫星送入预定轨道。这是今年第十次航天发射任务。",
+    "weather": "气象台预报，明天北方地区将迎来大范围降雪和寒潮，气温下降八到十度，请市民注意保暖。",
+    "exam": "全国高考今天开始，一千多万名考生走进考场。教育部门提醒考生带好准考证，提前到达考点。",
+    "railway": "新的高铁线路下个月通车，从省城到海边城市只需要一个半小时，每天开行四十对列车。",
+    "hospital": "市人民医院新建的门诊大楼投入使用，医生和护士增加了一百多名，病人挂号排队的时间明显缩短。",
+}
+
+
 # -- MongoDB -------------------------------------------------------------------
 def with_database(uri, name):
     """``uri`` with its database path replaced by ``name`` (options kept)."""

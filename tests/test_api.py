@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pymongo
 import pytest
 
-from conftest import make_client, wait_for_events
+from conftest import CHINESE_ARTICLES, make_client, wait_for_events
 
 RESULT_KEYS = {"rank", "id", "url", "title", "score", "click_url"}
 
@@ -49,6 +49,26 @@ def test_url_query_fetches_extracts_and_answers(client, pages):
     assert body["page"]["title"] == "Fifty years after the first Moon landing"
     assert body["page"]["lang"] == "en"
     assert body["timings_ms"]["fetch"] > 0 and body["timings_ms"]["extract"] > 0
+
+
+def test_a_chinese_article_page_gets_the_chinese_corpus_article_on_its_subject(pages, function_env, tmp_path):
+    # fetch -> extract (paragraphs under 70 characters) -> character pairs -> lookup, end to end
+    from function.build import BuildOptions, build
+    from function.sources import Record
+
+    records = [Record(name, f"https://news.example/{name}", name, text) for name, text in CHINESE_ARTICLES.items()]
+    build([iter(records)], tmp_path / "zh", BuildOptions(name="zh", engines=("tfidf",)), progress=False)
+    client = make_client({**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": "zh"})
+    url = pages.add("/zh-football.html", (
+        "<html lang='zh'><head><title>球队逆转取胜</title></head><body><nav><a href='/'>首页</a></nav><article>"
+        "<p>主队在今晚的足球比赛中表现出色，上半场落后一球，下半场连进两球完成逆转。</p>"
+        "<p>球员们赛后说，球队的防守比上一场比赛好了很多，中场的传球也更加稳定。</p>"
+        "<p>教练表示，下一场比赛的对手实力很强，球队还要继续加强进攻和体能训练。</p>"
+        "<p>本场比赛吸引了三万多名球迷到场观看，球场气氛十分热烈。</p>"
+        "<p>下一轮比赛将在下周六晚上举行，球队目前在积分榜上排名第三。</p></article></body></html>").encode())
+    body = client.get("/", query_string={"url": url, "k": 3}).get_json()
+    assert body.get("page", {}).get("lang") == "zh", body
+    assert body["results"][0]["url"] == "https://news.example/football"
 
 
 def test_repeat_url_is_served_from_the_cache(client, pages):

@@ -464,7 +464,8 @@ FLOOD_PIECES = ["<", ">", '"', "'", "=", "/", " ", "\n", "!", "-", "?", "a", "b"
                 "</p a='>'>", "<script", "</script", "<script>", "</SCRIPT\t>", "<!--", "-->", "--!>", "<!-->", "<!--->",
                 "<style>", "</style>", "<title>", "</title>", "<textarea>", "</textarea", "<xmp>", "</xmp>",
                 "<plaintext>", "<noscript>", "<!DOCTYPE", "<?", "<![CDATA[", "c=1 ", 'd="q" ', "e='>' ", "g=<h ",
-                "<p a b c d e>", "<span x=1 y=2 z=3 w=4>", "<p/", "/>", "a/>", "<p////a/b/c/>", "text "]
+                "<p a b c d e>", "<span x=1 y=2 z=3 w=4>", "<p/", "/>", "a/>", "<p////a/b/c/>", "text ",
+                "</\u017fcript>", "</t\u0131tle>", "</SCR\u0130PT>", "<\u017fcript>"]  # not "s", "i" to libxml2
 
 
 def _tree_without_attributes(html):

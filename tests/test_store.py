@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT, FunctionProcess, wiki_sample_path
+from conftest import CHINESE_ARTICLES, ROOT, FunctionProcess, wiki_sample_path
 from function.build import BuildOptions, build, main as build_main
 from function.sources import Record, Skip, open_source
 from function.store import FORMAT_VERSION, Store, StoreError, StoreSet, current_version_dir
@@ -437,21 +437,11 @@ def test_membership_by_url_is_kept_in_bounded_memory(model_store):
 
 
 # -- Chinese, Japanese and Korean: no spaces between words (Hangul: particles joined to them) -------
-CHINESE_DOCUMENTS = {
-    "football": "昨晚的足球比赛中，主队球员在下半场连进两球，最终以二比一战胜客队。教练赛后表示球队的防守还需要加强。",
-    "stocks": "今天股市大幅下跌，银行股和科技股领跌，投资者担心利率继续上升。分析师认为市场短期内仍将波动。",
-    "cooking": "这道红烧肉的做法很简单，先把五花肉切块焯水，再加入酱油和冰糖慢慢炖煮一个小时。",
-    "rocket": "运载火箭今天上午在发射场成功升空，把两颗卫星送入预定轨道。这是今年第十次航天发射任务。",
-    "weather": "气象台预报，明天北方地区将迎来大范围降雪和寒潮，气温下降八到十度，请市民注意保暖。",
-    "exam": "全国高考今天开始，一千多万名考生走进考场。教育部门提醒考生带好准考证，提前到达考点。",
-    "railway": "新的高铁线路下个月通车，从省城到海边城市只需要一个半小时，每天开行四十对列车。",
-    "hospital": "市人民医院新建的门诊大楼投入使用，医生和护士增加了一百多名，病人挂号排队的时间明显缩短。",
-}
 
 
 def _chinese_store(tmp_path, *options):
     lines = [json.dumps({"id": name, "url": f"https://news.example/{name}", "title": name, "text": text},
-                        ensure_ascii=False) for name, text in CHINESE_DOCUMENTS.items()]
+                        ensure_ascii=False) for name, text in CHINESE_ARTICLES.items()]
     code, store = _build(tmp_path, "zh.jsonl", "\n".join(lines).encode(), "--engines", "tfidf", *options)
     assert code == 0
     return store
