@@ -16,7 +16,7 @@ WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # clause of Chinese or Japanese is one "word"), and Hangul, where particles join the word ("시의회는",
 # "시의회가"). With cjk_bigrams their runs are read as overlapping pairs of characters, as search
 # engines' CJK analysers do without a dictionary: "会议室" -> "会议", "议室".
-HAN_KANA = "\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f"
+HAN_KANA = "\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f"
 HANGUL = "\u1100-\u11ff\u3130-\u318f\uac00-\ud7af"
 CJK_RUN = re.compile(f"[{HAN_KANA}{HANGUL}]+")
 
@@ -55,11 +55,17 @@ def _stopwords(name):
     return frozenset(justext.get_stoplist(name))
 
 
-def _strip_accents(text, recompose):
+# kana's voicing marks, which NFKD takes off as it takes accents off Latin letters: "ガ" is not "カ"
+KANA_MARKS = "\u3099\u309a"
+
+
+def _strip_accents(text, cjk):
     decomposed = unicodedata.normalize("NFKD", text)
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    # NFKD takes Hangul syllables apart into letters (jamo), which are not marks: put them back
-    return unicodedata.normalize("NFC", stripped) if recompose else stripped
+    keep = KANA_MARKS if cjk else ""
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch) or ch in keep)
+    # NFKD also takes Hangul syllables apart into letters (jamo), which are not marks: put them,
+    # and kana with their marks, back together
+    return unicodedata.normalize("NFC", stripped) if cjk else stripped
 
 
 def tokenize(text, options=TokenizerOptions()):
@@ -67,7 +73,7 @@ def tokenize(text, options=TokenizerOptions()):
     text = text.lower()
     cjk = options.cjk_bigrams and not text.isascii() and CJK_RUN.search(text) is not None
     if options.deaccent and not text.isascii():
-        text = _strip_accents(text, recompose=cjk)
+        text = _strip_accents(text, cjk)
     stop = _stopwords(options.stopwords)
     lo, hi, numbers = options.min_len, options.max_len, options.numbers
     words = WORD.findall(text)

@@ -469,6 +469,8 @@ def test_cjk_runs_are_read_as_overlapping_pairs_and_other_text_as_before():
     assert tokenize("召开会议，讨论预算。") == ["召开", "开会", "会议", "讨论", "论预", "预算"]
     assert tokenize("2026年iPhone发布") == ["年", "iphone", "发布"]  # digits dropped, as anywhere
     assert tokenize("東京タワー") == ["東京", "京タ", "タワ", "ワー"]
+    assert tokenize("ドイツのバス") == ["ドイ", "イツ", "ツの", "のバ", "バス"]  # not "トイ", "ハス"
+    assert tokenize("ﾄﾞｲﾂ") == ["ドイ", "イツ"]  # half-width kana, as the full-width
     assert tokenize("시의회는 회의를") == ["시의", "의회", "회는", "회의", "의를"]  # syllables, not their letters
     assert tokenize("Café au lait, naïve 2026") == ["cafe", "au", "lait", "naive"]
 
