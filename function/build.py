@@ -579,8 +579,6 @@ def parse_args(argv):
     p.add_argument("--numbers", action=argparse.BooleanOptionalAction, default=tok.numbers)
     p.add_argument("--deaccent", action=argparse.BooleanOptionalAction, default=tok.deaccent)
     p.add_argument("--stopwords", default=tok.stopwords, help="a jusText stoplist name, e.g. English")
-    p.add_argument("--cjk-bigrams", action=argparse.BooleanOptionalAction, default=tok.cjk_bigrams,
-                   help="read Chinese, Japanese and Korean runs as overlapping pairs of characters (default: on)")
     p.add_argument("--workers", type=int, default=defaults.workers,
                    help="tokenising processes (default: one per core; the store does not depend on it)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -623,8 +621,7 @@ def options_from_args(args):
         ann_dims=args.ann_dims, ann_candidates=args.ann_candidates, ann_shard_docs=args.ann_shard_docs,
         seed=args.seed, keep_versions=args.keep_versions, workers=args.workers,
         tokenizer=TokenizerOptions(min_len=args.min_token_len, max_len=args.max_token_len,
-                                   numbers=args.numbers, deaccent=args.deaccent, stopwords=args.stopwords,
-                                   cjk_bigrams=args.cjk_bigrams),
+                                   numbers=args.numbers, deaccent=args.deaccent, stopwords=args.stopwords),
     )
 
 

@@ -450,7 +450,11 @@ class Store:
         self.name = manifest["name"]
         self.version = manifest["version"]
         self.size = manifest["documents"]
-        self.tokenizer = TokenizerOptions.from_dict(manifest["tokenizer"])
+        try:
+            self.tokenizer = TokenizerOptions.from_dict(manifest["tokenizer"])
+        except (TypeError, ValueError) as exc:  # a store of a newer builder (a rollback)
+            raise StoreError(f"{manifest_path}: its tokenizer ({exc}) is not one this function reads. Rebuild the "
+                             "store with this version's builder (python -m function.build).") from None
         self.vocabulary = Vocabulary(mapped(self.path / "vocab.npy"))
         self.engines = {
             name: ENGINE_KINDS[spec["kind"]](name, self.path / "engines" / name, spec)

@@ -12,13 +12,24 @@ from functools import lru_cache
 
 WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
-# Scripts written without spaces between words, whose runs WORD takes whole: Han and kana (a
+# How a store's text is read. Revision 1 is the stores built before revision 2 came, read as they
+# were built. Revision 2 keeps a word's vowel signs and other marks in it (to `re` they are not
+# alphanumeric, so they had cut words apart: Hindi "किताब" was "क", "त", "ब"), reads runs of
+# Chinese, Japanese and Korean as overlapping character pairs (CJK_RUN), and puts Hangul syllables
+# and kana with their voicing marks back together after accents are stripped.
+REVISION = 2
+
+# Scripts written without spaces between words, whose runs WORD takes whole: Han (with its marks
+# of repetition and closing, 々 〆 〇 〻) and kana (a
 # clause of Chinese or Japanese is one "word"), and Hangul, where particles join the word ("시의회는",
-# "시의회가"). With cjk_bigrams their runs are read as overlapping pairs of characters, as search
-# engines' CJK analysers do without a dictionary: "会议室" -> "会议", "议室".
-HAN_KANA = "\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f"
+# "시의회가"). Their runs are read as overlapping pairs of characters, as search engines' CJK
+# analysers do without a dictionary: "会议室" -> "会议", "议室".
+HAN_KANA = "\u3005-\u3007\u303b\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f"
 HANGUL = "\u1100-\u11ff\u3130-\u318f\uac00-\ud7af"
 CJK_RUN = re.compile(f"[{HAN_KANA}{HANGUL}]+")
+
+# kana's voicing marks, which NFKD takes off as it takes accents off Latin letters: "ガ" is not "カ"
+KANA_MARKS = "\u3099\u309a"
 
 # Longest token kept, in characters; the vocabulary is stored as fixed-width
 # strings of this length, so longer tokens (URLs, hashes, base64) are dropped.
@@ -32,18 +43,20 @@ class TokenizerOptions:
     numbers: bool = False  # keep tokens made only of digits ("1969")
     deaccent: bool = True  # "café" -> "cafe"
     stopwords: str = ""  # "" or a jusText stoplist name such as "English"
-    cjk_bigrams: bool = True  # Han, kana and Hangul runs as overlapping pairs (see CJK_RUN)
+    revision: int = REVISION
 
     def __post_init__(self):
         if not 1 <= self.min_len <= self.max_len <= MAX_TOKEN_CHARS:
             raise ValueError(f"token lengths must satisfy 1 <= min_len <= max_len <= {MAX_TOKEN_CHARS}")
+        if self.revision not in (1, REVISION):
+            raise ValueError(f"tokenizer revision {self.revision} is not one this version reads (1, {REVISION})")
 
     def to_dict(self):
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data):
-        return cls(**{"cjk_bigrams": False, **data})  # a store built before the option read runs whole
+        return cls(**{"revision": 1, **data})  # a store that names none was built before revisions
 
 
 @lru_cache(maxsize=8)
@@ -55,35 +68,50 @@ def _stopwords(name):
     return frozenset(justext.get_stoplist(name))
 
 
-# kana's voicing marks, which NFKD takes off as it takes accents off Latin letters: "ガ" is not "カ"
-KANA_MARKS = "\u3099\u309a"
+@lru_cache(maxsize=1)
+def _word_with_marks():
+    """WORD, and the marks after a letter inside the word: built on the first text not in ASCII
+    (~20 ms, from the Unicode database, which `re` cannot name a category of)."""
+    marks = [code for code in range(0x300, 0x20000) if unicodedata.category(chr(code)).startswith("M")]
+    marks += range(0xE0100, 0xE01F0)  # variation selectors
+    ranges = []
+    for code in marks:
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    spans = "".join(re.escape(chr(low)) + ("-" + re.escape(chr(high)) if high > low else "") for low, high in ranges)
+    return re.compile(rf"[^\W_](?:[^\W_]|[{spans}])*")
 
 
-def _strip_accents(text, cjk):
+def _strip_accents(text, recompose):
     decomposed = unicodedata.normalize("NFKD", text)
-    keep = KANA_MARKS if cjk else ""
+    keep = KANA_MARKS if recompose else ""
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch) or ch in keep)
     # NFKD also takes Hangul syllables apart into letters (jamo), which are not marks: put them,
     # and kana with their marks, back together
-    return unicodedata.normalize("NFC", stripped) if cjk else stripped
+    return unicodedata.normalize("NFC", stripped) if recompose else stripped
 
 
 def tokenize(text, options=TokenizerOptions()):
     """Lower-cased word tokens of ``text`` under ``options``, in order."""
     text = text.lower()
-    cjk = options.cjk_bigrams and not text.isascii() and CJK_RUN.search(text) is not None
+    current = options.revision >= 2
     if options.deaccent and not text.isascii():
-        text = _strip_accents(text, cjk)
+        text = _strip_accents(text, recompose=current)
     stop = _stopwords(options.stopwords)
     lo, hi, numbers = options.min_len, options.max_len, options.numbers
-    words = WORD.findall(text)
-    if cjk:
-        words = [piece for word in words for piece in _cjk_pieces(word)]
+    if not current or text.isascii():
+        words = WORD.findall(text)
+    else:
+        words = _word_with_marks().findall(text)
+        if CJK_RUN.search(text):  # after NFKD: "㍿" is "株式会社"
+            words = [piece for word in words for piece in _cjk_pieces(word)]
     return [
         token
         for token in words
-        if (lo <= len(token) <= hi or CJK_RUN.fullmatch(token)) and (numbers or not token.isdigit())
-        and token not in stop
+        if (lo <= len(token) or current and CJK_RUN.fullmatch(token)) and len(token) <= hi  # a pair is a word
+        and (numbers or not token.isdigit()) and token not in stop
     ]
 
 

@@ -439,46 +439,57 @@ def test_membership_by_url_is_kept_in_bounded_memory(model_store):
 # -- Chinese, Japanese and Korean: no spaces between words (Hangul: particles joined to them) -------
 
 
-def _chinese_store(tmp_path, *options):
+def test_a_chinese_corpus_finds_the_article_on_the_same_subject(tmp_path):
     lines = [json.dumps({"id": name, "url": f"https://news.example/{name}", "title": name, "text": text},
                         ensure_ascii=False) for name, text in CHINESE_ARTICLES.items()]
-    code, store = _build(tmp_path, "zh.jsonl", "\n".join(lines).encode(), "--engines", "tfidf", *options)
-    assert code == 0
-    return store
-
-
-def test_a_chinese_corpus_finds_the_article_on_the_same_subject(tmp_path):
-    store = _chinese_store(tmp_path)
-    assert store.manifest["tokenizer"]["cjk_bigrams"] is True
+    code, store = _build(tmp_path, "zh.jsonl", "\n".join(lines).encode(), "--engines", "tfidf")
+    assert code == 0 and store.manifest["tokenizer"]["revision"] == 2
     for query, subject in [("主队在足球比赛中进了两球", "football"), ("卫星由火箭发射升空", "rocket"),
                            ("医院门诊的病人挂号", "hospital"), ("明天降雪，气温下降", "weather")]:
         hits = store.engines["tfidf"].search(store.terms(query), 3)
         assert hits[0].row == store.row_for_id(subject), query
 
 
-def test_without_bigrams_a_chinese_clause_is_one_word_and_finds_nothing(tmp_path):
-    # what the tokenizer did before: a query shares no whole clause with the articles
-    store = _chinese_store(tmp_path, "--no-cjk-bigrams")
-    assert store.manifest["tokenizer"]["cjk_bigrams"] is False
-    assert len(store.terms("主队在足球比赛中进了两球")) == 0  # the function answers 422 no_known_words
-
-
-def test_cjk_runs_are_read_as_overlapping_pairs_and_other_text_as_before():
+def test_words_are_read_whole_in_every_script():
     from function.tokens import tokenize
 
-    assert tokenize("召开会议，讨论预算。") == ["召开", "开会", "会议", "讨论", "论预", "预算"]
+    assert tokenize("召开会议，讨论预算。") == ["召开", "开会", "会议", "讨论", "论预", "预算"]  # CJK: pairs
     assert tokenize("2026年iPhone发布") == ["年", "iphone", "发布"]  # digits dropped, as anywhere
     assert tokenize("東京タワー") == ["東京", "京タ", "タワ", "ワー"]
     assert tokenize("ドイツのバス") == ["ドイ", "イツ", "ツの", "のバ", "バス"]  # not "トイ", "ハス"
     assert tokenize("ﾄﾞｲﾂ") == ["ドイ", "イツ"]  # half-width kana, as the full-width
+    assert tokenize("㍿") == ["株式", "式会", "会社"]
     assert tokenize("시의회는 회의를") == ["시의", "의회", "회는", "회의", "의를"]  # syllables, not their letters
+    # vowel signs inside a word: they had cut it apart ("क", "त", "ब")
+    assert tokenize("किताब हिन्दी") == ["किताब", "हिनदी"]  # the virama is a mark accents go with
+    assert tokenize("বোন তামিল") == ["বোন", "তামিল"] and tokenize("தமிழ்") == ["தமிழ"]
     assert tokenize("Café au lait, naïve 2026") == ["cafe", "au", "lait", "naive"]
+    # a word is read alike whatever stands beside it
+    for word in ("ஔவையார்", "ဦးသိန်းစိန်", "café", "বোন"):  # Tamil's and Myanmar's two-part letters too
+        assert tokenize(word + " 会")[:-1] == tokenize(word), word
+    assert tokenize("佐々木さん") == ["佐々", "々木", "木さ", "さん"]  # the iteration mark is part of the name
 
 
-def test_a_store_built_before_cjk_bigrams_reads_runs_whole():
+def test_a_store_built_before_revisions_reads_its_text_as_it_was_built():
     from function.tokens import TokenizerOptions, tokenize
 
     before = TokenizerOptions.from_dict({"min_len": 1, "max_len": 20, "numbers": False, "deaccent": True,
                                          "stopwords": ""})
-    assert before.cjk_bigrams is False
+    assert before.revision == 1
     assert tokenize("召开会议，讨论预算。", before) == ["召开会议", "讨论预算"]
+    assert tokenize("किताब", before) == ["क", "त", "ब"]
+    clause = "市议会周二晚间召开会议讨论明年的预算安排道路维修" * 2  # past max_len: dropped, as it was
+    assert tokenize(clause + "，好。", TokenizerOptions.from_dict({"min_len": 2})) == []
+    with pytest.raises(ValueError, match="revision 3"):
+        TokenizerOptions.from_dict({"revision": 3})
+
+
+@pytest.mark.parametrize("tokenizer", [{"revision": 3}, {"min_len": 1, "a_later_option": True}])
+def test_a_store_whose_tokenizer_this_version_cannot_read_is_a_clear_error(small_store, tokenizer):
+    _, version = small_store
+    manifest_path = version / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["tokenizer"] = tokenizer
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(StoreError, match="tokenizer .* is not one this function reads"):
+        Store(version)
