@@ -27,12 +27,13 @@ _ATTRIBUTE = rf"{_NAME}(?:{_SPACE}*+={_SPACE}*+{_VALUE})?+"
 _BETWEEN = r"[\t\n\f\r /]*+"
 _TAG_END = rf"{_BETWEEN}(?:>|\Z)"
 _TAG_NAME = r"[A-Za-z][^\t\n\f\r />]*+"
+_NAME_ENDS = r"(?=[\t\n\f\r />]|\Z)"  # after a tag name
 
 # elements whose content holds no tags (libxml2 2.14 as HTML: noscript is read as markup)
 RAW_TEXT = ("script", "style", "xmp", "iframe", "noembed", "noframes", "textarea", "title", "plaintext")
 # Names match in ASCII only, as libxml2's do: Python's IGNORECASE alone also takes "ſ" for "s" and
 # "ı" for "i", so that "</ſcript" had ended a script for the scan and not for libxml2.
-_RAW_NAME = r"(?ai:%s)(?=[\t\n\f\r />]|\Z)" % "|".join(RAW_TEXT)
+_RAW_NAME = rf"(?ai:{'|'.join(RAW_TEXT)}){_NAME_ENDS}"
 
 
 @functools.lru_cache(maxsize=None)
@@ -49,19 +50,19 @@ def _plain(limit):
     )*+""", re.VERBOSE)
 
 
-_TAG = re.compile(rf"<(/?)({_TAG_NAME})((?:{_BETWEEN}{_ATTRIBUTE})*+)({_BETWEEN})(>|\Z)")
+_TAG = re.compile(rf"<(/?)({_TAG_NAME})((?:{_BETWEEN}{_ATTRIBUTE})*+)({_BETWEEN})(>|\Z)")  # _TAG_END, in parts
 _COUNTED = re.compile(rf"{_BETWEEN}{_ATTRIBUTE}")
 
 
 def _end_tag(name):
-    return re.compile(rf"</{re.escape(name)}(?=[\t\n\f\r />]|\Z)", re.IGNORECASE | re.ASCII)
+    return re.compile(rf"</{re.escape(name)}{_NAME_ENDS}", re.IGNORECASE | re.ASCII)
 
 
 _RAW_END = {name: _end_tag(name) for name in RAW_TEXT}
 # script data: "<!--" starts an escape, inside which "<script" starts a double escape, inside
 # which "</script" only ends that; "-->" ends either
-_SCRIPT_MARK = re.compile(r"<!--|</script(?=[\t\n\f\r />]|\Z)", re.IGNORECASE | re.ASCII)
-_ESCAPED_MARK = re.compile(r"-->|</?script(?=[\t\n\f\r />]|\Z)", re.IGNORECASE | re.ASCII)
+_SCRIPT_MARK = re.compile(rf"<!--|</script{_NAME_ENDS}", re.IGNORECASE | re.ASCII)
+_ESCAPED_MARK = re.compile(rf"-->|</?script{_NAME_ENDS}", re.IGNORECASE | re.ASCII)
 
 
 def _script_end(html, pos):

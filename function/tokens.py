@@ -20,11 +20,12 @@ WORD = re.compile(r"[^\W_]+", re.UNICODE)
 REVISION = 2
 
 # Scripts written without spaces between words, whose runs WORD takes whole: Han (with its marks
-# of repetition and closing, 々 〆 〇 〻) and kana (a
-# clause of Chinese or Japanese is one "word"), and Hangul, where particles join the word ("시의회는",
-# "시의회가"). Their runs are read as overlapping pairs of characters, as search engines' CJK
-# analysers do without a dictionary: "会议室" -> "会议", "议室".
-HAN_KANA = "\u3005-\u3007\u303b\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003134f"
+# of repetition and closing, 々 〆 〇 〻) and kana (a clause of Chinese or Japanese is one "word"),
+# and Hangul, where particles join the word ("시의회는", "시의회가"). Their runs are read as
+# overlapping pairs of characters, as search engines' CJK analysers do without a dictionary:
+# "会议室" -> "会议", "议室".
+HAN_KANA = ("\u3005-\u3007\u303b\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+            "\uff66-\uff9f\U00020000-\U0003134f")
 HANGUL = "\u1100-\u11ff\u3130-\u318f\uac00-\ud7af"
 CJK_RUN = re.compile(f"[{HAN_KANA}{HANGUL}]+")
 
