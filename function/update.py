@@ -407,10 +407,16 @@ def measure_drift(manifest, store, incoming, fold, fits, unknown_only, counts, d
             "base_oov_share": base_oov, "drift": drift}
 
 
+# A prune deletes at most this share of the store unless told otherwise: a site redesign the
+# extractor cannot read skips every page as "no article text", and pruning would empty the store.
+MAX_PRUNE_SHARE = 0.5
+
+
 def update(corpus_dir, sources=(), delete_ids=(), prune=False, keep_versions=None, rule=RebuildRule(),
-           progress=True):
+           progress=True, max_prune_share=MAX_PRUNE_SHARE):
     """Fold ``sources`` (iterables of Record/Skip) into the live version of ``corpus_dir`` and delete
-    ``delete_ids`` (ids or URLs); with ``prune``, also delete every document the sources do not have."""
+    ``delete_ids`` (ids or URLs); with ``prune``, also delete every document the sources do not have,
+    unless that is more than ``max_prune_share`` of the store."""
     release_freed_arrays()
     corpus_dir = Path(corpus_dir)
     started = time.time()
@@ -443,7 +449,15 @@ def update(corpus_dir, sources=(), delete_ids=(), prune=False, keep_versions=Non
                                         "so which documents the input holds is not known")
                 else:
                     keep_ids = seen | transient
-                    deleted_rows.update(row for row, doc_id in stored_ids(base_dir) if doc_id not in keep_ids)
+                    pruned = {row for row, doc_id in stored_ids(base_dir) if doc_id not in keep_ids}
+                    if len(pruned) > max_prune_share * store.size:
+                        result.notes.append(
+                            f"not pruned: it would delete {len(pruned):,} of the {store.size:,} documents "
+                            f"({len(pruned) / store.size:.0%}), more than --max-prune {max_prune_share:.0%}. "
+                            "See the skips (pages the extractor no longer reads, after a site redesign, are skipped "
+                            "and would be pruned), or give --max-prune 100 to prune anyway")
+                    else:
+                        deleted_rows.update(pruned)
             replaced = {doc[5] for doc, chosen in zip(incoming.docs, fold) if chosen and doc[5] is not None}
             deleted_rows -= replaced
             result.deleted = len(deleted_rows)
@@ -562,10 +576,15 @@ def parse_args(argv):
     p.add_argument("--prune", action="store_true",
                    help="delete the documents the inputs do not have (the inputs are the whole corpus, e.g. "
                         "the site's sitemap); pages that failed transiently are kept")
+    p.add_argument("--max-prune", type=float, default=MAX_PRUNE_SHARE * 100, metavar="PERCENT",
+                   help="prune nothing when the prune would delete more than this share of the store "
+                        "(default %(default)g)")
     p.add_argument("--keep-versions", type=int, help="versions to keep (default: as the store was built)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_source_arguments(p)
     args = p.parse_args(argv)
+    if not 0 <= args.max_prune <= 100:
+        p.error(f"--max-prune must be a percentage from 0 to 100, not {args.max_prune:g}")
     if not args.input and not args.delete:
         p.error("nothing to do: give --input and/or --delete")
     return args
@@ -580,7 +599,7 @@ def main(argv=None):
         delete_ids = [i for path in args.delete for i in read_delete_file(path)]
         prepare_sources(sources)
         result = update(args.store, sources, delete_ids, prune=args.prune, keep_versions=args.keep_versions,
-                        rule=rule, progress=not args.quiet)
+                        rule=rule, progress=not args.quiet, max_prune_share=args.max_prune / 100)
     except (StoreError, ValueError, OSError) as exc:
         print(f"update failed: {exc}", file=sys.stderr)
         return 1

@@ -137,6 +137,18 @@ def test_prune_deletes_what_the_input_lacks_but_keeps_pages_that_failed_for_now(
     assert ids_of(Store(result.version_dir)) == {r.id for r in records[:16]}
 
 
+def test_a_prune_of_most_of_the_store_is_refused_unless_allowed(records, tmp_path):
+    # a redesign the extractor cannot read: every page but three skipped as having no text
+    base_store(records, tmp_path / "w", count=20)
+    unreadable = [Skip(r.url, "no article text found on the page", id=r.id) for r in records[3:20]]
+    refused = update(tmp_path / "w", [Listing(records[:3] + unreadable)], prune=True, progress=False)
+    assert refused.version_dir is None and refused.deleted == 0
+    assert "not pruned: it would delete 17 of the 20 documents (85%), more than --max-prune 50%" in refused.notes[0]
+    allowed = update(tmp_path / "w", [Listing(records[:3] + unreadable)], prune=True, max_prune_share=1.0,
+                     progress=False)
+    assert allowed.deleted == 17 and ids_of(Store(allowed.version_dir)) == {r.id for r in records[:3]}
+
+
 def test_an_input_line_that_cannot_be_read_stops_the_prune_not_the_update(records, tmp_path):
     # the line may have been any stored document: pruning had deleted the one it held
     base_store(records, tmp_path / "w", count=20)
@@ -213,3 +225,11 @@ def test_update_command_line(records, tmp_path, capsys):
     assert "nope holds no store (no CURRENT file)" in capsys.readouterr().err  # it had named the lock file
     with pytest.raises(SystemExit):
         update_main([str(tmp_path / "w")])
+    with pytest.raises(SystemExit):
+        update_main([str(tmp_path / "w"), "--input", str(corpus), "--prune", "--max-prune", "150"])
+    assert "--max-prune must be a percentage from 0 to 100, not 150" in capsys.readouterr().err
+    # the listing holds 10 of the 59 documents: the prune is refused, then allowed
+    assert update_main([str(tmp_path / "w"), "--input", str(corpus), "--prune", "--quiet"]) == 0
+    assert "not pruned: it would delete 49 of the 59 documents (83%)" in capsys.readouterr().err
+    assert update_main([str(tmp_path / "w"), "--input", str(corpus), "--prune", "--max-prune", "100", "--quiet"]) == 0
+    assert Store(current_version_dir(tmp_path / "w")).size == 10
