@@ -408,8 +408,28 @@ def measure_drift(manifest, store, incoming, fold, fits, unknown_only, counts, d
 
 
 # A prune deletes at most this share of the store unless told otherwise: a site redesign the
-# extractor cannot read skips every page as "no article text", and pruning would empty the store.
+# extractor cannot read skips every page as "no article text", and the prune would delete them all.
 MAX_PRUNE_SHARE = 0.5
+
+
+def rows_to_prune(store, sources, seen, transient, unread, max_share):
+    """The rows a prune deletes, those of the documents the input does not hold, and a note when it
+    deletes none for want of knowing what the input holds, or because they are too many."""
+    if not all(getattr(source, "listing_complete", True) for source in sources):
+        return set(), "not pruned: some sitemaps could not be read, so the listing is incomplete"
+    if not seen:
+        return set(), "not pruned: the input has no documents at all"
+    if unread:
+        return set(), (f"not pruned: {unread} input record(s) could not be read (see the skips), "
+                       "so which documents the input holds is not known")
+    keep_ids = seen | transient
+    pruned = {row for row, doc_id in stored_ids(store.path) if doc_id not in keep_ids}
+    if len(pruned) > max_share * store.size:
+        return set(), (f"not pruned: it would delete {len(pruned):,} of the {store.size:,} documents "
+                       f"({len(pruned) / store.size:.0%}), more than --max-prune {max_share:.0%}. See the skips "
+                       "(pages the extractor no longer reads, after a site redesign, are skipped and would be "
+                       "pruned), or give --max-prune 100 to prune anyway")
+    return pruned, None
 
 
 def update(corpus_dir, sources=(), delete_ids=(), prune=False, keep_versions=None, rule=RebuildRule(),
@@ -440,24 +460,10 @@ def update(corpus_dir, sources=(), delete_ids=(), prune=False, keep_versions=Non
             removed, result.not_found = rows_to_delete(store, delete_ids)
             deleted_rows = set(removed)
             if prune:
-                if not all(getattr(s, "listing_complete", True) for s in sources):
-                    result.notes.append("not pruned: some sitemaps could not be read, so the listing is incomplete")
-                elif not seen:
-                    result.notes.append("not pruned: the input has no documents at all")
-                elif unread:
-                    result.notes.append(f"not pruned: {unread} input record(s) could not be read (see the skips), "
-                                        "so which documents the input holds is not known")
-                else:
-                    keep_ids = seen | transient
-                    pruned = {row for row, doc_id in stored_ids(base_dir) if doc_id not in keep_ids}
-                    if len(pruned) > max_prune_share * store.size:
-                        result.notes.append(
-                            f"not pruned: it would delete {len(pruned):,} of the {store.size:,} documents "
-                            f"({len(pruned) / store.size:.0%}), more than --max-prune {max_prune_share:.0%}. "
-                            "See the skips (pages the extractor no longer reads, after a site redesign, are skipped "
-                            "and would be pruned), or give --max-prune 100 to prune anyway")
-                    else:
-                        deleted_rows.update(pruned)
+                pruned, note = rows_to_prune(store, sources, seen, transient, unread, max_prune_share)
+                deleted_rows |= pruned
+                if note:
+                    result.notes.append(note)
             replaced = {doc[5] for doc, chosen in zip(incoming.docs, fold) if chosen and doc[5] is not None}
             deleted_rows -= replaced
             result.deleted = len(deleted_rows)
