@@ -778,9 +778,10 @@ def _extract(html, url, encoding):
                              or meta.get("og:locale") or "")
     paras, hidden = _paragraphs(root)
     text, lang = _article_text(paras, declared)
-    if reading_length(text) < 500:
+    length = reading_length(text)
+    if length < 500:
         fallback = _json_ld_body(doc)
-        if reading_length(fallback) > 2 * reading_length(text):
+        if reading_length(fallback) > 2 * length:
             text = fallback
     if not text and hidden:  # a page hidden until a script shows it, or a consent dialog open over it
         text, lang = _article_text(_paragraphs(root, show_hidden=True)[0], declared)
