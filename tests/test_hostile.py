@@ -24,7 +24,7 @@ import pytest
 import requests
 
 import hostile_servers as hs
-from conftest import PAGES, ROOT, FunctionProcess, make_client, wait_for_events, with_database
+from conftest import PAGES, FunctionProcess, make_client, wait_for_events, with_database
 from function import clicks
 from hostile_servers import canary, fresh_canaries, srv, tripwire  # noqa: F401 (fixtures)
 from test_fetch import LOOPBACK_SPELLINGS, NON_PUBLIC
