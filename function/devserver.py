@@ -6,7 +6,8 @@
   and used through CLICK_SECRET_FILE, so links survive restarts;
 - MONGODB unset: nx-27017 (a MongoDB wire-protocol server on SQLite) is
   started on loopback with its database in data/, and stopped on exit;
-- then functions-framework serves function/main.py on $PORT (default 8080).
+- then functions-framework serves function/main.py on $PORT (default 8080), on
+  loopback unless HOST is set (HOST=0.0.0.0: every interface).
 
 Not part of the image: in production MONGODB and CLICK_SECRET are set.
 """
@@ -105,6 +106,27 @@ def development_click_key(data_dir):
     return path
 
 
+EVERY_INTERFACE = ("", "0.0.0.0", "::")
+LOOPBACK = ("localhost", "127.0.0.1", "::1")
+
+
+def local_name(host):
+    """How this machine names a server bound to ``host`` in a URL."""
+    if host in EVERY_INTERFACE or host in LOOPBACK:
+        return "localhost"
+    return f"[{host}]" if ":" in host else host
+
+
+def listening(server, host, port):
+    """Whether ``server`` came to listen on ``port``: the banner waits for it, so that a setting
+    refused at start (its message above) is not preceded by "serving on"."""
+    try:
+        wait_for_port(local_name(host).strip("[]"), int(port), 120, server)
+        return True
+    except (RuntimeError, ValueError):  # it exited (and said why), or PORT is not a number (it says so)
+        return False
+
+
 def main():
     data_dir = ROOT / "data"
     env = dict(os.environ)
@@ -127,14 +149,18 @@ def main():
             print(f"MONGODB is not set: started nx-27017 at {env['MONGODB']} (data in {data_dir / 'mongo'})",
                   flush=True)
         port = env.setdefault("PORT", "8080")
-        print(f"serving on http://localhost:{port}/  (try: curl 'localhost:{port}/?text=moon+landing+astronaut')",
-              flush=True)
+        # loopback unless asked: a development server (its dashboard, its key) is not for the network
+        host = env.setdefault("HOST", "127.0.0.1")
         # A session of its own: a terminal's Ctrl-C reaches only this process, which asks
         # gunicorn for one graceful stop. Sent to gunicorn's worker as well, it made the
         # worker's quit handler run twice, and the worker hung until it was killed.
         server = subprocess.Popen(function_command(), env=env, cwd=ROOT, start_new_session=True)
         if stops:  # asked to stop while starting
             server.send_signal(signal.SIGTERM)
+        elif listening(server, host, port):
+            url = f"{local_name(host)}:{port}"
+            print(f"serving on http://{url}/  (try: curl '{url}/?text=moon+landing+astronaut')"
+                  + ("  [every interface: other machines reach it too]" if host in EVERY_INTERFACE else ""), flush=True)
         return server.wait()
     finally:
         if server is not None:

@@ -112,6 +112,44 @@ def test_a_bad_setting_stops_the_start_with_its_name(function_process):
     assert "MAX_K='lots' is not a valid int" in server.output()
 
 
+def test_make_run_announces_the_server_once_it_listens_and_only_on_loopback(function_env):
+    port = free_port()
+    env = {**os.environ, **function_env, "PORT": str(port)}
+    env.pop("HOST", None)
+    devserver = subprocess.Popen([sys.executable, "-m", "function.devserver"], cwd=ROOT, env=env,
+                                 start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        banner = devserver.stdout.readline()
+        assert banner.startswith(f"serving on http://localhost:{port}/")
+        # printed once it answers, not before
+        assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
+        assert _listening_addresses(port) == {"127.0.0.1"}
+    finally:
+        os.killpg(devserver.pid, signal.SIGTERM)
+        devserver.wait(30)
+
+
+def test_make_run_with_a_bad_setting_says_why_and_never_serving_on(function_env):
+    env = {**os.environ, **function_env, "PORT": str(free_port()), "MAX_K": "lots"}
+    done = subprocess.run([sys.executable, "-m", "function.devserver"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode != 0
+    assert "MAX_K='lots' is not a valid int" in done.stderr
+    assert "serving on" not in done.stdout + done.stderr
+
+
+def _listening_addresses(port):
+    """The IPv4 addresses with a socket listening on ``port`` (from /proc/net/tcp)."""
+    found = set()
+    with open("/proc/net/tcp") as table:
+        for line in list(table)[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, _, hex_port = local.partition(":")
+            if state == "0A" and int(hex_port, 16) == port:  # LISTEN
+                found.add(".".join(str(int(address[i:i + 2], 16)) for i in (6, 4, 2, 0)))
+    return found
+
+
 @pytest.mark.parametrize("key", [signal.SIGINT, signal.SIGQUIT], ids=["ctrl-c", "ctrl-backslash"])
 def test_ctrl_c_on_make_run_stops_gracefully_and_writes_the_events(function_env, key):
     """A terminal's Ctrl-C signals its whole foreground group. The devserver alone must get it:
