@@ -167,6 +167,20 @@ def _canonical_key(canonical):
         return None
 
 
+def _id_of_address(store, value):
+    """For an unknown id that is the address of a member in another spelling (a crawled page's id
+    is its normalised URL, https for an http page): the id to ask for."""
+    if not value.startswith(("http://", "https://")):
+        return ""
+    try:
+        row = store.row_for_url_key(normalise_url(value))
+    except ValueError:
+        return ""
+    if row is None:
+        return ""
+    return f": the page at that address is the document '{store.docs([row])[0].id}' (or ask with url=)"
+
+
 class Recommender:
     def __init__(self, settings, stores, events, click_key, fetch_limits):
         self.settings = settings
@@ -270,7 +284,8 @@ class Recommender:
         if query.kind == "id":
             member = store.row_for_id(query.value)
             if member is None:
-                raise NotFound(f"no document with id '{query.value}' in corpus '{query.corpus}'", code="unknown_id")
+                raise NotFound(f"no document with id '{query.value}' in corpus '{query.corpus}'"
+                               + _id_of_address(store, query.value), code="unknown_id")
             source, split_key = "corpus", "id:" + query.value
         elif query.kind == "text":
             source, split_key = "text", "text:" + event["text_sha256"]

@@ -360,6 +360,21 @@ def test_bad_query_strings_get_a_clear_4xx(client, query, status, code):
     assert error["code"] == code and error["message"]
 
 
+@pytest.mark.parametrize("address", ["http://en.wikipedia.org/wiki/Apollo_11", "https://EN.wikipedia.org/wiki/Apollo_11/"])
+def test_an_id_given_as_a_members_address_is_answered_with_the_id_to_ask_for(client, address):
+    """A crawled page's id is its normalised URL, which a reader rarely types: the 404 names it."""
+    error = client.get("/", query_string={"id": address}).get_json()["error"]
+    assert error["code"] == "unknown_id"
+    assert error["message"].endswith(": the page at that address is the document '662' (or ask with url=)")
+    assert client.get("/", query_string={"id": "662"}).status_code == 200
+
+
+def test_an_id_that_is_the_address_of_no_member_gets_the_plain_404(client):
+    error = client.get("/", query_string={"id": "https://en.wikipedia.org/wiki/No_such_page"}).get_json()["error"]
+    assert error == {"code": "unknown_id", "message": "no document with id "
+                     "'https://en.wikipedia.org/wiki/No_such_page' in corpus 'wiki'"}
+
+
 @pytest.mark.parametrize("kwargs,status,code", [
     ({"data": "{not json", "content_type": "application/json"}, 400, "invalid_json"),
     ({"data": "[1, 2]", "content_type": "application/json"}, 400, "invalid_json"),
