@@ -553,32 +553,52 @@ def parse_args(argv):
     p.add_argument("--engines", default=",".join(defaults.engines), help="comma list: lsi, tfidf; lsi-N is an LSI of N dimensions (default %(default)s)")
     p.add_argument("--default-engine",
                    help=f"the engine a request names none gets (default {defaults.default_engine} when built, else the first)")
-    p.add_argument("--lsi-dims", type=int, default=defaults.lsi_dims)
-    p.add_argument("--local", choices=["tf", "log"], default=defaults.local)
-    p.add_argument("--global-weight", choices=["idf", "entropy"], default=defaults.global_weight)
-    p.add_argument("--no-below", type=int, default=defaults.no_below)
-    p.add_argument("--no-above", type=float, default=defaults.no_above)
-    p.add_argument("--keep-n", type=int, default=defaults.keep_n)
-    p.add_argument("--lsi-train-docs", type=int, default=defaults.lsi_train_docs)
-    p.add_argument("--ann", choices=["auto", "on", "off"], default=defaults.ann)
-    p.add_argument("--ann-min-docs", type=int, default=defaults.ann_min_docs)
-    p.add_argument("--ann-dtype", choices=["f32", "f16", "i8"], default=defaults.ann_dtype)
-    p.add_argument("--ann-connectivity", type=int, default=defaults.ann_connectivity)
-    p.add_argument("--ann-expansion-add", type=int, default=defaults.ann_expansion_add)
-    p.add_argument("--ann-expansion-search", type=int, default=defaults.ann_expansion_search)
+    p.add_argument("--lsi-dims", type=int, default=defaults.lsi_dims,
+                   help="dimensions of the lsi engine (default %(default)s)")
+    p.add_argument("--local", choices=["tf", "log"], default=defaults.local,
+                   help="term weight in a document: raw count or 1 + log (default %(default)s)")
+    p.add_argument("--global-weight", choices=["idf", "entropy"], default=defaults.global_weight,
+                   help="term weight across the corpus (default %(default)s)")
+    p.add_argument("--no-below", type=int, default=defaults.no_below,
+                   help="keep terms found in at least this many documents (default %(default)s)")
+    p.add_argument("--no-above", type=float, default=defaults.no_above,
+                   help="... and in at most this share of them (default %(default)s)")
+    p.add_argument("--keep-n", type=int, default=defaults.keep_n,
+                   help="then the most frequent this many terms (default %(default)s)")
+    p.add_argument("--lsi-train-docs", type=int, default=defaults.lsi_train_docs,
+                   help="train the LSI on an even sample of this many documents (default %(default)s: all)")
+    p.add_argument("--ann", choices=["auto", "on", "off"], default=defaults.ann,
+                   help="an ANN graph for the lsi engine; auto: from --ann-min-docs documents (default %(default)s)")
+    p.add_argument("--ann-min-docs", type=int, default=defaults.ann_min_docs,
+                   help="(default %(default)s; below it exact search is fast enough)")
+    p.add_argument("--ann-dtype", choices=["f32", "f16", "i8"], default=defaults.ann_dtype,
+                   help="the graph's vector type (default %(default)s)")
+    p.add_argument("--ann-connectivity", type=int, default=defaults.ann_connectivity,
+                   help="the graph's links per node (default %(default)s)")
+    p.add_argument("--ann-expansion-add", type=int, default=defaults.ann_expansion_add,
+                   help="candidates weighed per node while building (default %(default)s)")
+    p.add_argument("--ann-expansion-search", type=int, default=defaults.ann_expansion_search,
+                   help="candidates weighed while searching (default %(default)s)")
     p.add_argument("--ann-dims", type=int, default=defaults.ann_dims,
                    help="leading LSI dimensions the ANN graph indexes (default %(default)s; 0: all)")
     p.add_argument("--ann-candidates", type=int, default=defaults.ann_candidates,
                    help="ANN hits re-ranked exactly on the full vectors (default: N/1000 within 200..2000; 0: none)")
     p.add_argument("--ann-shard-docs", type=int, default=defaults.ann_shard_docs,
                    help="rows per ANN graph (default %(default)s; 0: one graph): the builder holds one graph in memory")
-    p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument("--keep-versions", type=int, default=defaults.keep_versions)
-    p.add_argument("--min-token-len", type=int, default=tok.min_len)
-    p.add_argument("--max-token-len", type=int, default=tok.max_len)
-    p.add_argument("--numbers", action=argparse.BooleanOptionalAction, default=tok.numbers)
-    p.add_argument("--deaccent", action=argparse.BooleanOptionalAction, default=tok.deaccent)
-    p.add_argument("--stopwords", default=tok.stopwords, help="a jusText stoplist name, e.g. English")
+    p.add_argument("--seed", type=int, default=defaults.seed,
+                   help="of the LSI's random projection and sample (default %(default)s)")
+    p.add_argument("--keep-versions", type=int, default=defaults.keep_versions,
+                   help="store versions kept, the live one among them (default %(default)s)")
+    p.add_argument("--min-token-len", type=int, default=tok.min_len,
+                   help="shortest word kept, in characters (default %(default)s)")
+    p.add_argument("--max-token-len", type=int, default=tok.max_len,
+                   help="longest word kept (default %(default)s)")
+    p.add_argument("--numbers", action=argparse.BooleanOptionalAction, default=tok.numbers,
+                   help="keep words made only of digits (default %(default)s)")
+    p.add_argument("--deaccent", action=argparse.BooleanOptionalAction, default=tok.deaccent,
+                   help="read café as cafe (default %(default)s)")
+    p.add_argument("--stopwords", default=tok.stopwords,
+                   help="a jusText stoplist name, e.g. English (default: none)")
     p.add_argument("--workers", type=int, default=defaults.workers,
                    help="tokenising processes (default: one per core; the store does not depend on it)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

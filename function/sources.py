@@ -377,7 +377,8 @@ def add_source_arguments(parser):
     group.add_argument("--columns", help="CSV columns to read, e.g. id=post_id,url=link,title=headline,text=body")
     group.add_argument("--base-url", help="HTML folder: the URL it is published at (else each page's canonical link)")
     group.add_argument("--state", type=Path,
-                       help="crawl state folder (default: OUT/.crawl): an interrupted crawl resumes from it, "
+                       help="crawl state folder (default: the corpus folder's .crawl): an interrupted crawl "
+                            "resumes from it, "
                             "and a later one fetches only what changed")
     group.add_argument("--rate", type=float, default=1.0, help="crawl: requests per second per host (default %(default)s)")
     group.add_argument("--per-host", type=int, default=2, help="crawl: requests in flight per host (default %(default)s)")
