@@ -17,7 +17,7 @@ help:
 	@echo "make eval-extract    extraction F1 on ../shared/bench/extraction-dev (EXTRACTION_DEV_DIR) among nine peers"
 	@echo "make eval-extract-worst  extraction time on hostile pages (floods of elements, attributes), against the seed"
 	@echo "make eval-relevance  P@5 / nDCG@10 of each engine configuration"
-	@echo "make bench           performance against the seed's way of serving (1M store: ~20 min on first use)"
+	@echo "make bench           performance against the seed's way of serving (~10 min; first use builds the stores: ~15 min more)"
 	@echo "make bench-quick     a small version of it, under two minutes"
 	@echo "make image           the container image; make container-test builds and checks it with podman"
 	@echo "make heroku-push / heroku-release HEROKU_APP=name   deploy with Heroku's container registry"

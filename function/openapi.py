@@ -133,7 +133,8 @@ SCHEMAS = {
         "required": ["requests", "errors", "clicks", "ctr", "ctr_ci95", "clicks_per_request", "ctr_by_rank",
                      "latency_ms", "click_delay_ms", "mean_top_score"],
         "properties": {
-            "requests": {**COUNT, "description": "answered requests"},
+            "requests": {**COUNT, "description": "requests answered with recommendations (status 200; "
+                         "the total is requests + errors)"},
             "errors": {**COUNT, "description": "requests answered with an error"},
             "clicks": COUNT,
             "ctr": _nullable({"type": "number", "minimum": 0, "maximum": 1,
