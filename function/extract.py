@@ -307,17 +307,32 @@ def _span(title, parts):
 _BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
+# A title goes into every answer for the page and every request event: a page's 4 MB <title> had
+# made each answer and event 4 MB. Longer ones are cut at a word, "…" marking the cut.
+MAX_TITLE_CHARS = 300
+
+
 def _title(doc, meta, url):
     h1 = ""
     for el in doc.iter("h1"):
-        h1 = " ".join(el.text_content().split())
+        h1 = " ".join(el.text_content()[:4 * MAX_TITLE_CHARS].split())
         if h1:
             break
     title = meta.get("og:title") or meta.get("twitter:title") or ""
     if not title:
         el = doc.find(".//title")
         title = el.text_content() if el is not None else ""
-    return _BIDI_CONTROLS.sub("", _clean_title(title or h1, meta.get("og:site_name"), url, h1))
+    # read no further than a cut title could need (the site's name may be cut off its end)
+    title = _clean_title((title or h1)[:4 * MAX_TITLE_CHARS], meta.get("og:site_name"), url, h1)
+    return _BIDI_CONTROLS.sub("", _shortened(title, MAX_TITLE_CHARS))
+
+
+def _shortened(text, most):
+    if len(text) <= most:
+        return text
+    cut = text[:most - 1]
+    at_space = cut.rfind(" ")
+    return (cut[:at_space] if at_space > most // 2 else cut).rstrip() + "…"
 
 
 # --------------------------------------------------------------------------- paragraphs

@@ -360,6 +360,20 @@ def test_bad_query_strings_get_a_clear_4xx(client, query, status, code):
     assert error["code"] == code and error["message"]
 
 
+def test_a_pages_title_of_megabytes_is_cut_in_the_answer_and_the_event(client, pages, function_env):
+    """A title goes into every answer and request event for its page: 4 MB had made each 4 MB."""
+    moon = pages.body("/moon-landing.html").decode()
+    huge = "Moon landing anniversary " * 80_000  # 2 MB, in <title> and og:title (the h1 keeps its words)
+    url = pages.add("/huge-title.html", moon.replace("Fifty years after the first Moon landing", huge, 2).encode())
+    response = client.get("/", query_string={"url": url})
+    page = response.get_json()["page"]
+    assert response.status_code == 200 and len(response.get_data()) < 20_000
+    assert len(page["title"]) <= 300 and page["title"].startswith("Moon landing anniversary Moon")
+    assert page["title"].rsplit(" ", 1)[1] in ("Moon…", "landing…", "anniversary…")
+    (event,) = wait_for_events(function_env["MONGODB"], "requests", 1)
+    assert event["title"] == page["title"]
+
+
 @pytest.mark.parametrize("address", ["http://en.wikipedia.org/wiki/Apollo_11", "https://EN.wikipedia.org/wiki/Apollo_11/"])
 def test_an_id_given_as_a_members_address_is_answered_with_the_id_to_ask_for(client, address):
     """A crawled page's id is its normalised URL, which a reader rarely types: the 404 names it."""

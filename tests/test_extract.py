@@ -327,6 +327,20 @@ def test_title_without_site_name(og_title, site_name, url, h1, expected):
     assert extract_article(_titled(og_title, site_name, h1), url=url).title == expected
 
 
+@pytest.mark.parametrize("where", ["og:title", "title", "h1"])
+def test_a_title_is_cut_at_a_word_within_300_characters(where):
+    words = "word " * 200_000
+    html = {"og:title": _titled(words), "title": f"<html><head><title>{words}</title></head><body><p>x</p></body></html>",
+            "h1": f"<html><body><h1>{words}</h1><p>x</p></body></html>"}[where]
+    title = extract_article(html).title
+    assert len(title) <= 300 and title.endswith("word…") and title.startswith("word word")
+
+
+def test_a_title_of_one_long_word_is_cut_too():
+    title = extract_article(_titled("x" * 5000)).title
+    assert title == "x" * 299 + "…"
+
+
 def test_title_falls_back_to_title_tag_then_h1():
     html = "<html><head><title>  Rain all week  |  Weather Desk </title></head><body><p>x</p></body></html>"
     assert extract_article(html).title == "Rain all week"
