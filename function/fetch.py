@@ -62,6 +62,23 @@ __all__ = ["FetchLimits", "Page", "fetch_page", "USER_AGENT"]
 
 log = logging.getLogger(__name__)
 
+LOGGED_CHARS = 300
+
+
+class _OneShortLine(logging.Filter):
+    """urllib3 logs what a page's server sent it: "Failed to parse headers" quotes every header,
+    and again in the traceback attached (10 MB of log a request, from a page of 90 headers of
+    60 KB). One line, cut short: the caller's answer already says what went wrong."""
+
+    def filter(self, record):
+        record.msg, record.args = record.getMessage()[:LOGGED_CHARS], None
+        record.exc_info = record.exc_text = record.stack_info = None
+        return True
+
+
+for _name in ("urllib3.connection", "urllib3.connectionpool", "urllib3.response"):
+    logging.getLogger(_name).addFilter(_OneShortLine())
+
 USER_AGENT = (
     f"RelatedContentBot/{_VERSION} "
     "(related-content recommendation function; fetches the one page it is asked about)"

@@ -335,6 +335,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         else:
             self.send_simple(200, payload, "text/html", headers)
 
+    def route_unparsable_headers(self):
+        """A page behind a header line without a colon and ``n`` headers of 60 KB: urllib3 reads it,
+        and logs every header it could not parse."""
+        head = b"HTTP/1.1 200 OK\r\na header line without a colon\r\n"
+        head += b"".join(b"X-Pad-%d: %s\r\n" % (i, b"p" * 60_000) for i in range(self.param("n", 90, int)))
+        head += b"Content-Type: text/html\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(PAGE_HTML)
+        self.wfile.write(head + PAGE_HTML)
+        self.close_connection = True
+
     def route_bad_gzip(self):
         self.send_simple(200, b"\x1f\x8b\x08\x00 this is not gzip at all" * 10, "text/html", [("Content-Encoding", "gzip")])
 

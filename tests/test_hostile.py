@@ -14,6 +14,7 @@ can ever produce a 500 (they must not).
 """
 
 import json
+import logging
 import secrets
 import socket
 import time
@@ -260,6 +261,16 @@ def test_hostile_pages_get_a_bounded_clear_answer(lenient, srv, _bombs_ready, pa
     started = time.monotonic()
     assert_error(ask(lenient, "GET", srv.url(path)), status, code)
     assert time.monotonic() - started < BOUNDED
+
+
+def test_a_page_of_unparsable_headers_costs_a_line_of_log_not_megabytes(lenient, srv, caplog):
+    """urllib3 logs the headers it could not parse, with a traceback quoting them: 10 MB a request."""
+    caplog.set_level(logging.WARNING)
+    response = ask(lenient, "GET", srv.url("/unparsable-headers"))
+    assert response.status_code == 415  # the headers after the broken line are lost, Content-Type with them
+    logged = [record for record in caplog.records if record.name.startswith("urllib3")]
+    assert logged and "Failed to parse headers" in logged[0].getMessage()
+    assert sum(len(caplog.handler.format(record)) for record in logged) < 2_000
 
 
 def test_unreachable_port_is_a_502(lenient, refused):
