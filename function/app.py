@@ -23,7 +23,7 @@ from .events import EventLog
 from .fetch_policy import FetchLimits, names_corpus  # not .fetch: the HTTP stack loads on the first fetch
 from .openapi import document as openapi_document
 from .params import check_query_length, parse_query, seen_by_a_reader
-from .recommend import Recommender
+from .recommend import Recommender, Slots
 from .stats import compute as compute_stats
 from .stats import parse_filters, refuse_unheard_of
 from .store import StoreError, StoreSet
@@ -87,6 +87,11 @@ class App:
         self.events = EventLog(settings.mongodb_uri, settings.event_buffer, settings.event_flush_seconds)
         self.recommender = Recommender(settings, self.stores, self.events, click_key,
                                        fetch_limits_for(settings, self.stores, env))
+        # /stats and /dashboard read up to STATS_MAX_EVENTS events, seconds each: a burst of them
+        # had taken every thread, /healthz's too, for tens of seconds
+        self.stats_slots = Slots(max(1, settings.threads // 4), "stats_busy",
+                                 "this worker is already reading the events for {limit} /stats or /dashboard "
+                                 "requests; retry in a moment")
         self.routes = {
             "/": {"GET": self.recommend, "POST": self.recommend},
             "/click": {"GET": self.click},
@@ -171,7 +176,8 @@ class App:
         if not self.events.uri:
             raise ApiError("statistics need MONGODB (events are not stored)", status=503, code="events_unavailable")
         try:
-            stats = compute_stats(self.events.database(), corpus, days, self.settings.stats_max_events)
+            with self.stats_slots.held():
+                stats = compute_stats(self.events.database(), corpus, days, self.settings.stats_max_events)
         except Exception as exc:
             from pymongo.errors import PyMongoError
 

@@ -59,7 +59,7 @@ SCHEMAS = {
                                         "upstream_unreachable, upstream_tls_error, upstream_invalid_response, "
                                         "upstream_timeout, fetch_busy, "
                                         "invalid_click_link, invalid_click_signature, click_link_expired, "
-                                        "events_unavailable, not_found, method_not_allowed, internal_error; for requests "
+                                        "events_unavailable, stats_busy, not_found, method_not_allowed, internal_error; for requests "
                                         "that are not valid HTTP, refused before the function reads them: "
                                         "bad_request, headers_too_large, expectation_failed, "
                                         "unsupported_transfer_coding, ..."},
@@ -309,7 +309,11 @@ def paths():
                           "400": _error("a bad, repeated or unknown filter"),
                           "404": _error("a corpus neither served nor named by any event read (unknown_corpus)"),
                           "414": _error("a query string over MAX_QUERY_BYTES"),
-                          "503": _error("MONGODB is not set, or does not answer")},
+                          "503": {**_error("MONGODB is not set, or does not answer (events_unavailable); or "
+                                           "THREADS / 4 (at least 1) /stats and /dashboard requests of this "
+                                           "worker already read the events (stats_busy)"),
+                                  "headers": {"Retry-After": {"schema": {"type": "string"},
+                                                              "description": "stats_busy: seconds to wait, 1"}}}},
         }},
         "/healthz": {"get": {
             "summary": "Liveness: the stores, whether Mongo answers, the event buffer", "operationId": "health",
@@ -325,7 +329,8 @@ def paths():
                         "content": {HTML: {"schema": HTML_PAGE}}},
                 "414": {"description": "a query string over MAX_QUERY_BYTES, said in the page",
                         "content": {HTML: {"schema": HTML_PAGE}}},
-                "503": {"description": "no event database (not set or not answering), said in the page",
+                "503": {"description": "no event database (not set or not answering), or too many readers of "
+                                       "the events at once (stats_busy), said in the page",
                         "content": {HTML: {"schema": HTML_PAGE}}},
             },
         }},

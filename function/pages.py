@@ -231,9 +231,9 @@ def dashboard_charts(data, stores):
     }
 
 
-def _dashboard_problem(context, status, title, message):
+def _dashboard_problem(context, status, title, message, headers=None):
     context["problem"] = {"title": title, "message": message}
-    return render("dashboard.html", status=status, **context)
+    return render("dashboard.html", status=status, headers=headers, **context)
 
 
 def dashboard(app, request):
@@ -253,8 +253,9 @@ def dashboard(app, request):
                 "MONGODB is not set, so request and click events are counted but not kept: there is nothing to "
                 "draw. Set MONGODB to a MongoDB URI (make run starts a local one).")
         try:
-            data = dashboard_data(app.events.database(), context["corpus"], context["days"],
-                                  app.settings.stats_max_events)
+            with app.stats_slots.held():
+                data = dashboard_data(app.events.database(), context["corpus"], context["days"],
+                                      app.settings.stats_max_events)
         except PyMongoError as exc:
             log.warning("dashboard: event database unavailable: %s", exc)
             return _dashboard_problem(
@@ -265,6 +266,7 @@ def dashboard(app, request):
     except ApiError as exc:
         if exc.code == "unknown_corpus":  # the form offers the corpora there are, not the one mistyped
             context["corpus"] = None
-        return _dashboard_problem(context, exc.status, ERROR_TITLES.get(exc.status, "That did not work"), exc.message)
+        return _dashboard_problem(context, exc.status, ERROR_TITLES.get(exc.status, "That did not work"), exc.message,
+                                  exc.headers)
     context.update(data=data, charts=dashboard_charts(data, app.stores))
     return render("dashboard.html", **context)

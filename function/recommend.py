@@ -124,14 +124,13 @@ class SingleFlight:
             flight.done.set()
 
 
-class FetchSlots:
-    """At most ``limit`` requests of this process waiting on page fetches, leading one or waiting
-    for another's (FETCH_CONCURRENCY). Each holds its thread for up to FETCH_DEADLINE: past the
-    limit a request is refused at once, so that a slow site, or many readers of one stalled page,
-    cannot take every thread from /healthz and from the requests that need no fetch."""
+class Slots:
+    """At most ``limit`` requests of this process in one kind of slow work at a time; past it a
+    request is refused at once (503 ``code``, ``Retry-After: 1``), so that a burst of them cannot
+    take every thread from /healthz and from the requests that need no such work."""
 
-    def __init__(self, limit):
-        self.limit = limit
+    def __init__(self, limit, code, message):
+        self.limit, self.code, self.message = limit, code, message
         self.waiting = 0
         self.refused = 0
         self._lock = threading.Lock()
@@ -145,8 +144,7 @@ class FetchSlots:
             else:
                 self.waiting += 1
         if full:
-            raise ApiError(f"this worker already has {self.limit} requests waiting on page fetches "
-                           "(FETCH_CONCURRENCY); retry in a moment", status=503, code="fetch_busy",
+            raise ApiError(self.message.format(limit=self.limit), status=503, code=self.code,
                            headers={"Retry-After": "1"})
         try:
             yield
@@ -156,6 +154,13 @@ class FetchSlots:
 
     def status(self):
         return {"waiting": self.waiting, "limit": self.limit, "refused": self.refused}
+
+
+def fetch_slots(limit):
+    """Requests waiting on page fetches, leading one or waiting for another's (FETCH_CONCURRENCY):
+    each holds its thread for up to FETCH_DEADLINE, a slow site or a stalled page's many readers."""
+    return Slots(limit, "fetch_busy", "this worker already has {limit} requests waiting on page fetches "
+                                      "(FETCH_CONCURRENCY); retry in a moment")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -196,7 +201,7 @@ class Recommender:
         self.articles, self.page_terms, self.page_hits = PageCache(size, ttl), PageCache(size, ttl), PageCache(size, ttl)
         self.failed_pages = PageCache(size, min(ttl, FAILED_PAGE_SECONDS))
         self.fetches = SingleFlight()
-        self.fetch_slots = FetchSlots(settings.fetch_concurrency)
+        self.fetch_slots = fetch_slots(settings.fetch_concurrency)
 
     # -- fetch + extract ----------------------------------------------------
     def article(self, url, url_key, timings):

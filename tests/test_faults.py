@@ -21,6 +21,7 @@ import signal
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -337,6 +338,36 @@ def test_stalled_or_slow_mongo_never_holds_an_answer(function_process, mongodb):
             "latency_mongo_slow_0.2s": latency_figures(slow), "drain_seconds": round(drain_seconds, 2),
             "healthz_ms_mongo_stalled": round(healthz_ms, 1),
         })
+    finally:
+        proxy.close()
+
+
+def test_a_burst_of_stats_while_mongo_hangs_leaves_threads_for_everything_else(function_process, mongodb):
+    """/stats and /dashboard read the events for seconds: past THREADS / 4 of them at once (2 of the
+    default 8 threads) a worker refuses at once; a burst had held every thread, /healthz's too."""
+    proxy = StallingProxy(urlsplit(mongodb).port)
+    uri = with_database(f"mongodb://127.0.0.1:{proxy.port}/", mongodb.rsplit("/", 1)[1])
+    try:
+        server = function_process(MONGODB=uri, THREADS="8").wait_ready()
+        assert requests.get(server.base + "/stats", timeout=30).status_code == 200
+        proxy.hold()
+        with ThreadPoolExecutor(8) as pool:
+            burst = [pool.submit(requests.get, server.base + path, timeout=120)
+                     for path in ["/stats", "/dashboard"] * 4]
+            time.sleep(1)
+            refused = [future.result() for future in burst if future.done()]
+            started = time.monotonic()
+            assert requests.get(server.base, params={"text": "moon landing"}, timeout=30).status_code == 200
+            assert health(server.base)["mongo"]["reachable"] is False
+            assert time.monotonic() - started < 5
+            proxy.release()
+            answers = [future.result() for future in burst]
+        assert len(refused) >= 6 and all(response.status_code == 503 for response in refused)
+        assert all(response.headers["Retry-After"] == "1" for response in refused)
+        json_refusals = [response.json()["error"] for response in refused if response.url.endswith("/stats")]
+        assert json_refusals and all(error["code"] == "stats_busy" for error in json_refusals)
+        assert all(response.status_code in (200, 503) for response in answers)  # the two let through
+        assert requests.get(server.base + "/stats", timeout=30).status_code == 200
     finally:
         proxy.close()
 
