@@ -64,7 +64,7 @@ class Settings:
     max_k: int = 100
     max_text_chars: int = 100_000
     max_body_bytes: int = 1_000_000
-    max_query_bytes: int = 16_384
+    max_query_bytes: int = 8_000
     event_buffer: int = 10_000
     event_flush_seconds: float = 10.0
     stats_max_events: int = 20_000
@@ -79,6 +79,10 @@ class Settings:
     # has, since a fetch holds its thread up to FETCH_DEADLINE, and /healthz, texts, ids and
     # cached pages must still find a thread while sites are slow
     fetch_concurrency: int = 6
+    # a slow client's hold on a thread (function/gunicorn_setup.py): its request's head, and the
+    # whole exchange (the body, the answer, its writing; the slowest answer takes seconds)
+    client_head_seconds: float = 10.0
+    client_request_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, env=None):
@@ -95,7 +99,8 @@ class Settings:
             max_k=env_number(env, "MAX_K", 100, int, 1, 10_000),
             max_text_chars=env_number(env, "MAX_TEXT_CHARS", 100_000, int, 100, 10_000_000),
             max_body_bytes=env_number(env, "MAX_BODY_BYTES", 1_000_000, int, 1024, 100_000_000),
-            max_query_bytes=env_number(env, "MAX_QUERY_BYTES", 16_384, int, 256, 1_000_000),
+            # gunicorn reads request lines of at most 8,190 bytes (function/gunicorn_setup.py)
+            max_query_bytes=env_number(env, "MAX_QUERY_BYTES", 8_000, int, 256, 8_000),
             event_buffer=env_number(env, "EVENT_BUFFER", 10_000, int, 0, 10_000_000),
             event_flush_seconds=env_number(env, "EVENT_FLUSH_SECONDS", 10.0, float, 0, 25),
             stats_max_events=env_number(env, "STATS_MAX_EVENTS", 20_000, int, 100, 10_000_000),
@@ -107,4 +112,6 @@ class Settings:
             fetch_allowed_domains=env.get("FETCH_ALLOWED_DOMAINS", "").strip(),
             threads=threads,
             fetch_concurrency=env_number(env, "FETCH_CONCURRENCY", max(1, threads - 2), int, 1, 10_000),
+            client_head_seconds=env_number(env, "CLIENT_HEAD_SECONDS", 10.0, float, 1, 600),
+            client_request_seconds=env_number(env, "CLIENT_REQUEST_SECONDS", 60.0, float, 1, 3600),
         )

@@ -18,10 +18,9 @@ import functions_framework  # noqa: E402
 from function.app import create_app, error_response  # noqa: E402
 from function.config import ConfigError  # noqa: E402
 from function.errors import ApiError  # noqa: E402
-from function import gunicorn_errors  # noqa: E402
+from function import gunicorn_setup  # noqa: E402
 from function.store import StoreError  # noqa: E402
 
-gunicorn_errors.install()  # before gunicorn forks its workers
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 try:
@@ -29,6 +28,7 @@ try:
 except (ConfigError, StoreError) as exc:
     logging.getLogger("related").critical("cannot start: %s", exc)
     raise SystemExit(f"related-content: cannot start: {exc}") from None
+gunicorn_setup.install(app.settings)  # before gunicorn forks its workers
 
 
 @functions_framework.http

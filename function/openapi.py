@@ -61,7 +61,8 @@ SCHEMAS = {
                                         "invalid_click_link, invalid_click_signature, click_link_expired, "
                                         "events_unavailable, stats_busy, not_found, method_not_allowed, internal_error; for requests "
                                         "that are not valid HTTP, refused before the function reads them: "
-                                        "bad_request, headers_too_large, expectation_failed, "
+                                        "bad_request, request_timeout, uri_too_long, headers_too_large, "
+                                        "expectation_failed, "
                                         "unsupported_transfer_coding, ..."},
                 "message": {"type": "string", "minLength": 1, "description": "for people: what went wrong"},
             },

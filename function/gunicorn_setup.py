@@ -1,0 +1,128 @@
+"""gunicorn as functions-framework runs it, with the limits and answers of the rest of the function.
+
+functions-framework starts gunicorn itself and offers no setting for it, so ``install()``, called in
+the master before it forks, changes three things:
+
+- **Refusals are JSON.** gunicorn refuses a request it cannot parse (a NUL in a header, a negative
+  Content-Length, `Expect: 200-ok`, headers over 8 KB) before the function sees it, with a small
+  HTML page written by ``gunicorn.util.write_error``: that one function is replaced.
+- **Request lines are capped** at gunicorn's largest limit, 8,190 bytes (functions-framework sets
+  none): gunicorn reads a line by copying all of it again for each 8 KB that arrives, so a 40 MB
+  line had kept a core busy for two minutes before the function could refuse it.
+- **Slow clients lose their thread** (``DeadlineWorker``): a request's head must arrive within
+  CLIENT_HEAD_SECONDS and the whole exchange end within CLIENT_REQUEST_SECONDS. gunicorn's threaded worker
+  reads a request that has begun with no time limit, so eight connections that each sent one byte
+  had held every thread, and /healthz, for as long as they stayed open.
+"""
+
+import json
+import socket
+import threading
+import time
+
+from gunicorn import util
+from gunicorn.workers.gthread import ThreadWorker
+
+from .app import API_HEADERS
+from .errors import ApiError
+
+CODES = {
+    400: "bad_request",
+    403: "forbidden",
+    408: "request_timeout",
+    414: "uri_too_long",
+    417: "expectation_failed",
+    431: "headers_too_large",
+    500: "internal_error",
+    501: "unsupported_transfer_coding",
+}
+MESSAGE_CHARS = 300  # gunicorn's message can quote a whole 8 KB header
+REQUEST_LINE_BYTES = 8190  # gunicorn's largest limit (0 is none)
+# CLIENT_HEAD_SECONDS and CLIENT_REQUEST_SECONDS, set by install(): counted from the moment a thread
+# takes the connection, gunicorn's own wait of up to 5 s for a first byte included
+HEAD_SECONDS = 10.0
+REQUEST_SECONDS = 60.0
+
+
+def write_json_error(sock, status_int, reason, mesg):
+    message = (mesg or reason)[:MESSAGE_CHARS]
+    if status_int == 403:  # a proxy or TLS handshake gunicorn does not allow
+        message = f"refused before the function read it: {message}"
+    elif status_int != 500:  # the rest are the client's request, not a fault of ours
+        message = f"refused before the function read it (malformed HTTP): {message}"
+    error = ApiError(message, status=status_int, code=CODES.get(status_int, "bad_request"))
+    body = json.dumps(error.to_json(), ensure_ascii=True).encode() + b"\n"
+    headers = {"Connection": "close", "Content-Type": "application/json", **API_HEADERS,
+               "Content-Length": str(len(body))}
+    head = f"HTTP/1.1 {status_int} {reason}\r\n" + "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    util.write_nonblock(sock, head.encode("latin-1") + b"\r\n" + body)
+
+
+class DeadlineWorker(ThreadWorker):
+    """gunicorn's threaded worker, whose main loop (once a second) cuts the connections of threads
+    still reading a request's head after HEAD_SECONDS, answering 408, or still busy with the
+    request after REQUEST_SECONDS (a slow body, or an answer the client does not read). A cut
+    connection's blocked read or write returns at once, and its thread is free again."""
+
+    def init_process(self):
+        self._taken = {}  # connection -> (monotonic time a thread took it, still reading the head)
+        self._taken_lock = threading.Lock()
+        super().init_process()  # runs the worker's loop
+
+    def handle(self, conn):
+        with self._taken_lock:
+            self._taken[conn] = (time.monotonic(), True)
+        try:
+            return super().handle(conn)
+        finally:
+            with self._taken_lock:
+                self._taken.pop(conn, None)
+
+    def handle_request(self, req, conn):
+        with self._taken_lock:
+            if conn not in self._taken:  # cut as its head arrived
+                return False
+            self._taken[conn] = (self._taken[conn][0], False)
+        return super().handle_request(req, conn)
+
+    def murder_pending(self):
+        super().murder_pending()
+        now = time.monotonic()
+        with self._taken_lock:
+            late = [(conn, head) for conn, (taken, head) in self._taken.items()
+                    if now - taken >= (HEAD_SECONDS if head else REQUEST_SECONDS)]
+            for conn, head in late:
+                del self._taken[conn]
+                if head:  # nothing of an answer is written yet
+                    try:  # without waiting: a client that sends nothing may read nothing either
+                        write_json_error(conn.sock, 408, "Request Timeout",
+                                         f"the request's head did not arrive within {HEAD_SECONDS:g} s "
+                                         "(CLIENT_HEAD_SECONDS)")
+                    except OSError:
+                        pass
+                try:
+                    conn.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+
+def install(settings):
+    """Before gunicorn forks its workers (function/main.py, at import)."""
+    from functions_framework._http import gunicorn as framework
+
+    global HEAD_SECONDS, REQUEST_SECONDS
+    HEAD_SECONDS, REQUEST_SECONDS = settings.client_head_seconds, settings.client_request_seconds
+    util.write_error = write_json_error
+    configure = framework.GunicornApplication.load_config
+    if getattr(configure, "related_content", False):
+        return
+
+    def load_config(application):
+        configure(application)
+        application.cfg.set("limit_request_line", REQUEST_LINE_BYTES)
+        # functions-framework's own worker class (CLOUD_RUN_TIMEOUT_SECONDS, THREADED_TIMEOUT_ENABLED) is kept
+        if application.cfg.worker_class_str in ("sync", "gthread"):
+            application.cfg.set("worker_class", f"{__name__}.DeadlineWorker")
+
+    load_config.related_content = True
+    framework.GunicornApplication.load_config = load_config
