@@ -85,8 +85,12 @@ class App:
                 log.warning("THREADS=%d: a request waiting on a slow site holds the worker's only thread, /healthz's "
                             "too (with 2 or more, one stays free of page fetches)", settings.threads)
         self.events = EventLog(settings.mongodb_uri, settings.event_buffer, settings.event_flush_seconds)
-        self.recommender = Recommender(settings, self.stores, self.events, click_key,
-                                       fetch_limits_for(settings, self.stores, env))
+        fetch_limits = fetch_limits_for(settings, self.stores, env)
+        if settings.client_request_seconds < fetch_limits.deadline + 30:
+            log.warning("CLIENT_REQUEST_SECONDS=%g leaves less than 30 s past FETCH_DEADLINE=%g: a request that "
+                        "fetches a slow page can have its connection cut before its answer",
+                        settings.client_request_seconds, fetch_limits.deadline)
+        self.recommender = Recommender(settings, self.stores, self.events, click_key, fetch_limits)
         # /stats and /dashboard read up to STATS_MAX_EVENTS events, seconds each: a burst of them
         # had taken every thread, /healthz's too, for tens of seconds
         self.stats_slots = Slots(max(1, settings.threads // 4), "stats_busy",
@@ -205,6 +209,7 @@ class App:
             "mongo": {"configured": bool(self.settings.mongodb_uri), "reachable": mongo_up},
             "events": self.events.status(),
             "fetches": self.recommender.fetch_slots.status(),
+            "stats_reads": self.stats_slots.status(),
         }
         if self.settings.mongodb_uri and not mongo_up:
             body["status"] = "degraded"

@@ -79,8 +79,9 @@ class Settings:
     # has, since a fetch holds its thread up to FETCH_DEADLINE, and /healthz, texts, ids and
     # cached pages must still find a thread while sites are slow
     fetch_concurrency: int = 6
-    # a slow client's hold on a thread (function/gunicorn_setup.py): its request's head, and the
-    # whole exchange (the body, the answer, its writing; the slowest answer takes seconds)
+    # a slow client's hold on a thread (function/gunicorn_setup.py): its request's head (gunicorn's
+    # own wait of up to 5 s for a first byte within it), and the whole exchange (the body, the
+    # answer, its writing: a page fetch's FETCH_DEADLINE within it)
     client_head_seconds: float = 10.0
     client_request_seconds: float = 60.0
 
@@ -112,6 +113,6 @@ class Settings:
             fetch_allowed_domains=env.get("FETCH_ALLOWED_DOMAINS", "").strip(),
             threads=threads,
             fetch_concurrency=env_number(env, "FETCH_CONCURRENCY", max(1, threads - 2), int, 1, 10_000),
-            client_head_seconds=env_number(env, "CLIENT_HEAD_SECONDS", 10.0, float, 1, 600),
+            client_head_seconds=env_number(env, "CLIENT_HEAD_SECONDS", 10.0, float, 5, 600),
             client_request_seconds=env_number(env, "CLIENT_REQUEST_SECONDS", 60.0, float, 1, 3600),
         )

@@ -315,7 +315,7 @@ MAX_TITLE_CHARS = 300
 def _title(doc, meta, url):
     h1 = ""
     for el in doc.iter("h1"):
-        h1 = " ".join(el.text_content()[:4 * MAX_TITLE_CHARS].split())
+        h1 = " ".join(el.text_content().lstrip()[:4 * MAX_TITLE_CHARS].split())
         if h1:
             break
     title = meta.get("og:title") or meta.get("twitter:title") or ""
@@ -323,7 +323,7 @@ def _title(doc, meta, url):
         el = doc.find(".//title")
         title = el.text_content() if el is not None else ""
     # read no further than a cut title could need (the site's name may be cut off its end)
-    title = _clean_title((title or h1)[:4 * MAX_TITLE_CHARS], meta.get("og:site_name"), url, h1)
+    title = _clean_title((title.lstrip() or h1)[:4 * MAX_TITLE_CHARS], meta.get("og:site_name"), url, h1)
     return _BIDI_CONTROLS.sub("", _shortened(title, MAX_TITLE_CHARS))
 
 

@@ -71,7 +71,10 @@ class _OneShortLine(logging.Filter):
     60 KB). One line, cut short: the caller's answer already says what went wrong."""
 
     def filter(self, record):
-        record.msg, record.args = record.getMessage()[:LOGGED_CHARS], None
+        try:
+            record.msg, record.args = record.getMessage()[:LOGGED_CHARS], None
+        except Exception:  # a message that cannot be formatted must not fail the fetch that logs it
+            record.msg, record.args = f"{record.msg!s:.{LOGGED_CHARS}}", None
         record.exc_info = record.exc_text = record.stack_info = None
         return True
 

@@ -17,7 +17,6 @@ the master before it forks, changes three things:
 
 import json
 import socket
-import threading
 import time
 
 from gunicorn import util
@@ -45,6 +44,11 @@ REQUEST_SECONDS = 60.0
 
 
 def write_json_error(sock, status_int, reason, mesg):
+    util.write_nonblock(sock, json_error_bytes(status_int, reason, mesg))
+
+
+def json_error_bytes(status_int, reason, mesg):
+    """gunicorn's refusal as a whole HTTP answer with a JSON error body."""
     message = (mesg or reason)[:MESSAGE_CHARS]
     if status_int == 403:  # a proxy or TLS handshake gunicorn does not allow
         message = f"refused before the function read it: {message}"
@@ -55,55 +59,68 @@ def write_json_error(sock, status_int, reason, mesg):
     headers = {"Connection": "close", "Content-Type": "application/json", **API_HEADERS,
                "Content-Length": str(len(body))}
     head = f"HTTP/1.1 {status_int} {reason}\r\n" + "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-    util.write_nonblock(sock, head.encode("latin-1") + b"\r\n" + body)
+    return head.encode("latin-1") + b"\r\n" + body
 
 
 class DeadlineWorker(ThreadWorker):
     """gunicorn's threaded worker, whose main loop (once a second) cuts the connections of threads
     still reading a request's head after HEAD_SECONDS, answering 408, or still busy with the
-    request after REQUEST_SECONDS (a slow body, or an answer the client does not read). A cut
-    connection's blocked read or write returns at once, and its thread is free again."""
+    request after REQUEST_SECONDS (a slow body, or an answer the client does not read). A read or
+    write blocked on a cut connection returns at once, and its thread is free again; a thread still
+    working on the answer finishes it into the closed connection (CLIENT_REQUEST_SECONDS is checked
+    against FETCH_DEADLINE at start). HTTP/2, which gunicorn serves only when configured to, is not
+    served here."""
 
     def init_process(self):
-        self._taken = {}  # connection -> (monotonic time a thread took it, still reading the head)
-        self._taken_lock = threading.Lock()
+        # connection -> (monotonic time a thread took it, still reading the head). No lock on the
+        # requests' path: each step is one dict operation, atomic under the GIL, and whoever pops
+        # an entry owns it
+        self._taken = {}
+        self._next_check = 0.0
         super().init_process()  # runs the worker's loop
 
     def handle(self, conn):
-        with self._taken_lock:
-            self._taken[conn] = (time.monotonic(), True)
+        self._taken[conn] = (time.monotonic(), True)
         try:
             return super().handle(conn)
         finally:
-            with self._taken_lock:
-                self._taken.pop(conn, None)
+            self._taken.pop(conn, None)
 
     def handle_request(self, req, conn):
-        with self._taken_lock:
-            if conn not in self._taken:  # cut as its head arrived
-                return False
-            self._taken[conn] = (self._taken[conn][0], False)
+        taken = self._taken.pop(conn, None)
+        if taken is None:  # cut as its head arrived
+            return False
+        self._taken[conn] = (taken[0], False)
         return super().handle_request(req, conn)
 
     def murder_pending(self):
         super().murder_pending()
         now = time.monotonic()
-        with self._taken_lock:
-            late = [(conn, head) for conn, (taken, head) in self._taken.items()
-                    if now - taken >= (HEAD_SECONDS if head else REQUEST_SECONDS)]
-            for conn, head in late:
-                del self._taken[conn]
-                if head:  # nothing of an answer is written yet
-                    try:  # without waiting: a client that sends nothing may read nothing either
-                        write_json_error(conn.sock, 408, "Request Timeout",
-                                         f"the request's head did not arrive within {HEAD_SECONDS:g} s "
-                                         "(CLIENT_HEAD_SECONDS)")
-                    except OSError:
-                        pass
-                try:
-                    conn.sock.shutdown(socket.SHUT_RDWR)
+        if now < self._next_check:  # the loop turns for every event; once a second is enough
+            return
+        self._next_check = now + 1
+        for conn, (taken, head) in list(self._taken.items()):
+            if now - taken < (HEAD_SECONDS if head else REQUEST_SECONDS):
+                continue
+            entry = self._taken.pop(conn, None)
+            if entry is None:  # its thread is done with it
+                continue
+            taken, head = entry
+            if now - taken < (HEAD_SECONDS if head else REQUEST_SECONDS):  # its head arrived meanwhile
+                self._taken.setdefault(conn, entry)
+                continue
+            if head:  # nothing of an answer is written yet
+                answer = json_error_bytes(408, "Request Timeout", f"the request's head did not arrive "
+                                          f"within {HEAD_SECONDS:g} s (CLIENT_HEAD_SECONDS)")
+                try:  # without waiting (a client that sends nothing may read nothing either), and
+                    # without making the socket non-blocking under the thread reading it
+                    conn.sock.send(answer, socket.MSG_DONTWAIT)
                 except OSError:
                     pass
+            try:
+                conn.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 def install(settings):
@@ -120,8 +137,10 @@ def install(settings):
     def load_config(application):
         configure(application)
         application.cfg.set("limit_request_line", REQUEST_LINE_BYTES)
-        # functions-framework's own worker class (CLOUD_RUN_TIMEOUT_SECONDS, THREADED_TIMEOUT_ENABLED) is kept
-        if application.cfg.worker_class_str in ("sync", "gthread"):
+        # THREADS=1 keeps gunicorn's sync worker (whose worker timeout CLOUD_RUN_TIMEOUT_SECONDS sets), and
+        # THREADED_TIMEOUT_ENABLED functions-framework's own threaded worker: neither has these deadlines
+        if application.cfg.worker_class_str == "gthread" or (application.cfg.worker_class_str == "sync"
+                                                             and application.cfg.threads > 1):
             application.cfg.set("worker_class", f"{__name__}.DeadlineWorker")
 
     load_config.related_content = True

@@ -200,7 +200,7 @@ SCHEMAS = {
     },
     "Health": {
         "type": "object",
-        "required": ["status", "version", "store", "corpora", "mongo", "events", "fetches"],
+        "required": ["status", "version", "store", "corpora", "mongo", "events", "fetches", "stats_reads"],
         "additionalProperties": False,
         "properties": {
             "status": {"enum": ["ok", "degraded"], "description": "degraded: MONGODB is set but does not answer"},
@@ -223,6 +223,14 @@ SCHEMAS = {
             "fetches": {
                 "type": "object",
                 "description": "this worker's requests waiting on page fetches (FETCH_CONCURRENCY)",
+                "required": ["waiting", "limit", "refused"],
+                "additionalProperties": False,
+                "properties": {"waiting": COUNT, "limit": COUNT, "refused": COUNT},
+            },
+            "stats_reads": {
+                "type": "object",
+                "description": "this worker's /stats and /dashboard requests reading the events (THREADS / 4), "
+                               "and those refused with stats_busy",
                 "required": ["waiting", "limit", "refused"],
                 "additionalProperties": False,
                 "properties": {"waiting": COUNT, "limit": COUNT, "refused": COUNT},

@@ -175,7 +175,7 @@ def _canonical_key(canonical):
 def _id_of_address(store, value):
     """For an unknown id that is the address of a member in another spelling (a crawled page's id
     is its normalised URL, https for an http page): the id to ask for."""
-    if not value.startswith(("http://", "https://")):
+    if not value[:8].lower().startswith(("http://", "https://")):
         return ""
     try:
         row = store.row_for_url_key(normalise_url(value))

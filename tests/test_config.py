@@ -22,7 +22,7 @@ def test_fetch_concurrency_is_two_threads_fewer_than_a_worker_has():
     ({"THREADS": " "}, "THREADS is set but empty"),
     ({"FETCH_CONCURRENCY": "0"}, "FETCH_CONCURRENCY='0' must be between 1 and 10000"),
     ({"MAX_QUERY_BYTES": "16384"}, "MAX_QUERY_BYTES='16384' must be between 256 and 8000"),
-    ({"CLIENT_HEAD_SECONDS": "0"}, "CLIENT_HEAD_SECONDS='0' must be between 1 and 600"),
+    ({"CLIENT_HEAD_SECONDS": "2"}, "CLIENT_HEAD_SECONDS='2' must be between 5 and 600"),
     ({"CLIENT_REQUEST_SECONDS": "forever"}, "CLIENT_REQUEST_SECONDS='forever' is not a valid float"),
 ])
 def test_bad_thread_and_fetch_counts_are_refused_by_name(env, message):

@@ -965,8 +965,8 @@ def test_real_server_refuses_a_long_request_line_before_it_ends(server):
 @pytest.fixture(scope="module")
 def impatient(base_env):
     """Four threads, and little patience with clients (CLIENT_HEAD_SECONDS, CLIENT_REQUEST_SECONDS)."""
-    process = FunctionProcess({**base_env, "THREADS": "4", "CLIENT_HEAD_SECONDS": "2",
-                               "CLIENT_REQUEST_SECONDS": "4"}).wait_ready()
+    process = FunctionProcess({**base_env, "THREADS": "4", "CLIENT_HEAD_SECONDS": "5",
+                               "CLIENT_REQUEST_SECONDS": "10"}).wait_ready()
     yield process
     process.stop()
 
@@ -990,20 +990,28 @@ def test_clients_that_send_half_a_head_lose_their_threads_with_a_408(impatient):
     """As many connections as threads, each one byte of a request: they had held every thread, and
     /healthz, for as long as they stayed open."""
     stalled = _stalled(impatient, b"G", 4)
-    health = requests.get(impatient.base + "/healthz", timeout=15)  # answered once they are cut
-    assert health.status_code == 200
-    for sock in stalled:
-        head, _, body = _received(sock).partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 408 ") and json.loads(body)["error"]["code"] == "request_timeout"
+    try:
+        health = requests.get(impatient.base + "/healthz", timeout=30)  # answered once they are cut
+        assert health.status_code == 200
+        for sock in stalled:
+            head, _, body = _received(sock).partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 408 ") and json.loads(body)["error"]["code"] == "request_timeout"
+    finally:
+        for sock in stalled:
+            sock.close()
 
 
 def test_clients_that_stall_in_their_body_lose_their_threads(impatient):
     request = (b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
                b"Content-Length: 1000\r\n\r\n{")
     stalled = _stalled(impatient, request, 4)
-    assert requests.post(impatient.base, json={"text": "moon landing"}, timeout=15).status_code == 200
-    for sock in stalled:
-        _received(sock)  # the connection ends (whatever the function could say to half a body)
+    try:
+        assert requests.post(impatient.base, json={"text": "moon landing"}, timeout=30).status_code == 200
+        for sock in stalled:
+            _received(sock)  # the connection ends (whatever the function could say to half a body)
+    finally:
+        for sock in stalled:
+            sock.close()
 
 
 def test_real_server_chunked_body_over_the_limit_is_413(server):

@@ -118,15 +118,17 @@ def test_make_run_announces_the_server_once_it_listens_and_only_on_loopback(func
     env.pop("HOST", None)
     devserver = subprocess.Popen([sys.executable, "-m", "function.devserver"], cwd=ROOT, env=env,
                                  start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    reader = ThreadPoolExecutor(1)  # a devserver that neither prints nor exits fails the test
     try:
-        banner = devserver.stdout.readline()
+        banner = reader.submit(devserver.stdout.readline).result(timeout=120)
         assert banner.startswith(f"serving on http://localhost:{port}/")
         # printed once it answers, not before
         assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
         assert _listening_addresses(port) == {"127.0.0.1"}
     finally:
-        os.killpg(devserver.pid, signal.SIGTERM)
+        os.killpg(devserver.pid, signal.SIGTERM)  # it stops its server, in a session of its own
         devserver.wait(30)
+        reader.shutdown(wait=False)
 
 
 def test_make_run_with_a_bad_setting_says_why_and_never_serving_on(function_env):
