@@ -717,7 +717,7 @@ def _fetch(url, target, limits, deadline, session, pins) -> Page:
                     next_url = urljoin(target.url, location)
                 except ValueError:  # "http://[": an unclosed IPv6 literal
                     raise fetch_error("The page redirected to a URL that is not valid: it cannot be parsed.",
-                                      400, "invalid_url") from None
+                                      422, "invalid_redirect") from None
                 target = parse_url(next_url, redirected=True)
                 continue
             if not 200 <= status < 300:

@@ -295,9 +295,11 @@ class Target:
 
 def parse_url(raw, *, redirected: bool = False) -> Target:
     where = "The page redirected to a URL that" if redirected else "The URL"
+    # a redirect is the page's doing, not the caller's: it cannot be used (422), as a redirect loop
+    status, code = (422, "invalid_redirect") if redirected else (400, "invalid_url")
 
     def bad(reason: str) -> FetchError:
-        return fetch_error(f"{where} is not valid: {reason}.", 400, "invalid_url")
+        return fetch_error(f"{where} is not valid: {reason}.", status, code)
 
     if not isinstance(raw, str):
         raise bad("it must be a string")

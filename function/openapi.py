@@ -55,7 +55,7 @@ SCHEMAS = {
                                         "invalid_json, unreadable_body, unsupported_media_type, body_too_large, "
                                         "query_too_long, text_too_large, no_known_words, no_article_text, "
                                         "forbidden_address, domain_not_allowed, unsupported_content_type, "
-                                        "unresolvable_host, upstream_status, page_too_large, too_many_redirects, "
+                                        "unresolvable_host, upstream_status, page_too_large, too_many_redirects, invalid_redirect, "
                                         "upstream_unreachable, upstream_tls_error, upstream_invalid_response, "
                                         "upstream_timeout, fetch_busy, "
                                         "invalid_click_link, invalid_click_signature, click_link_expired, "
@@ -260,8 +260,9 @@ RECOMMEND_ERRORS = {
     "414": _error("query string too long: POST long text as JSON"),
     "415": _error("the page is not HTML or text, or the POST body is not JSON"),
     "422": _error("the page has no article, answered an error, is over FETCH_MAX_BYTES (page_too_large), "
-                  "redirects too often (too_many_redirects), its host does not resolve, or the page or text has no "
-                  "word the corpus knows (no_known_words)"),
+                  "redirects too often (too_many_redirects) or to a URL that is not a valid http(s) one "
+                  "(invalid_redirect), its host does not resolve, or the page or text has no word the corpus "
+                  "knows (no_known_words)"),
     "502": _error("the page's server failed"),
     "503": {**_error("fetch_busy: FETCH_CONCURRENCY requests of this worker already wait on page fetches"),
             "headers": {"Retry-After": {"schema": {"type": "string"}, "description": "seconds to wait: 1"}}},

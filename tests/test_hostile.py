@@ -193,9 +193,9 @@ def test_redirect_to_the_canary_is_refused(lenient, srv, canary, code):
     ("http://169.254.169.254/latest/meta-data/iam/", 403, "forbidden_address"),
     ("http://[fd00:ec2::254]/", 403, "forbidden_address"),
     ("http://10.0.0.1/", 403, "forbidden_address"),
-    ("file:///etc/passwd", 400, "invalid_url"),
-    ("gopher://127.0.0.1:{p}/_GET", 400, "invalid_url"),
-    ("http://example.com@127.0.0.1:{p}/", 400, "invalid_url"),
+    ("file:///etc/passwd", 422, "invalid_redirect"),
+    ("gopher://127.0.0.1:{p}/_GET", 422, "invalid_redirect"),
+    ("http://example.com@127.0.0.1:{p}/", 422, "invalid_redirect"),
 ])
 def test_redirect_to_other_private_targets_is_refused(lenient, srv, canary, tripwire, to, status, code):
     assert_error(ask(lenient, "GET", srv.url(hs.redirect_path(to.format(p=canary.port)))), status, code)
