@@ -10,9 +10,9 @@ the master before it forks, changes three things:
   none): gunicorn reads a line by copying all of it again for each 8 KB that arrives, so a 40 MB
   line had kept a core busy for two minutes before the function could refuse it.
 - **Slow clients lose their thread** (``DeadlineWorker``): a request's head must arrive within
-  CLIENT_HEAD_SECONDS and the whole exchange end within CLIENT_REQUEST_SECONDS. gunicorn's threaded worker
-  reads a request that has begun with no time limit, so eight connections that each sent one byte
-  had held every thread, and /healthz, for as long as they stayed open.
+  CLIENT_HEAD_SECONDS and the whole exchange end within CLIENT_REQUEST_SECONDS. gunicorn's
+  threaded worker reads a request that has begun with no time limit, so eight connections that
+  each sent one byte had held every thread, and /healthz, for as long as they stayed open.
 """
 
 import json

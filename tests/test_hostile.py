@@ -852,15 +852,20 @@ def raw_request(server, data, timeout=15, half_close=False):
         sock.sendall(data)
         if half_close:
             sock.shutdown(socket.SHUT_WR)
-        received = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            received += chunk
+        return _answer(_read_to_end(sock))
+
+
+def _read_to_end(sock):
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received
+
+
+def _answer(received):
+    """(status, headers text, body bytes) of an HTTP answer's bytes."""
     head, _, body = received.partition(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    return status, head.decode("latin-1"), body
+    return int(head.split(b" ", 2)[1]), head.decode("latin-1"), body
 
 
 def raw_get(server, target, headers=b"Host: localhost\r\n"):
@@ -958,8 +963,7 @@ def test_real_server_refuses_a_long_request_line_before_it_ends(server):
     with socket.create_connection(("127.0.0.1", server.port), timeout=15) as sock:
         sock.sendall(b"GET /?text=moon&pad=" + b"x" * 200_000)  # no end of line
         answer = sock.recv(65536)
-    head, _, body = answer.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 414 ") and json.loads(body)["error"]["code"] == "uri_too_long"
+    assert_json_error(*_answer(answer), 414, "uri_too_long")
 
 
 @pytest.fixture(scope="module")
@@ -978,14 +982,6 @@ def _stalled(server, data, count):
     return sockets
 
 
-def _received(sock):
-    received = b""
-    while chunk := sock.recv(65536):
-        received += chunk
-    sock.close()
-    return received
-
-
 def test_clients_that_send_half_a_head_lose_their_threads_with_a_408(impatient):
     """As many connections as threads, each one byte of a request: they had held every thread, and
     /healthz, for as long as they stayed open."""
@@ -994,8 +990,7 @@ def test_clients_that_send_half_a_head_lose_their_threads_with_a_408(impatient):
         health = requests.get(impatient.base + "/healthz", timeout=30)  # answered once they are cut
         assert health.status_code == 200
         for sock in stalled:
-            head, _, body = _received(sock).partition(b"\r\n\r\n")
-            assert head.startswith(b"HTTP/1.1 408 ") and json.loads(body)["error"]["code"] == "request_timeout"
+            assert_json_error(*_answer(_read_to_end(sock)), 408, "request_timeout")
     finally:
         for sock in stalled:
             sock.close()
@@ -1008,7 +1003,7 @@ def test_clients_that_stall_in_their_body_lose_their_threads(impatient):
     try:
         assert requests.post(impatient.base, json={"text": "moon landing"}, timeout=30).status_code == 200
         for sock in stalled:
-            _received(sock)  # the connection ends (whatever the function could say to half a body)
+            _read_to_end(sock)  # the connection ends (whatever the function could say to half a body)
     finally:
         for sock in stalled:
             sock.close()
