@@ -111,17 +111,15 @@ LOOPBACK = ("localhost", "127.0.0.1", "::1")
 
 
 def local_name(host):
-    """How this machine names a server bound to ``host`` in a URL."""
-    if host in EVERY_INTERFACE or host in LOOPBACK:
-        return "localhost"
-    return f"[{host}]" if ":" in host else host
+    """How this machine names a server bound to ``host``."""
+    return "localhost" if host in EVERY_INTERFACE or host in LOOPBACK else host
 
 
 def listening(server, host, port):
     """Whether ``server`` came to listen on ``port``: the banner waits for it, so that a setting
     refused at start (its message above) is not preceded by "serving on"."""
     try:
-        wait_for_port(local_name(host).strip("[]"), int(port), 120, server)
+        wait_for_port(local_name(host), int(port), 120, server)
         return True
     except (RuntimeError, ValueError):  # it exited (and said why), or PORT is not a number (it says so)
         return False
@@ -158,7 +156,8 @@ def main():
         if stops:  # asked to stop while starting
             server.send_signal(signal.SIGTERM)
         elif listening(server, host, port):
-            url = f"{local_name(host)}:{port}"
+            name = local_name(host)
+            url = f"[{name}]:{port}" if ":" in name else f"{name}:{port}"  # an IPv6 address in a URL
             print(f"serving on http://{url}/  (try: curl '{url}/?text=moon+landing+astronaut')"
                   + ("  [every interface: other machines reach it too]" if host in EVERY_INTERFACE else ""), flush=True)
         return server.wait()
