@@ -156,18 +156,21 @@ class App:
             return pages.try_it(self, request)
         return json_response(self.ask(request)[1])
 
-    def ask(self, request):
-        """(query, answer) of a GET or POST /, as JSON or the try-it page gives it; a request refused
-        before its query is known is counted too."""
-        record = seen_by_a_reader(request)
+    def ask(self, request, arguments=None):
+        """(query, answer) of a GET or POST /, as JSON or the try-it page gives it, or of the
+        ``arguments`` of the page's posted form."""
         try:
-            query = parse_query(request, self.settings, self.stores.names())
+            query = parse_query(request, self.settings, self.stores.names(), arguments)
             base_url = self.base_url(request)
         except ApiError as exc:
-            if record:
-                self.recommender.refused(exc)
+            self.count_refused(request, exc)
             raise
-        return query, self.recommender.recommend(query, base_url, record=record)
+        return query, self.recommender.recommend(query, base_url, record=seen_by_a_reader(request))
+
+    def count_refused(self, request, error):
+        """A request refused before its query is known is counted too (but not a HEAD)."""
+        if seen_by_a_reader(request):
+            self.recommender.refused(error)
 
     def click(self, request):
         check_query_length(request, self.settings)

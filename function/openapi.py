@@ -11,6 +11,7 @@ from . import __version__
 
 JSON = "application/json"
 HTML = "text/html"
+FORM = "application/x-www-form-urlencoded"
 
 
 def _ref(name):
@@ -258,7 +259,7 @@ RECOMMEND_ERRORS = {
     "404": _error("unknown corpus or id"),
     "413": _error("text or body too large"),
     "414": _error("query string too long: POST long text as JSON"),
-    "415": _error("the page is not HTML or text, or the POST body is not JSON"),
+    "415": _error("the page is not HTML or text, or the POST body is not JSON (nor the try-it page's form)"),
     "422": _error("the page has no article, answered an error, is over FETCH_MAX_BYTES (page_too_large), "
                   "redirects too often (too_many_redirects) or to a URL that is not a valid http(s) one "
                   "(invalid_redirect), its host does not resolve, or the page or text has no word the corpus "
@@ -303,9 +304,21 @@ def paths():
                      "summary": "The same answer as GET, without a request event (link checkers, unfurlers)"},
             "post": {"summary": "The same, with the query as a JSON body", "operationId": "recommendPost",
                      "description": "Every field in the body, each once: a query string, or a field given twice, "
-                                    "is a 400 (unknown_parameter, invalid_json), not ignored.",
-                     "requestBody": {"required": True, "content": {JSON: {"schema": _ref("RecommendRequest")}}},
-                     "responses": {"200": _json(_ref("Recommendations"), "the recommendations"),
+                                    "is a 400 (unknown_parameter, invalid_json), not ignored. The try-it page "
+                                    "posts its form (urlencoded, Accept preferring text/html): what fits in "
+                                    "MAX_QUERY_BYTES is a 303 to the GET of it, a longer text is answered as "
+                                    "the page; any other urlencoded POST is a 415.",
+                     "requestBody": {"required": True, "content": {
+                         JSON: {"schema": _ref("RecommendRequest")},
+                         FORM: {"schema": {"type": "object", "additionalProperties": {"type": "string"},
+                                           "description": "the try-it page's form: RecommendRequest's fields "
+                                                          "as text, as a query string gives them"}}}},
+                     "responses": {"200": {**recommend_ok, "description": "the recommendations; the try-it page "
+                                                                          "for its posted form"},
+                                   "303": {"description": "the try-it form's post, when it fits in a URL: to the "
+                                                          "GET of it",
+                                           "headers": {"Location": {"schema": {"type": "string"},
+                                                                    "description": "/?the form's fields"}}},
                                    **RECOMMEND_ERRORS}},
             "options": {**preflight, "operationId": "recommendPreflight"},
         },

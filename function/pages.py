@@ -1,4 +1,4 @@
-"""The human-facing pages: the try-it page on GET / and the dashboard.
+"""The human-facing pages: the try-it page on GET / (and its form, posted to /) and the dashboard.
 
 Same handler, same pipeline as the JSON API; only the rendering differs.
 A browser (Accept prefers text/html over JSON) gets HTML; curl and fetch()
@@ -17,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from . import charts
 from .errors import ApiError
-from .params import whole_number
+from .params import FORM_TYPE, form_arguments, whole_number
 from .stats import dashboard as dashboard_data
 from .stats import parse_filters, refuse_unheard_of
 
@@ -104,8 +104,9 @@ templates.globals.update(static_url=static_url, more_like_url=more_like_url)
 
 
 def wants_html(request):
-    """True when a browser asks: text/html preferred over JSON (ties, as with */*, go to JSON)."""
-    if request.method not in ("GET", "HEAD"):
+    """True when a browser asks: text/html preferred over JSON (ties, as with */*, go to JSON), by a
+    GET or by posting the try-it form (a POST of JSON is the API's, whatever it accepts)."""
+    if request.method not in ("GET", "HEAD") and not (request.method == "POST" and request.mimetype == FORM_TYPE):
         return False
     return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
 
@@ -167,18 +168,35 @@ def subject_of(query, answer, member):
 
 
 def try_it(app, request):
-    """GET / for a browser: the form, then the results or the error, in a page."""
+    """GET / for a browser: the form, then the results or the error, in a page.
+
+    The form is posted, since a pasted article outgrows a URL (MAX_QUERY_BYTES); a post that
+    fits in one is sent on to the GET of it (303), which can be bookmarked, shared and reloaded."""
     settings, stores = app.settings, app.stores
-    form = form_values(request.args, settings.default_corpus)
-    context = {"nav": "try", "form": form, "corpora": corpora_of(stores), "max_k": settings.max_k,
-               "answer": None, "error": None, "error_title": "", "subject": None}
-    if not request.args:
-        return render("try.html", **context)
-    try:
-        query, answer = app.ask(request)
-    except ApiError as exc:
+    arguments = None
+    context = {"nav": "try", "form": form_values({}, settings.default_corpus), "corpora": corpora_of(stores),
+               "max_k": settings.max_k, "answer": None, "error": None, "error_title": "", "subject": None}
+
+    def error_page(exc):
         context.update(error=exc, error_title=ERROR_TITLES.get(exc.status, "That did not work"))
         return render("try.html", status=exc.status, headers=exc.headers, **context)
+
+    if request.method == "POST":
+        try:
+            arguments = form_arguments(request, settings)
+        except ApiError as exc:
+            app.count_refused(request, exc)
+            return error_page(exc)
+        again = urlencode(arguments)
+        if len(again) <= settings.max_query_bytes:
+            return Response(status=303, headers={**PAGE_HEADERS, "Location": "/?" + again})
+    elif not request.args:
+        return render("try.html", **context)
+    form = context["form"] = form_values(request.args if arguments is None else arguments, settings.default_corpus)
+    try:
+        query, answer = app.ask(request, arguments)
+    except ApiError as exc:
+        return error_page(exc)
     member = None
     if query.kind == "id":
         member = find_doc(stores, answer["corpus"], query.value)

@@ -4,7 +4,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from urllib.parse import unquote_to_bytes
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 from .errors import ApiError
 from .fetch_policy import MAX_URL_LENGTH, parse_url
@@ -14,6 +14,7 @@ QUERY_KINDS = ("url", "text", "id")
 FIELDS = QUERY_KINDS + ("k", "corpus", "min_score", "engine")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_ID_CHARS = 512
+FORM_TYPE = "application/x-www-form-urlencoded"
 # an escape of a byte past ASCII: with none, and no raw byte past it, the decoded query string is ASCII
 NON_ASCII_ESCAPE = re.compile(rb"%[89A-Fa-f][0-9A-Fa-f]")
 
@@ -79,8 +80,9 @@ def query_arguments(request, settings):
     return fields
 
 
-def _from_query_string(request, settings):
-    fields = query_arguments(request, settings)
+def _with_numbers(arguments):
+    """Text arguments (a query string's, a form's) with k and min_score read as numbers."""
+    fields = dict(arguments)
     for name in ("k", "min_score"):
         if name in fields:
             fields[name] = _number_from_text(name, fields[name])
@@ -115,17 +117,16 @@ def _once_each(pairs):
     return fields
 
 
-def _from_json(request, settings):
+def _posted_body(request, settings, mimetype, where, what):
+    """A POST's body, of ``mimetype`` and at most MAX_BODY_BYTES, read whole; ApiError else."""
     if request.query_string:  # what a POST puts there would be ignored: said, not dropped
         check_query_length(request, settings)
-        raise _bad(f"a POST gives every field in its JSON body, not in the query string (got "
+        raise _bad(f"a POST gives every field in its {where}, not in the query string (got "
                    f"{names_for_message(request.args) or 'a query string'})", code="unknown_parameter")
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
         raise _bad(f"request body over {settings.max_body_bytes} bytes", code="body_too_large", status=413)
-    mimetype = request.mimetype or ""
-    if mimetype != "application/json":
-        raise _bad("POST a JSON object with Content-Type: application/json",
-                   code="unsupported_media_type", status=415)
+    if (request.mimetype or "") != mimetype:
+        raise _bad(f"POST a {what} with Content-Type: {mimetype}", code="unsupported_media_type", status=415)
     try:
         body = request.stream.read(settings.max_body_bytes + 1)
     except Exception as exc:  # the server's parser of a malformed chunked body, or the client gone mid-body
@@ -136,6 +137,11 @@ def _from_json(request, settings):
     if request.content_length is not None and len(body) < request.content_length:  # the client closed early
         raise _bad(f"request body ended after {len(body)} of the {request.content_length} bytes its "
                    "Content-Length declares", code="unreadable_body")
+    return body
+
+
+def _from_json(request, settings):
+    body = _posted_body(request, settings, "application/json", "JSON body", "JSON object")
     try:
         fields = json.loads(body, object_pairs_hook=_once_each)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -157,9 +163,31 @@ def _encodable(text):
     return True
 
 
-def parse_query(request, settings, corpora):
-    """The Query of a GET / or POST / request; ApiError for anything wrong."""
-    fields = _from_json(request, settings) if request.method == "POST" else _from_query_string(request, settings)
+def form_arguments(request, settings):
+    """{name: text} of a form POSTed by the try-it page (urlencoded, as browsers send a form), each
+    name once: what a GET's query string gives, from a body, since a pasted article outgrows a URL."""
+    body = _posted_body(request, settings, FORM_TYPE, "form", "form")
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        raise _bad("the form is not UTF-8, its %-escapes decoded (percent-encode UTF-8 bytes)") from None
+    arguments = {}
+    for name, value in pairs:
+        if name in arguments:
+            raise _bad(f"parameter {names_for_message([name])} given more than once")
+        arguments[name] = value
+    return arguments
+
+
+def parse_query(request, settings, corpora, arguments=None):
+    """The Query of a GET / or POST / request, or of the ``arguments`` of a form posted to it;
+    ApiError for anything wrong."""
+    if arguments is not None:
+        fields = _with_numbers(arguments)
+    elif request.method == "POST":
+        fields = _from_json(request, settings)
+    else:
+        fields = _with_numbers(query_arguments(request, settings))
     refuse_unknown(fields, FIELDS, "one of url, text or id, and optionally k, corpus, min_score, engine")
     given = [kind for kind in QUERY_KINDS if fields.get(kind) not in (None, "")]
     if not given:

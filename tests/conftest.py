@@ -7,6 +7,7 @@
 - Store: the default Wikipedia sample, built once per session by the builder.
 """
 
+import functools
 import os
 import secrets
 import signal
@@ -29,6 +30,15 @@ from function.devserver import (free_port, function_command, start_embedded_mong
 from website import Site  # noqa: E402
 
 from function.sources import wiki_sample_path  # noqa: E402,F401  (the tests' import of it)
+
+
+@functools.cache
+def wiki_article(title):
+    """The text of the Wikipedia sample's article ``title``: a real article, as a reader pastes it."""
+    from function.sources import Record, open_source
+
+    return next(record.text for record in open_source(wiki_sample_path())
+                if isinstance(record, Record) and record.title == title)
 
 
 # eight short news articles on eight subjects, for the tests of Chinese text end to end

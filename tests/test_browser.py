@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, wait_for_events, wiki_sample_path
+from conftest import ROOT, wait_for_events, wiki_article, wiki_sample_path
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -161,6 +161,25 @@ def test_try_it_shows_errors_in_the_page_and_reads_on_a_phone(function_process, 
     page.screenshot("try-it-results-phone")
     # the error page (400) is reported by Chromium as a failed load; nothing else may be
     assert all("status of 400" in p for p in page.problems), page.problems
+
+
+def test_a_pasted_article_too_long_for_a_url_gets_its_results(function_process, tab):
+    server = function_process().wait_ready()
+    article = wiki_article("Apollo 11")  # 41,000 characters: the form posts it, a GET could not carry it
+    asked = urllib.request.Request(server.base + "/", data=json.dumps({"text": article}).encode(),
+                                   headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(asked, timeout=20) as response:
+        expected = [r["title"] for r in json.load(response)["results"]]
+    page = tab()
+    browser_tab = page.tab
+    browser_tab.goto(server.base + "/")
+    browser_tab.fill("#text", article)
+    browser_tab.click("button[type=submit]")
+    browser_tab.wait_for_selector("li.result")
+    assert browser_tab.locator(".result-title").all_inner_texts() == expected and len(expected) == 5
+    assert browser_tab.input_value("#text").strip() == article.strip()
+    page.screenshot("try-it-pasted-article")
+    assert page.problems == []
 
 
 # -- the dashboard ----------------------------------------------------------------------------------

@@ -2,13 +2,14 @@
 content negotiation, links, error messages, escaping, and the dashboard's data.
 (tests/test_browser.py drives the same pages in a real Chromium.)"""
 
+import hashlib
 from datetime import datetime, timedelta, timezone
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import lxml.html
 import pytest
 
-from conftest import make_client, wait_for_events
+from conftest import make_client, wait_for_events, wiki_article
 from function import charts
 from function import pages as page_views
 from function.stats import CLICK_DELAY_EDGES_S, histogram, timeline, top_articles
@@ -33,7 +34,7 @@ def test_a_browser_gets_the_form_with_the_corpora(client):
     assert response.status_code == 200
     doc = html_of(response)
     form = doc.cssselect("form.ask-form")[0]
-    assert form.get("method") == "get" and form.get("action") == "/"
+    assert form.get("method") == "post" and form.get("action") == "/"
     assert {field.get("name") for field in form.cssselect("input, textarea, select")} == {"url", "text", "corpus", "k"}
     assert [o.get("value") for o in form.cssselect("select[name=corpus] option")] == ["wiki"]
     assert not doc.cssselect("li.result") and not doc.cssselect("[role=alert]")
@@ -68,6 +69,54 @@ def test_submitting_the_form_shows_the_results_of_the_api(client):
     assert "moon landing astronaut" in doc.cssselect("#results-title")[0].text_content()
     assert doc.cssselect("textarea[name=text]")[0].text == "moon landing astronaut"  # the form keeps the query
     assert doc.cssselect("input[name=k]")[0].get("value") == "4"
+
+
+def test_a_posted_form_that_fits_in_a_url_is_sent_on_to_its_address(client, function_env):
+    """The form is posted; what fits in a URL is answered at one (303), which can be bookmarked,
+    shared and reloaded, and is recorded once, by the GET."""
+    form = {"url": "", "text": "moon landing astronaut", "corpus": "wiki", "k": "4"}
+    posted = client.post("/", data=form, headers=BROWSER)
+    assert posted.status_code == 303 and posted.headers["Content-Security-Policy"] == page_views.CSP
+    location = posted.headers["Location"]
+    assert location.startswith("/?")
+    assert parse_qs(urlsplit(location).query, keep_blank_values=True) == {name: [v] for name, v in form.items()}
+    doc = html_of(client.get(location, headers=BROWSER))
+    expected = client.get("/", query_string={"text": "moon landing astronaut", "k": 4}).get_json()
+    assert [r["title"] for r in results_of(doc)] == [r["title"] for r in expected["results"]]
+    client.get("/", query_string={"text": "moon", "k": 0})  # written after the others: events keep their order
+    events = wait_for_events(function_env["MONGODB"], "requests", 3)
+    assert [e.get("kind", e.get("error")) for e in events] == ["text", "text", "invalid_parameter"]
+
+
+def test_a_pasted_article_too_long_for_a_url_is_answered_from_the_form(client, function_env):
+    article = wiki_article("Apollo 11")
+    assert len(urlencode({"text": article})) > 8000  # over MAX_QUERY_BYTES' most: no GET can carry it
+    response = client.post("/", data={"url": "", "text": article, "corpus": "wiki", "k": "6"}, headers=BROWSER)
+    assert response.status_code == 200
+    doc = html_of(response)
+    api = client.post("/", json={"text": article, "k": 6}).get_json()
+    assert len(api["results"]) == 6
+    assert [r["title"] for r in results_of(doc)] == [r["title"] for r in api["results"]]
+    assert doc.cssselect("textarea[name=text]")[0].text_content().strip() == article.strip()  # kept to edit
+    assert doc.cssselect("input[name=k]")[0].get("value") == "6"
+    assert_inert(response)
+    events = wait_for_events(function_env["MONGODB"], "requests", 2)
+    assert {e["text_sha256"] for e in events} == {hashlib.sha256(article.strip().encode()).hexdigest()}
+
+
+@pytest.mark.parametrize("path,body,status,code,message", [
+    ("/", "text=moon&text=sun", 400, "invalid_parameter", "'text' given more than once"),
+    ("/", "text=caf%E9", 400, "invalid_parameter", "not UTF-8"),
+    ("/?k=3", "text=moon", 400, "unknown_parameter", "not in the query string"),
+    ("/", "text=" + "a" * 1_000_001, 413, "body_too_large", "over 1000000 bytes"),
+    ("/", "text=" + "moon+" * 3000 + "&colour=blue", 400, "unknown_parameter", "'colour'"),
+])
+def test_a_bad_posted_form_is_a_message_in_the_page(client, function_env, path, body, status, code, message):
+    response = client.post(path, data=body, content_type="application/x-www-form-urlencoded", headers=BROWSER)
+    assert response.status_code == status
+    alert = html_of(response).cssselect("[role=alert]")[0].text_content()
+    assert message in alert and code in alert
+    assert [e["error"] for e in wait_for_events(function_env["MONGODB"], "requests", 1)] == [code]
 
 
 def test_more_like_this_asks_by_the_results_id(client):
