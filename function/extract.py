@@ -41,6 +41,7 @@ from urllib.parse import urljoin
 
 import lxml.etree
 import lxml.html
+import webencodings
 from justext.core import (LENGTH_HIGH_DEFAULT, LENGTH_LOW_DEFAULT, MAX_HEADING_DISTANCE_DEFAULT,
                           MAX_LINK_DENSITY_DEFAULT, STOPWORDS_HIGH_DEFAULT, STOPWORDS_LOW_DEFAULT,
                           classify_paragraphs)
@@ -108,27 +109,26 @@ _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"),
          (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),  # before UTF-16: FF FE 00 00
          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 _WIDE = ("utf-16", "utf-32")  # the charsets whose markup is not ASCII bytes
-_MARKUP = '<html lang="en"><meta charset=x></html>\\'  # what a page's charset must spell as ASCII does
-# Labels that browsers (WHATWG) decode as windows-1252.
-_AS_CP1252 = {"latin-1", "iso8859-1", "ascii", "cp1252"}
 
 
 def _codec(label):
-    """Python codec name for a charset label; None when unknown or unusable."""
+    """Python codec name for a charset label, read as browsers read labels (the WHATWG Encoding
+    Standard's, by webencodings: "latin1" and "ascii" mean windows-1252), or a UTF-16/UTF-32
+    spelling Python knows; None for any other label. Python's other codecs are not charsets
+    ("raw-unicode-escape" made lone surrogates of "\\ud800", "rot13", "utf-7"), nor are the labels
+    browsers refuse to read (ISO-2022-KR, HZ: the Standard's "replacement")."""
     if not label or not isinstance(label, str):
         return None
+    label = label.strip().strip("\"'")
+    encoding = webencodings.lookup(label)
+    if encoding is not None:
+        name = encoding.codec_info.name
+        return None if name in ("replacement", "x-user-defined") else name
     try:
-        name = codecs.lookup(label.strip().strip("\"'").lower()).name
-    except (LookupError, ValueError):
+        name = codecs.lookup(label).name
+    except (LookupError, ValueError):  # ValueError: a NUL in the name
         return None
-    if name in _AS_CP1252:
-        return "cp1252"
-    try:  # "rot13", "base64", "zip": codecs, not charsets; EBCDIC (cp037), UTF-7: no browser reads markup in them
-        b"".decode(name)
-        markup_as_ascii = name.startswith(_WIDE) or _MARKUP.encode(name, "replace") == _MARKUP.encode()
-    except (LookupError, TypeError, ValueError):
-        return None
-    return name if markup_as_ascii else None
+    return name if name.startswith(_WIDE) else None
 
 
 def _try_decode(body, codec):

@@ -16,6 +16,7 @@ import lxml.etree
 import lxml.html
 
 from function import attribute_floods, extract, language
+from function import extract
 from function.extract import Article, decode_html, extract_article
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -627,8 +628,15 @@ def test_declared_wrong_charset():
     assert "très variée" in extract_article(page("cp1252.html"), encoding="utf-8").text
     # names that are not charsets at all
     for label in ("no-such-charset", "utf-99", "rot13", "base64", "", "  UTF-8 ", '"utf-8"', "\x00",
-                  "cp037", "cp500", "utf-7", "unicode_escape"):  # no browser reads markup in these: junk had come out
+                  "cp037", "cp500", "utf-7", "unicode_escape",  # no browser reads markup in these: junk had come out
+                  "raw-unicode-escape", "raw_unicode_escape", "charmap",  # Python's codecs, not charsets: mojibake
+                  "iso-2022-kr", "hz-gb-2312", "x-user-defined"):  # labels browsers decline to read as text
         assert "Straßen schmaler" in extract_article(utf8, encoding=label).text, label
+    # Python's spellings of web charsets were charsets to the codec registry, but browsers read labels
+    for label, codec in (("latin1", "cp1252"), ("US-ASCII", "cp1252"), ("sjis", "cp932"), ("euc-kr", "cp949"),
+                         ("gb2312", "gbk"), ("koi8-u", "koi8-u"), ("x-mac-cyrillic", "mac-cyrillic"),
+                         ("utf-16be", "utf-16-be"), ("utf-32-le", "utf-32-le")):
+        assert extract._codec(label) == codec, label
 
 
 def test_a_meta_utf16_on_an_ascii_page_holding_a_nul_is_not_read_as_utf16():
