@@ -152,9 +152,28 @@ class App:
 
     # -- endpoints --------------------------------------------------------------
     def recommend(self, request):
+        if request.method == "HEAD":
+            return self.recommend_head(request)
         if pages.wants_html(request):
             return pages.try_it(self, request)
         return json_response(self.ask(request)[1])
+
+    def recommend_head(self, request):
+        """HEAD /: the query is checked as a GET's is (the same 4xx), then a 200 with no body, and
+        nothing is looked up or fetched. A HEAD records no event (seen_by_a_reader), so a page
+        fetched for it would be a request to another site that nobody sees."""
+        html = pages.wants_html(request)
+        mimetype, headers = ("text/html", pages.PAGE_HEADERS) if html else ("application/json", API_HEADERS)
+        try:
+            if request.args or not html:  # the page's bare form needs no query
+                parse_query(request, self.settings, self.stores.names())
+                self.base_url(request)
+        except ApiError as exc:
+            if not html:
+                raise
+            return Response(iter(()), status=exc.status, mimetype=mimetype, headers={**headers, **exc.headers})
+        # a body of its own would give a Content-Length that is not the GET's: none is given
+        return Response(iter(()), status=200, mimetype=mimetype, headers=headers)
 
     def ask(self, request, arguments=None):
         """(query, answer) of a GET or POST /, as JSON or the try-it page gives it, or of the

@@ -301,7 +301,8 @@ def paths():
         "/": {
             "get": recommend,
             "head": {**recommend, "operationId": "recommendHead",
-                     "summary": "The same answer as GET, without a request event (link checkers, unfurlers)"},
+                     "summary": "The query checked as GET checks it (the same 4xx), then 200 with no body: nothing "
+                                "looked up or fetched, no request event (link checkers, unfurlers)"},
             "post": {"summary": "The same, with the query as a JSON body", "operationId": "recommendPost",
                      "description": "Every field in the body, each once: a query string, or a field given twice, "
                                     "is a 400 (unknown_parameter, invalid_json), not ignored. The try-it page "

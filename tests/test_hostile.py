@@ -660,14 +660,25 @@ def test_head_of_a_link_redirects_without_recording_a_click(base_env, mongodb):
     assert [event["rank"] for event in wait_for_events(mongodb, "clicks", 1)] == [2]
 
 
-def test_head_of_a_recommendation_answers_without_recording_a_request(base_env, mongodb):
+def test_head_of_a_recommendation_answers_without_recording_a_request(base_env, mongodb, pages):
     """Link checkers and unfurlers HEAD an API URL found in a page: no reader saw links, so no
-    request event (it would count as links shown and lower the click-through)."""
-    own = make_client({**base_env, "MONGODB": mongodb})
+    request event (it would count as links shown and lower the click-through), and so no fetch
+    either: it would be a request to another site that nobody sees."""
+    own = make_client({**base_env, "MONGODB": mongodb, "FETCH_ALLOW_PRIVATE_HOSTS": f"127.0.0.1:{pages.port}"})
     api = own.head("/?text=greek+philosophy")
     assert api.status_code == 200 and api.mimetype == "application/json" and api.data == b""
+    assert "Content-Length" not in api.headers  # not the GET's, so none
     page = own.head("/?text=atlantic+ocean", headers={"Accept": "text/html"})
     assert page.status_code == 200 and page.mimetype == "text/html"
+    url = pages.add("/head-only", (PAGES / "moon-landing.html").read_bytes())
+    for accept in ("*/*", "text/html"):
+        assert own.head("/", query_string={"url": url}, headers={"Accept": accept}).status_code == 200
+    assert pages.hits["/head-only"] == 0
+    # the query is checked as a GET's is
+    for query, status in (("text=moon&k=0", 400), ("text=moon&corpus=nope", 404), ("url=ftp://example.com/", 400)):
+        for accept, mimetype in (("*/*", "application/json"), ("text/html", "text/html")):
+            answer = own.head("/?" + query, headers={"Accept": accept})
+            assert (answer.status_code, answer.mimetype) == (status, mimetype), (query, accept)
     asked = own.get("/?text=moon+landing").get_json()["request_id"]
     # events are written in the order they were recorded: the HEADs' would come first
     assert [event["_id"] for event in wait_for_events(mongodb, "requests", 1)] == [asked]
