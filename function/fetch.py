@@ -519,6 +519,11 @@ class _Decoder:
     def feed(self, data: bytes) -> Iterator[bytes]:
         yield from self._through(0, data)
 
+    @property
+    def complete(self) -> bool:
+        """Every layer reached its stream's end: zlib reads a stream cut short without a word."""
+        return all(layer.complete for layer in self._layers)
+
     def _through(self, i: int, data: bytes) -> Iterator[bytes]:
         if i == len(self._layers):
             if data:
@@ -538,6 +543,10 @@ class _Layer:
         self._mode_known = self._gzip
         self._members = 0
         self._done = False
+
+    @property
+    def complete(self) -> bool:
+        return self._done or self._obj.eof
 
     def _new(self, raw: bool = False):
         if self._gzip:
@@ -646,6 +655,9 @@ def _read_body(resp, limits: FetchLimits, deadline: _Deadline) -> bytes:
                     )
     except zlib.error as exc:
         raise fetch_error("The page's compressed body is corrupt.", 502, "upstream_invalid_response") from exc
+    if decoder and wire and not decoder.complete:  # the length matched: the server sent a cut stream
+        raise fetch_error("The page's compressed body ends before its compressed stream does (cut off).",
+                          502, "upstream_invalid_response")
     deadline.check()
     return bytes(body)
 

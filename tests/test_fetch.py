@@ -532,6 +532,18 @@ def test_compressed_pages_are_decoded(path, srv):
     assert fetch_page(srv.url(path), lim(srv)).body == hs.PAGE_HTML
 
 
+@pytest.mark.parametrize("enc", ["gzip", "deflate", "rawdeflate", "gzip,gzip"])
+@pytest.mark.parametrize("chunked", ["0", "1"])
+def test_a_compressed_stream_cut_short_is_refused_not_read_as_the_page(enc, chunked, srv):
+    whole = b""
+    for e in reversed(enc.split(",")):
+        whole = hs.compress(whole or hs.PAGE_HTML, e)
+    for cut in (len(whole) // 2, len(whole) - 1):  # half of it; all but its last byte (a checksum's)
+        err = assert_fetch_fails(srv.url(f"/compressed?enc={enc}&chunked={chunked}&cut={cut}"), lim(srv),
+                                 "upstream_invalid_response", 502)
+        assert "cut off" in err.message
+
+
 def test_multi_member_gzip(srv):
     assert fetch_page(srv.url("/gzip-members"), lim(srv)).body == b"<p>first</p><p>second</p>"
 
