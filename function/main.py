@@ -13,6 +13,7 @@ from pathlib import Path
 # functions-framework loads this file by path; make its package importable.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import flask  # noqa: E402
 import functions_framework  # noqa: E402
 
 from function.app import create_app, error_response  # noqa: E402
@@ -34,6 +35,15 @@ gunicorn_setup.install(app.settings)  # before gunicorn forks its workers
 @functions_framework.http
 def handle(request):
     return app.handle(request)
+
+
+@flask.current_app.before_request  # functions-framework runs this file in its Flask app's context
+def _every_path_is_ours():
+    """Flask's own /static/<file> route (files of the working directory's static/; an OPTIONS
+    answered with Flask's 200 HTML) is not ours: our files are under /assets/. Its requests go to
+    the handler, which answers them as any unknown path."""
+    if flask.request.endpoint == "static":
+        return app.handle(flask.request)
 
 
 @functions_framework.errorhandler(404)

@@ -458,11 +458,25 @@ def test_errors_are_logged_with_their_status(client, function_env):
 
 @pytest.mark.parametrize("method,path,status", [
     ("GET", "/nowhere", 404), ("DELETE", "/", 405), ("PUT", "/stats", 405), ("GET", "/robots.txt", 404),
+    ("OPTIONS", "/static/x", 404), ("OPTIONS", "/robots.txt", 404),
 ])
 def test_unknown_routes_and_methods_are_json(client, method, path, status):
     response = client.open(path, method=method)
     assert response.status_code == status
     assert response.get_json()["error"]["code"] in ("not_found", "method_not_allowed")
+
+
+def test_flasks_own_static_route_serves_nothing(function_env, tmp_path, monkeypatch):
+    """Flask gives functions-framework's app a /static/<file> route onto the working directory's
+    static/ folder: a deployment's stray folder there was served, and OPTIONS answered 200 HTML."""
+    (tmp_path / "static").mkdir()
+    (tmp_path / "static" / "notes.txt").write_text("not for the public")
+    monkeypatch.chdir(tmp_path)
+    client = make_client(function_env)
+    for method in ("GET", "HEAD", "OPTIONS", "POST"):
+        response = client.open("/static/notes.txt", method=method)
+        assert (response.status_code, response.mimetype) == (404, "application/json"), method
+        assert b"not for the public" not in response.data
 
 
 def test_cors_preflight_allows_browser_posts(client):
