@@ -206,12 +206,21 @@ class EventLog:
         return self._reader
 
     def ping(self):
+        """Whether Mongo answers, within PING_SECONDS: a hung or refusing server must not hold
+        /healthz, whose liveness probes time out (Kubernetes' default: 1 s)."""
         import pymongo
 
         try:
             db = self.database()  # a malformed MONGODB fails here: "down", not a 500
-            with pymongo.timeout(PING_SECONDS):  # a hung server must not hold /healthz (liveness probes time out)
-                return db is not None and bool(db.command("ping"))
+            if db is None:
+                return False
+            # pymongo's monitors found every server down at their last check: said at once, since
+            # a server selection waits in steps of half a second and took 1 s within timeout(0.5)
+            servers = db.client.topology_description.server_descriptions().values()
+            if servers and all(server.error is not None for server in servers):
+                return False
+            with pymongo.timeout(PING_SECONDS):
+                return bool(db.command("ping"))
         except Exception:
             return False
 

@@ -220,12 +220,24 @@ def test_full_buffer_drops_and_counts_then_writes_what_it_kept(function_process,
         answered.append(response.json()["request_id"])
     events = health(server.base)["events"]
     assert (events["buffered"], events["dropped"], events["capacity"]) == (5, 15, 5)
+    healthz_ms = []  # Mongo refusing: its ping is bounded (events.PING_SECONDS), the later ones instant
+    for _ in range(3):
+        started = time.monotonic()
+        assert health(server.base)["mongo"]["reachable"] is False
+        healthz_ms.append(round((time.monotonic() - started) * 1000, 1))
 
     mongo, _ = start_embedded_mongo(tmp_path / "mongo", port)
     try:
         wait_drained(server.base)
         events = health(server.base)["events"]
         assert (events["written"], events["dropped"]) == (5, 15)
+        # told by pymongo's monitor, whose next look (within 10 s) finds Mongo back: not "down" for good
+        back = time.monotonic()
+        while not health(server.base)["mongo"]["reachable"]:
+            assert time.monotonic() - back < 20, "/healthz still says Mongo is unreachable"
+            time.sleep(0.2)
+        write_figures("healthz-mongo-refusing", {"healthz_ms": healthz_ms,
+                                                 "seen_back_after_s": round(time.monotonic() - back, 1)})
         assert sorted(stored_request_ids(uri)) == sorted(answered[:5])  # the first five were kept
         server.stop()
         assert "event buffer full (5): 1 events dropped so far" in server.output()
