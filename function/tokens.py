@@ -12,12 +12,17 @@ from functools import lru_cache
 
 WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
-# How a store's text is read. Revision 1 is the stores built before revision 2 came, read as they
-# were built. Revision 2 keeps a word's vowel signs and other marks in it (to `re` they are not
-# alphanumeric, so they had cut words apart: Hindi "किताब" was "क", "त", "ब"), reads runs of
-# Chinese, Japanese and Korean as overlapping character pairs (CJK_RUN), and puts Hangul syllables
-# and kana with their voicing marks back together after accents are stripped.
-REVISION = 2
+# How a store's text is read; a store is read by the revision it was built with. Revision 1 is
+# the stores built before revision 2 came. Revision 2 keeps a word's vowel signs and other marks in
+# it (to `re` they are not alphanumeric, so they had cut words apart: Hindi "किताब" was "क", "त",
+# "ब"), reads runs of Chinese, Japanese and Korean as overlapping character pairs (CJK_RUN), and
+# puts Hangul syllables and kana with their voicing marks back together after accents are stripped.
+# Revision 3 strips only the accents a reader may leave off (OPTIONAL_MARKS): revision 2 stripped
+# every mark, Thai tone marks (ข้าว "rice" read as ขาว "white") and Indic viramas too; and it reads
+# runs of Thai, Lao, Khmer and Myanmar, written without spaces between words, as overlapping pairs
+# of clusters (SEA_RUN): they had been words of their own, most of them past max_len and dropped.
+REVISION = 3
+REVISIONS = (1, 2, 3)
 
 # Scripts written without spaces between words, whose runs WORD takes whole: Han (with its marks
 # of repetition and closing, 々 〆 〇 〻) and kana (a clause of Chinese or Japanese is one "word"),
@@ -31,6 +36,22 @@ CJK_RUN = re.compile(f"[{HAN_KANA}{HANGUL}]+")
 
 # kana's voicing marks, which NFKD takes off as it takes accents off Latin letters: "ガ" is not "カ"
 KANA_MARKS = "\u3099\u309a"
+
+# The marks deaccent takes off in revision 3 (of these ranges, those Unicode calls marks): the
+# accents of Latin, Greek and Cyrillic letters and the vowel points of Hebrew, Arabic and Syriac,
+# which writers leave off. The marks of Indic and Southeast Asian scripts spell the word and stay.
+OPTIONAL_MARKS = ((0x0300, 0x036F), (0x0483, 0x0489), (0x0591, 0x05C7), (0x0610, 0x061A), (0x064B, 0x065F),
+                  (0x0670, 0x0670), (0x06D6, 0x06ED), (0x0730, 0x074A), (0x1AB0, 0x1AFF), (0x1DC0, 0x1DFF),
+                  (0x20D0, 0x20FF), (0xFE20, 0xFE2F))
+
+# Thai, Lao, Myanmar (and its extensions) and Khmer: no spaces between words. Their runs are read
+# as overlapping pairs of clusters, a letter with its marks ("ข้", "า", "ว"), and with the letter
+# that Myanmar's and Khmer's stacking signs put under it ("ខ្ម"): "ข้าว" -> "ข้า", "าว".
+SEA_BLOCKS = ((0x0E00, 0x0EFF), (0x1000, 0x109F), (0x1780, 0x17FF), (0x19E0, 0x19FF), (0xA9E0, 0xA9FF),
+              (0xAA60, 0xAA7F))
+SEA_LETTERS = "".join(f"{chr(low)}-{chr(high)}" for low, high in SEA_BLOCKS)
+SEA_RUN = re.compile(f"[{SEA_LETTERS}]+")
+STACKERS = "\u1039\u17d2"
 
 # Longest token kept, in characters; the vocabulary is stored as fixed-width
 # strings of this length, so longer tokens (URLs, hashes, base64) are dropped.
@@ -49,8 +70,9 @@ class TokenizerOptions:
     def __post_init__(self):
         if not 1 <= self.min_len <= self.max_len <= MAX_TOKEN_CHARS:
             raise ValueError(f"token lengths must satisfy 1 <= min_len <= max_len <= {MAX_TOKEN_CHARS}")
-        if self.revision not in (1, REVISION):
-            raise ValueError(f"tokenizer revision {self.revision} is not one this version reads (1, {REVISION})")
+        if self.revision not in REVISIONS:
+            raise ValueError(f"tokenizer revision {self.revision} is not one this version reads "
+                             f"({', '.join(map(str, REVISIONS))})")
 
     def to_dict(self):
         return asdict(self)
@@ -69,48 +91,78 @@ def _stopwords(name):
     return frozenset(justext.get_stoplist(name))
 
 
-@lru_cache(maxsize=1)
-def _revision_2_patterns():
-    """A word with the marks inside it, and what a text needs more than WORD for: a mark (after
-    accents are stripped, those of Indic and other scripts) or CJK. Built on the first text not in
-    ASCII (~10 ms, from the Unicode database: `re` cannot name a category). The marks of the Basic
-    Multilingual Plane only: past it lie historic and small scripts, and one range up there made
-    `re` test every range in turn, the search 50 times slower."""
-    codes = [code for code in range(0x300, 0x10000) if unicodedata.category(chr(code)).startswith("M")]
+def _ranges(codes):
+    """A regex character class's inside for code points ``codes`` (ascending), as ranges."""
     ranges = []
     for code in codes:
         if ranges and ranges[-1][1] == code - 1:
             ranges[-1][1] = code
         else:
             ranges.append([code, code])
-    marks = "".join(re.escape(chr(low)) + ("-" + re.escape(chr(high)) if high > low else "") for low, high in ranges)
-    return re.compile(rf"[^\W_]++(?:[{marks}]++[^\W_]*+)*+"), re.compile(f"[{marks}{HAN_KANA}{HANGUL}]")
+    return "".join(re.escape(chr(low)) + ("-" + re.escape(chr(high)) if high > low else "") for low, high in ranges)
 
 
-def _strip_accents(text, recompose):
+def _is_mark(code):
+    return unicodedata.category(chr(code)).startswith("M")
+
+
+@lru_cache(maxsize=2)
+def _patterns(revision):
+    """A word with the marks inside it, and what a text needs more than WORD for: a mark (after
+    accents are stripped, those of Indic and other scripts), CJK, or (revision 3) a Southeast
+    Asian script. Built on the first text not in ASCII (~10 ms, from the Unicode database: `re`
+    cannot name a category). The marks of the Basic Multilingual Plane only: past it lie historic
+    and small scripts, and one range up there made `re` test every range in turn, the search 50
+    times slower."""
+    marks = _ranges(code for code in range(0x300, 0x10000) if _is_mark(code))
+    sea = SEA_LETTERS if revision >= 3 else ""
+    return (re.compile(rf"[^\W_]++(?:[{marks}]++[^\W_]*+)*+"),
+            re.compile(f"[{marks}{HAN_KANA}{HANGUL}{sea}]"))
+
+
+@lru_cache(maxsize=1)
+def _optional_marks():
+    return re.compile(f"[{_ranges(c for low, high in OPTIONAL_MARKS for c in range(low, high + 1) if _is_mark(c))}]+")
+
+
+@lru_cache(maxsize=1)
+def _sea_cluster():
+    """A letter of SEA_LETTERS with its marks, and the letters stacked under it."""
+    marks = _ranges(c for low, high in SEA_BLOCKS for c in range(low, high + 1)
+                    if _is_mark(c) and chr(c) not in STACKERS)
+    return re.compile(rf"(?s).[{marks}]*(?:[{STACKERS}].?[{marks}]*)*")
+
+
+def _strip_accents(text, revision):
     decomposed = unicodedata.normalize("NFKD", text)
-    keep = KANA_MARKS if recompose else ""
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch) or ch in keep)
+    if revision >= 3:
+        stripped = _optional_marks().sub("", decomposed)
+    else:
+        keep = KANA_MARKS if revision == 2 else ""
+        stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch) or ch in keep)
     # NFKD also takes Hangul syllables apart into letters (jamo), which are not marks: put them,
     # and kana with their marks, back together
-    return unicodedata.normalize("NFC", stripped) if recompose else stripped
+    return unicodedata.normalize("NFC", stripped) if revision >= 2 else stripped
 
 
 def tokenize(text, options=TokenizerOptions()):
     """Lower-cased word tokens of ``text`` under ``options``, in order."""
     text = text.lower()
-    current = options.revision >= 2
+    revision = options.revision
+    current = revision >= 2
     if options.deaccent and not text.isascii():
-        text = _strip_accents(text, recompose=current)
+        text = _strip_accents(text, revision)
     stop = _stopwords(options.stopwords)
     lo, hi, numbers = options.min_len, options.max_len, options.numbers
-    word_with_marks, beyond_word = _revision_2_patterns() if current and not text.isascii() else (None, None)
+    word_with_marks, beyond_word = _patterns(revision) if current and not text.isascii() else (None, None)
     if beyond_word is None or beyond_word.search(text) is None:  # most text: Latin, Cyrillic, Greek, Arabic
         words = WORD.findall(text)
     else:
         words = word_with_marks.findall(text)
         if CJK_RUN.search(text):  # after NFKD: "㍿" is "株式会社"
-            words = [piece for word in words for piece in _cjk_pieces(word)]
+            words = [piece for word in words for piece in _pieces(word, CJK_RUN, tuple)]
+        if revision >= 3 and SEA_RUN.search(text):
+            words = [piece for word in words for piece in _pieces(word, SEA_RUN, _sea_cluster().findall)]
     return [
         token
         for token in words
@@ -119,15 +171,16 @@ def tokenize(text, options=TokenizerOptions()):
     ]
 
 
-def _cjk_pieces(word):
-    """``word`` with each run of CJK_RUN cut into overlapping pairs (a run of one kept whole), the
-    rest of it (Latin letters, digits: "2026年", "iphone发布") kept as words of their own."""
+def _pieces(word, runs, units):
+    """``word`` with each run of ``runs`` cut into overlapping pairs of its ``units`` (characters;
+    clusters), a run of one kept whole; the rest of it (Latin letters, digits: "2026年",
+    "iphone发布") kept as words of their own."""
     pieces, start = [], 0
-    for run in CJK_RUN.finditer(word):
+    for run in runs.finditer(word):
         if run.start() > start:
             pieces.append(word[start:run.start()])
-        chars = run.group()
-        pieces += [chars] if len(chars) == 1 else [chars[i:i + 2] for i in range(len(chars) - 1)]
+        parts = units(run.group())
+        pieces += ["".join(parts)] if len(parts) == 1 else [parts[i] + parts[i + 1] for i in range(len(parts) - 1)]
         start = run.end()
     if start < len(word):
         pieces.append(word[start:])

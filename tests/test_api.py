@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pymongo
 import pytest
 
-from conftest import CHINESE_ARTICLES, make_client, wait_for_events
+from conftest import CHINESE_ARTICLES, THAI_ARTICLES, make_client, wait_for_events
 
 RESULT_KEYS = {"rank", "id", "url", "title", "score", "click_url"}
 
@@ -69,6 +69,25 @@ def test_a_chinese_article_page_gets_the_chinese_corpus_article_on_its_subject(p
     body = client.get("/", query_string={"url": url, "k": 3}).get_json()
     assert body.get("page", {}).get("lang") == "zh", body
     assert body["results"][0]["url"] == "https://news.example/football"
+
+
+def test_a_thai_article_page_gets_the_thai_corpus_article_on_its_subject(pages, function_env, tmp_path):
+    # fetch -> extract -> pairs of clusters (Thai has no spaces between words) -> lookup, end to end
+    from function.build import BuildOptions, build
+    from function.sources import Record
+
+    records = [Record(name, f"https://news.example/th/{name}", name, text) for name, text in THAI_ARTICLES.items()]
+    build([iter(records)], tmp_path / "th", BuildOptions(name="th", engines=("tfidf",)), progress=False)
+    client = make_client({**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": "th"})
+    url = pages.add("/th-rice.html", (
+        "<html lang='th'><head><title>ราคาข้าวสูงขึ้น</title></head><body><nav><a href='/'>หน้าแรก</a></nav>"
+        "<article><p>ปีนี้ราคาข้าวในตลาดสูงขึ้นมาก ชาวนาหลายจังหวัดขายข้าวได้ราคาดีกว่าปีที่แล้ว</p>"
+        "<p>พ่อค้าข้าวกล่าวว่าความต้องการข้าวจากต่างประเทศเพิ่มขึ้น ทำให้ราคาข้าวสารในเมืองแพงขึ้นด้วย</p>"
+        "<p>ผู้ซื้อในกรุงเทพบ่นว่าข้าวแพง และหวังว่ารัฐบาลจะช่วยดูแลราคาข้าวให้เหมาะสม</p>"
+        "</article></body></html>").encode())
+    body = client.get("/", query_string={"url": url, "k": 3}).get_json()
+    assert body.get("page", {}).get("lang") == "th", body
+    assert body["results"][0]["url"] == "https://news.example/th/rice"
 
 
 def test_repeat_url_is_served_from_the_cache(client, pages):

@@ -8,10 +8,11 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import CHINESE_ARTICLES, ROOT, FunctionProcess, wiki_sample_path
+from conftest import CHINESE_ARTICLES, ROOT, THAI_ARTICLES, FunctionProcess, wiki_sample_path
 from function.build import BuildOptions, build, main as build_main
 from function.sources import Record, Skip, open_source
 from function.store import FORMAT_VERSION, Store, StoreError, StoreSet, current_version_dir
+from function.tokens import REVISION
 
 
 @pytest.fixture(scope="module")
@@ -443,11 +444,25 @@ def test_a_chinese_corpus_finds_the_article_on_the_same_subject(tmp_path):
     lines = [json.dumps({"id": name, "url": f"https://news.example/{name}", "title": name, "text": text},
                         ensure_ascii=False) for name, text in CHINESE_ARTICLES.items()]
     code, store = _build(tmp_path, "zh.jsonl", "\n".join(lines).encode(), "--engines", "tfidf")
-    assert code == 0 and store.manifest["tokenizer"]["revision"] == 2
+    assert code == 0 and store.manifest["tokenizer"]["revision"] == REVISION
     for query, subject in [("主队在足球比赛中进了两球", "football"), ("卫星由火箭发射升空", "rocket"),
                            ("医院门诊的病人挂号", "hospital"), ("明天降雪，气温下降", "weather")]:
         hits = store.engines["tfidf"].search(store.terms(query), 3)
         assert hits[0].row == store.row_for_id(subject), query
+
+
+def test_a_thai_corpus_finds_the_article_on_the_same_subject(tmp_path):
+    """Thai is written without spaces between words: its runs had been words of their own, most
+    past max_len and dropped, and its tone marks stripped as accents."""
+    lines = [json.dumps({"id": name, "url": f"https://news.example/th/{name}", "title": name, "text": text},
+                        ensure_ascii=False) for name, text in THAI_ARTICLES.items()]
+    code, store = _build(tmp_path, "th.jsonl", "\n".join(lines).encode(), "--engines", "tfidf")
+    assert code == 0 and store.size == len(THAI_ARTICLES)
+    for query, subject in [("ทีมฟุตบอลชนะการแข่งขัน", "football"), ("ดาวเทียมขึ้นสู่อวกาศ", "rocket"),
+                           ("ผู้ป่วยที่โรงพยาบาล", "hospital"), ("ฝนตกหนักและน้ำท่วม", "weather"),
+                           ("ข้าวแพง", "rice"), ("ผนังสีขาว", "white"), ("สอบเข้ามหาวิทยาลัย", "exam")]:
+        hits = store.engines["tfidf"].search(store.terms(query), 3)
+        assert hits and hits[0].row == store.row_for_id(subject), query
 
 
 def test_words_are_read_whole_in_every_script():
@@ -460,10 +475,19 @@ def test_words_are_read_whole_in_every_script():
     assert tokenize("ﾄﾞｲﾂ") == ["ドイ", "イツ"]  # half-width kana, as the full-width
     assert tokenize("㍿") == ["株式", "式会", "会社"]
     assert tokenize("시의회는 회의를") == ["시의", "의회", "회는", "회의", "의를"]  # syllables, not their letters
-    # vowel signs inside a word: they had cut it apart ("क", "त", "ब")
-    assert tokenize("किताब हिन्दी") == ["किताब", "हिनदी"]  # the virama is a mark accents go with
-    assert tokenize("বোন তামিল") == ["বোন", "তামিল"] and tokenize("தமிழ்") == ["தமிழ"]
+    # vowel signs inside a word: they had cut it apart ("क", "त", "ब"); the virama spells it too
+    assert tokenize("किताब हिन्दी पक्का") == ["किताब", "हिन्दी", "पक्का"]
+    assert tokenize("বোন তামিল") == ["বোন", "তামিল"] and tokenize("தமிழ்") == ["தமிழ்"]
     assert tokenize("Café au lait, naïve 2026") == ["cafe", "au", "lait", "naive"]
+    # accents writers may leave off go: Greek, Cyrillic stress, Arabic and Hebrew vowel points
+    assert tokenize("Ἀθῆναι Москва́ مُحَمَّد שָׁלוֹם") == ["αθηναι", "москва", "محمد", "שלום"]
+    # Thai, Lao, Khmer, Myanmar: no spaces between words, so pairs of clusters (a letter and its marks)
+    assert tokenize("ข้าว ขาว") == ["ข้า", "าว", "ขา", "าว"]  # rice, white: a tone mark apart
+    assert tokenize("ภาษาไทย") == ["ภา", "าษ", "ษา", "าไ", "ไท", "ทย"]
+    assert tokenize("ພາສາລາວ") == ["ພາ", "າສ", "ສາ", "າລ", "ລາ", "າວ"]
+    assert tokenize("ភាសាខ្មែរ") == ["ភាសា", "សាខ្មែ", "ខ្មែរ"]  # a letter stacked under another is its cluster
+    assert tokenize("မြန်မာစာ") == ["မြန်", "န်မာ", "မာစာ"]
+    assert tokenize("ไทย2026ไทย") == ["ไท", "ทย", "ไท", "ทย"]  # the digits between, dropped as anywhere
     # a word is read alike whatever stands beside it
     for word in ("ஔவையார்", "ဦးသိန်းစိန်", "café", "বোন"):  # Tamil's and Myanmar's two-part letters too
         assert tokenize(word + " 会")[:-1] == tokenize(word), word
@@ -480,11 +504,16 @@ def test_a_store_built_before_revisions_reads_its_text_as_it_was_built():
     assert tokenize("किताब", before) == ["क", "त", "ब"]
     clause = "市议会周二晚间召开会议讨论明年的预算安排道路维修" * 2  # past max_len: dropped, as it was
     assert tokenize(clause + "，好。", TokenizerOptions.from_dict({"min_len": 2})) == []
-    with pytest.raises(ValueError, match="revision 3"):
-        TokenizerOptions.from_dict({"revision": 3})
+    # and revision 2's stores, as they were built: every mark stripped, Thai runs whole
+    second = TokenizerOptions.from_dict({**before.to_dict(), "revision": 2})
+    assert tokenize("किताब हिन्दी", second) == ["किताब", "हिनदी"] and tokenize("தமிழ்", second) == ["தமிழ"]
+    assert tokenize("ข้าว ภาษาไทย", second) == ["ขาว", "ภาษาไทย"]
+    assert tokenize("召开会议，讨论预算。", second) == tokenize("召开会议，讨论预算。")
+    with pytest.raises(ValueError, match="revision 4"):
+        TokenizerOptions.from_dict({"revision": 4})
 
 
-@pytest.mark.parametrize("tokenizer", [{"revision": 3}, {"min_len": 1, "a_later_option": True}])
+@pytest.mark.parametrize("tokenizer", [{"revision": 4}, {"min_len": 1, "a_later_option": True}])
 def test_a_store_whose_tokenizer_this_version_cannot_read_is_a_clear_error(small_store, tokenizer):
     _, version = small_store
     manifest_path = version / "manifest.json"
