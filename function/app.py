@@ -177,19 +177,14 @@ class App:
 
     def ask(self, request, arguments=None):
         """(query, answer) of a GET or POST /, as JSON or the try-it page gives it, or of the
-        ``arguments`` of the page's posted form."""
+        ``arguments`` of the page's posted form. (A HEAD is answered by recommend_head.)"""
         try:
             query = parse_query(request, self.settings, self.stores.names(), arguments)
             base_url = self.base_url(request)
         except ApiError as exc:
-            self.count_refused(request, exc)
+            self.recommender.refused(exc)  # refused before its query is known: counted all the same
             raise
-        return query, self.recommender.recommend(query, base_url, record=seen_by_a_reader(request))
-
-    def count_refused(self, request, error):
-        """A request refused before its query is known is counted too (but not a HEAD)."""
-        if seen_by_a_reader(request):
-            self.recommender.refused(error)
+        return query, self.recommender.recommend(query, base_url)
 
     def click(self, request):
         check_query_length(request, self.settings)

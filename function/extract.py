@@ -41,7 +41,6 @@ from urllib.parse import urljoin
 
 import lxml.etree
 import lxml.html
-import webencodings
 from justext.core import (LENGTH_HIGH_DEFAULT, LENGTH_LOW_DEFAULT, MAX_HEADING_DISTANCE_DEFAULT,
                           MAX_LINK_DENSITY_DEFAULT, STOPWORDS_HIGH_DEFAULT, STOPWORDS_LOW_DEFAULT,
                           classify_paragraphs)
@@ -50,6 +49,7 @@ from justext.paragraph import HEADINGS_PATTERN, Paragraph
 from . import language
 from .article import Article
 from .attribute_floods import without_attribute_floods
+from .charsets import WIDE, codec_for
 from .fetch_policy import MAX_URL_LENGTH
 from .tokens import HAN_KANA, HANGUL
 
@@ -108,29 +108,6 @@ _META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"),
          (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),  # before UTF-16: FF FE 00 00
          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
-_WIDE = ("utf-16", "utf-32")  # the charsets whose markup is not ASCII bytes
-
-
-def _codec(label):
-    """Python codec name for a charset label, read as browsers read labels (the WHATWG Encoding
-    Standard's, by webencodings: "latin1" and "ascii" mean windows-1252), or a UTF-16/UTF-32
-    spelling Python knows; None for any other label. Python's other codecs are not charsets
-    ("raw-unicode-escape" made lone surrogates of "\\ud800", "rot13", "utf-7"), nor are the labels
-    browsers refuse to read (ISO-2022-KR, HZ: the Standard's "replacement")."""
-    if not label or not isinstance(label, str):
-        return None
-    label = label.strip().strip("\"'")
-    encoding = webencodings.lookup(label)
-    if encoding is not None:
-        name = encoding.codec_info.name
-        return None if name in ("replacement", "x-user-defined") else name
-    try:
-        name = codecs.lookup(label).name
-    except (LookupError, ValueError):  # ValueError: a NUL in the name
-        return None
-    return name if name.startswith(_WIDE) else None
-
-
 def _try_decode(body, codec):
     try:
         return body.decode(codec)
@@ -168,8 +145,8 @@ def decode_html(body: bytes, declared_encoding: str | None) -> str:
     if m:
         labels.append((m.group(1) or m.group(2)).decode("ascii", "replace"))
     for label in labels:
-        codec = _codec(label)
-        wide = codec is not None and codec.startswith(_WIDE)
+        codec = codec_for(label)
+        wide = codec is not None and codec.startswith(WIDE)
         # a <meta> found in the bytes is ASCII, so its page is not UTF-16; the header's label is
         # believed when the bytes hold NULs
         if not codec or (wide and (label is not declared_encoding or b"\x00" not in body[:4096])):

@@ -20,7 +20,6 @@ Every failure is raised as :class:`function.errors.FetchError`.
 
 from __future__ import annotations
 
-import codecs
 import dataclasses
 import functools
 import heapq
@@ -47,6 +46,7 @@ from requests.structures import CaseInsensitiveDict
 from requests_hardened.ip_filter import InvalidIPAddress, get_ip_address
 from requests_hardened.ip_filter_adapter import IPFilterAdapter
 
+from function.charsets import codec_for
 from function.errors import FetchError
 from function.fetch_policy import (  # noqa: F401 (FetchLimits: re-exported)
     DEFAULT_PORTS, FetchLimits, Target, check_domain, fetch_error, host_in_url,
@@ -105,7 +105,7 @@ class Page:
     final_url: str  # after redirects (normalised)
     status: int
     content_type: str  # media type, lower case, e.g. "text/html"
-    charset: str | None  # declared in Content-Type (lower case, a known codec), or None
+    charset: str | None  # declared in Content-Type (lower case, a label charsets.codec_for reads), or None
     body: bytes  # content-decoded
 
 
@@ -603,12 +603,7 @@ def _parse_content_type(value: str | None) -> tuple[str, str | None]:
         name, _, val = param.partition("=")
         if name.strip().lower() == "charset":
             val = val.strip().strip('"').strip("'").strip().lower()
-            if val:
-                try:
-                    codecs.lookup(val)
-                    charset = val
-                except (LookupError, ValueError):  # ValueError: a NUL in the name
-                    charset = None
+            charset = val if codec_for(val) else None
             break
     return media.strip().lower(), charset
 

@@ -37,13 +37,16 @@ def handle(request):
     return app.handle(request)
 
 
-@flask.current_app.before_request  # functions-framework runs this file in its Flask app's context
 def _every_path_is_ours():
     """Flask's own /static/<file> route (files of the working directory's static/; an OPTIONS
     answered with Flask's 200 HTML) is not ours: our files are under /assets/. Its requests go to
     the handler, which answers them as any unknown path."""
     if flask.request.endpoint == "static":
         return app.handle(flask.request)
+
+
+if flask.has_app_context():  # functions-framework runs this file in its Flask app's context
+    flask.current_app.before_request(_every_path_is_ours)
 
 
 @functions_framework.errorhandler(404)

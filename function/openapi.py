@@ -270,6 +270,9 @@ RECOMMEND_ERRORS = {
     "504": _error("the page's server timed out"),
 }
 HTML_PAGE = {"type": "string", "description": "an HTML page"}
+# a browser (Accept preferring text/html) gets each of these as the try-it page, its message in it
+RECOMMEND_ERRORS = {status: {**answer, "content": {**answer["content"], HTML: {"schema": HTML_PAGE}}}
+                    for status, answer in RECOMMEND_ERRORS.items()}
 
 
 def paths():
@@ -301,8 +304,13 @@ def paths():
         "/": {
             "get": recommend,
             "head": {**recommend, "operationId": "recommendHead",
-                     "summary": "The query checked as GET checks it (the same 4xx), then 200 with no body: nothing "
-                                "looked up or fetched, no request event (link checkers, unfurlers)"},
+                     "summary": "The query's parameters checked as GET checks them, then 200 with no body: "
+                                "nothing looked up or fetched, no request event (link checkers, unfurlers)",
+                     "description": "What only the lookup or the fetch finds (an unknown id, a forbidden or "
+                                    "failing page, no known word) is a 200 here: the GET's to say.",
+                     "responses": {"200": {"description": "the query's parameters are valid (no body)",
+                                           "content": {JSON: {}, HTML: {}}},
+                                   **{status: RECOMMEND_ERRORS[status] for status in ("400", "404", "413", "414")}}},
             "post": {"summary": "The same, with the query as a JSON body", "operationId": "recommendPost",
                      "description": "Every field in the body, each once: a query string, or a field given twice, "
                                     "is a 400 (unknown_parameter, invalid_json), not ignored. The try-it page "

@@ -185,7 +185,7 @@ def try_it(app, request):
         try:
             arguments = form_arguments(request, settings)
         except ApiError as exc:
-            app.count_refused(request, exc)
+            app.recommender.refused(exc)  # as app.ask counts what it refuses
             return error_page(exc)
         again = urlencode(arguments)
         if len(again) <= settings.max_query_bytes:

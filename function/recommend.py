@@ -252,8 +252,8 @@ class Recommender:
         return terms
 
     # -- the whole request ----------------------------------------------------
-    def recommend(self, query, base_url, record=True):
-        """The answer to ``query``; its request event is recorded unless ``record`` is false."""
+    def recommend(self, query, base_url):
+        """The answer to ``query``; its request event is recorded."""
         started = time.perf_counter()
         event = new_event(corpus=query.corpus, kind=query.kind, k=query.k)
         request_id = event["_id"]
@@ -263,18 +263,17 @@ class Recommender:
             event["text_sha256"] = hashlib.sha256(query.value.encode()).hexdigest()
         else:
             event["doc_id"] = query.value
-        log_request = self.events.record if record else (lambda collection, event: None)
         try:
             answer = self._recommend(query, base_url, request_id, started, event)
         except ApiError as exc:
             event.update(status=exc.status, error=exc.code, total_ms=_ms(time.perf_counter() - started))
-            log_request("requests", event)
+            self.events.record("requests", event)
             raise
         except Exception:  # a fault of ours (a 500): still counted in /stats, then logged by the app
             event.update(status=500, error="internal_error", total_ms=_ms(time.perf_counter() - started))
-            log_request("requests", event)
+            self.events.record("requests", event)
             raise
-        log_request("requests", event)
+        self.events.record("requests", event)
         return answer
 
     def _recommend(self, query, base_url, request_id, started, event):

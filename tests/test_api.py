@@ -79,15 +79,17 @@ def test_a_thai_article_page_gets_the_thai_corpus_article_on_its_subject(pages, 
     records = [Record(name, f"https://news.example/th/{name}", name, text) for name, text in THAI_ARTICLES.items()]
     build([iter(records)], tmp_path / "th", BuildOptions(name="th", engines=("tfidf",)), progress=False)
     client = make_client({**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": "th"})
-    url = pages.add("/th-rice.html", (
-        "<html lang='th'><head><title>ราคาข้าวสูงขึ้น</title></head><body><nav><a href='/'>หน้าแรก</a></nav>"
-        "<article><p>ปีนี้ราคาข้าวในตลาดสูงขึ้นมาก ชาวนาหลายจังหวัดขายข้าวได้ราคาดีกว่าปีที่แล้ว</p>"
-        "<p>พ่อค้าข้าวกล่าวว่าความต้องการข้าวจากต่างประเทศเพิ่มขึ้น ทำให้ราคาข้าวสารในเมืองแพงขึ้นด้วย</p>"
-        "<p>ผู้ซื้อในกรุงเทพบ่นว่าข้าวแพง และหวังว่ารัฐบาลจะช่วยดูแลราคาข้าวให้เหมาะสม</p>"
-        "</article></body></html>").encode())
-    body = client.get("/", query_string={"url": url, "k": 3}).get_json()
-    assert body.get("page", {}).get("lang") == "th", body
-    assert body["results"][0]["url"] == "https://news.example/th/rice"
+    page = ("<html lang='th'><head><title>ราคาข้าวสูงขึ้น</title></head><body><nav><a href='/'>หน้าแรก</a></nav>"
+            "<article><p>ปีนี้ราคาข้าวในตลาดสูงขึ้นมาก ชาวนาหลายจังหวัดขายข้าวได้ราคาดีกว่าปีที่แล้ว</p>"
+            "<p>พ่อค้าข้าวกล่าวว่าความต้องการข้าวจากต่างประเทศเพิ่มขึ้น ทำให้ราคาข้าวสารในเมืองแพงขึ้นด้วย</p>"
+            "<p>ผู้ซื้อในกรุงเทพบ่นว่าข้าวแพง และหวังว่ารัฐบาลจะช่วยดูแลราคาข้าวให้เหมาะสม</p>"
+            "</article></body></html>")
+    # in UTF-8, and in Thai's legacy charset under the web's label for it (Python's is cp874)
+    for charset, codec in (("utf-8", "utf-8"), ("windows-874", "cp874")):
+        url = pages.add(f"/th-rice-{charset}.html", page.encode(codec), content_type=f"text/html; charset={charset}")
+        body = client.get("/", query_string={"url": url, "k": 3}).get_json()
+        assert body.get("page", {}).get("lang") == "th" and body["page"]["title"] == "ราคาข้าวสูงขึ้น", body
+        assert body["results"][0]["url"] == "https://news.example/th/rice"
 
 
 def test_repeat_url_is_served_from_the_cache(client, pages):

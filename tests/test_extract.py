@@ -16,7 +16,7 @@ import lxml.etree
 import lxml.html
 
 from function import attribute_floods, extract, language
-from function import extract
+from function.charsets import codec_for
 from function.extract import Article, decode_html, extract_article
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -636,7 +636,10 @@ def test_declared_wrong_charset():
     for label, codec in (("latin1", "cp1252"), ("US-ASCII", "cp1252"), ("sjis", "cp932"), ("euc-kr", "cp949"),
                          ("gb2312", "gbk"), ("koi8-u", "koi8-u"), ("x-mac-cyrillic", "mac-cyrillic"),
                          ("utf-16be", "utf-16-be"), ("utf-32-le", "utf-32-le")):
-        assert extract._codec(label) == codec, label
+        assert codec_for(label) == codec, label
+    assert codec_for("\udcff") is None  # a label no header or <meta> can spell: still no exception
+    thai = "<p>ราคาข้าวแพงขึ้น</p>"  # declared by the web's label only (Python's is cp874)
+    assert decode_html(thai.encode("cp874"), "windows-874") == thai
 
 
 def test_a_meta_utf16_on_an_ascii_page_holding_a_nul_is_not_read_as_utf16():

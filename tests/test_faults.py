@@ -220,7 +220,7 @@ def test_full_buffer_drops_and_counts_then_writes_what_it_kept(function_process,
         answered.append(response.json()["request_id"])
     events = health(server.base)["events"]
     assert (events["buffered"], events["dropped"], events["capacity"]) == (5, 15, 5)
-    healthz_ms = []  # Mongo refusing: its ping is bounded (events.PING_SECONDS), the later ones instant
+    healthz_ms = []  # Mongo refusing: a figure, not asserted (a shared machine); 990 ms each before
     for _ in range(3):
         started = time.monotonic()
         assert health(server.base)["mongo"]["reachable"] is False

@@ -514,6 +514,9 @@ def test_request_headers_name_the_product(srv):
         ('text/html; charset="ISO-8859-1"', "text/html", "iso-8859-1"),
         ("text/html;charset=bogus-charset", "text/html", None),
         ("text/html; charset=\x00", "text/html", None),  # codecs.lookup raises ValueError, not LookupError
+        ("text/html; charset=windows-874", "text/html", "windows-874"),  # Thai: a web label, not Python's
+        ("text/html; charset=x-mac-cyrillic", "text/html", "x-mac-cyrillic"),
+        ("text/html; charset=raw-unicode-escape", "text/html", None),  # a Python codec, not a charset
         ("application/xhtml+xml; charset=utf-8", "application/xhtml+xml", "utf-8"),
         ("text/plain", "text/plain", None),
     ],
