@@ -70,13 +70,16 @@ def query_arguments(request, settings):
             unquote_to_bytes(query).decode("utf-8")
     except UnicodeDecodeError:
         raise _bad("the query string is not UTF-8 once its %-escapes are decoded (percent-encode UTF-8 bytes)")
-    args = request.args
+    return _each_once(request.args.items(multi=True))
+
+
+def _each_once(pairs):
+    """{name: value} of a query string's or a form's (name, value) pairs; 400 for a name given twice."""
     fields = {}
-    for name in args:
-        values = args.getlist(name)
-        if len(values) > 1:
-            raise _bad(f"parameter {names_for_message([name])} given {len(values)} times")
-        fields[name] = values[0]
+    for name, value in pairs:
+        if name in fields:
+            raise _bad(f"parameter {names_for_message([name])} given more than once")
+        fields[name] = value
     return fields
 
 
@@ -171,12 +174,7 @@ def form_arguments(request, settings):
         pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, encoding="utf-8", errors="strict")
     except UnicodeDecodeError:
         raise _bad("the form is not UTF-8, its %-escapes decoded (percent-encode UTF-8 bytes)") from None
-    arguments = {}
-    for name, value in pairs:
-        if name in arguments:
-            raise _bad(f"parameter {names_for_message([name])} given more than once")
-        arguments[name] = value
-    return arguments
+    return _each_once(pairs)
 
 
 def parse_query(request, settings, corpora, arguments=None):
