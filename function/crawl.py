@@ -133,15 +133,23 @@ def parse_lastmod(text):
 
 
 def gunzip_capped(data, cap):
-    """Decompress gzip ``data`` to at most ``cap`` bytes; a bigger result is refused unread."""
-    inflater = zlib.decompressobj(wbits=47)  # gzip or zlib header, detected
-    try:
-        out = inflater.decompress(data, cap + 1)
-    except zlib.error as exc:
-        raise CrawlError(f"corrupt gzip data: {exc}") from None
-    if len(out) > cap or inflater.unconsumed_tail:
-        raise CrawlError(f"expands to more than {cap} bytes (the sitemap limit): refused")
-    return out
+    """Decompress gzip ``data`` to at most ``cap`` bytes, every member of it (``cat a.gz b.gz`` is
+    one gzip file); a bigger result is refused unread, and so is a stream cut short: zlib reads
+    one without a word, and a listing read in part would have --prune delete what it lacks."""
+    out = b""
+    while True:
+        inflater = zlib.decompressobj(wbits=47)  # gzip or zlib header, detected
+        try:
+            out += inflater.decompress(data, cap + 1 - len(out))
+        except zlib.error as exc:
+            raise CrawlError(f"corrupt gzip data: {exc}") from None
+        if len(out) > cap or inflater.unconsumed_tail:
+            raise CrawlError(f"expands to more than {cap} bytes (the sitemap limit): refused")
+        if not inflater.eof:
+            raise CrawlError("the gzip data ends before its stream does (cut off)")
+        data = inflater.unused_data
+        if not data.strip(b"\x00\r\n\t "):  # the end, or padding after it
+            return out
 
 
 def _local_name(element):

@@ -542,11 +542,14 @@ class _Layer:
         self._first = b""  # deflate: kept until we know whether it is zlib-wrapped or raw
         self._mode_known = self._gzip
         self._members = 0
+        self._member_output = False  # whether the gzip member being read has given any bytes
         self._done = False
 
     @property
     def complete(self) -> bool:
-        return self._done or self._obj.eof
+        """At the stream's end; bytes after a whole gzip member that never made a member of their
+        own (a stray newline, as curl and browsers read them) leave it complete."""
+        return self._done or self._obj.eof or (self._members > 0 and not self._member_output)
 
     def _new(self, raw: bool = False):
         if self._gzip:
@@ -578,6 +581,7 @@ class _Layer:
                     return
                 self._obj = self._new()
                 self._members += 1
+                self._member_output = False
             try:
                 out = self._decompress(data)
             except zlib.error:
@@ -587,6 +591,7 @@ class _Layer:
                 raise
             while True:
                 if out:
+                    self._member_output = True
                     yield out
                 if not self._obj.unconsumed_tail:
                     break

@@ -197,7 +197,8 @@ class Recommender:
         # by normalised URL: the extracted article (no fetch, no extraction), its
         # terms per store version (tokenising a long article costs more than the
         # rest of a repeat request), its hits per store version, engine and count
-        # (at 1M documents the lookup is most of what is left: ~3 ms)
+        # (at 1M documents the lookup is most of what is left: ~3 ms); a failed
+        # page by its address as asked (see article)
         self.articles, self.page_terms, self.page_hits = PageCache(size, ttl), PageCache(size, ttl), PageCache(size, ttl)
         self.failed_pages = PageCache(size, min(ttl, FAILED_PAGE_SECONDS))
         self.fetches = SingleFlight()
@@ -210,11 +211,13 @@ class Recommender:
         cached = self.articles.get(url_key)
         if cached is not None:
             return cached, True
-        failed = self.failed_pages.get(url_key)
+        # A failure, and a fetch under way, are the address's as spelt, not the page's: another
+        # spelling of it that fails (an added slash) had made the page fail for everyone.
+        failed = self.failed_pages.get(url)
         if failed is not None:
             raise copy.copy(failed)  # a copy: each raise gets a traceback of its own
         with self.fetch_slots.held():
-            return self.fetches.run(url_key, lambda: self._fetch_article(url, url_key, timings))
+            return self.fetches.run(url, lambda: self._fetch_article(url, url_key, timings))
 
     def _fetch_article(self, url, url_key, timings):
         # imported on the first fetch: jusText and lxml are not needed to start
@@ -237,7 +240,7 @@ class Recommender:
                 raise ApiError("no article text found on the page", status=422, code="no_article_text")
         except ApiError as exc:
             if exc.status in PAGE_FAULTS:  # a copy: the raised one's traceback holds the page's body
-                self.failed_pages.put(url_key, copy.copy(exc))
+                self.failed_pages.put(url, copy.copy(exc))
             raise
         article = dataclasses.replace(article, text=article.text[: self.settings.max_text_chars])
         self.articles.put(url_key, article)

@@ -166,7 +166,9 @@ def tokenize(text, options=TokenizerOptions()):
     return [
         token
         for token in words
-        if (lo <= len(token) or current and CJK_RUN.fullmatch(token)) and len(token) <= hi  # a pair is a word
+        # a pair is a word, whatever min_len says
+        if (lo <= len(token) or current and CJK_RUN.fullmatch(token) or revision >= 3 and SEA_RUN.fullmatch(token))
+        and len(token) <= hi
         and (numbers or not token.isdigit()) and token not in stop
     ]
 

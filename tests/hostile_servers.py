@@ -156,12 +156,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def route_compressed(self):
         """A valid small page, compressed (enc=gzip|deflate|rawdeflate|gzip,gzip); chunked=1; cut=N:
-        only the first N bytes of the compressed stream (with a Content-Length that says so)."""
+        only the first N bytes of the compressed stream (with a Content-Length that says so); tail=T:
+        the bytes of T after it."""
         enc = self.param("enc", "gzip")
         body = PAGE_HTML
         for e in reversed(enc.split(",")):
             body = compress(body, e)
-        body = body[: self.param("cut", len(body), int)]
+        body = body[: self.param("cut", len(body), int)] + self.param("tail", "").encode()
         if self.param("chunked") == "1":
             self.send_response(200)
             self.send_header("Content-Type", "text/html; charset=utf-8")

@@ -117,6 +117,17 @@ def test_a_page_that_cannot_be_used_is_refused_from_memory_for_a_while(client, p
     assert pages.hits["/broken.html"] >= 2
 
 
+def test_another_spelling_that_fails_does_not_fail_the_page(client, pages):
+    """A failure is remembered for the address as asked: the page under an added slash (one key,
+    another request; so too http for https, a tracking parameter) had made it fail for everyone."""
+    url = pages.add("/spelt.html", pages.body("/moon-landing.html"))
+    pages.add("/spelt.html/", b"nothing here", status=404)
+    assert [client.get("/", query_string={"url": url + "/"}).status_code for _ in range(2)] == [422, 422]
+    assert pages.hits["/spelt.html/"] == 1  # its own failure, remembered
+    answer = client.get("/", query_string={"url": url})
+    assert answer.status_code == 200 and answer.get_json()["source"] == "fetched"
+
+
 def test_a_page_with_no_word_the_corpus_knows_is_a_422_as_such_text_is(client, pages):
     url = pages.add("/unknown-words.html", b"<html><body><article><p>" + b"zzqx vvkrw pplmq " * 12 + b"</p></article>"
                     b"</body></html>")

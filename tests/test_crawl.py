@@ -61,6 +61,22 @@ def test_a_sitemap_index_with_gzip_sitemaps_gives_every_article_and_honours_robo
     assert all(site.hits[p] == 1 for p in ARTICLE_PATHS) and site.hits["/robots.txt"] == 1
 
 
+def test_a_gzip_sitemap_is_read_whole_or_refused():
+    urls = [f"https://example.com/{i}" for i in range(2000)]
+    text = "\n".join(urls).encode() + b"\n"
+    # two gzip members, one file (cat a.gz b.gz): every URL, not the first member's
+    members = gzip.compress(text[:len(text) // 2]) + gzip.compress(text[len(text) // 2:])
+    assert [loc for loc, _ in parse_sitemap(members)[1]] == urls
+    assert [loc for loc, _ in parse_sitemap(gzip.compress(text) + b"\n")[1]] == urls  # a newline after it
+    # cut short: refused, not read in part (an update's --prune would delete what it lacks)
+    whole = gzip.compress(text)
+    for cut in (len(whole) // 2, len(whole) - 4):
+        with pytest.raises(CrawlError, match="cut off"):
+            parse_sitemap(whole[:cut])
+    with pytest.raises(CrawlError, match="cut off"):
+        parse_sitemap(members[: len(members) - 100])
+
+
 def test_sitemap_parsing_refuses_bombs_and_never_expands_entities(tmp_path):
     bomb = gzip.compress(b"<urlset>" + b" " * (4 << 20) + b"</urlset>")
     assert len(bomb) < 10_000

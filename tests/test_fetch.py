@@ -547,6 +547,13 @@ def test_a_compressed_stream_cut_short_is_refused_not_read_as_the_page(enc, chun
         assert "cut off" in err.message
 
 
+@pytest.mark.parametrize("tail", ["%0A", "%0D%0A", "x", "%00%00"])
+@pytest.mark.parametrize("chunked", ["0", "1"])
+def test_bytes_after_a_whole_gzip_stream_are_ignored(tail, chunked, srv):
+    # a newline after the stream (PHP's output, say): curl and browsers read the page
+    assert fetch_page(srv.url(f"/compressed?enc=gzip&chunked={chunked}&tail={tail}"), lim(srv)).body == hs.PAGE_HTML
+
+
 def test_multi_member_gzip(srv):
     assert fetch_page(srv.url("/gzip-members"), lim(srv)).body == b"<p>first</p><p>second</p>"
 

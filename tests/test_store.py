@@ -466,7 +466,7 @@ def test_a_thai_corpus_finds_the_article_on_the_same_subject(tmp_path):
 
 
 def test_words_are_read_whole_in_every_script():
-    from function.tokens import tokenize
+    from function.tokens import TokenizerOptions, tokenize
 
     assert tokenize("召开会议，讨论预算。") == ["召开", "开会", "会议", "讨论", "论预", "预算"]  # CJK: pairs
     assert tokenize("2026年iPhone发布") == ["年", "iphone", "发布"]  # digits dropped, as anywhere
@@ -488,6 +488,8 @@ def test_words_are_read_whole_in_every_script():
     assert tokenize("ភាសាខ្មែរ") == ["ភាសា", "សាខ្មែ", "ខ្មែរ"]  # a letter stacked under another is its cluster
     assert tokenize("မြန်မာစာ") == ["မြန်", "န်မာ", "မာစာ"]
     assert tokenize("ไทย2026ไทย") == ["ไท", "ทย", "ไท", "ทย"]  # the digits between, dropped as anywhere
+    longer = TokenizerOptions(min_len=3)  # a pair is a word, as a CJK pair is, whatever min_len says
+    assert tokenize("ข้าวแพง 会议室 ab abc", longer) == ["ข้า", "าว", "วแ", "แพ", "พง", "会议", "议室", "abc"]
     # a word is read alike whatever stands beside it
     for word in ("ஔவையார்", "ဦးသိန်းစိန်", "café", "বোন"):  # Tamil's and Myanmar's two-part letters too
         assert tokenize(word + " 会")[:-1] == tokenize(word), word
