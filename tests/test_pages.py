@@ -227,13 +227,15 @@ def test_the_stylesheet_and_icon_the_pages_link_are_served(client):
 
 # -- the dashboard ---------------------------------------------------------------------------------
 def seed(client, mongodb, texts=("moon landing astronaut", "greek philosopher", "atlantic ocean", "alkali metal")):
-    answers = [client.get("/", query_string={"text": text, "k": 6}).get_json() for text in texts]
-    clicked = [answers[0]["results"][0], answers[0]["results"][0], answers[0]["results"][2]]
-    clicked += [answer["results"][0] for answer in answers[1:2]]
+    """Answers to ``texts`` and to the first of them again; clicks on the first's first and third
+    results, the first result of its repeat (the same article, clicked twice) and the second's first."""
+    answers = [client.get("/", query_string={"text": text, "k": 6}).get_json() for text in texts + texts[:1]]
+    clicked = [answers[0]["results"][0], answers[-1]["results"][0], answers[0]["results"][2]]
+    clicked += [answer["results"][0] for answer in answers[1:min(2, len(texts))]]
     for result in clicked:
         client.get(result["click_url"])
     client.get("/?id=no-such-id")
-    wait_for_events(mongodb, "requests", len(texts) + 1)
+    wait_for_events(mongodb, "requests", len(answers) + 1)
     wait_for_events(mongodb, "clicks", len(clicked))
     return answers
 
@@ -252,12 +254,12 @@ def test_dashboard_draws_every_chart_from_the_events(client, function_env):
     for figure in doc.cssselect("figure.chart"):
         assert figure.cssselect("svg .mark"), figure.get("data-chart")
     tiles = {t.cssselect(".label")[0].text: t.cssselect(".big")[0].text_content() for t in doc.cssselect(".tile")}
-    assert tiles["Answers"] == "4" and tiles["Clicks"] == "4" and tiles["Click-through"] == "50.0%"
+    assert tiles["Answers"] == "5" and tiles["Clicks"] == "4" and tiles["Click-through"] == "60.0%"
     stats = client.get("/stats").get_json()
     interval = f"{stats['ctr_ci95'][0] * 100:.1f}%–{stats['ctr_ci95'][1] * 100:.1f}%"
     assert interval in doc.cssselect(".tile.accent")[0].text_content()
     engine_row = doc.cssselect("table.engines tbody tr")[0].text_content()
-    assert "50.0%" in engine_row and interval in engine_row
+    assert "60.0%" in engine_row and interval in engine_row
     top = [t.text for t in doc.cssselect('figure[data-chart="clicked"] svg a text')]
     assert top[0] == answers[0]["results"][0]["title"] and len(top) == 3  # clicked twice: first, by its title
     assert "unknown_id" in doc.cssselect('figure[data-chart="errors"]')[0].text_content()
