@@ -48,7 +48,7 @@ SITEMAP_TYPES = frozenset({"application/xml", "text/xml", "application/gzip", "a
                            "application/x-gzip-compressed", "application/octet-stream", "text/plain"})
 ROBOTS_MAX_BYTES = 512 * 1024  # RFC 9309 asks crawlers to parse at least 500 KiB
 ROBOTS_TYPES = frozenset({"text/plain", "text/html", "application/octet-stream"})
-MAX_SLOWDOWN_SECONDS = 60.0  # a host that keeps answering 429/503 gets at most one request a minute
+MAX_SLOWDOWN_SECONDS = 60.0  # a host that keeps answering 429/503, or asks a longer Crawl-delay: one a minute
 
 STATE_FILE = "pages.jsonl"
 
@@ -231,12 +231,13 @@ class SiteRules:
         return not self.unavailable and self.parser.can_fetch(USER_AGENT, url)
 
     def delay(self):
-        """Seconds between requests the site asks for (Crawl-delay or Request-rate), or 0."""
+        """Seconds between requests the site asks for (Crawl-delay or Request-rate), or 0; at most
+        MAX_SLOWDOWN_SECONDS: "Crawl-delay: 100000" had held a build of 8 pages for days, silently."""
         delay = self.parser.crawl_delay(USER_AGENT) or 0
         rate = self.parser.request_rate(USER_AGENT)
         if rate and rate.requests:
             delay = max(delay, rate.seconds / rate.requests)
-        return float(delay)
+        return min(float(delay), MAX_SLOWDOWN_SECONDS)
 
 
 def read_robots(fetch):

@@ -227,6 +227,20 @@ def test_request_starts_are_spaced_per_host_and_slowed_down_on_request():
     assert throttle.interval_for("http://a") == 1.0 and throttle.interval_for("http://b") == 0.5
 
 
+def test_a_crawl_delay_is_honoured_up_to_a_minute():
+    from function.crawl import SiteRules
+    from urllib.robotparser import RobotFileParser
+
+    def rules(text):
+        parser = RobotFileParser()
+        parser.parse(text.splitlines())
+        return SiteRules(parser)
+
+    assert rules("User-agent: *\nCrawl-delay: 2").delay() == 2.0
+    assert rules("User-agent: *\nRequest-rate: 1/10").delay() == 10.0
+    assert rules("User-agent: *\nCrawl-delay: 100000").delay() == 60.0  # 8 pages had taken days
+
+
 # -- state on disk -----------------------------------------------------------------------------------
 def test_lastmod_and_age_decide_what_is_fetched_again(site, tmp_path):
     root = publish(site, lastmod="2024-05-01")
