@@ -213,7 +213,10 @@ class App:
         return pages.dashboard(self, request)
 
     def openapi(self, request):
-        return json_response(openapi_document(self.base_url(request)), headers={"Cache-Control": "public, max-age=300"})
+        headers = {"Cache-Control": "public, max-age=300"}
+        if not self.settings.public_url:  # its server URL is then the request's: a shared cache must know
+            headers["Vary"] = "Host, X-Forwarded-Proto"
+        return json_response(openapi_document(self.base_url(request)), headers=headers)
 
     def healthz(self, request):
         default = self.stores.get(self.settings.default_corpus)

@@ -27,6 +27,14 @@ def test_the_document_is_valid_openapi(spec):
     assert spec["openapi"].startswith("3.1") and spec["servers"] == [{"url": "http://localhost"}]
 
 
+def test_the_documents_server_follows_the_request_and_says_so_to_caches(client, function_env):
+    forwarded = client.get("/openapi.json", headers={"X-Forwarded-Proto": "https"})
+    assert forwarded.get_json()["servers"] == [{"url": "https://localhost"}]
+    assert "public" in forwarded.headers["Cache-Control"] and forwarded.headers["Vary"] == "Host, X-Forwarded-Proto"
+    fixed = make_client({**function_env, "PUBLIC_URL": "https://related.example"}).get("/openapi.json")
+    assert fixed.get_json()["servers"] == [{"url": "https://related.example"}] and "Vary" not in fixed.headers
+
+
 def test_every_route_and_method_is_described(spec, function_env):
     routes = create_app({**os.environ, **function_env}).routes
     served = {(path, method.lower()) for path, methods in routes.items() for method in methods}
