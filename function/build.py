@@ -36,6 +36,7 @@ from .tokens import TokenizerOptions
 from .urls import host_of, normalise_url
 
 CHUNK_DOCS = 10_000
+TINY_CORPUS = 20  # documents: below it, a word's share of them says little (see --no-above)
 SCRATCH_FILES = ("bag_ids.bin", "bag_counts.bin", "bag_offsets.bin")
 
 
@@ -49,8 +50,8 @@ class BuildOptions:
     lsi_dims: int = 200
     local: str = "log"  # "tf" or "log"
     global_weight: str = "entropy"  # "idf" or "entropy"
-    no_below: int = 2  # keep terms found in at least this many documents
-    no_above: float = 0.5  # ... and in at most this share of them
+    no_below: int = 2  # keep terms found in at least this many documents (at most a tenth of them)
+    no_above: float = 0.5  # ... and in at most this share of them (of fewer than TINY_CORPUS: all but one)
     keep_n: int = 200_000
     lsi_train_docs: int = 0  # 0: train the LSI on every document; else on an even sample
     ann: str = "auto"  # "auto" (from ann_min_docs), "on" or "off"
@@ -463,8 +464,11 @@ def build(sources, out, options, progress=True):
 
         # pass 2: vocabulary (sorted: a token's id is its position) and weights
         old_ids = dict(dictionary.token2id)
-        no_below = min(options.no_below, max(1, documents // 10))  # tiny corpora keep their words
-        dictionary.filter_extremes(no_below=no_below, no_above=options.no_above, keep_n=options.keep_n)
+        # tiny corpora keep their words: in 3 documents, one word in 2 of them is no noise (a cricket
+        # query of a corpus of 2 cricket articles had found nothing); a word in all of them weighs 0
+        no_below = min(options.no_below, max(1, documents // 10))
+        no_above = options.no_above if documents >= TINY_CORPUS else max(options.no_above, (documents - 1) / documents)
+        dictionary.filter_extremes(no_below=no_below, no_above=no_above, keep_n=options.keep_n)
         words = sorted(dictionary.token2id)
         if not words:
             raise StoreError("no vocabulary left after pruning: the corpus is too small or too uniform")
@@ -560,9 +564,11 @@ def parse_args(argv):
     p.add_argument("--global-weight", choices=["idf", "entropy"], default=defaults.global_weight,
                    help="term weight across the corpus (default %(default)s)")
     p.add_argument("--no-below", type=int, default=defaults.no_below,
-                   help="keep terms found in at least this many documents (default %(default)s)")
+                   help="keep terms found in at least this many documents (default %(default)s; at most a tenth "
+                        "of them, at least 1)")
     p.add_argument("--no-above", type=float, default=defaults.no_above,
-                   help="... and in at most this share of them (default %(default)s)")
+                   help=f"... and in at most this share of them (default %(default)s; in a corpus of fewer than "
+                        f"{TINY_CORPUS} documents, all but one)")
     p.add_argument("--keep-n", type=int, default=defaults.keep_n,
                    help="then the most frequent this many terms (default %(default)s)")
     p.add_argument("--lsi-train-docs", type=int, default=defaults.lsi_train_docs,

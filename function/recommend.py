@@ -333,7 +333,9 @@ class Recommender:
             else:
                 terms = self.article_terms(store, url_key, article) if article else store.terms(query.value)
                 if not len(terms):  # a page too: an empty answer would hide why from /stats and its reader
-                    raise ApiError(f"the {'page' if article else 'text'} has no words this corpus knows",
+                    raise ApiError(f"the {'page' if article else 'text'} has no words the corpus '{store.name}' "
+                                   "knows (a corpus leaves out words found in too few or too many of its "
+                                   "documents: see function.build's --no-below and --no-above)",
                                    status=422, code="no_known_words")
                 hits = engine.search(terms, query.k + SLACK)
             if hits_key is not None:

@@ -71,6 +71,23 @@ def test_a_chinese_article_page_gets_the_chinese_corpus_article_on_its_subject(p
     assert body["results"][0]["url"] == "https://news.example/football"
 
 
+def test_a_tiny_corpus_keeps_a_word_found_in_most_of_its_documents(function_env, tmp_path):
+    """Of 3 articles, 2 on cricket: "cricket" is in more than half of them, which --no-above (0.5)
+    leaves out of a larger corpus; a cricket query had found nothing here (a 422)."""
+    from function.build import BuildOptions, build
+    from function.sources import Record
+
+    texts = {"final": "The cricket final went to the last ball as the batsman hit a six over the bowler.",
+             "league": "Cricket league results: the spin bowler took five wickets in the second innings.",
+             "bread": "Knead the dough, let it rise twice and bake the bread in a hot oven."}
+    records = [Record(name, f"https://blog.example/{name}", name, text) for name, text in texts.items()]
+    build([iter(records)], tmp_path / "blog", BuildOptions(name="blog", engines=("tfidf",)), progress=False)
+    client = make_client({**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": "blog"})
+    answer = client.get("/", query_string={"text": "cricket"})
+    assert answer.status_code == 200, answer.get_json()
+    assert {r["title"] for r in answer.get_json()["results"]} == {"final", "league"}
+
+
 def test_a_thai_article_page_gets_the_thai_corpus_article_on_its_subject(pages, function_env, tmp_path):
     # fetch -> extract -> pairs of clusters (Thai has no spaces between words) -> lookup, end to end
     from function.build import BuildOptions, build
@@ -133,8 +150,9 @@ def test_a_page_with_no_word_the_corpus_knows_is_a_422_as_such_text_is(client, p
                     b"</body></html>")
     response = client.get("/", query_string={"url": url})
     assert response.status_code == 422
-    assert response.get_json()["error"] == {"code": "no_known_words",
-                                            "message": "the page has no words this corpus knows"}
+    error = response.get_json()["error"]
+    assert error["code"] == "no_known_words"
+    assert error["message"].startswith("the page has no words the corpus 'wiki' knows") and "--no-above" in error["message"]
 
 
 def test_a_page_refused_from_memory_is_remembered_without_its_body(client, pages):
