@@ -45,9 +45,10 @@ def error_response(error, headers=None):
 def resolve_default_corpus(settings, names):
     if settings.default_corpus:
         if settings.default_corpus not in names:
+            wiki = "make model-store, or " if settings.default_corpus == "wiki" else ""  # it builds wiki only
             raise StoreError(
                 f"DEFAULT_CORPUS={settings.default_corpus!r} has no store under {settings.model_store} "
-                f"(found: {', '.join(names) or 'none'}). Build it: make model-store, or "
+                f"(found: {', '.join(names) or 'none'}). Build it: {wiki}"
                 f"python -m function.build --input CORPUS --out {settings.model_store / settings.default_corpus}."
             )
         return settings.default_corpus

@@ -53,16 +53,19 @@ def start_embedded_mongo(data_dir, port=None):
     binary = shutil.which("nx-27017", path=str(Path(sys.executable).parent)) or shutil.which("nx-27017")
     if binary is None:
         raise RuntimeError("nx-27017 is not installed (pip install -r requirements-dev.txt)")
-    process = subprocess.Popen(
-        [binary, "--host", "127.0.0.1", "-p", str(port), "--data-dir", str(data_dir),
-         "--log-file", str(data_dir / "nx-27017.log"), "--pid-file", str(data_dir / "nx-27017.pid")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
+    output = data_dir / "nx-27017.out"  # what it says before its log opens ("already running")
+    with open(output, "wb") as said:
+        process = subprocess.Popen(
+            [binary, "--host", "127.0.0.1", "-p", str(port), "--data-dir", str(data_dir),
+             "--log-file", str(data_dir / "nx-27017.log"), "--pid-file", str(data_dir / "nx-27017.pid")],
+            stdout=said, stderr=subprocess.STDOUT, start_new_session=True,
+        )
     try:
         wait_for_port("127.0.0.1", port, 20, process)
-    except RuntimeError:
+    except RuntimeError as exc:
         process.kill()
-        raise
+        lines = output.read_text(errors="replace").strip().splitlines()
+        raise RuntimeError(f"nx-27017 did not start ({lines[-1] if lines else exc})") from None
     return process, f"mongodb://127.0.0.1:{port}/related"
 
 
@@ -143,7 +146,12 @@ def main():
         signal.signal(signum, forward)
     try:
         if not env.get("MONGODB"):
-            mongo, env["MONGODB"] = start_embedded_mongo(data_dir / "mongo")
+            try:
+                mongo, env["MONGODB"] = start_embedded_mongo(data_dir / "mongo")
+            except RuntimeError as exc:
+                print(f"cannot start: {exc}. Another `make run` in this folder holds {data_dir / 'mongo'}: "
+                      "stop it (Ctrl-C), or set MONGODB to a MongoDB URI", file=sys.stderr, flush=True)
+                return 1
             print(f"MONGODB is not set: started nx-27017 at {env['MONGODB']} (data in {data_dir / 'mongo'})",
                   flush=True)
         port = env.setdefault("PORT", "8080")
@@ -158,7 +166,10 @@ def main():
         elif listening(server, host, port):
             name = local_name(host)
             url = f"[{name}]:{port}" if ":" in name else f"{name}:{port}"  # an IPv6 address in a URL
-            print(f"serving on http://{url}/  (try: curl '{url}/?text=moon+landing+astronaut')"
+            # the hint asks the default store: another default corpus may know no word of it
+            hint = "curl '" + url + "/?text=moon+landing+astronaut'" if env.get("DEFAULT_CORPUS", "wiki") == "wiki" \
+                else f"open http://{url}/ in a browser"
+            print(f"serving on http://{url}/  (try: {hint})"
                   + ("  [every interface: other machines reach it too]" if host in EVERY_INTERFACE else ""), flush=True)
         return server.wait()
     finally:

@@ -253,6 +253,9 @@ def _split_host_port(authority, bare_ipv6=False):
 def _normalize_allow_entry(entry: str) -> str:
     """``host`` or ``host:port`` (``[v6]:port``, or a bare IPv6 address) -> canonical key."""
     entry = str(entry).strip()
+    if "://" in entry:
+        raise ValueError(f"{entry!r} is not a host or host:port: drop the scheme "
+                         f"({entry.split('://', 1)[1].split('/', 1)[0]!r})")
     port = None
     try:
         host, port_str = _split_host_port(entry, bare_ipv6=True)

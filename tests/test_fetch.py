@@ -799,6 +799,11 @@ def test_env_values():
     assert limits.allowed_domains == {"example.com", "news.example.org", "xn--bcher-kva.de"}
 
 
+def test_an_exempt_host_given_as_a_url_says_to_drop_the_scheme():
+    with pytest.raises(ValueError, match=r"drop the scheme \('localhost:8001'\)"):
+        FetchLimits.from_env({"FETCH_ALLOW_PRIVATE_HOSTS": "http://localhost:8001/"})
+
+
 def test_env_empty_values_mean_defaults():
     env = {k: "" for k in ("FETCH_CONNECT_TIMEOUT", "FETCH_DEADLINE", "FETCH_MAX_BYTES", "FETCH_ALLOWED_DOMAINS", "FETCH_ALLOW_PRIVATE_HOSTS")}
     assert FetchLimits.from_env(env) == FetchLimits()

@@ -140,6 +140,17 @@ def test_make_run_with_a_bad_setting_says_why_and_never_serving_on(function_env)
     assert "serving on" not in done.stdout + done.stderr
 
 
+def test_a_second_embedded_mongo_on_the_same_data_says_why_it_cannot_start(tmp_path):
+    """A second `make run` in one folder: nx-27017's own reason had gone to /dev/null, leaving
+    "process exited with status 1 before listening" in a traceback."""
+    first, _ = start_embedded_mongo(tmp_path)
+    try:
+        with pytest.raises(RuntimeError, match=r"nx-27017 did not start \(.*already running"):
+            start_embedded_mongo(tmp_path)
+    finally:
+        stop(first)
+
+
 def _listening_addresses(port):
     """The IPv4 addresses with a socket listening on ``port`` (from /proc/net/tcp)."""
     found = set()

@@ -304,6 +304,13 @@ def test_missing_store_refuses_to_start_with_what_to_do(function_env, tmp_path):
     assert proc.process.wait(60) != 0
     output = proc.output()
     assert "DEFAULT_CORPUS='wiki' has no store" in output and "make model-store" in output
+    # make model-store builds wiki, not another corpus: only the builder is offered for one
+    from function.app import resolve_default_corpus
+    from function.config import Settings
+
+    with pytest.raises(StoreError) as refused:
+        resolve_default_corpus(Settings.from_env({**function_env, "DEFAULT_CORPUS": "blog"}), ["wiki"])
+    assert "make model-store" not in str(refused.value) and "--out" in str(refused.value)
 
 
 def test_store_verify_cli_hashes_everything(small_store):
