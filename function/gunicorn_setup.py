@@ -52,6 +52,9 @@ def json_error_bytes(status_int, reason, mesg):
     message = (mesg or reason)[:MESSAGE_CHARS]
     if status_int == 403:  # a proxy or TLS handshake gunicorn does not allow
         message = f"refused before the function read it: {message}"
+    elif status_int == 414:  # well-formed, only long: what to do instead, as the function's own 414 says
+        message = (f"refused before the function read it: the request line is over {REQUEST_LINE_BYTES} bytes "
+                   "(POST long text to / as JSON)")
     elif status_int != 500:  # the rest are the client's request, not a fault of ours
         message = f"refused before the function read it (malformed HTTP): {message}"
     error = ApiError(message, status=status_int, code=CODES.get(status_int, "bad_request"))
