@@ -144,6 +144,10 @@ def main():
 
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT, signal.SIGHUP):
         signal.signal(signum, forward)
+    port = env.setdefault("PORT", "8080")
+    if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):  # functions-framework names --port
+        print(f"cannot start: PORT={port!r} is not a port number (1-65535)", file=sys.stderr, flush=True)
+        return 2
     try:
         if not env.get("MONGODB"):
             try:
@@ -154,7 +158,6 @@ def main():
                 return 1
             print(f"MONGODB is not set: started nx-27017 at {env['MONGODB']} (data in {data_dir / 'mongo'})",
                   flush=True)
-        port = env.setdefault("PORT", "8080")
         # loopback unless asked: a development server (its dashboard, its key) is not for the network
         host = env.setdefault("HOST", "127.0.0.1")
         # A session of its own: a terminal's Ctrl-C reaches only this process, which asks

@@ -187,7 +187,7 @@ def try_it(app, request):
         except ApiError as exc:
             app.recommender.refused(exc)  # as app.ask counts what it refuses
             return error_page(exc)
-        again = urlencode(arguments)
+        again = urlencode({name: value for name, value in arguments.items() if value != ""})  # a tidy link
         if len(again) <= settings.max_query_bytes:
             return Response(status=303, headers={**PAGE_HEADERS, "Location": "/?" + again})
     elif not request.args:

@@ -138,6 +138,11 @@ def test_make_run_with_a_bad_setting_says_why_and_never_serving_on(function_env)
     assert done.returncode != 0
     assert "MAX_K='lots' is not a valid int" in done.stderr
     assert "serving on" not in done.stdout + done.stderr
+    # PORT is read by functions-framework, whose message named its own "--port"
+    env = {**os.environ, **function_env, "PORT": "abc"}
+    done = subprocess.run([sys.executable, "-m", "function.devserver"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode != 0 and "PORT='abc' is not a port number" in done.stderr
 
 
 def test_a_second_embedded_mongo_on_the_same_data_says_why_it_cannot_start(tmp_path):
