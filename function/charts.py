@@ -17,6 +17,9 @@ from datetime import datetime
 from markupsafe import Markup, escape
 
 NARROW, WIDE = 520, 1000  # viewBox widths: a half-width card, a full-width one (text keeps its size)
+# an axis label's width per character at the tick's 11 px (wider than most: digits, "–", "ms"), and
+# the space kept between two ("10–20 ms" and "200–500 ms" had run into each other)
+TICK_CHAR_WIDTH, TICK_GAP = 6.5, 8
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,9 @@ class Frame:
 
     def x_axis(self, labels, centre, title, max_labels=9):
         every = max(1, math.ceil(len(labels) / max_labels))
+        if len(labels) > 1:  # every other label, or fewer, when they are wider than the room between them
+            widest = max(len(label) for label in labels) * TICK_CHAR_WIDTH + TICK_GAP
+            every = max(every, math.ceil(widest / (centre(1) - centre(0))))
         out = [_line("axis", self.left, self.right, self.bottom, self.bottom)]
         out += [_text(centre(i), self.bottom + 16, label, "tick") for i, label in enumerate(labels) if i % every == 0]
         out.append(_text((self.left + self.right) / 2, self.height - 8, title, "axis-title"))

@@ -12,7 +12,7 @@ import pytest
 from conftest import make_client, wait_for_events, wiki_article
 from function import charts
 from function import pages as page_views
-from function.stats import CLICK_DELAY_EDGES_S, histogram, timeline, top_articles
+from function.stats import CLICK_DELAY_EDGES_S, LATENCY_EDGES_MS, histogram, timeline, top_articles
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"}
 
@@ -341,6 +341,17 @@ def test_histograms_and_top_articles():
     top = top_articles(requests, clicks)
     assert [(r["id"], r["recommended"], r["clicks"]) for r in top["recommended"]] == [("b", 2, 0), ("a", 1, 2)]
     assert [(r["id"], r["clicks"], r["url"]) for r in top["clicked"]] == [("a", 2, "https://e.org/a")]
+
+
+def test_axis_labels_never_run_into_each_other():
+    """Latencies in every bin: thirteen labels up to "5000–10000 ms" under a half-width chart."""
+    values = [edge + 0.5 for edge in LATENCY_EDGES_MS]
+    svg = lxml.html.fromstring(str(charts.histogram_chart(histogram(values, LATENCY_EDGES_MS), "ms", "latency", "t")))
+    bottom = max(float(t.get("y")) for t in svg.cssselect("text.tick"))
+    labels = sorted((float(t.get("x")), t.text) for t in svg.cssselect("text.tick") if float(t.get("y")) == bottom)
+    assert len(labels) >= 4 and labels[0][1] == "<1 ms"
+    for (x, text), (next_x, next_text) in zip(labels, labels[1:]):
+        assert next_x - x >= (len(text) + len(next_text)) / 2 * charts.TICK_CHAR_WIDTH, (text, next_text)
 
 
 def test_chart_labels_and_axes():
