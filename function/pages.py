@@ -178,6 +178,8 @@ def try_it(app, request):
                "max_k": settings.max_k, "answer": None, "error": None, "error_title": "", "subject": None}
 
     def error_page(exc):
+        if exc.code == "missing_query":  # the API's "give one of 'url', 'text' or 'id'": the form has two
+            exc = ApiError("give an article URL or some text", status=exc.status, code=exc.code)
         context.update(error=exc, error_title=ERROR_TITLES.get(exc.status, "That did not work"))
         return render("try.html", status=exc.status, headers=exc.headers, **context)
 

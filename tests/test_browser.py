@@ -146,7 +146,7 @@ def test_try_it_shows_errors_in_the_page_and_reads_on_a_phone(function_process, 
     browser_tab.goto(server.base + "/")
     browser_tab.click("button[type=submit]")  # nothing typed
     alert = browser_tab.wait_for_selector("[role=alert]")
-    assert "give one of 'url', 'text' or 'id'" in alert.inner_text()
+    assert "give an article URL or some text" in alert.inner_text()
     page.screenshot("try-it-error-phone")
 
     browser_tab.fill("#text", "greek philosopher logic")
