@@ -14,7 +14,7 @@ from . import clicks
 from .article import Article
 from .errors import ApiError, NotFound
 from .events import new_event
-from .urls import normalise_url
+from .urls import normalise_url, request_key
 
 # Lookups ask for a few more hits than wanted, so that hits dropped afterwards
 # (the page itself under another id, scores under min_score) rarely leave the
@@ -206,11 +206,11 @@ class Recommender:
         self.click_key = click_key
         self.fetch_limits = fetch_limits
         size, ttl = settings.url_cache_size, settings.url_cache_ttl
-        # by normalised URL: the extracted article (no fetch, no extraction), its
-        # terms per store version (tokenising a long article costs more than the
-        # rest of a repeat request), its hits per store version, engine and count
-        # (at 1M documents the lookup is most of what is left: ~3 ms); a failed
-        # page by its address as asked (see article)
+        # by the page's request key (urls.request_key; a member's hits by its normalised URL):
+        # the extracted article (no fetch, no extraction), its terms per store version
+        # (tokenising a long article costs more than the rest of a repeat request), its hits
+        # per store version, engine and count (at 1M documents the lookup is most of what is
+        # left: ~3 ms), and a page that failed
         self.articles, self.page_terms, self.page_hits = PageCache(size, ttl), PageCache(size, ttl), PageCache(size, ttl)
         self.failed_pages = PageCache(size, min(ttl, FAILED_PAGE_SECONDS))
         self.fetches = SingleFlight()
@@ -218,21 +218,21 @@ class Recommender:
         self.clicked = PageCache(CLICK_MEMORY_SIZE, CLICK_MEMORY_SECONDS)
 
     # -- fetch + extract ----------------------------------------------------
-    def article(self, url, url_key, timings):
+    def article(self, url, page_key, timings):
         """(article, cached): the page's article, from the cache, from a fetch of it already
-        under way for another request, else fetched and extracted now."""
-        cached = self.articles.get(url_key)
+        under way for another request, else fetched and extracted now; by ``page_key``
+        (urls.request_key), not the page's normalised URL: a spelling of it that its server
+        answers otherwise (a 404 at an added slash) had been kept for every spelling."""
+        cached = self.articles.get(page_key)
         if cached is not None:
             return cached, True
-        # A failure, and a fetch under way, are the address's as spelt, not the page's: another
-        # spelling of it that fails (an added slash) had made the page fail for everyone.
-        failed = self.failed_pages.get(url)
+        failed = self.failed_pages.get(page_key)
         if failed is not None:
             raise copy.copy(failed)  # a copy: each raise gets a traceback of its own
         with self.fetch_slots.held():
-            return self.fetches.run(url, lambda: self._fetch_article(url, url_key, timings))
+            return self.fetches.run(page_key, lambda: self._fetch_article(url, page_key, timings))
 
-    def _fetch_article(self, url, url_key, timings):
+    def _fetch_article(self, url, page_key, timings):
         # imported on the first fetch: jusText and lxml are not needed to start
         # (cold start) nor for text, id and member-URL requests
         from .extract import decode_html, extract_article
@@ -253,14 +253,14 @@ class Recommender:
                 raise ApiError("no article text found on the page", status=422, code="no_article_text")
         except ApiError as exc:
             if exc.status in PAGE_FAULTS:  # a copy: the raised one's traceback holds the page's body
-                self.failed_pages.put(url, copy.copy(exc))
+                self.failed_pages.put(page_key, copy.copy(exc))
             raise
         article = dataclasses.replace(article, text=article.text[: self.settings.max_text_chars])
-        self.articles.put(url_key, article)
+        self.articles.put(page_key, article)
         return article
 
-    def article_terms(self, store, url_key, article):
-        key = (str(store.path), url_key)  # a new store version has a key of its own
+    def article_terms(self, store, page_key, article):
+        key = (str(store.path), page_key)  # a new store version has a key of its own
         terms = self.page_terms.get(key)
         if terms is None:
             terms = store.terms(article.text)
@@ -298,7 +298,7 @@ class Recommender:
             raise NotFound(f"unknown corpus '{query.corpus}'", code="unknown_corpus")
         timings = {"fetch": 0.0, "extract": 0.0, "lookup": 0.0}
         member = None  # the queried page's row when it is in the corpus
-        url_key = None
+        url_key = page_key = None
         article = None
         cached = False
         if query.kind == "id":
@@ -319,19 +319,21 @@ class Recommender:
             if member is not None:
                 source = "corpus"
             else:
-                article, cached = self.article(query.value, url_key, timings)
+                page_key = request_key(query.value)
+                article, cached = self.article(query.value, page_key, timings)
                 source = "fetched"
 
         engine = choose_engine(store, self.settings.engine_weights, split_key, query.engine)
         lookup_started = time.perf_counter()
         # a page asked for again gets the same hits: a store version never changes
-        hits_key = (str(store.path), engine.name, url_key, query.k + SLACK) if url_key else None
+        # a member's hits are the member's, whatever the spelling (page_key: None)
+        hits_key = (str(store.path), engine.name, url_key, page_key, query.k + SLACK) if url_key else None
         hits = self.page_hits.get(hits_key) if hits_key else None
         if hits is None:
             if member is not None:
                 hits = engine.search_member(member, query.k + SLACK)
             else:
-                terms = self.article_terms(store, url_key, article) if article else store.terms(query.value)
+                terms = self.article_terms(store, page_key, article) if article else store.terms(query.value)
                 if not len(terms):  # a page too: an empty answer would hide why from /stats and its reader
                     raise ApiError(f"the {'page' if article else 'text'} has no words the corpus '{store.name}' "
                                    "knows (a corpus leaves out words found in too few or too many of its "

@@ -1,7 +1,8 @@
 """URL normalisation: one key per page, whatever way a link spells it.
 
-The key identifies corpus members ("is this page already in the store?"),
-keys the fetched-page cache and keeps a page out of its own recommendations.
+The key identifies corpus members ("is this page already in the store?") and
+keeps a page out of its own recommendations. The fetched-page cache has a
+narrower key of its own (request_key): what the page's server is asked.
 """
 
 import re
@@ -85,6 +86,37 @@ def _normal_path(path):
         elif segment != ".":
             out.append(segment)
     return "/".join(out) if len(out) > 1 else "/"
+
+
+_PRINTABLE = "".join(map(chr, range(0x21, 0x7f)))  # ASCII but the space and controls
+
+
+def request_key(url):
+    """The fetched-page cache's key for ``url``: the request its server gets, spelt one way. It
+    drops what no server sees or, by convention, reads (the fragment, the host's case, a default
+    port, tracking parameters) and keeps what a server may answer otherwise, which normalise_url
+    merges: the scheme, the path as given (a trailing slash, an escaped ';'), the query's order. A
+    page fetched under one of those spellings (a 404 at an added slash, another article) had been
+    kept for every spelling of it. ValueError as normalise_url."""
+    url = with_scheme(url.strip(), "http")
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.hostname:
+        raise ValueError(f"not an http(s) URL with a host: {url!r}")
+    host = parts.hostname.rstrip(".")
+    try:
+        host = ascii_host(host)
+    except ValueError:
+        pass
+    host = f"[{host}]" if ":" in host else host
+    port = parts.port  # ValueError for a bad port
+    netloc = host if port in (None, DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    query = "&".join(field for field in parts.query.split("&")
+                     if field and not is_tracking(unquote_to_bytes(field.split("=", 1)[0]).decode("utf-8", "replace")))
+    # as it goes on the wire: characters past ASCII (and spaces) %-escaped, as the fetcher sends them
+    path, query = (quote(part, safe=_PRINTABLE) for part in (parts.path or "/", query))
+    return urlunsplit((scheme, netloc, path, query, ""))
+
 
 
 def normalise_url(url):

@@ -134,6 +134,32 @@ def test_a_page_that_cannot_be_used_is_refused_from_memory_for_a_while(client, p
     assert pages.hits["/broken.html"] >= 2
 
 
+def test_another_spelling_answered_with_another_article_is_not_kept_for_the_page(client, pages):
+    """A spelling that its server answers otherwise (an added slash, http for https, another query
+    order) had had its article kept for every spelling of the page, for URL_CACHE_TTL."""
+    url = pages.add("/twin.html", pages.body("/moon-landing.html"))
+    pages.add("/twin.html/", b"<html><head><title>Sourdough at home</title></head><body><article><p>"
+              + b"Knead the dough, let it rise twice and bake the bread in a hot oven until golden. " * 4
+              + b"</p></article></body></html>")
+    assert client.get("/", query_string={"url": url + "/"}).get_json()["page"]["title"] == "Sourdough at home"
+    page = client.get("/", query_string={"url": url}).get_json()["page"]
+    assert page["title"] == "Fifty years after the first Moon landing" and page["cached"] is False
+    # what no server reads is one key: the fragment, tracking parameters
+    again = client.get("/", query_string={"url": url + "?utm_source=x#top"})
+    assert again.get_json()["page"]["cached"] is True
+
+
+def test_request_keys_keep_what_a_server_may_answer_otherwise():
+    from function.urls import normalise_url, request_key
+
+    one = ["HTTP://Example.COM:80/a?b=2&a=1#top", "http://example.com/a?b=2&utm_source=x&a=1&fbclid=z"]
+    assert {request_key(u) for u in one} == {"http://example.com/a?b=2&a=1"}
+    apart = ["http://example.com/a", "https://example.com/a", "http://example.com/a/", "http://example.com/a;x",
+             "http://example.com/a%3Bx", "http://example.com/a?a=1&b=2"]
+    assert len({request_key(u) for u in apart}) == len(apart) and len({normalise_url(u) for u in apart}) == 3
+    assert request_key("https://例え.jp/パス?q=ü") == request_key("https://xn--r8jz45g.jp/%E3%83%91%E3%82%B9?q=%C3%BC")
+
+
 def test_another_spelling_that_fails_does_not_fail_the_page(client, pages):
     """A failure is remembered for the address as asked: the page under an added slash (one key,
     another request; so too http for https, a tracking parameter) had made it fail for everyone."""
