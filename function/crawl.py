@@ -20,6 +20,8 @@ later, picks up what changed on the site (``python -m function.update``).
 """
 
 import fcntl
+import gzip
+import io
 import json
 import os
 import random
@@ -134,22 +136,20 @@ def parse_lastmod(text):
 
 def gunzip_capped(data, cap):
     """Decompress gzip ``data`` to at most ``cap`` bytes, every member of it (``cat a.gz b.gz`` is
-    one gzip file); a bigger result is refused unread, and so is a stream cut short: zlib reads
-    one without a word, and a listing read in part would have --prune delete what it lacks."""
-    out = b""
-    while True:
-        inflater = zlib.decompressobj(wbits=47)  # gzip or zlib header, detected
-        try:
-            out += inflater.decompress(data, cap + 1 - len(out))
-        except zlib.error as exc:
-            raise CrawlError(f"corrupt gzip data: {exc}") from None
-        if len(out) > cap or inflater.unconsumed_tail:
-            raise CrawlError(f"expands to more than {cap} bytes (the sitemap limit): refused")
-        if not inflater.eof:
-            raise CrawlError("the gzip data ends before its stream does (cut off)")
-        data = inflater.unused_data
-        if not data.strip(b"\x00\r\n\t "):  # the end, or padding after it
-            return out
+    one gzip file); a bigger result is refused unread, and so is a stream cut short, which zlib
+    reads without a word: a listing read in part would have --prune delete what it lacks. The
+    gzip module reads members in buffered chunks: a loop of ours over 80,000 empty members had
+    copied the rest of the input once for each (3 s for 1.6 MB)."""
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as unzipped:
+            out = unzipped.read(cap + 1)
+    except EOFError:
+        raise CrawlError("the gzip data ends before its stream does (cut off)") from None
+    except (OSError, zlib.error) as exc:  # gzip.BadGzipFile is an OSError
+        raise CrawlError(f"corrupt gzip data: {exc}") from None
+    if len(out) > cap:
+        raise CrawlError(f"expands to more than {cap} bytes (the sitemap limit): refused")
+    return out
 
 
 def _local_name(element):

@@ -153,8 +153,9 @@ def main():
             try:
                 mongo, env["MONGODB"] = start_embedded_mongo(data_dir / "mongo")
             except RuntimeError as exc:
-                print(f"cannot start: {exc}. Another `make run` in this folder holds {data_dir / 'mongo'}: "
-                      "stop it (Ctrl-C), or set MONGODB to a MongoDB URI", file=sys.stderr, flush=True)
+                hint = (f". Another `make run` in this folder holds {data_dir / 'mongo'}: stop it (Ctrl-C), or set "
+                        "MONGODB to a MongoDB URI") if "already running" in str(exc) else ""
+                print(f"cannot start: {exc}{hint}", file=sys.stderr, flush=True)
                 return 1
             print(f"MONGODB is not set: started nx-27017 at {env['MONGODB']} (data in {data_dir / 'mongo'})",
                   flush=True)

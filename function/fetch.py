@@ -533,6 +533,9 @@ class _Decoder:
             yield from self._through(i + 1, piece)
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+
+
 class _Layer:
     """One gzip or deflate layer. Output per decompress call is bounded (``max_length``)."""
 
@@ -542,14 +545,13 @@ class _Layer:
         self._first = b""  # deflate: kept until we know whether it is zlib-wrapped or raw
         self._mode_known = self._gzip
         self._members = 0
-        self._member_output = False  # whether the gzip member being read has given any bytes
         self._done = False
 
     @property
     def complete(self) -> bool:
-        """At the stream's end; bytes after a whole gzip member that never made a member of their
-        own (a stray newline, as curl and browsers read them) leave it complete."""
-        return self._done or self._obj.eof or (self._members > 0 and not self._member_output)
+        """At the stream's end: bytes after a whole gzip member that do not begin another (a stray
+        newline, as curl and browsers read them) are ignored; a member begun and cut is not whole."""
+        return self._done or self._obj.eof
 
     def _new(self, raw: bool = False):
         if self._gzip:
@@ -579,9 +581,11 @@ class _Layer:
                 # Bytes after the end of the stream: the next gzip member, else ignored.
                 if not self._gzip or not data.strip(b"\x00") or self._members >= 1000:
                     return
+                if not GZIP_MAGIC.startswith(data[:2]):  # not another member: ignored, as curl and browsers do
+                    self._done = True
+                    return
                 self._obj = self._new()
                 self._members += 1
-                self._member_output = False
             try:
                 out = self._decompress(data)
             except zlib.error:
@@ -591,7 +595,6 @@ class _Layer:
                 raise
             while True:
                 if out:
-                    self._member_output = True
                     yield out
                 if not self._obj.unconsumed_tail:
                     break

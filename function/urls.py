@@ -111,8 +111,9 @@ def request_key(url):
     host = f"[{host}]" if ":" in host else host
     port = parts.port  # ValueError for a bad port
     netloc = host if port in (None, DEFAULT_PORTS[scheme]) else f"{host}:{port}"
-    query = "&".join(field for field in parts.query.split("&")
-                     if field and not is_tracking(unquote_to_bytes(field.split("=", 1)[0]).decode("utf-8", "replace")))
+    # a field holding ';' is kept whole: a server that splits on ';' reads more than a tracking parameter there
+    query = "&".join(field for field in parts.query.split("&") if field and (
+        ";" in field or not is_tracking(unquote_to_bytes(field.split("=", 1)[0]).decode("utf-8", "replace"))))
     # as it goes on the wire: characters past ASCII (and spaces) %-escaped, as the fetcher sends them
     path, query = (quote(part, safe=_PRINTABLE) for part in (parts.path or "/", query))
     return urlunsplit((scheme, netloc, path, query, ""))

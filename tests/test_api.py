@@ -158,6 +158,7 @@ def test_request_keys_keep_what_a_server_may_answer_otherwise():
              "http://example.com/a%3Bx", "http://example.com/a?a=1&b=2"]
     assert len({request_key(u) for u in apart}) == len(apart) and len({normalise_url(u) for u in apart}) == 3
     assert request_key("https://例え.jp/パス?q=ü") == request_key("https://xn--r8jz45g.jp/%E3%83%91%E3%82%B9?q=%C3%BC")
+    assert request_key("http://h/p?utm_source=x;id=5") != request_key("http://h/p")  # ';' may split it
 
 
 def test_another_spelling_that_fails_does_not_fail_the_page(client, pages):

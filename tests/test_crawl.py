@@ -67,7 +67,12 @@ def test_a_gzip_sitemap_is_read_whole_or_refused():
     # two gzip members, one file (cat a.gz b.gz): every URL, not the first member's
     members = gzip.compress(text[:len(text) // 2]) + gzip.compress(text[len(text) // 2:])
     assert [loc for loc, _ in parse_sitemap(members)[1]] == urls
-    assert [loc for loc, _ in parse_sitemap(gzip.compress(text) + b"\n")[1]] == urls  # a newline after it
+    assert [loc for loc, _ in parse_sitemap(gzip.compress(text) + b"\0\0")[1]] == urls  # padded, as gzip allows
+    with pytest.raises(CrawlError, match="corrupt"):  # anything else after it: not read as a listing
+        parse_sitemap(gzip.compress(text) + b"\n")
+    # many members, none of them holding much: read in linear time (quadratic, these had taken minutes)
+    many = gzip.compress(b"", mtime=0) * 80_000 + gzip.compress(text)
+    assert [loc for loc, _ in parse_sitemap(many)[1]] == urls
     # cut short: refused, not read in part (an update's --prune would delete what it lacks)
     whole = gzip.compress(text)
     for cut in (len(whole) // 2, len(whole) - 4):

@@ -554,6 +554,16 @@ def test_bytes_after_a_whole_gzip_stream_are_ignored(tail, chunked, srv):
     assert fetch_page(srv.url(f"/compressed?enc=gzip&chunked={chunked}&tail={tail}"), lim(srv)).body == hs.PAGE_HTML
 
 
+def test_a_second_gzip_member_cut_in_its_header_is_not_a_whole_page():
+    import gzip
+
+    whole, second = gzip.compress(b"<p>first</p>"), gzip.compress(b"<p>second</p>")
+    for tail, complete in ((b"", True), (b"\n", True), (b"\0\0", True), (second[:12], False), (second[:1], False)):
+        decoder = fetch_module._Decoder(["gzip"])
+        assert b"".join(decoder.feed(whole + tail)).startswith(b"<p>first</p>")
+        assert decoder.complete is complete, tail  # a member begun and cut: a 502, not the first alone
+
+
 def test_multi_member_gzip(srv):
     assert fetch_page(srv.url("/gzip-members"), lim(srv)).body == b"<p>first</p><p>second</p>"
 
