@@ -55,8 +55,9 @@ def choose_engine(store, weights, key, forced=""):
 FAILED_PAGE_SECONDS = 60
 PAGE_FAULTS = (415, 422)
 # A click link followed again (a replay, a link prefetcher) within this long, of this many clicks
-# a worker remembers, is not recorded again: replays of one link had filled /stats' newest clicks,
-# which narrowed its window until no request was in it.
+# a worker remembers, is not sent to the database again: there it has one event, its id the link's
+# (Recommender.click). Replays of one link had filled /stats' newest clicks, which narrowed its
+# window until no request was in it.
 CLICK_MEMORY_SECONDS, CLICK_MEMORY_SIZE = 3600, 20_000
 
 
@@ -405,6 +406,9 @@ class Recommender:
             return click.url
         event = new_event(request_id=click.request_id, corpus=click.corpus, engine=click.engine, rank=click.rank,
                           doc_id=click.doc_id, url=click.url)
+        # one event per link, whichever worker records it and whenever: the link's own id, which the
+        # database keeps once (a duplicate is dropped by the writer, as a retried batch's is)
+        event["_id"] = f"{click.request_id}-{click.rank}"
         event["delay_ms"] = max(0, int(event["ts"].timestamp() * 1000) - click.issued_ms)
         self.events.record("clicks", event)
         return click.url

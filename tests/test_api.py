@@ -312,6 +312,18 @@ def test_a_click_link_followed_again_is_recorded_once(client, function_env):
     assert [click["rank"] for click in clicks] == [1, 2]
 
 
+def test_a_click_link_is_one_event_whichever_worker_records_it(client, function_env):
+    """Each worker remembers the links it recorded, for a while and up to a bound; the database keeps
+    one event per link for good: past that bound, cycling through 20,001 links had recorded each again."""
+    body = client.get("/?text=moon+landing+astronaut").get_json()
+    link = body["results"][0]["click_url"]
+    other_worker = make_client(function_env)  # a Recommender, and a memory, of its own
+    assert client.get(link).status_code == other_worker.get(link).status_code == 302
+    assert other_worker.get(body["results"][1]["click_url"]).status_code == 302  # written after the others
+    clicks = wait_for_events(function_env["MONGODB"], "clicks", 2)
+    assert sorted(click["rank"] for click in clicks) == [1, 2]
+
+
 def test_requests_are_logged_with_results_and_timings(client, function_env):
     body = client.get("/?text=moon+landing+astronaut").get_json()
     events = wait_for_events(function_env["MONGODB"], "requests", 1)
