@@ -91,6 +91,29 @@ def _normal_path(path):
 _PRINTABLE = "".join(map(chr, range(0x21, 0x7f)))  # ASCII but the space and controls
 
 
+def _web_parts(url):
+    """(urlsplit parts, lower-case scheme, host[:port] spelt one way) of an http(s) URL: the host
+    in lower case and ASCII as the fetcher spells it, an IPv6 literal bracketed, no default port.
+    Scheme-less input ("example.com/a") is read as http; ValueError for what is no web address."""
+    url = with_scheme(url.strip(), "http")
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS:
+        raise ValueError(f"not an http(s) URL: {url!r}")
+    host = (parts.hostname or "").rstrip(".")
+    if not host:
+        raise ValueError(f"URL has no host: {url!r}")
+    try:
+        host = ascii_host(host)  # as the fetcher spells it: one key per host
+    except ValueError:
+        pass  # not a valid name: kept as given, and the fetcher refuses it
+    host = host.lower()
+    port = parts.port  # ValueError for a bad port
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    return parts, scheme, host if port in (None, DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+
+
 def request_key(url):
     """The fetched-page cache's key for ``url``: the request its server gets, spelt one way. It
     drops what no server sees or, by convention, reads (the fragment, the host's case, a default
@@ -98,19 +121,7 @@ def request_key(url):
     merges: the scheme, the path as given (a trailing slash, an escaped ';'), the query's order. A
     page fetched under one of those spellings (a 404 at an added slash, another article) had been
     kept for every spelling of it. ValueError as normalise_url."""
-    url = with_scheme(url.strip(), "http")
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in DEFAULT_PORTS or not parts.hostname:
-        raise ValueError(f"not an http(s) URL with a host: {url!r}")
-    host = parts.hostname.rstrip(".")
-    try:
-        host = ascii_host(host)
-    except ValueError:
-        pass
-    host = f"[{host}]" if ":" in host else host
-    port = parts.port  # ValueError for a bad port
-    netloc = host if port in (None, DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    parts, scheme, netloc = _web_parts(url)
     # a field holding ';' is kept whole: a server that splits on ';' reads more than a tracking parameter there
     query = "&".join(field for field in parts.query.split("&") if field and (
         ";" in field or not is_tracking(unquote_to_bytes(field.split("=", 1)[0]).decode("utf-8", "replace"))))
@@ -129,23 +140,7 @@ def normalise_url(url):
     Scheme-less input ("example.com/a") is read as http. Raises ValueError for
     what cannot be a web address.
     """
-    url = with_scheme(url.strip(), "http")
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in DEFAULT_PORTS:
-        raise ValueError(f"not an http(s) URL: {url!r}")
-    host = (parts.hostname or "").rstrip(".")
-    if not host:
-        raise ValueError(f"URL has no host: {url!r}")
-    try:
-        host = ascii_host(host)  # as the fetcher spells it: one key per host
-    except ValueError:
-        pass  # not a valid name: kept as given, and the fetcher refuses it
-    host = host.lower()
-    port = parts.port  # ValueError for a bad port
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    netloc = host if port in (None, DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    parts, _, netloc = _web_parts(url)
     path = _normal_path(parts.path or "/")
     if len(path) > 1:
         path = path.rstrip("/") or "/"
