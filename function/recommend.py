@@ -54,11 +54,6 @@ def choose_engine(store, weights, key, forced=""):
 # server (502, 504) are tried again at once.
 FAILED_PAGE_SECONDS = 60
 PAGE_FAULTS = (415, 422)
-# A click link followed again (a replay, a link prefetcher) within this long, of this many clicks
-# a worker remembers, is not sent to the database again: there it has one event, its id the link's
-# (Recommender.click). Replays of one link had filled /stats' newest clicks, which narrowed its
-# window until no request was in it.
-CLICK_MEMORY_SECONDS, CLICK_MEMORY_SIZE = 3600, 20_000
 
 
 class PageCache:
@@ -84,14 +79,6 @@ class PageCache:
         if self.enabled:
             with self._lock:
                 self._entries[key] = value
-
-    def first(self, key):
-        """True the first time ``key`` is seen (within the bounds), then False."""
-        with self._lock:
-            if key in self._entries:
-                return False
-            self._entries[key] = True
-            return True
 
 
 class _Flight:
@@ -216,7 +203,6 @@ class Recommender:
         self.failed_pages = PageCache(size, min(ttl, FAILED_PAGE_SECONDS))
         self.fetches = SingleFlight()
         self.fetch_slots = fetch_slots(settings.fetch_concurrency)
-        self.clicked = PageCache(CLICK_MEMORY_SIZE, CLICK_MEMORY_SECONDS)
 
     # -- fetch + extract ----------------------------------------------------
     def article(self, url, page_key, timings):
@@ -399,15 +385,16 @@ class Recommender:
 
     # -- clicks -----------------------------------------------------------------
     def click(self, args, record=True):
-        """The target URL of a click link; records the click event unless ``record`` is false or
-        this worker recorded it already (CLICK_MEMORY_SECONDS)."""
+        """The target URL of a click link; records the click event unless ``record`` is false."""
         click = clicks.verify(self.click_key, args, self.settings.click_ttl_seconds)
-        if not record or not self.clicked.first((click.request_id, click.rank)):
+        if not record:
             return click.url
         event = new_event(request_id=click.request_id, corpus=click.corpus, engine=click.engine, rank=click.rank,
                           doc_id=click.doc_id, url=click.url)
         # one event per link, whichever worker records it and whenever: the link's own id, which the
-        # database keeps once (a duplicate is dropped by the writer, as a retried batch's is)
+        # database keeps once (a duplicate is dropped by the writer, as a retried batch's is). A
+        # replay, a link prefetcher: replays of one link had filled /stats' newest clicks, which
+        # narrowed its window until no request was in it.
         event["_id"] = f"{click.request_id}-{click.rank}"
         event["delay_ms"] = max(0, int(event["ts"].timestamp() * 1000) - click.issued_ms)
         self.events.record("clicks", event)

@@ -130,7 +130,6 @@ def request_key(url):
     return urlunsplit((scheme, netloc, path, query, ""))
 
 
-
 def normalise_url(url):
     """A canonical key for ``url``: http and https alike, lower-case host, no
     default port, no fragment, no tracking parameters, sorted query, one

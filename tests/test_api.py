@@ -313,11 +313,11 @@ def test_a_click_link_followed_again_is_recorded_once(client, function_env):
 
 
 def test_a_click_link_is_one_event_whichever_worker_records_it(client, function_env):
-    """Each worker remembers the links it recorded, for a while and up to a bound; the database keeps
-    one event per link for good: past that bound, cycling through 20,001 links had recorded each again."""
+    """The database keeps one event per link, whichever worker records it and whenever: a memory
+    per worker, bounded, had let an attacker cycling through 20,001 links have each recorded again."""
     body = client.get("/?text=moon+landing+astronaut").get_json()
     link = body["results"][0]["click_url"]
-    other_worker = make_client(function_env)  # a Recommender, and a memory, of its own
+    other_worker = make_client(function_env)  # a Recommender, and an event writer, of its own
     assert client.get(link).status_code == other_worker.get(link).status_code == 302
     assert other_worker.get(body["results"][1]["click_url"]).status_code == 302  # written after the others
     clicks = wait_for_events(function_env["MONGODB"], "clicks", 2)
