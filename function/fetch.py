@@ -92,6 +92,7 @@ _READ_CHUNK = 16_384  # raw bytes per read; also the most one decode step may em
 _BOMB_MIN_DECODED = 1_000_000  # ratios are judged once this much was decoded...
 _BOMB_MAX_RATIO = 100  # ...and a decoded/wire ratio above this is refused
 _MAX_ENCODING_LAYERS = 3
+_MAX_GZIP_MEMBERS = 1000  # gzip streams one after another in a body (RFC 1952 allows many; pages use one)
 _MAX_ADDRESSES_TRIED = 3  # resolved (and checked) addresses tried on connect failure
 _REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 
@@ -579,11 +580,14 @@ class _Layer:
         while data and not self._done:
             if self._obj.eof:
                 # Bytes after the end of the stream: the next gzip member, else ignored.
-                if not self._gzip or not data.strip(b"\x00") or self._members >= 1000:
+                if not self._gzip or not data.strip(b"\x00"):
                     return
                 if not GZIP_MAGIC.startswith(data[:2]):  # not another member: ignored, as curl and browsers do
                     self._done = True
                     return
+                if self._members + 1 >= _MAX_GZIP_MEMBERS:  # each costs a new decompressor: bounded, and said
+                    raise fetch_error(f"The page's body is more than {_MAX_GZIP_MEMBERS} gzip streams in a row.",
+                                      502, "upstream_invalid_response")
                 self._obj = self._new()
                 self._members += 1
             try:

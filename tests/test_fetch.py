@@ -564,6 +564,18 @@ def test_a_second_gzip_member_cut_in_its_header_is_not_a_whole_page():
         assert decoder.complete is complete, tail  # a member begun and cut: a 502, not the first alone
 
 
+def test_gzip_members_past_the_bound_are_refused_not_dropped():
+    import gzip
+
+    members = [gzip.compress(f"<p>{i}</p>".encode()) for i in range(fetch_module._MAX_GZIP_MEMBERS + 2)]
+    decoder = fetch_module._Decoder(["gzip"])
+    whole = b"".join(decoder.feed(b"".join(members[:fetch_module._MAX_GZIP_MEMBERS])))
+    assert whole.endswith(f"<p>{fetch_module._MAX_GZIP_MEMBERS - 1}</p>".encode()) and decoder.complete
+    with pytest.raises(fetch_module.FetchError) as refused:  # the old code read the first 1,001 and dropped the rest
+        b"".join(fetch_module._Decoder(["gzip"]).feed(b"".join(members)))
+    assert refused.value.code == "upstream_invalid_response" and "gzip streams" in refused.value.message
+
+
 def test_multi_member_gzip(srv):
     assert fetch_page(srv.url("/gzip-members"), lim(srv)).body == b"<p>first</p><p>second</p>"
 
