@@ -376,6 +376,11 @@ def paths():
         "/assets/icon.svg": {"get": {"summary": "The pages' icon", "operationId": "icon",
                                      "responses": {"200": {"description": "SVG",
                                                            "content": {"image/svg+xml": {}}}}}},
+        "/assets/widget.js": {"get": {"summary": "The see-also list for a site's own pages: a script tag asks "
+                                                 "GET /?url= about its page and lists the answer's click links",
+                                      "operationId": "widget",
+                                      "responses": {"200": {"description": "JavaScript",
+                                                            "content": {"text/javascript": {}}}}}},
     }
 
 

@@ -27,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
 # Served under /assets/, not /static/: the Flask app of functions-framework owns /static/<file> itself.
 ASSETS = "/assets/"
-STATIC_TYPES = {".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
+STATIC_TYPES = {".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".js": "text/javascript; charset=utf-8"}
 STATIC_FILES = {p.name: (p.suffix, p.read_bytes()) for p in sorted(STATIC.iterdir())
                 if p.suffix in STATIC_TYPES} if STATIC.is_dir() else {}
 # A content hash in the stylesheet's URL: browsers may keep it for long, and see a new one at once.

@@ -9,7 +9,9 @@ import dataclasses
 import html
 import json
 import shutil
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -180,6 +182,111 @@ def test_a_pasted_article_too_long_for_a_url_gets_its_results(function_process, 
     assert browser_tab.input_value("#text").strip() == article.strip()
     page.screenshot("try-it-pasted-article")
     assert page.problems == []
+
+
+# -- the widget on a site's own pages ----------------------------------------------------------------
+def site_page(title, head="", body=""):
+    return (f"<html><head><title>{html.escape(title)}</title>" '<link rel="icon" href="data:,">'
+            f"{head}</head><body><h1>{html.escape(title)}</h1>{body}</body></html>").encode()
+
+
+def answer(base, **query):
+    with urllib.request.urlopen(f"{base}/?{urllib.parse.urlencode(query)}", timeout=20) as response:
+        return json.load(response)
+
+
+def test_the_widget_lists_a_pages_related_articles_and_a_click_lands_on_one(site_store, function_process,
+                                                                             function_env, pages, tab):
+    server = function_process(MODEL_STORE=str(site_store), DEFAULT_CORPUS="wiki").wait_ready()
+    member = pages.url("/site/662.html")  # Apollo 11 in the 'site' corpus
+    # another origin than the function's (another port): the widget's request is a cross-origin one
+    blog = pages.add("/blog/fifty-years-on.html", site_page(
+        "Fifty years on", head=f'<link rel="canonical" href="{member}">',
+        body="<article><p>Our look back at the first landing.</p>"
+             f'<script src="{server.base}/assets/widget.js" data-corpus="site" data-k="4" async></script>'
+             '<p id="comments">Comments</p></article>'))
+    expected = answer(server.base, url=member, corpus="site", k=4)
+    titles = [result["title"] for result in expected["results"]]
+    assert len(titles) == 4 and "Apollo 11" not in titles
+
+    page = tab()
+    browser_tab = page.tab
+    browser_tab.goto(blog)
+    links = browser_tab.locator("a.related-content-link")
+    links.first.wait_for()
+    assert links.all_inner_texts() == titles  # asked about the canonical address: the member, not itself
+    assert all(links.nth(i).get_attribute("href").startswith(server.base + "/click?") for i in range(4))
+    assert browser_tab.inner_text(".related-content-heading") == "Related articles"
+    assert browser_tab.evaluate("document.querySelector('script[src$=\"widget.js\"]')"
+                                ".nextElementSibling.className") == "related-content"  # where the tag is
+    page.screenshot("widget")
+
+    links.first.click()
+    browser_tab.wait_for_url("**/site/*.html")
+    assert browser_tab.inner_text("h1") == titles[0]
+    clicks = wait_for_events(function_env["MONGODB"], "clicks", 1)
+    assert [(c["corpus"], c["rank"], c["url"]) for c in clicks] == [("site", 1, browser_tab.url)]
+    asked = {r["_id"]: r for r in wait_for_events(function_env["MONGODB"], "requests", 2)}
+    widgets = asked[clicks[0]["request_id"]]  # the widget's own request, not the test's
+    assert widgets["_id"] != expected["request_id"] and widgets["url"] == member
+    assert page.problems == []
+
+
+@pytest.fixture(scope="module")
+def tricky_store(tmp_path_factory, model_store, pages):
+    """MODEL_STORE with 'tricky': three articles, one titled with markup."""
+    from function.build import BuildOptions, build
+    from function.sources import Record
+
+    root = tmp_path_factory.mktemp("tricky_store")
+    (root / "wiki").symlink_to(model_store / "wiki")
+    records = [Record("1", pages.url("/tricky/1.html"), '<img src=x onerror="window.pwned=1">Moon rocks',
+                      "moon rocks brought back by astronauts from the lunar surface"),
+               Record("2", pages.url("/tricky/2.html"), "Moon landing",
+                      "the moon landing of the astronauts on the lunar surface"),
+               Record("3", pages.url("/tricky/3.html"), "Tomato soup", "a soup of tomatoes and basil")]
+    build([records], root / "tricky", BuildOptions(name="tricky"), progress=False)
+    return root
+
+
+def test_the_widget_sets_titles_as_text_fills_its_target_and_fails_quietly(tricky_store, function_process,
+                                                                           pages, tab):
+    server = function_process(MODEL_STORE=str(tricky_store), DEFAULT_CORPUS="wiki").wait_ready()
+    widget = f"{server.base}/assets/widget.js"
+    page = tab()
+    browser_tab = page.tab
+    warnings = []
+    browser_tab.on("console", lambda m: m.type == "warning" and warnings.append(m.text))
+    # in <head>, with a target further down the page and no heading; asked about data-url
+    browser_tab.goto(pages.add("/tricky/reader.html", site_page(
+        "Reader", head=f'<script src="{widget}" data-url="/tricky/2.html" data-corpus="tricky" data-heading="" '
+                       'data-target="#see-also" async></script>',
+        body='<p>Text.</p><div id="see-also"></div><p id="last">End.</p>')))
+    links = browser_tab.locator("#see-also a.related-content-link")
+    links.first.wait_for()
+    assert links.first.inner_text() == '<img src=x onerror="window.pwned=1">Moon rocks'
+    assert browser_tab.locator("#see-also img, #see-also h2").count() == 0
+    assert browser_tab.evaluate("window.pwned") is None
+    assert warnings == [] and page.problems == []
+
+    def warned(path, tag):  # nothing shown to readers, the reason in the console
+        warnings.clear()
+        browser_tab.goto(pages.add(path, site_page("Quiet", body=f'<p>Text.</p><script src="{widget}" {tag} async>'
+                                                                  "</script>")))
+        deadline = time.monotonic() + 10
+        while not warnings and time.monotonic() < deadline:
+            browser_tab.wait_for_timeout(50)
+        assert browser_tab.locator(".related-content").count() == 0
+        assert len(warnings) == 1, warnings
+        return warnings[0]
+
+    assert "data-min-score too high" in warned("/tricky/strict.html", 'data-url="2.html" data-corpus="tricky" '
+                                                                       'data-min-score="0.999"')
+    assert page.problems == []
+    said = warned("/tricky/typo.html", 'data-corpus="trickyy"')  # a corpus that does not exist
+    assert "unknown_corpus" in said and "/tricky/typo.html" in said
+    # the 404 is the one problem Chromium reports (a failed resource load), nothing else
+    assert all("404" in problem for problem in page.problems), page.problems
 
 
 # -- the dashboard ----------------------------------------------------------------------------------

@@ -127,6 +127,7 @@ def test_real_answers_match_their_schemas(client, spec, pages, function_env):
     check(client.get("/openapi.json"), "/openapi.json")
     check(client.get("/assets/site.css"), "/assets/site.css")
     check(client.get("/assets/icon.svg"), "/assets/icon.svg")
+    check(client.get("/assets/widget.js"), "/assets/widget.js")
     assert {200, 204, 302, 400, 403, 404, 413, 414, 415, 422, 502} <= checker.checked
 
 

@@ -1,0 +1,112 @@
+/* related-content: the "see also" list for a site's own pages, from this function.
+
+   <script src="https://FUNCTION/assets/widget.js" data-k="5" async></script>
+
+   The list goes where the tag is (in <head>: at the end of <body>), or into data-target (a CSS
+   selector). It asks about data-url, else the page's <link rel=canonical>, else its address.
+   Optional: data-corpus, data-min-score, data-heading ("" for none). Links are the answer's
+   click_url: a click is recorded, then the reader lands on the article. A failed request shows
+   nothing to readers and says why in the console. Text is set as text, never parsed as HTML. */
+(function () {
+  "use strict";
+  var script = document.currentScript;
+  if (!script || !script.src) {
+    return; // loaded as a module or injected without src: nothing tells us where the function is
+  }
+  var data = script.dataset;
+  var api = new URL("../", script.src); // FUNCTION/assets/widget.js -> FUNCTION/, path prefix kept
+
+  function pageUrl() {
+    if (data.url) {
+      return new URL(data.url, location.href).href;
+    }
+    var canonical = document.querySelector('link[rel~="canonical"][href]');
+    return (canonical ? canonical.href : location.href).split("#")[0];
+  }
+
+  function whenParsed(then) {
+    if (document.readyState === "loading") {
+      document.addEventListener("DOMContentLoaded", then, { once: true });
+    } else {
+      then();
+    }
+  }
+
+  function warn(message) {
+    if (window.console) {
+      console.warn("related-content: " + message);
+    }
+  }
+
+  function place(box) {
+    if (data.target) {
+      var target = document.querySelector(data.target);
+      if (!target) {
+        warn("no element matches data-target " + JSON.stringify(data.target));
+        return;
+      }
+      target.appendChild(box);
+    } else if (script.parentNode && script.parentNode !== document.head && document.body.contains(script)) {
+      script.parentNode.insertBefore(box, script.nextSibling);
+    } else {
+      document.body.appendChild(box);
+    }
+  }
+
+  function render(answer) {
+    var links = (answer.results || []).filter(function (result) {
+      return /^https?:\/\//i.test(result.click_url || "");
+    });
+    if (!links.length) {
+      warn("no related articles for " + api.searchParams.get("url") + " (the answer holds none: is data-min-score too high?)");
+      return; // an empty box would only take space
+    }
+    var heading = data.heading === undefined ? "Related articles" : data.heading;
+    var box = document.createElement("aside");
+    box.className = "related-content";
+    box.setAttribute("aria-label", heading || "Related articles");
+    if (heading) {
+      var title = document.createElement("h2");
+      title.className = "related-content-heading";
+      title.textContent = heading;
+      box.appendChild(title);
+    }
+    var list = document.createElement("ul");
+    list.className = "related-content-list";
+    links.forEach(function (result) {
+      var item = document.createElement("li");
+      item.className = "related-content-item";
+      var link = document.createElement("a");
+      link.className = "related-content-link";
+      link.href = result.click_url;
+      link.textContent = result.title || result.url;
+      item.appendChild(link);
+      list.appendChild(item);
+    });
+    box.appendChild(list);
+    whenParsed(function () {
+      place(box);
+    });
+  }
+
+  api.searchParams.set("url", pageUrl());
+  [["k", "k"], ["corpus", "corpus"], ["minScore", "min_score"]].forEach(function (pair) {
+    if (data[pair[0]]) {
+      api.searchParams.set(pair[1], data[pair[0]]);
+    }
+  });
+  fetch(api.href, { headers: { Accept: "application/json" }, credentials: "omit" })
+    .then(function (response) {
+      return response.json().then(function (body) {
+        if (!response.ok) {
+          var error = body.error || {};
+          throw new Error((error.code || response.status) + ": " + (error.message || "request failed"));
+        }
+        return body;
+      });
+    })
+    .then(render)
+    .catch(function (error) {
+      warn("no related articles for " + api.searchParams.get("url") + " (" + error.message + ")");
+    });
+})();
