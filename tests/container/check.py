@@ -230,6 +230,12 @@ def check_production_like(args, workdir, mongo_uri):
               f"the click redirects to {click.headers.get('Location')!r}, not {results[0]['url']!r}")
         passed(f"click link: 302 to {results[0]['url']}")
 
+        widget = requests.get(container.base + "/assets/widget.js", timeout=10)
+        check(widget.status_code == 200 and widget.headers.get("Content-Type", "").startswith("text/javascript")
+              and "click_url" in widget.text, f"/assets/widget.js answered {widget.status_code} "
+              f"{widget.headers.get('Content-Type')!r}: the image lacks function/static/")
+        passed(f"/assets/widget.js: {len(widget.content)} bytes of JavaScript")
+
         client = pymongo.MongoClient(mongo_uri, serverSelectionTimeoutMS=5000)
         db = client.get_default_database()
         request_id = body.get("request_id")
