@@ -515,6 +515,8 @@ def build(sources, out, options, progress=True):
             "token_coverage": round(sum(dictionary.cfs.values()) / max(1, dictionary.num_pos), 4),
             "tokenizer": options.tokenizer.to_dict(),
             "parameters": options.parameters(),
+            # no_below/no_above as applied: a small corpus eases what was asked (see above)
+            "pruning": {"no_below": no_below, "no_above": round(no_above, 4)},
             "engines": engines,
             "default_engine": options.default_engine if options.default_engine in engines else next(iter(engines)),
             "files": files,

@@ -81,7 +81,10 @@ def test_a_tiny_corpus_keeps_a_word_found_in_most_of_its_documents(function_env,
              "league": "Cricket league results: the spin bowler took five wickets in the second innings.",
              "bread": "Knead the dough, let it rise twice and bake the bread in a hot oven."}
     records = [Record(name, f"https://blog.example/{name}", name, text) for name, text in texts.items()]
-    build([iter(records)], tmp_path / "blog", BuildOptions(name="blog", engines=("tfidf",)), progress=False)
+    _, manifest = build([iter(records)], tmp_path / "blog", BuildOptions(name="blog", engines=("tfidf",)),
+                        progress=False)
+    assert manifest["parameters"]["no_above"] == 0.5  # as asked, and as applied:
+    assert manifest["pruning"] == {"no_below": 1, "no_above": round(2 / 3, 4)}
     client = make_client({**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": "blog"})
     answer = client.get("/", query_string={"text": "cricket"})
     assert answer.status_code == 200, answer.get_json()
