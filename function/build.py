@@ -460,7 +460,7 @@ def build(sources, out, options, progress=True):
         dictionary, bags, skipped = read_corpus(sources, tmp, options, progress)
         documents = len(bags)
         if documents == 0:
-            raise StoreError(f"no usable documents in the input ({skipped} skipped)")
+            raise StoreError(f"no usable documents in the input{skips_said(tmp, skipped)}")
 
         # pass 2: vocabulary (sorted: a token's id is its position) and weights
         old_ids = dict(dictionary.token2id)
@@ -471,7 +471,8 @@ def build(sources, out, options, progress=True):
         dictionary.filter_extremes(no_below=no_below, no_above=no_above, keep_n=options.keep_n)
         words = sorted(dictionary.token2id)
         if not words:
-            raise StoreError("no vocabulary left after pruning: the corpus is too small or too uniform")
+            raise StoreError(f"no vocabulary left after pruning: the corpus ({documents} document"
+                             f"{'s' * (documents != 1)}) is too small or too uniform{skips_said(tmp, skipped)}")
         remap = np.full(max(max(old_ids.values()) + 1, bags.id_space), -1, np.int32)  # pruned ids: -1
         remap[[old_ids[w] for w in words]] = np.arange(len(words), dtype=np.int32)
         np.save(tmp / "vocab.npy", np.asarray(words, dtype=VOCAB_DTYPE))
@@ -530,6 +531,16 @@ def build(sources, out, options, progress=True):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def skips_said(tmp, skipped, shown=3):
+    """The first skips of a build that failed: its skipped.jsonl goes with its temporary folder."""
+    if not skipped:
+        return ""
+    with open(tmp / "skipped.jsonl", encoding="utf-8") as skips:
+        first = [json.loads(line) for line, _ in zip(skips, range(shown))]
+    said = "; ".join(f"{skip['where']}: {skip['reason']}" for skip in first)
+    return f" ({skipped} skipped: {said}{'; ...' if skipped > shown else ''})"
 
 
 def point_current(corpus_dir, version):

@@ -107,7 +107,8 @@ def read_jsonl(path):
             try:
                 fields = json.loads(line)
             except ValueError as exc:
-                yield Skip(f"line {number}", f"bad JSON: {exc}", unread=True)
+                where = f" at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
+                yield Skip(f"line {number}", f"bad JSON{where}: {getattr(exc, 'msg', exc)}", unread=True)
                 continue
             except RecursionError:
                 yield Skip(f"line {number}", "bad JSON: nested too deeply", unread=True)

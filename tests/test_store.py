@@ -50,7 +50,8 @@ def test_cli_builds_a_store_and_lists_what_it_skipped(corpus_jsonl, tmp_path, re
     assert all(len(f["sha256"]) == 64 for f in manifest["files"].values())
     skipped = [json.loads(line) for line in open(store.path / "skipped.jsonl")]
     reasons = sorted(s["reason"] for s in skipped)
-    assert reasons[0].startswith("bad JSON") and "duplicate id" in reasons and "missing or non-http(s) url" in reasons
+    assert "bad JSON at column 1: Expecting value" in reasons  # one line number: the file's, not json's
+    assert "duplicate id" in reasons and "missing or non-http(s) url" in reasons
     assert reasons.count("url with no host, a space in its host, or control characters") == 3
 
 
@@ -261,9 +262,22 @@ def test_a_store_broken_while_serving_never_fails_a_request(records, tmp_path, c
 
 
 def test_empty_input_is_refused(tmp_path):
-    with pytest.raises(StoreError, match="no usable documents"):
+    with pytest.raises(StoreError, match="no usable documents in the input [(]1 skipped: line 1: empty text[)]"):
         build([iter([Skip("line 1", "empty text")])], tmp_path / "w", BuildOptions(name="w"), progress=False)
     assert not (tmp_path / "w" / "CURRENT").exists()
+
+
+def test_a_build_that_fails_says_what_it_skipped(tmp_path):
+    # its skipped.jsonl goes with its temporary folder: the message is all that is left of a bad line
+    corpus = tmp_path / "one.jsonl"
+    corpus.write_text(json.dumps({"id": "1", "url": "https://a.example/1", "text": "hello world"}) + "\n"
+                      + '{"id": 2, bad\n' + "\n".join(f'{{"id": "{i}"}}' for i in range(3, 7)) + "\n")
+    with pytest.raises(StoreError) as failed:
+        build([open_source(corpus)], tmp_path / "w", BuildOptions(name="w"), progress=False)
+    assert str(failed.value).startswith("no vocabulary left after pruning: the corpus (1 document) is too small")
+    assert str(failed.value).endswith("(5 skipped: line 2: bad JSON at column 11: Expecting property name enclosed "
+                                      "in double quotes; line 3: missing or non-http(s) url; line 4: missing "
+                                      "or non-http(s) url; ...)")
 
 
 # -- a store that cannot serve stops the function at start ----------------------------
