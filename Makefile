@@ -85,8 +85,11 @@ bench-quick: $(VENV)/.installed
 IMAGE ?= localhost/related-content
 BASE_IMAGE ?=
 HEROKU_APP ?=
-PODMAN_STORAGE ?= vfs
-PODMAN := podman --storage-driver=$(PODMAN_STORAGE) --runtime runc --cgroup-manager=cgroupfs
+# podman's own choice of storage driver unless set: the one its storage was first made with (a
+# --storage-driver that differs is refused, "database configuration mismatch": a machine where
+# anyone had run a plain `podman` failed every container-test), else overlay where it works, else vfs
+PODMAN_STORAGE ?=
+PODMAN := podman $(if $(PODMAN_STORAGE),--storage-driver=$(PODMAN_STORAGE) )--runtime runc --cgroup-manager=cgroupfs
 ifndef CONTAINER  # asked once: a deferred ?= would run docker info at every use
 CONTAINER := $(shell docker info >/dev/null 2>&1 && echo docker || echo "$(PODMAN)")
 endif
