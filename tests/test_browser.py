@@ -282,7 +282,10 @@ def test_the_widget_sets_titles_as_text_fills_its_target_and_fails_quietly(trick
 
     assert "data-min-score too high" in warned("/tricky/strict.html", 'data-url="2.html" data-corpus="tricky" '
                                                                        'data-min-score="0.999"')
-    assert page.problems == []
+    assert "no element matches data-target" in warned("/tricky/target.html", 'data-url="2.html" '
+                                                      'data-corpus="tricky" data-target="##"')  # not a selector
+    assert "is not a URL" in warned("/tricky/url.html", 'data-url="http://[" data-corpus="tricky"')
+    assert page.problems == []  # nothing thrown into the site's page
     said = warned("/tricky/typo.html", 'data-corpus="trickyy"')  # a corpus that does not exist
     assert "unknown_corpus" in said and "/tricky/typo.html" in said
     # the 404 is the one problem Chromium reports (a failed resource load), nothing else

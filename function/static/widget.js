@@ -40,7 +40,12 @@
 
   function place(box) {
     if (data.target) {
-      var target = document.querySelector(data.target);
+      var target = null;
+      try {
+        target = document.querySelector(data.target);
+      } catch (error) {
+        // not a selector: said below, not thrown into the site's page
+      }
       if (!target) {
         warn("no element matches data-target " + JSON.stringify(data.target));
         return;
@@ -89,7 +94,12 @@
     });
   }
 
-  api.searchParams.set("url", pageUrl());
+  try {
+    api.searchParams.set("url", pageUrl());
+  } catch (error) {
+    warn("data-url " + JSON.stringify(data.url) + " is not a URL");
+    return;
+  }
   [["k", "k"], ["corpus", "corpus"], ["minScore", "min_score"]].forEach(function (pair) {
     if (data[pair[0]]) {
       api.searchParams.set(pair[1], data[pair[0]]);
