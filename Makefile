@@ -5,10 +5,12 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8080
 STORE := model_store
-CORPUS ?= wiki
+# The store make builds and `make clean` removes: a fixed name, never the environment's (an exported
+# CORPUS=site had made `make clean` delete model_store/site and `make run` build the sample into it)
+WIKI := $(STORE)/wiki
 PYTEST_ARGS ?=
 
-.PHONY: help venv run test model-store clean
+.PHONY: help venv run test model-store any-store clean
 
 help:
 	@echo "make run             serve on \$$PORT ($(PORT)) with the default store and an embedded Mongo-wire server"
@@ -22,7 +24,7 @@ help:
 	@echo "make image           the container image; make container-test builds and checks it with podman"
 	@echo "make heroku-push / heroku-release HEROKU_APP=name   deploy with Heroku's container registry"
 	@echo "make venv            only .venv, from the pinned requirements"
-	@echo "make clean           remove .venv, bench/out and model_store/$(CORPUS) (keeps data/ and other stores)"
+	@echo "make clean           remove .venv, bench/out and model_store/wiki (keeps data/ and other stores)"
 
 $(VENV)/.installed: requirements.txt requirements-build.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,21 +35,25 @@ venv: $(VENV)/.installed
 
 # The default corpus: the English Wikipedia sample that ships inside gensim.
 model-store: $(VENV)/.installed
-	$(PY) -m function.build --out $(STORE)/$(CORPUS) \
+	$(PY) -m function.build --out $(WIKI) \
 	  --input "$$($(PY) -c 'from function.sources import wiki_sample_path; print(wiki_sample_path())')"
 
-$(STORE)/$(CORPUS)/CURRENT:
+$(WIKI)/CURRENT:
 	$(MAKE) model-store
 
-run: $(VENV)/.installed $(STORE)/$(CORPUS)/CURRENT
+# Any built store will do (the image serves every one): the sample is built only when there is none.
+any-store:
+	@ls $(STORE)/*/CURRENT >/dev/null 2>&1 || $(MAKE) model-store
+
+run: $(VENV)/.installed $(WIKI)/CURRENT
 	PORT=$(PORT) $(PY) -m function.devserver
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -q $(PYTEST_ARGS) tests
 
-# data/ (make run's events and click key) and stores other than $(CORPUS) are not removed
+# data/ (make run's events and click key) and stores other than wiki are not removed
 clean:
-	rm -rf $(VENV) bench/out $(STORE)/$(CORPUS) .pytest_cache
+	rm -rf $(VENV) bench/out $(WIKI) .pytest_cache
 
 # -- extraction quality: our extractor and the seed's jusText call on the 91 dev pages of
 # -- ../shared/bench/extraction-dev (EXTRACTION_DEV_DIR), scored among the nine peers by score.py
@@ -105,7 +111,7 @@ BUILD_LABEL := related-content.build
 
 .PHONY: image container-test heroku-push heroku-release
 
-image: $(STORE)/$(CORPUS)/CURRENT
+image: any-store
 	$(CONTAINER) build $(BUILD_FLAGS) --label $(BUILD_LABEL)=1 $(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) -t $(IMAGE) .
 	$(CONTAINER) image ls $(IMAGE)
 
@@ -124,7 +130,7 @@ container-test: $(VENV)/.installed
 	$(PY) tests/container/check.py --image $(IMAGE) --engine "$(PODMAN)"; status=$$?; \
 	  $(PODMAN) image prune --force --filter label=$(BUILD_LABEL) >/dev/null; exit $$status
 
-heroku-push: $(STORE)/$(CORPUS)/CURRENT
+heroku-push: any-store
 	@test -n "$(HEROKU_APP)" || { echo "set HEROKU_APP=<your app>: make heroku-push HEROKU_APP=..."; exit 2; }
 	heroku container:push web --app $(HEROKU_APP)
 

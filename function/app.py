@@ -58,6 +58,16 @@ def resolve_default_corpus(settings, names):
     return "wiki" if "wiki" in names else names[0]
 
 
+def check_engine_weights(weights, stores):
+    """ConfigError for an ENGINE_WEIGHTS name that no served store has: its share would go to the
+    store's default engine, unsaid, and the experiment never run."""
+    engines = set().union(*(stores.get(name).engines for name in stores.names()))
+    unknown = sorted(set(weights) - engines)
+    if unknown:
+        raise ConfigError(f"ENGINE_WEIGHTS names {', '.join(map(repr, unknown))}, which no store has "
+                          f"(engines: {', '.join(sorted(engines)) or 'none'})")
+
+
 def fetch_limits_for(settings, stores, env):
     """FetchLimits from the environment; FETCH_ALLOWED_DOMAINS=corpus means the corpora's hosts."""
     corpus_hosts = None
@@ -75,6 +85,10 @@ class App:
         self.stores = StoreSet(settings.model_store, settings.store_check_seconds)
         default = resolve_default_corpus(settings, self.stores.names())
         self.settings = settings = dataclasses.replace(settings, default_corpus=default)
+        check_engine_weights(settings.engine_weights, self.stores)
+        if not env.get("DEFAULT_CORPUS", "").strip() and len(self.stores.names()) > 1:
+            log.warning("DEFAULT_CORPUS is not set: requests without corpus= are answered from %r, of %s",
+                        default, ", ".join(self.stores.names()))
         click_key, warning = load_secret(settings)
         if warning:
             log.warning(warning)

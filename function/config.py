@@ -4,9 +4,13 @@ A bad value stops the function at start with a message naming the variable,
 rather than surfacing later as a failed request.
 """
 
+import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+ENGINE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # which engines a store has, the App checks
 
 
 class ConfigError(ValueError):
@@ -32,14 +36,18 @@ def _engine_weights(raw):
     """"lsi=0.7,tfidf=0.3" -> {"lsi": 0.7, "tfidf": 0.3}."""
     weights = {}
     for part in filter(None, (p.strip() for p in raw.split(","))):
-        name, sep, value = part.partition("=")
+        name, sep, value = (piece.strip() for piece in part.partition("="))
         try:
-            weight = float(value) if sep else 1.0
+            weight = float(value) if sep else -1.0
         except ValueError:
             weight = -1.0
-        if not name.strip() or weight < 0:
-            raise ConfigError(f"ENGINE_WEIGHTS: {part!r} is not NAME=WEIGHT with a weight >= 0")
-        weights[name.strip()] = weight
+        # a split that cannot be read is refused: read as it was ("lsi:50" an engine of that name), it
+        # gave every request the default engine, and an experiment that never ran
+        if not ENGINE_NAME.fullmatch(name) or not 0 <= weight < math.inf:
+            raise ConfigError(f"ENGINE_WEIGHTS: {part!r} is not NAME=WEIGHT (an engine's name, a weight >= 0)")
+        if name in weights:
+            raise ConfigError(f"ENGINE_WEIGHTS: {name!r} is given twice")
+        weights[name] = weight
     if weights and not any(weights.values()):
         raise ConfigError("ENGINE_WEIGHTS: at least one weight must be above 0")
     return weights

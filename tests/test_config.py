@@ -44,3 +44,36 @@ def test_a_fetch_bound_that_leaves_no_thread_is_warned_about(function_env, caplo
     create_app({**function_env, "THREADS": "1"})
     assert "THREADS=1: a request waiting on a slow site holds the worker's only thread" in caplog.text
     assert "FETCH_CONCURRENCY" not in caplog.text
+
+
+@pytest.mark.parametrize("raw", ["garbage", "lsi:50,tfidf:50", "lsi=50,tfidf=x", "lsi=-1", "lsi=inf", "=5",
+                                 "lsi=50,lsi=20"])
+def test_an_engine_split_that_cannot_be_read_is_refused(raw):
+    # each was read before: the bare and colon-joined ones as engines of those names, with weight 1,
+    # so every request got the default engine and the experiment never ran
+    with pytest.raises(ConfigError, match="ENGINE_WEIGHTS: "):
+        Settings.from_env({"ENGINE_WEIGHTS": raw})
+
+
+def test_an_engine_split_naming_an_engine_no_store_has_stops_the_start(function_env):
+    from function.app import create_app
+
+    assert Settings.from_env({"ENGINE_WEIGHTS": " lsi = 50 , tfidf=50"}).engine_weights == {"lsi": 50, "tfidf": 50}
+    create_app({**function_env, "ENGINE_WEIGHTS": "lsi=50,tfidf=50"})
+    with pytest.raises(ConfigError, match=re.escape("ENGINE_WEIGHTS names 'tf-idf', which no store has "
+                                                    "(engines: lsi, tfidf)")):
+        create_app({**function_env, "ENGINE_WEIGHTS": "lsi=50,tf-idf=50"})
+
+
+def test_several_corpora_without_a_default_corpus_are_warned_about(function_env, model_store, tmp_path, caplog):
+    from function.app import create_app
+
+    (tmp_path / "wiki").symlink_to(model_store / "wiki")
+    create_app({**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": ""})
+    assert "DEFAULT_CORPUS" not in caplog.text  # one corpus: it is the default, nothing to choose
+    (tmp_path / "blog").symlink_to(model_store / "wiki")
+    create_app({**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": "blog"})
+    assert "DEFAULT_CORPUS" not in caplog.text
+    create_app({**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": ""})
+    assert "DEFAULT_CORPUS is not set: requests without corpus= are answered from 'wiki', of blog, wiki" \
+        in caplog.text
