@@ -11,3 +11,11 @@ class Article:
     lang: str  # ISO 639-1 ("en"); 639-3 for languages without a 639-1 code; "" when unknown
     text: str  # the article's paragraphs joined by "\n\n"; "" when nothing was found
     canonical: str = ""  # the page's own address (<link rel=canonical>, else og:url), absolute; "" if none
+
+
+def indexed_text(title, text, url=""):
+    """What a document, or a fetched page asked about, is known by: its title, then its text. A title is
+    the shortest summary there is, and extraction leaves a page's heading out with its other short
+    lines. A title that is only the URL (none was given) is not words of the article."""
+    title = (title or "").strip()
+    return f"{title}\n\n{text}" if title and title != url.strip() else text

@@ -31,6 +31,7 @@ import numpy as np
 from . import __version__
 from .sources import INPUT_HELP, Skip, add_source_arguments, open_source, prepare_sources, source_settings
 from .store import FORMAT, FORMAT_VERSION, VOCAB_DTYPE, StoreError, ann_shards, describe_version
+from .article import indexed_text
 from .counting import BATCH_DOCS, BatchCounter, Vocabulary
 from .tokens import TokenizerOptions
 from .urls import host_of, normalise_url
@@ -50,9 +51,13 @@ class BuildOptions:
     lsi_dims: int = 200
     local: str = "log"  # "tf" or "log"
     global_weight: str = "entropy"  # "idf" or "entropy"
-    no_below: int = 2  # keep terms found in at least this many documents (at most a tenth of them)
+    # keep terms found in at least this many documents (at most a tenth of them): 1 keeps a word only one
+    # article has, what a short query for its subject asks for ("tomatoes" of a 28-post blog had been a
+    # 422); neutral on both evaluations (README), and keep_n bounds the vocabulary all the same
+    no_below: int = 1
     no_above: float = 0.5  # ... and in at most this share of them (of fewer than TINY_CORPUS: all but one)
     keep_n: int = 200_000
+    index_titles: bool = True  # a document's title is indexed with its text (article.indexed_text)
     lsi_train_docs: int = 0  # 0: train the LSI on every document; else on an even sample
     ann: str = "auto"  # "auto" (from ann_min_docs), "on" or "off"
     ann_min_docs: int = 20_000
@@ -81,6 +86,10 @@ class BuildOptions:
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("name", "tokenizer", "workers")}
         out["engines"] = list(self.engines)
         return out
+
+
+def document_text(record, options):
+    return indexed_text(record.title, record.text, record.url) if options.index_titles else record.text
 
 
 def options_for_engine(name, options):
@@ -417,10 +426,10 @@ def read_corpus(sources, tmp, options, progress):
                         continue
                     batch.append(item)
                     if len(batch) == BATCH_DOCS:
-                        for records, counted in counter.submit(batch, [r.text for r in batch]):
+                        for records, counted in counter.submit(batch, [document_text(r, options) for r in batch]):
                             store(records, counted)
                         batch = []
-            done = counter.submit(batch, [r.text for r in batch]) if batch else []
+            done = counter.submit(batch, [document_text(r, options) for r in batch]) if batch else []
             for records, counted in done + counter.drain():
                 store(records, counted)
         finally:
@@ -579,6 +588,8 @@ def parse_args(argv):
     p.add_argument("--no-below", type=int, default=defaults.no_below,
                    help="keep terms found in at least this many documents (default %(default)s; at most a tenth "
                         "of them, at least 1)")
+    p.add_argument("--index-titles", action=argparse.BooleanOptionalAction, default=defaults.index_titles,
+                   help="index each document's title with its text, and a fetched page's (default: yes)")
     p.add_argument("--no-above", type=float, default=defaults.no_above,
                    help=f"... and in at most this share of them (default %(default)s; in a corpus of fewer than "
                         f"{TINY_CORPUS} documents, all but one)")
@@ -654,7 +665,7 @@ def options_from_args(args):
         engines=engines,
         default_engine=default_engine, lsi_dims=args.lsi_dims, local=args.local,
         global_weight=args.global_weight, no_below=args.no_below, no_above=args.no_above,
-        keep_n=args.keep_n, lsi_train_docs=args.lsi_train_docs, ann=args.ann,
+        keep_n=args.keep_n, index_titles=args.index_titles, lsi_train_docs=args.lsi_train_docs, ann=args.ann,
         ann_min_docs=args.ann_min_docs, ann_dtype=args.ann_dtype, ann_connectivity=args.ann_connectivity,
         ann_expansion_add=args.ann_expansion_add, ann_expansion_search=args.ann_expansion_search,
         ann_dims=args.ann_dims, ann_candidates=args.ann_candidates, ann_shard_docs=args.ann_shard_docs,

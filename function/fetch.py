@@ -512,10 +512,18 @@ def _upstream_error(exc: BaseException, target: Target, deadline: _Deadline) -> 
 
 
 class _Decoder:
-    """Content-Encoding decoder for gzip/deflate (stackable) with bounded output per step."""
+    """Content-Encoding decoder for gzip/deflate (stackable) with bounded output per step.
 
-    def __init__(self, encodings: list[str]):
+    Every layer's output is bounded, not only the last's, and ``step`` (the deadline's check) runs
+    after each step: an inner layer that consumes what the outer ones make and gives nothing (a
+    gzip header whose file name never ends, under two more layers) had decoded gigabytes unbounded,
+    for minutes past the deadline."""
+
+    def __init__(self, encodings: list[str], max_layer_bytes: int = 0, step=lambda: None):
         self._layers = [_Layer(e) for e in reversed(encodings)]
+        self._made = [0] * len(self._layers)
+        self._max_layer_bytes = max_layer_bytes
+        self._step = step
 
     def feed(self, data: bytes) -> Iterator[bytes]:
         yield from self._through(0, data)
@@ -531,6 +539,10 @@ class _Decoder:
                 yield data
             return
         for piece in self._layers[i].feed(data):
+            self._step()
+            self._made[i] += len(piece)
+            if self._max_layer_bytes and self._made[i] > self._max_layer_bytes:
+                raise fetch_error("The page's compressed body expands past the size limit.", 422, "page_too_large")
             yield from self._through(i + 1, piece)
 
 
@@ -642,7 +654,8 @@ def _read_body(resp, limits: FetchLimits, deadline: _Deadline) -> bytes:
         declared = resp.headers.get("Content-Length", "").strip()
         if declared.isdigit() and int(declared) > limits.max_bytes:
             raise _too_large(limits)
-    decoder = _Decoder(encodings) if encodings else None
+    # an outer layer's output is the next one's compressed input: none may exceed what the page may
+    decoder = _Decoder(encodings, limits.max_bytes, deadline.check) if encodings else None
     body = bytearray()
     wire = 0
     try:

@@ -11,7 +11,7 @@ import time
 from cachetools import TTLCache
 
 from . import clicks
-from .article import Article
+from .article import Article, indexed_text
 from .errors import ApiError, NotFound
 from .events import new_event
 from .urls import normalise_url, request_key
@@ -250,7 +250,7 @@ class Recommender:
         key = (str(store.path), page_key)  # a new store version has a key of its own
         terms = self.page_terms.get(key)
         if terms is None:
-            terms = store.terms(article.text)
+            terms = store.terms(indexed_text(article.title, article.text) if store.index_titles else article.text)
             self.page_terms.put(key, terms)
         return terms
 

@@ -461,6 +461,8 @@ class Store:
             for name, spec in manifest["engines"].items()
         }
         self.default_engine = manifest["default_engine"]
+        # a store built before titles were indexed reads pages asked about by their text alone, as it was built
+        self.index_titles = bool(manifest.get("parameters", {}).get("index_titles", False))
         self._local = threading.local()
         # The documents answers name, by row: the same ones come back again and
         # again, and each SQLite row costs a release and re-take of the GIL,

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .article import indexed_text
 from .build import (CHUNK_DOCS, Bags, bin_to_npy, build_ann, point_current, prune_versions, release_freed_arrays,
                     weigh_rows, write_postings)
 from .sources import (INPUT_HELP, Skip, add_source_arguments, is_url, open_source, prepare_sources,
@@ -170,7 +171,8 @@ def read_incoming(store, sources, tmp, delete_ids, skip):
             if item.id in delete_ids:
                 skip(item.id, "listed for deletion")
                 continue
-            tokens = tokenize(item.text, store.tokenizer)
+            tokens = tokenize(indexed_text(item.title, item.text, item.url) if store.index_titles else item.text,
+                              store.tokenizer)
             if not tokens:
                 skip(item.id, "no words")
                 continue

@@ -16,6 +16,8 @@ import socket
 import sys
 import threading
 import time
+import urllib.parse
+import zlib
 
 import pytest
 import requests
@@ -574,6 +576,31 @@ def test_gzip_members_past_the_bound_are_refused_not_dropped():
     with pytest.raises(fetch_module.FetchError) as refused:  # the old code read the first 1,001 and dropped the rest
         b"".join(fetch_module._Decoder(["gzip"]).feed(b"".join(members)))
     assert refused.value.code == "upstream_invalid_response" and "gzip streams" in refused.value.message
+
+
+def test_an_inner_layer_that_eats_what_the_outer_ones_make_is_bounded(pages):
+    # a gzip header whose file name never ends (64 MB of "a") under two more gzip layers: 60 KB on the
+    # wire, no output at all, so no check of the page's size or ratio saw it; the attacker's 30 GB
+    # version held a worker for minutes past the deadline
+    import gzip
+
+    endless = zlib.compressobj(9, zlib.DEFLATED, 31)
+    inner = endless.compress(b"\x1f\x8b\x08\x08" + b"\0" * 4 + b"\0\x03")
+    inner += b"".join(endless.compress(b"a" * 2**20) for _ in range(64)) + endless.flush()
+    body = gzip.compress(inner)  # the third layer: the endless header that `inner` holds
+    assert len(body) < 100_000
+    url = pages.add("/nameless-bomb", body, headers={"Content-Encoding": "gzip, gzip, gzip"})
+    host = urllib.parse.urlsplit(url).netloc
+    started = time.monotonic()
+    err = assert_fetch_fails(url, lim(None, host, max_bytes=5_000_000), "page_too_large", 422)
+    assert "expands past the size limit" in err.message
+    print(f"refused in {time.monotonic() - started:.2f} s")  # 5 MB decoded, not 64 MB
+
+
+def test_a_slow_decode_is_held_to_the_deadline():
+    decoder = fetch_module._Decoder(["gzip"], step=lambda: (_ for _ in ()).throw(TimeoutError("deadline")))
+    with pytest.raises(TimeoutError):  # the deadline's check runs within the decoding, not only between reads
+        b"".join(decoder.feed(zlib.compress(b"x" * 100_000, wbits=31)))
 
 
 def test_multi_member_gzip(srv):

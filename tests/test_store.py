@@ -10,6 +10,7 @@ import pytest
 
 from conftest import CHINESE_ARTICLES, ROOT, THAI_ARTICLES, FunctionProcess, wiki_sample_path
 from function.build import BuildOptions, build, main as build_main
+from function.article import indexed_text
 from function.sources import Record, Skip, open_source
 from function.store import FORMAT_VERSION, Store, StoreError, StoreSet, current_version_dir
 from function.tokens import REVISION
@@ -177,9 +178,29 @@ def test_serving_vectorises_exactly_as_the_builder(records, tmp_path):
     lsi = store.engines["lsi"]
     for record in records[:10]:
         row = store.row_for_id(record.id)
-        query = lsi.query_vector(store.terms(record.text))
+        text = indexed_text(record.title, record.text, record.url)  # as a fetched page of it is read
+        query = lsi.query_vector(store.terms(text))
         assert np.allclose(query, lsi.vectors[row], atol=1e-4)
-        assert store.engines["tfidf"].search(store.terms(record.text), 1)[0].row == row
+        assert store.engines["tfidf"].search(store.terms(text), 1)[0].row == row
+
+
+def test_a_documents_title_is_indexed_with_its_text(tmp_path):
+    # crawled pages lose their heading to extraction, and a title is often the one place a post names
+    # its subject: a query for it had found nothing
+    posts = {"Growing tomatoes on a balcony": "Pots of at least twenty litres, a sunny wall and water daily.",
+             "Roses in a small garden": "Prune in late winter and feed them in spring; water at the roots.",
+             "Fixing a bike chain": "Shift to the smallest cog, find the quick link and clean every roller."}
+    records = [Record(str(i), f"https://blog.example/{i}", title, text) for i, (title, text) in enumerate(posts.items())]
+    with_titles, _ = build([iter(records)], tmp_path / "a", BuildOptions(name="a"), progress=False)
+    store = Store(with_titles)
+    assert store.index_titles and store.manifest["parameters"]["index_titles"] is True
+    for word, expected in (("tomatoes", "0"), ("bike", "2"), ("roses", "1")):
+        hits = store.engines["tfidf"].search(store.terms(word), 3)
+        assert [store.docs([hit.row])[0].id for hit in hits] == [expected], word
+    without, _ = build([iter(records)], tmp_path / "b", BuildOptions(name="b", index_titles=False), progress=False)
+    assert not Store(without).index_titles and not len(Store(without).terms("tomatoes bike roses"))
+    untitled = Record("9", "https://blog.example/9", "https://blog.example/9", "only the text")  # a title by default
+    assert indexed_text(untitled.title, untitled.text, untitled.url) == "only the text"
 
 
 def test_tfidf_scores_match_gensim(records, tmp_path):
@@ -191,7 +212,8 @@ def test_tfidf_scores_match_gensim(records, tmp_path):
     from function.tokens import tokenize
 
     final, _ = build([iter(records)], tmp_path / "w", BuildOptions(name="w", no_below=1, no_above=1.0,
-                                                                   local="tf", global_weight="idf"),
+                                                                   local="tf", global_weight="idf",
+                                                                   index_titles=False),
                      progress=False)
     store = Store(final)
     texts = [tokenize(r.text, store.tokenizer) for r in records]

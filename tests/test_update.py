@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import wiki_sample_path
+from function.article import indexed_text
 from function.build import BuildOptions, build
 from function.sources import Record, Skip, open_source
 from function.store import Store, StoreSet, current_version_dir, verify_files
@@ -45,18 +46,30 @@ def test_new_changed_and_deleted_documents_are_folded_in(records, tmp_path):
         assert np.array_equal(before.engines["lsi"].vectors[old], after.engines["lsi"].vectors[new])
     for record in records[90:] + [changed]:
         row = after.row_for_id(record.id)
-        query = after.engines["lsi"].query_vector(after.terms(record.text))
+        text = indexed_text(record.title, record.text, record.url)  # titled, as the builder reads it
+        query = after.engines["lsi"].query_vector(after.terms(text))
         assert np.allclose(after.engines["lsi"].vectors[row], query, atol=1e-4)
-        assert after.engines["tfidf"].search(after.terms(record.text), 1)[0].row == row
+        assert after.engines["tfidf"].search(after.terms(text), 1)[0].row == row
         assert after.docs([row])[0].title == record.title
     # the sparse engine's postings agree with its rows: a member's neighbours are found through both
     tfidf = after.engines["tfidf"]
     row = after.row_for_id(records[95].id)
-    by_row, by_terms = tfidf.search_member(row, 3), tfidf.search(after.terms(records[95].text), 4)[1:]
+    by_row, by_terms = tfidf.search_member(row, 3), tfidf.search(
+        after.terms(indexed_text(records[95].title, records[95].text, records[95].url)), 4)[1:]
     assert [h.row for h in by_row] == [h.row for h in by_terms]
     assert [h.score for h in by_row] == pytest.approx([h.score for h in by_terms], abs=1e-5)
     # the vocabulary and the model are the full build's, shared rather than copied
     assert (after.path / "vocab.npy").stat().st_ino == (before.path / "vocab.npy").stat().st_ino
+
+
+def test_a_store_built_without_titles_folds_documents_in_without_theirs(records, tmp_path):
+    # stores built before titles were indexed (no index_titles in the manifest) read as they were built
+    before = base_store(records, tmp_path / "w", index_titles=False)
+    assert not before.index_titles
+    after = Store(update(tmp_path / "w", [iter(records[90:95])], progress=False).version_dir)
+    for record in records[90:95]:
+        vector = after.engines["lsi"].vectors[after.row_for_id(record.id)]
+        assert np.allclose(vector, after.engines["lsi"].query_vector(after.terms(record.text)), atol=1e-4)
 
 
 def test_the_manifest_counts_what_was_folded_in_until_a_full_build(records, tmp_path):
