@@ -208,6 +208,9 @@ def canonical_of(doc, page_url=None):
     return ""
 
 
+_JSON_LD_BLOCKS = ("p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "tr", "pre", "figcaption")
+
+
 def _json_ld_body(doc):
     """The longest schema.org articleBody in the page's JSON-LD, as plain text."""
     best = ""
@@ -229,9 +232,13 @@ def _json_ld_body(doc):
                 stack.extend(v for v in item.values() if isinstance(v, (list, dict)))
     if "<" in best:  # some sites put HTML there
         try:
-            best = lxml.html.fromstring(best).text_content()
+            root = lxml.html.fromstring(without_attribute_floods(best))  # what libxml2 gets, as for the page
         except (lxml.etree.ParserError, ValueError):
             pass
+        else:
+            for block in root.iter(*_JSON_LD_BLOCKS):  # a line each: text_content() ran "end</p><p>Next" together
+                block.tail = "\n" + (block.tail or "")
+            best = root.text_content()
     return "\n\n".join(" ".join(line.split()) for line in best.splitlines() if line.strip())
 
 

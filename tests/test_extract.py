@@ -103,6 +103,16 @@ def test_json_ld_article_body_comes_before_hidden_text():
     assert extract_article(html).text == body
 
 
+def test_json_ld_article_html_of_a_flooded_tag_is_read():
+    # the articleBody's HTML goes through the same attribute-flood scan as the page: it had not, and
+    # one tag of 110k attributes there took libxml2 18.7 s (bench/extract_worst.py times it)
+    flooded = " ".join(f"a{i}=x" for i in range(attribute_floods.MAX_TAG_ATTRIBUTES + 50))
+    body = f"<div {flooded}><p>{BUS_STORY[0]}</p><p>{BUS_STORY[1]}</p></div>"
+    html = ("<html lang='en'><body><p>Subscribe</p><script type='application/ld+json'>" +
+            json.dumps({"@type": "NewsArticle", "articleBody": body}) + "</script></body></html>")
+    assert extract_article(html).text == f"{BUS_STORY[0]}\n\n{BUS_STORY[1]}"  # paragraphs kept apart
+
+
 # -- languages -----------------------------------------------------------------
 @pytest.mark.parametrize("name, lang, first", [
     ("german_lang.html", "de", "Die Stadt will in den nächsten drei Jahren"),
