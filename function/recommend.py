@@ -54,6 +54,9 @@ def choose_engine(store, weights, key, forced=""):
 # server (502, 504) are tried again at once.
 FAILED_PAGE_SECONDS = 60
 PAGE_FAULTS = (415, 422)
+# a page's server saying "not now" (timeout, too early, too many requests) is not remembered as the page's
+# answer: a 429 with Retry-After: 1 had been the page's answer for a minute
+TRANSIENT_UPSTREAM = (408, 425, 429)
 
 
 class PageCache:
@@ -205,7 +208,7 @@ class Recommender:
         self.fetch_slots = fetch_slots(settings.fetch_concurrency)
 
     # -- fetch + extract ----------------------------------------------------
-    def article(self, url, page_key, timings):
+    def article(self, page_key, timings):
         """(article, cached): the page's article, from the cache, from a fetch of it already
         under way for another request, else fetched and extracted now; by ``page_key``
         (urls.request_key), not the page's normalised URL: a spelling of it that its server
@@ -217,9 +220,11 @@ class Recommender:
         if failed is not None:
             raise copy.copy(failed)  # a copy: each raise gets a traceback of its own
         with self.fetch_slots.held():
-            return self.fetches.run(page_key, lambda: self._fetch_article(url, page_key, timings))
+            # the page as its key spells it: fetched with the tracking parameters the key drops, a
+            # "?utm_content=<script>" that a firewall refuses had made the page fail for everyone
+            return self.fetches.run(page_key, lambda: self._fetch_article(page_key, timings))
 
-    def _fetch_article(self, url, page_key, timings):
+    def _fetch_article(self, page_key, timings):
         # imported on the first fetch: jusText and lxml are not needed to start
         # (cold start) nor for text, id and member-URL requests
         from .extract import decode_html, extract_article
@@ -227,7 +232,7 @@ class Recommender:
 
         try:
             started = time.perf_counter()
-            page = fetch_page(url, self.fetch_limits)
+            page = fetch_page(page_key, self.fetch_limits)
             timings["fetch"] = _ms(time.perf_counter() - started)
             started = time.perf_counter()
             if page.content_type == "text/plain":
@@ -239,8 +244,8 @@ class Recommender:
             if not article.text:
                 raise ApiError("no article text found on the page", status=422, code="no_article_text")
         except ApiError as exc:
-            if exc.status in PAGE_FAULTS:  # a copy: the raised one's traceback holds the page's body
-                self.failed_pages.put(page_key, copy.copy(exc))
+            if exc.status in PAGE_FAULTS and getattr(exc, "upstream_status", None) not in TRANSIENT_UPSTREAM:
+                self.failed_pages.put(page_key, copy.copy(exc))  # a copy: the raised one's traceback holds the body
             raise
         article = dataclasses.replace(article, text=article.text[: self.settings.max_text_chars])
         self.articles.put(page_key, article)
@@ -307,7 +312,7 @@ class Recommender:
                 source = "corpus"
             else:
                 page_key = request_key(query.value)
-                article, cached = self.article(query.value, page_key, timings)
+                article, cached = self.article(page_key, timings)
                 source = "fetched"
 
         engine = choose_engine(store, self.settings.engine_weights, split_key, query.engine)

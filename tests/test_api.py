@@ -197,6 +197,26 @@ def test_another_spelling_that_fails_does_not_fail_the_page(client, pages):
     assert answer.status_code == 200 and answer.get_json()["source"] == "fetched"
 
 
+def test_a_page_is_fetched_as_its_key_spells_it_so_a_tracking_parameter_cannot_fail_it(client, pages):
+    """The key drops tracking parameters, so the fetch does too: fetched with them, a
+    "?utm_content=<script>" that a web firewall refuses (403) had been the page's answer for everyone."""
+    url = pages.add("/guarded.html", pages.body("/moon-landing.html"))
+    hostile = "/guarded.html?utm_content=%3Cscript%3E"
+    pages.add(hostile, b"blocked", status=403)
+    first = client.get("/", query_string={"url": url + "?utm_content=<script>"})
+    assert first.status_code == 200 and pages.hits[hostile] == 0 and pages.hits["/guarded.html"] == 1
+    assert client.get("/", query_string={"url": url}).get_json()["page"]["cached"] is True
+
+
+def test_a_page_server_saying_not_now_is_asked_again(client, pages):
+    # 429 (too many requests), 408 and 425 are the server's state, not the page's: not remembered
+    url = pages.url("/busy.html")
+    pages.script("/busy.html", [(429, b"slow down"), (200, pages.body("/moon-landing.html"))])
+    first = client.get("/", query_string={"url": url})
+    assert first.status_code == 422 and first.get_json()["error"]["code"] == "upstream_status"
+    assert client.get("/", query_string={"url": url}).status_code == 200 and pages.hits["/busy.html"] == 2
+
+
 def test_a_page_with_no_word_the_corpus_knows_is_a_422_as_such_text_is(client, pages):
     url = pages.add("/unknown-words.html", b"<html><body><article><p>" + b"zzqx vvkrw pplmq " * 12 + b"</p></article>"
                     b"</body></html>")
