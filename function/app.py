@@ -131,10 +131,10 @@ class App:
         elif method == "OPTIONS":
             response = Response(status=204, headers={"Allow": ", ".join(sorted(methods) + ["OPTIONS"])})
         elif method not in methods:
-            response = error_response(
-                ApiError(f"{request.method} is not allowed on {path}", status=405, code="method_not_allowed"),
-                {"Allow": ", ".join(sorted(methods))},
-            )
+            refused = ApiError(f"{request.method} is not allowed on {path}", status=405, code="method_not_allowed")
+            if path == "/":  # every error answer of / is a request event (README)
+                self.recommender.refused(refused)
+            response = error_response(refused, {"Allow": ", ".join(sorted(methods))})
         else:
             try:
                 response = methods[method](request)

@@ -636,7 +636,7 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-ENGINE_NAME = re.compile(r"^(?:lsi(?:-[1-9][0-9]*)?|tfidf)$")
+ENGINE_NAME = re.compile(r"^(?:lsi(?:-[1-9][0-9]*)?|tfidf)\Z")
 
 
 def _checked_arguments(args):

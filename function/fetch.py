@@ -28,6 +28,7 @@ import http.client
 import ipaddress
 import logging
 import os
+import re
 import socket
 import ssl
 import threading
@@ -618,10 +619,20 @@ class _Layer:
             data = self._obj.unused_data if self._obj.eof else b""
 
 
+_OUTSIDE_QUOTES = r'(?=(?:[^"]*"[^"]*")*[^"]*\Z)'
+
+
+def _last_media_type(value: str) -> str:
+    """The last type of a Content-Type sent more than once, which reaches us joined by ", ", as
+    browsers read it: a page that sent "text/html" twice had been a 415."""
+    given = [part for part in re.split("," + _OUTSIDE_QUOTES, value) if "/" in part.split(";")[0]]
+    return given[-1] if given else value
+
+
 def _parse_content_type(value: str | None) -> tuple[str, str | None]:
     if not value:
         return "", None
-    media, *params = value.split(";")
+    media, *params = _last_media_type(value).split(";")
     charset = None
     for param in params:
         name, _, val = param.partition("=")

@@ -158,10 +158,10 @@ class _BadHost(ValueError):
     pass
 
 
-_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
-_HEX = re.compile(r"^0[xX][0-9a-fA-F]*$")
+_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)\Z")
+_HEX = re.compile(r"^0[xX][0-9a-fA-F]*\Z")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
-_PORT = re.compile(r"^[0-9]{1,10}$")
+_PORT = re.compile(r"^[0-9]{1,10}\Z")
 
 
 def _whatwg_ipv4_number(part: str) -> int:

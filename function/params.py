@@ -12,7 +12,7 @@ from .urls import with_scheme
 
 QUERY_KINDS = ("url", "text", "id")
 FIELDS = QUERY_KINDS + ("k", "corpus", "min_score", "engine")
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")  # \Z: "$" lets a final newline through
 MAX_ID_CHARS = 512
 FORM_TYPE = "application/x-www-form-urlencoded"
 # an escape of a byte past ASCII: with none, and no raw byte past it, the decoded query string is ASCII

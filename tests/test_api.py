@@ -598,8 +598,12 @@ def test_private_address_is_refused_without_the_test_switch(function_env, pages)
 def test_errors_are_logged_with_their_status(client, function_env):
     client.get("/?text=moon&k=0")  # refused before its query is known: counted all the same
     client.get("/?id=no-such-id")
-    events = wait_for_events(function_env["MONGODB"], "requests", 2)
-    assert sorted((e["status"], e["error"]) for e in events) == [(400, "invalid_parameter"), (404, "unknown_id")]
+    client.put("/?text=moon")  # a method / does not take: an error answer of /, counted (it was not)
+    client.put("/stats")  # not a request for recommendations: not counted
+    client.get("/?id=662&corpus=wiki%0A")  # a name's final newline: a bad parameter, not an unknown corpus
+    events = wait_for_events(function_env["MONGODB"], "requests", 4)
+    assert sorted((e["status"], e["error"]) for e in events) == [
+        (400, "invalid_parameter"), (400, "invalid_parameter"), (404, "unknown_id"), (405, "method_not_allowed")]
 
 
 @pytest.mark.parametrize("method,path,status", [

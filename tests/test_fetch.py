@@ -521,6 +521,8 @@ def test_request_headers_name_the_product(srv):
         ("text/html; charset=raw-unicode-escape", "text/html", None),  # a Python codec, not a charset
         ("application/xhtml+xml; charset=utf-8", "application/xhtml+xml", "utf-8"),
         ("text/plain", "text/plain", None),
+        ("text/html, text/html", "text/html", None),  # the header sent twice, as requests joins it: was a 415
+        ('image/png, text/html; charset="utf-8"', "text/html", "utf-8"),  # the last one wins, as in browsers
     ],
 )
 def test_allowed_content_types(ct, content_type, charset, srv):
