@@ -174,7 +174,7 @@ SCHEMAS = {
         "allOf": [_ref("Summary")],
         "unevaluatedProperties": False,
         "type": "object",
-        "required": ["corpus", "since", "truncated", "engines"],
+        "required": ["corpus", "since", "truncated", "engines", "engine_named_requests"],
         "properties": {
             "corpus": _nullable({"type": "string"}),
             "since": _nullable({"type": "string", "format": "date-time"}),
@@ -183,7 +183,10 @@ SCHEMAS = {
                                          "oldest event read, instead of the whole period asked for"},
             "engines": {"type": "object",
                         "additionalProperties": {"allOf": [_ref("Summary")], "unevaluatedProperties": False},
-                        "description": "the same figures for each engine: compare their ctr_ci95"},
+                        "description": "the same figures for each engine, over the requests the traffic split "
+                                       "assigned (ENGINE_WEIGHTS): compare their ctr_ci95"},
+            "engine_named_requests": {**COUNT, "description": "answered requests that named their engine "
+                                                               "(engine=): in the overall figures, not in `engines`"},
         },
     },
     "StoreInfo": {

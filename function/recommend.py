@@ -375,6 +375,7 @@ class Recommender:
             answer["page"] = {"title": article.title, "lang": article.lang, "cached": cached}
         event.update(
             status=200, corpus=store.name, store_version=store.version, engine=engine.name, source=source,
+            engine_named=bool(query.engine),  # by the caller (engine=): not the split's, not in its comparison
             results=[{"id": r["id"], "score": r["score"]} for r in answer_results],
             n_results=len(answer_results), top_score=answer_results[0]["score"] if answer_results else None,
             total_ms=timings["total"], timings_ms=timings,

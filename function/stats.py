@@ -85,7 +85,8 @@ def summarise(requests, clicks):
     }
 
 
-REQUEST_FIELDS = {"_id": 1, "engine": 1, "status": 1, "total_ms": 1, "top_score": 1, "n_results": 1}
+REQUEST_FIELDS = {"_id": 1, "engine": 1, "engine_named": 1, "status": 1, "total_ms": 1, "top_score": 1,
+                  "n_results": 1}
 CLICK_FIELDS = {"_id": 0, "request_id": 1, "engine": 1, "rank": 1, "delay_ms": 1}
 
 
@@ -144,11 +145,15 @@ def report(requests, clicks, corpus, since, truncated=False):
     out = {"corpus": corpus, "since": since.isoformat(timespec="milliseconds") if since else None,
            "truncated": truncated}
     out.update(summarise(requests, clicks))
-    engines = sorted({r.get("engine") for r in requests if r.get("engine")})
+    # the engines are compared on the split's requests alone: a caller who names the engine (engine=)
+    # and clicks its own links had made "lsi wins" with five requests
+    split = [r for r in requests if not r.get("engine_named")]
+    split_ids = {r.get("_id") for r in split}
+    out["engine_named_requests"] = sum(1 for r in requests if r.get("engine_named") and r.get("status") == 200)
     out["engines"] = {
-        engine: summarise([r for r in requests if r.get("engine") == engine],
-                          [c for c in clicks if c.get("engine") == engine])
-        for engine in engines
+        engine: summarise([r for r in split if r.get("engine") == engine],
+                          [c for c in clicks if c.get("engine") == engine and c.get("request_id") in split_ids])
+        for engine in sorted({r.get("engine") for r in split if r.get("engine")})
     }
     return out
 

@@ -55,8 +55,11 @@ def test_requests_and_clicks_carry_their_engine_and_stats_compare_the_engines(cl
         answers[text] = body
     engines = [a["engine"] for a in answers.values()]
     assert set(engines) == {"lsi", "tfidf"}
-    forced = client.get("/", query_string={"text": texts[0], "engine": "tfidf"}).get_json()
+    forced = client.get("/", query_string={"text": texts[0], "engine": "tfidf", "k": 4}).get_json()
     assert forced["engine"] == "tfidf"
+    for result in forced["results"]:  # a caller's own engine and own clicks: five such had made "lsi wins"
+        link = urlsplit(result["click_url"])
+        assert client.get(f"{link.path}?{link.query}").status_code == 302
 
     clicked = {"lsi": 0, "tfidf": 0}
     for n, body in enumerate(answers.values()):
@@ -66,21 +69,24 @@ def test_requests_and_clicks_carry_their_engine_and_stats_compare_the_engines(cl
                 assert client.get(f"{link.path}?{link.query}").status_code == 302
                 clicked[body["engine"]] += 1
     requests = wait_for_events(function_env["MONGODB"], "requests", 2 * len(texts) + 1)
-    clicks = wait_for_events(function_env["MONGODB"], "clicks", sum(clicked.values()))
+    clicks = wait_for_events(function_env["MONGODB"], "clicks", sum(clicked.values()) + 4)
     assert all(r["engine"] in ("lsi", "tfidf") for r in requests)
     by_request = {r["_id"]: r["engine"] for r in requests}
     assert all(c["engine"] == by_request[c["request_id"]] for c in clicks)
 
     stats = client.get("/stats").get_json()
+    assert stats["engine_named_requests"] == 1 and stats["requests"] == 2 * len(texts) + 1
     for engine in ("lsi", "tfidf"):
         figures = stats["engines"][engine]
-        assert figures["requests"] == 2 * engines.count(engine) + (engine == "tfidf")
+        assert figures["requests"] == 2 * engines.count(engine)  # the split's alone
         assert figures["clicks"] == clicked[engine]
         low, high = figures["ctr_ci95"]
         assert 0 <= low <= figures["ctr"] <= high <= 1
         assert figures["ctr_by_rank"]["1"]["shown"] == figures["requests"]
         assert len(figures["ctr_by_rank"]["1"]["ci95"]) == 2
-    assert stats["clicks"] == sum(clicked.values())
+    assert stats["clicks"] == sum(clicked.values()) + 4
+    dashboard = client.get("/dashboard", headers={"Accept": "text/html"}).get_data(as_text=True)
+    assert "1 answer named its engine (<code>engine=</code>) and is left out of this comparison." in dashboard
 
 
 def test_a_store_can_hold_two_lsi_sizes_and_traffic_splits_between_them(tmp_path):
