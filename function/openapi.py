@@ -174,13 +174,16 @@ SCHEMAS = {
         "allOf": [_ref("Summary")],
         "unevaluatedProperties": False,
         "type": "object",
-        "required": ["corpus", "since", "truncated", "engines", "engine_named_requests"],
+        "required": ["corpus", "since", "truncated", "errors_truncated", "engines", "engine_named_requests"],
         "properties": {
             "corpus": _nullable({"type": "string"}),
             "since": _nullable({"type": "string", "format": "date-time"}),
             "truncated": {"type": "boolean",
                           "description": "more events than STATS_MAX_EVENTS: the figures count from `since`, the "
                                          "oldest event read, instead of the whole period asked for"},
+            "errors_truncated": {"type": "boolean",
+                                 "description": "more error answers since `since` than STATS_MAX_EVENTS: `errors` "
+                                                "counts the newest (errors do not narrow the window)"},
             "engines": {"type": "object",
                         "additionalProperties": {"allOf": [_ref("Summary")], "unevaluatedProperties": False},
                         "description": "the same figures for each engine, over the requests the traffic split "

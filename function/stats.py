@@ -3,8 +3,8 @@
 Events are read with plain filtered finds and summed up here, in Python:
 that behaves the same on MongoDB and on MongoDB-compatible servers, whose
 aggregation pipelines differ in the details. A busy site's history outgrows
-memory, so at most the newest STATS_MAX_EVENTS of each collection are read;
-the answer then says so (``truncated``) and from when it counts (``since``).
+memory, so at most the newest STATS_MAX_EVENTS answers, clicks and error answers are read;
+the answer then says so (``truncated``, ``errors_truncated``) and from when it counts (``since``).
 """
 
 import math
@@ -118,32 +118,38 @@ def newest_events(collection, query, fields, limit):
 
 
 def read_events(db, corpus, days, now, request_fields, click_fields, limit):
-    """(requests, clicks, since, truncated): the events of ``corpus`` over the last ``days``, at most
-    the newest ``limit`` of each collection. When a collection holds more, the window starts at
-    the oldest event read of it instead, for both collections, and ``truncated`` says so."""
+    """(requests, clicks, since, truncated, errors_truncated): the events of ``corpus`` over the last
+    ``days``, at most the newest ``limit`` answered requests, clicks and error answers. When the
+    answers or the clicks hold more, the window starts at the oldest one read instead, for all
+    three, and ``truncated`` says so. Errors do not set the window: 20,000 free 400s had pushed every
+    answer out of it (requests 0); past ``limit`` of them in the window, the newest are counted and
+    ``errors_truncated`` says so."""
     query, since = event_filter(corpus, days, now)
     truncated = False
-    requests, cut = newest_events(db["requests"], query, request_fields, limit)
+    answered, cut = newest_events(db["requests"], {**query, "status": 200}, request_fields, limit)
     if cut is not None:
         since, truncated = cut, True
         query = {**query, "ts": {"$gte": since}}
     clicks, cut = newest_events(db["clicks"], query, click_fields, limit)
     if cut is not None:  # more clicks than answers in the window (a bot?): narrow it again
         since, truncated = cut, True
-        requests = [r for r in requests if r["ts"] >= since]
-    return requests, clicks, since, truncated
+        query = {**query, "ts": {"$gte": since}}
+        answered = [r for r in answered if r["ts"] >= since]
+    errors, cut = newest_events(db["requests"], {**query, "status": {"$ne": 200}}, request_fields, limit)
+    return answered + errors, clicks, since, truncated, cut is not None
 
 
 def compute(db, corpus, days, limit, now=None):
     """The /stats document for ``corpus`` (None: all) over the last ``days``."""
-    requests, clicks, since, truncated = read_events(db, corpus, days, now, REQUEST_FIELDS, CLICK_FIELDS, limit)
-    return report(requests, clicks, corpus, since, truncated)
+    requests, clicks, since, truncated, errors_truncated = read_events(db, corpus, days, now, REQUEST_FIELDS,
+                                                                       CLICK_FIELDS, limit)
+    return report(requests, clicks, corpus, since, truncated, errors_truncated)
 
 
-def report(requests, clicks, corpus, since, truncated=False):
+def report(requests, clicks, corpus, since, truncated=False, errors_truncated=False):
     """The /stats document of already-read events."""
     out = {"corpus": corpus, "since": since.isoformat(timespec="milliseconds") if since else None,
-           "truncated": truncated}
+           "truncated": truncated, "errors_truncated": errors_truncated}
     out.update(summarise(requests, clicks))
     # the engines are compared on the split's requests alone: a caller who names the engine (engine=)
     # and clicks its own links had made "lsi wins" with five requests
@@ -258,15 +264,16 @@ def top_articles(requests, clicks, n=TOP_N):
 def dashboard(db, corpus, days, limit, now=None):
     """What /dashboard draws: the /stats document plus time series, histograms and top articles."""
     now = now or datetime.now(timezone.utc)
-    requests, clicks, since, truncated = read_events(db, corpus, days, now, DASHBOARD_REQUEST_FIELDS,
-                                                     DASHBOARD_CLICK_FIELDS, limit)
+    requests, clicks, since, truncated, errors_truncated = read_events(db, corpus, days, now,
+                                                                       DASHBOARD_REQUEST_FIELDS,
+                                                                       DASHBOARD_CLICK_FIELDS, limit)
     answered = [r for r in requests if r.get("status") == 200]
     errors = defaultdict(int)
     for event in requests:
         if event.get("status") != 200:
             errors[str(event.get("error") or event.get("status"))] += 1
     return {
-        "stats": report(requests, clicks, corpus, since, truncated),
+        "stats": report(requests, clicks, corpus, since, truncated, errors_truncated),
         "timeline": timeline(requests, clicks, since, now),
         "latency_ms": histogram([r["total_ms"] for r in answered if isinstance(r.get("total_ms"), (int, float))],
                                 LATENCY_EDGES_MS),

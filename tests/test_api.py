@@ -689,6 +689,22 @@ def test_stats_past_the_event_limit_count_the_newest_and_say_so(small_stats_clie
     assert 'data-truncated="true"' in page and "STATS_MAX_EVENTS" in page
 
 
+def test_a_flood_of_errors_does_not_push_the_answers_out_of_the_window(small_stats_client, function_env):
+    # 20,000 free 400s (a bare "/?") had left /stats with requests 0 and errors 20,000
+    client = small_stats_client
+    answers = [client.get("/", query_string={"text": f"atlantic ocean {i}"}).get_json() for i in range(5)]
+    assert client.get(answers[0]["results"][0]["click_url"]).status_code == 302
+    for _ in range(130):
+        assert client.get("/?").status_code == 400
+    wait_for_events(function_env["MONGODB"], "requests", 135)
+    wait_for_events(function_env["MONGODB"], "clicks", 1)
+    stats = client.get("/stats").get_json()
+    assert (stats["requests"], stats["clicks"], stats["ctr"]) == (5, 1, 0.2) and stats["truncated"] is False
+    assert stats["errors"] >= 100 and stats["errors_truncated"] is True  # the newest STATS_MAX_EVENTS of them
+    page = client.get("/dashboard").get_data(as_text=True)
+    assert 'data-errors-truncated="true"' in page and 'data-truncated="true"' not in page
+
+
 def test_stats_past_the_click_limit_narrow_the_window_for_both(small_stats_client, function_env):
     client = small_stats_client
     answers = [client.get("/", query_string={"text": f"greek philosopher {i}"}).get_json() for i in range(21)]
