@@ -102,18 +102,25 @@ def event_filter(corpus=None, days=None, now=None):
     return query, since
 
 
+# within the reader's socket timeout (events.database, 5 s): MongoDB stops a query its client has
+# given up on, which it would otherwise run on (nx-27017, which ignores it, did: looping /dashboard
+# over 20,000 answers of k=100 kept it at 100% CPU, and event writes waited)
+QUERY_MS = 4_500
+
+
 def newest_events(collection, query, fields, limit):
     """(events, cut): the newest ``limit`` events of ``collection`` matching ``query``, and the
     oldest time among them when there were more (None when not: one more is asked for to know).
     Cut short, they end with every event of that time, since a cut among events of the same
     millisecond would leave some out of a window that claims them."""
     projection = {**fields, "ts": 1}
-    found = list(collection.find(query, projection).sort("ts", -1).limit(limit + 1))
+    found = list(collection.find(query, projection, max_time_ms=QUERY_MS).sort("ts", -1).limit(limit + 1))
     if len(found) <= limit:
         return found, None
     cut = found[limit - 1]["ts"]
     # compared here too: nx-27017 compares times to the second, MongoDB to the millisecond
-    tied = [event for event in collection.find({**query, "ts": cut}, projection) if event["ts"] == cut]
+    tied = [event for event in collection.find({**query, "ts": cut}, projection, max_time_ms=QUERY_MS)
+            if event["ts"] == cut]
     return [event for event in found[:limit] if event["ts"] != cut] + tied, cut
 
 
