@@ -97,24 +97,30 @@ def describe_version(folder, stamp):
     return files, f"{stamp}-{files['docs.sqlite']['sha256'][:8]}"
 
 
+def rebuild_advice(version_dir):
+    """What rebuilds the corpus of ``version_dir``: make model-store builds wiki alone."""
+    corpus = Path(version_dir).parent
+    wiki = "make model-store, or " if corpus.name == "wiki" else ""
+    return f"Rebuild the store: {wiki}python -m function.build --input CORPUS --out {corpus}."
+
+
 def verify_files(root, files, full=False):
     """Raise StoreError for the first file that is missing, truncated or corrupt."""
     for name, entry in files.items():
         path = root / name
         if not path.is_file():
-            raise StoreError(f"store file missing: {path}. Rebuild the store (make model-store, or python -m function.build).")
+            raise StoreError(f"store file missing: {path}. {rebuild_advice(root)}")
         size = path.stat().st_size
         if size != entry["bytes"]:
             raise StoreError(
                 f"store file {path} has {size} bytes, the manifest says {entry['bytes']}: truncated or "
-                "replaced. Rebuild the store (make model-store, or python -m function.build)."
+                f"replaced. {rebuild_advice(root)}"
             )
         whole = full or size <= FULL_HASH_MAX_BYTES
         expected = entry["sha256"] if whole else entry["sample_sha256"]
         if file_digests(path, full=whole) != expected:
             raise StoreError(
-                f"store file {path} fails its checksum: the file is corrupt. "
-                "Rebuild the store (make model-store, or python -m function.build)."
+                f"store file {path} fails its checksum: the file is corrupt. {rebuild_advice(root)}"
             )
 
 
@@ -427,6 +433,8 @@ class Store:
     """One built version of one corpus, opened read-only."""
 
     def __init__(self, path, verify=True):
+        """``verify``: True checks sizes, small files and sampled blocks; "full" hashes everything. Either
+        comes before any file is mapped (a truncated .npy had failed there with numpy's own words)."""
         self.path = Path(path)
         manifest_path = self.path / "manifest.json"
         try:
@@ -445,7 +453,7 @@ class Store:
                 "builder (python -m function.build)."
             )
         if verify:
-            verify_files(self.path, manifest["files"])
+            verify_files(self.path, manifest["files"], full=verify == "full")
         self.manifest = manifest
         self.name = manifest["name"]
         self.version = manifest["version"]
@@ -632,8 +640,7 @@ def main(argv=None):
     for path in args.paths:
         try:
             version_dir = current_version_dir(path)
-            store = Store(version_dir, verify=False)
-            verify_files(version_dir, store.manifest["files"], full=True)
+            store = Store(version_dir, verify="full")
             print(f"ok  {version_dir}  {store.size} documents")
         except StoreError as exc:
             failed = True

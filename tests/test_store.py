@@ -360,6 +360,19 @@ def test_store_verify_cli_hashes_everything(small_store):
     assert bad.returncode == 1 and "checksum" in bad.stdout
 
 
+@pytest.mark.parametrize("name", ["vocab.npy", "engines/lsi/vectors.npy", "engines/tfidf/post_ptr.npy"])
+def test_store_verify_cli_names_a_truncated_file_and_how_to_rebuild_its_corpus(records, tmp_path, name):
+    # a truncated .npy had failed while the store was opened, before the check: numpy's traceback
+    final, _ = build([iter(records[:30])], tmp_path / "blog", BuildOptions(name="blog"), progress=False)
+    path = final / name
+    path.write_bytes(path.read_bytes()[:40])
+    bad = subprocess.run([sys.executable, "-m", "function.store", "verify", str(tmp_path / "blog")], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and "Traceback" not in bad.stdout + bad.stderr, bad.stderr
+    assert f"store file {path} has 40 bytes" in bad.stdout
+    assert f"--out {tmp_path / 'blog'}" in bad.stdout and "make model-store" not in bad.stdout  # it builds wiki
+
+
 def test_term_ids_are_right_while_threads_share_a_small_word_cache(model_store):
     """The word -> id cache is swapped for a new dict when full; a request in another thread
     must still see every one of its words."""
