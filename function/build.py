@@ -686,6 +686,9 @@ def main(argv=None):
     except (StoreError, ValueError, OSError) as exc:
         print(f"build failed: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # said, not a traceback (a crawl has said how to resume)
+        print(f"build stopped: nothing of it was made live in {args.out}", file=sys.stderr)
+        return 130
     print(f"built {final}: {manifest['documents']} documents, {manifest['vocabulary']} terms, "
           f"engines {', '.join(manifest['engines'])}, {manifest['skipped']} skipped "
           f"(see {final / 'skipped.jsonl'}), {manifest['build_seconds']} s", file=sys.stderr)

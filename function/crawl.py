@@ -257,12 +257,17 @@ def read_robots(fetch):
 
 
 # -- politeness ----------------------------------------------------------------------------------
+class Stopped(Exception):
+    """The crawl was asked to stop (Ctrl-C) while a worker waited for its host's turn."""
+
+
 class HostThrottle:
     """Per host: at most ``per_host`` requests in flight, request starts ``interval`` seconds apart."""
 
-    def __init__(self, interval, per_host):
+    def __init__(self, interval, per_host, stop=None):
         self.interval = interval
         self.per_host = per_host
+        self.stop = stop or threading.Event()
         self._lock = threading.Lock()
         self._next = {}  # host -> earliest start of its next request (monotonic seconds)
         self._slowed = {}  # host -> interval after the host asked us to slow down
@@ -288,8 +293,9 @@ class HostThrottle:
             gate = self._in_flight.setdefault(host, threading.Semaphore(self.per_host))
         with gate:
             pause = self.reserve(host, asked) - time.monotonic()
-            if pause > 0:
-                time.sleep(pause)
+            # a worker holds its host's turn for up to a Crawl-delay: a stop had waited for every one
+            if pause > 0 and self.stop.wait(pause):
+                raise Stopped()
             yield
 
 
@@ -409,14 +415,14 @@ class SiteCrawl:
         self.kind = kind
         self.options = options
         self.limits = options.fetch_limits()
-        self.throttle = HostThrottle(1.0 / options.rate, options.per_host)
+        self._stop = threading.Event()
+        self.throttle = HostThrottle(1.0 / options.rate, options.per_host, self._stop)
         self.listed = []  # Listed, in listing order, one per key
         self.listing_skips = []  # Skips met while listing (bad URLs, sitemaps that failed)
         self.listing_complete = True
         self.counts = {}
         self._robots = {}
         self._robots_lock = threading.Lock()
-        self._stop = threading.Event()
         self._prepared = False
         self._outcomes = {}  # key -> entry, when there is no state folder
         self._state = None
@@ -572,7 +578,10 @@ class SiteCrawl:
                     listed = next(queue, None)
                 if listed is None:
                     return
-                entry = self._crawl_page(listed, state)
+                try:
+                    entry = self._crawl_page(listed, state)
+                except Stopped:  # not fetched, nor recorded: the next run fetches it
+                    return
                 with queue_lock:
                     if entry["status"] != "ok":
                         failed += 1

@@ -611,6 +611,9 @@ def main(argv=None):
     except (StoreError, ValueError, OSError) as exc:
         print(f"update failed: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # said, not a traceback: the live version is untouched
+        print(f"update stopped: {args.store} still serves the version it had", file=sys.stderr)
+        return 130
     print(report(result, args.store, rule), file=sys.stderr)
     return 0
 

@@ -337,6 +337,28 @@ def test_an_interrupted_build_resumes_where_it_stopped(site, tmp_path):
     assert any(s["where"] == site.url("/missing") and "404" in s["reason"] for s in skipped)
 
 
+def test_ctrl_c_stops_a_crawl_without_the_pages_it_was_waiting_to_fetch(site, tmp_path):
+    # workers waiting for their host's turn (2 s apart here) had each fetched its page after the stop,
+    # and the build had ended in a KeyboardInterrupt traceback
+    root = publish(site)
+    out = tmp_path / "store" / "site"
+    command = [sys.executable, "-m", "function.build", "--input", root, "--out", str(out), "--rate", "0.5",
+               "--per-host", "4", "--concurrency", "4"]
+    build = subprocess.Popen(command, cwd=ROOT, env=crawl_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    state_file = out / ".crawl" / "pages.jsonl"
+    deadline = time.monotonic() + 60
+    while len(ok_keys(state_file)) < 2 and build.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    hits = sum(site.hits[path] for path in ARTICLE_PATHS)
+    build.send_signal(signal.SIGINT)
+    _, stderr = build.communicate(timeout=60)
+    assert build.returncode == 130 and "Traceback" not in stderr, stderr
+    assert "crawl interrupted: run the same command again" in stderr and "build stopped" in stderr
+    assert sum(site.hits[path] for path in ARTICLE_PATHS) <= hits + 1  # at most the one in flight
+    assert not (out / "CURRENT").exists()
+
+
 # -- CSV, a folder of HTML files, a file of URLs ------------------------------------------------------
 def test_csv_with_a_column_mapping_builds_a_store(tmp_path):
     import csv
