@@ -240,6 +240,15 @@ class SiteRules:
         return min(float(delay), MAX_SLOWDOWN_SECONDS)
 
 
+def private_hint(exc):
+    """A refused private address's message, with the builder's way round it: the builder runs on its
+    owner's machine, and a site on it or on its network is a common first try."""
+    if getattr(exc, "code", None) != "forbidden_address":
+        return getattr(exc, "message", None) or str(exc)
+    return (f"{exc.message} To crawl a site on this machine or network, exempt its host: "
+            "FETCH_ALLOW_PRIVATE_HOSTS=host:port (for trying and testing)")
+
+
 def read_robots(fetch):
     """Rules from a robots.txt fetched by ``fetch()`` (RFC 9309: 4xx = no rules, 5xx = stay out)."""
     parser = RobotFileParser()
@@ -251,6 +260,8 @@ def read_robots(fetch):
             parser.allow_all = True
             return SiteRules(parser)
         parser.disallow_all = True
+        if exc.code == "forbidden_address":  # the site's address, not its robots.txt, is the reason
+            return SiteRules(parser, unavailable=f"forbidden address ({private_hint(exc)})")
         return SiteRules(parser, unavailable=f"robots.txt unavailable ({exc.message})")
     parser.parse(decode_html(page.body, page.charset or "utf-8").splitlines())
     return SiteRules(parser)
@@ -497,7 +508,7 @@ class SiteCrawl:
         try:
             kind, entries = parse_sitemap(self._sitemap_body(location), self.options.sitemap_max_bytes)
         except (FetchError, CrawlError, OSError) as exc:
-            reason = getattr(exc, "message", None) or str(exc)
+            reason = private_hint(exc)
             if depth == 0:
                 raise CrawlError(f"cannot read the sitemap {location}: {reason}") from None
             self.listing_complete = False
@@ -625,7 +636,8 @@ class SiteCrawl:
                            "to_fetch": len(todo), "from_state": len(self.listed) - disallowed - unavailable - len(todo)}
             if self.options.progress:
                 print(f"crawl: {len(self.listed)} pages listed, {disallowed} disallowed by robots.txt"
-                      + (f", {unavailable} on sites whose robots.txt is unavailable" if unavailable else "")
+                      + (f", {unavailable} on sites it cannot read (robots.txt unavailable, or a forbidden address)"
+                         if unavailable else "")
                       + f", {self.counts['from_state']} already fetched, {len(todo)} to fetch", file=sys.stderr)
             try:
                 self._run_workers(todo, state)

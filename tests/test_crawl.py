@@ -195,6 +195,16 @@ def test_a_sitemap_index_entry_without_a_location_is_listed_and_stops_a_prune(si
         (str(index), "a sitemap index entry without a <loc>", True)]
 
 
+def test_a_site_at_a_private_address_is_said_to_be_one_with_the_way_round(tmp_path):
+    # it had been listed as "robots.txt unavailable", and the sitemap's refusal had named no way round
+    listing = tmp_path / "urls.txt"
+    listing.write_text("http://10.0.0.1/notes/1\n")
+    _, skips = split(SiteCrawl([listing], "urls", options()))
+    assert skips[0].reason.startswith("forbidden address (") and "FETCH_ALLOW_PRIVATE_HOSTS=host:port" in skips[0].reason
+    with pytest.raises(CrawlError, match="cannot read the sitemap .* FETCH_ALLOW_PRIVATE_HOSTS=host:port"):
+        split(SiteCrawl(["http://10.0.0.1/sitemap.xml"], "sitemap", options()))
+
+
 def test_robots_txt_that_fails_keeps_the_crawler_out_and_one_that_is_missing_lets_it_in(site, tmp_path):
     page = site.add("/chess/1", page_for("/chess/1"))
     listing = tmp_path / "urls.txt"
