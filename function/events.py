@@ -67,6 +67,23 @@ def connect(uri, timeout_ms=2000):
     return client, client.get_default_database(default="related")
 
 
+def uri_problem(uri):
+    """Why ``uri`` cannot be a MongoDB connection string, or "" (a quick look, without pymongo:
+    it is not imported before the first event, for the cold start)."""
+    scheme, sep, rest = uri.partition("://")
+    if not sep or scheme not in ("mongodb", "mongodb+srv"):
+        return "is not a mongodb:// or mongodb+srv:// URI"
+    hosts = rest.split("/", 1)[0].rpartition("@")[2]
+    if not hosts:
+        return "names no host"
+    for host in hosts.split(","):
+        tail = host.rpartition("]")[2]  # after an IPv6 literal's brackets
+        port = tail.rpartition(":")[2] if ":" in tail else ""
+        if port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+            return f"has a port that is not one ({port[:20]})"
+    return ""
+
+
 class EventLog:
     def __init__(self, uri, capacity=10_000, flush_seconds=10.0):
         self.uri = uri
@@ -83,6 +100,9 @@ class EventLog:
         self._flushing = False
         if not uri:
             log.warning("MONGODB is not set: request and click events are counted but not stored")
+        elif problem := uri_problem(uri):  # said at start: a typo had been silent until the first event
+            log.warning("MONGODB %s: events will not be stored (they are kept in a buffer of %d, then dropped) "
+                        "and /stats answers 503", problem, capacity)
 
     # -- producer side (request threads) ---------------------------------
     def record(self, collection, event):
