@@ -20,6 +20,7 @@ from .errors import ApiError
 from .params import FORM_TYPE, form_arguments, whole_number
 from .stats import dashboard as dashboard_data
 from .stats import parse_filters, refuse_unheard_of
+from .urls import normalise_url
 
 log = logging.getLogger("related.pages")
 
@@ -137,6 +138,16 @@ def find_doc(stores, corpus, doc_id):
     return None if row is None else store.docs([row])[0]
 
 
+def find_member(stores, corpus, url):
+    """The stored Doc whose normalised URL is ``url``'s in ``corpus``, or None."""
+    store = stores.get(corpus)
+    try:
+        row = store.row_for_url_key(normalise_url(url)) if store else None
+    except ValueError:
+        return None
+    return None if row is None else store.docs([row])[0]
+
+
 def corpora_of(stores):
     return [store.describe() for store in (stores.get(name) for name in stores.names()) if store is not None]
 
@@ -204,6 +215,8 @@ def try_it(app, request):
         member = find_doc(stores, answer["corpus"], query.value)
         if member is not None:
             form["url"] = member.url  # the form then asks the same again, by its URL
+    elif answer.get("source") == "corpus":  # a member's URL: its stored title, not the address, heads it
+        member = find_member(stores, answer["corpus"], query.value)
     form["k"] = query.k
     context.update(answer=answer, subject=subject_of(query, answer, member))
     return render("try.html", **context)

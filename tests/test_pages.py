@@ -132,6 +132,12 @@ def test_more_like_this_asks_by_the_results_id(client):
     assert doc.cssselect("input[name=url]")[0].get("value") == "https://en.wikipedia.org/wiki/Apollo_11"
 
 
+def test_a_corpus_members_url_is_named_by_its_stored_title(client):
+    # it had been headed by its address ("Related to en.wikipedia.org/wiki/Apollo_11")
+    doc = html_of(client.get("/", query_string={"url": "http://en.wikipedia.org/wiki/Apollo_11/"}, headers=BROWSER))
+    assert doc.cssselect("#results-title")[0].text_content().split() == ["Related", "to", "Apollo", "11"]
+
+
 def test_a_fetched_page_is_named_by_its_title(client, pages):
     doc = html_of(client.get("/", query_string={"url": pages.url("/moon-landing.html")}, headers=BROWSER))
     assert "Fifty years after the first Moon landing" in doc.cssselect("#results-title")[0].text_content()
