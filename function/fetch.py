@@ -598,9 +598,10 @@ class _Layer:
                 if not GZIP_MAGIC.startswith(data[:2]):  # not another member: ignored, as curl and browsers do
                     self._done = True
                     return
-                if self._members + 1 >= _MAX_GZIP_MEMBERS:  # each costs a new decompressor: bounded, and said
+                if self._members + 1 >= _MAX_GZIP_MEMBERS:  # each costs a new decompressor: bounded, and said;
+                    # the page's own doing (a 422, remembered), not a server failing for now (a 502)
                     raise fetch_error(f"The page's body is more than {_MAX_GZIP_MEMBERS} gzip streams in a row.",
-                                      502, "upstream_invalid_response")
+                                      422, "page_too_large")
                 self._obj = self._new()
                 self._members += 1
             try:
@@ -619,20 +620,12 @@ class _Layer:
             data = self._obj.unused_data if self._obj.eof else b""
 
 
-_OUTSIDE_QUOTES = r'(?=(?:[^"]*"[^"]*")*[^"]*\Z)'
+_HEADER_VALUES = re.compile(r'(?:[^,"]|"[^"]*"?)+')  # the values of a joined header: commas outside quotes
+_MAX_CONTENT_TYPE = 1024  # a longer Content-Type is no type we read (and its scan would cost the GIL)
 
 
-def _last_media_type(value: str) -> str:
-    """The last type of a Content-Type sent more than once, which reaches us joined by ", ", as
-    browsers read it: a page that sent "text/html" twice had been a 415."""
-    given = [part for part in re.split("," + _OUTSIDE_QUOTES, value) if "/" in part.split(";")[0]]
-    return given[-1] if given else value
-
-
-def _parse_content_type(value: str | None) -> tuple[str, str | None]:
-    if not value:
-        return "", None
-    media, *params = _last_media_type(value).split(";")
+def _one_content_type(value: str) -> tuple[str, str | None]:
+    media, *params = value.split(";")
     charset = None
     for param in params:
         name, _, val = param.partition("=")
@@ -641,6 +634,25 @@ def _parse_content_type(value: str | None) -> tuple[str, str | None]:
             charset = val if codec_for(val) else None
             break
     return media.strip().lower(), charset
+
+
+def _parse_content_type(value: str | None) -> tuple[str, str | None]:
+    """(media type, charset) as browsers read a Content-Type, also one sent more than once, which
+    reaches us joined by ", " (a page that sent "text/html" twice had been a 415): the last type
+    wins, "*/*" and what is no type are passed over, and a later value of the same type without a
+    charset keeps the earlier one's."""
+    if not value:
+        return "", None
+    if len(value) > _MAX_CONTENT_TYPE:
+        return "", None
+    media, charset = "", None
+    for part in _HEADER_VALUES.findall(value):
+        essence, given = _one_content_type(part)
+        if "/" not in essence or essence == "*/*":
+            continue
+        charset = given if given or essence != media else charset
+        media = essence
+    return (media, charset) if media else _one_content_type(value)
 
 
 def _content_encodings(resp) -> list[str]:
