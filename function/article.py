@@ -16,6 +16,9 @@ class Article:
 def indexed_text(title, text, url=""):
     """What a document, or a fetched page asked about, is known by: its title, then its text. A title is
     the shortest summary there is, and extraction leaves a page's heading out with its other short
-    lines. A title that is only the URL (none was given) is not words of the article."""
+    lines. A title that is only a URL (none was given: the record's own, or the one it was listed
+    under before a redirect) is not words of the article."""
     title = (title or "").strip()
-    return f"{title}\n\n{text}" if title and title != url.strip() else text
+    if not title or title == url.strip() or title.lower().startswith(("http://", "https://")):
+        return text
+    return f"{title}\n\n{text}"

@@ -305,7 +305,7 @@ class HostThrottle:
         with gate:
             pause = self.reserve(host, asked) - time.monotonic()
             # a worker holds its host's turn for up to a Crawl-delay: a stop had waited for every one
-            if pause > 0 and self.stop.wait(pause):
+            if self.stop.is_set() or (pause > 0 and self.stop.wait(pause)):
                 raise Stopped()
             yield
 
@@ -686,7 +686,7 @@ class SiteCrawl:
                                    id=listed.key, transient=bool(target.unavailable))
                         continue
                     page = _page_key(final_url, listed.key)
-                    record = Record(listed.key, final_url, entry.get("title") or listed.url, entry["text"])
+                    record = Record(listed.key, final_url, entry.get("title") or final_url, entry["text"])
                     if page != listed.key and page in listed_keys:  # the page's own listing comes first
                         redirected.append((page, listed, record))
                         continue

@@ -54,9 +54,11 @@ def choose_engine(store, weights, key, forced=""):
 # server (502, 504) are tried again at once.
 FAILED_PAGE_SECONDS = 60
 PAGE_FAULTS = (415, 422)
-# a page's server saying "not now" (timeout, too early, too many requests) is not remembered as the page's
-# answer: a 429 with Retry-After: 1 had been the page's answer for a minute
+# a page's server saying "not now" (timeout, too early, too many requests) is not the page's answer for
+# FAILED_PAGE_SECONDS (a 429 with Retry-After: 1 had been, for a minute), but it is for a few seconds:
+# a widget asks on every page view, and a server refusing load gets a fetch for each one otherwise
 TRANSIENT_UPSTREAM = (408, 425, 429)
+TRANSIENT_PAGE_SECONDS = 5
 
 
 class PageCache:
@@ -204,6 +206,7 @@ class Recommender:
         # left: ~3 ms), and a page that failed
         self.articles, self.page_terms, self.page_hits = PageCache(size, ttl), PageCache(size, ttl), PageCache(size, ttl)
         self.failed_pages = PageCache(size, min(ttl, FAILED_PAGE_SECONDS))
+        self.busy_pages = PageCache(size, min(ttl, TRANSIENT_PAGE_SECONDS))
         self.fetches = SingleFlight()
         self.fetch_slots = fetch_slots(settings.fetch_concurrency)
 
@@ -216,7 +219,7 @@ class Recommender:
         cached = self.articles.get(page_key)
         if cached is not None:
             return cached, True
-        failed = self.failed_pages.get(page_key)
+        failed = self.failed_pages.get(page_key) or self.busy_pages.get(page_key)
         if failed is not None:
             raise copy.copy(failed)  # a copy: each raise gets a traceback of its own
         with self.fetch_slots.held():
@@ -244,8 +247,9 @@ class Recommender:
             if not article.text:
                 raise ApiError("no article text found on the page", status=422, code="no_article_text")
         except ApiError as exc:
-            if exc.status in PAGE_FAULTS and getattr(exc, "upstream_status", None) not in TRANSIENT_UPSTREAM:
-                self.failed_pages.put(page_key, copy.copy(exc))  # a copy: the raised one's traceback holds the body
+            if exc.status in PAGE_FAULTS:  # a copy: the raised one's traceback holds the page's body
+                busy = getattr(exc, "upstream_status", None) in TRANSIENT_UPSTREAM
+                (self.busy_pages if busy else self.failed_pages).put(page_key, copy.copy(exc))
             raise
         article = dataclasses.replace(article, text=article.text[: self.settings.max_text_chars])
         self.articles.put(page_key, article)

@@ -2,6 +2,7 @@
 real store, real Mongo-wire server, real loopback web pages."""
 
 import gc
+import time
 import tracemalloc
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
@@ -208,12 +209,20 @@ def test_a_page_is_fetched_as_its_key_spells_it_so_a_tracking_parameter_cannot_f
     assert client.get("/", query_string={"url": url}).get_json()["page"]["cached"] is True
 
 
-def test_a_page_server_saying_not_now_is_asked_again(client, pages):
-    # 429 (too many requests), 408 and 425 are the server's state, not the page's: not remembered
+def test_a_page_server_saying_not_now_is_asked_again_after_a_few_seconds(function_env, pages, monkeypatch):
+    # 429 (too many requests), 408 and 425 are the server's state, not the page's: remembered for
+    # TRANSIENT_PAGE_SECONDS (each page view would fetch otherwise), not for FAILED_PAGE_SECONDS
+    from function import recommend
+
+    monkeypatch.setattr(recommend, "TRANSIENT_PAGE_SECONDS", 0.5)
+    client = make_client(function_env)
     url = pages.url("/busy.html")
     pages.script("/busy.html", [(429, b"slow down"), (200, pages.body("/moon-landing.html"))])
-    first = client.get("/", query_string={"url": url})
-    assert first.status_code == 422 and first.get_json()["error"]["code"] == "upstream_status"
+    for _ in range(2):
+        refused = client.get("/", query_string={"url": url})
+        assert refused.status_code == 422 and refused.get_json()["error"]["code"] == "upstream_status"
+    assert pages.hits["/busy.html"] == 1  # the second from memory
+    time.sleep(0.6)
     assert client.get("/", query_string={"url": url}).status_code == 200 and pages.hits["/busy.html"] == 2
 
 

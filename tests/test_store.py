@@ -201,6 +201,8 @@ def test_a_documents_title_is_indexed_with_its_text(tmp_path):
     assert not Store(without).index_titles and not len(Store(without).terms("tomatoes bike roses"))
     untitled = Record("9", "https://blog.example/9", "https://blog.example/9", "only the text")  # a title by default
     assert indexed_text(untitled.title, untitled.text, untitled.url) == "only the text"
+    # a crawled page without a title, listed under the address it was redirected from: no URL words
+    assert indexed_text("http://blog.example/9/", "only the text", "https://blog.example/9") == "only the text"
 
 
 def test_tfidf_scores_match_gensim(records, tmp_path):
