@@ -174,7 +174,8 @@ SCHEMAS = {
         "allOf": [_ref("Summary")],
         "unevaluatedProperties": False,
         "type": "object",
-        "required": ["corpus", "since", "truncated", "errors_truncated", "engines", "engine_named_requests"],
+        "required": ["corpus", "since", "truncated", "errors_truncated", "errors_since", "engines",
+                     "engine_named_requests"],
         "properties": {
             "corpus": _nullable({"type": "string"}),
             "since": _nullable({"type": "string", "format": "date-time"}),
@@ -183,7 +184,9 @@ SCHEMAS = {
                                          "oldest event read, instead of the whole period asked for"},
             "errors_truncated": {"type": "boolean",
                                  "description": "more error answers since `since` than STATS_MAX_EVENTS: `errors` "
-                                                "counts the newest (errors do not narrow the window)"},
+                                                "counts the newest, from `errors_since` (errors do not narrow "
+                                                "the window)"},
+            "errors_since": _nullable({"type": "string", "format": "date-time"}),
             "engines": {"type": "object",
                         "additionalProperties": {"allOf": [_ref("Summary")], "unevaluatedProperties": False},
                         "description": "the same figures for each engine, over the requests the traffic split "

@@ -125,12 +125,12 @@ def newest_events(collection, query, fields, limit):
 
 
 def read_events(db, corpus, days, now, request_fields, click_fields, limit):
-    """(requests, clicks, since, truncated, errors_truncated): the events of ``corpus`` over the last
+    """(requests, clicks, since, truncated, errors_since): the events of ``corpus`` over the last
     ``days``, at most the newest ``limit`` answered requests, clicks and error answers. When the
     answers or the clicks hold more, the window starts at the oldest one read instead, for all
     three, and ``truncated`` says so. Errors do not set the window: 20,000 free 400s had pushed every
-    answer out of it (requests 0); past ``limit`` of them in the window, the newest are counted and
-    ``errors_truncated`` says so."""
+    answer out of it (requests 0); past ``limit`` of them in the window, the newest are counted,
+    from ``errors_since`` (else None)."""
     query, since = event_filter(corpus, days, now)
     truncated = False
     answered, cut = newest_events(db["requests"], {**query, "status": 200}, request_fields, limit)
@@ -142,21 +142,25 @@ def read_events(db, corpus, days, now, request_fields, click_fields, limit):
         since, truncated = cut, True
         query = {**query, "ts": {"$gte": since}}
         answered = [r for r in answered if r["ts"] >= since]
-    errors, cut = newest_events(db["requests"], {**query, "status": {"$ne": 200}}, request_fields, limit)
-    return answered + errors, clicks, since, truncated, cut is not None
+    errors, errors_since = newest_events(db["requests"], {**query, "status": {"$ne": 200}}, request_fields, limit)
+    return answered + errors, clicks, since, truncated, errors_since
 
 
 def compute(db, corpus, days, limit, now=None):
     """The /stats document for ``corpus`` (None: all) over the last ``days``."""
-    requests, clicks, since, truncated, errors_truncated = read_events(db, corpus, days, now, REQUEST_FIELDS,
-                                                                       CLICK_FIELDS, limit)
-    return report(requests, clicks, corpus, since, truncated, errors_truncated)
+    requests, clicks, since, truncated, errors_since = read_events(db, corpus, days, now, REQUEST_FIELDS,
+                                                                   CLICK_FIELDS, limit)
+    return report(requests, clicks, corpus, since, truncated, errors_since)
 
 
-def report(requests, clicks, corpus, since, truncated=False, errors_truncated=False):
+def _iso(ts):
+    return ts.isoformat(timespec="milliseconds") if ts else None
+
+
+def report(requests, clicks, corpus, since, truncated=False, errors_since=None):
     """The /stats document of already-read events."""
-    out = {"corpus": corpus, "since": since.isoformat(timespec="milliseconds") if since else None,
-           "truncated": truncated, "errors_truncated": errors_truncated}
+    out = {"corpus": corpus, "since": _iso(since), "truncated": truncated,
+           "errors_truncated": errors_since is not None, "errors_since": _iso(errors_since)}
     out.update(summarise(requests, clicks))
     # the engines are compared on the split's requests alone: a caller who names the engine (engine=)
     # and clicks its own links had made "lsi wins" with five requests
@@ -271,16 +275,15 @@ def top_articles(requests, clicks, n=TOP_N):
 def dashboard(db, corpus, days, limit, now=None):
     """What /dashboard draws: the /stats document plus time series, histograms and top articles."""
     now = now or datetime.now(timezone.utc)
-    requests, clicks, since, truncated, errors_truncated = read_events(db, corpus, days, now,
-                                                                       DASHBOARD_REQUEST_FIELDS,
-                                                                       DASHBOARD_CLICK_FIELDS, limit)
+    requests, clicks, since, truncated, errors_since = read_events(db, corpus, days, now, DASHBOARD_REQUEST_FIELDS,
+                                                                   DASHBOARD_CLICK_FIELDS, limit)
     answered = [r for r in requests if r.get("status") == 200]
     errors = defaultdict(int)
     for event in requests:
         if event.get("status") != 200:
             errors[str(event.get("error") or event.get("status"))] += 1
     return {
-        "stats": report(requests, clicks, corpus, since, truncated, errors_truncated),
+        "stats": report(requests, clicks, corpus, since, truncated, errors_since),
         "timeline": timeline(requests, clicks, since, now),
         "latency_ms": histogram([r["total_ms"] for r in answered if isinstance(r.get("total_ms"), (int, float))],
                                 LATENCY_EDGES_MS),
