@@ -280,6 +280,12 @@ def test_the_widget_sets_titles_as_text_fills_its_target_and_fails_quietly(trick
         assert len(warnings) == 1, warnings
         return warnings[0]
 
+    # in <head> without a target: at the end of the page
+    browser_tab.goto(pages.add("/tricky/head.html", site_page(
+        "Head", head=f'<script src="{widget}" data-url="2.html" data-corpus="tricky" async></script>',
+        body='<p>Text.</p><p id="last">End.</p>')))
+    browser_tab.locator(".related-content a").first.wait_for()
+    assert browser_tab.evaluate("document.body.lastElementChild.className") == "related-content"
     assert "data-min-score too high" in warned("/tricky/strict.html", 'data-url="2.html" data-corpus="tricky" '
                                                                        'data-min-score="0.999"')
     assert "no element matches data-target" in warned("/tricky/target.html", 'data-url="2.html" '

@@ -3,7 +3,9 @@
    <script src="https://FUNCTION/assets/widget.js" data-k="5" async></script>
 
    The list goes where the tag is (in <head>: at the end of <body>), or into data-target (a CSS
-   selector). It asks about data-url, else the page's <link rel=canonical>, else its address.
+   selector). It asks about data-url, else the page's <link rel=canonical>, else its address, query
+   included (a page known by ?id=5 is another page than ?id=6): a page whose address holds a secret
+   (a preview link) names its public address in data-url or a canonical link.
    Optional: data-corpus, data-min-score, data-heading ("" for none). Links are the answer's
    click_url: a click is recorded, then the reader lands on the article. A failed request shows
    nothing to readers and says why in the console. Text is set as text, never parsed as HTML. */
@@ -11,14 +13,18 @@
   "use strict";
   var script = document.currentScript;
   if (!script || !script.src) {
-    return; // loaded as a module or injected without src: nothing tells us where the function is
+    // a module, or a script inside a shadow root: nothing tells us where the function is
+    if (window.console) {
+      console.warn("related-content: load widget.js with a plain <script src=...> tag");
+    }
+    return;
   }
   var data = script.dataset;
   var api = new URL("../", script.src); // FUNCTION/assets/widget.js -> FUNCTION/, path prefix kept
 
   function pageUrl() {
     if (data.url) {
-      return new URL(data.url, location.href).href;
+      return new URL(data.url, document.baseURI).href;
     }
     var canonical = document.querySelector('link[rel~="canonical"][href]');
     return (canonical ? canonical.href : location.href).split("#")[0];
@@ -51,10 +57,12 @@
         return;
       }
       target.appendChild(box);
-    } else if (script.parentNode && script.parentNode !== document.head && document.body.contains(script)) {
+    } else if (script.parentNode && document.body && document.body.contains(script)) {
       script.parentNode.insertBefore(box, script.nextSibling);
+    } else if (document.body) {
+      document.body.appendChild(box); // a tag in <head>: the end of the page
     } else {
-      document.body.appendChild(box);
+      warn("the page has no <body>: give data-target");
     }
   }
 
