@@ -53,6 +53,10 @@ ERROR_TITLES = {
 }
 
 
+# a text's 422 is no missing article ("No article to work with" had headed it)
+CODE_TITLES = {"no_known_words": "No word the corpus knows"}
+
+
 def http_url(value):
     """``value`` if it is an absolute http(s) URL, else None: pages never link anything else."""
     if not isinstance(value, str):
@@ -191,7 +195,8 @@ def try_it(app, request):
     def error_page(exc):
         if exc.code == "missing_query":  # the API's "give one of 'url', 'text' or 'id'": the form has two
             exc = ApiError("give an article URL or some text", status=exc.status, code=exc.code)
-        context.update(error=exc, error_title=ERROR_TITLES.get(exc.status, "That did not work"))
+        title = CODE_TITLES.get(exc.code) or ERROR_TITLES.get(exc.status, "That did not work")
+        context.update(error=exc, error_title=title)
         return render("try.html", status=exc.status, headers=exc.headers, **context)
 
     if request.method == "POST":

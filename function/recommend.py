@@ -332,8 +332,9 @@ class Recommender:
                 terms = self.article_terms(store, page_key, article) if article else store.terms(query.value)
                 if not len(terms):  # a page too: an empty answer would hide why from /stats and its reader
                     raise ApiError(f"the {'page' if article else 'text'} has no words the corpus '{store.name}' "
-                                   "knows (a corpus leaves out words found in too few or too many of its "
-                                   "documents: see function.build's --no-below and --no-above)",
+                                   "knows: words are matched as they are written ('testing' is not 'tests'), "
+                                   "and a corpus leaves out words in more than half of its documents "
+                                   "(function.build's --no-above) or in fewer than --no-below",
                                    status=422, code="no_known_words")
                 hits = engine.search(terms, query.k + SLACK)
             if hits_key is not None:
@@ -343,6 +344,8 @@ class Recommender:
         # the queried page itself: under another id, or the member its canonical link names (its AMP,
         # print or mobile version, or the same page under another address)
         itself = {url_key, _canonical_key(article.canonical) if article else None} - {None}
+        if article is not None and "?" in url_key:  # a member's page with a query of its own (?ref=, ?page=2)
+            itself.add(url_key.split("?", 1)[0])
         results = []
         for hit, doc in zip(hits, docs):
             if doc.url_key in itself:

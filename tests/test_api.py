@@ -226,6 +226,26 @@ def test_a_page_server_saying_not_now_is_asked_again_after_a_few_seconds(functio
     assert client.get("/", query_string={"url": url}).status_code == 200 and pages.hits["/busy.html"] == 2
 
 
+def test_a_members_page_asked_with_a_query_of_its_own_is_not_its_own_first_result(function_env, pages, tmp_path):
+    # a widget on /post.html?ref=newsletter: the page is fetched (the query makes it another address),
+    # and its member had come first, at 1.0: the page itself
+    from function.build import BuildOptions, build
+    from function.sources import Record
+
+    posts = {"moon": pages.body("/moon-landing.html"),
+             "apollo": b"<html><body><article><p>" + b"Astronauts of the Apollo program walked on the Moon. " * 6
+             + b"</p></article></body></html>",
+             "rice": b"<html><body><article><p>" + b"Rice harvest prices rose across the delta this year. " * 6
+             + b"</p></article></body></html>"}
+    records = [Record(name, pages.add(f"/own/{name}.html", body), name, body.decode()) for name, body in posts.items()]
+    build([iter(records)], tmp_path / "own", BuildOptions(name="own"), progress=False)
+    client = make_client({**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": "own"})
+    pages.add("/own/moon.html?ref=newsletter", posts["moon"])
+    answer = client.get("/", query_string={"url": pages.url("/own/moon.html?ref=newsletter")}).get_json()
+    ids = [r["id"] for r in answer["results"]]
+    assert answer["source"] == "fetched" and ids[0] == "apollo" and "moon" not in ids
+
+
 def test_a_page_with_no_word_the_corpus_knows_is_a_422_as_such_text_is(client, pages):
     url = pages.add("/unknown-words.html", b"<html><body><article><p>" + b"zzqx vvkrw pplmq " * 12 + b"</p></article>"
                     b"</body></html>")
