@@ -13,12 +13,13 @@ class Article:
     canonical: str = ""  # the page's own address (<link rel=canonical>, else og:url), absolute; "" if none
 
 
-def indexed_text(title, text, url=""):
+def indexed_text(title, text, url="", titles=True):
     """What a document, or a fetched page asked about, is known by: its title, then its text. A title is
     the shortest summary there is, and extraction leaves a page's heading out with its other short
     lines. A title that is only a URL (none was given: the record's own, or the one it was listed
-    under before a redirect) is not words of the article."""
+    under before a redirect) is not words of the article. ``titles``: the store's index_titles (a
+    store built before titles were indexed reads its text alone)."""
     title = (title or "").strip()
-    if not title or title == url.strip() or title.lower().startswith(("http://", "https://")):
+    if not titles or not title or title == url.strip() or title.lower().startswith(("http://", "https://")):
         return text
     return f"{title}\n\n{text}"

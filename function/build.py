@@ -88,10 +88,6 @@ class BuildOptions:
         return out
 
 
-def document_text(record, options):
-    return indexed_text(record.title, record.text, record.url) if options.index_titles else record.text
-
-
 def options_for_engine(name, options):
     """An engine's parameters: the build's, except that an LSI named "lsi-N" has N dimensions
     (two LSI sizes in one store: an experiment for ENGINE_WEIGHTS)."""
@@ -392,6 +388,9 @@ def read_corpus(sources, tmp, options, progress):
             skipped += 1
             skips.write(json.dumps({"where": where, "reason": reason}) + "\n")
 
+        def texts(records):
+            return [indexed_text(r.title, r.text, r.url, options.index_titles) for r in records]
+
         def store(records, counted):
             # in input order: rows, token ids and skips come out as from one process
             words, ids, counts, sizes = counted
@@ -426,10 +425,10 @@ def read_corpus(sources, tmp, options, progress):
                         continue
                     batch.append(item)
                     if len(batch) == BATCH_DOCS:
-                        for records, counted in counter.submit(batch, [document_text(r, options) for r in batch]):
+                        for records, counted in counter.submit(batch, texts(batch)):
                             store(records, counted)
                         batch = []
-            done = counter.submit(batch, [document_text(r, options) for r in batch]) if batch else []
+            done = counter.submit(batch, texts(batch)) if batch else []
             for records, counted in done + counter.drain():
                 store(records, counted)
         finally:

@@ -641,9 +641,7 @@ def _parse_content_type(value: str | None) -> tuple[str, str | None]:
     reaches us joined by ", " (a page that sent "text/html" twice had been a 415): the last type
     wins, "*/*" and what is no type are passed over, and a later value of the same type without a
     charset keeps the earlier one's."""
-    if not value:
-        return "", None
-    if len(value) > _MAX_CONTENT_TYPE:
+    if not value or len(value) > _MAX_CONTENT_TYPE:
         return "", None
     media, charset = "", None
     for part in _HEADER_VALUES.findall(value):

@@ -259,7 +259,7 @@ class Recommender:
         key = (str(store.path), page_key)  # a new store version has a key of its own
         terms = self.page_terms.get(key)
         if terms is None:
-            terms = store.terms(indexed_text(article.title, article.text) if store.index_titles else article.text)
+            terms = store.terms(indexed_text(article.title, article.text, titles=store.index_titles))
             self.page_terms.put(key, terms)
         return terms
 

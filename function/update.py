@@ -171,8 +171,7 @@ def read_incoming(store, sources, tmp, delete_ids, skip):
             if item.id in delete_ids:
                 skip(item.id, "listed for deletion")
                 continue
-            tokens = tokenize(indexed_text(item.title, item.text, item.url) if store.index_titles else item.text,
-                              store.tokenizer)
+            tokens = tokenize(indexed_text(item.title, item.text, item.url, store.index_titles), store.tokenizer)
             if not tokens:
                 skip(item.id, "no words")
                 continue
