@@ -240,9 +240,9 @@ class SiteRules:
         return min(float(delay), MAX_SLOWDOWN_SECONDS)
 
 
-def private_hint(exc):
-    """A refused private address's message, with the builder's way round it: the builder runs on its
-    owner's machine, and a site on it or on its network is a common first try."""
+def reason_of(exc):
+    """What went wrong, said; a refused private address with the builder's way round it (the builder
+    runs on its owner's machine, and a site on it or on its network is a common first try)."""
     if getattr(exc, "code", None) != "forbidden_address":
         return getattr(exc, "message", None) or str(exc)
     return (f"{exc.message} To crawl a site on this machine or network, exempt its host: "
@@ -261,7 +261,7 @@ def read_robots(fetch):
             return SiteRules(parser)
         parser.disallow_all = True
         if exc.code == "forbidden_address":  # the site's address, not its robots.txt, is the reason
-            return SiteRules(parser, unavailable=f"forbidden address ({private_hint(exc)})")
+            return SiteRules(parser, unavailable=f"forbidden address ({reason_of(exc)})")
         return SiteRules(parser, unavailable=f"robots.txt unavailable ({exc.message})")
     parser.parse(decode_html(page.body, page.charset or "utf-8").splitlines())
     return SiteRules(parser)
@@ -508,7 +508,7 @@ class SiteCrawl:
         try:
             kind, entries = parse_sitemap(self._sitemap_body(location), self.options.sitemap_max_bytes)
         except (FetchError, CrawlError, OSError) as exc:
-            reason = private_hint(exc)
+            reason = reason_of(exc)
             if depth == 0:
                 raise CrawlError(f"cannot read the sitemap {location}: {reason}") from None
             self.listing_complete = False
