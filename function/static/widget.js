@@ -14,9 +14,7 @@
   var script = document.currentScript;
   if (!script || !script.src) {
     // a module, or a script inside a shadow root: nothing tells us where the function is
-    if (window.console) {
-      console.warn("related-content: load widget.js with a plain <script src=...> tag");
-    }
+    warn("load widget.js with a plain <script src=...> tag");
     return;
   }
   var data = script.dataset;
@@ -71,7 +69,7 @@
       return /^https?:\/\//i.test(result.click_url || "");
     });
     if (!links.length) {
-      warn("no related articles for " + api.searchParams.get("url") + " (the answer holds none: is data-min-score too high?)");
+      warn("no related articles for " + asked + " (the answer holds none: is data-min-score too high?)");
       return; // an empty box would only take space
     }
     var heading = data.heading === undefined ? "Related articles" : data.heading;
@@ -102,12 +100,14 @@
     });
   }
 
+  var asked;
   try {
-    api.searchParams.set("url", pageUrl());
+    asked = pageUrl();
   } catch (error) {
     warn("data-url " + JSON.stringify(data.url) + " is not a URL");
     return;
   }
+  api.searchParams.set("url", asked);
   [["k", "k"], ["corpus", "corpus"], ["minScore", "min_score"]].forEach(function (pair) {
     if (data[pair[0]]) {
       api.searchParams.set(pair[1], data[pair[0]]);
@@ -125,6 +125,6 @@
     })
     .then(render)
     .catch(function (error) {
-      warn("no related articles for " + api.searchParams.get("url") + " (" + error.message + ")");
+      warn("no related articles for " + asked + " (" + error.message + ")");
     });
 })();
