@@ -189,6 +189,8 @@ CONFIGS = {
     "numbers kept": {"tokenizer": {"numbers": True}},
     "accents kept": {"tokenizer": {"deaccent": False}},
     "English stop words": {"tokenizer": {"stopwords": "English"}},
+    "English stemmer": {"tokenizer": {"stem": "english"}},
+    "English stop words and stemmer": {"tokenizer": {"stopwords": "English", "stem": "english"}},
     "titles not indexed": {"index_titles": False},
     "no_below 2": {"no_below": 2},
     "no_above 1.0": {"no_above": 1.0},
@@ -205,6 +207,8 @@ COMPARISONS = [
     (("tokens of 2+ letters", None), ("defaults", None)),
     (("defaults", None), ("titles not indexed", None)),
     (("defaults", None), ("no_below 2", None)),
+    (("English stemmer", None), ("defaults", None)),
+    (("English stop words and stemmer", None), ("defaults", None)),
 ]
 
 

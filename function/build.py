@@ -628,6 +628,8 @@ def parse_args(argv):
                    help="read café as cafe (default %(default)s)")
     p.add_argument("--stopwords", default=tok.stopwords,
                    help="a jusText stoplist name, e.g. English (default: none)")
+    p.add_argument("--stem", default=tok.stem,
+                   help="a Snowball stemmer, e.g. english: tomatoes and tomato are one word (default: none)")
     p.add_argument("--workers", type=int, default=defaults.workers,
                    help="tokenising processes (default: one per core; the store does not depend on it)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -670,7 +672,8 @@ def options_from_args(args):
         ann_dims=args.ann_dims, ann_candidates=args.ann_candidates, ann_shard_docs=args.ann_shard_docs,
         seed=args.seed, keep_versions=args.keep_versions, workers=args.workers,
         tokenizer=TokenizerOptions(min_len=args.min_token_len, max_len=args.max_token_len,
-                                   numbers=args.numbers, deaccent=args.deaccent, stopwords=args.stopwords),
+                                   numbers=args.numbers, deaccent=args.deaccent, stopwords=args.stopwords,
+                                   stem=args.stem),
     )
 
 

@@ -6,6 +6,7 @@ always meet in the same vocabulary.
 """
 
 import re
+import threading
 import unicodedata
 from dataclasses import asdict, dataclass
 from functools import lru_cache
@@ -65,6 +66,7 @@ class TokenizerOptions:
     numbers: bool = False  # keep tokens made only of digits ("1969")
     deaccent: bool = True  # "café" -> "cafe"
     stopwords: str = ""  # "" or a jusText stoplist name such as "English"
+    stem: str = ""  # "" or a Snowball stemmer (PyStemmer) such as "english": "tomatoes" -> "tomato"
     revision: int = REVISION
 
     def __post_init__(self):
@@ -73,6 +75,8 @@ class TokenizerOptions:
         if self.revision not in REVISIONS:
             raise ValueError(f"tokenizer revision {self.revision} is not one this version reads "
                              f"({', '.join(map(str, REVISIONS))})")
+        if self.stem and self.stem not in _stemmer_names():
+            raise ValueError(f"no stemmer {self.stem!r} (stemmers: {', '.join(_stemmer_names())})")
 
     def to_dict(self):
         return asdict(self)
@@ -89,6 +93,26 @@ def _stopwords(name):
     import justext  # only when a stoplist is asked for
 
     return frozenset(justext.get_stoplist(name))
+
+
+@lru_cache(maxsize=1)
+def _stemmer_names():
+    import Stemmer  # only when a stemmer is asked for
+
+    return tuple(Stemmer.algorithms())
+
+
+_stemmers = threading.local()  # a PyStemmer object is not to be shared between threads
+
+
+def _stemmer(name):
+    found = getattr(_stemmers, name, None)
+    if found is None:
+        import Stemmer
+
+        found = Stemmer.Stemmer(name)
+        setattr(_stemmers, name, found)
+    return found
 
 
 def _ranges(codes):
@@ -163,7 +187,7 @@ def tokenize(text, options=TokenizerOptions()):
             words = [piece for word in words for piece in _pieces(word, CJK_RUN, tuple)]
         if revision >= 3 and SEA_RUN.search(text):
             words = [piece for word in words for piece in _pieces(word, SEA_RUN, _sea_cluster().findall)]
-    return [
+    tokens = [
         token
         for token in words
         # a pair is a word, whatever min_len says
@@ -171,6 +195,7 @@ def tokenize(text, options=TokenizerOptions()):
         and len(token) <= hi
         and (numbers or not token.isdigit()) and token not in stop
     ]
+    return _stemmer(options.stem).stemWords(tokens) if options.stem else tokens
 
 
 def _pieces(word, runs, units):

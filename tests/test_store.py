@@ -573,6 +573,27 @@ def test_a_store_built_before_revisions_reads_its_text_as_it_was_built():
         TokenizerOptions.from_dict({"revision": 4})
 
 
+def test_a_stemmed_store_meets_a_words_other_forms(tmp_path):
+    # "tomato" had not found "Growing tomatoes", nor "hike" "Hiking in the rain": words match as written
+    from function.tokens import TokenizerOptions, tokenize
+
+    stemmed = TokenizerOptions(stem="english")
+    assert tokenize("Tomatoes, hiking and photos", stemmed) == ["tomato", "hike", "and", "photo"]
+    assert tokenize("Tomatoes", TokenizerOptions.from_dict({"min_len": 1})) == ["tomatoes"]  # a store without
+    with pytest.raises(ValueError, match="no stemmer 'klingon' .*english"):
+        TokenizerOptions(stem="klingon")
+    posts = {"Growing tomatoes on a balcony": "Pots, a sunny wall and water daily.",
+             "Hiking in the rain": "A good jacket and dry socks in the bag.",
+             "Fixing a bike chain": "Shift to the smallest cog and clean every roller."}
+    records = [Record(str(i), f"https://blog.example/{i}", title, text) for i, (title, text) in enumerate(posts.items())]
+    final, _ = build([iter(records)], tmp_path / "w", BuildOptions(name="w", tokenizer=stemmed), progress=False)
+    store = Store(final)
+    assert store.tokenizer.stem == "english" and store.manifest["tokenizer"]["stem"] == "english"
+    for query, expected in (("tomato", "0"), ("hike", "1"), ("bikes", "2")):
+        hits = store.engines["tfidf"].search(store.terms(query), 3)
+        assert [store.docs([hit.row])[0].id for hit in hits] == [expected], query
+
+
 @pytest.mark.parametrize("tokenizer", [{"revision": 4}, {"min_len": 1, "a_later_option": True}])
 def test_a_store_whose_tokenizer_this_version_cannot_read_is_a_clear_error(small_store, tokenizer):
     _, version = small_store
