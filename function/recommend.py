@@ -332,7 +332,8 @@ class Recommender:
                 terms = self.article_terms(store, page_key, article) if article else store.terms(query.value)
                 if not len(terms):  # a page too: an empty answer would hide why from /stats and its reader
                     raise ApiError(f"the {'page' if article else 'text'} has no words the corpus '{store.name}' "
-                                   "knows: words are matched as they are written ('testing' is not 'tests'), "
+                                   "knows: words are matched as written ('testing' is not 'tests' unless the store "
+                                   "was built with --stem), "
                                    "and a corpus leaves out words in more than half of its documents "
                                    "(function.build's --no-above) or in fewer than --no-below",
                                    status=422, code="no_known_words")
