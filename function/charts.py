@@ -87,21 +87,31 @@ def duration_label(low, high, unit):
     return f"{low_text}–{high_text}"
 
 
+_NARROW, _WIDE = frozenset("fijlrt.,:;'|!() "), frozenset("mwMW@%")
+
+
+def _em(c):
+    return 0.33 if c in _NARROW else 0.95 if c in _WIDE else 0.74 if c.isupper() or c.isdigit() else 0.62
+
+
 def text_width(text, size):
     """Roughly how wide ``text`` is at font ``size`` (sans-serif): enough to keep labels in their box."""
-    narrow, wide = set("fijlrt.,:;'|!() "), set("mwMW@%")
-    return size * sum(0.33 if c in narrow else 0.95 if c in wide else 0.74 if c.isupper() or c.isdigit() else 0.62
-                      for c in text)
+    return size * sum(map(_em, text))
 
 
 def _truncate(text, width, size):
-    """``text`` cut with an ellipsis to fit ``width`` at font ``size``."""
+    """``text`` cut with an ellipsis to fit ``width`` at font ``size``: the longest start that fits, found
+    in one pass (cutting a character at a time and measuring again took a 200,000-character title
+    half an hour)."""
     text = " ".join(str(text).split())
     if text_width(text, size) <= width:
         return text
-    while text and text_width(text + "…", size) > width:
-        text = text[:-1]
-    return text.rstrip() + "…"
+    room, used = width / size - _em("…"), 0.0
+    for end, c in enumerate(text):
+        used += _em(c)
+        if used > room:
+            return text[:end].rstrip() + "…"
+    return text + "…"
 
 
 # -- SVG pieces -------------------------------------------------------------------

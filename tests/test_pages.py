@@ -376,3 +376,17 @@ def test_chart_labels_and_axes():
                                   "b": {"requests": 9, "ctr": 0.4, "ctr_ci95": [0.15, 0.7]}}).startswith("No clear")
     assert charts.timeline_chart({"step_seconds": 60, "buckets": [
         {"start": "2026-05-01T12:00:00+00:00", "requests": 0, "errors": 0, "clicks": 0}]}).empty
+
+
+@pytest.mark.parametrize("label", ["Apollo 11", "A" * 60, "Growing tomatoes on a small balcony, week by week",
+                                   "iiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiWWWWWWWWWWWWWWWW", "A" * 200_000])
+def test_a_label_is_cut_to_the_longest_start_that_fits(label):
+    # cut a character at a time and measured again, a 200,000-character title took /dashboard half an hour
+    cut = charts._truncate(label, 200, 12.5)
+    assert charts.text_width(cut, 12.5) <= 200
+    if cut != label:
+        start = cut[:-1]
+        assert cut.endswith("…") and label.startswith(start)
+        rest = label[len(start):]
+        kept = len(start) + len(rest) - len(rest.lstrip(" "))  # the spaces the cut let go
+        assert charts.text_width(label[:kept + 1] + "…", 12.5) > 200  # one more letter would not fit
