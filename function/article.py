@@ -4,6 +4,19 @@ the first fetch)."""
 
 from dataclasses import dataclass
 
+# A title goes into every answer for the page and every request event, and the dashboard's labels:
+# a page's 4 MB <title> had made each answer and event 4 MB. Longer ones (a page's, a corpus
+# record's) are cut at a word, "…" marking the cut.
+MAX_TITLE_CHARS = 300
+
+
+def shortened(text, most=MAX_TITLE_CHARS):
+    if len(text) <= most:
+        return text
+    cut = text[:most - 1]
+    at_space = cut.rfind(" ")
+    return (cut[:at_space] if at_space > most // 2 else cut).rstrip() + "…"
+
 
 @dataclass(frozen=True)
 class Article:

@@ -47,7 +47,7 @@ from justext.core import (LENGTH_HIGH_DEFAULT, LENGTH_LOW_DEFAULT, MAX_HEADING_D
 from justext.paragraph import HEADINGS_PATTERN, Paragraph
 
 from . import language
-from .article import Article
+from .article import MAX_TITLE_CHARS, Article, shortened
 from .attribute_floods import without_attribute_floods
 from .charsets import WIDE, codec_for
 from .fetch_policy import MAX_URL_LENGTH
@@ -291,9 +291,6 @@ def _span(title, parts):
 _BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
-# A title goes into every answer for the page and every request event: a page's 4 MB <title> had
-# made each answer and event 4 MB. Longer ones are cut at a word, "…" marking the cut.
-MAX_TITLE_CHARS = 300
 
 
 def _title(doc, meta, url):
@@ -308,15 +305,7 @@ def _title(doc, meta, url):
         title = el.text_content() if el is not None else ""
     # read no further than a cut title could need (the site's name may be cut off its end)
     title = _clean_title((title.lstrip() or h1)[:4 * MAX_TITLE_CHARS], meta.get("og:site_name"), url, h1)
-    return _BIDI_CONTROLS.sub("", _shortened(title, MAX_TITLE_CHARS))
-
-
-def _shortened(text, most):
-    if len(text) <= most:
-        return text
-    cut = text[:most - 1]
-    at_space = cut.rfind(" ")
-    return (cut[:at_space] if at_space > most // 2 else cut).rstrip() + "…"
+    return _BIDI_CONTROLS.sub("", shortened(title, MAX_TITLE_CHARS))
 
 
 # --------------------------------------------------------------------------- paragraphs

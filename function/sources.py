@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+from .article import shortened
+from .fetch_policy import MAX_URL_LENGTH
 from .urls import host_of, is_link, normalise_url
 
 # The default corpus: the English Wikipedia sample in gensim's test data (installed with gensim,
@@ -70,13 +72,16 @@ def record_from_fields(fields, where):
         return Skip(where, "missing or non-http(s) url")
     if not is_link(url.strip()):  # its click would have no address to redirect to
         return Skip(where, "url with no host, a space in its host, or control characters")
+    if len(url.strip()) > MAX_URL_LENGTH:  # its click link would be refused (414), as a crawl refuses it
+        return Skip(where, f"url longer than {MAX_URL_LENGTH} characters")
     if not isinstance(text, str) or not text.strip():
         return Skip(where, "empty text")
     if title is not None and not isinstance(title, str):
         return Skip(where, "title is not a string")
     # a stray byte, or half of an emoji cut off by an export, in a text or title: that character alone is lost
     text, title = _replaced(text), _replaced(title or "")
-    return Record(doc_id.strip(), url.strip(), title.strip() or url.strip(), text)
+    # cut as a page's is: a 200,000-character title had gone into every answer and event that named it
+    return Record(doc_id.strip(), url.strip(), shortened(" ".join(title.split())) or url.strip(), text)
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

@@ -298,6 +298,24 @@ def test_the_widget_sets_titles_as_text_fills_its_target_and_fails_quietly(trick
     assert all("404" in problem for problem in page.problems), page.problems
 
 
+def test_the_widget_is_not_fooled_by_markup_named_current_script(tricky_store, function_process, pages, tab):
+    # an <img name="currentScript"> (a sanitiser lets "name" through) had been taken for the script tag:
+    # its src chose the server asked and its data- attributes the box, a phishing heading among them
+    server = function_process(MODEL_STORE=str(tricky_store), DEFAULT_CORPUS="wiki").wait_ready()
+    decoy = pages.add("/decoy/assets/widget.js", b"", content_type="image/png")
+    page = tab()
+    browser_tab = page.tab
+    browser_tab.goto(pages.add("/tricky/clobbered.html", site_page(
+        "Comments", body=f'<p><img name="currentScript" src="{decoy}" data-heading="Security notice"></p>'
+                         f'<script src="{server.base}/assets/widget.js" data-url="2.html" data-corpus="tricky" '
+                         'async></script>')))
+    links = browser_tab.locator("a.related-content-link")
+    links.first.wait_for()
+    assert browser_tab.inner_text(".related-content-heading") == "Related articles"
+    assert links.first.get_attribute("href").startswith(server.base + "/click?")
+    assert not [path for path in pages.hits if path.startswith("/decoy/?")]  # nothing asked of the decoy's server
+
+
 # -- the dashboard ----------------------------------------------------------------------------------
 class NoRedirects(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):

@@ -291,6 +291,16 @@ def test_empty_input_is_refused(tmp_path):
     assert not (tmp_path / "w" / "CURRENT").exists()
 
 
+def test_a_records_url_past_2048_characters_is_skipped_and_its_title_is_cut():
+    from function.sources import record_from_fields
+
+    # its click link had been 60,000 characters and a 414; a 200,000-character title went into every answer
+    long_url = record_from_fields({"id": "1", "url": "https://a.example/" + "x" * 3000, "text": "words"}, "line 1")
+    assert isinstance(long_url, Skip) and long_url.reason == "url longer than 2048 characters"
+    titled = record_from_fields({"id": "2", "url": "https://a.example/2", "title": "Moon " * 40_000, "text": "w"}, "")
+    assert len(titled.title) <= 300 and titled.title.endswith("Moon…")
+
+
 def test_a_build_that_fails_says_what_it_skipped(tmp_path):
     # its skipped.jsonl goes with its temporary folder: the message is all that is left of a bad line
     corpus = tmp_path / "one.jsonl"

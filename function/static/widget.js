@@ -11,8 +11,11 @@
    nothing to readers and says why in the console. Text is set as text, never parsed as HTML. */
 (function () {
   "use strict";
-  var script = document.currentScript;
-  if (!script || !script.src) {
+  // document's own getter: a page's markup can name an element "currentScript" (<img name=...>, which
+  // a comment's sanitiser may let through) and hand us its src and data- attributes instead
+  var getter = Object.getOwnPropertyDescriptor(Document.prototype, "currentScript");
+  var script = getter ? getter.get.call(document) : document.currentScript;
+  if (!(script instanceof HTMLScriptElement) || !script.src) {
     // a module, or a script inside a shadow root: nothing tells us where the function is
     warn("load widget.js with a plain <script src=...> tag");
     return;
