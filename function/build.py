@@ -547,7 +547,7 @@ def skips_said(tmp, skipped, shown=3):
         return ""
     with open(tmp / "skipped.jsonl", encoding="utf-8") as skips:
         first = [json.loads(line) for line, _ in zip(skips, range(shown))]
-    said = "; ".join(f"{skip['where']}: {skip['reason']}" for skip in first)
+    said = "; ".join(f"{skip['where'][:200]}: {skip['reason']}" for skip in first)  # a URL may be 2,048 long
     return f" ({skipped} skipped: {said}{'; ...' if skipped > shown else ''})"
 
 
@@ -628,7 +628,7 @@ def parse_args(argv):
                    help="read café as cafe (default %(default)s)")
     p.add_argument("--stopwords", default=tok.stopwords,
                    help="a jusText stoplist name, e.g. English (default: none)")
-    p.add_argument("--stem", default=tok.stem,
+    p.add_argument("--stem", default=tok.stem, type=str.lower,
                    help="a Snowball stemmer, e.g. english: tomatoes and tomato are one word (default: none)")
     p.add_argument("--workers", type=int, default=defaults.workers,
                    help="tokenising processes (default: one per core; the store does not depend on it)")

@@ -169,6 +169,17 @@ def fetch_slots(limit):
 
 
 @functools.lru_cache(maxsize=4096)
+def _how_words_are_read(tokenizer):
+    """What no_known_words says of the store's reading of words: what could have kept them apart."""
+    said = ["words are matched as written ('testing' is not 'tests': function.build's --stem)"
+            if not tokenizer.stem else f"words are matched by their stems ({tokenizer.stem})"]
+    if tokenizer.stopwords:
+        said.append(f"stop words ({tokenizer.stopwords}) are left out")
+    said.append("and a corpus leaves out words in more than half of its documents (--no-above) or in fewer "
+                "than --no-below")
+    return ", ".join(said)
+
+
 def _canonical_key(canonical):
     # once per address, not on every repeat request for the page (~15 us); canonical_of bounds its length
     try:
@@ -332,11 +343,8 @@ class Recommender:
                 terms = self.article_terms(store, page_key, article) if article else store.terms(query.value)
                 if not len(terms):  # a page too: an empty answer would hide why from /stats and its reader
                     raise ApiError(f"the {'page' if article else 'text'} has no words the corpus '{store.name}' "
-                                   "knows: words are matched as written ('testing' is not 'tests' unless the store "
-                                   "was built with --stem), "
-                                   "and a corpus leaves out words in more than half of its documents "
-                                   "(function.build's --no-above) or in fewer than --no-below",
-                                   status=422, code="no_known_words")
+                                   f"knows: {_how_words_are_read(store.tokenizer)}", status=422,
+                                   code="no_known_words")
                 hits = engine.search(terms, query.k + SLACK)
             if hits_key is not None:
                 self.page_hits.put(hits_key, hits)

@@ -165,7 +165,7 @@ def test_errors_are_a_message_in_the_page_with_the_apis_status(client, query, st
     assert message in alert and code in alert
     assert "{" not in alert  # a message, not a JSON dump
     if code == "no_known_words":  # a text's: it had been headed "No article to work with"
-        assert "No word the corpus knows" in alert and "'testing' is not 'tests' unless" in alert
+        assert "No word the corpus knows" in alert and "'testing' is not 'tests': function.build's --stem" in alert
 
 
 def test_a_page_that_cannot_be_fetched_is_a_message_too(client, pages):

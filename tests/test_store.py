@@ -592,6 +592,10 @@ def test_a_stemmed_store_meets_a_words_other_forms(tmp_path):
     assert tokenize("Tomatoes", TokenizerOptions.from_dict({"min_len": 1})) == ["tomatoes"]  # a store without
     with pytest.raises(ValueError, match="no stemmer 'klingon' .*english"):
         TokenizerOptions(stem="klingon")
+    from function.recommend import _how_words_are_read  # what a no_known_words answer says of such a store
+
+    said = _how_words_are_read(TokenizerOptions(stem="english", stopwords="English"))
+    assert "by their stems (english)" in said and "stop words (English) are left out" in said and "--stem" not in said
     posts = {"Growing tomatoes on a balcony": "Pots, a sunny wall and water daily.",
              "Hiking in the rain": "A good jacket and dry socks in the bag.",
              "Fixing a bike chain": "Shift to the smallest cog and clean every roller."}
