@@ -51,8 +51,11 @@ def test_the_ann_index_over_leading_dimensions_is_reranked_with_exact_scores(man
     wide = BuildOptions(name="w", engines=("lsi",), ann="on", ann_dims=8, ann_candidates=len(many_records))
     lsi = Store(build([iter(many_records)], tmp_path / "x", wide, progress=False)[0]).engines["lsi"]
     row = 5
-    exact = np.argsort(-(lsi.vectors @ lsi.vectors[row]), kind="stable")
-    assert [h.row for h in lsi.search_member(row, 3)] == [r for r in exact if r != row][:3]
+    scores = lsi.vectors @ lsi.vectors[row]
+    exact = [r for r in np.argsort(-scores, kind="stable") if r != row][:3]
+    # the records are copies of the sample's, so the best are ties (the same vector): which of the tied
+    # copies the graph gives back varies with its threaded build; their scores do not
+    assert [h.score for h in lsi.search_member(row, 3)] == pytest.approx([float(scores[r]) for r in exact], abs=1e-5)
 
 
 def test_the_graph_is_built_in_shards_and_a_search_asks_each_for_its_share(many_records, tmp_path):
