@@ -36,7 +36,7 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
-from .errors import FetchError
+from .errors import NOT_NOW_STATUSES, FetchError
 from .extract import decode_html, extract_article
 from .fetch import USER_AGENT, FetchLimits, fetch_page
 from .sources import Record, Skip, is_url
@@ -119,7 +119,7 @@ def is_transient(exc):
     if getattr(exc, "code", "") in ("upstream_timeout", "upstream_unreachable", "fetch_failed"):
         return True
     status = upstream_status(exc)
-    return status is not None and (status >= 500 or status in (408, 429))
+    return status is not None and (status >= 500 or status in NOT_NOW_STATUSES)
 
 
 # -- sitemaps ------------------------------------------------------------------------------------

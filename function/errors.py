@@ -6,6 +6,11 @@ handler renders it as ``{"error": {"code": ..., "message": ...}}``.
 """
 
 
+# A page's server answering for its own state, not the page's (timeout, too early, too many
+# requests): asked again later, by the crawler and by serving alike.
+NOT_NOW_STATUSES = frozenset({408, 425, 429})
+
+
 class ApiError(Exception):
     status = 400
     code = "bad_request"

@@ -12,7 +12,7 @@ from cachetools import TTLCache
 
 from . import clicks
 from .article import Article, indexed_text
-from .errors import ApiError, NotFound
+from .errors import NOT_NOW_STATUSES, ApiError, NotFound
 from .events import new_event
 from .urls import normalise_url, request_key
 
@@ -54,10 +54,9 @@ def choose_engine(store, weights, key, forced=""):
 # server (502, 504) are tried again at once.
 FAILED_PAGE_SECONDS = 60
 PAGE_FAULTS = (415, 422)
-# a page's server saying "not now" (timeout, too early, too many requests) is not the page's answer for
+# a page's server saying "not now" (errors.NOT_NOW_STATUSES) is not the page's answer for
 # FAILED_PAGE_SECONDS (a 429 with Retry-After: 1 had been, for a minute), but it is for a few seconds:
 # a widget asks on every page view, and a server refusing load gets a fetch for each one otherwise
-TRANSIENT_UPSTREAM = (408, 425, 429)
 TRANSIENT_PAGE_SECONDS = 5
 
 
@@ -259,7 +258,7 @@ class Recommender:
                 raise ApiError("no article text found on the page", status=422, code="no_article_text")
         except ApiError as exc:
             if exc.status in PAGE_FAULTS:  # a copy: the raised one's traceback holds the page's body
-                busy = getattr(exc, "upstream_status", None) in TRANSIENT_UPSTREAM
+                busy = getattr(exc, "upstream_status", None) in NOT_NOW_STATUSES
                 (self.busy_pages if busy else self.failed_pages).put(page_key, copy.copy(exc))
             raise
         article = dataclasses.replace(article, text=article.text[: self.settings.max_text_chars])
