@@ -22,7 +22,7 @@ from .errors import ApiError
 from .events import EventLog
 from .fetch_policy import FetchLimits, names_corpus  # not .fetch: the HTTP stack loads on the first fetch
 from .openapi import document as openapi_document
-from .params import check_query_length, parse_query, seen_by_a_reader
+from .params import check_query_length, gives_arguments, parse_query, seen_by_a_reader
 from .recommend import Recommender, Slots
 from .stats import compute as compute_stats
 from .stats import parse_filters, refuse_unheard_of
@@ -180,7 +180,7 @@ class App:
         html = pages.wants_html(request)
         mimetype, headers = ("text/html", pages.PAGE_HEADERS) if html else ("application/json", API_HEADERS)
         try:
-            if request.args or not html:  # the page's bare form needs no query
+            if gives_arguments(request) or not html:  # the page's bare form needs no query
                 parse_query(request, self.settings, self.stores.names())
                 self.base_url(request)
         except ApiError as exc:

@@ -17,7 +17,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from . import charts
 from .errors import ApiError
-from .params import FORM_TYPE, form_arguments, whole_number
+from .params import FORM_TYPE, form_arguments, gives_arguments, whole_number
 from .stats import dashboard as dashboard_data
 from .stats import parse_filters, refuse_unheard_of
 from .urls import normalise_url
@@ -208,7 +208,7 @@ def try_it(app, request):
         again = urlencode({name: value for name, value in arguments.items() if value != ""})  # a tidy link
         if len(again) <= settings.max_query_bytes:
             return Response(status=303, headers={**PAGE_HEADERS, "Location": "/?" + again})
-    elif not request.args:
+    elif not gives_arguments(request):
         return render("try.html", **context)
     form = context["form"] = form_values(request.args if arguments is None else arguments, settings.default_corpus)
     try:

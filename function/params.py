@@ -8,7 +8,7 @@ from urllib.parse import parse_qsl, unquote_to_bytes
 
 from .errors import ApiError
 from .fetch_policy import MAX_URL_LENGTH, parse_url
-from .urls import with_scheme
+from .urls import is_tracking, with_scheme
 
 QUERY_KINDS = ("url", "text", "id")
 FIELDS = QUERY_KINDS + ("k", "corpus", "min_score", "engine")
@@ -62,7 +62,9 @@ def check_query_length(request, settings):
 
 
 def query_arguments(request, settings):
-    """{name: value} of the query string, each name given once; 414 past MAX_QUERY_BYTES."""
+    """{name: value} of the query string, each name given once; 414 past MAX_QUERY_BYTES. Tracking
+    parameters a platform appends to a link it passes on (utm_*, fbclid) are left out: a shared
+    link to the dashboard or to an answer had been a 400 for "unknown parameter"."""
     check_query_length(request, settings)
     query = request.query_string
     try:  # werkzeug keeps an escape that is not UTF-8 ("caf%E9") as literal text
@@ -70,7 +72,13 @@ def query_arguments(request, settings):
             unquote_to_bytes(query).decode("utf-8")
     except UnicodeDecodeError:
         raise _bad("the query string is not UTF-8 once its %-escapes are decoded (percent-encode UTF-8 bytes)")
-    return _each_once(request.args.items(multi=True))
+    return _each_once((name, value) for name, value in request.args.items(multi=True) if not is_tracking(name))
+
+
+def gives_arguments(request):
+    """Whether the query string gives anything but tracking parameters: the try-it page's bare
+    form is its answer to none."""
+    return any(not is_tracking(name) for name in request.args)
 
 
 def _each_once(pairs):

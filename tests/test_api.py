@@ -492,6 +492,19 @@ def test_click_link_with_tracking_parameters_appended_still_redirects(client, fu
     assert other.status_code == 400 and other.get_json()["error"]["code"] == "invalid_click_link"
 
 
+@pytest.mark.parametrize("path", ["/?text=moon+landing&k=3", "/stats?days=7"])
+def test_a_shared_link_with_tracking_parameters_is_answered_as_without(client, path):
+    """A platform appends fbclid or utm_* to a link it passes on (a dashboard's, an answer's): they
+    had been a 400 "unknown parameter". The answer is the link's own; other additions stay 400s."""
+    plain = client.get(path)
+    tracked = client.get(path + "&fbclid=IwAR0x&utm_source=news&fbclid=again")
+    assert plain.status_code == tracked.status_code == 200, tracked.get_data(as_text=True)
+    if path.startswith("/?"):
+        assert [r["id"] for r in tracked.get_json()["results"]] == [r["id"] for r in plain.get_json()["results"]]
+    other = client.get(path + "&colour=blue")
+    assert other.status_code == 400 and other.get_json()["error"]["code"] == "unknown_parameter"
+
+
 def test_click_link_missing_a_field_is_a_400(client):
     path, args = _click_path(client)
     del args["u"]

@@ -40,6 +40,18 @@ def test_a_browser_gets_the_form_with_the_corpora(client):
     assert not doc.cssselect("li.result") and not doc.cssselect("[role=alert]")
 
 
+def test_a_shared_link_to_the_form_with_tracking_parameters_is_the_bare_form(client):
+    """/?fbclid=... (the page's link shared on a social network) had been a "give one of url, text
+    or id" error page."""
+    for path in ("/?fbclid=IwAR0x", "/?utm_source=news&utm_medium=mail"):
+        for response in (client.get(path, headers=BROWSER), client.head(path, headers=BROWSER)):
+            assert response.status_code == 200
+        doc = html_of(client.get(path, headers=BROWSER))
+        assert doc.cssselect("form.ask-form") and not doc.cssselect("[role=alert]")
+    assert client.get("/dashboard?days=7&fbclid=IwAR0x").status_code == 200
+    assert client.get("/dashboard?days=7&colour=blue").status_code == 400
+
+
 @pytest.mark.parametrize("accept", [None, "*/*", "application/json", "application/json, text/html",
                                     "text/html;q=0.5, application/json"])
 def test_api_clients_keep_getting_json(client, accept):
