@@ -640,6 +640,13 @@ def parse_args(argv):
 ENGINE_NAME = re.compile(r"^(?:lsi(?:-[1-9][0-9]*)?|tfidf)\Z")
 
 
+# The least each count can be (0: "all" or "one per core"); a negative --keep-versions had built a
+# store, and --keep-n -1 one that silently lost its rarest word.
+COUNT_MINIMUMS = {"workers": 0, "ann_dims": 0, "lsi_train_docs": 0, "ann_min_docs": 0, "ann_shard_docs": 0,
+                  "lsi_dims": 1, "no_below": 1, "keep_n": 1, "keep_versions": 1, "ann_connectivity": 2,
+                  "ann_expansion_add": 1, "ann_expansion_search": 1}
+
+
 def _checked_arguments(args):
     """The --engines list and --default-engine, checked with the counts: ValueError says what is wrong."""
     engines = tuple(e.strip() for e in args.engines.split(",") if e.strip())
@@ -653,9 +660,11 @@ def _checked_arguments(args):
         raise ValueError(f"--engines names an engine twice: {args.engines}")
     if args.default_engine is not None and args.default_engine not in engines:
         raise ValueError(f"--default-engine {args.default_engine!r} is not one of --engines ({', '.join(engines)})")
-    for name in ("workers", "ann_dims", "lsi_train_docs", "ann_min_docs"):
-        if getattr(args, name) < 0:
-            raise ValueError(f"--{name.replace('_', '-')} must be 0 or more, not {getattr(args, name)}")
+    for name, least in COUNT_MINIMUMS.items():
+        if getattr(args, name) < least:
+            raise ValueError(f"--{name.replace('_', '-')} must be {least} or more, not {getattr(args, name)}")
+    if not 0 < args.no_above <= 1:
+        raise ValueError(f"--no-above is a share of the documents, above 0 and at most 1, not {args.no_above}")
     return engines, args.default_engine or BuildOptions.default_engine
 
 

@@ -52,13 +52,13 @@ SCHEMAS = {
             "properties": {
                 "code": {"type": "string", "pattern": "^[a-z_]+$",
                          "description": "stable, machine-readable: missing_query, ambiguous_query, invalid_parameter, "
-                                        "unknown_parameter, unknown_corpus, unknown_engine, unknown_id, invalid_url, "
+                                        "unknown_parameter, unknown_corpus, unknown_engine, unknown_id, invalid_id, invalid_url, invalid_host, "
                                         "invalid_json, unreadable_body, unsupported_media_type, body_too_large, "
                                         "query_too_long, text_too_large, no_known_words, no_article_text, "
                                         "forbidden_address, domain_not_allowed, unsupported_content_type, "
                                         "unresolvable_host, upstream_status, page_too_large, too_many_redirects, invalid_redirect, "
                                         "upstream_unreachable, upstream_tls_error, upstream_invalid_response, "
-                                        "upstream_timeout, fetch_busy, "
+                                        "upstream_timeout, fetch_failed, fetch_busy, "
                                         "invalid_click_link, invalid_click_signature, click_link_expired, "
                                         "events_unavailable, stats_busy, not_found, method_not_allowed, internal_error; for requests "
                                         "that are not valid HTTP, refused before the function reads them: "
@@ -77,7 +77,7 @@ SCHEMAS = {
         "properties": {
             "url": {"type": "string", "maxLength": 2048, "description": "an http(s) page to find related articles for"},
             "text": {"type": "string", "description": "a text (up to MAX_TEXT_CHARS characters)"},
-            "id": {"type": ["string", "integer"], "description": "a corpus member's id: its neighbours"},
+            "id": {"type": ["string", "integer"], "maxLength": 512, "description": "a corpus member's id: its neighbours"},
             "k": {"type": "integer", "minimum": 1, "default": 5, "description": "how many results (up to MAX_K)"},
             "corpus": {**CORPUS_NAME, "description": "default: DEFAULT_CORPUS"},
             "min_score": {"type": "number", "minimum": -1, "maximum": 1, "default": 0},
@@ -302,7 +302,8 @@ def paths():
         "responses": {
             "302": {"description": "to the article", "headers": {
                 "Location": {"schema": {"type": "string"}, "description": "the article's URL"}}},
-            "400": _error("a field missing, repeated or unknown"),
+            "400": _error("a field missing, repeated or unknown, or not what a signed link holds (a rank or "
+                          "time that is not a number, a target that is not http(s), an issue time in the future)"),
             "403": _error("the signature does not match: altered or foreign link"),
             "410": _error("the link is older than CLICK_TTL_DAYS"),
             "414": _error("a query string over MAX_QUERY_BYTES"),

@@ -95,7 +95,7 @@ def _with_numbers(arguments):
     """Text arguments (a query string's, a form's) with k and min_score read as numbers."""
     fields = dict(arguments)
     for name in ("k", "min_score"):
-        if name in fields:
+        if fields.get(name, "") != "":  # "?k=" is not given, as for every field
             fields[name] = _number_from_text(name, fields[name])
     return fields
 
@@ -185,6 +185,12 @@ def form_arguments(request, settings):
     return _each_once(pairs)
 
 
+def _given(fields, name, default):
+    """A field's value; ``default`` where it is null or an empty string, which count as not given."""
+    value = fields.get(name)
+    return default if value is None or value == "" else value
+
+
 def parse_query(request, settings, corpora, arguments=None):
     """The Query of a GET / or POST / request, or of the ``arguments`` of a form posted to it;
     ApiError for anything wrong."""
@@ -222,7 +228,7 @@ def parse_query(request, settings, corpora, arguments=None):
     if kind == "id" and len(value) > MAX_ID_CHARS:
         raise _bad(f"'id' is longer than {MAX_ID_CHARS} characters", code="invalid_id")
 
-    k = fields.get("k", 5)
+    k = _given(fields, "k", 5)
     if isinstance(k, float) and k.is_integer():
         k = int(k)
     if not isinstance(k, int) or isinstance(k, bool):
@@ -230,7 +236,7 @@ def parse_query(request, settings, corpora, arguments=None):
     if not 1 <= k <= settings.max_k:
         raise _bad(f"'k' must be between 1 and {settings.max_k}, got {k}")
 
-    min_score = fields.get("min_score", 0.0)
+    min_score = _given(fields, "min_score", 0.0)
     # (an int is always finite; math.isfinite() would overflow on a 400-digit one)
     if isinstance(min_score, bool) or not isinstance(min_score, (int, float)) or (
             isinstance(min_score, float) and not math.isfinite(min_score)):

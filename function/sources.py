@@ -390,7 +390,7 @@ def add_source_arguments(parser):
     group.add_argument("--per-host", type=int, default=2, help="crawl: requests in flight per host (default %(default)s)")
     group.add_argument("--concurrency", type=int, default=4, help="crawl: fetching threads (default %(default)s)")
     group.add_argument("--retries", type=int, default=3,
-                       help="crawl: retries after a 5xx, 429 or timeout, with exponential backoff (default %(default)s)")
+                       help="crawl: retries after a 5xx, 408, 425, 429 or timeout, with exponential backoff (default %(default)s)")
     group.add_argument("--max-pages", type=int, default=0, help="crawl: at most this many pages (default: all)")
     group.add_argument("--max-age", type=float, metavar="HOURS",
                        help="crawl: fetch again pages fetched more than HOURS ago (default: only when the "

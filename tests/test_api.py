@@ -514,6 +514,19 @@ def test_click_link_missing_a_field_is_a_400(client):
 
 
 # -- bad input -------------------------------------------------------------------------
+def test_a_null_or_empty_field_counts_as_not_given(client):
+    """As the API's description says of every field: "?k=" (a form's empty box) and {"k": null}
+    had been a 400 "'k' must be an integer"."""
+    given = [client.get("/?text=moon+landing&k=&min_score=&corpus=&engine="),
+             client.post("/", json={"text": "moon landing", "k": None, "min_score": None, "corpus": None,
+                                    "engine": "", "url": None, "id": ""})]
+    default = client.get("/?text=moon+landing").get_json()
+    for response in given:
+        assert response.status_code == 200, response.get_data(as_text=True)
+        assert [r["id"] for r in response.get_json()["results"]] == [r["id"] for r in default["results"]]
+    assert len(default["results"]) == 5
+
+
 @pytest.mark.parametrize("query,status,code", [
     ("", 400, "missing_query"),
     ("text=", 400, "missing_query"),

@@ -145,6 +145,13 @@ def test_a_file_broken_part_way_is_a_one_line_error(records, tmp_path, capsys, n
     (["--default-engine", "bm25"], "--default-engine 'bm25' is not one of --engines"),
     (["--workers", "-2"], "--workers must be 0 or more"),
     (["--ann", "on", "--ann-dims", "-5"], "--ann-dims must be 0 or more"),
+    (["--keep-versions", "-1"], "--keep-versions must be 1 or more"),  # had built a store
+    (["--keep-n", "-1"], "--keep-n must be 1 or more"),  # had built one without its rarest word
+    (["--no-below", "-1"], "--no-below must be 1 or more"),
+    (["--lsi-dims", "-3"], "--lsi-dims must be 1 or more"),
+    (["--max-token-len", "0"], "token lengths must satisfy"),
+    (["--no-above", "0"], "--no-above is a share of the documents"),
+    (["--no-above", "nan"], "--no-above is a share of the documents"),
     (["--columns", "title=headline"], "no column 'headline'"),
 ])
 def test_options_that_cannot_work_are_refused_before_reading(records, tmp_path, capsys, options, message):
