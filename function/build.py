@@ -627,7 +627,8 @@ def parse_args(argv):
     p.add_argument("--deaccent", action=argparse.BooleanOptionalAction, default=tok.deaccent,
                    help="read café as cafe (default %(default)s)")
     p.add_argument("--stopwords", default=tok.stopwords,
-                   help="a jusText stoplist name, e.g. English (default: none)")
+                   help="a language's stop list (stop-words' lists), e.g. english, french or fr: its function "
+                        "words are left out (default: none)")
     p.add_argument("--stem", default=tok.stem, type=str.lower,
                    help="a Snowball stemmer, e.g. english: tomatoes and tomato are one word (default: none)")
     p.add_argument("--workers", type=int, default=defaults.workers,

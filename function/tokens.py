@@ -22,8 +22,12 @@ WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # every mark, Thai tone marks (ข้าว "rice" read as ขาว "white") and Indic viramas too; and it reads
 # runs of Thai, Lao, Khmer and Myanmar, written without spaces between words, as overlapping pairs
 # of clusters (SEA_RUN): they had been words of their own, most of them past max_len and dropped.
-REVISION = 3
-REVISIONS = (1, 2, 3)
+# Revision 4 spells out, with the accents, the letters a reader writes as plain ones (LETTERS_SPELT:
+# "œufs" had not met "oeufs", nor "Straße" "strasse"); its stop lists are lists of function words
+# (see stoplist_names), read as text is read, so that "été" leaves out "ete" and "qu'il" the "qu"
+# of "qu'on".
+REVISION = 4
+REVISIONS = (1, 2, 3, 4)
 
 # Scripts written without spaces between words, whose runs WORD takes whole: Han (with its marks
 # of repetition and closing, 々 〆 〇 〻) and kana (a clause of Chinese or Japanese is one "word"),
@@ -45,6 +49,10 @@ OPTIONAL_MARKS = ((0x0300, 0x036F), (0x0483, 0x0489), (0x0591, 0x05C7), (0x0610,
                   (0x0670, 0x0670), (0x06D6, 0x06ED), (0x0730, 0x074A), (0x1AB0, 0x1AFF), (0x1DC0, 0x1DFF),
                   (0x20D0, 0x20FF), (0xFE20, 0xFE2F))
 
+# Letters that no accent makes (NFKD leaves them whole) and that readers, typing, spell with plain
+# ones: French œ and æ, German ß, Danish and Norwegian ø, Polish ł, Croatian đ, Maltese ħ, Turkish ı.
+LETTERS_SPELT = str.maketrans({"œ": "oe", "æ": "ae", "ß": "ss", "ø": "o", "ł": "l", "đ": "d", "ħ": "h", "ı": "i"})
+
 # Thai, Lao, Myanmar (and its extensions) and Khmer: no spaces between words. Their runs are read
 # as overlapping pairs of clusters, a letter with its marks ("ข้", "า", "ว"), and with the letter
 # that Myanmar's and Khmer's stacking signs put under it ("ខ្ម"): "ข้าว" -> "ข้า", "าว".
@@ -65,7 +73,7 @@ class TokenizerOptions:
     max_len: int = 20
     numbers: bool = False  # keep tokens made only of digits ("1969")
     deaccent: bool = True  # "café" -> "cafe"
-    stopwords: str = ""  # "" or a jusText stoplist name such as "English"
+    stopwords: str = ""  # "" or a stop list's language such as "english" (before revision 4: jusText's "English")
     stem: str = ""  # "" or a Snowball stemmer (PyStemmer) such as "english": "tomatoes" -> "tomato"
     revision: int = REVISION
 
@@ -77,6 +85,10 @@ class TokenizerOptions:
                              f"({', '.join(map(str, REVISIONS))})")
         if self.stem and self.stem not in _stemmer_names():
             raise ValueError(f"no stemmer {self.stem!r} (stemmers: {', '.join(_stemmer_names())})")
+        if self.stopwords:  # "French" and "fr" name the list "french": as a store records it
+            object.__setattr__(self, "stopwords", stoplist_name(self.stopwords, self.revision))
+        if self.stopwords and self.stopwords not in stoplist_names(self.revision):
+            raise ValueError(f"no stop list {self.stopwords!r} (stop lists: {', '.join(stoplist_names(self.revision))})")
 
     def to_dict(self):
         return asdict(self)
@@ -86,13 +98,50 @@ class TokenizerOptions:
         return cls(**{"revision": 1, **data})  # a store that names none was built before revisions
 
 
-@lru_cache(maxsize=8)
-def _stopwords(name):
-    if not name:
-        return frozenset()
-    import justext  # only when a stoplist is asked for
+@lru_cache(maxsize=2)
+def stoplist_names(revision=REVISION):
+    """The stop lists a store of ``revision`` can name: from revision 4 those of the stop-words
+    package, lists of function words named by language as the stemmers are; before it jusText's,
+    the most frequent words of Wikipedia, subjects among them (its English list had left out
+    "school", "city" and "music", its French one "maison" and "ville")."""
+    if revision >= 4:
+        import stop_words  # only when a stop list is asked for
 
-    return frozenset(justext.get_stoplist(name))
+        return tuple(sorted(stop_words.AVAILABLE_LANGUAGES))
+    import justext
+
+    return tuple(sorted(justext.get_stoplists()))
+
+
+def stoplist_name(name, revision=REVISION):
+    """A stop list's name as its source spells it ("French" is "french"; an ISO code such as "fr"
+    names its language); the name as given if there is no such list, for TokenizerOptions to refuse."""
+    if revision >= 4:
+        import stop_words
+
+        name = stop_words.LANGUAGE_MAPPING.get(name.lower(), name)
+    return next((known for known in stoplist_names(revision) if known.lower() == name.lower()), name)
+
+
+@lru_cache(maxsize=8)
+def _stopwords(options):
+    """The words ``options``' stop list leaves out. From revision 4 they are read as text is (in
+    lower case, accents off as deaccent says), and of an entry that is more than one word ("qu'il",
+    "don't") its pieces of one or two letters, the elisions, are left out too."""
+    if not options.stopwords:
+        return frozenset()
+    if options.revision < 4:
+        import justext
+
+        return frozenset(justext.get_stoplist(options.stopwords))
+    import stop_words
+
+    plain = TokenizerOptions(deaccent=options.deaccent, revision=options.revision, max_len=MAX_TOKEN_CHARS)
+    words = set()
+    for entry in stop_words.get_stop_words(options.stopwords, cache=False):
+        tokens = tokenize(entry, plain)
+        words.update(tokens if len(tokens) == 1 else (token for token in tokens if len(token) <= 2))
+    return frozenset(words)
 
 
 @lru_cache(maxsize=1)
@@ -164,6 +213,8 @@ def _strip_accents(text, revision):
     else:
         keep = KANA_MARKS if revision == 2 else ""
         stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch) or ch in keep)
+    if revision >= 4:
+        stripped = stripped.translate(LETTERS_SPELT)
     # NFKD also takes Hangul syllables apart into letters (jamo), which are not marks: put them,
     # and kana with their marks, back together
     return unicodedata.normalize("NFC", stripped) if revision >= 2 else stripped
@@ -176,7 +227,7 @@ def tokenize(text, options=TokenizerOptions()):
     current = revision >= 2
     if options.deaccent and not text.isascii():
         text = _strip_accents(text, revision)
-    stop = _stopwords(options.stopwords)
+    stop = _stopwords(options)
     lo, hi, numbers = options.min_len, options.max_len, options.numbers
     word_with_marks, beyond_word = _patterns(revision) if current and not text.isascii() else (None, None)
     if beyond_word is None or beyond_word.search(text) is None:  # most text: Latin, Cyrillic, Greek, Arabic

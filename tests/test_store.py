@@ -152,6 +152,7 @@ def test_a_file_broken_part_way_is_a_one_line_error(records, tmp_path, capsys, n
     (["--max-token-len", "0"], "token lengths must satisfy"),
     (["--no-above", "0"], "--no-above is a share of the documents"),
     (["--no-above", "nan"], "--no-above is a share of the documents"),
+    (["--stopwords", "francais"], "no stop list 'francais'"),  # had been said after the whole crawl
     (["--columns", "title=headline"], "no column 'headline'"),
 ])
 def test_options_that_cannot_work_are_refused_before_reading(records, tmp_path, capsys, options, message):
@@ -586,8 +587,35 @@ def test_a_store_built_before_revisions_reads_its_text_as_it_was_built():
     assert tokenize("किताब हिन्दी", second) == ["किताब", "हिनदी"] and tokenize("தமிழ்", second) == ["தமிழ"]
     assert tokenize("ข้าว ภาษาไทย", second) == ["ขาว", "ภาษาไทย"]
     assert tokenize("召开会议，讨论预算。", second) == tokenize("召开会议，讨论预算。")
-    with pytest.raises(ValueError, match="revision 4"):
-        TokenizerOptions.from_dict({"revision": 4})
+    # and revision 3's: letters such as œ kept, jusText's stop lists (with subjects among them)
+    third = TokenizerOptions.from_dict({**before.to_dict(), "revision": 3, "stopwords": "English"})
+    assert tokenize("Œufs at school", third) == ["œufs"] and third.stopwords == "English"
+    with pytest.raises(ValueError, match="revision 5"):
+        TokenizerOptions.from_dict({"revision": 5})
+
+
+def test_letters_readers_spell_plainly_meet_their_plain_spelling():
+    """A French reader types "oeufs" for "œufs", a German "strasse": they had not met."""
+    from function.tokens import tokenize
+
+    assert tokenize("Œufs, bœuf, cœur, Straße, Ærø, Łódź, Đakovo") == \
+        tokenize("oeufs, boeuf, coeur, strasse, aero, lodz, dakovo")
+
+
+def test_a_stop_list_leaves_out_function_words_as_the_text_is_read():
+    """Its words are read as the text is: "été" and "à" leave out the deaccented "ete" and "a", and
+    "qu'il" the "qu" of "qu'on". A list is named by its language, in any case, or its ISO code."""
+    from function.tokens import TokenizerOptions, tokenize
+
+    french = TokenizerOptions(stopwords="French")
+    assert french.stopwords == "french" == TokenizerOptions(stopwords="fr").stopwords
+    assert tokenize("Qu'on a été à la plage du château, que faire à Marseille ?", french) == \
+        ["plage", "chateau", "marseille"]
+    # jusText's lists, which stores before revision 4 use, had left out subjects: "school", "city"
+    english = TokenizerOptions(stopwords="en")
+    assert tokenize("How do I get to a school in the city", english) == ["school", "city"]
+    with pytest.raises(ValueError, match="no stop list 'klingon' .*french"):
+        TokenizerOptions(stopwords="klingon")
 
 
 def test_a_stemmed_store_meets_a_words_other_forms(tmp_path):
@@ -602,7 +630,7 @@ def test_a_stemmed_store_meets_a_words_other_forms(tmp_path):
     from function.recommend import _how_words_are_read  # what a no_known_words answer says of such a store
 
     said = _how_words_are_read(TokenizerOptions(stem="english", stopwords="English"))
-    assert "by their stems (english)" in said and "stop words (English) are left out" in said and "--stem" not in said
+    assert "by their stems (english)" in said and "stop words (english) are left out" in said and "--stem" not in said
     posts = {"Growing tomatoes on a balcony": "Pots, a sunny wall and water daily.",
              "Hiking in the rain": "A good jacket and dry socks in the bag.",
              "Fixing a bike chain": "Shift to the smallest cog and clean every roller."}
@@ -615,7 +643,7 @@ def test_a_stemmed_store_meets_a_words_other_forms(tmp_path):
         assert [store.docs([hit.row])[0].id for hit in hits] == [expected], query
 
 
-@pytest.mark.parametrize("tokenizer", [{"revision": 4}, {"min_len": 1, "a_later_option": True}])
+@pytest.mark.parametrize("tokenizer", [{"revision": 5}, {"min_len": 1, "a_later_option": True}])
 def test_a_store_whose_tokenizer_this_version_cannot_read_is_a_clear_error(small_store, tokenizer):
     _, version = small_store
     manifest_path = version / "manifest.json"
