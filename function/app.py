@@ -107,8 +107,10 @@ class App:
                         settings.client_request_seconds, fetch_limits.deadline)
         self.recommender = Recommender(settings, self.stores, self.events, click_key, fetch_limits)
         # /stats and /dashboard read up to STATS_MAX_EVENTS events, seconds each: a burst of them
-        # had taken every thread, /healthz's too, for tens of seconds
-        self.stats_slots = Slots(max(1, settings.threads // 4), "stats_busy",
+        # had taken every thread, /healthz's too, for tens of seconds. With the page fetches' slots
+        # they leave a thread free: 6 stalled fetches and 2 slow dashboards had held all 8 threads
+        self.stats_slots = Slots(max(1, min(settings.threads // 4, settings.threads - settings.fetch_concurrency - 1)),
+                                 "stats_busy",
                                  "this worker is already reading the events for {limit} /stats or /dashboard "
                                  "requests; retry in a moment")
         self.routes = {

@@ -239,7 +239,8 @@ SCHEMAS = {
             },
             "stats_reads": {
                 "type": "object",
-                "description": "this worker's /stats and /dashboard requests reading the events (THREADS / 4), "
+                "description": "this worker's /stats and /dashboard requests reading the events (THREADS / 4, "
+                               "leaving a thread free of them and of page fetches), "
                                "and those refused with stats_busy",
                 "required": ["waiting", "limit", "refused"],
                 "additionalProperties": False,
@@ -352,7 +353,8 @@ def paths():
                           "404": _error("a corpus neither served nor named by any event read (unknown_corpus)"),
                           "414": _error("a query string over MAX_QUERY_BYTES"),
                           "503": {**_error("MONGODB is not set, or does not answer (events_unavailable); or "
-                                           "THREADS / 4 (at least 1) /stats and /dashboard requests of this "
+                                           "THREADS / 4 (at least 1; fewer where page fetches would leave no thread free) /stats "
+                                           "and /dashboard requests of this "
                                            "worker already read the events (stats_busy)"),
                                   "headers": {"Retry-After": {"schema": {"type": "string"},
                                                               "description": "stats_busy: seconds to wait, 1"}}}},
