@@ -5,6 +5,7 @@ import copy
 import dataclasses
 import functools
 import hashlib
+import sys
 import threading
 import time
 
@@ -60,17 +61,34 @@ PAGE_FAULTS = (415, 422)
 TRANSIENT_PAGE_SECONDS = 5
 
 
+# The memory of the fetched articles and of their terms: URL_CACHE_SIZE times these, on average
+# (32 MB and 8 MB a worker at the default 512). A text is kept up to MAX_TEXT_CHARS, and Python
+# keeps a string with one emoji in it at 4 bytes a character: 512 such articles had been 200 MB a
+# worker, for URL_CACHE_TTL. An article's terms are 12 bytes a distinct word (~1,000 words: 12 KB).
+ARTICLE_BYTES = 64 * 1024
+TERMS_BYTES = 16 * 1024
+
+
+def article_bytes(article):
+    return sys.getsizeof(article.text) + sys.getsizeof(article.title)
+
+
+def terms_bytes(terms):
+    return terms.ids.nbytes + terms.counts.nbytes
+
+
 class PageCache:
     """What a repeat request for a page may skip, in this process, bounded by
-    URL_CACHE_SIZE entries and URL_CACHE_TTL seconds (0 for either: off).
+    URL_CACHE_SIZE entries and URL_CACHE_TTL seconds (0 for either: off), or,
+    given ``weigh`` (an entry's bytes), by URL_CACHE_SIZE times ``average`` bytes.
 
     Per process on purpose: a hit must cost microseconds, and a shared cache
     would add a network round trip to every request; a page's later requests
     mostly reach the same few workers anyway."""
 
-    def __init__(self, size, ttl):
+    def __init__(self, size, ttl, weigh=None, average=1):
         self.enabled = size > 0 and ttl > 0
-        self._entries = TTLCache(maxsize=max(1, size), ttl=ttl or 1)
+        self._entries = TTLCache(maxsize=max(1, size) * (average if weigh else 1), ttl=ttl or 1, getsizeof=weigh)
         self._lock = threading.Lock()
 
     def get(self, key):
@@ -82,7 +100,10 @@ class PageCache:
     def put(self, key, value):
         if self.enabled:
             with self._lock:
-                self._entries[key] = value
+                try:
+                    self._entries[key] = value
+                except ValueError:  # weighs more than the whole cache (URL_CACHE_SIZE=1): not kept
+                    pass
 
 
 class _Flight:
@@ -214,7 +235,9 @@ class Recommender:
         # (tokenising a long article costs more than the rest of a repeat request), its hits
         # per store version, engine and count (at 1M documents the lookup is most of what is
         # left: ~3 ms), and a page that failed
-        self.articles, self.page_terms, self.page_hits = PageCache(size, ttl), PageCache(size, ttl), PageCache(size, ttl)
+        self.articles = PageCache(size, ttl, weigh=article_bytes, average=ARTICLE_BYTES)
+        self.page_terms = PageCache(size, ttl, weigh=terms_bytes, average=TERMS_BYTES)
+        self.page_hits = PageCache(size, ttl)
         self.failed_pages = PageCache(size, min(ttl, FAILED_PAGE_SECONDS))
         self.busy_pages = PageCache(size, min(ttl, TRANSIENT_PAGE_SECONDS))
         self.fetches = SingleFlight()

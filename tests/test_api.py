@@ -145,6 +145,27 @@ def test_repeat_url_is_served_from_the_cache(client, pages):
     assert titles(first) == titles(second)
 
 
+def test_the_fetched_articles_kept_are_bounded_by_their_memory(function_env, pages):
+    """URL_CACHE_SIZE articles of MAX_TEXT_CHARS with an emoji in them (4 bytes a character) had
+    been 200 MB a worker: the articles are bounded by URL_CACHE_SIZE x 64 KB of memory too. Pages
+    of ordinary size are all kept, as before."""
+    client = make_client({**function_env, "URL_CACHE_SIZE": "8"})
+    sentence = "The astronauts of the moon landing walked on the surface for hours and came back 🚀. "
+    heavy = "".join(f"<p>{sentence * 12}</p>" for _ in range(120))  # ~120,000 characters: cut at 100,000
+    ordinary = "".join(f"<p>{sentence.replace('🚀', 'safely') * 12}</p>" for _ in range(5))
+    for kind, body in (("heavy", heavy), ("ordinary", ordinary)):
+        urls = [pages.add(f"/{kind}-{i}.html", f"<html><body><article>{body}</article></body></html>".encode())
+                for i in range(8)]
+        for _ in range(2):
+            for url in urls:
+                assert client.get("/", query_string={"url": url, "k": 1}).status_code == 200
+        fetched = [pages.hits[urlsplit(url).path] for url in urls]
+        if kind == "heavy":  # 8 x 64 KB holds one article of 400 KB: each was fetched again
+            assert sum(fetched) >= 15, fetched
+        else:
+            assert fetched == [1] * 8
+
+
 def test_a_page_that_cannot_be_used_is_refused_from_memory_for_a_while(client, pages):
     """Each repeat would cost a fetch and, for a large page, seconds of extraction."""
     url = pages.add("/no-article.html", b"<html><body><nav><a href='/'>Home</a></nav></body></html>")
