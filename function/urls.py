@@ -14,12 +14,15 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1: no URL holds one as it is
 SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:(?![0-9])")  # "javascript:x" names one, "example.com:8080" not
 
-# Query parameters that say how a visitor arrived, not which page they see.
+# Query parameters that say how a visitor arrived, not which page they see. Matomo's "pk_" ones by
+# name: a site's own "?pk_id=5" (a primary key) names the article, and had been dropped as tracking.
 TRACKING_PARAMS = frozenset(
     {"fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "twclid", "igshid",
-     "mc_cid", "mc_eid", "_ga", "_gl", "ref_src", "spm", "oly_anon_id", "oly_enc_id", "vero_id"}
+     "mc_cid", "mc_eid", "_ga", "_gl", "ref_src", "spm", "oly_anon_id", "oly_enc_id", "vero_id",
+     "pk_campaign", "pk_kwd", "pk_keyword", "pk_source", "pk_medium", "pk_content", "pk_cid", "pk_group",
+     "pk_placement"}
 )
-TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "hsa_")
+TRACKING_PREFIXES = ("utm_", "mtm_", "hsa_")
 
 
 def is_tracking(name):
