@@ -2,6 +2,7 @@
 request path can name it without importing the extractor (lxml, jusText load on
 the first fetch)."""
 
+import re
 from dataclasses import dataclass
 
 # A title goes into every answer for the page and every request event, and the dashboard's labels:
@@ -16,6 +17,17 @@ def shortened(text, most=MAX_TITLE_CHARS):
     cut = text[:most - 1]
     at_space = cut.rfind(" ")
     return (cut[:at_space] if at_space > most // 2 else cut).rstrip() + "…"
+
+
+# Bidi embeddings, overrides and isolates: one left open in a title (U+202E) reverses the text
+# after it wherever the title is shown, the site owner's widget and our pages alike.
+BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def shown_title(title):
+    """A title as answers, events and pages show it, a page's or a corpus record's: cut, and
+    without bidi controls."""
+    return BIDI_CONTROLS.sub("", shortened(title))
 
 
 @dataclass(frozen=True)

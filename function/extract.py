@@ -47,7 +47,7 @@ from justext.core import (LENGTH_HIGH_DEFAULT, LENGTH_LOW_DEFAULT, MAX_HEADING_D
 from justext.paragraph import HEADINGS_PATTERN, Paragraph
 
 from . import language
-from .article import MAX_TITLE_CHARS, Article, shortened
+from .article import MAX_TITLE_CHARS, Article, shown_title
 from .attribute_floods import without_attribute_floods
 from .charsets import WIDE, codec_for
 from .fetch_policy import MAX_URL_LENGTH
@@ -286,9 +286,6 @@ def _span(title, parts):
     return title[start:end].strip() if 0 <= start < end else parts[0].strip()
 
 
-# Bidi embeddings, overrides and isolates: one left open in a title (U+202E) reverses the text
-# after it wherever the title is shown, the site owner's widget and our pages alike.
-_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
 
@@ -305,7 +302,7 @@ def _title(doc, meta, url):
         title = el.text_content() if el is not None else ""
     # read no further than a cut title could need (the site's name may be cut off its end)
     title = _clean_title((title.lstrip() or h1)[:4 * MAX_TITLE_CHARS], meta.get("og:site_name"), url, h1)
-    return _BIDI_CONTROLS.sub("", shortened(title, MAX_TITLE_CHARS))
+    return shown_title(title)
 
 
 # --------------------------------------------------------------------------- paragraphs

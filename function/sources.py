@@ -10,11 +10,11 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
-from .article import shortened
+from .article import shown_title
 from .fetch_policy import MAX_URL_LENGTH
-from .urls import host_of, is_link, normalise_url
+from .urls import CONTROL_CHARACTERS, host_of, is_link, normalise_url
 
 # The default corpus: the English Wikipedia sample in gensim's test data (installed with gensim,
 # nothing is downloaded), with real titles and URLs.
@@ -66,12 +66,16 @@ def record_from_fields(fields, where):
         return Skip(where, "id is not a string or a whole number", unread=True)
     if not isinstance(doc_id, str) or not doc_id.strip():
         return Skip(where, "missing id", unread=True)
+    if CONTROL_CHARACTERS.search(doc_id):  # an id goes into click links and events as it is
+        return Skip(where, "id holds control characters", unread=True)
     if not all(_unicode(value) for value in (doc_id, url) if isinstance(value, str)):
         return Skip(where, "id or url is not valid UTF-8 (or holds a lone surrogate)", unread=True)
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         return Skip(where, "missing or non-http(s) url")
     if not is_link(url.strip()):  # its click would have no address to redirect to
         return Skip(where, "url with no host, a space in its host, or control characters")
+    if "@" in url and urlsplit(url.strip()).username is not None:  # a click would hand them to every reader
+        return Skip(where, "url holds a user name or password")
     if len(url.strip()) > MAX_URL_LENGTH:  # its click link would be refused (414), as a crawl refuses it
         return Skip(where, f"url longer than {MAX_URL_LENGTH} characters")
     if not isinstance(text, str) or not text.strip():
@@ -81,7 +85,7 @@ def record_from_fields(fields, where):
     # a stray byte, or half of an emoji cut off by an export, in a text or title: that character alone is lost
     text, title = _replaced(text), _replaced(title or "")
     # cut as a page's is: a 200,000-character title had gone into every answer and event that named it
-    return Record(doc_id.strip(), url.strip(), shortened(" ".join(title.split())) or url.strip(), text)
+    return Record(doc_id.strip(), url.strip(), shown_title(" ".join(title.split())) or url.strip(), text)
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

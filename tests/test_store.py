@@ -309,6 +309,22 @@ def test_a_records_url_past_2048_characters_is_skipped_and_its_title_is_cut():
     assert len(titled.title) <= 300 and titled.title.endswith("Moon…")
 
 
+def test_a_record_is_held_to_what_a_fetched_page_is_held_to():
+    """A corpus record had given click links to a URL with a password in it, a title that turned
+    the rest of a widget's line around (U+202E, taken out of a fetched page's), and an id with
+    control characters, which click links and events carry as they are."""
+    from function.sources import record_from_fields
+
+    def read(**fields):
+        return record_from_fields({"id": "1", "url": "https://a.example/1", "text": "words", **fields}, "line 1")
+
+    for url in ("https://user:secret@a.example/1", "https://user@a.example/1"):
+        assert read(url=url) == Skip("line 1", "url holds a user name or password")
+    assert read(url="https://a.example/@user").url == "https://a.example/@user"  # an @ in the path is a path
+    assert read(id="a\x1fb") == Skip("line 1", "id holds control characters", unread=True)
+    assert read(title="\u202egnp.exe Moon \u2066landing\u2069").title == "gnp.exe Moon landing"
+
+
 def test_a_build_that_fails_says_what_it_skipped(tmp_path):
     # its skipped.jsonl goes with its temporary folder: the message is all that is left of a bad line
     corpus = tmp_path / "one.jsonl"
