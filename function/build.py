@@ -687,6 +687,27 @@ def options_from_args(args):
     )
 
 
+def options_as_flags(manifest):
+    """The builder's flags for what a store was built with that is not the default ("--stopwords
+    french --stem french"): a rebuild must give them again, or it builds with the defaults, unsaid."""
+    defaults = BuildOptions()
+    flags = []
+    for name, value in manifest.get("parameters", {}).items():
+        if name in ("prune_at", "name") or value == defaults.parameters().get(name, value):
+            continue  # no flag, or the default (a key an older store lacks is not said)
+        flags.append(_flag(name.replace("_", "-"), ",".join(value) if name == "engines" else value))
+    for name, value in manifest.get("tokenizer", {}).items():
+        if name != "revision" and value != getattr(defaults.tokenizer, name, value):
+            flags.append(_flag({"min_len": "min-token-len", "max_len": "max-token-len"}.get(name, name), value))
+    return " ".join(flags)
+
+
+def _flag(name, value):
+    if isinstance(value, bool):
+        return f"--{name}" if value else f"--no-{name}"
+    return f"--{name} {value}"
+
+
 def main(argv=None):
     args = parse_args(argv)
     try:

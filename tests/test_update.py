@@ -249,3 +249,26 @@ def test_update_command_line(records, tmp_path, capsys):
     assert "not pruned: it would delete 49 of the 59 documents (83%)" in capsys.readouterr().err
     assert update_main([str(tmp_path / "w"), "--input", str(corpus), "--prune", "--max-prune", "100", "--quiet"]) == 0
     assert Store(current_version_dir(tmp_path / "w")).size == 10
+
+
+def test_a_rebuild_due_is_said_with_the_options_the_store_was_built_with(records, tmp_path, capsys):
+    """A French user ran the command the update gave, without --stopwords and --stem: the new
+    store had lost them, unsaid. The command given now builds the store as it was built."""
+    from function.build import TokenizerOptions, main as build_main
+
+    tokenizer = TokenizerOptions(stopwords="english", stem="english", min_len=2)
+    base_store(records, tmp_path / "w", count=40, tokenizer=tokenizer, lsi_dims=30, index_titles=False)
+    corpus = tmp_path / "all.jsonl"
+    corpus.write_text("".join(json.dumps({"id": r.id, "url": r.url, "title": r.title, "text": r.text}) + "\n"
+                              for r in records[:90]))
+    assert update_main([str(tmp_path / "w"), "--input", str(corpus), "--quiet"]) == 0
+    said = capsys.readouterr().err
+    command = said.split("Run python -m function.build ", 1)[1].split(" with the whole corpus")[0]
+    assert "--stopwords english" in command and "--stem english" in command and "--no-index-titles" in command
+    rebuilt = tmp_path / "again"
+    arguments = command.replace("CORPUS", str(corpus)).replace(str(tmp_path / "w"), str(rebuilt)).split()
+    assert build_main(arguments + ["--quiet"]) == 0
+    before = Store(current_version_dir(tmp_path / "w")).manifest
+    after = Store(current_version_dir(rebuilt)).manifest
+    assert after["tokenizer"] == before["tokenizer"]
+    assert after["parameters"] == before["parameters"]
