@@ -240,16 +240,17 @@ class SiteRules:
         return min(float(delay), MAX_SLOWDOWN_SECONDS)
 
 
-def reason_of(exc):
-    """What went wrong, said; a refused private address with the builder's way round it (the builder
-    runs on its owner's machine, and a site on it or on its network is a common first try)."""
+def reason_of(exc, url):
+    """What went wrong at ``url``, said; a refused private address with the builder's way round it
+    (the builder runs on its owner's machine, and a site on it or on its network is a common first
+    try), naming its host as the setting takes it: as the URL writes it."""
     if getattr(exc, "code", None) != "forbidden_address":
         return getattr(exc, "message", None) or str(exc)
     return (f"{exc.message} To crawl a site on this machine or network, exempt its host: "
-            "FETCH_ALLOW_PRIVATE_HOSTS=host:port (for trying and testing)")
+            f"FETCH_ALLOW_PRIVATE_HOSTS={urlsplit(url).netloc or 'host:port'} (for trying and testing)")
 
 
-def read_robots(fetch):
+def read_robots(fetch, site=""):
     """Rules from a robots.txt fetched by ``fetch()`` (RFC 9309: 4xx = no rules, 5xx = stay out)."""
     parser = RobotFileParser()
     try:
@@ -261,7 +262,7 @@ def read_robots(fetch):
             return SiteRules(parser)
         parser.disallow_all = True
         if exc.code == "forbidden_address":  # the site's address, not its robots.txt, is the reason
-            return SiteRules(parser, unavailable=f"forbidden address ({reason_of(exc)})")
+            return SiteRules(parser, unavailable=f"forbidden address ({reason_of(exc, site)})")
         return SiteRules(parser, unavailable=f"robots.txt unavailable ({exc.message})")
     parser.parse(decode_html(page.body, page.charset or "utf-8").splitlines())
     return SiteRules(parser)
@@ -463,7 +464,7 @@ class SiteCrawl:
             if found is None:
                 limits = replace(self.limits, content_types=ROBOTS_TYPES,
                                  max_bytes=min(self.limits.max_bytes, ROBOTS_MAX_BYTES))
-                found = self._robots[site] = read_robots(lambda: self.fetch(site + "/robots.txt", limits))
+                found = self._robots[site] = read_robots(lambda: self.fetch(site + "/robots.txt", limits), site)
         return found
 
     # -- listing ----------------------------------------------------------------------------
@@ -508,7 +509,7 @@ class SiteCrawl:
         try:
             kind, entries = parse_sitemap(self._sitemap_body(location), self.options.sitemap_max_bytes)
         except (FetchError, CrawlError, OSError) as exc:
-            reason = reason_of(exc)
+            reason = reason_of(exc, location)
             if depth == 0:
                 raise CrawlError(f"cannot read the sitemap {location}: {reason}") from None
             self.listing_complete = False
