@@ -579,12 +579,12 @@ class SiteCrawl:
             return
         queue = iter(todo)
         queue_lock = threading.Lock()
-        failed = 0
+        skipped = 0  # said as the summary says it: a listing page with no article is a skip, not a failure
         bar = tqdm(total=len(todo), desc="fetching", unit=" pages", disable=not self.options.progress,
                    file=sys.stderr)
 
         def work():
-            nonlocal failed
+            nonlocal skipped
             while not self._stop.is_set():
                 with queue_lock:
                     listed = next(queue, None)
@@ -596,8 +596,8 @@ class SiteCrawl:
                     return
                 with queue_lock:
                     if entry["status"] != "ok":
-                        failed += 1
-                        bar.set_postfix(failed=failed, refresh=False)
+                        skipped += 1
+                        bar.set_postfix(skipped=skipped, refresh=False)
                     bar.update()
 
         workers = [threading.Thread(target=work, daemon=True, name=f"crawl-{i}")
