@@ -8,9 +8,10 @@ Content-Security-Policy that allows no script and no inline style at all.
 """
 
 import hashlib
+import re
 import logging
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import unquote_to_bytes, urlencode, urlsplit
 
 from flask import Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -68,13 +69,29 @@ def http_url(value):
     return value.strip() if parts.scheme.lower() in ("http", "https") and parts.netloc else None
 
 
+# a run of %-escapes of bytes past ASCII: UTF-8 letters as a link spells them ("cr%C3%A8me")
+NON_ASCII_ESCAPES = re.compile(r"(?:%[89A-Fa-f][0-9A-Fa-f])+")
+HIDDEN_CHARACTERS = re.compile("[\x00-\x20\x7f-\xa0\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
+
+
+def _letter_escapes(run):
+    """A run of escapes as the letters it spells, as address bars show them; kept as it is where it
+    is not UTF-8 or spells what a reader cannot see (a space, a bidi control)."""
+    try:
+        letters = unquote_to_bytes(run.group()).decode("utf-8")
+    except UnicodeDecodeError:
+        return run.group()
+    return run.group() if HIDDEN_CHARACTERS.search(letters) else letters
+
+
 def display_url(value, limit=70):
-    """A URL as a reader scans it: no scheme, no trailing slash, shortened."""
+    """A URL as a reader scans it: no scheme, no trailing slash, its escaped letters as letters
+    ("crème-brûlée", not "cr%C3%A8me-br%C3%BBl%C3%A9e"), shortened."""
     text = str(value or "")
     for prefix in ("https://", "http://"):
         if text.lower().startswith(prefix):
             text = text[len(prefix):]
-    text = text.rstrip("/")
+    text = NON_ASCII_ESCAPES.sub(_letter_escapes, text.rstrip("/"))
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

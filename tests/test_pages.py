@@ -68,6 +68,17 @@ def test_post_stays_json_even_for_a_browser(client):
 
 
 # -- results ----------------------------------------------------------------------------------
+def test_a_results_address_shows_its_letters_as_an_address_bar_does():
+    """A French site's results had read "soupe-%C3%A0-l-oignon"; escapes that are not UTF-8 or
+    spell what no one sees (a space, a bidi override) stay escaped."""
+    from function.pages import display_url
+
+    assert display_url("http://blog.example/recettes/cr%C3%A8me-br%C3%BBl%C3%A9e/") == "blog.example/recettes/crème-brûlée"
+    assert display_url("https://blog.example/a%20b%c3%a9?q=%C3%A9t%C3%A9") == "blog.example/a%20bé?q=été"
+    for kept in ("https://a.example/caf%E9", "https://a.example/x%E2%80%AEy", "https://a.example/%E2%80%8B%C2%A0"):
+        assert display_url(kept) == kept.split("//", 1)[1]
+
+
 def test_submitting_the_form_shows_the_results_of_the_api(client):
     form = {"url": "", "text": "moon landing astronaut", "corpus": "wiki", "k": "4"}  # as a browser submits it
     doc = html_of(client.get("/", query_string=form, headers=BROWSER))
