@@ -207,6 +207,7 @@ COMPARISONS = [
     (("tokens of 2+ letters", None), ("defaults", None)),
     (("defaults", None), ("titles not indexed", None)),
     (("defaults", None), ("no_below 2", None)),
+    (("English stop words", None), ("defaults", None)),
     (("English stemmer", None), ("defaults", None)),
     (("English stop words and stemmer", None), ("defaults", None)),
 ]
