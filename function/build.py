@@ -18,6 +18,7 @@ import ctypes.util
 import json
 import os
 import re
+import shlex
 import shutil
 import sqlite3
 import sys
@@ -33,7 +34,7 @@ from .sources import INPUT_HELP, Skip, add_source_arguments, open_source, prepar
 from .store import FORMAT, FORMAT_VERSION, VOCAB_DTYPE, StoreError, ann_shards, describe_version
 from .article import indexed_text
 from .counting import BATCH_DOCS, BatchCounter, Vocabulary
-from .tokens import TokenizerOptions
+from .tokens import REVISION, TokenizerOptions, stoplist_name, stoplist_names
 from .urls import host_of, normalise_url
 
 CHUNK_DOCS = 10_000
@@ -687,25 +688,39 @@ def options_from_args(args):
     )
 
 
-def options_as_flags(manifest):
-    """The builder's flags for what a store was built with that is not the default ("--stopwords
-    french --stem french"): a rebuild must give them again, or it builds with the defaults, unsaid."""
+def rebuild_command(corpus_dir, manifest):
+    """(command, notes): the build that makes ``corpus_dir``'s store again with the options it was
+    built with that are not the defaults ("--stopwords french --stem french"): a rebuild must give
+    them again, or it builds with the defaults, unsaid. A store of a tokenizer revision before
+    stop-words' lists is given the list of its language, and the notes say so."""
     defaults = BuildOptions()
-    flags = []
+    default_parameters = defaults.parameters()
+    arguments, notes = ["python", "-m", "function.build", "--input", "CORPUS", "--out", str(corpus_dir)], []
+    if manifest.get("name", Path(corpus_dir).name) != Path(corpus_dir).name:
+        arguments += ["--name", manifest["name"]]
     for name, value in manifest.get("parameters", {}).items():
-        if name in ("prune_at", "name") or value == defaults.parameters().get(name, value):
+        if name in ("prune_at", "name") or value == default_parameters.get(name, value):
             continue  # no flag, or the default (a key an older store lacks is not said)
-        flags.append(_flag(name.replace("_", "-"), ",".join(value) if name == "engines" else value))
-    for name, value in manifest.get("tokenizer", {}).items():
+        arguments += _flag(name.replace("_", "-"), ",".join(value) if name == "engines" else value)
+    tokenizer = dict(manifest.get("tokenizer", {}))
+    if tokenizer.get("stopwords") and tokenizer.get("revision", 1) < REVISION:
+        old = tokenizer["stopwords"]
+        tokenizer["stopwords"] = stoplist_name(old)
+        if tokenizer["stopwords"] in stoplist_names():
+            notes.append(f"its stop list was jusText's {old}; a rebuild takes stop-words' {tokenizer['stopwords']}")
+        else:
+            notes.append(f"its stop list was jusText's {old}, which stop-words has no list for: a rebuild has none")
+            tokenizer["stopwords"] = ""
+    for name, value in tokenizer.items():
         if name != "revision" and value != getattr(defaults.tokenizer, name, value):
-            flags.append(_flag({"min_len": "min-token-len", "max_len": "max-token-len"}.get(name, name), value))
-    return " ".join(flags)
+            arguments += _flag({"min_len": "min-token-len", "max_len": "max-token-len"}.get(name, name), value)
+    return shlex.join(arguments), notes
 
 
 def _flag(name, value):
     if isinstance(value, bool):
-        return f"--{name}" if value else f"--no-{name}"
-    return f"--{name} {value}"
+        return [f"--{name}" if value else f"--no-{name}"]
+    return [f"--{name}", str(value)]
 
 
 def main(argv=None):

@@ -286,10 +286,6 @@ def _span(title, parts):
     return title[start:end].strip() if 0 <= start < end else parts[0].strip()
 
 
-
-
-
-
 def _title(doc, meta, url):
     h1 = ""
     for el in doc.iter("h1"):

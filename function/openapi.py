@@ -239,8 +239,9 @@ SCHEMAS = {
             },
             "stats_reads": {
                 "type": "object",
-                "description": "this worker's /stats and /dashboard requests reading the events (THREADS / 4, "
-                               "leaving a thread free of them and of page fetches), "
+                "description": "this worker's /stats and /dashboard requests reading the events (THREADS - "
+                               "FETCH_CONCURRENCY - 1, at most THREADS / 4 and at least 1: a thread free of "
+                               "them and of page fetches), "
                                "and those refused with stats_busy",
                 "required": ["waiting", "limit", "refused"],
                 "additionalProperties": False,
@@ -353,7 +354,7 @@ def paths():
                           "404": _error("a corpus neither served nor named by any event read (unknown_corpus)"),
                           "414": _error("a query string over MAX_QUERY_BYTES"),
                           "503": {**_error("MONGODB is not set, or does not answer (events_unavailable); or "
-                                           "THREADS / 4 (at least 1; fewer where page fetches would leave no thread free) /stats "
+                                           "THREADS - FETCH_CONCURRENCY - 1 (at most THREADS / 4, at least 1) /stats "
                                            "and /dashboard requests of this "
                                            "worker already read the events (stats_busy)"),
                                   "headers": {"Retry-After": {"schema": {"type": "string"},

@@ -8,8 +8,9 @@ Content-Security-Policy that allows no script and no inline style at all.
 """
 
 import hashlib
-import re
 import logging
+import re
+import unicodedata
 from pathlib import Path
 from urllib.parse import unquote_to_bytes, urlencode, urlsplit
 
@@ -71,27 +72,37 @@ def http_url(value):
 
 # a run of %-escapes of bytes past ASCII: UTF-8 letters as a link spells them ("cr%C3%A8me")
 NON_ASCII_ESCAPES = re.compile(r"(?:%[89A-Fa-f][0-9A-Fa-f])+")
-HIDDEN_CHARACTERS = re.compile("[\x00-\x20\x7f-\xa0\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]")
+# what shows as nothing, or as a blank: Hangul fillers and the braille blank are letters to Unicode
+BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def _seen(letters):
+    """Whether every one of ``letters`` shows as itself: no control, format character (a bidi
+    mark, a tag), space, private or unassigned code point, blank letter, nor a leading mark."""
+    return not unicodedata.category(letters[0]).startswith("M") and not any(
+        unicodedata.category(ch)[0] in "CZ" or ch in BLANK_LETTERS for ch in letters)
 
 
 def _letter_escapes(run):
     """A run of escapes as the letters it spells, as address bars show them; kept as it is where it
-    is not UTF-8 or spells what a reader cannot see (a space, a bidi control)."""
+    is not UTF-8 or spells what a reader does not see."""
     try:
         letters = unquote_to_bytes(run.group()).decode("utf-8")
     except UnicodeDecodeError:
         return run.group()
-    return run.group() if HIDDEN_CHARACTERS.search(letters) else letters
+    return letters if _seen(letters) else run.group()
 
 
 def display_url(value, limit=70):
-    """A URL as a reader scans it: no scheme, no trailing slash, its escaped letters as letters
-    ("crème-brûlée", not "cr%C3%A8me-br%C3%BBl%C3%A9e"), shortened."""
+    """A URL as a reader scans it: no scheme, no trailing slash, the escaped letters of its path and
+    query as letters ("crème-brûlée", not "cr%C3%A8me-br%C3%BBl%C3%A9e"), shortened. The host
+    stays as given: "g%D0%BEogle.com" is not shown as a look-alike of google.com."""
     text = str(value or "")
     for prefix in ("https://", "http://"):
         if text.lower().startswith(prefix):
             text = text[len(prefix):]
-    text = NON_ASCII_ESCAPES.sub(_letter_escapes, text.rstrip("/"))
+    host, slash, rest = text.rstrip("/").partition("/")
+    text = host + slash + NON_ASCII_ESCAPES.sub(_letter_escapes, rest)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

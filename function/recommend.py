@@ -70,7 +70,7 @@ TERMS_BYTES = 16 * 1024
 
 
 def article_bytes(article):
-    return sys.getsizeof(article.text) + sys.getsizeof(article.title)
+    return sys.getsizeof(article.text) + sys.getsizeof(article.title) + sys.getsizeof(article.canonical)
 
 
 def terms_bytes(terms):

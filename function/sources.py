@@ -66,7 +66,7 @@ def record_from_fields(fields, where):
         return Skip(where, "id is not a string or a whole number", unread=True)
     if not isinstance(doc_id, str) or not doc_id.strip():
         return Skip(where, "missing id", unread=True)
-    if CONTROL_CHARACTERS.search(doc_id):  # an id goes into click links and events as it is
+    if CONTROL_CHARACTERS.search(doc_id.strip()):  # an id goes into click links and events as it is
         return Skip(where, "id holds control characters", unread=True)
     if not all(_unicode(value) for value in (doc_id, url) if isinstance(value, str)):
         return Skip(where, "id or url is not valid UTF-8 (or holds a lone surrogate)", unread=True)

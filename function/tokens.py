@@ -23,9 +23,9 @@ WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # runs of Thai, Lao, Khmer and Myanmar, written without spaces between words, as overlapping pairs
 # of clusters (SEA_RUN): they had been words of their own, most of them past max_len and dropped.
 # Revision 4 spells out, with the accents, the letters a reader writes as plain ones (LETTERS_SPELT:
-# "œufs" had not met "oeufs", nor "Straße" "strasse"); its stop lists are lists of function words
-# (see stoplist_names), read as text is read, so that "été" leaves out "ete" and "qu'il" the "qu"
-# of "qu'on".
+# "œufs" had not met "oeufs", nor "Straße" "strasse"); its stop lists are stop-words' (see
+# stoplist_names), read as text is read, so that "été" leaves out "ete" and "qu'il" the "qu" of
+# "qu'on".
 REVISION = 4
 REVISIONS = (1, 2, 3, 4)
 
@@ -87,6 +87,9 @@ class TokenizerOptions:
             raise ValueError(f"no stemmer {self.stem!r} (stemmers: {', '.join(_stemmer_names())})")
         if self.stopwords:  # "French" and "fr" name the list "french": as a store records it
             object.__setattr__(self, "stopwords", stoplist_name(self.stopwords, self.revision))
+        if self.stopwords in WORDS_NOT_PAIRS and self.revision >= 4:
+            raise ValueError(f"no stop list for {self.stopwords}: its text is read as pairs of characters, which "
+                             "a list of words does not fit (leave --stopwords out)")
         if self.stopwords and self.stopwords not in stoplist_names(self.revision):
             raise ValueError(f"no stop list {self.stopwords!r} (stop lists: {', '.join(stoplist_names(self.revision))})")
 
@@ -98,16 +101,22 @@ class TokenizerOptions:
         return cls(**{"revision": 1, **data})  # a store that names none was built before revisions
 
 
+# stop-words' lists for scripts read as pairs of characters (CJK_RUN): a list of words meets no
+# pair, or, cut into pairs, leaves out pairs of other words (Korean 게다가's "다가", of 다가오는)
+WORDS_NOT_PAIRS = ("chinese", "japanese", "korean")
+
+
 @lru_cache(maxsize=2)
 def stoplist_names(revision=REVISION):
     """The stop lists a store of ``revision`` can name: from revision 4 those of the stop-words
-    package, lists of function words named by language as the stemmers are; before it jusText's,
-    the most frequent words of Wikipedia, subjects among them (its English list had left out
-    "school", "city" and "music", its French one "maison" and "ville")."""
+    package, named by language as the stemmers are: function words, and some common words besides
+    (its English list has "new", "work", "research"); before it jusText's, the most frequent words
+    of Wikipedia, more subjects among them (its English list had left out "school", "city" and
+    "music", its French one "maison" and "ville")."""
     if revision >= 4:
         import stop_words  # only when a stop list is asked for
 
-        return tuple(sorted(stop_words.AVAILABLE_LANGUAGES))
+        return tuple(sorted(set(stop_words.AVAILABLE_LANGUAGES) - set(WORDS_NOT_PAIRS)))
     import justext
 
     return tuple(sorted(justext.get_stoplists()))
@@ -119,26 +128,29 @@ def stoplist_name(name, revision=REVISION):
     if revision >= 4:
         import stop_words
 
-        name = stop_words.LANGUAGE_MAPPING.get(name.lower(), name)
+        language = stop_words.LANGUAGE_MAPPING.get(name.lower(), name.lower())
+        return language if language in stop_words.AVAILABLE_LANGUAGES else name
     return next((known for known in stoplist_names(revision) if known.lower() == name.lower()), name)
 
 
-@lru_cache(maxsize=8)
 def _stopwords(options):
-    """The words ``options``' stop list leaves out. From revision 4 they are read as text is (in
-    lower case, accents off as deaccent says), and of an entry that is more than one word ("qu'il",
-    "don't") its pieces of one or two letters, the elisions, are left out too."""
-    if not options.stopwords:
-        return frozenset()
-    if options.revision < 4:
+    return _stop_list(options.stopwords, options.deaccent, options.revision) if options.stopwords else frozenset()
+
+
+@lru_cache(maxsize=8)
+def _stop_list(name, deaccent, revision):
+    """The words a stop list leaves out. From revision 4 they are read as text is (in lower case,
+    accents off as ``deaccent`` says), and of an entry that is more than one word ("qu'il", "don't")
+    its pieces of one or two letters, the elisions, are left out too."""
+    if revision < 4:
         import justext
 
-        return frozenset(justext.get_stoplist(options.stopwords))
+        return frozenset(justext.get_stoplist(name))
     import stop_words
 
-    plain = TokenizerOptions(deaccent=options.deaccent, revision=options.revision, max_len=MAX_TOKEN_CHARS)
+    plain = TokenizerOptions(deaccent=deaccent, revision=revision, max_len=MAX_TOKEN_CHARS)
     words = set()
-    for entry in stop_words.get_stop_words(options.stopwords, cache=False):
+    for entry in stop_words.get_stop_words(name, cache=False):
         tokens = tokenize(entry, plain)
         words.update(tokens if len(tokens) == 1 else (token for token in tokens if len(token) <= 2))
     return frozenset(words)

@@ -37,8 +37,9 @@ import numpy as np
 
 from . import __version__
 from .article import indexed_text
-from .build import (CHUNK_DOCS, Bags, bin_to_npy, build_ann, options_as_flags, point_current, prune_versions,
-                    release_freed_arrays, weigh_rows, write_postings)
+from .build import (CHUNK_DOCS, Bags, bin_to_npy, build_ann, point_current, prune_versions,
+                    rebuild_command, release_freed_arrays, weigh_rows,
+                    write_postings)
 from .sources import (INPUT_HELP, Skip, add_source_arguments, is_url, open_source, prepare_sources,
                       source_settings)
 from .store import Store, StoreError, current_version_dir, describe_version
@@ -566,10 +567,10 @@ def report(result, corpus_dir, rule):
                      f"LSI fit {fit} of the full build's")
         if result.rebuild_reasons:
             version_dir = result.version_dir or Path(corpus_dir) / result.base_version
-            flags = options_as_flags(json.loads((version_dir / "manifest.json").read_text()))
-            lines.append("full rebuild due: " + "; ".join(result.rebuild_reasons) + ". Run python -m function.build "
-                         f"--input CORPUS --out {corpus_dir}{' ' + flags if flags else ''} with the whole corpus"
-                         + (" (the options it was built with)." if flags else "."))
+            command, notes = rebuild_command(corpus_dir, json.loads((version_dir / "manifest.json").read_text()))
+            lines.append("full rebuild due: " + "; ".join(result.rebuild_reasons) + f". Run {command} with the "
+                         "whole corpus (and its source options): the store's own options are given"
+                         + "".join(f"; {note}" for note in notes) + ".")
         else:
             lines.append(f"full rebuild not due yet ({rule.describe()})")
     return "\n".join(lines)

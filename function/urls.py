@@ -19,10 +19,10 @@ SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:(?![0-9])")  # "javascript:x" nam
 TRACKING_PARAMS = frozenset(
     {"fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid", "twclid", "igshid",
      "mc_cid", "mc_eid", "_ga", "_gl", "ref_src", "spm", "oly_anon_id", "oly_enc_id", "vero_id",
-     "pk_campaign", "pk_kwd", "pk_keyword", "pk_source", "pk_medium", "pk_content", "pk_cid", "pk_group",
-     "pk_placement"}
+     "pk_campaign", "pk_cpn", "pk_kwd", "pk_keyword", "pk_source", "pk_medium", "pk_content", "pk_cid",
+     "pk_group", "pk_placement", "pk_vid"}
 )
-TRACKING_PREFIXES = ("utm_", "mtm_", "hsa_")
+TRACKING_PREFIXES = ("utm_", "mtm_", "hsa_", "piwik_", "matomo_")
 
 
 def is_tracking(name):

@@ -486,13 +486,15 @@ def test_healthz_reports_store_and_mongo(client):
     assert body["mongo"] == {"configured": True, "reachable": True}
 
 
-@pytest.mark.parametrize("threads", ["2", "4", "8", "16", "64"])
-def test_slow_fetches_and_event_reads_together_leave_healthz_a_thread(function_env, threads):
+@pytest.mark.parametrize("threads, fetch_concurrency, expected_reads", [
+    ("2", "", 1), ("4", "", 1), ("8", "", 1), ("64", "", 1), ("16", "4", 4), ("16", "12", 3)])
+def test_slow_fetches_and_event_reads_together_leave_healthz_a_thread(function_env, threads, fetch_concurrency,
+                                                                      expected_reads):
     """Each kind of slow work had its own bound (THREADS - 2 page fetches, THREADS / 4 event reads):
     together, 6 stalled pages and 2 slow dashboards held all 8 threads, and /healthz waited 6 s."""
-    fetches, reads = (make_client({**function_env, "THREADS": threads}).get("/healthz").get_json()[kind]["limit"]
-                      for kind in ("fetches", "stats_reads"))
-    assert reads >= 1 and fetches >= 1
+    env = {**function_env, "THREADS": threads, **({"FETCH_CONCURRENCY": fetch_concurrency} if fetch_concurrency else {})}
+    fetches, reads = (make_client(env).get("/healthz").get_json()[kind]["limit"] for kind in ("fetches", "stats_reads"))
+    assert reads == expected_reads and fetches >= 1
     assert fetches + reads < int(threads) or threads == "2"  # two threads: one of each
 
 

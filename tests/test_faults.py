@@ -355,9 +355,9 @@ def test_stalled_or_slow_mongo_never_holds_an_answer(function_process, mongodb):
 
 
 def test_a_burst_of_stats_while_mongo_hangs_leaves_threads_for_everything_else(function_process, mongodb):
-    """/stats and /dashboard read the events for seconds: past THREADS / 4 of them at once (1 of the
-    default 8 threads, whose page fetches may hold 6) a worker refuses at once; a burst had held
-    every thread, /healthz's too."""
+    """/stats and /dashboard read the events for seconds: past THREADS - FETCH_CONCURRENCY - 1 of
+    them at once (1 at the default 8 threads, whose page fetches may hold 6) a worker refuses at
+    once; a burst had held every thread, /healthz's too."""
     proxy = StallingProxy(urlsplit(mongodb).port)
     uri = with_database(f"mongodb://127.0.0.1:{proxy.port}/", mongodb.rsplit("/", 1)[1])
     try:

@@ -75,8 +75,12 @@ def test_a_results_address_shows_its_letters_as_an_address_bar_does():
 
     assert display_url("http://blog.example/recettes/cr%C3%A8me-br%C3%BBl%C3%A9e/") == "blog.example/recettes/crème-brûlée"
     assert display_url("https://blog.example/a%20b%c3%a9?q=%C3%A9t%C3%A9") == "blog.example/a%20bé?q=été"
-    for kept in ("https://a.example/caf%E9", "https://a.example/x%E2%80%AEy", "https://a.example/%E2%80%8B%C2%A0"):
-        assert display_url(kept) == kept.split("//", 1)[1]
+    hidden = ["%E2%80%AE", "%E2%80%8B", "%C2%A0", "%D8%9C", "%E1%A0%8E", "%E3%85%A4", "%E1%85%9F", "%F3%A0%80%81",
+              "%CC%81", "%EE%80%80"]  # bidi, zero width, no-break space, Arabic letter mark, Mongolian vowel
+    # separator, Hangul fillers, a tag, a lone combining accent, private use
+    for kept in ["https://a.example/caf%E9"] + [f"https://a.example/x{escape}y" for escape in hidden]:
+        assert display_url(kept) == kept.split("//", 1)[1], kept
+    assert display_url("https://g%D0%BEogle.com/login") == "g%D0%BEogle.com/login"  # not a look-alike host
 
 
 def test_submitting_the_form_shows_the_results_of_the_api(client):

@@ -322,6 +322,7 @@ def test_a_record_is_held_to_what_a_fetched_page_is_held_to():
         assert read(url=url) == Skip("line 1", "url holds a user name or password")
     assert read(url="https://a.example/@user").url == "https://a.example/@user"  # an @ in the path is a path
     assert read(id="a\x1fb") == Skip("line 1", "id holds control characters", unread=True)
+    assert read(id=" 42\r\n").id == "42"  # an export's line end around an id is not part of it, as before
     assert read(title="\u202egnp.exe Moon \u2066landing\u2069").title == "gnp.exe Moon landing"
 
 
@@ -632,6 +633,11 @@ def test_a_stop_list_leaves_out_function_words_as_the_text_is_read():
     assert tokenize("How do I get to a school in the city", english) == ["school", "city"]
     with pytest.raises(ValueError, match="no stop list 'klingon' .*french"):
         TokenizerOptions(stopwords="klingon")
+    # Chinese, Japanese, Korean are read as pairs: a list of words cut into pairs had left out
+    # pairs of other words (Korean 게다가's "다가", of 다가오는)
+    for language in ("zh", "Japanese", "korean"):
+        with pytest.raises(ValueError, match="read as pairs of characters"):
+            TokenizerOptions(stopwords=language)
 
 
 def test_a_stemmed_store_meets_a_words_other_forms(tmp_path):

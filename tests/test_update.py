@@ -2,6 +2,8 @@
 version that serving picks up, with the drift from a full build measured."""
 
 import json
+import shlex
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -266,9 +268,22 @@ def test_a_rebuild_due_is_said_with_the_options_the_store_was_built_with(records
     command = said.split("Run python -m function.build ", 1)[1].split(" with the whole corpus")[0]
     assert "--stopwords english" in command and "--stem english" in command and "--no-index-titles" in command
     rebuilt = tmp_path / "again"
-    arguments = command.replace("CORPUS", str(corpus)).replace(str(tmp_path / "w"), str(rebuilt)).split()
+    arguments = shlex.split(command.replace("CORPUS", str(corpus)).replace(str(tmp_path / "w"), str(rebuilt)))
     assert build_main(arguments + ["--quiet"]) == 0
     before = Store(current_version_dir(tmp_path / "w")).manifest
     after = Store(current_version_dir(rebuilt)).manifest
     assert after["tokenizer"] == before["tokenizer"]
     assert after["parameters"] == before["parameters"]
+
+
+def test_a_rebuild_of_a_store_with_one_of_jusTexts_stop_lists_is_said_to_take_stop_words():
+    """Stores before tokenizer revision 4 name jusText's lists, which the builder no longer takes."""
+    from function.build import rebuild_command
+
+    old = {"name": "blog", "parameters": {}, "tokenizer": {"stopwords": "English", "revision": 3}}
+    command, notes = rebuild_command(Path("model_store/my blog"), old)
+    assert shlex.split(command)[-2:] == ["--stopwords", "english"] and "'model_store/my blog'" in command
+    assert "--name blog" in command and notes == ["its stop list was jusText's English; a rebuild takes stop-words' english"]
+    command, notes = rebuild_command(Path("model_store/w"), {**old, "name": "w", "tokenizer": {
+        "stopwords": "Norwegian_Bokmal", "revision": 3}})
+    assert "--stopwords" not in command and "no list for" in notes[0]
