@@ -20,14 +20,16 @@ def shortened(text, most=MAX_TITLE_CHARS):
 
 
 # Bidi embeddings, overrides and isolates: one left open in a title (U+202E) reverses the text
-# after it wherever the title is shown, the site owner's widget and our pages alike.
-BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+# after it wherever the title is shown, the site owner's widget and our pages alike; and the bidi
+# marks and the byte-order mark, which show nothing. (Other format characters stay: the joiners
+# spell Persian words and emoji.)
+BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
 def shown_title(title):
     """A title as answers, events and pages show it, a page's or a corpus record's: cut, and
     without bidi controls."""
-    return BIDI_CONTROLS.sub("", shortened(title))
+    return " ".join(BIDI_CONTROLS.sub("", shortened(title)).split())
 
 
 @dataclass(frozen=True)

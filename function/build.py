@@ -33,6 +33,7 @@ from . import __version__
 from .sources import INPUT_HELP, Skip, add_source_arguments, open_source, prepare_sources, source_settings
 from .store import FORMAT, FORMAT_VERSION, VOCAB_DTYPE, StoreError, ann_shards, describe_version
 from .article import indexed_text
+from .params import NAME
 from .counting import BATCH_DOCS, BatchCounter, Vocabulary
 from .tokens import REVISION, TokenizerOptions, stoplist_name, stoplist_names
 from .urls import host_of, normalise_url
@@ -650,7 +651,10 @@ COUNT_MINIMUMS = {"workers": 0, "ann_dims": 0, "lsi_train_docs": 0, "ann_min_doc
 
 
 def _checked_arguments(args):
-    """The --engines list and --default-engine, checked with the counts: ValueError says what is wrong."""
+    """The --engines list and --default-engine, checked with the counts and --name: ValueError says
+    what is wrong."""
+    if args.name is not None and not NAME.match(args.name):  # messages print it, as requests name a corpus
+        raise ValueError(f"--name {ascii(args.name)[:80]} is not a corpus name: letters, digits, '.', '_', '-'")
     engines = tuple(e.strip() for e in args.engines.split(",") if e.strip())
     if not engines:
         raise ValueError("--engines names no engine: give lsi, tfidf or both")
@@ -714,7 +718,9 @@ def rebuild_command(corpus_dir, manifest):
     for name, value in tokenizer.items():
         if name != "revision" and value != getattr(defaults.tokenizer, name, value):
             arguments += _flag({"min_len": "min-token-len", "max_len": "max-token-len"}.get(name, name), value)
-    return shlex.join(arguments), notes
+    # quoted for a shell, and what a terminal would act on escaped: a store's folder or name holding
+    # "\r\x1b[1A" had printed another command over this one
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in shlex.join(arguments)), notes
 
 
 def _flag(name, value):

@@ -12,7 +12,7 @@ import logging
 import re
 import unicodedata
 from pathlib import Path
-from urllib.parse import unquote_to_bytes, urlencode, urlsplit
+from urllib.parse import quote, unquote_to_bytes, urlencode, urlsplit
 
 from flask import Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
@@ -76,11 +76,15 @@ NON_ASCII_ESCAPES = re.compile(r"(?:%[89A-Fa-f][0-9A-Fa-f])+")
 BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 
+def _unseen(char):
+    """A control, format character (a bidi mark, a tag), space, private or unassigned code point,
+    or blank letter: what shows as nothing, or turns the text around."""
+    return unicodedata.category(char)[0] in "CZ" or char in BLANK_LETTERS
+
+
 def _seen(letters):
-    """Whether every one of ``letters`` shows as itself: no control, format character (a bidi
-    mark, a tag), space, private or unassigned code point, blank letter, nor a leading mark."""
-    return not unicodedata.category(letters[0]).startswith("M") and not any(
-        unicodedata.category(ch)[0] in "CZ" or ch in BLANK_LETTERS for ch in letters)
+    """Whether every one of ``letters`` shows as itself, the first no mark on what stands before it."""
+    return not unicodedata.category(letters[0]).startswith("M") and not any(map(_unseen, letters))
 
 
 def _letter_escapes(run):
@@ -103,6 +107,8 @@ def display_url(value, limit=70):
             text = text[len(prefix):]
     host, slash, rest = text.rstrip("/").partition("/")
     text = host + slash + NON_ASCII_ESCAPES.sub(_letter_escapes, rest)
+    if not text.isascii():  # a corpus record's URL as written: what no one sees, escaped
+        text = "".join(quote(char) if not char.isascii() and _unseen(char) else char for char in text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -8,6 +8,7 @@ import bz2
 import json
 import os
 import re
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit
@@ -66,14 +67,16 @@ def record_from_fields(fields, where):
         return Skip(where, "id is not a string or a whole number", unread=True)
     if not isinstance(doc_id, str) or not doc_id.strip():
         return Skip(where, "missing id", unread=True)
-    if CONTROL_CHARACTERS.search(doc_id.strip()):  # an id goes into click links and events as it is
-        return Skip(where, "id holds control characters", unread=True)
+    if CONTROL_CHARACTERS.search(doc_id.strip()) or _unseen(doc_id):  # links and events carry it as it is
+        return Skip(where, "id holds control or invisible characters", unread=True)
     if not all(_unicode(value) for value in (doc_id, url) if isinstance(value, str)):
         return Skip(where, "id or url is not valid UTF-8 (or holds a lone surrogate)", unread=True)
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         return Skip(where, "missing or non-http(s) url")
     if not is_link(url.strip()):  # its click would have no address to redirect to
-        return Skip(where, "url with no host, a space in its host, or control characters")
+        return Skip(where, "url with no host, a host no IDNA name can be, a space in its host, or control characters")
+    if _unseen(url):  # "https://ex.com/\u202egnp.exe" shown to readers as it is
+        return Skip(where, "url with invisible characters (bidi controls, separators): %-escape them")
     if "@" in url and urlsplit(url.strip()).username is not None:  # a click would hand them to every reader
         return Skip(where, "url holds a user name or password")
     if len(url.strip()) > MAX_URL_LENGTH:  # its click link would be refused (414), as a crawl refuses it
@@ -85,7 +88,13 @@ def record_from_fields(fields, where):
     # a stray byte, or half of an emoji cut off by an export, in a text or title: that character alone is lost
     text, title = _replaced(text), _replaced(title or "")
     # cut as a page's is: a 200,000-character title had gone into every answer and event that named it
-    return Record(doc_id.strip(), url.strip(), shown_title(" ".join(title.split())) or url.strip(), text)
+    return Record(doc_id.strip(), url.strip(), shown_title(" ".join(title.split()) or url.strip()), text)
+
+
+def _unseen(value):
+    """Whether ``value`` holds a format character or a line or paragraph separator: a bidi control
+    turns what follows around where it is shown, the others show nothing."""
+    return any(unicodedata.category(char) in ("Cf", "Zl", "Zp") for char in value if not char.isascii())
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

@@ -18,15 +18,16 @@ cache. gensim is not imported here; the builder (``function.build``) uses it.
 """
 
 import hashlib
-from collections import Counter
 import json
 import logging
 import os
 import sqlite3
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 from cachetools import LRUCache
@@ -95,6 +96,12 @@ def describe_version(folder, stamp):
     files = {str(p.relative_to(folder)): describe_file(p)
              for p in sorted(folder.rglob("*")) if p.is_file() and p != skipped}
     return files, f"{stamp}-{files['docs.sqlite']['sha256'][:8]}"
+
+
+def sqlite_uri(path, **parameters):
+    """A SQLite "file:" URI of ``path``, %-escaped: a '#' or '?' in a folder's name had cut the path."""
+    query = "&".join(f"{name}={value}" for name, value in parameters.items())
+    return f"file:{quote(str(path))}" + (f"?{query}" if query else "")
 
 
 def rebuild_advice(version_dir):
@@ -486,8 +493,8 @@ class Store:
         # one connection per thread and per process: sqlite handles must not cross a fork
         conn = getattr(self._local, "conn", None)
         if conn is None or self._local.pid != os.getpid():
-            uri = f"file:{self.path / 'docs.sqlite'}?mode=ro&immutable=1"
-            conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+            conn = sqlite3.connect(sqlite_uri(self.path / "docs.sqlite", mode="ro", immutable=1), uri=True,
+                                   check_same_thread=False)
             self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 

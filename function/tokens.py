@@ -87,6 +87,9 @@ class TokenizerOptions:
             raise ValueError(f"no stemmer {self.stem!r} (stemmers: {', '.join(_stemmer_names())})")
         if self.stopwords:  # "French" and "fr" name the list "french": as a store records it
             object.__setattr__(self, "stopwords", stoplist_name(self.stopwords, self.revision))
+        if self.stopwords == "vietnamese" and self.deaccent and self.revision >= 4:
+            raise ValueError("no Vietnamese stop list with accents stripped: its tones are accents, and a stop "
+                             "syllable would take every syllable spelt like it with it (add --no-deaccent)")
         if self.stopwords in WORDS_NOT_PAIRS and self.revision >= 4:
             raise ValueError(f"no stop list for {self.stopwords}: its text is read as pairs of characters, which "
                              "a list of words does not fit (leave --stopwords out)")
@@ -140,8 +143,9 @@ def _stopwords(options):
 @lru_cache(maxsize=8)
 def _stop_list(name, deaccent, revision):
     """The words a stop list leaves out. From revision 4 they are read as text is (in lower case,
-    accents off as ``deaccent`` says), and of an entry that is more than one word ("qu'il", "don't")
-    its pieces of one or two letters, the elisions, are left out too."""
+    accents off as ``deaccent`` says), and of an entry cut at an apostrophe ("qu'il", "don't") its
+    pieces of one or two letters, the elisions, are left out too. An entry of several words (most
+    of Vietnamese's, "bác sĩ") meets no single token: its words are other words' too."""
     if revision < 4:
         import justext
 
@@ -152,7 +156,10 @@ def _stop_list(name, deaccent, revision):
     words = set()
     for entry in stop_words.get_stop_words(name, cache=False):
         tokens = tokenize(entry, plain)
-        words.update(tokens if len(tokens) == 1 else (token for token in tokens if len(token) <= 2))
+        if len(tokens) == 1:
+            words.update(tokens)
+        elif "'" in entry or "\u2019" in entry:
+            words.update(token for token in tokens if len(token) <= 2)
     return frozenset(words)
 
 

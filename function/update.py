@@ -42,7 +42,7 @@ from .build import (CHUNK_DOCS, Bags, bin_to_npy, build_ann, point_current, prun
                     write_postings)
 from .sources import (INPUT_HELP, Skip, add_source_arguments, is_url, open_source, prepare_sources,
                       source_settings)
-from .store import Store, StoreError, current_version_dir, describe_version
+from .store import Store, StoreError, current_version_dir, describe_version, sqlite_uri
 from .tokens import tokenize
 from .urls import host_of, normalise_url
 
@@ -262,9 +262,9 @@ def base_lsi_fit(store, sample=BASE_FIT_SAMPLE):
 
 def write_docs(base_path, path, kept, incoming, fold):
     """docs.sqlite of the new version: the kept rows renumbered, then the folded-in documents."""
-    db = sqlite3.connect(f"file:{path}", uri=True)
+    db = sqlite3.connect(sqlite_uri(path), uri=True)
     db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;")
-    db.execute("ATTACH DATABASE ? AS base", (f"file:{base_path}?mode=ro",))
+    db.execute("ATTACH DATABASE ? AS base", (sqlite_uri(base_path, mode="ro"),))
     schema = db.execute("SELECT type, name, sql FROM base.sqlite_master WHERE sql IS NOT NULL").fetchall()
     tables = [name for kind, name, _ in schema if kind == "table"]
     if tables != ["docs"]:
@@ -339,7 +339,7 @@ def write_sparse(root, engine, kept, incoming, fold, vocab_size):
 
 
 def stored_ids(version_dir):
-    db = sqlite3.connect(f"file:{version_dir / 'docs.sqlite'}?mode=ro", uri=True)
+    db = sqlite3.connect(sqlite_uri(version_dir / "docs.sqlite", mode="ro"), uri=True)
     try:
         yield from db.execute("SELECT row, id FROM docs")
     finally:

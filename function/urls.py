@@ -33,15 +33,18 @@ def is_tracking(name):
 
 def is_link(url):
     """Whether ``url`` can be handed to a browser as it is: an absolute http(s) address with a host
-    (without spaces), and no control character (a CR or LF would split the Location header a click
-    answers with)."""
+    (without spaces, and one that IDNA can spell in ASCII), and no control character (a CR or LF
+    would split the Location header a click answers with)."""
     if CONTROL_CHARACTERS.search(url):
         return False
     try:
         parts = urlsplit(url)
         host = parts.hostname
-        return parts.scheme in DEFAULT_PORTS and bool(host) and not any(char.isspace() for char in host)
-    except ValueError:  # "http://[": an unclosed IPv6 literal
+        if not (parts.scheme in DEFAULT_PORTS and host and not any(char.isspace() for char in host)):
+            return False
+        ascii_host(host.rstrip("."))  # a host a Location header cannot spell ("\u202eevil.com") had made a 500
+        return True
+    except ValueError:  # "http://[": an unclosed IPv6 literal; a host no IDNA name can be
         return False
 
 

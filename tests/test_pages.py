@@ -81,6 +81,8 @@ def test_a_results_address_shows_its_letters_as_an_address_bar_does():
     for kept in ["https://a.example/caf%E9"] + [f"https://a.example/x{escape}y" for escape in hidden]:
         assert display_url(kept) == kept.split("//", 1)[1], kept
     assert display_url("https://g%D0%BEogle.com/login") == "g%D0%BEogle.com/login"  # not a look-alike host
+    # a record's URL written with them as they are: escaped too
+    assert display_url("https://ex.com/\u202egnp.exe\u200b\u00ad/cr\u00e8me") == "ex.com/%E2%80%AEgnp.exe%E2%80%8B%C2%AD/cr\u00e8me"
 
 
 def test_submitting_the_form_shows_the_results_of_the_api(client):

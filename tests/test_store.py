@@ -53,7 +53,7 @@ def test_cli_builds_a_store_and_lists_what_it_skipped(corpus_jsonl, tmp_path, re
     reasons = sorted(s["reason"] for s in skipped)
     assert "bad JSON at column 1: Expecting value" in reasons  # one line number: the file's, not json's
     assert "duplicate id" in reasons and "missing or non-http(s) url" in reasons
-    assert reasons.count("url with no host, a space in its host, or control characters") == 3
+    assert reasons.count("url with no host, a host no IDNA name can be, a space in its host, or control characters") == 3
 
 
 # -- corpus inputs that are broken in one place: a clear one-line error, or the record listed -----
@@ -153,6 +153,7 @@ def test_a_file_broken_part_way_is_a_one_line_error(records, tmp_path, capsys, n
     (["--no-above", "0"], "--no-above is a share of the documents"),
     (["--no-above", "nan"], "--no-above is a share of the documents"),
     (["--stopwords", "francais"], "no stop list 'francais'"),  # had been said after the whole crawl
+    (["--name", "x'\r\x1b[2K"], "is not a corpus name"),
     (["--columns", "title=headline"], "no column 'headline'"),
 ])
 def test_options_that_cannot_work_are_refused_before_reading(records, tmp_path, capsys, options, message):
@@ -321,7 +322,16 @@ def test_a_record_is_held_to_what_a_fetched_page_is_held_to():
     for url in ("https://user:secret@a.example/1", "https://user@a.example/1"):
         assert read(url=url) == Skip("line 1", "url holds a user name or password")
     assert read(url="https://a.example/@user").url == "https://a.example/@user"  # an @ in the path is a path
-    assert read(id="a\x1fb") == Skip("line 1", "id holds control characters", unread=True)
+    for bad_id in ("a\x1fb", "\u202e", "a14 \u2028x"):
+        assert read(id=bad_id) == Skip("line 1", "id holds control or invisible characters", unread=True)
+    # a host no Location header can spell had made every click a 500; a bidi override in a path is
+    # shown to readers as it is, and an empty title fell back to that URL as it was
+    for url in ("https://\u202eevil.com/x", "https://\u00e9..com/", "https://" + "\u00e9" * 70 + ".com/"):
+        assert read(url=url).reason.startswith("url with no host, a host no IDNA name can be"), url
+    for url in ("https://ex.com/\u202egnp.exe", "https://ex.com/a\u200bb", "https://ex.com/\u2029"):
+        assert read(url=url, title="").reason.startswith("url with invisible characters"), url
+    assert read(url="https://caf\u00e9.example/cr\u00e8me", title="").title == "https://caf\u00e9.example/cr\u00e8me"
+    assert read(title="Moon\u200f landing\ufeff \u061c").title == "Moon landing"
     assert read(id=" 42\r\n").id == "42"  # an export's line end around an id is not part of it, as before
     assert read(title="\u202egnp.exe Moon \u2066landing\u2069").title == "gnp.exe Moon landing"
 
@@ -638,6 +648,14 @@ def test_a_stop_list_leaves_out_function_words_as_the_text_is_read():
     for language in ("zh", "Japanese", "korean"):
         with pytest.raises(ValueError, match="read as pairs of characters"):
             TokenizerOptions(stopwords=language)
+    # Vietnamese's entries are mostly of several syllables ("bác sĩ"): their syllables, taken as
+    # words, had left out "hồ", "cá", "mẹ"; and with its tones stripped as accents, every syllable
+    # spelt like a stop syllable went with it ("Hồ Chí Minh, máy bay": nothing left)
+    vietnamese = TokenizerOptions(stopwords="vi", deaccent=False)
+    assert {"hồ", "cá", "cổ", "da", "mẹ", "máy", "bay"} <= set(tokenize("Hồ Chí Minh, con cá, cổ áo, da, mẹ, máy bay",
+                                                                        vietnamese))
+    with pytest.raises(ValueError, match="--no-deaccent"):
+        TokenizerOptions(stopwords="vi")
 
 
 def test_a_stemmed_store_meets_a_words_other_forms(tmp_path):

