@@ -22,7 +22,7 @@ from .errors import ApiError
 from .params import FORM_TYPE, form_arguments, gives_arguments, whole_number
 from .stats import dashboard as dashboard_data
 from .stats import parse_filters, refuse_unheard_of
-from .urls import normalise_url
+from .urls import normalise_url, unseen
 
 log = logging.getLogger("related.pages")
 
@@ -72,19 +72,9 @@ def http_url(value):
 
 # a run of %-escapes of bytes past ASCII: UTF-8 letters as a link spells them ("cr%C3%A8me")
 NON_ASCII_ESCAPES = re.compile(r"(?:%[89A-Fa-f][0-9A-Fa-f])+")
-# what shows as nothing, or as a blank: Hangul fillers and the braille blank are letters to Unicode
-BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
-
-
-def _unseen(char):
-    """A control, format character (a bidi mark, a tag), space, private or unassigned code point,
-    or blank letter: what shows as nothing, or turns the text around."""
-    return unicodedata.category(char)[0] in "CZ" or char in BLANK_LETTERS
-
-
 def _seen(letters):
     """Whether every one of ``letters`` shows as itself, the first no mark on what stands before it."""
-    return not unicodedata.category(letters[0]).startswith("M") and not any(map(_unseen, letters))
+    return not unicodedata.category(letters[0]).startswith("M") and not any(map(unseen, letters))
 
 
 def _letter_escapes(run):
@@ -108,7 +98,7 @@ def display_url(value, limit=70):
     host, slash, rest = text.rstrip("/").partition("/")
     text = host + slash + NON_ASCII_ESCAPES.sub(_letter_escapes, rest)
     if not text.isascii():  # a corpus record's URL as written: what no one sees, escaped
-        text = "".join(quote(char) if not char.isascii() and _unseen(char) else char for char in text)
+        text = "".join(quote(char) if not char.isascii() and unseen(char) else char for char in text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

@@ -8,14 +8,13 @@ import bz2
 import json
 import os
 import re
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from .article import shown_title
 from .fetch_policy import MAX_URL_LENGTH
-from .urls import CONTROL_CHARACTERS, host_of, is_link, normalise_url
+from .urls import CONTROL_CHARACTERS, host_of, is_link, normalise_url, unseen
 
 # The default corpus: the English Wikipedia sample in gensim's test data (installed with gensim,
 # nothing is downloaded), with real titles and URLs.
@@ -92,9 +91,9 @@ def record_from_fields(fields, where):
 
 
 def _unseen(value):
-    """Whether ``value`` holds a format character or a line or paragraph separator: a bidi control
-    turns what follows around where it is shown, the others show nothing."""
-    return any(unicodedata.category(char) in ("Cf", "Zl", "Zp") for char in value if not char.isascii())
+    """Whether ``value`` holds a character past ASCII that shows as nothing or turns what follows
+    around where it is shown (a bidi control)."""
+    return any(unseen(char) for char in value if not char.isascii())
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

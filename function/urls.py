@@ -6,6 +6,7 @@ narrower key of its own (request_key): what the page's server is asked.
 """
 
 import re
+import unicodedata
 from urllib.parse import parse_qsl, quote, unquote_to_bytes, urlencode, urlsplit, urlunsplit
 
 import idna
@@ -23,6 +24,16 @@ TRACKING_PARAMS = frozenset(
      "pk_group", "pk_placement", "pk_vid"}
 )
 TRACKING_PREFIXES = ("utm_", "mtm_", "hsa_", "piwik_", "matomo_")
+
+
+# what shows as nothing, or as a blank: Hangul fillers and the braille blank are letters to Unicode
+BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def unseen(char):
+    """Whether ``char`` shows as nothing or turns the text around: a control, format character (a
+    bidi mark, a tag), space or separator, private or unassigned code point, or blank letter."""
+    return unicodedata.category(char)[0] in "CZ" or char in BLANK_LETTERS
 
 
 def is_tracking(name):
