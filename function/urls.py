@@ -24,6 +24,11 @@ TRACKING_PARAMS = frozenset(
      "pk_group", "pk_placement", "pk_vid"}
 )
 TRACKING_PREFIXES = ("utm_", "mtm_", "hsa_", "piwik_", "matomo_")
+# A session id a server writes into its links for a visitor without cookies (Java's ";jsessionid=",
+# PHP's "?PHPSESSID="): who is reading, not what. With it a page had been another page, even to
+# itself: a widget's list on it named the page.
+SESSION_IN_PATH = re.compile(r";jsessionid=[^/;?#]*", re.IGNORECASE)
+SESSION_PARAMS = frozenset({"phpsessid", "jsessionid"})
 
 
 # what shows as nothing, or as a blank: Hangul fillers and the braille blank are letters to Unicode
@@ -37,9 +42,10 @@ def unseen(char):
 
 
 def is_tracking(name):
-    """Whether a query parameter says how a visitor arrived (utm_*, fbclid, ...)."""
+    """Whether a query parameter says how a visitor arrived (utm_*, fbclid, ...) or who it is (a
+    session id), not which page it sees."""
     name = name.lower()
-    return name in TRACKING_PARAMS or name.startswith(TRACKING_PREFIXES)
+    return name in TRACKING_PARAMS or name in SESSION_PARAMS or name.startswith(TRACKING_PREFIXES)
 
 
 def is_link(url):
@@ -110,7 +116,8 @@ _PRINTABLE = "".join(map(chr, range(0x21, 0x7f)))  # ASCII but the space and con
 
 def _web_parts(url):
     """(urlsplit parts, lower-case scheme, host[:port] spelt one way) of an http(s) URL: the host
-    in lower case and ASCII as the fetcher spells it, an IPv6 literal bracketed, no default port.
+    in lower case and ASCII as the fetcher spells it, an IPv6 literal bracketed, no default port,
+    the path without a session id.
     Scheme-less input ("example.com/a") is read as http; ValueError for what is no web address."""
     url = with_scheme(url.strip(), "http")
     parts = urlsplit(url)
@@ -120,6 +127,7 @@ def _web_parts(url):
     host = (parts.hostname or "").rstrip(".")
     if not host:
         raise ValueError(f"URL has no host: {url!r}")
+    parts = parts._replace(path=SESSION_IN_PATH.sub("", parts.path))
     try:
         host = ascii_host(host)  # as the fetcher spells it: one key per host
     except ValueError:

@@ -208,6 +208,10 @@ def test_request_keys_keep_what_a_server_may_answer_otherwise():
     assert len({request_key(u) for u in apart}) == len(apart) and len({normalise_url(u) for u in apart}) == 3
     assert request_key("https://例え.jp/パス?q=ü") == request_key("https://xn--r8jz45g.jp/%E3%83%91%E3%82%B9?q=%C3%BC")
     assert request_key("http://h/p?utm_source=x;id=5") != request_key("http://h/p")  # ';' may split it
+    # a session id written into a link (Java's ";jsessionid=", PHP's "?PHPSESSID=") is the reader's, not the page's
+    for with_session in ("http://h/p;jsessionid=A1B2?x=1", "http://h/p;JSESSIONID=A1B2?x=1&PHPSESSID=zz"):
+        assert request_key(with_session) == "http://h/p?x=1" and normalise_url(with_session) == "https://h/p?x=1"
+    assert request_key("http://h/p;v=2") == "http://h/p;v=2"  # other path parameters stay
     # Matomo's campaign parameters go; a site's own "pk_id" (a primary key) names its article
     assert request_key("http://h/p?pk_campaign=x&pk_kwd=y&mtm_source=z") == request_key("http://h/p")
     assert len({request_key(f"http://h/p?pk_id={i}") for i in range(3)}) == len({
