@@ -232,6 +232,38 @@ def test_the_widget_lists_a_pages_related_articles_and_a_click_lands_on_one(site
     assert page.problems == []
 
 
+def test_the_widget_of_a_single_page_app_follows_it_to_another_page(site_store, function_process, pages, tab):
+    """A single-page app shows another article without loading a page: the script ran once, and its
+    list had stayed the first article's. Told so by an event, it asks again and replaces its list."""
+    server = function_process(MODEL_STORE=str(site_store), DEFAULT_CORPUS="wiki").wait_ready()
+    first, second = pages.url("/site/662.html"), pages.url("/site/664.html")  # Apollo 11, Astronaut
+    app = pages.add("/app/index.html", site_page(
+        "An app", head=f'<link rel="canonical" href="{first}">',
+        body=f'<main id="view"><p>Apollo 11</p></main><script src="{server.base}/assets/widget.js" '
+             'data-corpus="site" data-k="3" async></script>'))
+    titles = {url: [r["title"] for r in answer(server.base, url=url, corpus="site", k=3)["results"]]
+              for url in (first, second)}
+    assert titles[first] != titles[second]
+    page = tab()
+    browser_tab = page.tab
+    browser_tab.goto(app)
+    links = browser_tab.locator("a.related-content-link")
+    links.first.wait_for()
+    assert links.all_inner_texts() == titles[first]
+    browser_tab.evaluate("""(second) => {
+        history.pushState({}, "", "/app/astronaut");
+        document.querySelector("link[rel=canonical]").href = second;
+        document.getElementById("view").textContent = "Astronaut";
+        document.dispatchEvent(new Event("related-content:refresh"));
+    }""", second)
+    browser_tab.wait_for_function("(titles) => JSON.stringify([...document.querySelectorAll("
+                                  "'a.related-content-link')].map((a) => a.textContent)) === titles",
+                                  arg=json.dumps(titles[second], separators=(",", ":"), ensure_ascii=False))
+    assert links.all_inner_texts() == titles[second]
+    assert browser_tab.locator(".related-content").count() == 1  # replaced, not added
+    assert page.problems == []
+
+
 @pytest.fixture(scope="module")
 def tricky_store(tmp_path_factory, model_store, pages):
     """MODEL_STORE with 'tricky': three articles, one titled with markup."""

@@ -8,7 +8,10 @@
    (a preview link) names its public address in data-url or a canonical link.
    Optional: data-corpus, data-min-score, data-heading ("" for none). Links are the answer's
    click_url: a click is recorded, then the reader lands on the article. A failed request shows
-   nothing to readers and says why in the console. Text is set as text, never parsed as HTML. */
+   nothing to readers and says why in the console. Text is set as text, never parsed as HTML.
+   A single-page app, once it shows another page (address and canonical link changed), says so:
+   document.dispatchEvent(new Event("related-content:refresh")); the list is asked for again and
+   replaces the one shown. */
 (function () {
   "use strict";
   // document's own getter: a page's markup can name an element "currentScript" (<img name=...>, which
@@ -21,7 +24,9 @@
     return;
   }
   var data = script.dataset;
-  var api = new URL("../", script.src); // FUNCTION/assets/widget.js -> FUNCTION/, path prefix kept
+  var api = new URL("../", script.src).href; // FUNCTION/assets/widget.js -> FUNCTION/, path prefix kept
+  var shown = null; // the list on the page, which a refresh replaces
+  var latest = 0; // the newest request: an older answer arriving after it is not shown
 
   function pageUrl() {
     if (data.url) {
@@ -67,13 +72,26 @@
     }
   }
 
-  function render(answer) {
+  function show(box) {
+    whenParsed(function () {
+      if (shown && shown.parentNode) {
+        shown.parentNode.removeChild(shown); // the list of the page shown before
+      }
+      shown = box;
+      if (box) {
+        place(box);
+      }
+    });
+  }
+
+  function render(answer, asked) {
     var links = (answer.results || []).filter(function (result) {
       return /^https?:\/\//i.test(result.click_url || "");
     });
     if (!links.length) {
       warn("no related articles for " + asked + " (the answer holds none: is data-min-score too high?)");
-      return; // an empty box would only take space
+      show(null); // an empty box would only take space
+      return;
     }
     var heading = data.heading === undefined ? "Related articles" : data.heading;
     var box = document.createElement("aside");
@@ -98,36 +116,49 @@
       list.appendChild(item);
     });
     box.appendChild(list);
-    whenParsed(function () {
-      place(box);
-    });
+    show(box);
   }
 
-  var asked;
-  try {
-    asked = pageUrl();
-  } catch (error) {
-    warn("data-url " + JSON.stringify(data.url) + " is not a URL");
-    return;
-  }
-  api.searchParams.set("url", asked);
-  [["k", "k"], ["corpus", "corpus"], ["minScore", "min_score"]].forEach(function (pair) {
-    if (data[pair[0]]) {
-      api.searchParams.set(pair[1], data[pair[0]]);
+  function ask() {
+    var asked;
+    var request = ++latest;
+    try {
+      asked = pageUrl();
+    } catch (error) {
+      warn("data-url " + JSON.stringify(data.url) + " is not a URL");
+      show(null);
+      return;
     }
-  });
-  fetch(api.href, { headers: { Accept: "application/json" }, credentials: "omit" })
-    .then(function (response) {
-      return response.json().then(function (body) {
-        if (!response.ok) {
-          var error = body.error || {};
-          throw new Error((error.code || response.status) + ": " + (error.message || "request failed"));
-        }
-        return body;
-      });
-    })
-    .then(render)
-    .catch(function (error) {
-      warn("no related articles for " + asked + " (" + error.message + ")");
+    var query = new URL(api);
+    query.searchParams.set("url", asked);
+    [["k", "k"], ["corpus", "corpus"], ["minScore", "min_score"]].forEach(function (pair) {
+      if (data[pair[0]]) {
+        query.searchParams.set(pair[1], data[pair[0]]);
+      }
     });
+    fetch(query.href, { headers: { Accept: "application/json" }, credentials: "omit" })
+      .then(function (response) {
+        return response.json().then(function (body) {
+          if (!response.ok) {
+            var error = body.error || {};
+            throw new Error((error.code || response.status) + ": " + (error.message || "request failed"));
+          }
+          return body;
+        });
+      })
+      .then(function (answer) {
+        if (request === latest) {
+          render(answer, asked);
+        }
+      })
+      .catch(function (error) {
+        if (request === latest) {
+          warn("no related articles for " + asked + " (" + error.message + ")");
+          show(null);
+        }
+      });
+  }
+
+  document.addEventListener("related-content:refresh", ask);
+  ask();
 })();
