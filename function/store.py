@@ -425,6 +425,8 @@ class SparseEngine:
             return []
         starts, ends = self.post_ptr[ids], self.post_ptr[np.asarray(ids) + 1]
         rows = np.concatenate([self.post_rows[s:e] for s, e in zip(starts, ends)])
+        if not len(rows):  # words of deleted documents only (an update keeps its vocabulary): no one shares them
+            return []
         contributions = np.concatenate(
             [self.post_weights[s:e] * w for s, e, w in zip(starts, ends, weights)]
         )

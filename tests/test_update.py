@@ -299,3 +299,20 @@ def test_a_store_in_a_folder_whose_name_holds_a_hash_or_a_question_mark(records,
     result = update(folder, [iter(records[30:33])], delete_ids=[records[0].id], progress=False)
     after = Store(result.version_dir)
     assert after.size == 32 and after.row_for_id(records[31].id) is not None and after.row_for_id(records[0].id) is None
+
+
+def test_words_only_deleted_documents_had_find_nothing_and_fail_nothing(records, tmp_path, function_env):
+    """An update keeps the vocabulary: a query whose known words only deleted documents had was a
+    500 from the default engine (an empty sum of postings is an integer array, and -inf went into it)."""
+    from conftest import make_client
+
+    word = "zzqxunique"
+    lonely = Record("lonely", "https://a.example/lonely", "Lonely", f"{word} " * 5 + records[0].text[:200])
+    build([iter(records[:40] + [lonely])], tmp_path / "w", BuildOptions(name="w"), progress=False)
+    update(tmp_path / "w", delete_ids=["lonely"], progress=False)
+    store = Store(current_version_dir(tmp_path / "w"))
+    assert store.row_for_id("lonely") is None
+    assert store.engines["tfidf"].search(store.terms(word), 3) == []
+    client = make_client({**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": "w"})
+    response = client.get("/", query_string={"text": word, "engine": "tfidf"})
+    assert response.status_code == 200 and response.get_json()["results"] == []
