@@ -59,7 +59,7 @@ SCHEMAS = {
                                         "unresolvable_host, upstream_status, page_too_large, too_many_redirects, invalid_redirect, "
                                         "upstream_unreachable, upstream_tls_error, upstream_invalid_response, "
                                         "upstream_timeout, fetch_failed, fetch_busy, "
-                                        "invalid_click_link, invalid_click_signature, click_link_expired, "
+                                        "invalid_click_link, invalid_click_signature, "
                                         "events_unavailable, stats_busy, not_found, method_not_allowed, internal_error; for requests "
                                         "that are not valid HTTP, refused before the function reads them: "
                                         "bad_request, request_timeout, uri_too_long, headers_too_large, "
@@ -302,12 +302,12 @@ def paths():
             ("r", "request id"), ("c", "corpus"), ("e", "engine"), ("k", "rank"), ("d", "document id"),
             ("u", "target URL"), ("t", "issued at (ms since the epoch)"), ("s", "HMAC-SHA256 tag"))],
         "responses": {
-            "302": {"description": "to the article", "headers": {
+            "302": {"description": "to the article (a link older than CLICK_TTL_DAYS too, with no click "
+                                   "recorded)", "headers": {
                 "Location": {"schema": {"type": "string"}, "description": "the article's URL"}}},
             "400": _error("a field missing, repeated or unknown, or not what a signed link holds (a rank or "
                           "time that is not a number, a target that is not http(s), an issue time in the future)"),
             "403": _error("the signature does not match: altered or foreign link"),
-            "410": _error("the link is older than CLICK_TTL_DAYS"),
             "414": _error("a query string over MAX_QUERY_BYTES"),
         },
     }

@@ -433,9 +433,10 @@ class Recommender:
 
     # -- clicks -----------------------------------------------------------------
     def click(self, args, record=True):
-        """The target URL of a click link; records the click event unless ``record`` is false."""
-        click = clicks.verify(self.click_key, args, self.settings.click_ttl_seconds)
-        if not record:
+        """The target URL of a click link; records the click event unless ``record`` is false or the
+        link has expired."""
+        click = clicks.verify(self.click_key, args)
+        if not record or clicks.expired(click, self.settings.click_ttl_seconds):
             return click.url
         event = new_event(request_id=click.request_id, corpus=click.corpus, engine=click.engine, rank=click.rank,
                           doc_id=click.doc_id, url=click.url)

@@ -417,6 +417,23 @@ def test_a_click_link_followed_again_is_recorded_once(client, function_env):
     assert [click["rank"] for click in clicks] == [1, 2]
 
 
+def test_an_expired_click_link_redirects_and_records_no_click(client, function_env):
+    """Past CLICK_TTL_DAYS a link still takes its reader to the article (a cached archive page had
+    shown a JSON 410), but is no click: the delay of a months-old link says nothing of the answer."""
+    from function import clicks
+
+    body = client.get("/?text=moon+landing+astronaut").get_json()
+    first, second = body["results"][:2]
+    args = {name: values[0] for name, values in parse_qs(urlsplit(first["click_url"]).query).items()}
+    old = clicks.Click(args["r"], args["c"], args["e"], int(args["k"]), args["d"], args["u"],
+                       int(time.time() * 1000) - 31 * 86400 * 1000)
+    expired = client.get("/click?" + clicks.sign(function_env["CLICK_SECRET"].encode(), old))
+    assert expired.status_code == 302 and expired.headers["Location"] == first["url"]
+    assert client.get(second["click_url"]).status_code == 302  # written after it, were it written
+    recorded = wait_for_events(function_env["MONGODB"], "clicks", 1)
+    assert [click["rank"] for click in recorded] == [2]
+
+
 def test_a_click_link_is_one_event_whichever_worker_records_it(client, function_env):
     """The database keeps one event per link, whichever worker records it and whenever: a memory
     per worker, bounded, had let an attacker cycling through 20,001 links have each recorded again."""
