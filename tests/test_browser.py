@@ -224,6 +224,10 @@ def test_the_widget_lists_a_pages_related_articles_and_a_click_lands_on_one(site
     links.first.click()
     browser_tab.wait_for_url("**/site/*.html")
     assert browser_tab.inner_text("h1") == titles[0]
+    # the article is told the reader came from the site, as the browser's default policy tells it
+    # past another origin (the click's "no-referrer" had made every recommended read "direct" in
+    # the site's analytics)
+    assert browser_tab.evaluate("document.referrer") == blog.split("/blog/")[0] + "/"
     clicks = wait_for_events(function_env["MONGODB"], "clicks", 1)
     assert [(c["corpus"], c["rank"], c["url"]) for c in clicks] == [("site", 1, browser_tab.url)]
     asked = {r["_id"]: r for r in wait_for_events(function_env["MONGODB"], "requests", 2)}
