@@ -66,10 +66,10 @@ def record_from_fields(fields, where):
         return Skip(where, "id is not a string or a whole number", unread=True)
     if not isinstance(doc_id, str) or not doc_id.strip():
         return Skip(where, "missing id", unread=True)
-    if CONTROL_CHARACTERS.search(doc_id.strip()) or _unseen(doc_id):  # links and events carry it as it is
-        return Skip(where, "id holds control or invisible characters", unread=True)
     if not all(_unicode(value) for value in (doc_id, url) if isinstance(value, str)):
         return Skip(where, "id or url is not valid UTF-8 (or holds a lone surrogate)", unread=True)
+    if CONTROL_CHARACTERS.search(doc_id.strip()) or _unseen(doc_id):  # links and events carry it as it is
+        return Skip(where, "id holds control or invisible characters", unread=True)
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         return Skip(where, "missing or non-http(s) url")
     if not is_link(url.strip()):  # its click would have no address to redirect to
