@@ -208,6 +208,8 @@ def parse_query(request, settings, corpora, arguments=None):
         raise _bad(f"give only one of 'url', 'text' or 'id' (got {', '.join(given)})", code="ambiguous_query")
     kind = given[0]
     value = fields[kind]
+    if kind == "id" and isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 53:
+        value = int(value)  # 1001.0 is the integer 1001 to JSON Schema, as "k": 3.0 is 3
     if kind == "id" and isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
     if not isinstance(value, str):

@@ -347,8 +347,10 @@ def test_id_query_gives_a_members_neighbours_without_itself(client):
     assert body["source"] == "corpus"
     assert "662" not in [r["id"] for r in body["results"]]
     assert titles(body)[0] == "Apollo 8"
-    posted = client.post("/", json={"id": 662, "k": 4}).get_json()  # a numeric id is the same id
-    assert [r["id"] for r in posted["results"]] == [r["id"] for r in body["results"]]
+    for numeric in (662, 662.0):  # a numeric id is the same id; 662.0 is the integer 662 to JSON Schema
+        posted = client.post("/", json={"id": numeric, "k": 4}).get_json()
+        assert [r["id"] for r in posted.get("results", [])] == [r["id"] for r in body["results"]], posted
+    assert client.post("/", json={"id": 662.5}).status_code == 400
 
 
 def test_url_of_a_corpus_member_is_answered_from_the_store_without_itself(client, pages):

@@ -507,7 +507,7 @@ BAD_BODIES = [
     ("text_at_the_limit_unknown", b'{"text": "' + b"q" * 100_000 + b'"}', 422, "no_known_words"),
     ("text_over_the_limit", b'{"text": "' + b"moon " * 20_001 + b'"}', 413, "text_too_large"),
     ("id_true", b'{"id": true}', 400, "invalid_parameter"),
-    ("id_float", b'{"id": 662.0}', 400, "invalid_parameter"),
+    ("id_fraction", b'{"id": 662.5}', 400, "invalid_parameter"),  # 662.0 is the id 662 (test_api)
     ("id_negative", b'{"id": -1}', 404, "unknown_id"),
     ("id_huge", b'{"id": 1000000000000000000000000000000}', 404, "unknown_id"),
     ("url_list", b'{"url": ["http://example.com/"]}', 400, "invalid_parameter"),
