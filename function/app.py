@@ -251,7 +251,10 @@ class App:
             "stats_reads": self.stats_slots.status(),
         }
         if self.settings.mongodb_uri and not mongo_up:
-            body["status"] = "degraded"
+            body["status"] = "degraded"  # answers still go out (events wait in the buffer): a 200
+        if default is None:  # every request that names no corpus is refused: not ready, and said so
+            body["status"] = "no_store"
+            return json_response(body, status=503)
         return json_response(body)
 
 

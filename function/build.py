@@ -561,10 +561,13 @@ def point_current(corpus_dir, version):
 
 
 def prune_versions(corpus_dir, keep):
-    """Delete all but the newest ``keep`` versions (never the live one)."""
+    """Delete all but the newest ``keep`` versions, and never the live one nor the one before it:
+    running workers serve that until their next look at CURRENT (STORE_CHECK_SECONDS), and a
+    build with --keep-versions 1 had deleted it under them (500s)."""
+    keep = max(2, keep)
     live = (corpus_dir / "CURRENT").read_text().strip()
     versions = sorted(p for p in corpus_dir.iterdir() if p.is_dir() and p.name.startswith("v"))
-    for old in versions[:-keep] if keep > 0 else versions:
+    for old in versions[:-keep]:
         if old.name != live:
             shutil.rmtree(old, ignore_errors=True)
 
@@ -619,7 +622,7 @@ def parse_args(argv):
     p.add_argument("--seed", type=int, default=defaults.seed,
                    help="of the LSI's random projection and sample (default %(default)s)")
     p.add_argument("--keep-versions", type=int, default=defaults.keep_versions,
-                   help="store versions kept, the live one among them (default %(default)s)")
+                   help="store versions kept, the live one and the one before among them (default %(default)s; at least 2)")
     p.add_argument("--min-token-len", type=int, default=tok.min_len,
                    help="shortest word kept, in characters (default %(default)s)")
     p.add_argument("--max-token-len", type=int, default=tok.max_len,
@@ -644,9 +647,10 @@ ENGINE_NAME = re.compile(r"^(?:lsi(?:-[1-9][0-9]*)?|tfidf)\Z")
 
 
 # The least each count can be (0: "all" or "one per core"); a negative --keep-versions had built a
-# store, and --keep-n -1 one that silently lost its rarest word.
+# store, and --keep-n -1 one that silently lost its rarest word. Two versions at least: with one, a
+# build deleted the version running workers still served until their next look (500s).
 COUNT_MINIMUMS = {"workers": 0, "ann_dims": 0, "lsi_train_docs": 0, "ann_min_docs": 0, "ann_shard_docs": 0,
-                  "lsi_dims": 1, "no_below": 1, "keep_n": 1, "keep_versions": 1, "ann_connectivity": 2,
+                  "lsi_dims": 1, "no_below": 1, "keep_n": 1, "keep_versions": 2, "ann_connectivity": 2,
                   "ann_expansion_add": 1, "ann_expansion_search": 1}
 
 

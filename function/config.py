@@ -9,12 +9,27 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 ENGINE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # which engines a store has, the App checks
 
 
 class ConfigError(ValueError):
     pass
+
+
+def _public_url(raw):
+    """PUBLIC_URL without its trailing slash; ConfigError unless it is an http(s) address with a
+    host: "related.example.com" had made every click link relative, "ftp://x" an ftp one."""
+    url = raw.strip().rstrip("/")
+    if not url:
+        return url
+    from .urls import is_link  # when set only: idna is not needed to start
+
+    if not is_link(url) or urlsplit(url).query or urlsplit(url).fragment:
+        raise ConfigError(f"PUBLIC_URL={raw.strip()[:200]!r} is not an http(s) address such as "
+                          "https://related.example.com (the base of every click link)")
+    return url
 
 
 def env_number(env, name, default, kind=int, low=None, high=None):
@@ -104,7 +119,7 @@ class Settings:
             click_secret=env.get("CLICK_SECRET", "").encode(),
             click_secret_file=env.get("CLICK_SECRET_FILE", "").strip(),
             click_ttl_seconds=env_number(env, "CLICK_TTL_DAYS", 30, int, 1, 3650) * 86400,
-            public_url=env.get("PUBLIC_URL", "").strip().rstrip("/"),
+            public_url=_public_url(env.get("PUBLIC_URL", "")),
             max_k=env_number(env, "MAX_K", 100, int, 1, 10_000),
             max_text_chars=env_number(env, "MAX_TEXT_CHARS", 100_000, int, 100, 10_000_000),
             max_body_bytes=env_number(env, "MAX_BODY_BYTES", 1_000_000, int, 1024, 100_000_000),

@@ -58,7 +58,7 @@ SCHEMAS = {
                                         "forbidden_address, domain_not_allowed, unsupported_content_type, "
                                         "unresolvable_host, upstream_status, page_too_large, too_many_redirects, invalid_redirect, "
                                         "upstream_unreachable, upstream_tls_error, upstream_invalid_response, "
-                                        "upstream_timeout, fetch_failed, fetch_busy, "
+                                        "upstream_timeout, fetch_failed, fetch_busy, store_unavailable, "
                                         "invalid_click_link, invalid_click_signature, "
                                         "events_unavailable, stats_busy, not_found, method_not_allowed, internal_error; for requests "
                                         "that are not valid HTTP, refused before the function reads them: "
@@ -213,7 +213,9 @@ SCHEMAS = {
         "required": ["status", "version", "store", "corpora", "mongo", "events", "fetches", "stats_reads"],
         "additionalProperties": False,
         "properties": {
-            "status": {"enum": ["ok", "degraded"], "description": "degraded: MONGODB is set but does not answer"},
+            "status": {"enum": ["ok", "degraded", "no_store"],
+                       "description": "degraded: MONGODB is set but does not answer; no_store: DEFAULT_CORPUS has no "
+                                      "store (a 503)"},
             "version": {"type": "string"},
             "store": _nullable(_ref("StoreInfo")),
             "corpora": {"type": "object", "additionalProperties": _ref("StoreInfo")},
@@ -276,7 +278,8 @@ RECOMMEND_ERRORS = {
                   "(invalid_redirect), its host does not resolve, or the page or text has no word the corpus "
                   "knows (no_known_words)"),
     "502": _error("the page's server failed"),
-    "503": {**_error("fetch_busy: FETCH_CONCURRENCY requests of this worker already wait on page fetches"),
+    "503": {**_error("fetch_busy: FETCH_CONCURRENCY requests of this worker already wait on page fetches; "
+                     "store_unavailable: the store version was removed while being served"),
             "headers": {"Retry-After": {"schema": {"type": "string"}, "description": "seconds to wait: 1"}}},
     "504": _error("the page's server timed out"),
 }
@@ -362,7 +365,10 @@ def paths():
         }},
         "/healthz": {"get": {
             "summary": "Liveness: the stores, whether Mongo answers, the event buffer", "operationId": "health",
-            "responses": {"200": _json(_ref("Health"), "alive (status says whether Mongo answers)")},
+            "responses": {"200": _json(_ref("Health"), "alive and ready (status: ok, or degraded when Mongo "
+                                                         "does not answer: answers still go out)"),
+                          "503": _json(_ref("Health"), "no store for DEFAULT_CORPUS (status: no_store): every "
+                                                       "request that names no corpus is refused")},
         }},
         "/dashboard": {"get": {
             "summary": "The figures of /stats drawn as charts, for people", "operationId": "dashboard",

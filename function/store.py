@@ -495,8 +495,17 @@ class Store:
         # one connection per thread and per process: sqlite handles must not cross a fork
         conn = getattr(self._local, "conn", None)
         if conn is None or self._local.pid != os.getpid():
-            conn = sqlite3.connect(sqlite_uri(self.path / "docs.sqlite", mode="ro", immutable=1), uri=True,
-                                   check_same_thread=False)
+            try:
+                conn = sqlite3.connect(sqlite_uri(self.path / "docs.sqlite", mode="ro", immutable=1), uri=True,
+                                       check_same_thread=False)
+            except sqlite3.OperationalError:
+                # the version was removed under a running worker (MODEL_STORE deleted, its file gone): a
+                # thread that had not read it yet cannot. Said, and "retry", where it had been a 500;
+                # the worker's next look at CURRENT serves what is there.
+                from .errors import ApiError
+
+                raise ApiError(f"the store version {self.path.name} was removed while being served; retry in a "
+                               "moment", status=503, code="store_unavailable", headers={"Retry-After": "1"}) from None
             self._local.conn, self._local.pid = conn, os.getpid()
         return conn
 

@@ -503,6 +503,27 @@ def test_stats_of_a_corpus_nobody_serves_or_asked_for_is_a_404(client, function_
     assert outside.status_code == 404 and "over the last 7 days" in outside.get_json()["error"]["message"]
 
 
+def test_a_store_removed_while_served_is_a_503_to_retry_and_healthz_says_not_ready(function_env, tmp_path):
+    """An operator removed MODEL_STORE under a running worker: a thread that had not read the
+    version yet answered 500s, and /healthz went on saying "ok" with no store to answer from."""
+    import shutil
+
+    shutil.copytree(function_env["MODEL_STORE"] + "/wiki", tmp_path / "wiki", symlinks=True)
+    client = make_client({**function_env, "MODEL_STORE": str(tmp_path), "STORE_CHECK_SECONDS": "3600"})
+    assert client.get("/healthz").status_code == 200
+    shutil.rmtree(tmp_path / "wiki")
+    gone = client.get("/?id=662")
+    assert gone.status_code == 503 and gone.headers["Retry-After"] == "1"
+    assert gone.get_json()["error"]["code"] == "store_unavailable"
+    # a worker that looks at the stores again finds none: not ready, said with a 503
+    shutil.copytree(function_env["MODEL_STORE"] + "/wiki", tmp_path / "again" / "wiki", symlinks=True)
+    watching = make_client({**function_env, "MODEL_STORE": str(tmp_path / "again"), "STORE_CHECK_SECONDS": "0"})
+    assert watching.get("/healthz").status_code == 200
+    shutil.rmtree(tmp_path / "again" / "wiki")
+    health = watching.get("/healthz")
+    assert health.status_code == 503 and health.get_json()["status"] == "no_store"
+
+
 def test_healthz_reports_store_and_mongo(client):
     body = client.get("/healthz").get_json()
     assert body["status"] == "ok"

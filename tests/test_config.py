@@ -24,6 +24,10 @@ def test_fetch_concurrency_is_two_threads_fewer_than_a_worker_has():
     ({"MAX_QUERY_BYTES": "16384"}, "MAX_QUERY_BYTES='16384' must be between 256 and 8000"),
     ({"CLIENT_HEAD_SECONDS": "2"}, "CLIENT_HEAD_SECONDS='2' must be between 5 and 600"),
     ({"CLIENT_REQUEST_SECONDS": "forever"}, "CLIENT_REQUEST_SECONDS='forever' is not a valid float"),
+    # every click link is built on it: a relative one, or an ftp one, had gone out in every answer
+    ({"PUBLIC_URL": "related.example.com"}, "PUBLIC_URL='related.example.com' is not an http(s) address"),
+    ({"PUBLIC_URL": "ftp://related.example.com"}, "PUBLIC_URL='ftp://related.example.com' is not an http(s)"),
+    ({"PUBLIC_URL": "https://related.example.com/?a=1"}, "is not an http(s) address"),
 ])
 def test_bad_thread_and_fetch_counts_are_refused_by_name(env, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -77,3 +81,8 @@ def test_several_corpora_without_a_default_corpus_are_warned_about(function_env,
     create_app({**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": ""})
     assert "DEFAULT_CORPUS is not set: requests without corpus= are answered from 'wiki', of blog, wiki" \
         in caplog.text
+
+
+def test_public_url_is_kept_without_its_trailing_slash():
+    assert Settings.from_env({"PUBLIC_URL": " https://related.example.com/base/ "}).public_url == \
+        "https://related.example.com/base"

@@ -145,7 +145,7 @@ def test_a_file_broken_part_way_is_a_one_line_error(records, tmp_path, capsys, n
     (["--default-engine", "bm25"], "--default-engine 'bm25' is not one of --engines"),
     (["--workers", "-2"], "--workers must be 0 or more"),
     (["--ann", "on", "--ann-dims", "-5"], "--ann-dims must be 0 or more"),
-    (["--keep-versions", "-1"], "--keep-versions must be 1 or more"),  # had built a store
+    (["--keep-versions", "1"], "--keep-versions must be 2 or more"),  # 1 had deleted a version still served
     (["--keep-n", "-1"], "--keep-n must be 1 or more"),  # had built one without its rarest word
     (["--no-below", "-1"], "--no-below must be 1 or more"),
     (["--lsi-dims", "-3"], "--lsi-dims must be 1 or more"),
