@@ -42,6 +42,8 @@ class Click:
 def load_secret(settings):
     """(key, warning): CLICK_SECRET, else the file CLICK_SECRET_FILE, else a
     random key that dies with the process (links break on restart: warned)."""
+    if settings.click_secret and settings.click_secret_file:  # which one signs would be a guess: said
+        raise ConfigError("CLICK_SECRET and CLICK_SECRET_FILE are both set: set one (the file had been ignored)")
     if settings.click_secret:
         key = settings.click_secret
         source = "CLICK_SECRET"

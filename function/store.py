@@ -625,6 +625,12 @@ class StoreSet:
                     store = Store(version_dir) if force else self._try_open(version_dir, old)
                     if store is not None:
                         stores[name] = store
+                        if not force and store is not old:  # an operator sees a build or update go live
+                            log.info("corpus %s: serving %s (%d documents)%s", name, version_dir.name, store.size,
+                                     f", was {old.path.name}" if old else "")
+            if not force:
+                for name in sorted(set(self._stores) - set(stores)):
+                    log.warning("corpus %s: no longer served (its folder or CURRENT is gone)", name)
             self._stores = stores
 
     @staticmethod

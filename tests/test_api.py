@@ -2,6 +2,7 @@
 real store, real Mongo-wire server, real loopback web pages."""
 
 import gc
+import logging
 import time
 import tracemalloc
 from datetime import timedelta
@@ -503,7 +504,7 @@ def test_stats_of_a_corpus_nobody_serves_or_asked_for_is_a_404(client, function_
     assert outside.status_code == 404 and "over the last 7 days" in outside.get_json()["error"]["message"]
 
 
-def test_a_store_removed_while_served_is_a_503_to_retry_and_healthz_says_not_ready(function_env, tmp_path):
+def test_a_store_removed_while_served_is_a_503_to_retry_and_healthz_says_not_ready(function_env, tmp_path, caplog):
     """An operator removed MODEL_STORE under a running worker: a thread that had not read the
     version yet answered 500s, and /healthz went on saying "ok" with no store to answer from."""
     import shutil
@@ -515,13 +516,15 @@ def test_a_store_removed_while_served_is_a_503_to_retry_and_healthz_says_not_rea
     gone = client.get("/?id=662")
     assert gone.status_code == 503 and gone.headers["Retry-After"] == "1"
     assert gone.get_json()["error"]["code"] == "store_unavailable"
-    # a worker that looks at the stores again finds none: not ready, said with a 503
+    # a worker that looks at the stores again finds none: not ready, said with a 503, and logged
     shutil.copytree(function_env["MODEL_STORE"] + "/wiki", tmp_path / "again" / "wiki", symlinks=True)
     watching = make_client({**function_env, "MODEL_STORE": str(tmp_path / "again"), "STORE_CHECK_SECONDS": "0"})
     assert watching.get("/healthz").status_code == 200
     shutil.rmtree(tmp_path / "again" / "wiki")
-    health = watching.get("/healthz")
+    with caplog.at_level(logging.INFO, logger="related.store"):
+        health = watching.get("/healthz")
     assert health.status_code == 503 and health.get_json()["status"] == "no_store"
+    assert "corpus wiki: no longer served" in caplog.text
 
 
 def test_healthz_reports_store_and_mongo(client):

@@ -86,3 +86,16 @@ def test_several_corpora_without_a_default_corpus_are_warned_about(function_env,
 def test_public_url_is_kept_without_its_trailing_slash():
     assert Settings.from_env({"PUBLIC_URL": " https://related.example.com/base/ "}).public_url == \
         "https://related.example.com/base"
+
+
+def test_both_click_secret_and_its_file_stop_the_start(tmp_path):
+    """Which one signed was a guess (the file had been ignored, unsaid)."""
+    from function.clicks import load_secret
+
+    secret_file = tmp_path / "click-secret"
+    secret_file.write_text("a-file-secret-of-some-length")
+    both = Settings.from_env({"CLICK_SECRET": "an-env-secret-of-some-length", "CLICK_SECRET_FILE": str(secret_file)})
+    with pytest.raises(ConfigError, match="both set"):
+        load_secret(both)
+    assert load_secret(Settings.from_env({"CLICK_SECRET_FILE": str(secret_file)})) == \
+        (b"a-file-secret-of-some-length", None)

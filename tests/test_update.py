@@ -185,7 +185,7 @@ def test_delete_by_url_and_unknown_ids_are_reported(records, tmp_path):
     assert records[3].id not in ids_of(Store(result.version_dir))
 
 
-def test_a_serving_store_set_picks_up_the_update(records, tmp_path):
+def test_a_serving_store_set_picks_up_the_update(records, tmp_path, caplog):
     base_store(records, tmp_path / "w", count=40)
     stores = StoreSet(tmp_path, check_every=0)
     rewritten = Record(records[0].id, records[0].url, "Now about the Moon", records[[r.title for r in records]
@@ -193,9 +193,12 @@ def test_a_serving_store_set_picks_up_the_update(records, tmp_path):
     first = stores.get("w")
     assert first.docs([first.engines["lsi"].search(first.terms("apollo moon landing"), 1)[0].row])[0].id != \
         records[0].id
-    update(tmp_path / "w", [iter([rewritten])], progress=False)
-    second = stores.get("w")
+    result = update(tmp_path / "w", [iter([rewritten])], progress=False)
+    with caplog.at_level("INFO", logger="related.store"):
+        second = stores.get("w")
     assert second is not first
+    # an operator sees it go live
+    assert f"corpus w: serving {result.version_dir.name} (40 documents), was {first.path.name}" in caplog.text
     best = second.docs([second.engines["tfidf"].search(second.terms("apollo moon landing lunar module"), 1)[0].row])
     assert best[0].id == records[0].id and best[0].title == "Now about the Moon"
     assert first.docs([0])  # the old version still answers requests in flight
