@@ -72,6 +72,8 @@ def http_url(value):
 
 # a run of %-escapes of bytes past ASCII: UTF-8 letters as a link spells them ("cr%C3%A8me")
 NON_ASCII_ESCAPES = re.compile(r"(?:%[89A-Fa-f][0-9A-Fa-f])+")
+
+
 def _seen(letters):
     """Whether every one of ``letters`` shows as itself, the first no mark on what stands before it."""
     return not unicodedata.category(letters[0]).startswith("M") and not any(map(unseen, letters))

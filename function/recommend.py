@@ -62,9 +62,10 @@ TRANSIENT_PAGE_SECONDS = 5
 
 
 # The memory of the fetched articles and of their terms: at most URL_CACHE_SIZE times these (32 MB
-# and 8 MB a worker at the default 512), a smaller entry counted as this much (PageCache). A text is kept up to MAX_TEXT_CHARS, and Python
-# keeps a string with one emoji in it at 4 bytes a character: 512 such articles had been 200 MB a
-# worker, for URL_CACHE_TTL. An article's terms are 12 bytes a distinct word (~1,000 words: 12 KB).
+# and 8 MB a worker at the default 512), a smaller entry counted as this much (PageCache). A text
+# is kept up to MAX_TEXT_CHARS, and Python keeps a string with one emoji in it at 4 bytes a
+# character: 512 such articles had been 200 MB a worker, for URL_CACHE_TTL. An article's terms are
+# 12 bytes a distinct word (~1,000 words: 12 KB).
 ARTICLE_BYTES = 64 * 1024
 TERMS_BYTES = 16 * 1024
 

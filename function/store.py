@@ -32,6 +32,7 @@ from urllib.parse import quote
 import numpy as np
 from cachetools import LRUCache
 
+from .errors import ApiError
 from .tokens import MAX_TOKEN_CHARS, TokenizerOptions, tokenize
 
 log = logging.getLogger("related.store")
@@ -502,8 +503,6 @@ class Store:
                 # the version was removed under a running worker (MODEL_STORE deleted, its file gone): a
                 # thread that had not read it yet cannot. Said, and "retry", where it had been a 500;
                 # the worker's next look at CURRENT serves what is there.
-                from .errors import ApiError
-
                 raise ApiError(f"the store version {self.path.name} was removed while being served; retry in a "
                                "moment", status=503, code="store_unavailable", headers={"Retry-After": "1"}) from None
             self._local.conn, self._local.pid = conn, os.getpid()

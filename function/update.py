@@ -37,9 +37,8 @@ import numpy as np
 
 from . import __version__
 from .article import indexed_text
-from .build import (CHUNK_DOCS, Bags, bin_to_npy, build_ann, point_current, prune_versions,
-                    rebuild_command, release_freed_arrays, weigh_rows,
-                    write_postings)
+from .build import (CHUNK_DOCS, Bags, bin_to_npy, build_ann, point_current, prune_versions, rebuild_command,
+                    release_freed_arrays, weigh_rows, write_postings)
 from .sources import (INPUT_HELP, Skip, add_source_arguments, is_url, open_source, prepare_sources,
                       source_settings)
 from .store import Store, StoreError, current_version_dir, describe_version, sqlite_uri
