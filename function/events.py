@@ -19,6 +19,8 @@ import threading
 import time
 from datetime import datetime, timezone
 
+from . import crawlers
+
 log = logging.getLogger("related.events")
 
 BATCH = 500
@@ -209,6 +211,7 @@ class EventLog:
             self._db = db
         by_collection = collections.defaultdict(list)
         for collection, event in batch:
+            crawlers.mark(collection, event)  # here, off the request path: see crawlers
             by_collection[collection].append(event)
         for collection, events in by_collection.items():
             try:

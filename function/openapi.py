@@ -175,7 +175,7 @@ SCHEMAS = {
         "unevaluatedProperties": False,
         "type": "object",
         "required": ["corpus", "since", "truncated", "errors_truncated", "errors_since", "engines",
-                     "engine_named_requests"],
+                     "engine_named_requests", "crawlers"],
         "properties": {
             "corpus": _nullable({"type": "string"}),
             "since": _nullable({"type": "string", "format": "date-time"}),
@@ -193,6 +193,11 @@ SCHEMAS = {
                                        "assigned (ENGINE_WEIGHTS): compare their ctr_ci95"},
             "engine_named_requests": {**COUNT, "description": "answered requests that named their engine "
                                                                "(engine=): in the overall figures, not in `engines`"},
+            "crawlers": {"type": "object", "additionalProperties": False, "required": ["requests", "clicks"],
+                         "properties": {"requests": COUNT, "clicks": COUNT},
+                         "description": "answers and clicks a crawler's User-Agent made in the same window "
+                                        "(at most STATS_MAX_EVENTS each): left out of every other figure but "
+                                        "`errors`"},
         },
     },
     "StoreInfo": {

@@ -302,10 +302,13 @@ class Recommender:
         return terms
 
     # -- the whole request ----------------------------------------------------
-    def recommend(self, query, base_url):
-        """The answer to ``query``; its request event is recorded."""
+    def recommend(self, query, base_url, user_agent=None):
+        """The answer to ``query``; its request event is recorded, marked as a crawler's by
+        ``user_agent`` (crawlers.mark)."""
         started = time.perf_counter()
         event = new_event(corpus=query.corpus, kind=query.kind, k=query.k)
+        if user_agent is not None:
+            event["user_agent"] = user_agent
         request_id = event["_id"]
         if query.kind == "url":
             event["url"] = query.value
@@ -433,9 +436,9 @@ class Recommender:
         self.events.record("requests", new_event(status=error.status, error=error.code))
 
     # -- clicks -----------------------------------------------------------------
-    def click(self, args, record=True):
+    def click(self, args, record=True, user_agent=""):
         """The target URL of a click link; records the click event unless ``record`` is false or the
-        link has expired."""
+        link has expired, marked as a crawler's by ``user_agent`` (crawlers.mark)."""
         click = clicks.verify(self.click_key, args)
         if not record or clicks.expired(click, self.settings.click_ttl_seconds):
             return click.url
@@ -447,5 +450,6 @@ class Recommender:
         # narrowed its window until no request was in it.
         event["_id"] = f"{click.request_id}-{click.rank}"
         event["delay_ms"] = max(0, int(event["ts"].timestamp() * 1000) - click.issued_ms)
+        event["user_agent"] = user_agent
         self.events.record("clicks", event)
         return click.url

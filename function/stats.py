@@ -124,44 +124,55 @@ def newest_events(collection, query, fields, limit):
     return [event for event in found[:limit] if event["ts"] != cut] + tied, cut
 
 
+READERS = {"bot": {"$exists": False}}  # crawlers' events are marked (crawlers.mark); readers' are not
+CRAWLERS = {"bot": {"$exists": True}}
+
+
 def read_events(db, corpus, days, now, request_fields, click_fields, limit):
-    """(requests, clicks, since, truncated, errors_since): the events of ``corpus`` over the last
-    ``days``, at most the newest ``limit`` answered requests, clicks and error answers. When the
-    answers or the clicks hold more, the window starts at the oldest one read instead, for all
-    three, and ``truncated`` says so. Errors do not set the window: 20,000 free 400s had pushed every
-    answer out of it (requests 0); past ``limit`` of them in the window, the newest are counted,
-    from ``errors_since`` (else None)."""
+    """(requests, clicks, since, truncated, errors_since, crawlers): the events of ``corpus`` over
+    the last ``days``, at most the newest ``limit`` answered requests, clicks and error answers.
+    Answers and clicks are readers'; ``crawlers`` counts the crawlers' in the same window (at most
+    ``limit`` each). When the answers or the clicks hold more, the window starts at the oldest one
+    read instead, for all, and ``truncated`` says so. Errors, whoever met them, do not set the
+    window: 20,000 free 400s had pushed every answer out of it (requests 0); past ``limit`` of them
+    in the window, the newest are counted, from ``errors_since`` (else None)."""
     query, since = event_filter(corpus, days, now)
     truncated = False
-    answered, cut = newest_events(db["requests"], {**query, "status": 200}, request_fields, limit)
+    answered, cut = newest_events(db["requests"], {**query, "status": 200, **READERS}, request_fields, limit)
     if cut is not None:
         since, truncated = cut, True
         query = {**query, "ts": {"$gte": since}}
-    clicks, cut = newest_events(db["clicks"], query, click_fields, limit)
-    if cut is not None:  # more clicks than answers in the window (a bot?): narrow it again
+    clicks, cut = newest_events(db["clicks"], {**query, **READERS}, click_fields, limit)
+    if cut is not None:  # more clicks than answers in the window: narrow it again
         since, truncated = cut, True
         query = {**query, "ts": {"$gte": since}}
         answered = [r for r in answered if r["ts"] >= since]
     errors, errors_since = newest_events(db["requests"], {**query, "status": {"$ne": 200}}, request_fields, limit)
-    return answered + errors, clicks, since, truncated, errors_since
+    crawlers = {
+        "requests": db["requests"].count_documents({**query, "status": 200, **CRAWLERS}, limit=limit,
+                                                   maxTimeMS=QUERY_MS),
+        "clicks": db["clicks"].count_documents({**query, **CRAWLERS}, limit=limit, maxTimeMS=QUERY_MS),
+    }
+    return answered + errors, clicks, since, truncated, errors_since, crawlers
 
 
 def compute(db, corpus, days, limit, now=None):
     """The /stats document for ``corpus`` (None: all) over the last ``days``."""
-    requests, clicks, since, truncated, errors_since = read_events(db, corpus, days, now, REQUEST_FIELDS,
-                                                                   CLICK_FIELDS, limit)
-    return report(requests, clicks, corpus, since, truncated, errors_since)
+    requests, clicks, since, truncated, errors_since, crawlers = read_events(db, corpus, days, now, REQUEST_FIELDS,
+                                                                             CLICK_FIELDS, limit)
+    return report(requests, clicks, corpus, since, truncated, errors_since, crawlers)
 
 
 def _iso(ts):
     return ts.isoformat(timespec="milliseconds") if ts else None
 
 
-def report(requests, clicks, corpus, since, truncated=False, errors_since=None):
+def report(requests, clicks, corpus, since, truncated=False, errors_since=None, crawlers=None):
     """The /stats document of already-read events."""
     out = {"corpus": corpus, "since": _iso(since), "truncated": truncated,
            "errors_truncated": errors_since is not None, "errors_since": _iso(errors_since)}
     out.update(summarise(requests, clicks))
+    out["crawlers"] = crawlers or {"requests": 0, "clicks": 0}  # left out of the figures above
     # the engines are compared on the split's requests alone: a caller who names the engine (engine=)
     # and clicks its own links had made "lsi wins" with five requests
     split = [r for r in requests if not r.get("engine_named")]
@@ -179,7 +190,8 @@ def refuse_unheard_of(corpus, days, stats, served):
     """A 404 for a corpus neither served nor named by any event read: most likely a typo, whose
     figures of zero would read as a corpus nobody asks for.  A corpus no longer served keeps its
     figures while its events last."""
-    if corpus and corpus not in served and not (stats["requests"] or stats["errors"] or stats["clicks"]):
+    crawled = stats["crawlers"]["requests"] or stats["crawlers"]["clicks"]
+    if corpus and corpus not in served and not (stats["requests"] or stats["errors"] or stats["clicks"] or crawled):
         window = f" over the last {days} days" if days else ""
         raise ApiError(f"unknown corpus '{corpus}': it is not served and no event names it{window} "
                        f"(served: {', '.join(served) or 'none'})", status=404, code="unknown_corpus")
@@ -275,15 +287,15 @@ def top_articles(requests, clicks, n=TOP_N):
 def dashboard(db, corpus, days, limit, now=None):
     """What /dashboard draws: the /stats document plus time series, histograms and top articles."""
     now = now or datetime.now(timezone.utc)
-    requests, clicks, since, truncated, errors_since = read_events(db, corpus, days, now, DASHBOARD_REQUEST_FIELDS,
-                                                                   DASHBOARD_CLICK_FIELDS, limit)
+    requests, clicks, since, truncated, errors_since, crawlers = read_events(
+        db, corpus, days, now, DASHBOARD_REQUEST_FIELDS, DASHBOARD_CLICK_FIELDS, limit)
     answered = [r for r in requests if r.get("status") == 200]
     errors = defaultdict(int)
     for event in requests:
         if event.get("status") != 200:
             errors[str(event.get("error") or event.get("status"))] += 1
     return {
-        "stats": report(requests, clicks, corpus, since, truncated, errors_since),
+        "stats": report(requests, clicks, corpus, since, truncated, errors_since, crawlers),
         "timeline": timeline(requests, clicks, since, now),
         "latency_ms": histogram([r["total_ms"] for r in answered if isinstance(r.get("total_ms"), (int, float))],
                                 LATENCY_EDGES_MS),

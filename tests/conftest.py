@@ -69,6 +69,11 @@ THAI_ARTICLES = {
 }
 
 
+# A reader's browser. Readers' clicks are sent with it: python-requests' own User-Agent is a
+# crawler's to function.crawlers, and its clicks are left out of /stats.
+BROWSER_AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+
+
 # -- MongoDB -------------------------------------------------------------------
 def with_database(uri, name):
     """``uri`` with its database path replaced by ``name`` (options kept)."""

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 import pymongo
 import pytest
 
-from conftest import CHINESE_ARTICLES, THAI_ARTICLES, make_client, wait_for_events
+from conftest import BROWSER_AGENT, CHINESE_ARTICLES, THAI_ARTICLES, make_client, wait_for_events
 
 RESULT_KEYS = {"rank", "id", "url", "title", "score", "click_url"}
 
@@ -477,6 +477,40 @@ def test_stats_reflect_requests_and_clicks(client, function_env):
     assert 0 < stats["mean_top_score"] <= 1
     assert stats["engines"][body["engine"]]["requests"] == 3
     assert client.get("/stats?corpus=wiki").get_json()["requests"] == 3
+
+
+def test_crawlers_answers_and_clicks_are_kept_apart_from_the_readers_figures(client, function_env):
+    """A search engine's renderer runs the widget (its answers were counted as page views nobody
+    read) and crawlers follow click links: marked by their User-Agent, counted apart. A backend's
+    HTTP library is on crawlerdetect's list too, but asks for a reader's page view: a reader's."""
+    googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+    reader = {"User-Agent": BROWSER_AGENT}
+    read = client.get("/?text=moon+landing+astronaut", headers=reader).get_json()
+    crawled = client.get("/?text=greek+philosopher", headers={"User-Agent": googlebot}).get_json()
+    backend = client.get("/?text=atlantic+ocean", headers={"User-Agent": "WordPress/6.7; https://blog.example"})
+    backend = backend.get_json()
+    assert client.get(crawled["results"][0]["click_url"], headers={"User-Agent": googlebot}).status_code == 302
+    # a link checker first, then the reader: the reader's click is not the checker's duplicate
+    assert client.get(read["results"][1]["click_url"], headers={"User-Agent": "curl/8.5.0"}).status_code == 302
+    assert client.get(read["results"][1]["click_url"], headers=reader).status_code == 302
+    assert client.get(backend["results"][0]["click_url"], headers=reader).status_code == 302
+    assert client.get(backend["results"][2]["click_url"], headers={"User-Agent": ""}).status_code == 302
+
+    requests = {e["_id"]: e for e in wait_for_events(function_env["MONGODB"], "requests", 3)}
+    clicks = wait_for_events(function_env["MONGODB"], "clicks", 5)
+    assert requests[crawled["request_id"]]["bot"] == "Googlebot"
+    assert "bot" not in requests[read["request_id"]] and "bot" not in requests[backend["request_id"]]
+    assert sorted((c["request_id"], c["rank"], c.get("bot", "")) for c in clicks) == sorted([
+        (crawled["request_id"], 1, "Googlebot"), (read["request_id"], 2, "curl"), (read["request_id"], 2, ""),
+        (backend["request_id"], 1, ""), (backend["request_id"], 3, "no User-Agent")])
+    assert not any("user_agent" in event for event in [*requests.values(), *clicks])  # a name, not the agent
+
+    stats = client.get("/stats").get_json()
+    assert (stats["requests"], stats["clicks"]) == (2, 2)
+    assert stats["ctr"] == 1.0 and stats["ctr_by_rank"]["2"]["clicks"] == 1
+    assert stats["crawlers"] == {"requests": 1, "clicks": 3}
+    page = client.get("/dashboard", headers={"Accept": "text/html"}).get_data(as_text=True)
+    assert 'data-crawlers="true"' in page and "1 answer and 3 clicks" in page
 
 
 def test_stats_of_a_corpus_nobody_serves_or_asked_for_is_a_404(client, function_env):
