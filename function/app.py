@@ -15,7 +15,7 @@ import os
 
 from flask import Response
 
-from . import __version__, pages
+from . import __version__, crawlers, pages
 from .clicks import load_secret
 from .config import ConfigError, Settings
 from .errors import ApiError
@@ -201,12 +201,12 @@ class App:
         except ApiError as exc:
             self.recommender.refused(exc)  # refused before its query is known: counted all the same
             raise
-        return query, self.recommender.recommend(query, base_url, request.headers.get("User-Agent", ""))
+        return query, self.recommender.recommend(query, base_url, crawlers.user_agent(request))
 
     def click(self, request):
         check_query_length(request, self.settings)
         target = self.recommender.click(request.args, record=seen_by_a_reader(request),
-                                        user_agent=request.headers.get("User-Agent", ""))
+                                        user_agent=crawlers.user_agent(request))
         # no Referrer-Policy of ours: the browser's and the site's decide what its article is told (the
         # site's origin, by default; with "no-referrer" the site's analytics had counted every
         # recommended read as direct)

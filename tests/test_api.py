@@ -504,13 +504,18 @@ def test_crawlers_answers_and_clicks_are_kept_apart_from_the_readers_figures(cli
         (crawled["request_id"], 1, "Googlebot"), (read["request_id"], 2, "curl"), (read["request_id"], 2, ""),
         (backend["request_id"], 1, ""), (backend["request_id"], 3, "no User-Agent")])
     assert not any("user_agent" in event for event in [*requests.values(), *clicks])  # a name, not the agent
+    # an 8 KB agent is read in its first 512 characters (as buffered events keep it), where the crawler says
+    # who it is
+    long_agent = googlebot + " " + "x" * 8000
+    assert client.get("/?text=moon+landing", headers={"User-Agent": long_agent}).status_code == 200
+    assert [e.get("bot") for e in wait_for_events(function_env["MONGODB"], "requests", 4)].count("Googlebot") == 2
 
     stats = client.get("/stats").get_json()
     assert (stats["requests"], stats["clicks"]) == (2, 2)
     assert stats["ctr"] == 1.0 and stats["ctr_by_rank"]["2"]["clicks"] == 1
-    assert stats["crawlers"] == {"requests": 1, "clicks": 3}
+    assert stats["crawlers"] == {"requests": 2, "clicks": 3}
     page = client.get("/dashboard", headers={"Accept": "text/html"}).get_data(as_text=True)
-    assert 'data-crawlers="true"' in page and "1 answer and 3 clicks" in page
+    assert 'data-crawlers="true"' in page and "2 answers and 3 clicks" in page
 
 
 def test_stats_of_a_corpus_nobody_serves_or_asked_for_is_a_404(client, function_env):
