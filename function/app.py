@@ -22,7 +22,7 @@ from .errors import ApiError
 from .events import EventLog
 from .fetch_policy import FetchLimits, names_corpus  # not .fetch: the HTTP stack loads on the first fetch
 from .openapi import document as openapi_document
-from .params import check_query_length, gives_arguments, parse_query, seen_by_a_reader
+from .params import check_query_length, gives_arguments, is_speculative, parse_query, seen_by_a_reader
 from .recommend import Recommender, Slots
 from .stats import compute as compute_stats
 from .stats import parse_filters, refuse_unheard_of
@@ -205,6 +205,13 @@ class App:
 
     def click(self, request):
         check_query_length(request, self.settings)
+        if is_speculative(request):
+            # checked as a click's link is (an altered one is a 403), then refused: a browser drops a
+            # prefetch that is not a 2xx (the 302 would have been followed and kept), and the reader's
+            # click, if it comes, reaches the function and is the one recorded, with its own delay
+            self.recommender.click(request.args, record=False)
+            raise ApiError("a click link records a reader's click: it is not answered to a prefetch or "
+                           "prerender (Sec-Purpose)", status=503, code="prefetch_refused")
         target = self.recommender.click(request.args, record=seen_by_a_reader(request),
                                         user_agent=crawlers.user_agent(request))
         # no Referrer-Policy of ours: the browser's and the site's decide what its article is told (the

@@ -59,7 +59,7 @@ SCHEMAS = {
                                         "unresolvable_host, upstream_status, page_too_large, too_many_redirects, invalid_redirect, "
                                         "upstream_unreachable, upstream_tls_error, upstream_invalid_response, "
                                         "upstream_timeout, fetch_failed, fetch_busy, store_unavailable, "
-                                        "invalid_click_link, invalid_click_signature, "
+                                        "invalid_click_link, invalid_click_signature, prefetch_refused, "
                                         "events_unavailable, stats_busy, not_found, method_not_allowed, internal_error; for requests "
                                         "that are not valid HTTP, refused before the function reads them: "
                                         "bad_request, request_timeout, uri_too_long, headers_too_large, "
@@ -317,6 +317,8 @@ def paths():
                           "time that is not a number, a target that is not http(s), an issue time in the future)"),
             "403": _error("the signature does not match: altered or foreign link"),
             "414": _error("a query string over MAX_QUERY_BYTES"),
+            "503": _error("prefetch_refused: a browser's prefetch or prerender of the link (Sec-Purpose: "
+                          "prefetch), which records no click; the reader's own click is answered the 302"),
         },
     }
     preflight = {"summary": "CORS preflight", "responses": {"204": {"description": "allowed methods and headers"}}}

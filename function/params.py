@@ -54,6 +54,23 @@ def seen_by_a_reader(request):
     return request.method != "HEAD"
 
 
+# What browsers send with a fetch made ahead of a navigation the reader may never make: speculation
+# rules and <link rel=prefetch> (Sec-Purpose: prefetch, prerender as "prefetch;prerender"), and the
+# older spellings (Purpose, X-Purpose, X-Moz)
+SPECULATIVE_HEADERS = ("Sec-Purpose", "Purpose", "X-Purpose", "X-Moz")
+
+
+def is_speculative(request):
+    """Whether ``request`` is a browser's prefetch or prerender of a link, not a reader following it.
+    Answered as a click, a page whose speculation rules prefetch the links in view (or on hover) had
+    counted a click for every link prefetched, five at a time, before any reader clicked; and the
+    reader's click, served from the prefetch, never reached the function."""
+    return any(word.strip().lower() in ("prefetch", "prerender", "preview")
+               for name in SPECULATIVE_HEADERS
+               for value in request.headers.getlist(name)
+               for word in value.replace(",", ";").split(";"))
+
+
 def check_query_length(request, settings):
     if len(request.query_string) > settings.max_query_bytes:
         raise _bad(f"query string longer than {settings.max_query_bytes} bytes (MAX_QUERY_BYTES); "
