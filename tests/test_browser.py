@@ -268,6 +268,38 @@ def test_the_widget_of_a_single_page_app_follows_it_to_another_page(site_store, 
     assert page.problems == []
 
 
+def test_a_single_page_apps_refresh_told_twice_is_one_request(site_store, function_process, function_env, pages,
+                                                               tab):
+    """A router that announces one route change twice: the widget had asked twice and shown only the
+    last answer, so /stats counted three answers (the denominator of its click-through) for the two
+    lists its reader saw."""
+    server = function_process(MODEL_STORE=str(site_store), DEFAULT_CORPUS="wiki").wait_ready()
+    first, second = pages.url("/site/662.html"), pages.url("/site/664.html")
+    app = pages.add("/app/twice.html", site_page(
+        "An app", head=f'<link rel="canonical" href="{first}">',
+        body=f'<script src="{server.base}/assets/widget.js" data-corpus="site" data-k="3" async></script>'))
+    page = tab()
+    browser_tab = page.tab
+    browser_tab.goto(app)
+    browser_tab.locator("a.related-content-link").first.wait_for()
+    shown = browser_tab.evaluate("""(second) => new Promise((done) => {
+        let lists = 0;
+        new MutationObserver((changes) => changes.forEach((change) => change.addedNodes.forEach((node) => {
+            lists += node.className === "related-content" ? 1 : 0;
+        }))).observe(document.body, {childList: true, subtree: true});
+        document.querySelector("link[rel=canonical]").href = second;
+        document.dispatchEvent(new Event("related-content:refresh"));
+        document.dispatchEvent(new Event("related-content:refresh"));
+        setTimeout(() => done(lists), 3000);
+    })""", second)
+    assert shown == 1
+    asked = wait_for_events(function_env["MONGODB"], "requests", 3, timeout=2)
+    assert sorted(r["url"] for r in asked) == sorted([first, second])
+    stats = json.load(urllib.request.urlopen(server.base + "/stats", timeout=20))
+    assert stats["requests"] == 2
+    assert page.problems == []
+
+
 @pytest.fixture(scope="module")
 def tricky_store(tmp_path_factory, model_store, pages):
     """MODEL_STORE with 'tricky': three articles, one titled with markup."""

@@ -11,7 +11,7 @@
    nothing to readers and says why in the console. Text is set as text, never parsed as HTML.
    A single-page app, once it shows another page (address and canonical link changed), says so:
    document.dispatchEvent(new Event("related-content:refresh")); the list is asked for again and
-   replaces the one shown. */
+   replaces the one shown (refreshes told within one task are one ask). */
 (function () {
   "use strict";
   // document's own getter: a page's markup can name an element "currentScript" (<img name=...>, which
@@ -159,6 +159,13 @@
       });
   }
 
-  document.addEventListener("related-content:refresh", ask);
+  // Refreshes told in one go (a router that announces a change twice) are one ask: each ask is a
+  // request counted as a list shown, and the widget shows the last answer only (two refreshes had
+  // counted three answers for the two lists a reader saw)
+  var refreshing = null;
+  document.addEventListener("related-content:refresh", function () {
+    clearTimeout(refreshing);
+    refreshing = setTimeout(ask, 0);
+  });
   ask();
 })();
