@@ -192,8 +192,8 @@ class App:
         # a body of its own would give a Content-Length that is not the GET's: none is given
         return Response(iter(()), status=200, mimetype=mimetype, headers=headers)
 
-    def ask(self, request, arguments=None):
-        """(query, answer) of a GET or POST /, as JSON or the try-it page gives it, or of the
+    def ask(self, request, arguments=None, via=None):
+        """(query, answer) of a GET or POST /, as JSON or the try-it page (``via``) gives it, or of the
         ``arguments`` of the page's posted form. (A HEAD is answered by recommend_head.)"""
         try:
             query = parse_query(request, self.settings, self.stores.names(), arguments)
@@ -201,7 +201,7 @@ class App:
         except ApiError as exc:
             self.recommender.refused(exc)  # refused before its query is known: counted all the same
             raise
-        return query, self.recommender.recommend(query, base_url, crawlers.user_agent(request))
+        return query, self.recommender.recommend(query, base_url, crawlers.user_agent(request), via)
 
     def click(self, request):
         check_query_length(request, self.settings)

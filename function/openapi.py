@@ -132,17 +132,20 @@ SCHEMAS = {
     },
     "Summary": {
         "type": "object",
-        "required": ["requests", "errors", "clicks", "ctr", "ctr_ci95", "clicks_per_request", "ctr_by_rank",
-                     "latency_ms", "click_delay_ms", "mean_top_score"],
+        "required": ["requests", "empty_answers", "errors", "clicks", "ctr", "ctr_ci95", "clicks_per_request",
+                     "ctr_by_rank", "latency_ms", "click_delay_ms", "mean_top_score"],
         "properties": {
-            "requests": {**COUNT, "description": "requests answered with recommendations (status 200; "
-                         "the total is requests + errors)"},
+            "requests": {**COUNT, "description": "requests answered (status 200; the total is requests + "
+                         "errors), empty answers included"},
+            "empty_answers": {**COUNT, "description": "answers with no result (min_score, nothing similar): "
+                              "in `requests`, not in click-through (nothing was shown)"},
             "errors": {**COUNT, "description": "requests answered with an error"},
-            "clicks": COUNT,
+            "clicks": {**COUNT, "description": "clicks on the answers counted"},
             "ctr": _nullable({"type": "number", "minimum": 0, "maximum": 1,
-                              "description": "share of answered requests with at least one click"}),
+                              "description": "share of answers with results that had at least one click"}),
             "ctr_ci95": _nullable(INTERVAL),
-            "clicks_per_request": _nullable({"type": "number", "minimum": 0}),
+            "clicks_per_request": _nullable({"type": "number", "minimum": 0,
+                                             "description": "clicks per answer with results"}),
             "ctr_by_rank": {
                 "type": "object",
                 "description": "by rank (1 = top): share of answers showing that rank whose result there was clicked",
@@ -175,7 +178,7 @@ SCHEMAS = {
         "unevaluatedProperties": False,
         "type": "object",
         "required": ["corpus", "since", "truncated", "errors_truncated", "errors_since", "engines",
-                     "engine_named_requests", "crawlers"],
+                     "engine_named_requests", "left_out"],
         "properties": {
             "corpus": _nullable({"type": "string"}),
             "since": _nullable({"type": "string", "format": "date-time"}),
@@ -193,11 +196,20 @@ SCHEMAS = {
                                        "assigned (ENGINE_WEIGHTS): compare their ctr_ci95"},
             "engine_named_requests": {**COUNT, "description": "answered requests that named their engine "
                                                                "(engine=): in the overall figures, not in `engines`"},
-            "crawlers": {"type": "object", "additionalProperties": False, "required": ["requests", "clicks"],
-                         "properties": {"requests": COUNT, "clicks": COUNT},
-                         "description": "answers and clicks a crawler's User-Agent made in the same window "
-                                        "(at most STATS_MAX_EVENTS each): left out of every other figure but "
-                                        "`errors`"},
+            "left_out": {
+                "type": "object", "additionalProperties": False,
+                "required": ["crawler_requests", "crawler_clicks", "try_it_answers", "other_clicks"],
+                "properties": {
+                    "crawler_requests": {**COUNT, "description": "answers whose User-Agent names a crawler"},
+                    "crawler_clicks": {**COUNT, "description": "clicks by a crawler, an HTTP library, or "
+                                                               "with no User-Agent"},
+                    "try_it_answers": {**COUNT, "description": "answers shown on the try-it page"},
+                    "other_clicks": {**COUNT, "description": "readers' clicks on an answer not counted: "
+                                                             "one before the window, the try-it page's, a "
+                                                             "crawler's"},
+                },
+                "description": "events of the window left out of every other figure (at most STATS_MAX_EVENTS "
+                               "each); errors are counted whoever met them"},
         },
     },
     "StoreInfo": {

@@ -238,7 +238,7 @@ def try_it(app, request):
         return render("try.html", **context)
     form = context["form"] = form_values(request.args if arguments is None else arguments, settings.default_corpus)
     try:
-        query, answer = app.ask(request, arguments)
+        query, answer = app.ask(request, arguments, via="try-it")  # not a reader's: counted apart in /stats
     except ApiError as exc:
         return error_page(exc)
     member = None

@@ -302,13 +302,15 @@ class Recommender:
         return terms
 
     # -- the whole request ----------------------------------------------------
-    def recommend(self, query, base_url, user_agent=None):
+    def recommend(self, query, base_url, user_agent=None, via=None):
         """The answer to ``query``; its request event is recorded, marked as a crawler's by
-        ``user_agent`` (crawlers.mark)."""
+        ``user_agent`` (crawlers.mark) and as the try-it page's by ``via``: /stats counts both apart."""
         started = time.perf_counter()
         event = new_event(corpus=query.corpus, kind=query.kind, k=query.k)
         if user_agent is not None:
             event["user_agent"] = user_agent
+        if via is not None:
+            event["via"] = via
         request_id = event["_id"]
         if query.kind == "url":
             event["url"] = query.value

@@ -10,6 +10,7 @@ the answer then says so (``truncated``, ``errors_truncated``) and from when it c
 import math
 import statistics
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 from .errors import ApiError
@@ -50,9 +51,11 @@ def _round(value, digits=4):
 
 
 def summarise(requests, clicks):
-    """Figures for one group of request and click events."""
+    """Figures for one group of request and click events (the clicks on those requests' answers).
+    Click-through is over the answers with a list to show: an empty answer (min_score, no match) is
+    no impression, and the widget shows nothing for it."""
     answered = [r for r in requests if r.get("status") == 200]
-    shown = {r["_id"]: r.get("n_results", 0) for r in answered}
+    shown = {r["_id"]: n for r in answered if (n := r.get("n_results", 0))}
     clicked = {(c["request_id"], c.get("rank")) for c in clicks if c.get("request_id") in shown}
     clicked_requests = {request_id for request_id, _ in clicked}
     by_rank = defaultdict(int)
@@ -64,11 +67,12 @@ def summarise(requests, clicks):
     top_scores = [r["top_score"] for r in answered if isinstance(r.get("top_score"), (int, float))]
     return {
         "requests": len(answered),
+        "empty_answers": len(answered) - len(shown),
         "errors": len(requests) - len(answered),
         "clicks": len(clicks),
-        "ctr": _round(len(clicked_requests) / len(answered)) if answered else None,
-        "ctr_ci95": wilson(len(clicked_requests), len(answered)),
-        "clicks_per_request": _round(len(clicks) / len(answered)) if answered else None,
+        "ctr": _round(len(clicked_requests) / len(shown)) if shown else None,
+        "ctr_ci95": wilson(len(clicked_requests), len(shown)),
+        "clicks_per_request": _round(len(clicks) / len(shown)) if shown else None,
         "ctr_by_rank": {
             str(rank): {
                 "ctr": _round(by_rank[rank] / shown_at),
@@ -124,18 +128,36 @@ def newest_events(collection, query, fields, limit):
     return [event for event in found[:limit] if event["ts"] != cut] + tied, cut
 
 
-READERS = {"bot": {"$exists": False}}  # crawlers' events are marked (crawlers.mark); readers' are not
+# Answers and clicks of readers. Crawlers' events are marked ``bot`` (crawlers.mark), the try-it page's
+# answers ``via``: both are counted apart (Window.left_out).
+READERS = {"bot": {"$exists": False}, "via": {"$exists": False}}
 CRAWLERS = {"bot": {"$exists": True}}
+TRY_IT = {"bot": {"$exists": False}, "via": {"$exists": True}}
+
+
+@dataclass
+class Window:
+    """The events /stats and the dashboard count, and what they leave out."""
+
+    requests: list  # readers' answers, and every error answer
+    clicks: list  # readers' clicks on those answers
+    since: datetime | None  # where the window starts (None: the first event)
+    truncated: bool  # cut to the newest STATS_MAX_EVENTS answers or clicks: counted from ``since``
+    errors_since: datetime | None  # more errors than STATS_MAX_EVENTS: counted from here
+    left_out: dict  # counted apart: crawlers' answers and clicks, the try-it page's answers, other clicks
 
 
 def read_events(db, corpus, days, now, request_fields, click_fields, limit):
-    """(requests, clicks, since, truncated, errors_since, crawlers): the events of ``corpus`` over
-    the last ``days``, at most the newest ``limit`` answered requests, clicks and error answers.
-    Answers and clicks are readers'; ``crawlers`` counts the crawlers' in the same window (at most
-    ``limit`` each). When the answers or the clicks hold more, the window starts at the oldest one
-    read instead, for all, and ``truncated`` says so. Errors, whoever met them, do not set the
-    window: 20,000 free 400s had pushed every answer out of it (requests 0); past ``limit`` of them
-    in the window, the newest are counted, from ``errors_since`` (else None)."""
+    """The Window of ``corpus``'s events over the last ``days``: at most the newest ``limit`` readers'
+    answers, clicks and error answers. When the answers or the clicks hold more, the window starts
+    at the oldest one read instead, for all, and ``truncated`` says so. Errors, whoever met them, do
+    not set the window: 20,000 free 400s had pushed every answer out of it (requests 0); past
+    ``limit`` of them in the window, the newest are counted, from ``errors_since`` (else None).
+
+    A click counts with its answer: one on an answer outside the window (asked before it, a tab
+    left open overnight), on the try-it page's or a crawler's, is left out (``other_clicks``), where
+    it had made more clicks than answers clicked in a day's figures. Crawlers' events are counted
+    (at most ``limit`` of each)."""
     query, since = event_filter(corpus, days, now)
     truncated = False
     answered, cut = newest_events(db["requests"], {**query, "status": 200, **READERS}, request_fields, limit)
@@ -148,31 +170,35 @@ def read_events(db, corpus, days, now, request_fields, click_fields, limit):
         query = {**query, "ts": {"$gte": since}}
         answered = [r for r in answered if r["ts"] >= since]
     errors, errors_since = newest_events(db["requests"], {**query, "status": {"$ne": 200}}, request_fields, limit)
-    crawlers = {
-        "requests": db["requests"].count_documents({**query, "status": 200, **CRAWLERS}, limit=limit,
-                                                   maxTimeMS=QUERY_MS),
-        "clicks": db["clicks"].count_documents({**query, **CRAWLERS}, limit=limit, maxTimeMS=QUERY_MS),
-    }
-    return answered + errors, clicks, since, truncated, errors_since, crawlers
+    answer_ids = {r["_id"] for r in answered}
+    on_answers = [c for c in clicks if c.get("request_id") in answer_ids]
+
+    def count(collection, selector):
+        return db[collection].count_documents({**query, **selector}, limit=limit, maxTimeMS=QUERY_MS)
+
+    left_out = {"crawler_requests": count("requests", {"status": 200, **CRAWLERS}),
+                "crawler_clicks": count("clicks", CRAWLERS),
+                "try_it_answers": count("requests", {"status": 200, **TRY_IT}),
+                "other_clicks": len(clicks) - len(on_answers)}
+    return Window(answered + errors, on_answers, since, truncated, errors_since, left_out)
 
 
 def compute(db, corpus, days, limit, now=None):
     """The /stats document for ``corpus`` (None: all) over the last ``days``."""
-    requests, clicks, since, truncated, errors_since, crawlers = read_events(db, corpus, days, now, REQUEST_FIELDS,
-                                                                             CLICK_FIELDS, limit)
-    return report(requests, clicks, corpus, since, truncated, errors_since, crawlers)
+    return report(read_events(db, corpus, days, now, REQUEST_FIELDS, CLICK_FIELDS, limit), corpus)
 
 
 def _iso(ts):
     return ts.isoformat(timespec="milliseconds") if ts else None
 
 
-def report(requests, clicks, corpus, since, truncated=False, errors_since=None, crawlers=None):
-    """The /stats document of already-read events."""
-    out = {"corpus": corpus, "since": _iso(since), "truncated": truncated,
-           "errors_truncated": errors_since is not None, "errors_since": _iso(errors_since)}
+def report(window, corpus):
+    """The /stats document of a read Window."""
+    requests, clicks = window.requests, window.clicks
+    out = {"corpus": corpus, "since": _iso(window.since), "truncated": window.truncated,
+           "errors_truncated": window.errors_since is not None, "errors_since": _iso(window.errors_since)}
     out.update(summarise(requests, clicks))
-    out["crawlers"] = crawlers or {"requests": 0, "clicks": 0}  # left out of the figures above
+    out["left_out"] = window.left_out
     # the engines are compared on the split's requests alone: a caller who names the engine (engine=)
     # and clicks its own links had made "lsi wins" with five requests
     split = [r for r in requests if not r.get("engine_named")]
@@ -190,8 +216,8 @@ def refuse_unheard_of(corpus, days, stats, served):
     """A 404 for a corpus neither served nor named by any event read: most likely a typo, whose
     figures of zero would read as a corpus nobody asks for.  A corpus no longer served keeps its
     figures while its events last."""
-    crawled = stats["crawlers"]["requests"] or stats["crawlers"]["clicks"]
-    if corpus and corpus not in served and not (stats["requests"] or stats["errors"] or stats["clicks"] or crawled):
+    if corpus and corpus not in served and not (stats["requests"] or stats["errors"] or stats["clicks"]
+                                                or any(stats["left_out"].values())):
         window = f" over the last {days} days" if days else ""
         raise ApiError(f"unknown corpus '{corpus}': it is not served and no event names it{window} "
                        f"(served: {', '.join(served) or 'none'})", status=404, code="unknown_corpus")
@@ -287,16 +313,16 @@ def top_articles(requests, clicks, n=TOP_N):
 def dashboard(db, corpus, days, limit, now=None):
     """What /dashboard draws: the /stats document plus time series, histograms and top articles."""
     now = now or datetime.now(timezone.utc)
-    requests, clicks, since, truncated, errors_since, crawlers = read_events(
-        db, corpus, days, now, DASHBOARD_REQUEST_FIELDS, DASHBOARD_CLICK_FIELDS, limit)
+    window = read_events(db, corpus, days, now, DASHBOARD_REQUEST_FIELDS, DASHBOARD_CLICK_FIELDS, limit)
+    requests, clicks = window.requests, window.clicks
     answered = [r for r in requests if r.get("status") == 200]
     errors = defaultdict(int)
     for event in requests:
         if event.get("status") != 200:
             errors[str(event.get("error") or event.get("status"))] += 1
     return {
-        "stats": report(requests, clicks, corpus, since, truncated, errors_since, crawlers),
-        "timeline": timeline(requests, clicks, since, now),
+        "stats": report(window, corpus),
+        "timeline": timeline(requests, clicks, window.since, now),
         "latency_ms": histogram([r["total_ms"] for r in answered if isinstance(r.get("total_ms"), (int, float))],
                                 LATENCY_EDGES_MS),
         "click_delay_s": histogram([c["delay_ms"] / 1000 for c in clicks

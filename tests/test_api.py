@@ -542,9 +542,41 @@ def test_crawlers_answers_and_clicks_are_kept_apart_from_the_readers_figures(cli
     stats = client.get("/stats").get_json()
     assert (stats["requests"], stats["clicks"]) == (2, 2)
     assert stats["ctr"] == 1.0 and stats["ctr_by_rank"]["2"]["clicks"] == 1
-    assert stats["crawlers"] == {"requests": 2, "clicks": 3}
+    assert stats["left_out"] == {"crawler_requests": 2, "crawler_clicks": 3, "try_it_answers": 0, "other_clicks": 0}
     page = client.get("/dashboard", headers={"Accept": "text/html"}).get_data(as_text=True)
-    assert 'data-crawlers="true"' in page and "2 answers and 3 clicks" in page
+    assert 'data-left-out="true"' in page and "2 answers and 3 clicks\n      by crawlers" in page
+
+
+def test_click_through_counts_answers_shown_and_the_clicks_on_them(client, function_env):
+    """An empty answer (min_score) shows nothing; a click counts with its answer, so a day's figures
+    leave out a click on yesterday's answer (a tab left open overnight, where a day had held more
+    clicks than answers clicked); the try-it page's answers are the site owner's, not a reader's."""
+    mongodb = function_env["MONGODB"]
+    reader = {"User-Agent": BROWSER_AGENT}
+    today = client.get("/?text=moon+landing+astronaut", headers=reader).get_json()
+    yesterday = client.get("/?text=greek+philosopher", headers=reader).get_json()
+    empty = client.get("/?text=atlantic+ocean&min_score=0.9999", headers=reader).get_json()
+    assert empty["results"] == []
+    tried = client.get("/?text=alkali+metal", headers={**reader, "Accept": "text/html"})
+    assert tried.status_code == 200 and "/click?" in tried.get_data(as_text=True)
+    events = wait_for_events(mongodb, "requests", 4)
+    db = pymongo.MongoClient(mongodb).get_default_database()
+    db["requests"].update_one({"_id": yesterday["request_id"]}, {"$set": {"ts": events[0]["ts"] - timedelta(days=1, minutes=1)}})
+    assert [e.get("via") for e in events].count("try-it") == 1
+    for link in (today["results"][0]["click_url"], yesterday["results"][1]["click_url"]):
+        assert client.get(link, headers=reader).status_code == 302
+    wait_for_events(mongodb, "clicks", 2)
+
+    day = client.get("/stats?days=1").get_json()
+    assert (day["requests"], day["empty_answers"], day["clicks"]) == (2, 1, 1)
+    assert day["ctr"] == 1.0 and day["clicks_per_request"] == 1.0  # 1 of the 1 answer shown
+    assert day["ctr_by_rank"]["1"] == {"ctr": 1.0, "ci95": day["ctr_by_rank"]["1"]["ci95"], "clicks": 1, "shown": 1}
+    assert day["left_out"] == {"crawler_requests": 0, "crawler_clicks": 0, "try_it_answers": 1, "other_clicks": 1}
+    ever = client.get("/stats").get_json()
+    assert (ever["requests"], ever["empty_answers"], ever["clicks"], ever["ctr"]) == (3, 1, 2, 1.0)
+    assert ever["ctr_by_rank"]["2"]["clicks"] == 1 and ever["left_out"]["other_clicks"] == 0
+    page = client.get("/dashboard?days=1", headers={"Accept": "text/html"}).get_data(as_text=True)
+    assert "1 empty" in page and "1 answer of the try-it page" in page and "1 click on answers not counted" in page
 
 
 def test_stats_of_a_corpus_nobody_serves_or_asked_for_is_a_404(client, function_env):
@@ -890,7 +922,8 @@ def test_stats_past_the_event_limit_count_the_newest_and_say_so(small_stats_clie
     stats = client.get("/stats").get_json()
     times = sorted((event["ts"] for event in requests), reverse=True)
     in_window = sum(1 for ts in times if ts >= times[99])  # the 100 newest, and others of the 100th's millisecond
-    assert stats["truncated"] is True and stats["requests"] == in_window < 130 and stats["clicks"] == 2
+    assert stats["truncated"] is True and stats["requests"] == in_window < 130
+    assert stats["clicks"] == 1 and stats["left_out"]["other_clicks"] == 1  # the oldest answer's: not in the window
     assert stats["since"] == times[99].isoformat(timespec="milliseconds")
     assert stats["ctr"] == pytest.approx(1 / in_window, abs=1e-4)  # the oldest answer's click has no answer in the window
     assert client.get("/stats?days=1").get_json()["truncated"] is True
@@ -924,9 +957,9 @@ def test_stats_past_the_click_limit_narrow_the_window_for_both(small_stats_clien
     times = sorted((click["ts"] for click in wait_for_events(function_env["MONGODB"], "clicks", 104)), reverse=True)
     stats = client.get("/stats").get_json()
     # the 100 newest clicks, and any others of the 100th's millisecond, start after every answer:
-    # no answer is inside the window they span
-    assert stats["truncated"] is True and stats["requests"] == 0
-    assert stats["clicks"] == sum(1 for ts in times if ts >= times[99])
+    # no answer is inside the window they span, so none of its clicks is on an answer counted
+    assert stats["truncated"] is True and stats["requests"] == 0 and stats["clicks"] == 0
+    assert stats["left_out"]["other_clicks"] == sum(1 for ts in times if ts >= times[99])
 
 
 def test_stats_cut_among_events_of_one_millisecond_keep_them_all(small_stats_client, function_env):

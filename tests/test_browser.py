@@ -44,7 +44,11 @@ class Page:
     """A browser tab that records console errors and uncaught exceptions, and saves screenshots."""
 
     def __init__(self, browser, folder, viewport=DESKTOP):
-        self.context = browser.new_context(viewport=viewport)
+        # a reader's Chromium: the headless one calls itself HeadlessChrome, a crawler's name (function.crawlers),
+        # whose answers and clicks /stats counts apart
+        agent = (f"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+                 f"Chrome/{browser.version} Safari/537.36")
+        self.context = browser.new_context(viewport=viewport, user_agent=agent)
         self.tab = self.context.new_page()
         self.tab.set_default_timeout(20_000)
         self.folder = folder
