@@ -11,12 +11,12 @@ from dataclasses import dataclass
 MAX_TITLE_CHARS = 300
 
 
-def shortened(text, most=MAX_TITLE_CHARS):
-    if len(text) <= most:
+def shortened(text):
+    if len(text) <= MAX_TITLE_CHARS:
         return text
-    cut = text[:most - 1]
+    cut = text[:MAX_TITLE_CHARS - 1]
     at_space = cut.rfind(" ")
-    return (cut[:at_space] if at_space > most // 2 else cut).rstrip() + "…"
+    return (cut[:at_space] if at_space > MAX_TITLE_CHARS // 2 else cut).rstrip() + "…"
 
 
 # Bidi embeddings, overrides and isolates: one left open in a title (U+202E) reverses the text

@@ -138,12 +138,12 @@ class Bags:
         for path in self.paths:
             path.unlink(missing_ok=True)
 
-    def chunks(self, remap, vocab_size, size=CHUNK_DOCS):
-        """(first row, CSR of raw counts over the final vocabulary) per chunk."""
+    def chunks(self, remap, vocab_size):
+        """(first row, CSR of raw counts over the final vocabulary) per chunk of CHUNK_DOCS bags."""
         from scipy.sparse import csr_matrix
 
-        for first in range(0, len(self), size):
-            last = min(first + size, len(self))
+        for first in range(0, len(self), CHUNK_DOCS):
+            last = min(first + CHUNK_DOCS, len(self))
             lo, hi = self.offsets[first], self.offsets[last]
             terms = remap[self.ids[lo:hi]]
             keep = terms >= 0
@@ -707,7 +707,7 @@ def rebuild_command(corpus_dir, manifest):
     if manifest.get("name", Path(corpus_dir).name) != Path(corpus_dir).name:
         arguments += ["--name", manifest["name"]]
     for name, value in manifest.get("parameters", {}).items():
-        if name in ("prune_at", "name") or value == default_parameters.get(name, value):
+        if name == "prune_at" or value == default_parameters.get(name, value):
             continue  # no flag, or the default (a key an older store lacks is not said)
         arguments += _flag(name.replace("_", "-"), ",".join(value) if name == "engines" else value)
     tokenizer = dict(manifest.get("tokenizer", {}))

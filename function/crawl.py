@@ -250,7 +250,7 @@ def reason_of(exc, url):
             f"FETCH_ALLOW_PRIVATE_HOSTS={urlsplit(url).netloc or 'host:port'} (for trying and testing)")
 
 
-def read_robots(fetch, site=""):
+def read_robots(fetch, site):
     """Rules from a robots.txt fetched by ``fetch()`` (RFC 9309: 4xx = no rules, 5xx = stay out)."""
     parser = RobotFileParser()
     try:
@@ -397,7 +397,7 @@ def _now():
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def needs_fetch(listed, summary, max_age=None, now=None):
+def needs_fetch(listed, summary, max_age=None):
     """Whether a listed page must be fetched, given what the state holds about it."""
     if summary is None or summary.get("transient"):
         return True
@@ -405,7 +405,7 @@ def needs_fetch(listed, summary, max_age=None, now=None):
         return True
     if max_age is not None:
         fetched = summary.get("fetched_at")
-        now = now or datetime.now(timezone.utc)
+        now = datetime.now(timezone.utc)
         return not fetched or (now - datetime.fromisoformat(fetched)).total_seconds() > max_age
     return False
 

@@ -54,10 +54,7 @@ from function.fetch_policy import (  # noqa: F401 (FetchLimits: re-exported)
     is_private_allowed, parse_url,
 )
 
-try:  # the package version, if the package says it
-    from function import __version__ as _VERSION
-except ImportError:  # pragma: no cover
-    _VERSION = "0"
+from function import __version__ as _VERSION
 
 __all__ = ["FetchLimits", "Page", "fetch_page", "USER_AGENT"]
 

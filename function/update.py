@@ -235,7 +235,7 @@ def compare_incoming(store, incoming):
     return fold, fits
 
 
-def base_lsi_fit(store, sample=BASE_FIT_SAMPLE):
+def base_lsi_fit(store):
     """Mean LSI fit of (a sample of) the full build's documents, per LSI engine.
 
     The weighted rows come from a sparse engine with the same weighting; a
@@ -249,7 +249,7 @@ def base_lsi_fit(store, sample=BASE_FIT_SAMPLE):
         if sparse is None or sparse.local != engine.local or not np.array_equal(sparse.weights, engine.weights):
             out[name] = None
             continue
-        rows = np.unique(np.linspace(0, sparse.size - 1, min(sample, sparse.size)).astype(np.int64))
+        rows = np.unique(np.linspace(0, sparse.size - 1, min(BASE_FIT_SAMPLE, sparse.size)).astype(np.int64))
         fits = []
         for row in rows:
             lo, hi = sparse.doc_ptr[row], sparse.doc_ptr[row + 1]
