@@ -223,14 +223,12 @@ class App:
         corpus, days = parse_filters(request, self.settings)
         if not self.events.uri:
             raise ApiError("statistics need MONGODB (events are not stored)", status=503, code="events_unavailable")
+        from pymongo.errors import PyMongoError  # pymongo is not loaded at start (events.py), nor without MONGODB
+
         try:
             with self.stats_slots.held():
                 stats = compute_stats(self.events.database(), corpus, days, self.settings.stats_max_events)
-        except Exception as exc:
-            from pymongo.errors import PyMongoError
-
-            if not isinstance(exc, PyMongoError):
-                raise
+        except PyMongoError as exc:
             raise ApiError(f"event database unavailable: {exc.__class__.__name__}", status=503,
                            code="events_unavailable") from None
         refuse_unheard_of(corpus, days, stats, self.stores.names())

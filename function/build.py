@@ -23,12 +23,14 @@ import shutil
 import sqlite3
 import sys
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
+# gensim, scipy, usearch and tqdm are imported in the functions that use them: they take seconds to
+# load, which --help, a refused argument and the updater (it imports this module's helpers) skip
 from . import __version__
 from .sources import INPUT_HELP, Skip, add_source_arguments, open_source, prepare_sources, source_settings
 from .store import FORMAT, FORMAT_VERSION, VOCAB_DTYPE, StoreError, ann_shards, describe_version
@@ -93,8 +95,6 @@ class BuildOptions:
 def options_for_engine(name, options):
     """An engine's parameters: the build's, except that an LSI named "lsi-N" has N dimensions
     (two LSI sizes in one store: an experiment for ENGINE_WEIGHTS)."""
-    from dataclasses import replace
-
     kind, _, size = name.partition("-")
     if kind == "lsi" and size.isdigit() and int(size) > 0:
         return replace(options, lsi_dims=int(size))

@@ -36,6 +36,8 @@ from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 from urllib.robotparser import RobotFileParser
 
+import lxml.etree
+
 from .errors import NOT_NOW_STATUSES, FetchError
 from .extract import decode_html, extract_article
 from .fetch import USER_AGENT, FetchLimits, fetch_page
@@ -170,8 +172,6 @@ def parse_sitemap(body, cap=SITEMAP_MAX_BYTES):
     XML is parsed without DTDs, entity expansion or network access, so a
     hostile sitemap can neither read local files nor blow up in memory.
     """
-    import lxml.etree
-
     if body[:2] == b"\x1f\x8b":
         body = gunzip_capped(body, cap)
     if len(body) > cap:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import re
 
+import justext
+
 # jusText stoplist -> ISO 639-1 code (639-3 where there is none).
 _STOPLIST_CODES = {
     "Afrikaans": "af", "Albanian": "sq", "Arabic": "ar", "Aragonese": "an", "Armenian": "hy",
@@ -83,8 +85,6 @@ def stoplist(name):
     """jusText's stoplist ``name`` (a frozenset), loaded once."""
     words = _stoplists.get(name)
     if words is None:
-        import justext
-
         words = _stoplists[name] = justext.get_stoplist(name)
     return words
 

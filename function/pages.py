@@ -302,7 +302,7 @@ def _dashboard_problem(context, status, title, message, headers=None):
 
 def dashboard(app, request):
     """GET /dashboard: the figures of /stats, drawn."""
-    from pymongo.errors import PyMongoError
+    from pymongo.errors import PyMongoError  # pymongo is not loaded at start (events.py)
 
     names = app.stores.names()
     context = {"nav": "dashboard", "corpora": names, "corpus": None, "days": None, "day_choices": DAY_CHOICES,

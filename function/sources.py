@@ -5,15 +5,18 @@ A source never holds the corpus in memory; a record it cannot use becomes a
 """
 
 import bz2
+import csv
+import io
 import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
+from xml.etree.ElementTree import ParseError
 
 from .article import shown_title
-from .fetch_policy import MAX_URL_LENGTH
+from .fetch_policy import MAX_URL_LENGTH, FetchLimits
 from .urls import CONTROL_CHARACTERS, host_of, is_link, normalise_url, unseen
 
 # The default corpus: the English Wikipedia sample in gensim's test data (installed with gensim,
@@ -146,9 +149,7 @@ def read_wikipedia_dump(path, min_words=50):
     Redirects and stubs under ``min_words`` words are skipped; ids are page ids
     and URLs point at English Wikipedia.
     """
-    from xml.etree.ElementTree import ParseError
-
-    from gensim.corpora.wikicorpus import extract_pages, filter_wiki
+    from gensim.corpora.wikicorpus import extract_pages, filter_wiki  # gensim: a build-time dependency only
 
     with bz2.open(path) as dump:
         try:
@@ -197,8 +198,6 @@ class _TakenLines:
 
 def read_csv(path, columns=None):
     """Rows of a CSV (or .tsv) file with a header: id,url,title,text, or the columns ``columns`` names."""
-    import csv
-
     mapped = columns or {}
     columns = {f: mapped.get(f, f) for f in CSV_FIELDS}
     csv.field_size_limit(max(csv.field_size_limit(), 64 << 20))  # article texts are longer than csv's 128 kB
@@ -236,9 +235,6 @@ def read_csv(path, columns=None):
 def _closes_its_quotes(path, text, delimiter, first):
     """Whether a row read over several lines reads the same way strictly; ValueError when a quote in
     it is never closed, so that csv read the rest of the file into one cell."""
-    import csv
-    import io
-
     try:
         for _ in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True):
             pass
@@ -256,8 +252,6 @@ HTML_MAX_BYTES = 10 << 20
 
 def page_url_for(path, folder, base_url):
     """The URL a file of a published folder has: index.html stands for its folder."""
-    from urllib.parse import quote, urljoin
-
     relative = path.relative_to(folder).as_posix()
     if relative == "index.html" or relative.endswith("/index.html"):
         relative = relative[: -len("index.html")]
@@ -266,6 +260,7 @@ def page_url_for(path, folder, base_url):
 
 def canonical_url(html):
     """The page's own idea of its address: <link rel=canonical>, else og:url (absolute http(s) only)."""
+    import lxml.etree  # with extraction's jusText: loaded for the HTML readers only
     import lxml.html
 
     from .extract import canonical_of
@@ -283,7 +278,7 @@ def read_html_folder(folder, base_url=None):
     A page's URL is ``base_url`` + its path when given, else its canonical link;
     its id is the normalised URL, as for crawled pages.
     """
-    from .extract import decode_html, extract_article
+    from .extract import decode_html, extract_article  # jusText and lxml: loaded for the HTML readers only
 
     if base_url and not is_link(base_url):
         raise ValueError(f"--base-url {base_url[:200]!r} is not an http(s) address such as https://example.com/blog")
@@ -348,7 +343,7 @@ class SourceSettings:
 
 def _crawl(kind):
     def open_crawl(path, settings):
-        from .crawl import CrawlOptions, SiteCrawl
+        from .crawl import CrawlOptions, SiteCrawl  # not at the top: crawl imports this module
 
         return SiteCrawl([path], kind, settings.crawl or CrawlOptions())
     return open_crawl
@@ -411,8 +406,7 @@ def add_source_arguments(parser):
 
 def source_settings(args, store_dir, progress=True):
     """SourceSettings from parsed arguments; the crawl state defaults to STORE_DIR/.crawl."""
-    from .crawl import CrawlOptions
-    from .fetch import FetchLimits
+    from .crawl import CrawlOptions  # not at the top: crawl imports this module
 
     def crawled(path):
         try:

@@ -17,6 +17,7 @@ and at a million, and every worker of a machine shares one copy in the page
 cache. gensim is not imported here; the builder (``function.build``) uses it.
 """
 
+import argparse
 import hashlib
 import json
 import logging
@@ -653,8 +654,6 @@ class StoreSet:
 
 def main(argv=None):
     """`python -m function.store verify PATH...`: hash every file in full."""
-    import argparse
-
     parser = argparse.ArgumentParser(prog="python -m function.store", description=main.__doc__)
     parser.add_argument("command", choices=["verify"])
     parser.add_argument("paths", nargs="+", type=Path, help="corpus or version folders")
