@@ -4,6 +4,7 @@
     GET  /click?...         signed click link -> 302 to the article
     GET  /stats             click-through figures   GET /healthz  liveness and store
     GET  /dashboard         the figures, drawn      GET /openapi.json  this API, described
+    GET  /assets/<file>     the pages' stylesheet and icon, the site's widget (function/static/)
 A browser's GET / (Accept prefers text/html) gets the try-it page instead of JSON.
 """
 

@@ -3,9 +3,9 @@
     python -m function.build --input CORPUS.jsonl --out model_store/NAME
 
 Every pass streams, so memory does not grow with the corpus:
-  1. read + tokenise each record: metadata into SQLite, bags of words into a
-     scratch file, document frequencies into a gensim Dictionary;
-  2. prune the vocabulary; global term weights (IDF or entropy);
+  1. read + tokenise each record: metadata into SQLite, bags of words into
+     scratch files, document frequencies into a Vocabulary (function.counting);
+  2. prune the vocabulary (as a gensim Dictionary); global term weights (IDF or entropy);
   3. per engine: train the LSI (gensim) chunk by chunk and write the document
      vectors (plus an ANN index for large corpora), or write the postings;
   4. a manifest with checksums, then the finished folder is renamed into
@@ -643,7 +643,7 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-ENGINE_NAME = re.compile(r"^(?:lsi(?:-[1-9][0-9]*)?|tfidf)\Z")
+BUILDABLE_ENGINE = re.compile(r"^(?:lsi(?:-[1-9][0-9]*)?|tfidf)\Z")
 
 
 # The least each count can be (0: "all" or "one per core"); a negative --keep-versions had built a
@@ -662,7 +662,7 @@ def _checked_arguments(args):
     engines = tuple(e.strip() for e in args.engines.split(",") if e.strip())
     if not engines:
         raise ValueError("--engines names no engine: give lsi, tfidf or both")
-    unknown = [e for e in engines if not ENGINE_NAME.match(e)]
+    unknown = [e for e in engines if not BUILDABLE_ENGINE.match(e)]
     if unknown:
         raise ValueError(f"--engines: unknown engine(s) {', '.join(map(repr, unknown))}: "
                          "lsi, lsi-N (N dimensions) or tfidf")

@@ -78,7 +78,7 @@ def worker_threads(env):
 @dataclass(frozen=True)
 class Settings:
     model_store: Path = Path("model_store")
-    default_corpus: str = ""  # "" : the only corpus there is, else "wiki"
+    default_corpus: str = ""  # "" : "wiki" when it is served, else the first corpus by name (App)
     mongodb_uri: str = ""
     click_secret: bytes = b""
     click_secret_file: str = ""

@@ -7,7 +7,7 @@
 
 Polite: robots.txt is honoured (its Crawl-delay too); each host gets at most
 ``rate`` request starts per second and ``per_host`` requests at a time;
-transient failures (5xx, 408, 429, timeouts, cut connections) are retried
+transient failures (5xx, 408, 425, 429, timeouts, cut connections) are retried
 with exponential backoff, and a host answering 429/503 is slowed down; other
 4xx are not retried.
 
@@ -115,7 +115,7 @@ def upstream_status(exc):
 
 
 def is_transient(exc):
-    """Worth trying again later: server errors, 408/429, timeouts, connections cut."""
+    """Worth trying again later: server errors, 408/425/429 (NOT_NOW_STATUSES), timeouts, connections cut."""
     if isinstance(exc, PageError):
         return False
     if getattr(exc, "code", "") in ("upstream_timeout", "upstream_unreachable", "fetch_failed"):

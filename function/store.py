@@ -5,10 +5,10 @@ Layout of ``MODEL_STORE`` (one folder per corpus, one sub-folder per build)::
     model_store/
       wiki/
         CURRENT                 name of the live version (replaced atomically)
-        v20261126T090000Z-1a2b/ one build
+        v20261126T090000123456-1a2b3c4d/  one build (its time, then its docs' checksum)
           manifest.json         format, sizes, parameters, checksums
           vocab.npy             sorted token strings (token id = position)
-          docs.sqlite           row -> id, url, url key, title
+          docs.sqlite           row -> id, url, url key, host, title
           engines/lsi/          weights.npy, projection.npy, vectors.npy[, ann-0.usearch ...]
           engines/tfidf/        weights.npy, postings (term-major) and rows (doc-major)
 
