@@ -27,7 +27,7 @@ from .params import check_query_length, gives_arguments, is_speculative, parse_q
 from .recommend import Recommender, Slots
 from .stats import compute as compute_stats
 from .stats import parse_filters, refuse_unheard_of
-from .store import StoreError, StoreSet
+from .store import StoreError, StoreSet, build_advice
 
 log = logging.getLogger("related")
 
@@ -46,11 +46,10 @@ def error_response(error, headers=None):
 def resolve_default_corpus(settings, names):
     if settings.default_corpus:
         if settings.default_corpus not in names:
-            wiki = "make model-store, or " if settings.default_corpus == "wiki" else ""  # it builds wiki only
             raise StoreError(
                 f"DEFAULT_CORPUS={settings.default_corpus!r} has no store under {settings.model_store} "
-                f"(found: {', '.join(names) or 'none'}). Build it: {wiki}"
-                f"python -m function.build --input CORPUS --out {settings.model_store / settings.default_corpus}."
+                f"(found: {', '.join(names) or 'none'}). "
+                f"Build it: {build_advice(settings.model_store / settings.default_corpus)}"
             )
         return settings.default_corpus
     if not names:

@@ -169,6 +169,13 @@ def weigh_rows(counts, local, global_weights):
     return m
 
 
+def unit_rows(dense):
+    """``dense`` with each row scaled to unit length (a row of zeros stays zeros)."""
+    norms = np.linalg.norm(dense, axis=1, keepdims=True)
+    norms[norms == 0] = 1.0
+    return dense / norms
+
+
 def idf_weights(dfs, documents):
     from gensim.models.tfidfmodel import df2idf  # gensim's IDF: log2(N / df)
 
@@ -231,9 +238,7 @@ def build_lsi(root, bags, remap, words, global_weights, options, progress):
     with tqdm(total=documents, desc="lsi: vectors", unit=" docs", disable=not progress, file=sys.stderr) as bar:
         for first, counts in bags.chunks(remap, vocab_size):
             dense = np.asarray(weigh_rows(counts, options.local, global_weights) @ projection, np.float32)
-            norms = np.linalg.norm(dense, axis=1, keepdims=True)
-            norms[norms == 0] = 1.0
-            vectors[first:first + len(dense)] = dense / norms
+            vectors[first:first + len(dense)] = unit_rows(dense)
             bar.update(len(dense))
     vectors.flush()
 
@@ -324,7 +329,12 @@ def build_sparse(root, bags, remap, words, global_weights, options, progress):
                 weights_out.write(rows.data.astype(np.float32).tobytes())
                 doc_ptr.append(doc_ptr[-1][-1] + rows.indptr[1:])
                 bar.update(rows.shape[0])
-    doc_ptr = np.concatenate(doc_ptr)
+    finish_sparse(root, np.concatenate(doc_ptr), vocab_size)
+
+
+def finish_sparse(root, doc_ptr, vocab_size):
+    """A sparse engine's files from its rows written to doc_terms.bin and doc_weights.bin
+    (where each starts: ``doc_ptr``): the rows as .npy, and the postings from them."""
     np.save(root / "doc_ptr.npy", doc_ptr)
     nnz = int(doc_ptr[-1])
     doc_terms = bin_to_npy(root / "doc_terms.bin", np.int32, nnz)

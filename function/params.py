@@ -98,12 +98,13 @@ def gives_arguments(request):
     return any(not is_tracking(name) for name in request.args)
 
 
-def _each_once(pairs):
-    """{name: value} of a query string's or a form's (name, value) pairs; 400 for a name given twice."""
+def _each_once(pairs, twice="parameter {} given more than once", code="invalid_parameter"):
+    """{name: value} of a query string's, a form's or a JSON object's (name, value) pairs; 400 for a
+    name given twice (json.loads would keep the last silently)."""
     fields = {}
     for name, value in pairs:
         if name in fields:
-            raise _bad(f"parameter {names_for_message([name])} given more than once")
+            raise _bad(twice.format(names_for_message([name])), code=code)
         fields[name] = value
     return fields
 
@@ -135,16 +136,6 @@ def _number_from_text(name, raw):
         raise _bad(f"'{name}' must be {kind}, got {raw[:40]!r}") from None
 
 
-def _once_each(pairs):
-    """A JSON object's fields, each name given once (json.loads would keep the last silently)."""
-    fields = {}
-    for name, value in pairs:
-        if name in fields:
-            raise _bad(f"request body gives {names_for_message([name])} more than once", code="invalid_json")
-        fields[name] = value
-    return fields
-
-
 def _posted_body(request, settings, mimetype, where, what):
     """A POST's body, of ``mimetype`` and at most MAX_BODY_BYTES, read whole; ApiError else."""
     if request.query_string:  # what a POST puts there would be ignored: said, not dropped
@@ -171,7 +162,8 @@ def _posted_body(request, settings, mimetype, where, what):
 def _from_json(request, settings):
     body = _posted_body(request, settings, "application/json", "JSON body", "JSON object")
     try:
-        fields = json.loads(body, object_pairs_hook=_once_each)
+        fields = json.loads(body, object_pairs_hook=lambda pairs: _each_once(
+            pairs, "request body gives {} more than once", code="invalid_json"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise _bad(f"request body is not valid JSON: {exc}", code="invalid_json") from None
     except ValueError:  # Python's bound on digits in an integer (4300): its message names sys internals

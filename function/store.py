@@ -106,11 +106,15 @@ def sqlite_uri(path, **parameters):
     return f"file:{quote(str(path))}" + (f"?{query}" if query else "")
 
 
+def build_advice(corpus_dir):
+    """The command that builds the corpus of ``corpus_dir``: make model-store builds wiki alone."""
+    wiki = "make model-store, or " if Path(corpus_dir).name == "wiki" else ""
+    return f"{wiki}python -m function.build --input CORPUS --out {corpus_dir}."
+
+
 def rebuild_advice(version_dir):
-    """What rebuilds the corpus of ``version_dir``: make model-store builds wiki alone."""
-    corpus = Path(version_dir).parent
-    wiki = "make model-store, or " if corpus.name == "wiki" else ""
-    return f"Rebuild the store: {wiki}python -m function.build --input CORPUS --out {corpus}."
+    """What rebuilds the corpus of ``version_dir``."""
+    return f"Rebuild the store: {build_advice(Path(version_dir).parent)}"
 
 
 def verify_files(root, files, full=False):

@@ -37,8 +37,8 @@ import numpy as np
 
 from . import __version__
 from .article import indexed_text
-from .build import (CHUNK_DOCS, Bags, bin_to_npy, build_ann, point_current, prune_versions, rebuild_command,
-                    release_freed_arrays, weigh_rows, write_postings)
+from .build import (CHUNK_DOCS, Bags, build_ann, finish_sparse, point_current, prune_versions, rebuild_command,
+                    release_freed_arrays, unit_rows, weigh_rows)
 from .sources import (INPUT_HELP, Skip, add_source_arguments, is_url, open_source, prepare_sources,
                       source_settings)
 from .store import Store, StoreError, current_version_dir, describe_version, sqlite_uri
@@ -200,9 +200,7 @@ def _lsi_dense(rows, projection):
     """The builder's LSI document vectors for weighted rows, and each row's LSI fit (|projected|^2)."""
     dense = np.asarray(rows @ projection, np.float32)
     fit = np.einsum("ij,ij->i", dense, dense, dtype=np.float64)
-    norms = np.linalg.norm(dense, axis=1, keepdims=True)
-    norms[norms == 0] = 1.0
-    return dense / norms, fit
+    return unit_rows(dense), fit
 
 
 def compare_incoming(store, incoming):
@@ -329,12 +327,7 @@ def write_sparse(root, engine, kept, incoming, fold, vocab_size):
                 terms_out.write(rows.indices.astype(np.int32).tobytes())
                 weights_out.write(rows.data.astype(np.float32).tobytes())
                 pieces.append(np.diff(rows.indptr))
-    doc_ptr = np.concatenate([[0], np.cumsum(np.concatenate(pieces))]).astype(np.int64)
-    np.save(root / "doc_ptr.npy", doc_ptr)
-    nnz = int(doc_ptr[-1])
-    doc_terms = bin_to_npy(root / "doc_terms.bin", np.int32, nnz)
-    doc_weights = bin_to_npy(root / "doc_weights.bin", np.float32, nnz)
-    write_postings(root, doc_ptr, doc_terms, doc_weights, vocab_size)
+    finish_sparse(root, np.concatenate([[0], np.cumsum(np.concatenate(pieces))]).astype(np.int64), vocab_size)
 
 
 def stored_ids(version_dir):
