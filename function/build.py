@@ -348,8 +348,9 @@ def write_postings(root, doc_ptr, doc_terms, doc_weights, vocab_size):
 
     documents = len(doc_ptr) - 1
     per_term = np.zeros(vocab_size, np.int64)
-    for first in range(0, len(doc_terms), CHUNK_DOCS * 100):
-        per_term += np.bincount(doc_terms[first:first + CHUNK_DOCS * 100], minlength=vocab_size)
+    entries = CHUNK_DOCS * 100  # term ids, not documents: a million of the mapped file's (4 MB) at a time
+    for first in range(0, len(doc_terms), entries):
+        per_term += np.bincount(doc_terms[first:first + entries], minlength=vocab_size)
     post_ptr = np.concatenate([[0], np.cumsum(per_term)])
     np.save(root / "post_ptr.npy", post_ptr)
     post_rows = open_memmap(root / "post_rows.npy", "w+", np.int32, (len(doc_terms),))

@@ -8,10 +8,11 @@ shape, change it here too: tests/test_openapi.py fails until both agree.
 import copy
 
 from . import __version__
+from .fetch_policy import MAX_URL_LENGTH
+from .params import DEFAULT_K, FORM_TYPE, MAX_ID_CHARS
 
 JSON = "application/json"
 HTML = "text/html"
-FORM = "application/x-www-form-urlencoded"
 
 
 def _ref(name):
@@ -75,10 +76,13 @@ SCHEMAS = {
                        "or an empty string counts as not given.)",
         "additionalProperties": False,
         "properties": {
-            "url": {"type": "string", "maxLength": 2048, "description": "an http(s) page to find related articles for"},
+            "url": {"type": "string", "maxLength": MAX_URL_LENGTH,
+                    "description": "an http(s) page to find related articles for"},
             "text": {"type": "string", "description": "a text (up to MAX_TEXT_CHARS characters)"},
-            "id": {"type": ["string", "integer"], "maxLength": 512, "description": "a corpus member's id: its neighbours"},
-            "k": {"type": "integer", "minimum": 1, "default": 5, "description": "how many results (up to MAX_K)"},
+            "id": {"type": ["string", "integer"], "maxLength": MAX_ID_CHARS,
+                   "description": "a corpus member's id: its neighbours"},
+            "k": {"type": "integer", "minimum": 1, "default": DEFAULT_K,
+                  "description": "how many results (up to MAX_K)"},
             "corpus": {**CORPUS_NAME, "description": "default: DEFAULT_CORPUS"},
             "min_score": {"type": "number", "minimum": -1, "maximum": 1, "default": 0},
             "engine": {"type": "string", "description": "force an engine (default: the traffic split)"},
@@ -271,10 +275,10 @@ SCHEMAS = {
 }
 
 QUERY_PARAMETERS = [
-    _param("url", {"type": "string", "maxLength": 2048}, "an http(s) page: related articles for it"),
+    _param("url", {"type": "string", "maxLength": MAX_URL_LENGTH}, "an http(s) page: related articles for it"),
     _param("text", {"type": "string"}, "a text: related articles for it"),
-    _param("id", {"type": "string", "maxLength": 512}, "a corpus member's id: its neighbours, without itself"),
-    _param("k", {"type": "integer", "minimum": 1, "default": 5}, "how many results (up to MAX_K)"),
+    _param("id", {"type": "string", "maxLength": MAX_ID_CHARS}, "a corpus member's id: its neighbours, without itself"),
+    _param("k", {"type": "integer", "minimum": 1, "default": DEFAULT_K}, "how many results (up to MAX_K)"),
     _param("corpus", CORPUS_NAME, "which corpus (default: DEFAULT_CORPUS)"),
     _param("min_score", {"type": "number", "minimum": -1, "maximum": 1, "default": 0}, "drop results scoring less"),
     _param("engine", {"type": "string"}, "force an engine (default: ENGINE_WEIGHTS' split)"),
@@ -353,7 +357,7 @@ def paths():
                                     "the page; any other urlencoded POST is a 415.",
                      "requestBody": {"required": True, "content": {
                          JSON: {"schema": _ref("RecommendRequest")},
-                         FORM: {"schema": {"type": "object", "additionalProperties": {"type": "string"},
+                         FORM_TYPE: {"schema": {"type": "object", "additionalProperties": {"type": "string"},
                                            "description": "the try-it page's form: RecommendRequest's fields "
                                                           "as text, as a query string gives them"}}}},
                      "responses": {"200": {**recommend_ok, "description": "the recommendations; the try-it page "

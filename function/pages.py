@@ -19,7 +19,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from . import charts
 from .errors import ApiError
-from .params import FORM_TYPE, form_arguments, gives_arguments, whole_number
+from .params import DEFAULT_K, FORM_TYPE, form_arguments, gives_arguments, whole_number
 from .stats import dashboard as dashboard_data
 from .stats import parse_filters, refuse_unheard_of
 from .urls import normalise_url, unseen
@@ -45,7 +45,6 @@ PAGE_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Vary": "Accept",
 }
-DEFAULT_K = 5
 DAY_CHOICES = (1, 7, 30, 90, 365)
 ERROR_TITLES = {
     400: "Please check the query", 403: "That address is not allowed", 404: "Not found",

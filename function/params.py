@@ -14,6 +14,7 @@ QUERY_KINDS = ("url", "text", "id")
 FIELDS = QUERY_KINDS + ("k", "corpus", "min_score", "engine")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")  # \Z: "$" lets a final newline through
 MAX_ID_CHARS = 512
+DEFAULT_K = 5  # results when a request gives no k
 FORM_TYPE = "application/x-www-form-urlencoded"
 # an escape of a byte past ASCII: with none, and no raw byte past it, the decoded query string is ASCII
 NON_ASCII_ESCAPE = re.compile(rb"%[89A-Fa-f][0-9A-Fa-f]")
@@ -217,6 +218,7 @@ def parse_query(request, settings, corpora, arguments=None):
         raise _bad(f"give only one of 'url', 'text' or 'id' (got {', '.join(given)})", code="ambiguous_query")
     kind = given[0]
     value = fields[kind]
+    # (past 2 ** 53 a float no longer holds every integer: such an id is not the one sent)
     if kind == "id" and isinstance(value, float) and value.is_integer() and abs(value) < 2 ** 53:
         value = int(value)  # 1001.0 is the integer 1001 to JSON Schema, as "k": 3.0 is 3
     if kind == "id" and isinstance(value, int) and not isinstance(value, bool):
@@ -239,7 +241,7 @@ def parse_query(request, settings, corpora, arguments=None):
     if kind == "id" and len(value) > MAX_ID_CHARS:
         raise _bad(f"'id' is longer than {MAX_ID_CHARS} characters", code="invalid_id")
 
-    k = _given(fields, "k", 5)
+    k = _given(fields, "k", DEFAULT_K)
     if isinstance(k, float) and k.is_integer():
         k = int(k)
     if not isinstance(k, int) or isinstance(k, bool):

@@ -37,8 +37,8 @@ import numpy as np
 
 from . import __version__
 from .article import indexed_text
-from .build import (CHUNK_DOCS, Bags, build_ann, finish_sparse, point_current, prune_versions, rebuild_command,
-                    release_freed_arrays, unit_rows, weigh_rows)
+from .build import (CHUNK_DOCS, Bags, BuildOptions, build_ann, finish_sparse, point_current, prune_versions,
+                    rebuild_command, release_freed_arrays, unit_rows, weigh_rows)
 from .sources import (INPUT_HELP, Skip, add_source_arguments, is_url, open_source, prepare_sources,
                       source_settings)
 from .store import Store, StoreError, current_version_dir, describe_version, sqlite_uri
@@ -518,7 +518,8 @@ def update(corpus_dir, sources=(), delete_ids=(), prune=False, keep_versions=Non
             final = corpus_dir / version
             os.rename(tmp, final)
             point_current(corpus_dir, version)
-            keep = keep_versions if keep_versions is not None else manifest["parameters"].get("keep_versions", 2)
+            keep = keep_versions if keep_versions is not None else \
+                manifest["parameters"].get("keep_versions", BuildOptions.keep_versions)
             prune_versions(corpus_dir, keep=keep)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
