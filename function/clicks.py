@@ -84,7 +84,7 @@ def sign(key, click):
             f"&d={_quoted(click.doc_id)}&u={_quoted(click.url)}&t={issued}&s={tag}")
 
 
-def verify(key, args, now_ms=None):
+def verify(key, args):
     """The Click of a link's query arguments; ApiError if malformed or forged. (An expired one is
     still the function's own link: see expired.)"""
     values = []
@@ -110,18 +110,16 @@ def verify(key, args, now_ms=None):
     if not is_link(url):
         raise ApiError("click link's target is not an http(s) address", code="invalid_click_link")
     click = Click(request_id, corpus, engine, int(rank), doc_id, url, int(issued))
-    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    if click.issued_ms - now_ms > CLOCK_SKEW_MS:  # else it would never expire
+    if click.issued_ms - int(time.time() * 1000) > CLOCK_SKEW_MS:  # else it would never expire
         raise ApiError("click link was issued in the future", code="invalid_click_link")
     return click
 
 
-def expired(click, ttl_seconds, now_ms=None):
+def expired(click, ttl_seconds):
     """Whether ``click``'s link is older than CLICK_TTL_DAYS: it still takes its reader to the
     article (its target is signed: no open redirect), but records no click. A page cached past the
     TTL (an archive behind a CDN) had shown its readers a JSON 410."""
-    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    return now_ms - click.issued_ms > ttl_seconds * 1000
+    return int(time.time() * 1000) - click.issued_ms > ttl_seconds * 1000
 
 
 def _digits(value, most):

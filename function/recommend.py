@@ -194,15 +194,23 @@ def fetch_slots(limit):
 
 
 @functools.lru_cache(maxsize=4096)
-def _how_words_are_read(tokenizer):
-    """What no_known_words says of the store's reading of words: what could have kept them apart."""
+def _how_words_are_read(tokenizer, no_above=None, no_below=None):
+    """What no_known_words says of the store's reading of words (its tokenizer, and the pruning its
+    manifest records): what could have kept them apart."""
     said = ["words are matched as written ('testing' is not 'tests': function.build's --stem)"
             if not tokenizer.stem else f"words are matched by their stems ({tokenizer.stem})"]
     if tokenizer.stopwords:
         said.append(f"stop words ({tokenizer.stopwords}) are left out")
-    said.append("and a corpus leaves out words in more than half of its documents (--no-above) or in fewer "
-                "than --no-below")
+    if no_above is not None:  # the store's own figures: a small corpus is built with laxer ones than the defaults
+        rare = f" or in fewer than {no_below} (--no-below)" if (no_below or 0) > 1 else ""
+        said.append(f"and this corpus leaves out words in more than {no_above:.0%} of its documents (--no-above)"
+                    + rare)
     return ", ".join(said)
+
+
+def _pruning(store):
+    pruning = store.manifest.get("pruning") or {}
+    return pruning.get("no_above"), pruning.get("no_below")
 
 
 def _canonical_key(canonical):
@@ -375,7 +383,7 @@ class Recommender:
                 terms = self.article_terms(store, page_key, article) if article else store.terms(query.value)
                 if not len(terms):  # a page too: an empty answer would hide why from /stats and its reader
                     raise ApiError(f"the {'page' if article else 'text'} has no words the corpus '{store.name}' "
-                                   f"knows: {_how_words_are_read(store.tokenizer)}", status=422,
+                                   f"knows: {_how_words_are_read(store.tokenizer, *_pruning(store))}", status=422,
                                    code="no_known_words")
                 hits = engine.search(terms, query.k + SLACK)
             if hits_key is not None:

@@ -94,14 +94,14 @@ REQUEST_FIELDS = {"_id": 1, "engine": 1, "engine_named": 1, "status": 1, "total_
 CLICK_FIELDS = {"_id": 0, "request_id": 1, "engine": 1, "rank": 1, "delay_ms": 1}
 
 
-def event_filter(corpus=None, days=None, now=None):
+def event_filter(corpus, days, now):
     """(Mongo filter, since) selecting the events of ``corpus`` (None: all) over the last ``days``."""
     query = {}
     if corpus:
         query["corpus"] = corpus
     since = None
     if days:
-        since = (now or datetime.now(timezone.utc)) - timedelta(days=days)
+        since = now - timedelta(days=days)
         query["ts"] = {"$gte": since}
     return query, since
 
@@ -183,9 +183,10 @@ def read_events(db, corpus, days, now, request_fields, click_fields, limit):
     return Window(answered + errors, on_answers, since, truncated, errors_since, left_out)
 
 
-def compute(db, corpus, days, limit, now=None):
+def compute(db, corpus, days, limit):
     """The /stats document for ``corpus`` (None: all) over the last ``days``."""
-    return report(read_events(db, corpus, days, now, REQUEST_FIELDS, CLICK_FIELDS, limit), corpus)
+    return report(read_events(db, corpus, days, datetime.now(timezone.utc), REQUEST_FIELDS, CLICK_FIELDS, limit),
+                  corpus)
 
 
 def _iso(ts):
@@ -310,9 +311,9 @@ def top_articles(requests, clicks, n=TOP_N):
     return {"recommended": rows(shown), "clicked": rows(clicked)}
 
 
-def dashboard(db, corpus, days, limit, now=None):
+def dashboard(db, corpus, days, limit):
     """What /dashboard draws: the /stats document plus time series, histograms and top articles."""
-    now = now or datetime.now(timezone.utc)
+    now = datetime.now(timezone.utc)
     window = read_events(db, corpus, days, now, DASHBOARD_REQUEST_FIELDS, DASHBOARD_CLICK_FIELDS, limit)
     requests, clicks = window.requests, window.clicks
     answered = [r for r in requests if r.get("status") == 200]

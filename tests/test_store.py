@@ -669,8 +669,9 @@ def test_a_stemmed_store_meets_a_words_other_forms(tmp_path):
         TokenizerOptions(stem="klingon")
     from function.recommend import _how_words_are_read  # what a no_known_words answer says of such a store
 
-    said = _how_words_are_read(TokenizerOptions(stem="english", stopwords="English"))
+    said = _how_words_are_read(TokenizerOptions(stem="english", stopwords="English"), 0.8, 2)
     assert "by their stems (english)" in said and "stop words (english) are left out" in said and "--stem" not in said
+    assert "more than 80% of its documents (--no-above) or in fewer than 2 (--no-below)" in said  # the store's own
     posts = {"Growing tomatoes on a balcony": "Pots, a sunny wall and water daily.",
              "Hiking in the rain": "A good jacket and dry socks in the bag.",
              "Fixing a bike chain": "Shift to the smallest cog and clean every roller."}
