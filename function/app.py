@@ -2,6 +2,7 @@
 
     GET  /?url=|text=|id=   recommendations        POST /  the same, as JSON
     GET  /click?...         signed click link -> 302 to the article
+    POST /seen?...          signed seen link: the answer's list was in view -> 204
     GET  /stats             click-through figures   GET /healthz  liveness and store
     GET  /dashboard         the figures, drawn      GET /openapi.json  this API, described
     GET  /assets/<file>     the pages' stylesheet and icon, the site's widget (function/static/)
@@ -116,6 +117,7 @@ class App:
         self.routes = {
             "/": {"GET": self.recommend, "POST": self.recommend},
             "/click": {"GET": self.click},
+            "/seen": {"POST": self.seen},
             "/stats": {"GET": self.stats},
             "/healthz": {"GET": self.healthz},
             "/dashboard": {"GET": self.dashboard},
@@ -218,6 +220,12 @@ class App:
         # site's origin, by default; with "no-referrer" the site's analytics had counted every
         # recommended read as direct)
         return Response(status=302, headers={"Location": target, "Cache-Control": "no-store"})
+
+    def seen(self, request):
+        """POST /seen?...: an answer's list was in a reader's view (the widget posts its seen_url)."""
+        check_query_length(request, self.settings)
+        self.recommender.seen(request.args, user_agent=crawlers.user_agent(request))
+        return Response(status=204, headers={"Cache-Control": "no-store"})
 
     def stats(self, request):
         corpus, days = parse_filters(request, self.settings)

@@ -4,6 +4,10 @@ A link names the request, corpus, engine, rank, document and target URL, and
 when it was issued, under an HMAC-SHA256 tag. So a click is recorded and
 redirected without a database read (it works while Mongo is down), and since
 only links we signed are followed, /click can never be an open redirect.
+
+An answer's seen link (/seen, which the widget posts once its list is in view)
+is signed the same way, under a tag of its own kind: a click link's tag does
+not make a view, nor a view's a click.
 """
 
 import base64
@@ -22,10 +26,20 @@ from .params import names_for_message
 from .urls import is_link, is_tracking
 
 FIELDS = ("r", "c", "e", "k", "d", "u", "t")  # request, corpus, engine, rank, doc id, url, issued (ms)
+VIEW_FIELDS = ("r", "c", "e", "t")  # request, corpus, engine, issued (ms)
+VIEW_KIND = b"view-v1"  # a seen link's tag is of another kind than a click link's (b"click-v1")
 MIN_SECRET_BYTES = 16
 TAG_BYTES = 16
 RANK_DIGITS, ISSUED_DIGITS = 6, 16  # past what sign() ever writes
 CLOCK_SKEW_MS = 5 * 60 * 1000  # how far ahead another instance's clock may have issued a link
+
+
+@dataclass(frozen=True)
+class View:
+    request_id: str
+    corpus: str
+    engine: str
+    issued_ms: int
 
 
 @dataclass(frozen=True)
@@ -63,9 +77,9 @@ def load_secret(settings):
     return key, None
 
 
-def _tag(key, values):
+def _tag(key, values, kind=b"click-v1"):
     message = "\x1f".join(values).encode()
-    digest = hmac.new(key, b"click-v1\x1f" + message, hashlib.sha256).digest()[:TAG_BYTES]
+    digest = hmac.new(key, kind + b"\x1f" + message, hashlib.sha256).digest()[:TAG_BYTES]
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
@@ -84,42 +98,65 @@ def sign(key, click):
             f"&d={_quoted(click.doc_id)}&u={_quoted(click.url)}&t={issued}&s={tag}")
 
 
+def sign_view(key, view):
+    """The query string of the seen link for ``view``."""
+    issued = str(view.issued_ms)
+    tag = _tag(key, [view.request_id, view.corpus, view.engine, issued], kind=VIEW_KIND)
+    return f"r={view.request_id}&c={_quoted(view.corpus)}&e={_quoted(view.engine)}&t={issued}&s={tag}"
+
+
+def _signed_values(key, args, fields, what, kind=b"click-v1"):
+    """The values of ``fields`` in a signed link's query arguments; ApiError if malformed or forged."""
+    values = []
+    for name in fields + ("s",):
+        got = args.getlist(name)
+        if len(got) != 1 or not got[0]:
+            raise ApiError(f"{what} link is missing or repeats the '{name}' parameter", code=f"invalid_{what}_link")
+        values.append(got[0])
+    # what platforms append to links they pass on (utm_*, fbclid, ...) is not ours to refuse
+    extra = {name for name in args if name not in fields and name != "s" and not is_tracking(name)}
+    if extra:
+        raise ApiError(f"{what} link has unknown parameters: {names_for_message(extra)}", code=f"invalid_{what}_link")
+    *values, tag = values
+    # compare_digest refuses non-ASCII str (TypeError): compare the bytes.
+    if not hmac.compare_digest(_tag(key, values, kind).encode(), tag.encode("utf-8", "replace")):
+        raise ApiError(f"{what} link signature does not match: the link was altered or not issued here",
+                       status=403, code=f"invalid_{what}_signature")
+    return values
+
+
+def _issued_ms(issued, what):
+    if not _digits(issued, ISSUED_DIGITS):
+        raise ApiError(f"{what} link's issue time is not a number", code=f"invalid_{what}_link")
+    if int(issued) - int(time.time() * 1000) > CLOCK_SKEW_MS:  # else it would never expire
+        raise ApiError(f"{what} link was issued in the future", code=f"invalid_{what}_link")
+    return int(issued)
+
+
+def verify_view(key, args):
+    """The View of a seen link's query arguments; ApiError if malformed or forged."""
+    request_id, corpus, engine, issued = _signed_values(key, args, VIEW_FIELDS, "seen", VIEW_KIND)
+    return View(request_id, corpus, engine, _issued_ms(issued, "seen"))
+
+
 def verify(key, args):
     """The Click of a link's query arguments; ApiError if malformed or forged. (An expired one is
     still the function's own link: see expired.)"""
-    values = []
-    for name in FIELDS + ("s",):
-        got = args.getlist(name)
-        if len(got) != 1 or not got[0]:
-            raise ApiError(f"click link is missing or repeats the '{name}' parameter", code="invalid_click_link")
-        values.append(got[0])
-    # what platforms append to links they pass on (utm_*, fbclid, ...) is not ours to refuse
-    extra = {name for name in args if name not in FIELDS and name != "s" and not is_tracking(name)}
-    if extra:
-        raise ApiError(f"click link has unknown parameters: {names_for_message(extra)}", code="invalid_click_link")
-    *values, tag = values
-    # compare_digest refuses non-ASCII str (TypeError): compare the bytes.
-    if not hmac.compare_digest(_tag(key, values).encode(), tag.encode("utf-8", "replace")):
-        raise ApiError("click link signature does not match: the link was altered or not issued here",
-                       status=403, code="invalid_click_signature")
-    request_id, corpus, engine, rank, doc_id, url, issued = values
+    request_id, corpus, engine, rank, doc_id, url, issued = _signed_values(key, args, FIELDS, "click")
     # Signed, so only a holder of the key could have made a link that fails these: never a 500 or a
     # redirect for it all the same.
-    if not (_digits(rank, RANK_DIGITS) and _digits(issued, ISSUED_DIGITS)):
-        raise ApiError("click link's rank or issue time is not a number", code="invalid_click_link")
+    if not _digits(rank, RANK_DIGITS):
+        raise ApiError("click link's rank is not a number", code="invalid_click_link")
     if not is_link(url):
         raise ApiError("click link's target is not an http(s) address", code="invalid_click_link")
-    click = Click(request_id, corpus, engine, int(rank), doc_id, url, int(issued))
-    if click.issued_ms - int(time.time() * 1000) > CLOCK_SKEW_MS:  # else it would never expire
-        raise ApiError("click link was issued in the future", code="invalid_click_link")
-    return click
+    return Click(request_id, corpus, engine, int(rank), doc_id, url, _issued_ms(issued, "click"))
 
 
-def expired(click, ttl_seconds):
-    """Whether ``click``'s link is older than CLICK_TTL_DAYS: it still takes its reader to the
-    article (its target is signed: no open redirect), but records no click. A page cached past the
-    TTL (an archive behind a CDN) had shown its readers a JSON 410."""
-    return int(time.time() * 1000) - click.issued_ms > ttl_seconds * 1000
+def expired(link, ttl_seconds):
+    """Whether a click or seen ``link`` is older than CLICK_TTL_DAYS: a click link still takes its
+    reader to the article (its target is signed: no open redirect), but records no click. A page
+    cached past the TTL (an archive behind a CDN) had shown its readers a JSON 410."""
+    return int(time.time() * 1000) - link.issued_ms > ttl_seconds * 1000
 
 
 def _digits(value, most):

@@ -11,8 +11,9 @@ them). The event keeps the name the crawler gives ("Googlebot"), never the User-
 - An answer is a crawler's when its User-Agent has a browser's form ("Mozilla/...") and names a
   crawler. HTTP libraries (python-requests, okhttp, GuzzleHttp, WordPress's) are on the list too,
   but they are a backend asking for the page view it serves to a reader: not a crawler's.
-- A click is a crawler's when its User-Agent names any, an HTTP library included (a reader clicks
-  in a browser), or when it has none.
+- A click, or a view (the widget's post that its list is in view), is a crawler's when its
+  User-Agent names any, an HTTP library included (a reader clicks in a browser), or when it has
+  none.
 
 The event writer marks the events (``mark``), not the request: a User-Agent not seen before costs
 0.5-2.5 ms of regular expressions, and the first one 50 ms to compile them.
@@ -24,6 +25,7 @@ import functools
 # characters.
 AGENT_CHARS = 512
 NO_AGENT = "no User-Agent"
+BROWSERS_ONLY = ("clicks", "views")  # events only a browser makes for a reader
 
 
 def user_agent(request):
@@ -47,9 +49,9 @@ def crawler_name(user_agent):
 
 
 def crawler(collection, user_agent):
-    """The crawler that made an event of ``collection`` ("requests" or "clicks"), or None."""
+    """The crawler that made an event of ``collection`` ("requests", "clicks" or "views"), or None."""
     user_agent = (user_agent or "").strip()
-    if collection == "clicks":
+    if collection in BROWSERS_ONLY:
         return crawler_name(user_agent) if user_agent else NO_AGENT
     if user_agent.startswith("Mozilla/"):
         return crawler_name(user_agent)
@@ -58,7 +60,7 @@ def crawler(collection, user_agent):
 
 def mark(collection, event):
     """Replace ``event``'s ``user_agent`` with ``bot``: the crawler's name, when a crawler made it.
-    A crawler's click gets an id of its own: the link's id is kept for its reader's click, which
+    A crawler's click or view gets an id of its own: the link's id is kept for its reader's, which
     the database would otherwise drop as the crawler's duplicate."""
     if "user_agent" not in event:  # marked already (a batch written again), or an event with no agent
         return
@@ -66,5 +68,5 @@ def mark(collection, event):
     if name is None:
         return
     event["bot"] = name
-    if collection == "clicks":
+    if collection in BROWSERS_ONLY:
         event["_id"] = f"{event['_id']}-bot"

@@ -34,6 +34,7 @@ INDEXES = {
     "requests": [[("ts", 1)], [("corpus", 1), ("ts", 1)], [("status", 1), ("ts", 1)],
                  [("corpus", 1), ("status", 1), ("ts", 1)]],
     "clicks": [[("ts", 1)], [("corpus", 1), ("ts", 1)], [("request_id", 1)]],
+    "views": [[("ts", 1)], [("corpus", 1), ("ts", 1)]],
 }
 
 

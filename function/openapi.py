@@ -61,6 +61,7 @@ SCHEMAS = {
                                         "upstream_unreachable, upstream_tls_error, upstream_invalid_response, "
                                         "upstream_timeout, fetch_failed, fetch_busy, store_unavailable, "
                                         "invalid_click_link, invalid_click_signature, prefetch_refused, "
+                                        "invalid_seen_link, invalid_seen_signature, "
                                         "events_unavailable, stats_busy, not_found, method_not_allowed, internal_error; for requests "
                                         "that are not valid HTTP, refused before the function reads them: "
                                         "bad_request, request_timeout, uri_too_long, headers_too_large, "
@@ -115,6 +116,10 @@ SCHEMAS = {
             "source": {"enum": ["text", "fetched", "corpus"],
                        "description": "where the query vector came from"},
             "results": {"type": "array", "items": _ref("Result")},
+            "seen_url": {"type": "string", "pattern": "^https?://[^?]+/seen\\?",
+                         "description": "with results: POST it (navigator.sendBeacon) once the list is in the "
+                                        "reader's view, as the widget does; /stats counts the answers seen and "
+                                        "their click-through (ctr_seen)"},
             "timings_ms": {
                 "type": "object",
                 "required": ["fetch", "extract", "lookup", "total"],
@@ -137,7 +142,8 @@ SCHEMAS = {
     "Summary": {
         "type": "object",
         "required": ["requests", "empty_answers", "errors", "clicks", "ctr", "ctr_ci95", "clicks_per_request",
-                     "ctr_by_rank", "latency_ms", "click_delay_ms", "mean_top_score"],
+                     "seen", "ctr_seen", "ctr_seen_ci95", "ctr_by_rank", "latency_ms", "click_delay_ms",
+                     "mean_top_score"],
         "properties": {
             "requests": {**COUNT, "description": "requests answered (status 200; the total is requests + "
                          "errors), empty answers included"},
@@ -150,6 +156,11 @@ SCHEMAS = {
             "ctr_ci95": _nullable(INTERVAL),
             "clicks_per_request": _nullable({"type": "number", "minimum": 0,
                                              "description": "clicks per answer with results"}),
+            "seen": {**COUNT, "description": "answers with results whose list was in a reader's view (the "
+                                             "widget posts the answer's seen_url; a backend's links send none)"},
+            "ctr_seen": _nullable({"type": "number", "minimum": 0, "maximum": 1,
+                                   "description": "share of the answers seen that had at least one click"}),
+            "ctr_seen_ci95": _nullable(INTERVAL),
             "ctr_by_rank": {
                 "type": "object",
                 "description": "by rank (1 = top): share of answers showing that rank whose result there was clicked",
@@ -337,6 +348,20 @@ def paths():
                           "prefetch), which records no click; the reader's own click is answered the 302"),
         },
     }
+    seen = {
+        "summary": "An answer's seen_url: records that its list was in a reader's view, once per answer",
+        "operationId": "seen",
+        "parameters": [_param(name, {"type": "string"}, meaning, required=True) for name, meaning in (
+            ("r", "request id"), ("c", "corpus"), ("e", "engine"), ("t", "issued at (ms since the epoch)"),
+            ("s", "HMAC-SHA256 tag"))],
+        "responses": {
+            "204": {"description": "recorded (the first time; a link older than CLICK_TTL_DAYS records nothing)"},
+            "400": _error("a field missing, repeated or unknown, or an issue time that is not a number or in "
+                          "the future"),
+            "403": _error("the signature does not match: altered or foreign link (a click link is not one)"),
+            "414": _error("a query string over MAX_QUERY_BYTES"),
+        },
+    }
     preflight = {"summary": "CORS preflight", "responses": {"204": {"description": "allowed methods and headers"}}}
     return {
         "/": {
@@ -372,6 +397,7 @@ def paths():
         "/click": {"get": click, "head": {
             **click, "operationId": "clickHead",
             "summary": "The same answer as GET, without recording a click (link checkers, unfurlers)"}},
+        "/seen": {"post": seen},
         "/stats": {"get": {
             "summary": "Requests, clicks, click-through overall, by rank and by engine (95% intervals), latency",
             "operationId": "stats", "parameters": FILTER_PARAMETERS,

@@ -427,6 +427,9 @@ class Recommender:
             "results": answer_results,
             "timings_ms": timings,
         }
+        if answer_results:  # posted once the list is in view: /stats' answers seen
+            answer["seen_url"] = f"{base_url}/seen?" + clicks.sign_view(
+                self.click_key, clicks.View(request_id, store.name, engine.name, issued_ms))
         if article is not None:
             answer["page"] = {"title": article.title, "lang": article.lang, "cached": cached}
         event.update(
@@ -445,7 +448,19 @@ class Recommender:
         request events, as /stats' errors and the dashboard's errors by code."""
         self.events.record("requests", new_event(status=error.status, error=error.code))
 
-    # -- clicks -----------------------------------------------------------------
+    # -- views and clicks ----------------------------------------------------------
+    def seen(self, args, user_agent=""):
+        """Record that an answer's list was in a reader's view (its seen link, posted by the widget),
+        once per answer: its id is the request's, which the database keeps once. An expired link
+        records nothing."""
+        view = clicks.verify_view(self.click_key, args)
+        if clicks.expired(view, self.settings.click_ttl_seconds):
+            return
+        event = new_event(request_id=view.request_id, corpus=view.corpus, engine=view.engine, user_agent=user_agent)
+        event["_id"] = view.request_id
+        event["delay_ms"] = max(0, int(event["ts"].timestamp() * 1000) - view.issued_ms)
+        self.events.record("views", event)
+
     def click(self, args, record=True, user_agent=""):
         """The target URL of a click link; records the click event unless ``record`` is false or the
         link has expired, marked as a crawler's by ``user_agent`` (crawlers.mark)."""

@@ -50,14 +50,16 @@ def _round(value, digits=4):
     return None if value is None else round(value, digits)
 
 
-def summarise(requests, clicks):
-    """Figures for one group of request and click events (the clicks on those requests' answers).
+def summarise(requests, clicks, views=()):
+    """Figures for one group of request events and the click and view events on their answers.
     Click-through is over the answers with a list to show: an empty answer (min_score, no match) is
-    no impression, and the widget shows nothing for it."""
+    no impression, and the widget shows nothing for it. ``ctr_seen`` is over the answers whose list
+    the widget saw in view (a list below the fold, never scrolled to, is no impression either)."""
     answered = [r for r in requests if r.get("status") == 200]
     shown = {r["_id"]: n for r in answered if (n := r.get("n_results", 0))}
     clicked = {(c["request_id"], c.get("rank")) for c in clicks if c.get("request_id") in shown}
     clicked_requests = {request_id for request_id, _ in clicked}
+    seen = {v["request_id"] for v in views if v.get("request_id") in shown}
     by_rank = defaultdict(int)
     for _, rank in clicked:
         by_rank[rank] += 1
@@ -73,6 +75,9 @@ def summarise(requests, clicks):
         "ctr": _round(len(clicked_requests) / len(shown)) if shown else None,
         "ctr_ci95": wilson(len(clicked_requests), len(shown)),
         "clicks_per_request": _round(len(clicks) / len(shown)) if shown else None,
+        "seen": len(seen),
+        "ctr_seen": _round(len(clicked_requests & seen) / len(seen)) if seen else None,
+        "ctr_seen_ci95": wilson(len(clicked_requests & seen), len(seen)),
         "ctr_by_rank": {
             str(rank): {
                 "ctr": _round(by_rank[rank] / shown_at),
@@ -92,6 +97,7 @@ def summarise(requests, clicks):
 REQUEST_FIELDS = {"_id": 1, "engine": 1, "engine_named": 1, "status": 1, "total_ms": 1, "top_score": 1,
                   "n_results": 1}
 CLICK_FIELDS = {"_id": 0, "request_id": 1, "engine": 1, "rank": 1, "delay_ms": 1}
+VIEW_FIELDS = {"_id": 0, "request_id": 1, "engine": 1}
 
 
 def event_filter(corpus, days, now):
@@ -141,6 +147,7 @@ class Window:
 
     requests: list  # readers' answers, and every error answer
     clicks: list  # readers' clicks on those answers
+    views: list  # readers' views of those answers (the widget's seen links)
     since: datetime | None  # where the window starts (None: the first event)
     truncated: bool  # cut to the newest STATS_MAX_EVENTS answers or clicks: counted from ``since``
     errors_since: datetime | None  # more errors than STATS_MAX_EVENTS: counted from here
@@ -169,9 +176,16 @@ def read_events(db, corpus, days, now, request_fields, click_fields, limit):
         since, truncated = cut, True
         query = {**query, "ts": {"$gte": since}}
         answered = [r for r in answered if r["ts"] >= since]
+    views, cut = newest_events(db["views"], {**query, **READERS}, VIEW_FIELDS, limit)
+    if cut is not None:  # one per answer: only views of answers before the window can do this
+        since, truncated = cut, True
+        query = {**query, "ts": {"$gte": since}}
+        answered = [r for r in answered if r["ts"] >= since]
+        clicks = [c for c in clicks if c["ts"] >= since]
     errors, errors_since = newest_events(db["requests"], {**query, "status": {"$ne": 200}}, request_fields, limit)
     answer_ids = {r["_id"] for r in answered}
     on_answers = [c for c in clicks if c.get("request_id") in answer_ids]
+    views = [v for v in views if v.get("request_id") in answer_ids]
 
     def count(collection, selector):
         return db[collection].count_documents({**query, **selector}, limit=limit, maxTimeMS=QUERY_MS)
@@ -180,7 +194,7 @@ def read_events(db, corpus, days, now, request_fields, click_fields, limit):
                 "crawler_clicks": count("clicks", CRAWLERS),
                 "try_it_answers": count("requests", {"status": 200, **TRY_IT}),
                 "other_clicks": len(clicks) - len(on_answers)}
-    return Window(answered + errors, on_answers, since, truncated, errors_since, left_out)
+    return Window(answered + errors, on_answers, views, since, truncated, errors_since, left_out)
 
 
 def compute(db, corpus, days, limit):
@@ -198,7 +212,7 @@ def report(window, corpus):
     requests, clicks = window.requests, window.clicks
     out = {"corpus": corpus, "since": _iso(window.since), "truncated": window.truncated,
            "errors_truncated": window.errors_since is not None, "errors_since": _iso(window.errors_since)}
-    out.update(summarise(requests, clicks))
+    out.update(summarise(requests, clicks, window.views))
     out["left_out"] = window.left_out
     # the engines are compared on the split's requests alone: a caller who names the engine (engine=)
     # and clicks its own links had made "lsi wins" with five requests
@@ -207,7 +221,8 @@ def report(window, corpus):
     out["engine_named_requests"] = sum(1 for r in requests if r.get("engine_named") and r.get("status") == 200)
     out["engines"] = {
         engine: summarise([r for r in split if r.get("engine") == engine],
-                          [c for c in clicks if c.get("engine") == engine and c.get("request_id") in split_ids])
+                          [c for c in clicks if c.get("engine") == engine and c.get("request_id") in split_ids],
+                          window.views)  # summarise keeps the views of the answers it is given
         for engine in sorted({r.get("engine") for r in split if r.get("engine")})
     }
     return out

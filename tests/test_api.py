@@ -6,7 +6,7 @@ import logging
 import time
 import tracemalloc
 from datetime import timedelta
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pymongo
 import pytest
@@ -545,6 +545,55 @@ def test_crawlers_answers_and_clicks_are_kept_apart_from_the_readers_figures(cli
     assert stats["left_out"] == {"crawler_requests": 2, "crawler_clicks": 3, "try_it_answers": 0, "other_clicks": 0}
     page = client.get("/dashboard", headers={"Accept": "text/html"}).get_data(as_text=True)
     assert 'data-left-out="true"' in page and "2 answers and 3 clicks\n      by crawlers" in page
+
+
+def test_an_answers_seen_link_records_one_view_and_stats_count_the_click_through_of_answers_seen(client,
+                                                                                                 function_env):
+    """The widget posts an answer's seen_url once its list is in view: a list below the fold that nobody
+    scrolled to had counted as shown. A view is signed as a click is, under a tag of its own kind."""
+    from function import clicks
+
+    mongodb = function_env["MONGODB"]
+    reader = {"User-Agent": BROWSER_AGENT}
+    answers = [client.get("/", query_string={"text": text}, headers=reader).get_json()
+               for text in ("moon landing astronaut", "greek philosopher", "atlantic ocean")]
+    seen_paths = [urlsplit(answer["seen_url"]) for answer in answers]
+    assert all(answer["seen_url"].startswith("http://localhost/seen?") for answer in answers)
+    seen = [f"{link.path}?{link.query}" for link in seen_paths]
+    for path in (seen[0], seen[0], seen[1]):  # the first twice: one view an answer
+        response = client.post(path, headers=reader)
+        assert response.status_code == 204 and response.get_data() == b""
+    assert client.post(seen[2], headers={"User-Agent": "curl/8.5.0"}).status_code == 204  # a crawler's
+    assert client.get(seen[0]).status_code == 405
+    for path in (answers[0]["results"][0]["click_url"], answers[2]["results"][1]["click_url"]):
+        assert client.get(path, headers=reader).status_code == 302
+
+    args = {name: values[0] for name, values in parse_qs(seen_paths[2].query).items()}
+    forged = client.post("/seen?" + urlencode({**args, "r": answers[0]["request_id"]}), headers=reader)
+    assert forged.status_code == 403 and forged.get_json()["error"]["code"] == "invalid_seen_signature"
+    # a click link's fields and tag are no seen link
+    click_args = {name: values[0] for name, values in parse_qs(urlsplit(answers[0]["results"][0]["click_url"]).query).items()}
+    as_view = {name: click_args[name] for name in ("r", "c", "e", "t", "s")}
+    assert client.post("/seen?" + urlencode(as_view), headers=reader).status_code == 403
+    missing = client.post("/seen?" + urlencode({k: v for k, v in args.items() if k != "t"}), headers=reader)
+    assert missing.status_code == 400 and missing.get_json()["error"]["code"] == "invalid_seen_link"
+    old = clicks.View(args["r"], args["c"], args["e"], int(time.time() * 1000) - 31 * 86400 * 1000)
+    expired = client.post("/seen?" + clicks.sign_view(function_env["CLICK_SECRET"].encode(), old), headers=reader)
+    assert expired.status_code == 204  # a page cached past CLICK_TTL_DAYS: nothing recorded
+
+    views = wait_for_events(mongodb, "views", 3)
+    assert sorted((v["_id"], v.get("bot", "")) for v in views) == sorted([
+        (answers[0]["request_id"], ""), (answers[1]["request_id"], ""), (answers[2]["request_id"] + "-bot", "curl")])
+    assert all(v["delay_ms"] >= 0 and v["corpus"] == "wiki" for v in views)
+    wait_for_events(mongodb, "clicks", 2)
+    stats = client.get("/stats").get_json()
+    # seen: the first two (the third's view was a crawler's); clicked: the first (seen) and the third (not)
+    assert (stats["requests"], stats["seen"], stats["clicks"]) == (3, 2, 2)
+    assert stats["ctr"] == pytest.approx(2 / 3, abs=1e-4) and stats["ctr_seen"] == 0.5
+    assert stats["ctr_seen_ci95"][0] < 0.5 < stats["ctr_seen_ci95"][1]
+    assert stats["engines"][answers[0]["engine"]]["seen"] == 2
+    empty = client.get("/?text=moon+landing&min_score=0.9999").get_json()
+    assert empty["results"] == [] and "seen_url" not in empty  # nothing to see
 
 
 def test_click_through_counts_answers_shown_and_the_clicks_on_them(client, function_env):

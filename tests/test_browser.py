@@ -240,6 +240,36 @@ def test_the_widget_lists_a_pages_related_articles_and_a_click_lands_on_one(site
     assert page.problems == []
 
 
+def test_the_widgets_list_is_seen_once_it_is_scrolled_into_view(site_store, function_process, function_env, pages,
+                                                                 tab):
+    """A list below the fold that nobody scrolled to had counted as an impression: the widget posts
+    the answer's seen link once half the list is in view, and once only."""
+    server = function_process(MODEL_STORE=str(site_store), DEFAULT_CORPUS="wiki").wait_ready()
+    member = pages.url("/site/664.html")
+    long_read = pages.add("/blog/long-read.html", site_page(
+        "A long read", head=f'<link rel="canonical" href="{member}">',
+        body='<article><p style="height: 3000px">A long article.</p>'
+             f'<script src="{server.base}/assets/widget.js" data-corpus="site" data-k="3" async></script>'
+             "</article>"))
+    page = tab()
+    browser_tab = page.tab
+    browser_tab.goto(long_read)
+    browser_tab.locator("a.related-content-link").first.wait_for(state="attached")
+    asked = wait_for_events(function_env["MONGODB"], "requests", 1)
+    assert wait_for_events(function_env["MONGODB"], "views", 1, timeout=2) == []  # below the fold: not seen
+    browser_tab.mouse.wheel(0, 900)  # half-way: the list is still out of view
+    assert wait_for_events(function_env["MONGODB"], "views", 1, timeout=1.5) == []
+    browser_tab.locator(".related-content").scroll_into_view_if_needed()
+    views = wait_for_events(function_env["MONGODB"], "views", 1)
+    assert [v["request_id"] for v in views] == [asked[0]["_id"]] and "bot" not in views[0]
+    browser_tab.evaluate("window.scrollTo(0, 0)")
+    browser_tab.locator(".related-content").scroll_into_view_if_needed()  # seen again: no second view
+    assert len(wait_for_events(function_env["MONGODB"], "views", 2, timeout=2)) == 1
+    stats = json.load(urllib.request.urlopen(server.base + "/stats", timeout=20))
+    assert (stats["requests"], stats["seen"]) == (1, 1)
+    assert page.problems == []
+
+
 def test_the_widget_of_a_single_page_app_follows_it_to_another_page(site_store, function_process, pages, tab):
     """A single-page app shows another article without loading a page: the script ran once, and its
     list had stayed the first article's. Told so by an event, it asks again and replaces its list."""

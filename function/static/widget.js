@@ -11,7 +11,9 @@
    nothing to readers and says why in the console. Text is set as text, never parsed as HTML.
    A single-page app, once it shows another page (address and canonical link changed), says so:
    document.dispatchEvent(new Event("related-content:refresh")); the list is asked for again and
-   replaces the one shown (refreshes told within one task are one ask). */
+   replaces the one shown (refreshes told within one task are one ask). Once half the list (or half
+   the screen's height of it) is in view in a visible tab, the widget posts the answer's seen_url,
+   once: /stats counts the answers seen and their click-through. */
 (function () {
   "use strict";
   // document's own getter: a page's markup can name an element "currentScript" (<img name=...>, which
@@ -26,6 +28,7 @@
   var data = script.dataset;
   var api = new URL("../", script.src).href; // FUNCTION/assets/widget.js -> FUNCTION/, path prefix kept
   var shown = null; // the list on the page, which a refresh replaces
+  var watching = null; // stops watching that list's place in view
   var latest = 0; // the newest request: an older answer arriving after it is not shown
 
   function pageUrl() {
@@ -72,16 +75,54 @@
     }
   }
 
-  function show(box) {
+  function show(box, seenUrl) {
     whenParsed(function () {
       if (shown && shown.parentNode) {
         shown.parentNode.removeChild(shown); // the list of the page shown before
       }
       shown = box;
+      if (watching) {
+        watching(); // stops watching the list shown before
+      }
       if (box) {
         place(box);
+        watch(box, seenUrl);
       }
     });
+  }
+
+  // Says once that the list was in the reader's view: a list below the fold that nobody scrolled to
+  // is no impression. A tab in the background or a prerendered page is not in view until shown.
+  function watch(box, seenUrl) {
+    if (!/^https?:\/\//i.test(seenUrl || "") || !window.IntersectionObserver) {
+      return;
+    }
+    var inView = false;
+    var observer = new IntersectionObserver(function (entries) {
+      var entry = entries[entries.length - 1];
+      var screen = entry.rootBounds ? entry.rootBounds.height : window.innerHeight;
+      inView = entry.isIntersecting && (entry.intersectionRatio >= 0.5 || entry.intersectionRect.height >= screen / 2);
+      report();
+    }, { threshold: [0, 0.25, 0.5, 0.75, 1] });
+    function stop() {
+      observer.disconnect();
+      document.removeEventListener("visibilitychange", report);
+      document.removeEventListener("prerenderingchange", report);
+      watching = null;
+    }
+    function report() {
+      if (!inView || document.visibilityState !== "visible" || document.prerendering) {
+        return;
+      }
+      stop();
+      if (!(navigator.sendBeacon && navigator.sendBeacon(seenUrl))) {
+        fetch(seenUrl, { method: "POST", keepalive: true, credentials: "omit", mode: "no-cors" }).catch(warn);
+      }
+    }
+    document.addEventListener("visibilitychange", report);
+    document.addEventListener("prerenderingchange", report);
+    watching = stop;
+    observer.observe(box);
   }
 
   function render(answer, asked) {
@@ -116,7 +157,7 @@
       list.appendChild(item);
     });
     box.appendChild(list);
-    show(box);
+    show(box, answer.seen_url);
   }
 
   function ask() {
