@@ -945,6 +945,8 @@ def test_member_keys_spell_hosts_as_the_fetcher_does(url):
     ("https://h.example/any/луна-é", "https://h.example/any/%D0%BB%D1%83%D0%BD%D0%B0-%C3%A9"),
     ("https://h.example/any/%d0%bb%d1%83%d0%bd%d0%b0-%c3%a9", "https://h.example/any/%D0%BB%D1%83%D0%BD%D0%B0-%C3%A9"),
     ("https://h.example/%65n/./a/b/../c", "https://h.example/en/a/c"),
+    ("https://h.example/../a", "https://h.example/a"),  # a ".." above the root stays at the root
+    ("https://h.example/a/../../b", "https://h.example/b"),
     ("https://h.example/a%2Fb", "https://h.example/a%2Fb"),  # an escaped '/' is no separator
     ("https://h.example/s?q=%E4", "https://h.example/s?q=%E4"),  # not UTF-8: the byte kept, not U+FFFD
     ("https://h.example/s?q=%F6", "https://h.example/s?q=%F6"),
