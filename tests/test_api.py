@@ -626,6 +626,29 @@ def test_click_through_counts_answers_shown_and_the_clicks_on_them(client, funct
     assert ever["ctr_by_rank"]["2"]["clicks"] == 1 and ever["left_out"]["other_clicks"] == 0
     page = client.get("/dashboard?days=1", headers={"Accept": "text/html"}).get_data(as_text=True)
     assert "1 empty" in page and "1 answer of the try-it page" in page and "1 click on answers not counted" in page
+def test_stats_figures_are_those_of_the_events_stored(client, function_env):
+    """Each figure of /stats from events as the event writer stores them: latency percentiles by
+    nearest rank, click-through as the share of answers clicked at least once (not clicks per
+    answer), each rank shown by every answer that had that many results, and a click whose answer
+    is not among those read counted as a click but not as an answer clicked."""
+    from datetime import datetime, timezone
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    answer = {"status": 200, "corpus": "wiki", "engine": "lsi", "top_score": 0.5}
+    requests = [{"_id": f"r{i}", "ts": now - timedelta(seconds=i + 1), "total_ms": float(i + 1),
+                 "n_results": 5 if i < 10 else 3, **answer} for i in range(20)]
+    click = {"ts": now, "corpus": "wiki", "engine": "lsi", "delay_ms": 1000}
+    clicks = [{"_id": f"c{i}", "request_id": request_id, "rank": rank, **click}
+              for i, (request_id, rank) in enumerate([("r0", 1), ("r0", 5), ("r12", 2), ("gone", 1)])]
+    with pymongo.MongoClient(function_env["MONGODB"], tz_aware=True) as mongo:
+        mongo.get_default_database()["requests"].insert_many(requests)
+        mongo.get_default_database()["clicks"].insert_many(clicks)
+    stats = client.get("/stats").get_json()
+    assert (stats["requests"], stats["errors"], stats["clicks"]) == (20, 0, 4)
+    assert stats["ctr"] == 0.1 and stats["clicks_per_request"] == 0.2  # r0 and r12 of 20 answers
+    assert stats["latency_ms"] == {"p50": 10.0, "p95": 19.0}  # the 10th and 19th of 1..20 ms
+    by_rank = {rank: (figures["clicks"], figures["shown"]) for rank, figures in stats["ctr_by_rank"].items()}
+    assert by_rank == {"1": (1, 20), "2": (1, 20), "3": (0, 20), "4": (0, 10), "5": (1, 10)}
 
 
 def test_stats_of_a_corpus_nobody_serves_or_asked_for_is_a_404(client, function_env):
