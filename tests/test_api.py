@@ -466,6 +466,22 @@ def test_an_expired_click_link_redirects_and_records_no_click(client, function_e
     assert [click["rank"] for click in recorded] == [2]
 
 
+def test_a_click_link_just_inside_its_lifetime_records_its_click(client, function_env):
+    """A link of 29 days (CLICK_TTL_DAYS is 30) is a click like a fresh one, with its delay: both
+    kinds of link redirect, so only the event tells a live link from an expired one."""
+    from function import clicks
+
+    first = client.get("/?text=moon+landing+astronaut").get_json()["results"][0]
+    args = {name: values[0] for name, values in parse_qs(urlsplit(first["click_url"]).query).items()}
+    issued = int(time.time() * 1000) - 29 * 86400 * 1000
+    recent = clicks.Click(args["r"], args["c"], args["e"], int(args["k"]), args["d"], args["u"], issued)
+    response = client.get("/click?" + clicks.sign(function_env["CLICK_SECRET"].encode(), recent))
+    assert response.status_code == 302 and response.headers["Location"] == first["url"]
+    (recorded,) = wait_for_events(function_env["MONGODB"], "clicks", 1)
+    assert (recorded["rank"], recorded["doc_id"]) == (1, first["id"])
+    assert recorded["delay_ms"] >= 29 * 86400 * 1000
+
+
 def test_a_click_link_is_one_event_whichever_worker_records_it(client, function_env):
     """The database keeps one event per link, whichever worker records it and whenever: a memory
     per worker, bounded, had let an attacker cycling through 20,001 links have each recorded again."""
