@@ -451,6 +451,17 @@ def test_term_ids_are_right_while_threads_share_a_small_word_cache(model_store):
     assert wrong == []
 
 
+def test_the_first_and_last_words_of_the_vocabulary_are_known(model_store):
+    """The words at either end of the sorted vocabulary have ids like any other, and a word that
+    sorts after every one of them is unknown, not an error."""
+    from function.store import Vocabulary
+
+    tokens = Store(current_version_dir(model_store / "wiki")).vocabulary.tokens
+    first, last = str(tokens[0]), str(tokens[-1])
+    terms = Vocabulary(tokens).terms([last, first, last, "\U0010fffd"])  # the last sorts after every word
+    assert terms.ids.tolist() == [0, len(tokens) - 1] and terms.counts.tolist() == [1, 2]
+
+
 @pytest.mark.parametrize("size", [7, 900, 64 * 60 + 13, 10_017, 40_000])
 def test_top_k_is_the_head_of_a_full_sort(size):
     """The selection (group maxima, then the rows of the groups that reach their floor) against
