@@ -515,6 +515,20 @@ def test_top_k_larger_than_a_sparse_engines_matches_gives_them_all():
     assert [hit.row for hit in got] == matches[np.lexsort((matches, -scores[matches]))].tolist()
 
 
+def test_a_sparse_engine_answers_only_the_documents_sharing_a_word(model_store):
+    """k past the matches: the documents holding the word, each scored above 0, and none of the
+    others (a document sharing no word is not related at all, not related with a score of 0)."""
+    store = Store(current_version_dir(model_store / "wiki"))
+    tfidf = store.engines["tfidf"]
+    terms = store.terms("astronaut")
+    (word,) = terms.ids.tolist()
+    holding = [row for row in range(store.size)
+               if word in tfidf.doc_terms[tfidf.doc_ptr[row]:tfidf.doc_ptr[row + 1]].tolist()]
+    hits = tfidf.search(terms, store.size)
+    assert 0 < len(holding) < store.size // 10
+    assert sorted(hit.row for hit in hits) == holding and min(hit.score for hit in hits) > 0
+
+
 def test_top_k_many_ties_in_the_groups_read_again_go_to_the_lowest_rows():
     """Hundreds of rows tied at the k-th best, all in the few groups the floor selects (rows g,
     g + groups, g + 2 groups, ...): the lowest of them win."""
