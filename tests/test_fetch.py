@@ -819,6 +819,18 @@ def test_invalid_urls(url, tripwire):
     assert_fetch_fails(url, FetchLimits(deadline=2), INVALID, 400)
 
 
+@pytest.mark.parametrize("url,reason", [
+    ("http://user:pw@example.com/", "user names and passwords"),
+    ("http://example.com@127.0.0.1/", "user names and passwords"),
+    ("http://example.com\\@127.0.0.1/", "backslashes"),
+    ("http:\\\\example.com/", "backslashes"),
+])
+def test_invalid_urls_say_why(url, reason, tripwire):
+    # refused in any case (a later check refuses the host too): the message names the real reason
+    assert reason in assert_fetch_fails(url, FetchLimits(deadline=2), INVALID, 400).message
+    assert tripwire == []
+
+
 def test_url_of_exactly_2048_characters_is_accepted():
     base = "http://a.invalid/"
     url = base + "a" * (2048 - len(base))
