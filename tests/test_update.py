@@ -77,6 +77,17 @@ def test_a_store_built_without_titles_folds_documents_in_without_theirs(records,
         assert np.allclose(vector, after.engines["lsi"].query_vector(after.terms(record.text)), atol=1e-4)
 
 
+def test_a_new_title_alone_is_a_change(records, tmp_path):
+    # a store that does not index titles: the vectors stay the same, the title answers show does not
+    base_store(records, tmp_path / "w", count=20, index_titles=False)
+    retitled = Record(records[3].id, records[3].url, "Renamed: " + records[3].title, records[3].text)
+    result = update(tmp_path / "w", [iter([retitled] + records[4:6])], progress=False)
+    assert (result.added, result.updated, result.deleted, result.unchanged) == (0, 1, 0, 2)
+    after = Store(result.version_dir)
+    assert after.docs([after.row_for_id(records[3].id)])[0].title == "Renamed: " + records[3].title
+    assert after.size == 20
+
+
 def test_the_manifest_counts_what_was_folded_in_until_a_full_build(records, tmp_path):
     base_store(records, tmp_path / "w", count=60)
     update(tmp_path / "w", [iter(records[60:80])], progress=False)
