@@ -86,3 +86,21 @@ def test_the_graph_is_built_in_shards_and_a_search_asks_each_for_its_share(many_
         best = [r for r in exact if r != row][:5]
         agree.append(len(set(best) & {h.row for h in lsi.search_member(row, 5)}) / 5)
     assert np.mean(agree) >= 0.9
+
+
+def test_past_prune_at_the_rarest_words_are_forgotten_and_ids_never_reused():
+    """As gensim's add_documents: past ``prune_at`` the vocabulary keeps the words in the most
+    documents (the first seen among equals), and a word seen again later gets a new id."""
+    from function.counting import Vocabulary, count_batch
+    from function.tokens import TokenizerOptions
+
+    vocabulary = Vocabulary(prune_at=3)
+    texts = ["moon rocket alpha", "moon rocket beta", "moon orbit gamma", "moon orbit rocket delta"]
+    words, ids, counts, sizes = count_batch(texts, TokenizerOptions())
+    vocabulary.merge(words, ids, counts, np.repeat(np.arange(len(texts)), sizes), len(texts))
+    assert sorted(vocabulary.token2id) == ["moon", "orbit", "rocket"]  # in 4, 2 and 3 documents
+    assert vocabulary.num_docs == 4 and vocabulary.next_id == 7
+    texts = ["alpha moon", "alpha", "alpha"]  # alpha, forgotten, comes back in more documents than orbit
+    words, ids, counts, sizes = count_batch(texts, TokenizerOptions())
+    vocabulary.merge(words, ids, counts, np.repeat(np.arange(len(texts)), sizes), len(texts))
+    assert vocabulary.token2id == {"moon": 1, "rocket": 2, "alpha": 7}  # alpha had been 0
