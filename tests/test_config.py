@@ -99,3 +99,16 @@ def test_both_click_secret_and_its_file_stop_the_start(tmp_path):
         load_secret(both)
     assert load_secret(Settings.from_env({"CLICK_SECRET_FILE": str(secret_file)})) == \
         (b"a-file-secret-of-some-length", None)
+
+
+def test_a_click_secret_shorter_than_16_characters_stops_the_start(tmp_path):
+    """A short key is a guessable one: links anyone could sign would be followed and counted."""
+    from function.clicks import load_secret
+
+    with pytest.raises(ConfigError, match="CLICK_SECRET must be at least 16 characters"):
+        load_secret(Settings.from_env({"CLICK_SECRET": "x" * 15}))
+    secret_file = tmp_path / "click-secret"
+    secret_file.write_text("y" * 15 + "\n")  # the line end is no part of the key
+    with pytest.raises(ConfigError, match="CLICK_SECRET_FILE .* must be at least 16 characters"):
+        load_secret(Settings.from_env({"CLICK_SECRET_FILE": str(secret_file)}))
+    assert load_secret(Settings.from_env({"CLICK_SECRET": "x" * 16}))[1] is None
