@@ -12,7 +12,7 @@ from conftest import wiki_sample_path
 from function.article import indexed_text
 from function.build import BuildOptions, build
 from function.sources import Record, Skip, open_source
-from function.store import Store, StoreSet, current_version_dir, verify_files
+from function.store import Store, StoreError, StoreSet, current_version_dir, verify_files
 from function.update import RebuildRule, main as update_main, update
 
 
@@ -120,6 +120,8 @@ def test_the_rebuild_rule():
     assert len(rule.reasons({**calm, "oov_excess": 0.3, "lsi_fit_ratio": 0.5})) == 2
     assert rule.reasons({**calm, "oov_excess": None, "lsi_fit_ratio": None}) == []
     assert len(rule.reasons({**calm, "folded_share": 0.3, "deleted_share": 0.3})) == 2
+    at_the_limits = {**calm, "folded_share": 0.2, "deleted_share": 0.2, "oov_excess": 0.1, "lsi_fit_ratio": 0.85}
+    assert rule.reasons(at_the_limits) == []  # "more than" the limits: at them, no rebuild is due yet
 
 
 def test_nothing_new_writes_no_version(records, tmp_path):
@@ -187,6 +189,31 @@ def test_an_input_line_that_cannot_be_read_stops_the_prune_not_the_update(record
     result = update(tmp_path / "w", [open_source(tmp_path / "in.jsonl")], prune=True, progress=False)
     assert result.updated == 1 and result.deleted == 0 and "not pruned: 1 input record(s)" in result.notes[0]
     assert ids_of(Store(result.version_dir)) == {r.id for r in records[:20]}
+
+
+def test_a_document_listed_for_deletion_is_not_folded_in_from_the_input(records, tmp_path):
+    # the deletion list wins over the input, for a stored document (changed in the input) and a new one
+    base_store(records, tmp_path / "w", count=20)
+    changed = Record(records[3].id, records[3].url, records[3].title, records[30].text)
+    result = update(tmp_path / "w", [iter([changed] + records[20:22])], delete_ids=[records[3].id, records[20].id],
+                    progress=False)
+    assert (result.added, result.updated, result.deleted, result.skipped) == (1, 0, 1, 2)
+    assert result.not_found == [records[20].id]
+    assert ids_of(Store(result.version_dir)) == {r.id for r in records[:22]} - {records[3].id, records[20].id}
+
+
+def test_an_update_does_not_replace_a_version_built_while_it_ran(records, tmp_path):
+    # a full build that lands meanwhile is the newer corpus: switching to the update's version had undone it
+    base_store(records, tmp_path / "w", count=20)
+
+    def source_read_while_a_build_lands():
+        yield from records[20:22]
+        build([iter(records[:30])], tmp_path / "w", BuildOptions(name="w"), progress=False)
+
+    with pytest.raises(StoreError, match="got a new version while this update ran"):
+        update(tmp_path / "w", [source_read_while_a_build_lands()], progress=False)
+    assert Store(current_version_dir(tmp_path / "w")).size == 30
+    assert not [p.name for p in (tmp_path / "w").iterdir() if p.name.startswith(".tmp-")]
 
 
 def test_delete_by_url_and_unknown_ids_are_reported(records, tmp_path):
