@@ -104,3 +104,19 @@ def test_past_prune_at_the_rarest_words_are_forgotten_and_ids_never_reused():
     words, ids, counts, sizes = count_batch(texts, TokenizerOptions())
     vocabulary.merge(words, ids, counts, np.repeat(np.arange(len(texts)), sizes), len(texts))
     assert vocabulary.token2id == {"moon": 1, "rocket": 2, "alpha": 7}  # alpha had been 0
+
+
+def test_a_sharded_graph_without_re_ranking_gives_each_shard_a_say_in_the_best(tmp_path):
+    """Without re-ranking (ann_candidates=0) a member's neighbours are the graph's own: every shard
+    gives at least k + 1 of its best, so that the best rows, wherever they are, are merged by distance."""
+    records = [r for r in open_source(wiki_sample_path()) if isinstance(r, Record)]
+    options = BuildOptions(name="w", engines=("lsi",), ann="on", ann_dims=0, ann_candidates=0, ann_shard_docs=25,
+                           ann_dtype="f32")
+    lsi = Store(build([iter(records)], tmp_path / "w", options, progress=False)[0]).engines["lsi"]
+    assert len(lsi.ann.shards) == -(-len(records) // 25) >= 4
+    agree = []
+    for row in range(len(records)):
+        exact = np.argsort(-(lsi.vectors @ lsi.vectors[row]), kind="stable")
+        best = [r for r in exact if r != row][:5]
+        agree.append(len(set(best) & {h.row for h in lsi.search_member(row, 5)}) / 5)
+    assert np.mean(agree) >= 0.95
