@@ -646,7 +646,7 @@ def test_stats_figures_are_those_of_the_events_stored(client, function_env):
     """Each figure of /stats from events as the event writer stores them: latency percentiles by
     nearest rank, click-through as the share of answers clicked at least once (not clicks per
     answer), each rank shown by every answer that had that many results, and a click whose answer
-    is not among those read counted as a click but not as an answer clicked."""
+    is not among those read left out (counted in left_out)."""
     from datetime import datetime, timezone
 
     now = datetime.now(timezone.utc).replace(microsecond=0)
@@ -660,8 +660,8 @@ def test_stats_figures_are_those_of_the_events_stored(client, function_env):
         mongo.get_default_database()["requests"].insert_many(requests)
         mongo.get_default_database()["clicks"].insert_many(clicks)
     stats = client.get("/stats").get_json()
-    assert (stats["requests"], stats["errors"], stats["clicks"]) == (20, 0, 4)
-    assert stats["ctr"] == 0.1 and stats["clicks_per_request"] == 0.2  # r0 and r12 of 20 answers
+    assert (stats["requests"], stats["errors"], stats["clicks"], stats["left_out"]["other_clicks"]) == (20, 0, 3, 1)
+    assert stats["ctr"] == 0.1 and stats["clicks_per_request"] == 0.15  # r0 and r12 of 20 answers; 3 clicks
     assert stats["latency_ms"] == {"p50": 10.0, "p95": 19.0}  # the 10th and 19th of 1..20 ms
     by_rank = {rank: (figures["clicks"], figures["shown"]) for rank, figures in stats["ctr_by_rank"].items()}
     assert by_rank == {"1": (1, 20), "2": (1, 20), "3": (0, 20), "4": (0, 10), "5": (1, 10)}
