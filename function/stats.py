@@ -134,8 +134,8 @@ def newest_events(collection, query, fields, limit):
     return [event for event in found[:limit] if event["ts"] != cut] + tied, cut
 
 
-# Answers and clicks of readers. Crawlers' events are marked ``bot`` (crawlers.mark), the try-it page's
-# answers ``via``: both are counted apart (Window.left_out).
+# Readers' answers, clicks and views. Crawlers' events are marked ``bot`` (crawlers.mark), the try-it
+# page's answers ``via``: both are counted apart (Window.left_out).
 READERS = {"bot": {"$exists": False}, "via": {"$exists": False}}
 CRAWLERS = {"bot": {"$exists": True}}
 TRY_IT = {"bot": {"$exists": False}, "via": {"$exists": True}}
@@ -163,8 +163,8 @@ def read_events(db, corpus, days, now, request_fields, click_fields, limit):
 
     A click counts with its answer: one on an answer outside the window (asked before it, a tab
     left open overnight), on the try-it page's or a crawler's, is left out (``other_clicks``), where
-    it had made more clicks than answers clicked in a day's figures. Crawlers' events are counted
-    (at most ``limit`` of each)."""
+    it had made more clicks than answers clicked in a day's figures; a view likewise. Crawlers'
+    answers and clicks are counted (at most ``limit`` of each)."""
     query, since = event_filter(corpus, days, now)
     truncated = False
     answered, cut = newest_events(db["requests"], {**query, "status": 200, **READERS}, request_fields, limit)
