@@ -18,8 +18,8 @@ from .events import new_event
 from .urls import normalise_url, request_key
 
 # Lookups ask for a few more hits than wanted, so that hits dropped afterwards
-# (the page itself under another id, scores under min_score) rarely leave the
-# answer short.
+# (the page itself under another id, a page the corpus holds twice, scores under
+# min_score) rarely leave the answer short.
 SLACK = 5
 
 
@@ -390,18 +390,21 @@ class Recommender:
                 self.page_hits.put(hits_key, hits)
         hits = [hit for hit in hits if hit.score >= query.min_score]
         docs = store.docs([hit.row for hit in hits])
-        # the queried page itself: under another id, or the member its canonical link names (its AMP,
-        # print or mobile version, or the same page under another address)
-        itself = {url_key, _canonical_key(article.canonical) if article else None} - {None}
+        # not linked again: the queried page itself, under another id, or the member its canonical link
+        # names (its AMP, print or mobile version, or the same page under another address)
+        not_again = {url_key, _canonical_key(article.canonical) if article else None} - {None}
         if article is not None and "?" in url_key:  # a member's page with a query of its own (?ref=, ?page=2)
-            itself.add(url_key.split("?", 1)[0])
+            not_again.add(url_key.split("?", 1)[0])
         results = []
         for hit, doc in zip(hits, docs):
-            if doc.url_key in itself:
+            if doc.url_key in not_again:
                 continue
             if len(results) == query.k:
                 break
             results.append((hit, doc))
+            # one link a page: a corpus can hold a page twice (an export with its http and https
+            # addresses, or with and without a trailing slash), which had been two links to one article
+            not_again.add(doc.url_key)
         timings["lookup"] = _ms(time.perf_counter() - lookup_started)
 
         issued_ms = int(time.time() * 1000)

@@ -93,6 +93,26 @@ def test_a_tiny_corpus_keeps_a_word_found_in_most_of_its_documents(function_env,
     assert {r["title"] for r in answer.get_json()["results"]} == {"final", "league"}
 
 
+def test_a_page_the_corpus_holds_twice_is_one_link(function_env, tmp_path):
+    """An export with a post under its http and https addresses (or with and without a trailing slash)
+    had answered two links to the one article."""
+    from function.build import BuildOptions, build
+    from function.sources import Record
+
+    texts = {"final": "The cricket final went to the last ball as the batsman hit a six over the bowler.",
+             "league": "Cricket league results: the spin bowler took five wickets in the second innings.",
+             "bread": "Knead the dough, let it rise twice and bake the bread in a hot oven.",
+             "cake": "Whisk the eggs and sugar, fold in the flour and bake the cake for forty minutes."}
+    records = [Record(name, f"https://blog.example/{name}", name, text) for name, text in texts.items()]
+    records.append(Record("final-again", "http://blog.example/final/", "final", texts["final"]))
+    build([iter(records)], tmp_path / "blog", BuildOptions(name="blog", engines=("tfidf",)), progress=False)
+    client = make_client({**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": "blog"})
+    answer = client.get("/", query_string={"text": "cricket bowler", "k": 3}).get_json()
+    assert sorted(r["title"] for r in answer["results"]) == ["final", "league"]
+    assert [r["id"] for r in answer["results"]].count("final") + [r["id"] for r in answer["results"]].count(
+        "final-again") == 1
+
+
 def test_a_small_blogs_subject_words_are_found_in_its_titles_and_its_one_post(function_env, tmp_path):
     """A blog of 26 posts, each on its own subject: a subject's words are in one post only (and
     its title). With words of two posts or more kept, 10 of 17 one-word queries of a new user's
