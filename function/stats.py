@@ -188,7 +188,11 @@ def read_events(db, corpus, days, now, request_fields, click_fields, limit):
     views = [v for v in views if v.get("request_id") in answer_ids]
 
     def count(collection, selector):
-        return db[collection].count_documents({**query, **selector}, limit=limit, maxTimeMS=QUERY_MS)
+        # the ids found, counted here: count_documents is an aggregation, which nx-27017 runs over every
+        # event (8.5 s for 20,000 crawlers' answers among 67,000, 9 s for no try-it answer at all: past
+        # the reader's 5 s socket timeout, /stats and /dashboard were 503s); this find took 2.5 s and 0.15 s
+        found = db[collection].find({**query, **selector}, {"_id": 1}, max_time_ms=QUERY_MS).limit(limit)
+        return sum(1 for _ in found)
 
     left_out = {"crawler_requests": count("requests", {"status": 200, **CRAWLERS}),
                 "crawler_clicks": count("clicks", CRAWLERS),
