@@ -125,6 +125,17 @@ class App:
             **{pages.ASSETS + name: {"GET": pages.static_file} for name in pages.STATIC_FILES},
         }
 
+    def describe(self):
+        """What this instance serves, as its start says it: the corpora and where events go."""
+        corpora = ", ".join(f"{name} {store.version} ({store.size:,} documents)"
+                            + (" [default]" if name == self.settings.default_corpus else "")
+                            for name in self.stores.names() if (store := self.stores.get(name)))
+        events = "not stored (MONGODB is not set)"
+        if self.settings.mongodb_uri:
+            hosts = self.settings.mongodb_uri.partition("://")[2].split("/", 1)[0].rpartition("@")[2]
+            events = f"to MongoDB at {hosts}"  # never the URI's password
+        return f"serving {corpora or 'no corpus'}; events {events}"
+
     # -- dispatch -------------------------------------------------------------
     def handle(self, request):
         method = "GET" if request.method == "HEAD" else request.method

@@ -16,14 +16,26 @@ them). The event keeps the name the crawler gives ("Googlebot"), never the User-
   none.
 
 The event writer marks the events (``mark``), not the request: a User-Agent not seen before costs
-0.5-2.5 ms of regular expressions, and the first one 50 ms to compile them.
+0.5-2.5 ms of regular expressions (the first one 50 ms to compile them), and up to 17 ms for one
+crafted as a long run of letters (one of the patterns reads the run again from each character).
+Agents are read in their first AGENT_CHARS characters, and within a budget of BUDGET_SECONDS a
+second: an attacker sending a new agent with every click had made the writer classify at 60 events
+a second, its buffer fill, and readers' events be dropped. Past the budget an agent is not read
+and its event counts as a reader's, as a crawler that says it is a browser does.
 """
 
 import functools
+import logging
+import time
 
-# The patterns' cost is linear in the text (about 5 ms a kilobyte); browsers' agents are under 400
-# characters.
-AGENT_CHARS = 512
+from cachetools import LRUCache
+
+log = logging.getLogger("related.events")
+
+# Crawlers name themselves early (Googlebot's smartphone agent at its 150th character, AdsBot's at
+# 160); a longer run of letters costs more (17 ms at 256, 65 ms at 512)
+AGENT_CHARS = 256
+BUDGET_SECONDS = 0.05  # of reading new agents, each second (5% of a core)
 NO_AGENT = "no User-Agent"
 BROWSERS_ONLY = ("clicks", "views")  # events only a browser makes for a reader
 
@@ -41,11 +53,45 @@ def _detector():
     return CrawlerDetect()
 
 
-@functools.lru_cache(maxsize=4096)
-def crawler_name(user_agent):
-    """The crawler ``user_agent`` names ("Googlebot", "python-requests"), or None."""
-    detector = _detector()
-    return detector.get_matches() if detector.is_crawler(user_agent) else None
+class Reader:
+    """Names the crawler an agent names, remembering the last 4,096 agents, within a time budget.
+    One per process: the event writer's thread is its only caller."""
+
+    def __init__(self, budget=BUDGET_SECONDS, remember=4096):
+        self.budget = budget
+        self.names = LRUCache(remember)
+        self.second = 0
+        self.spent = 0.0
+        self.unread = 0  # agents left unread for the budget
+        self.warned = (0.0, 0)  # when the last warning was said, and self.unread then
+
+    def __call__(self, user_agent):
+        """The crawler ``user_agent`` names ("Googlebot", "python-requests"), or None (also when
+        the budget of this second is spent)."""
+        try:
+            return self.names[user_agent]
+        except KeyError:
+            pass
+        now = time.monotonic()
+        if int(now) != self.second:
+            self.second, self.spent = int(now), 0.0
+        if self.spent >= self.budget:
+            self.unread += 1
+            if now - self.warned[0] >= 60:  # once a minute at most
+                log.warning("%d new User-Agents left unread since the last warning: reading them had spent its "
+                            "budget of %g s a second (an attacker sending new ones?); their events count as "
+                            "readers'", self.unread - self.warned[1], self.budget)
+                self.warned = (now, self.unread)
+            return None
+        started = time.perf_counter()
+        detector = _detector()
+        name = detector.get_matches() if detector.is_crawler(user_agent) else None
+        self.spent += time.perf_counter() - started
+        self.names[user_agent] = name
+        return name
+
+
+crawler_name = Reader()
 
 
 def crawler(collection, user_agent):

@@ -131,7 +131,7 @@ class EventLog:
             self._pid = os.getpid()
             self._db = None
             threading.Thread(target=self._run, name="event-writer", daemon=True).start()
-            atexit.register(self.flush)
+            atexit.register(self._exit)
 
     @property
     def pending(self):
@@ -153,6 +153,15 @@ class EventLog:
             finally:
                 self._flushing = False
         return True
+
+    def _exit(self):
+        """At the process's exit (a worker's SIGTERM included): the last events written, and said so,
+        since an operator stopping an instance wants to know that nothing was lost."""
+        if self._pid != os.getpid():
+            return
+        if self.flush():
+            log.info("process %d exiting: %d events written, none waiting (%d dropped)", os.getpid(), self.written,
+                     self.dropped)
 
     # -- writer thread ------------------------------------------------------
     def _run(self):

@@ -16,6 +16,7 @@ the master before it forks, changes three things:
 """
 
 import json
+import logging
 import socket
 import time
 
@@ -24,6 +25,8 @@ from gunicorn.workers.gthread import ThreadWorker
 
 from .app import API_HEADERS
 from .errors import ApiError
+
+log = logging.getLogger("related")
 
 CODES = {
     400: "bad_request",
@@ -145,6 +148,9 @@ def install(settings):
         if application.cfg.worker_class_str == "gthread" or (application.cfg.worker_class_str == "sync"
                                                              and application.cfg.threads > 1):
             application.cfg.set("worker_class", f"{__name__}.DeadlineWorker")
+        cfg = application.cfg
+        log.info("listening on %s: %d worker%s x %d thread%s (WORKERS, THREADS)", ", ".join(cfg.bind), cfg.workers,
+                 "" if cfg.workers == 1 else "s", cfg.threads, "" if cfg.threads == 1 else "s")
 
     load_config.related_content = True
     framework.GunicornApplication.load_config = load_config

@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import flask  # noqa: E402
 import functions_framework  # noqa: E402
 
+from function import __version__  # noqa: E402
 from function.app import create_app, error_response  # noqa: E402
 from function.config import ConfigError  # noqa: E402
 from function.errors import ApiError  # noqa: E402
@@ -30,6 +31,7 @@ except (ConfigError, StoreError) as exc:
     logging.getLogger("related").critical("cannot start: %s", exc)
     raise SystemExit(f"related-content: cannot start: {exc}") from None
 gunicorn_setup.install(app.settings)  # before gunicorn forks its workers
+logging.getLogger("related").info("related-content %s: %s", __version__, app.describe())
 
 
 @functions_framework.http

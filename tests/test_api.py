@@ -569,8 +569,8 @@ def test_crawlers_answers_and_clicks_are_kept_apart_from_the_readers_figures(cli
         (crawled["request_id"], 1, "Googlebot"), (read["request_id"], 2, "curl"), (read["request_id"], 2, ""),
         (backend["request_id"], 1, ""), (backend["request_id"], 3, "no User-Agent")])
     assert not any("user_agent" in event for event in [*requests.values(), *clicks])  # a name, not the agent
-    # an 8 KB agent is read in its first 512 characters (as buffered events keep it), where the crawler says
-    # who it is
+    # an 8 KB agent is read in its first characters (AGENT_CHARS, as buffered events keep it), where the
+    # crawler says who it is
     long_agent = googlebot + " " + "x" * 8000
     assert client.get("/?text=moon+landing", headers={"User-Agent": long_agent}).status_code == 200
     assert [e.get("bot") for e in wait_for_events(function_env["MONGODB"], "requests", 4)].count("Googlebot") == 2
@@ -581,6 +581,23 @@ def test_crawlers_answers_and_clicks_are_kept_apart_from_the_readers_figures(cli
     assert stats["left_out"] == {"crawler_requests": 2, "crawler_clicks": 3, "try_it_answers": 0, "other_clicks": 0}
     page = client.get("/dashboard", headers={"Accept": "text/html"}).get_data(as_text=True)
     assert 'data-left-out="true"' in page and "2 answers and 3 clicks\n      by crawlers" in page
+
+
+def test_user_agents_are_read_within_a_budget_and_remembered():
+    """A new agent with every click (a crafted run of letters costs one pattern 17-65 ms) had made the
+    event writer classify 60 events a second and its buffer fill: past the budget of the second, an
+    agent is not read (its event counts as a reader's), and agents read before are remembered."""
+    from function.crawlers import AGENT_CHARS, Reader
+
+    googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+    spent = Reader(budget=0.0)
+    assert spent(googlebot) is None and spent.unread == 1
+    reader = Reader()
+    assert reader(googlebot) == "Googlebot" and reader.unread == 0
+    reader.budget = 0.0
+    assert reader(googlebot) == "Googlebot" and reader("Mozilla/5.0 (compatible; bingbot/2.0)") is None
+    assert reader.unread == 1
+    assert AGENT_CHARS >= 200  # Googlebot's smartphone agent names it at its 150th character
 
 
 def test_an_answers_seen_link_records_one_view_and_stats_count_the_click_through_of_answers_seen(client,

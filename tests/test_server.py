@@ -1,6 +1,7 @@
 """The function as it is deployed: a `functions-framework` process (gunicorn underneath)."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -57,6 +58,11 @@ def test_mongo_outage_never_fails_an_answer_and_sigterm_flushes(function_process
         assert sorted(e["_id"] for e in events) == sorted(answered)
     finally:
         stop(mongo)
+    log = server.output()
+    # the start says what is served and where events go (never the URI's password), the stop that nothing was lost
+    assert f"serving wiki " in log and "(106 documents) [default]; events to MongoDB at 127.0.0.1:" in log
+    assert re.search(r"listening on 0\.0\.0\.0:\d+: 1 worker x \d+ threads", log)
+    assert re.search(rf"process \d+ exiting: {len(answered)} events written, none waiting \(0 dropped\)", log)
 
 
 def test_forked_workers_never_share_an_event_id(function_process, function_env):
