@@ -6,7 +6,8 @@ for recommendations nobody reads; a crawler follows the click links of a page wh
 backend wrote. Counted, both move the click-through that site owners judge by.
 
 A User-Agent is read against crawlerdetect's patterns (JayBizzle's CrawlerDetect list, 1,400 of
-them). The event keeps the name the crawler gives ("Googlebot"), never the User-Agent itself.
+them). The event keeps the name the crawler gives, the part of the User-Agent a pattern matched
+("Googlebot"; up to AGENT_CHARS of it for a crafted one), never the whole User-Agent.
 
 - An answer is a crawler's when its User-Agent has a browser's form ("Mozilla/...") and names a
   crawler. HTTP libraries (python-requests, okhttp, GuzzleHttp, WordPress's) are on the list too,
@@ -107,7 +108,8 @@ def crawler(collection, user_agent):
 def mark(collection, event):
     """Replace ``event``'s ``user_agent`` with ``bot``: the crawler's name, when a crawler made it.
     A crawler's click or view gets an id of its own: the link's id is kept for its reader's, which
-    the database would otherwise drop as the crawler's duplicate."""
+    the database would otherwise drop as the crawler's duplicate. (One id for every crawler: a link
+    two crawlers follow is one crawler's click.)"""
     if "user_agent" not in event:  # marked already (a batch written again), or an event with no agent
         return
     name = crawler(collection, event.pop("user_agent"))

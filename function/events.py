@@ -1,4 +1,5 @@
-"""Request and click events, written to MongoDB off the request path.
+"""Request, click and view events, written to MongoDB off the request path (and marked as a
+crawler's there: see crawlers).
 
 Answers never wait on Mongo: events go into a bounded in-process buffer and a
 background thread writes them in batches. While Mongo is down or slow they

@@ -217,7 +217,8 @@ SCHEMAS = {
                 "properties": {
                     "crawler_requests": {**COUNT, "description": "answers whose User-Agent names a crawler"},
                     "crawler_clicks": {**COUNT, "description": "clicks by a crawler, an HTTP library, or "
-                                                               "with no User-Agent"},
+                                                               "with no User-Agent (one a link: every "
+                                                               "crawler's click on a link shares its id)"},
                     "try_it_answers": {**COUNT, "description": "answers shown on the try-it page"},
                     "other_clicks": {**COUNT, "description": "readers' clicks on an answer not counted: "
                                                              "one before the window, the try-it page's, a "

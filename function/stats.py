@@ -3,7 +3,7 @@
 Events are read with plain filtered finds and summed up here, in Python:
 that behaves the same on MongoDB and on MongoDB-compatible servers, whose
 aggregation pipelines differ in the details. A busy site's history outgrows
-memory, so at most the newest STATS_MAX_EVENTS answers, clicks and error answers are read;
+memory, so at most the newest STATS_MAX_EVENTS answers, clicks, views and error answers are read;
 the answer then says so (``truncated``, ``errors_truncated``) and from when it counts (``since``).
 """
 
@@ -149,15 +149,15 @@ class Window:
     clicks: list  # readers' clicks on those answers
     views: list  # readers' views of those answers (the widget's seen links)
     since: datetime | None  # where the window starts (None: the first event)
-    truncated: bool  # cut to the newest STATS_MAX_EVENTS answers or clicks: counted from ``since``
+    truncated: bool  # cut to the newest STATS_MAX_EVENTS answers, clicks or views: counted from ``since``
     errors_since: datetime | None  # more errors than STATS_MAX_EVENTS: counted from here
     left_out: dict  # counted apart: crawlers' answers and clicks, the try-it page's answers, other clicks
 
 
 def read_events(db, corpus, days, now, request_fields, click_fields, limit):
     """The Window of ``corpus``'s events over the last ``days``: at most the newest ``limit`` readers'
-    answers, clicks and error answers. When the answers or the clicks hold more, the window starts
-    at the oldest one read instead, for all, and ``truncated`` says so. Errors, whoever met them, do
+    answers, clicks, views and error answers. When the answers, the clicks or the views hold more, the
+    window starts at the oldest one read instead, for all, and ``truncated`` says so. Errors, whoever met them, do
     not set the window: 20,000 free 400s had pushed every answer out of it (requests 0); past
     ``limit`` of them in the window, the newest are counted, from ``errors_since`` (else None).
 
