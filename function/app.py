@@ -21,7 +21,7 @@ from . import __version__, crawlers, pages
 from .clicks import load_secret
 from .config import ConfigError, Settings
 from .errors import ApiError
-from .events import EventLog
+from .events import EventLog, uri_hosts
 from .fetch_policy import FetchLimits, names_corpus  # not .fetch: the HTTP stack loads on the first fetch
 from .openapi import document as openapi_document
 from .params import check_query_length, gives_arguments, is_speculative, parse_query, seen_by_a_reader
@@ -132,8 +132,7 @@ class App:
                             for name in self.stores.names() if (store := self.stores.get(name)))
         events = "not stored (MONGODB is not set)"
         if self.settings.mongodb_uri:
-            hosts = self.settings.mongodb_uri.partition("://")[2].split("/", 1)[0].rpartition("@")[2]
-            events = f"to MongoDB at {hosts}"  # never the URI's password
+            events = f"to MongoDB at {uri_hosts(self.settings.mongodb_uri)}"  # never the URI's password
         return f"serving {corpora or 'no corpus'}; events {events}"
 
     # -- dispatch -------------------------------------------------------------

@@ -74,13 +74,19 @@ def connect(uri, timeout_ms=2000):
     return client, client.get_default_database(default="related")
 
 
+def uri_hosts(uri):
+    """The host list of a MongoDB URI, as logs may name it: what follows its last "@" (a password
+    may hold an unescaped "/", which pymongo refuses but a log must not show) up to the path."""
+    return uri.partition("://")[2].rpartition("@")[2].split("/", 1)[0].split("?", 1)[0]
+
+
 def uri_problem(uri):
     """Why ``uri`` cannot be a MongoDB connection string, or "" (a quick look, without pymongo:
     it is not imported before the first event, for the cold start)."""
-    scheme, sep, rest = uri.partition("://")
+    scheme, sep, _ = uri.partition("://")
     if not sep or scheme not in ("mongodb", "mongodb+srv"):
         return "is not a mongodb:// or mongodb+srv:// URI"
-    hosts = rest.split("/", 1)[0].rpartition("@")[2]
+    hosts = uri_hosts(uri)
     if not hosts:
         return "names no host"
     for host in hosts.split(","):
