@@ -23,9 +23,10 @@ from .config import ConfigError, Settings
 from .errors import ApiError
 from .events import EventLog, uri_hosts
 from .fetch_policy import FetchLimits, names_corpus  # not .fetch: the HTTP stack loads on the first fetch
+from .limits import stats_slots
 from .openapi import document as openapi_document
 from .params import check_query_length, gives_arguments, is_speculative, parse_query, seen_by_a_reader
-from .recommend import Recommender, Slots
+from .recommend import Recommender
 from .stats import compute as compute_stats
 from .stats import parse_filters, refuse_unheard_of
 from .store import StoreError, StoreSet, build_advice
@@ -107,13 +108,8 @@ class App:
                         "fetches a slow page can have its connection cut before its answer",
                         settings.client_request_seconds, fetch_limits.deadline)
         self.recommender = Recommender(settings, self.stores, self.events, click_key, fetch_limits)
-        # /stats and /dashboard read up to STATS_MAX_EVENTS events, seconds each: a burst of them
-        # had taken every thread, /healthz's too, for tens of seconds. With the page fetches' slots
-        # they leave a thread free: 6 stalled fetches and 2 slow dashboards had held all 8 threads
-        self.stats_slots = Slots(max(1, min(settings.threads // 4, settings.threads - settings.fetch_concurrency - 1)),
-                                 "stats_busy",
-                                 "this worker is already reading the events for {limit} /stats or /dashboard "
-                                 "requests; retry in a moment")
+        # /stats and /dashboard read up to STATS_MAX_EVENTS events, seconds each (limits.stats_slots)
+        self.stats_slots = stats_slots(settings.threads, settings.fetch_concurrency)
         self.routes = {
             "/": {"GET": self.recommend, "POST": self.recommend},
             "/click": {"GET": self.click},
