@@ -42,7 +42,8 @@ def real_vocabulary():
     if VOCAB_CACHE.exists():
         return VOCAB_CACHE.read_text().split()
 
-    from function.sources import Record, open_source, wiki_sample_path
+    from function.records import Record
+    from function.sources import open_source, wiki_sample_path
     from function.tokens import tokenize
 
     counts = collections.Counter()

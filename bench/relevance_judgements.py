@@ -32,7 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from function.sources import Record, read_wikipedia_dump, wiki_sample_path
+from function.records import Record
+from function.sources import read_wikipedia_dump, wiki_sample_path
 
 LEE_THRESHOLD = 0.5
 

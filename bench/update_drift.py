@@ -26,7 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from function.build import BuildOptions, build  # noqa: E402
-from function.sources import Record, open_source, wiki_sample_path  # noqa: E402
+from function.records import Record  # noqa: E402
+from function.sources import open_source, wiki_sample_path  # noqa: E402
 from function.store import Store  # noqa: E402
 from function.update import update  # noqa: E402
 

@@ -32,7 +32,8 @@ import numpy as np
 # gensim, scipy, usearch and tqdm are imported in the functions that use them: they take seconds to
 # load, which --help, a refused argument and the updater (it imports this module's helpers) skip
 from . import __version__
-from .sources import INPUT_HELP, Skip, add_source_arguments, open_source, prepare_sources, source_settings
+from .records import Skip
+from .sources import INPUT_HELP, add_source_arguments, open_source, prepare_sources, source_settings
 from .store import FORMAT, FORMAT_VERSION, VOCAB_DTYPE, StoreError, ann_shards, describe_version
 from .article import indexed_text
 from .params import NAME

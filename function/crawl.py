@@ -41,7 +41,7 @@ import lxml.etree
 from .errors import NOT_NOW_STATUSES, FetchError
 from .extract import decode_html, extract_article
 from .fetch import USER_AGENT, FetchLimits, fetch_page
-from .sources import Record, Skip, is_url
+from .records import Record, Skip, is_url
 from .urls import normalise_url
 
 # sitemaps.org: a sitemap holds at most 50,000 URLs and 50 MB uncompressed.

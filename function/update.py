@@ -39,8 +39,8 @@ from . import __version__
 from .article import indexed_text
 from .build import (CHUNK_DOCS, Bags, BuildOptions, build_ann, finish_sparse, point_current, prune_versions,
                     rebuild_command, release_freed_arrays, unit_rows, weigh_rows)
-from .sources import (INPUT_HELP, Skip, add_source_arguments, is_url, open_source, prepare_sources,
-                      source_settings)
+from .records import Skip, is_url
+from .sources import INPUT_HELP, add_source_arguments, open_source, prepare_sources, source_settings
 from .store import Store, StoreError, current_version_dir, describe_version, sqlite_uri
 from .tokens import tokenize
 from .urls import host_of, normalise_url

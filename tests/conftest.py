@@ -35,7 +35,8 @@ from function.sources import wiki_sample_path  # noqa: E402,F401  (the tests' im
 @functools.cache
 def wiki_article(title):
     """The text of the Wikipedia sample's article ``title``: a real article, as a reader pastes it."""
-    from function.sources import Record, open_source
+    from function.records import Record
+    from function.sources import open_source
 
     return next(record.text for record in open_source(wiki_sample_path())
                 if isinstance(record, Record) and record.title == title)

@@ -56,7 +56,7 @@ def test_url_query_fetches_extracts_and_answers(client, pages):
 def test_a_chinese_article_page_gets_the_chinese_corpus_article_on_its_subject(pages, function_env, tmp_path):
     # fetch -> extract (paragraphs under 70 characters) -> character pairs -> lookup, end to end
     from function.build import BuildOptions, build
-    from function.sources import Record
+    from function.records import Record
 
     records = [Record(name, f"https://news.example/{name}", name, text) for name, text in CHINESE_ARTICLES.items()]
     build([iter(records)], tmp_path / "zh", BuildOptions(name="zh", engines=("tfidf",)), progress=False)
@@ -77,7 +77,7 @@ def test_a_tiny_corpus_keeps_a_word_found_in_most_of_its_documents(function_env,
     """Of 3 articles, 2 on cricket: "cricket" is in more than half of them, which --no-above (0.5)
     leaves out of a larger corpus; a cricket query had found nothing here (a 422)."""
     from function.build import BuildOptions, build
-    from function.sources import Record
+    from function.records import Record
 
     texts = {"final": "The cricket final went to the last ball as the batsman hit a six over the bowler.",
              "league": "Cricket league results: the spin bowler took five wickets in the second innings.",
@@ -118,7 +118,7 @@ def test_a_small_blogs_subject_words_are_found_in_its_titles_and_its_one_post(fu
     its title). With words of two posts or more kept, 10 of 17 one-word queries of a new user's
     28-post blog had been a 422, and "tomato plants on a balcony" had not found the tomato post."""
     from function.build import BuildOptions, build
-    from function.sources import Record
+    from function.records import Record
 
     subjects = ["tomatoes", "espresso", "router", "password", "camera", "pizza", "budget", "roses", "chain",
                 "compost", "lawn", "sourdough", "kayak", "telescope", "ukulele", "sauna", "chess", "beekeeping",
@@ -138,7 +138,7 @@ def test_a_small_blogs_subject_words_are_found_in_its_titles_and_its_one_post(fu
 def test_a_thai_article_page_gets_the_thai_corpus_article_on_its_subject(pages, function_env, tmp_path):
     # fetch -> extract -> pairs of clusters (Thai has no spaces between words) -> lookup, end to end
     from function.build import BuildOptions, build
-    from function.sources import Record
+    from function.records import Record
 
     records = [Record(name, f"https://news.example/th/{name}", name, text) for name, text in THAI_ARTICLES.items()]
     build([iter(records)], tmp_path / "th", BuildOptions(name="th", engines=("tfidf",)), progress=False)
@@ -282,7 +282,7 @@ def test_a_members_page_asked_with_a_query_of_its_own_is_not_its_own_first_resul
     # a widget on /post.html?ref=newsletter: the page is fetched (the query makes it another address),
     # and its member had come first, at 1.0: the page itself
     from function.build import BuildOptions, build
-    from function.sources import Record
+    from function.records import Record
 
     posts = {"moon": pages.body("/moon-landing.html"),
              "apollo": b"<html><body><article><p>" + b"Astronauts of the Apollo program walked on the Moon. " * 6

@@ -87,7 +87,8 @@ def site_store(tmp_path_factory, model_store, pages):
     """MODEL_STORE with 'site' (the Wikipedia sample, its articles served by the `pages`
     server, so a followed click lands on a real page) next to the usual 'wiki'."""
     from function.build import BuildOptions, build
-    from function.sources import Record, open_source
+    from function.records import Record
+    from function.sources import open_source
 
     root = tmp_path_factory.mktemp("site_store")
     (root / "wiki").symlink_to(model_store / "wiki")
@@ -338,7 +339,7 @@ def test_a_single_page_apps_refresh_told_twice_is_one_request(site_store, functi
 def tricky_store(tmp_path_factory, model_store, pages):
     """MODEL_STORE with 'tricky': three articles, one titled with markup."""
     from function.build import BuildOptions, build
-    from function.sources import Record
+    from function.records import Record
 
     root = tmp_path_factory.mktemp("tricky_store")
     (root / "wiki").symlink_to(model_store / "wiki")

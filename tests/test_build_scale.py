@@ -5,7 +5,8 @@ import pytest
 
 from conftest import wiki_sample_path
 from function.build import BuildOptions, build
-from function.sources import Record, open_source
+from function.records import Record
+from function.sources import open_source
 from function.store import Store
 
 

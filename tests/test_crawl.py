@@ -20,7 +20,8 @@ from function.build import main as build_main
 from function.crawl import (CrawlError, CrawlOptions, CrawlState, HostThrottle, Listed, SiteCrawl, needs_fetch,
                             parse_lastmod, parse_sitemap)
 from function.fetch import FetchLimits
-from function.sources import Record, Skip, detect_format
+from function.records import Record, Skip
+from function.sources import detect_format
 from function.store import Store, current_version_dir
 from function.urls import normalise_url
 from website import (ARTICLE_PATHS, Site, article_html, page_for, paragraphs, publish, sitemap_index, title_of,

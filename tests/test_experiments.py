@@ -91,7 +91,7 @@ def test_requests_and_clicks_carry_their_engine_and_stats_compare_the_engines(cl
 
 def test_a_store_can_hold_two_lsi_sizes_and_traffic_splits_between_them(tmp_path):
     from function.build import BuildOptions, build
-    from function.sources import Record
+    from function.records import Record
     from function.store import Store
     from function.update import update
     from website import TOPICS, paragraphs

@@ -146,7 +146,8 @@ def wikipedia_pages(count):
     """(title, HTML page declaring no language) for the first ``count`` articles of the default corpus."""
     from html import escape
 
-    from function.sources import Record, read_wikipedia_dump, wiki_sample_path
+    from function.records import Record
+    from function.sources import read_wikipedia_dump, wiki_sample_path
 
     nav = "".join(f'<li><a href="/s{i}">Section {i}</a></li>' for i in range(10))
     for record in read_wikipedia_dump(wiki_sample_path()):

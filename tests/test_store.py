@@ -11,7 +11,8 @@ import pytest
 from conftest import CHINESE_ARTICLES, ROOT, THAI_ARTICLES, FunctionProcess, wiki_sample_path
 from function.build import BuildOptions, build, main as build_main
 from function.article import indexed_text
-from function.sources import Record, Skip, open_source
+from function.records import Record, Skip
+from function.sources import open_source
 from function.store import FORMAT_VERSION, Store, StoreError, StoreSet, current_version_dir
 from function.tokens import REVISION
 
@@ -301,7 +302,7 @@ def test_empty_input_is_refused(tmp_path):
 
 
 def test_a_records_url_past_2048_characters_is_skipped_and_its_title_is_cut():
-    from function.sources import record_from_fields
+    from function.records import record_from_fields
 
     # its click link had been 60,000 characters and a 414; a 200,000-character title went into every answer
     long_url = record_from_fields({"id": "1", "url": "https://a.example/" + "x" * 3000, "text": "words"}, "line 1")
@@ -314,7 +315,7 @@ def test_a_record_is_held_to_what_a_fetched_page_is_held_to():
     """A corpus record had given click links to a URL with a password in it, a title that turned
     the rest of a widget's line around (U+202E, taken out of a fetched page's), and an id with
     control characters, which click links and events carry as they are."""
-    from function.sources import record_from_fields
+    from function.records import record_from_fields
 
     def read(**fields):
         return record_from_fields({"id": "1", "url": "https://a.example/1", "text": "words", **fields}, "line 1")

@@ -11,7 +11,8 @@ import pytest
 from conftest import wiki_sample_path
 from function.article import indexed_text
 from function.build import BuildOptions, build
-from function.sources import Record, Skip, open_source
+from function.records import Record, Skip
+from function.sources import open_source
 from function.store import Store, StoreError, StoreSet, current_version_dir, verify_files
 from function.update import RebuildRule, main as update_main, update
 
