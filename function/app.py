@@ -237,16 +237,22 @@ class App:
         corpus, days = parse_filters(request, self.settings)
         if not self.events.uri:
             raise ApiError("statistics need MONGODB (events are not stored)", status=503, code="events_unavailable")
+        stats = self.read_events(compute_stats, corpus, days)
+        refuse_unheard_of(corpus, days, stats, self.stores.names())
+        return json_response(stats)
+
+    def read_events(self, read, corpus, days):
+        """``read(database, corpus, days, STATS_MAX_EVENTS)`` (stats.compute, stats.dashboard) under
+        stats_slots, for /stats and /dashboard; a Mongo failure is a 503 events_unavailable, its
+        __cause__ the PyMongoError."""
         from pymongo.errors import PyMongoError  # pymongo is not loaded at start (events.py), nor without MONGODB
 
         try:
             with self.stats_slots.held():
-                stats = compute_stats(self.events.database(), corpus, days, self.settings.stats_max_events)
+                return read(self.events.database(), corpus, days, self.settings.stats_max_events)
         except PyMongoError as exc:
             raise ApiError(f"event database unavailable: {exc.__class__.__name__}", status=503,
-                           code="events_unavailable") from None
-        refuse_unheard_of(corpus, days, stats, self.stores.names())
-        return json_response(stats)
+                           code="events_unavailable") from exc
 
     def dashboard(self, request):
         return pages.dashboard(self, request)

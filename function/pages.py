@@ -301,8 +301,6 @@ def _dashboard_problem(context, status, title, message, headers=None):
 
 def dashboard(app, request):
     """GET /dashboard: the figures of /stats, drawn."""
-    from pymongo.errors import PyMongoError  # pymongo is not loaded at start (events.py)
-
     names = app.stores.names()
     context = {"nav": "dashboard", "corpora": names, "corpus": None, "days": None, "day_choices": DAY_CHOICES,
                "data": None, "charts": None, "problem": None, "stats_url": "/stats"}
@@ -316,14 +314,15 @@ def dashboard(app, request):
                 "MONGODB is not set, so request and click events are counted but not kept: there is nothing to "
                 "draw. Set MONGODB to a MongoDB URI (make run starts a local one).")
         try:
-            with app.stats_slots.held():
-                data = dashboard_data(app.events.database(), context["corpus"], context["days"],
-                                      app.settings.stats_max_events)
-        except PyMongoError as exc:
-            log.warning("dashboard: event database unavailable: %s", exc)
+            data = app.read_events(dashboard_data, context["corpus"], context["days"])
+        except ApiError as exc:
+            if exc.code != "events_unavailable":  # stats_busy: answered as the other refusals below
+                raise
+            failure = exc.__cause__  # the PyMongoError
+            log.warning("dashboard: event database unavailable: %s", failure)
             return _dashboard_problem(
                 context, 503, "The event database does not answer",
-                f"MongoDB could not be read ({exc.__class__.__name__}). Answers and clicks keep working; their "
+                f"MongoDB could not be read ({failure.__class__.__name__}). Answers and clicks keep working; their "
                 "events wait in a buffer. Reload this page once the database is back.")
         refuse_unheard_of(context["corpus"], context["days"], data["stats"], names)
     except ApiError as exc:
