@@ -36,7 +36,7 @@ from .records import Skip
 from .sources import INPUT_HELP, add_source_arguments, open_source, prepare_sources, source_settings
 from .store import FORMAT, FORMAT_VERSION, VOCAB_DTYPE, StoreError, ann_shards, describe_version
 from .article import indexed_text
-from .params import NAME
+from .config import NAME
 from .counting import BATCH_DOCS, BatchCounter, Vocabulary
 from .tokens import REVISION, TokenizerOptions, stoplist_name, stoplist_names
 from .urls import host_of, normalise_url

@@ -11,7 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-ENGINE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # which engines a store has, the App checks
+# A corpus's or an engine's name, wherever one is checked: here, as config imports none of ours at
+# the top (params -> fetch_policy -> config). \Z: "$" lets a final newline through
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 
 
 class ConfigError(ValueError):
@@ -58,7 +60,8 @@ def _engine_weights(raw):
             weight = -1.0
         # a split that cannot be read is refused: read as it was ("lsi:50" an engine of that name), it
         # gave every request the default engine, and an experiment that never ran
-        if not ENGINE_NAME.fullmatch(name) or not 0 <= weight < math.inf:
+        # the name's form only: which engines a store has, the App checks
+        if not NAME.match(name) or not 0 <= weight < math.inf:
             raise ConfigError(f"ENGINE_WEIGHTS: {part!r} is not NAME=WEIGHT (an engine's name, a weight >= 0)")
         if name in weights:
             raise ConfigError(f"ENGINE_WEIGHTS: {name!r} is given twice")

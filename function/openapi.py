@@ -8,6 +8,7 @@ shape, change it here too: tests/test_openapi.py fails until both agree.
 import copy
 
 from . import __version__
+from .config import NAME
 from .fetch_policy import MAX_URL_LENGTH
 from .params import DEFAULT_K, FORM_TYPE, MAX_ID_CHARS
 
@@ -39,7 +40,8 @@ NUMBER = {"type": "number"}
 COUNT = {"type": "integer", "minimum": 0}
 INTERVAL = {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}, "minItems": 2, "maxItems": 2,
             "description": "95% Wilson score interval [low, high] of a proportion"}
-CORPUS_NAME = {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"}
+# config.NAME in JSON Schema's (ECMA-262) regexes, where "$" lets no final newline through
+CORPUS_NAME = {"type": "string", "pattern": NAME.pattern.replace("\\Z", "$")}
 
 SCHEMAS = {
     "Error": {

@@ -6,13 +6,13 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote_to_bytes
 
+from .config import NAME
 from .errors import ApiError
 from .fetch_policy import MAX_URL_LENGTH, parse_url
 from .urls import is_tracking, with_scheme
 
 QUERY_KINDS = ("url", "text", "id")
 FIELDS = QUERY_KINDS + ("k", "corpus", "min_score", "engine")
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")  # \Z: "$" lets a final newline through
 MAX_ID_CHARS = 512
 DEFAULT_K = 5  # results when a request gives no k
 FORM_TYPE = "application/x-www-form-urlencoded"

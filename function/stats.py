@@ -13,8 +13,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+from .config import NAME
 from .errors import ApiError
-from .params import NAME, query_arguments, refuse_unknown, whole_number
+from .params import query_arguments, refuse_unknown, whole_number
 
 
 def parse_filters(request, settings):
