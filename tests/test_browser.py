@@ -271,6 +271,92 @@ def test_the_widgets_list_is_seen_once_it_is_scrolled_into_view(site_store, func
     assert page.problems == []
 
 
+def test_a_click_on_a_list_not_yet_half_in_view_counts_it_seen(site_store, function_process, function_env, pages,
+                                                                 tab):
+    """On a phone a list of five is taller than the screen: a reader who taps its first link while it
+    fills a third of the screen had made a click on an answer never seen, so ctr_seen read below ctr.
+    A click on one of its links says the list was seen."""
+    server = function_process(MODEL_STORE=str(site_store), DEFAULT_CORPUS="wiki").wait_ready()
+    member = pages.url("/site/662.html")
+    phone_read = pages.add("/blog/phone-read.html", site_page(
+        "On a phone", head=f'<link rel="canonical" href="{member}"><style>li {{ height: 250px }}</style>',
+        body='<article><p style="height: 1500px">A long article.</p>'
+             f'<script src="{server.base}/assets/widget.js" data-corpus="site" data-k="5" async></script>'
+             '<p style="height: 1500px">Comments</p></article>'))
+    page = tab(PHONE)
+    browser_tab = page.tab
+    browser_tab.goto(phone_read)
+    browser_tab.locator("a.related-content-link").first.wait_for(state="attached")
+    height, screen = browser_tab.evaluate("[document.querySelector('.related-content').offsetHeight, innerHeight]")
+    assert height > screen
+    browser_tab.evaluate("window.scrollTo(0, document.querySelector('.related-content').offsetTop - innerHeight * 0.7)")
+    assert wait_for_events(function_env["MONGODB"], "views", 1, timeout=2) == []  # a third of the screen: not yet
+    browser_tab.locator("a.related-content-link").first.click()
+    browser_tab.wait_for_url("**/site/*.html")
+    clicks = wait_for_events(function_env["MONGODB"], "clicks", 1)
+    views = wait_for_events(function_env["MONGODB"], "views", 1)
+    assert [v["request_id"] for v in views] == [c["request_id"] for c in clicks]
+    stats = json.load(urllib.request.urlopen(server.base + "/stats", timeout=20))
+    assert (stats["requests"], stats["seen"], stats["clicks"], stats["ctr"], stats["ctr_seen"]) == (1, 1, 1, 1.0, 1.0)
+    assert page.problems == []
+
+
+def test_a_prerendered_page_asks_once_the_reader_opens_it(site_store, function_process, function_env, pages, tab):
+    """A page prerendered by speculation rules and never opened had asked all the same: an answer in
+    /stats' requests, lowering ctr, for nobody. The widget asks once the page is shown. (Chromium
+    prerenders nothing under DevTools, PrerenderingDisabledByDevTools: document.prerendering and its
+    prerenderingchange are played here as Chromium plays them.)"""
+    server = function_process(MODEL_STORE=str(site_store), DEFAULT_CORPUS="wiki").wait_ready()
+    member = pages.url("/site/662.html")
+    ahead = pages.add("/blog/ahead.html", site_page(
+        "Read next", head=f'<link rel="canonical" href="{member}">',
+        body=f'<script src="{server.base}/assets/widget.js" data-corpus="site" data-k="3" async></script>'))
+    page = tab()
+    browser_tab = page.tab
+    browser_tab.add_init_script("""(() => {
+        let prerendering = true;
+        Object.defineProperty(Document.prototype, "prerendering", {get: () => prerendering, configurable: true});
+        window.activate = () => { prerendering = false; document.dispatchEvent(new Event("prerenderingchange")); };
+    })()""")
+    browser_tab.goto(ahead)
+    browser_tab.wait_for_function("() => [...document.scripts].some((s) => s.src.endsWith('widget.js'))")
+    assert wait_for_events(function_env["MONGODB"], "requests", 1, timeout=2.5) == []  # nobody has opened it
+    assert browser_tab.locator(".related-content").count() == 0
+    browser_tab.evaluate("window.activate()")
+    browser_tab.locator("a.related-content-link").first.wait_for()
+    asked = wait_for_events(function_env["MONGODB"], "requests", 1)
+    views = wait_for_events(function_env["MONGODB"], "views", 1)
+    assert len(asked) == 1 and [v["request_id"] for v in views] == [asked[0]["_id"]]
+    assert page.problems == []
+
+
+def test_a_long_list_in_a_frame_of_another_origin_is_seen_once_it_fills_the_screen(site_store, function_process,
+                                                                                  function_env, pages, tab):
+    """In a frame of another origin, sized to its content (5000 px), IntersectionObserver gives no
+    rootBounds: half the frame's height had been taken for half the screen's, so a list of 2,500 px
+    filling the reader's whole screen was never seen."""
+    server = function_process(MODEL_STORE=str(site_store), DEFAULT_CORPUS="wiki").wait_ready()
+    member = pages.url("/site/662.html")
+    inner = pages.add("/embed/long-list.html", site_page(
+        "Embedded", head=f'<link rel="canonical" href="{member}"><style>li {{ height: 500px }}</style>',
+        body='<p style="height: 1000px">An article.</p>'
+             f'<script src="{server.base}/assets/widget.js" data-corpus="site" data-k="5" async></script>'))
+    other_origin = inner.replace("http://127.0.0.1:", "http://localhost:")
+    host = pages.add("/blog/embeds.html", site_page(
+        "Embeds", body=f'<iframe src="{other_origin}" style="width: 800px; height: 5000px; border: 0"></iframe>'))
+    page = tab()
+    browser_tab = page.tab
+    browser_tab.goto(host)
+    frame = browser_tab.frame_locator("iframe")
+    frame.locator("a.related-content-link").first.wait_for(state="attached")
+    assert wait_for_events(function_env["MONGODB"], "views", 1, timeout=1.5) == []  # below the fold
+    browser_tab.evaluate("window.scrollTo(0, 1600)")  # the list fills the screen: a fifth of it
+    views = wait_for_events(function_env["MONGODB"], "views", 1)
+    asked = wait_for_events(function_env["MONGODB"], "requests", 1)
+    assert [v["request_id"] for v in views] == [asked[0]["_id"]]
+    assert page.problems == []
+
+
 def test_the_widget_of_a_single_page_app_follows_it_to_another_page(site_store, function_process, pages, tab):
     """A single-page app shows another article without loading a page: the script ran once, and its
     list had stayed the first article's. Told so by an event, it asks again and replaces its list."""

@@ -12,8 +12,9 @@
    A single-page app, once it shows another page (address and canonical link changed), says so:
    document.dispatchEvent(new Event("related-content:refresh")); the list is asked for again and
    replaces the one shown (refreshes told within one task are one ask). Once half the list (or half
-   the screen's height of it) is in view in a visible tab, the widget posts the answer's seen_url,
-   once: /stats counts the answers seen and their click-through. */
+   the screen's height of it) is in view in a visible tab, or one of its links is clicked, the widget
+   posts the answer's seen_url, once: /stats counts the answers seen and their click-through. A
+   prerendered page asks once the reader opens it. */
 (function () {
   "use strict";
   // document's own getter: a page's markup can name an element "currentScript" (<img name=...>, which
@@ -92,7 +93,9 @@
   }
 
   // Says once that the list was in the reader's view: a list below the fold that nobody scrolled to
-  // is no impression. A tab in the background or a prerendered page is not in view until shown.
+  // is no impression. A tab in the background or a prerendered page is not in view until shown. A
+  // click on one of its links (a tap on the first links of a list taller than a phone's screen, Enter
+  // on a link reached by Tab) says it was seen: counted clicked but not seen, ctr_seen read below ctr.
   function watch(box, seenUrl) {
     if (!/^https?:\/\//i.test(seenUrl || "") || !window.IntersectionObserver) {
       return;
@@ -100,20 +103,31 @@
     var inView = false;
     var observer = new IntersectionObserver(function (entries) {
       var entry = entries[entries.length - 1];
-      var screen = entry.rootBounds ? entry.rootBounds.height : window.innerHeight;
-      inView = entry.isIntersecting && (entry.intersectionRatio >= 0.5 || entry.intersectionRect.height >= screen / 2);
+      // no rootBounds in a cross-origin frame: its innerHeight is the frame's (a frame sized to its
+      // content, 5000 px, had never seen a list that filled the screen), not the reader's screen
+      var height = entry.rootBounds ? entry.rootBounds.height : Math.min(window.innerHeight, window.screen.height);
+      inView = entry.isIntersecting && (entry.intersectionRatio >= 0.5 || entry.intersectionRect.height >= height / 2);
       report();
     }, { threshold: [0, 0.25, 0.5, 0.75, 1] });
     function stop() {
       observer.disconnect();
       document.removeEventListener("visibilitychange", report);
       document.removeEventListener("prerenderingchange", report);
+      box.removeEventListener("click", clicked, true);
+      box.removeEventListener("auxclick", clicked, true);
       watching = null;
     }
     function report() {
-      if (!inView || document.visibilityState !== "visible" || document.prerendering) {
-        return;
+      if (inView && document.visibilityState === "visible" && !document.prerendering) {
+        post();
       }
+    }
+    function clicked(event) {
+      if (event.target && event.target.closest && event.target.closest("a[href]")) {
+        post();
+      }
+    }
+    function post() {
       stop();
       if (!(navigator.sendBeacon && navigator.sendBeacon(seenUrl))) {
         fetch(seenUrl, { method: "POST", keepalive: true, credentials: "omit", mode: "no-cors" }).catch(warn);
@@ -121,6 +135,8 @@
     }
     document.addEventListener("visibilitychange", report);
     document.addEventListener("prerenderingchange", report);
+    box.addEventListener("click", clicked, true);
+    box.addEventListener("auxclick", clicked, true);
     watching = stop;
     observer.observe(box);
   }
@@ -161,6 +177,13 @@
   }
 
   function ask() {
+    if (document.prerendering) {
+      // a prerendered page the reader may never open: its answer would count in /stats' requests
+      // (lowering ctr) for nobody; asked once it is shown
+      document.removeEventListener("prerenderingchange", ask);
+      document.addEventListener("prerenderingchange", ask, { once: true });
+      return;
+    }
     var asked;
     var request = ++latest;
     try {
