@@ -301,6 +301,40 @@ def test_a_click_on_a_list_not_yet_half_in_view_counts_it_seen(site_store, funct
     assert page.problems == []
 
 
+def test_a_list_several_screens_tall_is_seen_once_it_fills_half_the_screen(site_store, function_process,
+                                                                          function_env, pages, tab):
+    """The observer was told of the list at each quarter of it: on a phone, a list of five 800 px cards
+    (4,000 px, past four screens) scrolled through a frame at a time filled the whole screen and
+    never reached a quarter, so it was never seen; one of 2,500 px was seen only past 74% of it."""
+    server = function_process(MODEL_STORE=str(site_store), DEFAULT_CORPUS="wiki").wait_ready()
+    member = pages.url("/site/662.html")
+    cards = pages.add("/blog/cards.html", site_page(
+        "Cards", head=f'<link rel="canonical" href="{member}"><style>li {{ height: 800px }}</style>',
+        body='<article><p style="height: 1500px">A long article.</p>'
+             f'<script src="{server.base}/assets/widget.js" data-corpus="site" data-k="5" async></script>'
+             '<p style="height: 3000px">Comments</p></article>'))
+    page = tab(PHONE)
+    browser_tab = page.tab
+    browser_tab.goto(cards)
+    browser_tab.locator("a.related-content-link").first.wait_for(state="attached")
+    scroll = """(filled) => new Promise((done) => {  // as a reader's finger does: 40 px a frame
+        const list = document.querySelector(".related-content");
+        const target = list.offsetTop - innerHeight * (1 - filled);
+        (function step() {
+            if (scrollY >= target) { return done(list.offsetHeight); }
+            scrollTo(0, Math.min(target, scrollY + 40));
+            requestAnimationFrame(step);
+        })();
+    })"""
+    assert browser_tab.evaluate(scroll, 0.4) > 4 * PHONE["height"]
+    assert wait_for_events(function_env["MONGODB"], "views", 1, timeout=2) == []  # 40% of the screen: not yet
+    browser_tab.evaluate(scroll, 1.0)  # the list fills the screen
+    views = wait_for_events(function_env["MONGODB"], "views", 1)
+    asked = wait_for_events(function_env["MONGODB"], "requests", 1)
+    assert [v["request_id"] for v in views] == [asked[0]["_id"]]
+    assert page.problems == []
+
+
 def test_a_prerendered_page_asks_once_the_reader_opens_it(site_store, function_process, function_env, pages, tab):
     """A page prerendered by speculation rules and never opened had asked all the same: an answer in
     /stats' requests, lowering ctr, for nobody. The widget asks once the page is shown. (Chromium

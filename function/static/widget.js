@@ -101,6 +101,12 @@
       return;
     }
     var inView = false;
+    // told at each hundredth of the list: a list taller than the screen crosses half the screen's
+    // height between quarters (one of 4,000 px on a phone, scrolled through, filled the screen and
+    // never reached the next quarter: never seen)
+    for (var steps = [], step = 0; step <= 100; step++) {
+      steps.push(step / 100);
+    }
     var observer = new IntersectionObserver(function (entries) {
       var entry = entries[entries.length - 1];
       // no rootBounds in a cross-origin frame: its innerHeight is the frame's (a frame sized to its
@@ -108,7 +114,7 @@
       var height = entry.rootBounds ? entry.rootBounds.height : Math.min(window.innerHeight, window.screen.height);
       inView = entry.isIntersecting && (entry.intersectionRatio >= 0.5 || entry.intersectionRect.height >= height / 2);
       report();
-    }, { threshold: [0, 0.25, 0.5, 0.75, 1] });
+    }, { threshold: steps });
     function stop() {
       observer.disconnect();
       document.removeEventListener("visibilitychange", report);
