@@ -260,6 +260,12 @@ def test_the_widgets_list_is_seen_once_it_is_scrolled_into_view(site_store, func
     assert wait_for_events(function_env["MONGODB"], "views", 1, timeout=2) == []  # below the fold: not seen
     browser_tab.mouse.wheel(0, 900)  # half-way: the list is still out of view
     assert wait_for_events(function_env["MONGODB"], "views", 1, timeout=1.5) == []
+    # flicked past: in view for a tenth of a second, not the second that makes it seen
+    browser_tab.evaluate("""() => new Promise((done) => {
+        document.querySelector('.related-content').scrollIntoView();
+        setTimeout(() => { window.scrollTo(0, 0); done(); }, 100);
+    })""")
+    assert wait_for_events(function_env["MONGODB"], "views", 1, timeout=2.5) == []
     browser_tab.locator(".related-content").scroll_into_view_if_needed()
     views = wait_for_events(function_env["MONGODB"], "views", 1)
     assert [v["request_id"] for v in views] == [asked[0]["_id"]] and "bot" not in views[0]

@@ -12,7 +12,8 @@
    A single-page app, once it shows another page (address and canonical link changed), says so:
    document.dispatchEvent(new Event("related-content:refresh")); the list is asked for again and
    replaces the one shown (refreshes told within one task are one ask). Once half the list (or half
-   the screen's height of it) is in view in a visible tab, or one of its links is clicked, the widget
+   the screen's height of it) has been in view for a second in a visible tab, or one of its links is
+   clicked, the widget
    posts the answer's seen_url, once: /stats counts the answers seen and their click-through. A
    prerendered page asks once the reader opens it. */
 (function () {
@@ -116,6 +117,7 @@
       report();
     }, { threshold: steps });
     function stop() {
+      clearTimeout(dwell);
       observer.disconnect();
       document.removeEventListener("visibilitychange", report);
       document.removeEventListener("prerenderingchange", report);
@@ -123,9 +125,14 @@
       box.removeEventListener("auxclick", clicked, true);
       watching = null;
     }
+    // half in view for a second, as viewability is measured for ads: a list flicked past is not seen
+    var dwell = null;
     function report() {
       if (inView && document.visibilityState === "visible" && !document.prerendering) {
-        post();
+        dwell = dwell || setTimeout(post, 1000);
+      } else {
+        clearTimeout(dwell);
+        dwell = null;
       }
     }
     function clicked(event) {
