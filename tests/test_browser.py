@@ -241,20 +241,27 @@ def test_the_widget_lists_a_pages_related_articles_and_a_click_lands_on_one(site
     assert page.problems == []
 
 
+def long_read(pages, server, path, *, before_px, after_px=0, item_px=None, k=5, member="/site/662.html"):
+    """A long article whose canonical link names a member of the 'site' corpus, with the widget after
+    ``before_px`` of text and ``after_px`` of comments, its items ``item_px`` tall (a phone's cards)."""
+    style = f"<style>li {{ height: {item_px}px }}</style>" if item_px else ""
+    comments = f'<p style="height: {after_px}px">Comments</p>' if after_px else ""
+    return pages.add(path, site_page(
+        "A long read", head=f'<link rel="canonical" href="{pages.url(member)}">{style}',
+        body=f'<article><p style="height: {before_px}px">A long article.</p>'
+             f'<script src="{server.base}/assets/widget.js" data-corpus="site" data-k="{k}" async></script>'
+             f"{comments}</article>"))
+
+
 def test_the_widgets_list_is_seen_once_it_is_scrolled_into_view(site_store, function_process, function_env, pages,
                                                                  tab):
     """A list below the fold that nobody scrolled to had counted as an impression: the widget posts
     the answer's seen link once half the list is in view, and once only."""
     server = function_process(MODEL_STORE=str(site_store), DEFAULT_CORPUS="wiki").wait_ready()
-    member = pages.url("/site/664.html")
-    long_read = pages.add("/blog/long-read.html", site_page(
-        "A long read", head=f'<link rel="canonical" href="{member}">',
-        body='<article><p style="height: 3000px">A long article.</p>'
-             f'<script src="{server.base}/assets/widget.js" data-corpus="site" data-k="3" async></script>'
-             "</article>"))
+    article = long_read(pages, server, "/blog/long-read.html", before_px=3000, k=3, member="/site/664.html")
     page = tab()
     browser_tab = page.tab
-    browser_tab.goto(long_read)
+    browser_tab.goto(article)
     browser_tab.locator("a.related-content-link").first.wait_for(state="attached")
     asked = wait_for_events(function_env["MONGODB"], "requests", 1)
     assert wait_for_events(function_env["MONGODB"], "views", 1, timeout=2) == []  # below the fold: not seen
@@ -283,12 +290,7 @@ def test_a_click_on_a_list_not_yet_half_in_view_counts_it_seen(site_store, funct
     fills a third of the screen had made a click on an answer never seen, so ctr_seen read below ctr.
     A click on one of its links says the list was seen."""
     server = function_process(MODEL_STORE=str(site_store), DEFAULT_CORPUS="wiki").wait_ready()
-    member = pages.url("/site/662.html")
-    phone_read = pages.add("/blog/phone-read.html", site_page(
-        "On a phone", head=f'<link rel="canonical" href="{member}"><style>li {{ height: 250px }}</style>',
-        body='<article><p style="height: 1500px">A long article.</p>'
-             f'<script src="{server.base}/assets/widget.js" data-corpus="site" data-k="5" async></script>'
-             '<p style="height: 1500px">Comments</p></article>'))
+    phone_read = long_read(pages, server, "/blog/phone-read.html", before_px=1500, after_px=1500, item_px=250)
     page = tab(PHONE)
     browser_tab = page.tab
     browser_tab.goto(phone_read)
@@ -313,12 +315,7 @@ def test_a_list_several_screens_tall_is_seen_once_it_fills_half_the_screen(site_
     (4,000 px, past four screens) scrolled through a frame at a time filled the whole screen and
     never reached a quarter, so it was never seen; one of 2,500 px was seen only past 74% of it."""
     server = function_process(MODEL_STORE=str(site_store), DEFAULT_CORPUS="wiki").wait_ready()
-    member = pages.url("/site/662.html")
-    cards = pages.add("/blog/cards.html", site_page(
-        "Cards", head=f'<link rel="canonical" href="{member}"><style>li {{ height: 800px }}</style>',
-        body='<article><p style="height: 1500px">A long article.</p>'
-             f'<script src="{server.base}/assets/widget.js" data-corpus="site" data-k="5" async></script>'
-             '<p style="height: 3000px">Comments</p></article>'))
+    cards = long_read(pages, server, "/blog/cards.html", before_px=1500, after_px=3000, item_px=800)
     page = tab(PHONE)
     browser_tab = page.tab
     browser_tab.goto(cards)
@@ -376,11 +373,7 @@ def test_a_long_list_in_a_frame_of_another_origin_is_seen_once_it_fills_the_scre
     rootBounds: half the frame's height had been taken for half the screen's, so a list of 2,500 px
     filling the reader's whole screen was never seen."""
     server = function_process(MODEL_STORE=str(site_store), DEFAULT_CORPUS="wiki").wait_ready()
-    member = pages.url("/site/662.html")
-    inner = pages.add("/embed/long-list.html", site_page(
-        "Embedded", head=f'<link rel="canonical" href="{member}"><style>li {{ height: 500px }}</style>',
-        body='<p style="height: 1000px">An article.</p>'
-             f'<script src="{server.base}/assets/widget.js" data-corpus="site" data-k="5" async></script>'))
+    inner = long_read(pages, server, "/embed/long-list.html", before_px=1000, item_px=500)
     other_origin = inner.replace("http://127.0.0.1:", "http://localhost:")
     host = pages.add("/blog/embeds.html", site_page(
         "Embeds", body=f'<iframe src="{other_origin}" style="width: 800px; height: 5000px; border: 0"></iframe>'))
