@@ -126,7 +126,7 @@ class App:
         corpora = ", ".join(f"{name} {store.version} ({store.size:,} documents)"
                             + (" [default]" if name == self.settings.default_corpus else "")
                             for name in self.stores.names() if (store := self.stores.get(name)))
-        events = "not stored (MONGODB is not set)"
+        events = "counted, not stored (no MONGODB; warned above)"
         if self.settings.mongodb_uri:
             events = f"to MongoDB at {uri_hosts(self.settings.mongodb_uri)}"  # never the URI's password
         return f"serving {corpora or 'no corpus'}; events {events}"
