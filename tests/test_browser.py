@@ -253,16 +253,21 @@ def long_read(pages, server, path, *, before_px, after_px=0, item_px=None, k=5, 
              f"{comments}</article>"))
 
 
+def reading(tab, article, viewport=DESKTOP):
+    """A reader's tab on ``article``, once the widget has put its list in the page (in view or not)."""
+    page = tab(viewport)
+    page.tab.goto(article)
+    page.tab.locator("a.related-content-link").first.wait_for(state="attached")
+    return page
+
+
 def test_the_widgets_list_is_seen_once_it_is_scrolled_into_view(site_store, function_process, function_env, pages,
                                                                  tab):
     """A list below the fold that nobody scrolled to had counted as an impression: the widget posts
     the answer's seen link once half the list is in view, and once only."""
     server = function_process(MODEL_STORE=str(site_store), DEFAULT_CORPUS="wiki").wait_ready()
-    article = long_read(pages, server, "/blog/long-read.html", before_px=3000, k=3, member="/site/664.html")
-    page = tab()
+    page = reading(tab, long_read(pages, server, "/blog/long-read.html", before_px=3000, k=3, member="/site/664.html"))
     browser_tab = page.tab
-    browser_tab.goto(article)
-    browser_tab.locator("a.related-content-link").first.wait_for(state="attached")
     asked = wait_for_events(function_env["MONGODB"], "requests", 1)
     assert wait_for_events(function_env["MONGODB"], "views", 1, timeout=2) == []  # below the fold: not seen
     browser_tab.mouse.wheel(0, 900)  # half-way: the list is still out of view
@@ -290,11 +295,9 @@ def test_a_click_on_a_list_not_yet_half_in_view_counts_it_seen(site_store, funct
     fills a third of the screen had made a click on an answer never seen, so ctr_seen read below ctr.
     A click on one of its links says the list was seen."""
     server = function_process(MODEL_STORE=str(site_store), DEFAULT_CORPUS="wiki").wait_ready()
-    phone_read = long_read(pages, server, "/blog/phone-read.html", before_px=1500, after_px=1500, item_px=250)
-    page = tab(PHONE)
+    page = reading(tab, long_read(pages, server, "/blog/phone-read.html", before_px=1500, after_px=1500, item_px=250),
+                   PHONE)
     browser_tab = page.tab
-    browser_tab.goto(phone_read)
-    browser_tab.locator("a.related-content-link").first.wait_for(state="attached")
     height, screen = browser_tab.evaluate("[document.querySelector('.related-content').offsetHeight, innerHeight]")
     assert height > screen
     browser_tab.evaluate("window.scrollTo(0, document.querySelector('.related-content').offsetTop - innerHeight * 0.7)")
@@ -315,11 +318,9 @@ def test_a_list_several_screens_tall_is_seen_once_it_fills_half_the_screen(site_
     (4,000 px, past four screens) scrolled through a frame at a time filled the whole screen and
     never reached a quarter, so it was never seen; one of 2,500 px was seen only past 74% of it."""
     server = function_process(MODEL_STORE=str(site_store), DEFAULT_CORPUS="wiki").wait_ready()
-    cards = long_read(pages, server, "/blog/cards.html", before_px=1500, after_px=3000, item_px=800)
-    page = tab(PHONE)
+    page = reading(tab, long_read(pages, server, "/blog/cards.html", before_px=1500, after_px=3000, item_px=800),
+                   PHONE)
     browser_tab = page.tab
-    browser_tab.goto(cards)
-    browser_tab.locator("a.related-content-link").first.wait_for(state="attached")
     scroll = """(filled) => new Promise((done) => {  // as a reader's finger does: 40 px a frame
         const list = document.querySelector(".related-content");
         const target = list.offsetTop - innerHeight * (1 - filled);
