@@ -72,6 +72,16 @@ def _how_words_are_read(tokenizer, no_above=None, no_below=None):
     return ", ".join(said)
 
 
+def _link_event(link, event_id, user_agent, **fields):
+    """The event of a signed link followed (a click) or posted (a view): its answer's request, corpus
+    and engine, the time since the answer, and ``event_id``, one a link (the database keeps it once)."""
+    event = new_event(request_id=link.request_id, corpus=link.corpus, engine=link.engine, **fields)
+    event["_id"] = event_id
+    event["delay_ms"] = max(0, int(event["ts"].timestamp() * 1000) - link.issued_ms)
+    event["user_agent"] = user_agent  # crawlers.mark reads it in the writer
+    return event
+
+
 def _pruning(store):
     pruning = store.manifest.get("pruning") or {}
     return pruning.get("no_above"), pruning.get("no_below")
@@ -174,13 +184,11 @@ class Recommender:
         return terms
 
     # -- the whole request ----------------------------------------------------
-    def recommend(self, query, base_url, user_agent=None, via=None):
+    def recommend(self, query, base_url, user_agent="", via=None):
         """The answer to ``query``; its request event is recorded, marked as a crawler's by
         ``user_agent`` (crawlers.mark) and as the try-it page's by ``via``: /stats counts both apart."""
         started = time.perf_counter()
-        event = new_event(corpus=query.corpus, kind=query.kind, k=query.k)
-        if user_agent is not None:
-            event["user_agent"] = user_agent
+        event = new_event(corpus=query.corpus, kind=query.kind, k=query.k, user_agent=user_agent)
         if via is not None:
             event["via"] = via
         request_id = event["_id"]
@@ -323,10 +331,7 @@ class Recommender:
         view = clicks.verify_view(self.click_key, args)
         if clicks.expired(view, self.settings.click_ttl_seconds):
             return
-        event = new_event(request_id=view.request_id, corpus=view.corpus, engine=view.engine, user_agent=user_agent)
-        event["_id"] = view.request_id
-        event["delay_ms"] = max(0, int(event["ts"].timestamp() * 1000) - view.issued_ms)
-        self.events.record("views", event)
+        self.events.record("views", _link_event(view, view.request_id, user_agent))
 
     def click(self, args, record=True, user_agent=""):
         """The target URL of a click link; records the click event unless ``record`` is false or the
@@ -334,14 +339,10 @@ class Recommender:
         click = clicks.verify(self.click_key, args)
         if not record or clicks.expired(click, self.settings.click_ttl_seconds):
             return click.url
-        event = new_event(request_id=click.request_id, corpus=click.corpus, engine=click.engine, rank=click.rank,
-                          doc_id=click.doc_id, url=click.url)
         # one event per link, whichever worker records it and whenever: the link's own id, which the
         # database keeps once (a duplicate is dropped by the writer, as a retried batch's is). A
         # replay, a link prefetcher: replays of one link had filled /stats' newest clicks, which
         # narrowed its window until no request was in it.
-        event["_id"] = f"{click.request_id}-{click.rank}"
-        event["delay_ms"] = max(0, int(event["ts"].timestamp() * 1000) - click.issued_ms)
-        event["user_agent"] = user_agent
-        self.events.record("clicks", event)
+        self.events.record("clicks", _link_event(click, f"{click.request_id}-{click.rank}", user_agent,
+                                                 rank=click.rank, doc_id=click.doc_id, url=click.url))
         return click.url
