@@ -172,17 +172,14 @@ def read_events(db, corpus, days, now, request_fields, click_fields, limit):
     if cut is not None:
         since, truncated = cut, True
         query = {**query, "ts": {"$gte": since}}
-    clicks, cut = newest_events(db["clicks"], {**query, **READERS}, click_fields, limit)
-    if cut is not None:  # more clicks than answers in the window: narrow it again
-        since, truncated = cut, True
-        query = {**query, "ts": {"$gte": since}}
-        answered = [r for r in answered if r["ts"] >= since]
-    views, cut = newest_events(db["views"], {**query, **READERS}, VIEW_FIELDS, limit)
-    if cut is not None:  # one per answer: only views of answers before the window can do this
-        since, truncated = cut, True
-        query = {**query, "ts": {"$gte": since}}
-        answered = [r for r in answered if r["ts"] >= since]
-        clicks = [c for c in clicks if c["ts"] >= since]
+    read = {"requests": answered}
+    for collection, fields in (("clicks", click_fields), ("views", VIEW_FIELDS)):
+        read[collection], cut = newest_events(db[collection], {**query, **READERS}, fields, limit)
+        if cut is not None:  # more clicks (or views) than answers in the window: narrow it, for all
+            since, truncated = cut, True
+            query = {**query, "ts": {"$gte": since}}
+            read = {name: [event for event in events if event["ts"] >= since] for name, events in read.items()}
+    answered, clicks, views = read["requests"], read["clicks"], read["views"]
     errors, errors_since = newest_events(db["requests"], {**query, "status": {"$ne": 200}}, request_fields, limit)
     answer_ids = {r["_id"] for r in answered}
     on_answers = [c for c in clicks if c.get("request_id") in answer_ids]
