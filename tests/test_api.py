@@ -597,7 +597,10 @@ def test_user_agents_are_read_within_a_budget_and_remembered():
     reader.budget = 0.0
     assert reader(googlebot) == "Googlebot" and reader("Mozilla/5.0 (compatible; bingbot/2.0)") is None
     assert reader.unread == 1
-    assert AGENT_CHARS >= 200  # Googlebot's smartphone agent names it at its 150th character
+    # Googlebot's smartphone agent names it near its end: within the characters read
+    smartphone = ("Mozilla/5.0 (Linux; Android 6.0.1; Nexus 5X Build/MMB29P) AppleWebKit/537.36 (KHTML, like Gecko) "
+                  "Chrome/131.0.6778.69 Mobile Safari/537.36 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)")
+    assert Reader()(smartphone[:AGENT_CHARS]) == "Googlebot"
 
 
 def test_an_answers_seen_link_records_one_view_and_stats_count_the_click_through_of_answers_seen(client,
