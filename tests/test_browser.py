@@ -312,6 +312,30 @@ def test_a_click_on_a_list_not_yet_half_in_view_counts_it_seen(site_store, funct
     assert page.problems == []
 
 
+@pytest.mark.parametrize("button", ["middle", "right", "menu key"])
+def test_a_link_opened_in_a_new_tab_counts_its_list_seen(site_store, function_process, function_env, pages, tab,
+                                                        button):
+    """A middle click, or "open in new tab" from a link's menu (right click, the menu key, a long press),
+    on a list not yet half in view had made a click on an answer never seen: each says the list was seen."""
+    server = function_process(MODEL_STORE=str(site_store), DEFAULT_CORPUS="wiki").wait_ready()
+    page = reading(tab, long_read(pages, server, f"/blog/{button.replace(' ', '-')}-read.html", before_px=1500, after_px=1500,
+                                  item_px=250), PHONE)
+    browser_tab = page.tab
+    browser_tab.evaluate("window.scrollTo(0, document.querySelector('.related-content').offsetTop - innerHeight * 0.7)")
+    assert wait_for_events(function_env["MONGODB"], "views", 1, timeout=2) == []  # a third of the screen: not yet
+    browser_tab.evaluate("document.addEventListener('click', (e) => e.preventDefault())")  # the tab stays here
+    link = browser_tab.locator("a.related-content-link").first
+    if button == "menu key":  # a menu with no mouse button (auxclick): the keyboard's, as a long press
+        link.focus()
+        browser_tab.keyboard.press("ContextMenu")
+    else:
+        link.click(button=button)
+    asked = wait_for_events(function_env["MONGODB"], "requests", 1)
+    views = wait_for_events(function_env["MONGODB"], "views", 1)
+    assert [v["request_id"] for v in views] == [asked[0]["_id"]]
+    assert page.problems == []
+
+
 def test_a_list_several_screens_tall_is_seen_once_it_fills_half_the_screen(site_store, function_process,
                                                                           function_env, pages, tab):
     """The observer was told of the list at each quarter of it: on a phone, a list of five 800 px cards

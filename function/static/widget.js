@@ -97,6 +97,7 @@
   // is no impression. A tab in the background or a prerendered page is not in view until shown. A
   // click on one of its links (a tap on the first links of a list taller than a phone's screen, Enter
   // on a link reached by Tab) says it was seen: counted clicked but not seen, ctr_seen read below ctr.
+  // So do a middle click and a link's menu (right click, long press), which open it in a new tab.
   function watch(box, seenUrl) {
     if (!/^https?:\/\//i.test(seenUrl || "") || !window.IntersectionObserver) {
       return;
@@ -123,6 +124,7 @@
       document.removeEventListener("prerenderingchange", report);
       box.removeEventListener("click", clicked, true);
       box.removeEventListener("auxclick", clicked, true);
+      box.removeEventListener("contextmenu", clicked, true);
       watching = null;
     }
     // half in view for a second, as viewability is measured for ads: a list flicked past is not seen
@@ -150,6 +152,7 @@
     document.addEventListener("prerenderingchange", report);
     box.addEventListener("click", clicked, true);
     box.addEventListener("auxclick", clicked, true);
+    box.addEventListener("contextmenu", clicked, true);
     watching = stop;
     observer.observe(box);
   }
