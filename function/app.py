@@ -18,7 +18,7 @@ import os
 from flask import Response
 
 from . import __version__, crawlers, pages
-from .clicks import load_secret
+from .clicks import load_previous_secrets, load_secret
 from .config import ConfigError, Settings
 from .errors import ApiError
 from .events import EventLog, uri_hosts
@@ -92,8 +92,9 @@ class App:
             log.warning("DEFAULT_CORPUS is not set: requests without corpus= are answered from %r, of %s",
                         default, ", ".join(self.stores.names()))
         click_key, warning = load_secret(settings)
-        if warning:
-            log.warning(warning)
+        previous_keys, previous_warning = load_previous_secrets(settings, click_key)
+        for message in filter(None, (warning, previous_warning)):
+            log.warning(message)
         if settings.fetch_concurrency >= settings.threads:
             if "FETCH_CONCURRENCY" in env:
                 log.warning("FETCH_CONCURRENCY=%d is not below THREADS=%d: requests waiting on slow sites can take "
@@ -107,7 +108,8 @@ class App:
             log.warning("CLIENT_REQUEST_SECONDS=%g leaves less than 30 s past FETCH_DEADLINE=%g: a request that "
                         "fetches a slow page can have its connection cut before its answer",
                         settings.client_request_seconds, fetch_limits.deadline)
-        self.recommender = Recommender(settings, self.stores, self.events, click_key, fetch_limits)
+        click_keys = (click_key, *previous_keys)  # the signing key first: the one verify tries first
+        self.recommender = Recommender(settings, self.stores, self.events, click_keys, fetch_limits)
         # /stats and /dashboard read up to STATS_MAX_EVENTS events, seconds each (limits.stats_slots)
         self.stats_slots = stats_slots(settings.threads, settings.fetch_concurrency)
         self.routes = {
@@ -122,14 +124,21 @@ class App:
         }
 
     def describe(self):
-        """What this instance serves, as its start says it: the corpora and where events go."""
+        """What this instance serves, as its start says it: the corpora, where events go and which
+        keys sign and verify click links (never the keys)."""
         corpora = ", ".join(f"{name} {store.version} ({store.size:,} documents)"
                             + (" [default]" if name == self.settings.default_corpus else "")
                             for name in self.stores.names() if (store := self.stores.get(name)))
         events = "counted, not stored (no MONGODB; warned above)"
         if self.settings.mongodb_uri:
             events = f"to MongoDB at {uri_hosts(self.settings.mongodb_uri)}"  # never the URI's password
-        return f"serving {corpora or 'no corpus'}; events {events}"
+        keys = "a random key (no CLICK_SECRET; warned above)"
+        if self.settings.click_secret or self.settings.click_secret_file:
+            keys = "CLICK_SECRET" if self.settings.click_secret else "CLICK_SECRET_FILE"
+        previous = len(self.recommender.click_keys) - 1
+        if previous:  # a rotation in progress: which old links still count
+            keys += f", {previous} previous key{'s' if previous > 1 else ''} accepted"
+        return f"serving {corpora or 'no corpus'}; events {events}; click links signed with {keys}"
 
     # -- dispatch -------------------------------------------------------------
     def handle(self, request):

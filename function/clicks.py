@@ -13,6 +13,7 @@ not make a view, nor a view's a click.
 import base64
 import hashlib
 import hmac
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -53,28 +54,63 @@ class Click:
     issued_ms: int
 
 
+def _setting_bytes(name, value, path):
+    """(raw, source) of the key setting ``name``: its value, else the stripped content of the file
+    ``name``_FILE names; (b"", "") when neither is set. ConfigError when both are, or the file
+    cannot be read."""
+    if value and path:  # which one counts would be a guess (the file had been ignored, unsaid)
+        raise ConfigError(f"{name} and {name}_FILE are both set: set one")
+    if value:
+        return value, name
+    if not path:
+        return b"", ""
+    try:
+        return Path(path).read_bytes().strip(), f"{name}_FILE ({path})"
+    except OSError as exc:
+        raise ConfigError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
+
+
+def _check_length(key, source):
+    if len(key) < MIN_SECRET_BYTES:  # a short key is a guessable one: anyone could sign links
+        raise ConfigError(f"{source} must be at least {MIN_SECRET_BYTES} characters of random text")
+
+
 def load_secret(settings):
     """(key, warning): CLICK_SECRET, else the file CLICK_SECRET_FILE, else a
     random key that dies with the process (links break on restart: warned)."""
-    if settings.click_secret and settings.click_secret_file:  # which one signs would be a guess: said
-        raise ConfigError("CLICK_SECRET and CLICK_SECRET_FILE are both set: set one (the file had been ignored)")
-    if settings.click_secret:
-        key = settings.click_secret
-        source = "CLICK_SECRET"
-    elif settings.click_secret_file:
-        try:
-            key = Path(settings.click_secret_file).read_bytes().strip()
-        except OSError as exc:
-            raise ConfigError(f"CLICK_SECRET_FILE: cannot read {settings.click_secret_file}: {exc.strerror}") from None
-        source = f"CLICK_SECRET_FILE ({settings.click_secret_file})"
-    else:
+    key, source = _setting_bytes("CLICK_SECRET", settings.click_secret, settings.click_secret_file)
+    if not source:
         return secrets.token_bytes(32), (
             "CLICK_SECRET is not set: click links are signed with a random key and stop working when "
             "the function restarts. Set CLICK_SECRET to a long random string (the same for every instance)."
         )
-    if len(key) < MIN_SECRET_BYTES:
-        raise ConfigError(f"{source} must be at least {MIN_SECRET_BYTES} characters of random text")
+    _check_length(key, source)
     return key, None
+
+
+def load_previous_secrets(settings, key):
+    """(keys, warning): CLICK_SECRET_PREVIOUS, else the file CLICK_SECRET_PREVIOUS_FILE, keys
+    separated by commas or line ends: they verify links but never sign one, so that a rotated
+    CLICK_SECRET leaves the links already on readers' pages working. ``key``, the signing key, is
+    left out of them with a warning, not refused: it changes nothing that is accepted, and a
+    platform that restarts on each changed setting passes through it mid-rotation."""
+    raw, source = _setting_bytes("CLICK_SECRET_PREVIOUS", settings.click_secret_previous,
+                                 settings.click_secret_previous_file)
+    entries = (entry.strip() for entry in re.split(rb"[,\n]", raw))
+    listed = list(dict.fromkeys(filter(None, entries)))  # "a,,b", a trailing comma, a repeat: nothing
+    if not listed:
+        return (), None
+    if not (settings.click_secret or settings.click_secret_file):
+        # new links would be signed with a random key, lost at the next restart: no rotation
+        raise ConfigError(f"{source} is set but CLICK_SECRET is not: set the new key in CLICK_SECRET "
+                          "(or CLICK_SECRET_FILE), the old ones in CLICK_SECRET_PREVIOUS")
+    for number, previous in enumerate(listed, 1):
+        _check_length(previous, f"{source}: key {number} of {len(listed)}")  # never the key itself
+    if key not in listed:
+        return tuple(listed), None
+    listed.remove(key)
+    return tuple(listed), (f"{source} lists the key that signs click links: left out (it is no previous "
+                           "key). To rotate, set the new key in CLICK_SECRET")
 
 
 def _tag(key, values, kind=b"click-v1"):
@@ -105,8 +141,9 @@ def sign_view(key, view):
     return f"r={view.request_id}&c={_quoted(view.corpus)}&e={_quoted(view.engine)}&t={issued}&s={tag}"
 
 
-def _signed_values(key, args, fields, what, kind=b"click-v1"):
-    """The values of ``fields`` in a signed link's query arguments; ApiError if malformed or forged."""
+def _signed_values(keys, args, fields, what, kind=b"click-v1"):
+    """The values of ``fields`` in a signed link's query arguments; ApiError if malformed or not
+    signed with one of ``keys``."""
     values = []
     for name in fields + ("s",):
         got = args.getlist(name)
@@ -119,8 +156,11 @@ def _signed_values(key, args, fields, what, kind=b"click-v1"):
         raise ApiError(f"{what} link has unknown parameters: {names_for_message(extra)}", code=f"invalid_{what}_link")
     *values, tag = values
     # compare_digest refuses non-ASCII str (TypeError): compare the bytes.
-    if not hmac.compare_digest(_tag(key, values, kind).encode(), tag.encode("utf-8", "replace")):
-        raise ApiError(f"{what} link signature does not match: the link was altered or not issued here",
+    tag = tag.encode("utf-8", "replace")
+    # the signing key first: one HMAC for the links it signed; previous keys only when it fails
+    if not any(hmac.compare_digest(_tag(key, values, kind).encode(), tag) for key in keys):
+        raise ApiError(f"{what} link signature does not match: the link was altered, not issued here, "
+                       "or signed with a key no longer accepted",
                        status=403, code=f"invalid_{what}_signature")
     return values
 
@@ -133,16 +173,17 @@ def _issued_ms(issued, what):
     return int(issued)
 
 
-def verify_view(key, args):
-    """The View of a seen link's query arguments; ApiError if malformed or forged."""
-    request_id, corpus, engine, issued = _signed_values(key, args, VIEW_FIELDS, "seen", VIEW_KIND)
+def verify_view(keys, args):
+    """The View of a seen link's query arguments; ApiError if malformed or forged. ``keys``: the
+    signing key, then any previous ones."""
+    request_id, corpus, engine, issued = _signed_values(keys, args, VIEW_FIELDS, "seen", VIEW_KIND)
     return View(request_id, corpus, engine, _issued_ms(issued, "seen"))
 
 
-def verify(key, args):
-    """The Click of a link's query arguments; ApiError if malformed or forged. (An expired one is
-    still the function's own link: see expired.)"""
-    request_id, corpus, engine, rank, doc_id, url, issued = _signed_values(key, args, FIELDS, "click")
+def verify(keys, args):
+    """The Click of a link's query arguments; ApiError if malformed or forged. ``keys``: the signing
+    key, then any previous ones. (An expired link is still the function's own: see expired.)"""
+    request_id, corpus, engine, rank, doc_id, url, issued = _signed_values(keys, args, FIELDS, "click")
     # Signed, so only a holder of the key could have made a link that fails these: never a 500 or a
     # redirect for it all the same.
     if not _digits(rank, RANK_DIGITS):

@@ -85,6 +85,8 @@ class Settings:
     mongodb_uri: str = ""
     click_secret: bytes = b""
     click_secret_file: str = ""
+    click_secret_previous: bytes = b""  # keys that verify links, never sign one (clicks.load_previous_secrets)
+    click_secret_previous_file: str = ""
     click_ttl_seconds: int = 30 * 86400
     public_url: str = ""  # base for click links; "" : from the request's host
     max_k: int = 100
@@ -121,6 +123,8 @@ class Settings:
             mongodb_uri=env.get("MONGODB", "").strip(),
             click_secret=env.get("CLICK_SECRET", "").encode(),
             click_secret_file=env.get("CLICK_SECRET_FILE", "").strip(),
+            click_secret_previous=env.get("CLICK_SECRET_PREVIOUS", "").encode(),
+            click_secret_previous_file=env.get("CLICK_SECRET_PREVIOUS_FILE", "").strip(),
             click_ttl_seconds=env_number(env, "CLICK_TTL_DAYS", 30, int, 1, 3650) * 86400,
             public_url=_public_url(env.get("PUBLIC_URL", "")),
             max_k=env_number(env, "MAX_K", 100, int, 1, 10_000),

@@ -110,11 +110,12 @@ def _id_of_address(store, value):
 
 
 class Recommender:
-    def __init__(self, settings, stores, events, click_key, fetch_limits):
+    def __init__(self, settings, stores, events, click_keys, fetch_limits):
         self.settings = settings
         self.stores = stores
         self.events = events
-        self.click_key = click_key
+        # the first signs every link; the others, a rotation's previous keys, only verify one
+        self.click_keys = click_keys
         self.fetch_limits = fetch_limits
         size, ttl = settings.url_cache_size, settings.url_cache_ttl
         # by the page's request key (urls.request_key; a member's hits by its normalised URL):
@@ -287,7 +288,7 @@ class Recommender:
                 "url": doc.url,
                 "title": doc.title,
                 "score": round(hit.score, 4),
-                "click_url": f"{base_url}/click?" + clicks.sign(self.click_key, clicks.Click(
+                "click_url": f"{base_url}/click?" + clicks.sign(self.click_keys[0], clicks.Click(
                     request_id, store.name, engine.name, rank, doc.id, doc.url, issued_ms)),
             }
             for rank, (hit, doc) in enumerate(results, 1)
@@ -304,7 +305,7 @@ class Recommender:
         }
         if answer_results:  # posted once the list is in view: /stats' answers seen
             answer["seen_url"] = f"{base_url}/seen?" + clicks.sign_view(
-                self.click_key, clicks.View(request_id, store.name, engine.name, issued_ms))
+                self.click_keys[0], clicks.View(request_id, store.name, engine.name, issued_ms))
         if article is not None:
             answer["page"] = {"title": article.title, "lang": article.lang, "cached": cached}
         event.update(
@@ -328,7 +329,7 @@ class Recommender:
         """Record that an answer's list was in a reader's view (its seen link, posted by the widget),
         once per answer: its id is the request's, which the database keeps once. An expired link
         records nothing."""
-        view = clicks.verify_view(self.click_key, args)
+        view = clicks.verify_view(self.click_keys, args)
         if clicks.expired(view, self.settings.click_ttl_seconds):
             return
         self.events.record("views", _link_event(view, view.request_id, user_agent))
@@ -336,7 +337,7 @@ class Recommender:
     def click(self, args, record=True, user_agent=""):
         """The target URL of a click link; records the click event unless ``record`` is false or the
         link has expired, marked as a crawler's by ``user_agent`` (crawlers.mark)."""
-        click = clicks.verify(self.click_key, args)
+        click = clicks.verify(self.click_keys, args)
         if not record or clicks.expired(click, self.settings.click_ttl_seconds):
             return click.url
         # one event per link, whichever worker records it and whenever: the link's own id, which the

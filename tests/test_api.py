@@ -514,6 +514,42 @@ def test_a_click_link_is_one_event_whichever_worker_records_it(client, function_
     assert sorted(click["rank"] for click in clicks) == [1, 2]
 
 
+def test_a_rotated_click_secret_still_follows_the_links_signed_with_a_previous_key(function_env):
+    """Rotating CLICK_SECRET had made every link on readers' pages a 403, their clicks lost. With the
+    old key in CLICK_SECRET_PREVIOUS its click and seen links are followed and recorded, and new
+    links are signed with the new key alone; a key not listed is refused, as before."""
+    mongodb, reader = function_env["MONGODB"], {"User-Agent": BROWSER_AGENT}
+    old_key, new_key = "the-old-click-key-0123", "the-new-click-key-4567"
+    before = make_client({**function_env, "CLICK_SECRET": old_key})
+    old = before.get("/?text=moon+landing+astronaut", headers=reader).get_json()
+    unlisted = make_client({**function_env, "CLICK_SECRET": new_key})
+    rotated = make_client({**function_env, "CLICK_SECRET": new_key,
+                           "CLICK_SECRET_PREVIOUS": f"an-even-older-click-key-89, {old_key}"})
+
+    refused_click = unlisted.get(old["results"][1]["click_url"], headers=reader)
+    refused_view = unlisted.post(old["seen_url"], headers=reader)
+    assert refused_click.status_code == refused_view.status_code == 403
+    assert "Location" not in refused_click.headers
+    assert refused_click.get_json()["error"]["code"] == "invalid_click_signature"
+    assert refused_view.get_json()["error"]["code"] == "invalid_seen_signature"
+
+    followed = rotated.get(old["results"][0]["click_url"], headers=reader)
+    assert followed.status_code == 302 and followed.headers["Location"] == old["results"][0]["url"]
+    assert rotated.post(old["seen_url"], headers=reader).status_code == 204
+
+    new = rotated.get("/?text=greek+philosopher", headers=reader).get_json()
+    for link in (new["results"][0]["click_url"], new["seen_url"]):  # not the old key's
+        assert before.open(link, method="POST" if "/seen?" in link else "GET").status_code == 403
+    # the new key alone follows them; written after the refused click, were it written
+    assert unlisted.get(new["results"][0]["click_url"], headers=reader).status_code == 302
+    assert unlisted.post(new["seen_url"], headers=reader).status_code == 204
+
+    recorded = wait_for_events(mongodb, "clicks", 2)
+    assert sorted(click["_id"] for click in recorded) == sorted([f"{old['request_id']}-1", f"{new['request_id']}-1"])
+    views = wait_for_events(mongodb, "views", 2)
+    assert sorted(view["_id"] for view in views) == sorted([old["request_id"], new["request_id"]])
+
+
 def test_requests_are_logged_with_results_and_timings(client, function_env):
     body = client.get("/?text=moon+landing+astronaut").get_json()
     events = wait_for_events(function_env["MONGODB"], "requests", 1)

@@ -112,3 +112,76 @@ def test_a_click_secret_shorter_than_16_characters_stops_the_start(tmp_path):
     with pytest.raises(ConfigError, match="CLICK_SECRET_FILE .* must be at least 16 characters"):
         load_secret(Settings.from_env({"CLICK_SECRET_FILE": str(secret_file)}))
     assert load_secret(Settings.from_env({"CLICK_SECRET": "x" * 16}))[1] is None
+
+
+OLD_KEY, OLDER_KEY, NEW_KEY = "an-old-click-key-0123", "an-older-click-key-456", "the-new-click-key-789"
+
+
+def test_previous_click_secrets_are_read_from_a_list_or_a_file_one_a_line(tmp_path):
+    """Commas or line ends separate them; blank entries and repeats are nothing."""
+    from function.clicks import load_previous_secrets
+
+    def previous(**env):
+        return load_previous_secrets(Settings.from_env({"CLICK_SECRET": NEW_KEY, **env}), NEW_KEY.encode())
+
+    assert previous() == ((), None)
+    assert previous(CLICK_SECRET_PREVIOUS=" , ") == ((), None)
+    assert previous(CLICK_SECRET_PREVIOUS=f" {OLD_KEY} ,,{OLDER_KEY},{OLD_KEY},") == \
+        ((OLD_KEY.encode(), OLDER_KEY.encode()), None)
+    listing = tmp_path / "click-secret-previous"
+    listing.write_text(f"{OLD_KEY}\r\n\n{OLDER_KEY}\n")
+    assert previous(CLICK_SECRET_PREVIOUS_FILE=str(listing)) == ((OLD_KEY.encode(), OLDER_KEY.encode()), None)
+    listing.write_text("")  # a rotation over, its file emptied
+    assert previous(CLICK_SECRET_PREVIOUS_FILE=str(listing)) == ((), None)
+
+
+def test_the_signing_key_listed_as_previous_is_left_out_with_a_warning(tmp_path):
+    """Not refused: a platform restarting on each changed setting passes through it mid-rotation."""
+    from function.clicks import load_previous_secrets, load_secret
+
+    secret_file = tmp_path / "click-secret"
+    secret_file.write_text(NEW_KEY + "\n")
+    settings = Settings.from_env({"CLICK_SECRET_FILE": str(secret_file), "CLICK_SECRET_PREVIOUS": f"{NEW_KEY},{OLD_KEY}"})
+    key, _ = load_secret(settings)
+    keys, warning = load_previous_secrets(settings, key)
+    assert keys == (OLD_KEY.encode(),)
+    assert warning == ("CLICK_SECRET_PREVIOUS lists the key that signs click links: left out (it is no previous "
+                       "key). To rotate, set the new key in CLICK_SECRET")
+
+
+@pytest.mark.parametrize("env,message", [
+    ({"CLICK_SECRET": NEW_KEY, "CLICK_SECRET_PREVIOUS": OLD_KEY, "CLICK_SECRET_PREVIOUS_FILE": "/nonexistent/unread"},
+     "CLICK_SECRET_PREVIOUS and CLICK_SECRET_PREVIOUS_FILE are both set: set one"),
+    # new links would be signed with a random key and die with the process: that is no rotation
+    ({"CLICK_SECRET_PREVIOUS": OLD_KEY}, "CLICK_SECRET_PREVIOUS is set but CLICK_SECRET is not: set the new key "
+                                         "in CLICK_SECRET (or CLICK_SECRET_FILE), the old ones in CLICK_SECRET_PREVIOUS"),
+    # a guessable key would let anyone sign links; the key itself is never in the message
+    ({"CLICK_SECRET": NEW_KEY, "CLICK_SECRET_PREVIOUS": f"{OLD_KEY},short-key"},
+     "CLICK_SECRET_PREVIOUS: key 2 of 2 must be at least 16 characters of random text"),
+    ({"CLICK_SECRET": NEW_KEY, "CLICK_SECRET_PREVIOUS_FILE": "/nonexistent/click-secret-previous"},
+     "CLICK_SECRET_PREVIOUS_FILE: cannot read /nonexistent/click-secret-previous: No such file or directory"),
+])
+def test_previous_click_secrets_that_cannot_be_used_stop_the_start(env, message):
+    from function.clicks import load_previous_secrets
+
+    with pytest.raises(ConfigError, match=re.escape(message)) as refused:
+        load_previous_secrets(Settings.from_env(env), NEW_KEY.encode())
+    assert "short-key" not in str(refused.value)
+
+
+def test_the_start_says_which_keys_sign_and_verify_click_links(function_env, caplog):
+    from function.app import create_app
+
+    app = create_app({**function_env, "CLICK_SECRET": NEW_KEY})
+    assert app.describe().endswith("; click links signed with CLICK_SECRET")
+    rotated = create_app({**function_env, "CLICK_SECRET": NEW_KEY, "CLICK_SECRET_PREVIOUS": f"{OLD_KEY},{OLDER_KEY}"})
+    assert rotated.describe().endswith("; click links signed with CLICK_SECRET, 2 previous keys accepted")
+    assert "CLICK_SECRET" not in caplog.text  # nothing to warn about
+    unrotated = create_app({**function_env, "CLICK_SECRET": NEW_KEY, "CLICK_SECRET_PREVIOUS": NEW_KEY})
+    assert unrotated.describe().endswith("; click links signed with CLICK_SECRET")
+    assert "CLICK_SECRET_PREVIOUS lists the key that signs click links" in caplog.text
+    random_key = create_app({**function_env, "CLICK_SECRET": ""})
+    assert random_key.describe().endswith("; click links signed with a random key (no CLICK_SECRET; warned above)")
+    assert "CLICK_SECRET is not set" in caplog.text
+    with pytest.raises(ConfigError, match="CLICK_SECRET_PREVIOUS is set but CLICK_SECRET is not"):
+        create_app({**function_env, "CLICK_SECRET": "", "CLICK_SECRET_PREVIOUS": OLD_KEY})

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from bench.procmem import cpu_seconds
-from conftest import ROOT, wait_for_events, wait_for_port
+from conftest import BROWSER_AGENT, ROOT, wait_for_events, wait_for_port
 from function.devserver import free_port, start_embedded_mongo, stop
 
 
@@ -110,6 +110,24 @@ def test_links_survive_a_restart_with_the_same_secret(function_process):
     assert second.port == first.port
     response = requests.get(link, allow_redirects=False, timeout=10)
     assert response.status_code == 302
+
+
+def test_links_survive_a_restart_with_a_rotated_secret(function_process, function_env, tmp_path):
+    """An operator's rotation: a restart with a new CLICK_SECRET and the old key in
+    CLICK_SECRET_PREVIOUS_FILE. The link issued before it is still a click, and the start says so."""
+    first = function_process().wait_ready()
+    answer = requests.get(first.base, params={"text": "moon landing"}, timeout=10).json()
+    first.stop()
+    previous = tmp_path / "click-secret-previous"
+    previous.write_text(function_env["CLICK_SECRET"] + "\n")
+    second = function_process(PORT=str(first.port), CLICK_SECRET="a-rotated-click-key-0123456789",
+                              CLICK_SECRET_PREVIOUS_FILE=str(previous)).wait_ready()
+    response = requests.get(answer["results"][0]["click_url"], allow_redirects=False, timeout=10,
+                            headers={"User-Agent": BROWSER_AGENT})
+    assert response.status_code == 302 and response.headers["Location"] == answer["results"][0]["url"]
+    (click,) = wait_for_events(function_env["MONGODB"], "clicks", 1)
+    assert click["_id"] == f"{answer['request_id']}-1"
+    assert "; click links signed with CLICK_SECRET, 1 previous key accepted" in second.output()
 
 
 def test_a_bad_setting_stops_the_start_with_its_name(function_process):
