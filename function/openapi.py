@@ -345,7 +345,8 @@ def paths():
                 "Location": {"schema": {"type": "string"}, "description": "the article's URL"}}},
             "400": _error("a field missing, repeated or unknown, or not what a signed link holds (a rank or "
                           "time that is not a number, a target that is not http(s), an issue time in the future)"),
-            "403": _error("the signature does not match: altered or foreign link"),
+            "403": _error("the signature does not match: altered or foreign link, or signed with a key no longer "
+                          "accepted (neither CLICK_SECRET nor in CLICK_SECRET_PREVIOUS)"),
             "414": _error("a query string over MAX_QUERY_BYTES"),
             "503": _error("prefetch_refused: a browser's prefetch or prerender of the link (Sec-Purpose: "
                           "prefetch), which records no click; the reader's own click is answered the 302"),
@@ -361,7 +362,8 @@ def paths():
             "204": {"description": "recorded (the first time; a link older than CLICK_TTL_DAYS records nothing)"},
             "400": _error("a field missing, repeated or unknown, or an issue time that is not a number or in "
                           "the future"),
-            "403": _error("the signature does not match: altered or foreign link (a click link is not one)"),
+            "403": _error("the signature does not match: altered or foreign link (a click link is not one), or "
+                          "signed with a key no longer accepted (neither CLICK_SECRET nor in CLICK_SECRET_PREVIOUS)"),
             "414": _error("a query string over MAX_QUERY_BYTES"),
         },
     }
