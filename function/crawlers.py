@@ -69,7 +69,9 @@ class Reader:
         self.second = 0
         self.spent = 0.0
         self.unread = 0  # agents left unread for the budget
-        self.warned = (0.0, 0)  # when the last warning was said, and self.unread then
+        # when the last warning was said (None: never; monotonic time starts near 0 at a host's boot,
+        # so a 0.0 had kept a fresh microVM's first minute unwarned), and self.unread then
+        self.warned = (None, 0)
 
     def __call__(self, user_agent):
         """The crawler ``user_agent`` names ("Googlebot", "python-requests"), or None (also when
@@ -83,7 +85,7 @@ class Reader:
             self.second, self.spent = int(now), 0.0
         if self.spent >= self.budget:
             self.unread += 1
-            if now - self.warned[0] >= 60:  # once a minute at most
+            if self.warned[0] is None or now - self.warned[0] >= 60:  # once a minute at most
                 log.warning("%d new User-Agents left unread since the last warning: reading them had spent its "
                             "budget of %g s a second (an attacker sending new ones?); their events count as "
                             "readers'", self.unread - self.warned[1], self.budget)
