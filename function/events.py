@@ -185,6 +185,7 @@ class EventLog:
                     self._cond.wait(remaining)
                 batch = [self._buffer.popleft() for _ in range(min(BATCH, len(self._buffer)))]
                 self._writing = len(batch)
+            batch = self._stored(batch)
             try:
                 self._write(batch)
             except _rejected() as exc:  # the server refused these events: retrying cannot help
@@ -228,7 +229,6 @@ class EventLog:
             self._db = db
         by_collection = collections.defaultdict(list)
         for collection, event in batch:
-            crawlers.mark(collection, event)  # here, off the request path: see crawlers
             by_collection[collection].append(event)
         for collection, events in by_collection.items():
             try:
@@ -238,6 +238,34 @@ class EventLog:
                 others = [e for e in exc.details.get("writeErrors", []) if e.get("code") != 11000]
                 if others:
                     raise
+
+    def _stored(self, batch):
+        """``batch`` as it is stored, once (a batch retried keeps it): each event marked
+        (crawlers.mark, here, off the request path) and encoded to the BSON insert_many sends. An
+        event that has none (a lone surrogate, an integer past 64 bits) is dropped, counted and
+        logged on its own: it had failed its whole batch, at every retry."""
+        import bson
+        from bson.raw_bson import RawBSONDocument
+
+        stored = []
+        for collection, event in batch:
+            if not isinstance(event, RawBSONDocument):
+                try:
+                    crawlers.mark(collection, event)
+                except Exception:  # a fault of ours: the event is kept, unmarked (a reader's), not lost
+                    log.exception("a %s event could not be read for crawlers; stored unmarked", collection)
+                    event.pop("user_agent", None)
+                try:
+                    event = RawBSONDocument(bson.encode(event))
+                except (bson.errors.InvalidDocument, UnicodeEncodeError, OverflowError) as exc:
+                    with self._cond:
+                        self.dropped += 1
+                        self._writing -= 1
+                    log.error("a %s event cannot be stored, dropped (%s: %s)", collection, exc.__class__.__name__,
+                              str(exc)[:200])
+                    continue
+            stored.append((collection, event))
+        return stored
 
     def database(self):
         """This process's client for reads (stats, health), or None without MONGODB."""

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 import pymongo
 import requests
 
-from conftest import with_database
+from conftest import wait_for_events, with_database
 from function.devserver import free_port, start_embedded_mongo, stop
 from function.store import StoreSet
 
@@ -243,6 +243,25 @@ def test_full_buffer_drops_and_counts_then_writes_what_it_kept(function_process,
         assert "event buffer full (5): 1 events dropped so far" in server.output()
     finally:
         stop(mongo)
+
+
+def test_an_event_with_no_bson_is_the_only_one_dropped(mongodb, caplog):
+    """An event BSON cannot hold (a lone surrogate, an integer past 64 bits) had failed its whole batch
+    at every retry, holding back every event after it: it alone is dropped, counted and logged."""
+    from function.events import EventLog, new_event
+
+    log = EventLog(mongodb)
+    kept = [new_event(n=1), new_event(n=2)]
+    for event in (kept[0], new_event(title="\ud800"), new_event(n=2**70), kept[1]):
+        log.record("requests", event)
+    assert log.flush(timeout=20)
+    assert sorted(e["_id"] for e in wait_for_events(mongodb, "requests", 2)) == sorted(e["_id"] for e in kept)
+    assert (log.written, log.dropped, log.pending) == (2, 2, 0)
+    assert "a requests event cannot be stored, dropped (UnicodeEncodeError" in caplog.text
+    assert "a requests event cannot be stored, dropped (OverflowError" in caplog.text
+    later = new_event(n=3)  # the writer goes on
+    log.record("requests", later)
+    assert log.flush(timeout=20) and later["_id"] in {e["_id"] for e in wait_for_events(mongodb, "requests", 3)}
 
 
 def test_sigterm_while_mongo_is_away_exits_and_says_what_it_lost(function_process):
