@@ -81,6 +81,12 @@ def fetch_limits_for(settings, stores, env):
         raise ConfigError(str(exc)) from None
 
 
+def _allowed(methods):
+    """A route's Allow header: its methods, with the HEAD a GET answers and the OPTIONS every path
+    answers (a 405 had named neither)."""
+    return ", ".join(sorted({*methods, "OPTIONS"} | ({"HEAD"} if "GET" in methods else set())))
+
+
 class App:
     def __init__(self, settings, env=None):
         env = os.environ if env is None else env
@@ -148,12 +154,12 @@ class App:
         if methods is None:
             response = error_response(ApiError(f"no such endpoint: {request.path}", status=404, code="not_found"))
         elif method == "OPTIONS":
-            response = Response(status=204, headers={"Allow": ", ".join(sorted(methods) + ["OPTIONS"])})
+            response = Response(status=204, headers={"Allow": _allowed(methods)})
         elif method not in methods:
             refused = ApiError(f"{request.method} is not allowed on {path}", status=405, code="method_not_allowed")
             if path == "/":  # every error answer of / is a request event (README)
                 self.recommender.refused(refused)
-            response = error_response(refused, {"Allow": ", ".join(sorted(methods))})
+            response = error_response(refused, {"Allow": _allowed(methods)})
         else:
             try:
                 response = methods[method](request)

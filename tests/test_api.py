@@ -1060,6 +1060,18 @@ def test_flasks_own_static_route_serves_nothing(function_env, tmp_path, monkeypa
         assert b"not for the public" not in response.data
 
 
+@pytest.mark.parametrize("method,path,allowed", [
+    ("DELETE", "/", "GET, HEAD, OPTIONS, POST"), ("PUT", "/seen", "OPTIONS, POST"),
+    ("POST", "/click", "GET, HEAD, OPTIONS"), ("OPTIONS", "/click", "GET, HEAD, OPTIONS"),
+])
+def test_allow_names_every_method_a_path_answers(client, method, path, allowed):
+    response = client.open(path, method=method)
+    assert response.status_code == (204 if method == "OPTIONS" else 405)
+    assert response.headers["Allow"] == allowed
+    for other in allowed.split(", "):  # each one named is answered, not refused
+        assert client.open(path, method=other).status_code != 405, other
+
+
 def test_cors_preflight_allows_browser_posts(client):
     response = client.options("/", headers={"Origin": "https://blog.example", "Access-Control-Request-Method": "POST"})
     assert response.status_code == 204
