@@ -17,11 +17,10 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from functools import lru_cache
 from urllib.parse import quote
 
-from .config import ConfigError
+from .config import ConfigError, read_secret
 from .errors import ApiError
 from .params import names_for_message
 from .urls import is_link, is_tracking
@@ -54,37 +53,15 @@ class Click:
     issued_ms: int
 
 
-def _setting_bytes(name, value, path):
-    """(raw, source) of the key setting ``name``: its value, else the stripped content of the file
-    ``name``_FILE names; (b"", "") when neither is set. ConfigError when both are, or the file
-    cannot be read."""
-    if value and path:  # which one counts would be a guess (the file had been ignored, unsaid)
-        raise ConfigError(f"{name} and {name}_FILE are both set: set one")
-    if value:
-        return value, name
-    if not path:
-        return b"", ""
-    try:
-        return Path(path).read_bytes().strip(), f"{name}_FILE ({path})"
-    except OSError as exc:
-        raise ConfigError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
-
-
-def _check_length(key, source):
-    if len(key) < MIN_SECRET_BYTES:  # a short key is a guessable one: anyone could sign links
-        raise ConfigError(f"{source} must be at least {MIN_SECRET_BYTES} characters of random text")
-
-
 def load_secret(settings):
     """(key, warning): CLICK_SECRET, else the file CLICK_SECRET_FILE, else a
     random key that dies with the process (links break on restart: warned)."""
-    key, source = _setting_bytes("CLICK_SECRET", settings.click_secret, settings.click_secret_file)
-    if not source:
+    key = read_secret("CLICK_SECRET", settings.click_secret, settings.click_secret_file, MIN_SECRET_BYTES)
+    if not key:
         return secrets.token_bytes(32), (
             "CLICK_SECRET is not set: click links are signed with a random key and stop working when "
             "the function restarts. Set CLICK_SECRET to a long random string (the same for every instance)."
         )
-    _check_length(key, source)
     return key, None
 
 
@@ -94,8 +71,9 @@ def load_previous_secrets(settings, key):
     CLICK_SECRET leaves the links already on readers' pages working. ``key``, the signing key, is
     left out of them with a warning, not refused: it changes nothing that is accepted, and a
     platform that restarts on each changed setting passes through it mid-rotation."""
-    raw, source = _setting_bytes("CLICK_SECRET_PREVIOUS", settings.click_secret_previous,
-                                 settings.click_secret_previous_file)
+    raw = read_secret("CLICK_SECRET_PREVIOUS", settings.click_secret_previous, settings.click_secret_previous_file)
+    path = settings.click_secret_previous_file
+    source = f"CLICK_SECRET_PREVIOUS_FILE ({path})" if path else "CLICK_SECRET_PREVIOUS"
     entries = (entry.strip() for entry in re.split(rb"[,\n]", raw))
     listed = list(dict.fromkeys(filter(None, entries)))  # "a,,b", a trailing comma, a repeat: nothing
     if not listed:
@@ -105,7 +83,9 @@ def load_previous_secrets(settings, key):
         raise ConfigError(f"{source} is set but CLICK_SECRET is not: set the new key in CLICK_SECRET "
                           "(or CLICK_SECRET_FILE), the old ones in CLICK_SECRET_PREVIOUS")
     for number, previous in enumerate(listed, 1):
-        _check_length(previous, f"{source}: key {number} of {len(listed)}")  # never the key itself
+        if len(previous) < MIN_SECRET_BYTES:  # named by its place, never shown
+            raise ConfigError(f"{source}: key {number} of {len(listed)} must be at least {MIN_SECRET_BYTES} "
+                              "characters of random text")
     if key not in listed:
         return tuple(listed), None
     listed.remove(key)

@@ -34,6 +34,24 @@ def _public_url(raw):
     return url
 
 
+def read_secret(name, value, path, min_bytes=0):
+    """The secret setting ``name`` (bytes): its value, else the content of the file named by
+    ``name``_FILE (``path``), else b"" (unset). ConfigError when both are set, the file cannot be
+    read, or the secret is shorter than ``min_bytes``: a short one can be guessed. Never logged."""
+    if value and path:  # which one is meant would be a guess (CLICK_SECRET's file had been ignored): said
+        raise ConfigError(f"{name} and {name}_FILE are both set: set one")
+    source = name
+    if path:
+        try:
+            value = Path(path).read_bytes().strip()  # the file's final newline is no part of it
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
+        source = f"{name}_FILE ({path})"
+    if (value or path) and len(value) < min_bytes:  # an empty file too: it is no "unset"
+        raise ConfigError(f"{source} must be at least {min_bytes} characters of random text")
+    return value
+
+
 def env_number(env, name, default, kind=int, low=None, high=None):
     """``env[name]`` as ``kind`` within [low, high], ``default`` when unset or blank; ConfigError
     naming the variable otherwise."""
