@@ -17,7 +17,7 @@ import os
 
 from flask import Response
 
-from . import __version__, crawlers, pages
+from . import __version__, access, crawlers, pages
 from .clicks import load_previous_secrets, load_secret
 from .config import ConfigError, Settings
 from .errors import ApiError
@@ -101,6 +101,7 @@ class App:
         previous_keys, previous_warning = load_previous_secrets(settings, click_key)
         for message in filter(None, (warning, previous_warning)):
             log.warning(message)
+        self.stats_token = access.load_token(settings)
         if settings.fetch_concurrency >= settings.threads:
             if "FETCH_CONCURRENCY" in env:
                 log.warning("FETCH_CONCURRENCY=%d is not below THREADS=%d: requests waiting on slow sites can take "
@@ -144,7 +145,9 @@ class App:
         previous = len(self.recommender.click_keys) - 1
         if previous:  # a rotation in progress: which old links still count
             keys += f", {previous} previous key{'s' if previous > 1 else ''} accepted"
-        return f"serving {corpora or 'no corpus'}; events {events}; click links signed with {keys}"
+        figures = "need STATS_TOKEN" if self.stats_token else "open to anyone (no STATS_TOKEN)"
+        return (f"serving {corpora or 'no corpus'}; events {events}; click links signed with {keys}; "
+                f"figures (/stats, /dashboard) {figures}")
 
     # -- dispatch -------------------------------------------------------------
     def handle(self, request):
@@ -248,7 +251,13 @@ class App:
         self.recommender.seen(request.args, user_agent=crawlers.user_agent(request))
         return Response(status=204, headers={"Cache-Control": "no-store"})
 
+    def require_owner(self, request):
+        """A 401 unless the request may read the figures (/stats, /dashboard): before any other check,
+        so that nothing of them (not even which corpora have events, a 404's to say) is told."""
+        access.require_token(self.stats_token, request)
+
     def stats(self, request):
+        self.require_owner(request)
         corpus, days = parse_filters(request, self.settings)
         if not self.events.uri:
             raise ApiError("statistics need MONGODB (events are not stored)", status=503, code="events_unavailable")

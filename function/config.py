@@ -114,6 +114,9 @@ class Settings:
     event_buffer: int = 10_000
     event_flush_seconds: float = 10.0
     stats_max_events: int = 20_000
+    # the site owner's token for /stats and /dashboard (function/access.py); out of repr, which may be printed
+    stats_token: bytes = field(default=b"", repr=False)
+    stats_token_file: str = ""
     url_cache_size: int = 512
     url_cache_ttl: float = 600.0
     engine_weights: dict = field(default_factory=dict)
@@ -153,6 +156,8 @@ class Settings:
             event_buffer=env_number(env, "EVENT_BUFFER", 10_000, int, 0, 10_000_000),
             event_flush_seconds=env_number(env, "EVENT_FLUSH_SECONDS", 10.0, float, 0, 25),
             stats_max_events=env_number(env, "STATS_MAX_EVENTS", 20_000, int, 100, 10_000_000),
+            stats_token=env.get("STATS_TOKEN", "").encode(),
+            stats_token_file=env.get("STATS_TOKEN_FILE", "").strip(),
             url_cache_size=env_number(env, "URL_CACHE_SIZE", 512, int, 0, 1_000_000),
             url_cache_ttl=env_number(env, "URL_CACHE_TTL", 600.0, float, 0, 7 * 86400),
             engine_weights=_engine_weights(env.get("ENGINE_WEIGHTS", "")),

@@ -8,6 +8,7 @@ shape, change it here too: tests/test_openapi.py fails until both agree.
 import copy
 
 from . import __version__
+from .access import CHALLENGE
 from .config import NAME
 from .fetch_policy import MAX_URL_LENGTH
 from .params import DEFAULT_K, FORM_TYPE, MAX_ID_CHARS
@@ -63,7 +64,7 @@ SCHEMAS = {
                                         "upstream_unreachable, upstream_tls_error, upstream_invalid_response, "
                                         "upstream_timeout, fetch_failed, fetch_busy, store_unavailable, "
                                         "invalid_click_link, invalid_click_signature, prefetch_refused, "
-                                        "invalid_seen_link, invalid_seen_signature, "
+                                        "invalid_seen_link, invalid_seen_signature, not_authorized, "
                                         "events_unavailable, stats_busy, not_found, method_not_allowed, internal_error; for requests "
                                         "that are not valid HTTP, refused before the function reads them: "
                                         "bad_request, request_timeout, uri_too_long, headers_too_large, "
@@ -297,6 +298,15 @@ QUERY_PARAMETERS = [
     _param("min_score", {"type": "number", "minimum": -1, "maximum": 1, "default": 0}, "drop results scoring less"),
     _param("engine", {"type": "string"}, "force an engine (default: ENGINE_WEIGHTS' split)"),
 ]
+# /stats and /dashboard when STATS_TOKEN is set (function/access.py); {}: open when it is not
+FIGURES_SECURITY = [{"statsToken": []}, {"statsTokenBasic": []}, {}]
+SECURITY_SCHEMES = {
+    "statsToken": {"type": "http", "scheme": "bearer", "description": "STATS_TOKEN, when it is set"},
+    "statsTokenBasic": {"type": "http", "scheme": "basic",
+                        "description": "STATS_TOKEN as the password (any user name): a browser's prompt"},
+}
+CHALLENGE_HEADER = {"WWW-Authenticate": {"schema": {"const": CHALLENGE["WWW-Authenticate"]},
+                                         "description": "HTTP Basic's challenge: a browser asks for the token"}}
 FILTER_PARAMETERS = [
     _param("corpus", CORPUS_NAME, "only this corpus (default: all)"),
     _param("days", {"type": "integer", "minimum": 1, "maximum": 3650}, "only the last N days (default: all time)"),
@@ -405,9 +415,11 @@ def paths():
         "/seen": {"post": seen},
         "/stats": {"get": {
             "summary": "Requests, clicks, click-through overall, by rank and by engine (95% intervals), latency",
-            "operationId": "stats", "parameters": FILTER_PARAMETERS,
+            "operationId": "stats", "parameters": FILTER_PARAMETERS, "security": FIGURES_SECURITY,
             "responses": {"200": _json(_ref("Stats"), "the figures"),
                           "400": _error("a bad, repeated or unknown filter"),
+                          "401": {**_error("STATS_TOKEN is set, and the request does not give it (not_authorized): "
+                                           "checked before anything else"), "headers": CHALLENGE_HEADER},
                           "404": _error("a corpus neither served nor named by any event read (unknown_corpus)"),
                           "414": _error("a query string over MAX_QUERY_BYTES"),
                           "503": {**_error("MONGODB is not set, or does not answer (events_unavailable); or "
@@ -426,10 +438,12 @@ def paths():
         }},
         "/dashboard": {"get": {
             "summary": "The figures of /stats drawn as charts, for people", "operationId": "dashboard",
-            "parameters": FILTER_PARAMETERS,
+            "parameters": FILTER_PARAMETERS, "security": FIGURES_SECURITY,
             "responses": {
                 "200": {"description": "the dashboard", "content": {HTML: {"schema": HTML_PAGE}}},
                 "400": {"description": "a bad filter, said in the page", "content": {HTML: {"schema": HTML_PAGE}}},
+                "401": {"description": "STATS_TOKEN is set, and the request does not give it, said in the page",
+                        "content": {HTML: {"schema": HTML_PAGE}}, "headers": CHALLENGE_HEADER},
                 "404": {"description": "a corpus neither served nor named by any event read, said in the page",
                         "content": {HTML: {"schema": HTML_PAGE}}},
                 "414": {"description": "a query string over MAX_QUERY_BYTES, said in the page",
@@ -479,7 +493,7 @@ def document(server_url=None):
                            "405 (method) that way, and 500 (internal_error) should never happen.",
         },
         "paths": with_default_error(paths()),
-        "components": {"schemas": copy.deepcopy(SCHEMAS)},
+        "components": {"schemas": copy.deepcopy(SCHEMAS), "securitySchemes": copy.deepcopy(SECURITY_SCHEMES)},
     }
     if server_url:
         doc["servers"] = [{"url": server_url}]

@@ -47,8 +47,8 @@ PAGE_HEADERS = {
 }
 DAY_CHOICES = (1, 7, 30, 90, 365)
 ERROR_TITLES = {
-    400: "Please check the query", 403: "That address is not allowed", 404: "Not found",
-    410: "That link has expired", 413: "That is too large", 414: "That is too long",
+    400: "Please check the query", 401: "The figures are private", 403: "That address is not allowed",
+    404: "Not found", 410: "That link has expired", 413: "That is too large", 414: "That is too long",
     415: "That is not a web page", 422: "No article to work with", 500: "Something went wrong on our side",
     502: "The page's server failed", 503: "Not available right now", 504: "The page's server was too slow",
 }
@@ -305,6 +305,7 @@ def dashboard(app, request):
     context = {"nav": "dashboard", "corpora": names, "corpus": None, "days": None, "day_choices": DAY_CHOICES,
                "data": None, "charts": None, "problem": None, "stats_url": "/stats"}
     try:
+        app.require_owner(request)  # a 401 is said in the page too, with the challenge a browser prompts on
         context["corpus"], context["days"] = parse_filters(request, app.settings)
         filters = {name: value for name in ("corpus", "days") if (value := context[name])}
         context["stats_url"] = "/stats" + ("?" + urlencode(filters) if filters else "")

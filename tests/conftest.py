@@ -7,6 +7,7 @@
 - Store: the default Wikipedia sample, built once per session by the builder.
 """
 
+import base64
 import functools
 import os
 import secrets
@@ -73,6 +74,14 @@ THAI_ARTICLES = {
 # A reader's browser. Readers' clicks are sent with it: python-requests' own User-Agent is a
 # crawler's to function.crawlers, and its clicks are left out of /stats.
 BROWSER_AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+
+# A site owner's STATS_TOKEN: /stats and /dashboard answer only to it when it is set (function/access.py)
+STATS_TOKEN = "owner-" + secrets.token_hex(16)
+
+
+def basic_auth(user, password):
+    """The Authorization header of HTTP Basic, as a browser sends what its prompt was given."""
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
 
 
 # -- MongoDB -------------------------------------------------------------------

@@ -12,7 +12,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pymongo
 import pytest
 
-from conftest import BROWSER_AGENT, CHINESE_ARTICLES, THAI_ARTICLES, make_client, wait_for_events
+from conftest import (BROWSER_AGENT, CHINESE_ARTICLES, STATS_TOKEN, THAI_ARTICLES, basic_auth, make_client,
+                      wait_for_events)
 
 RESULT_KEYS = {"rank", "id", "url", "title", "score", "click_url"}
 
@@ -792,6 +793,74 @@ def test_stats_of_a_corpus_nobody_serves_or_asked_for_is_a_404(client, function_
     assert client.get("/stats?corpus=retired&days=30").get_json()["requests"] == 1
     outside = client.get("/stats?corpus=retired&days=7")  # its only event is older
     assert outside.status_code == 404 and "over the last 7 days" in outside.get_json()["error"]["message"]
+
+
+@pytest.fixture
+def owners_client(function_env):
+    """A client of a function whose figures need STATS_TOKEN."""
+    return make_client({**function_env, "STATS_TOKEN": STATS_TOKEN})
+
+
+@pytest.mark.parametrize("headers", [
+    {}, {"Authorization": "Bearer not-the-token-at-all"}, basic_auth("owner", "not-the-token-at-all"),
+    {"Authorization": STATS_TOKEN}, {"Authorization": "Bearer " + STATS_TOKEN[:-1]},
+    basic_auth(STATS_TOKEN, ""),  # the token as the user name: it is the password's place
+    {"Authorization": "Basic " + STATS_TOKEN}, {"Authorization": "Digest " + STATS_TOKEN},
+], ids=["none", "wrong-bearer", "wrong-basic", "no-scheme", "bearer-short", "basic-as-user", "basic-undecoded",
+        "digest"])
+def test_with_a_stats_token_the_figures_refuse_a_request_without_it(owners_client, headers):
+    """A competitor who knows the function's address had read a site's traffic and click-through."""
+    for path in ("/stats", "/stats?corpus=wikki"):  # before any other check: not even which corpora there are
+        response = owners_client.get(path, headers={"Origin": "https://rival.example", **headers})
+        assert response.status_code == 401 and response.get_json()["error"]["code"] == "not_authorized"
+        # the challenge a browser prompts on; and no page of another origin may read with its credentials
+        assert response.headers["WWW-Authenticate"].startswith('Basic realm="')
+        assert "Access-Control-Allow-Credentials" not in response.headers
+        assert STATS_TOKEN not in response.get_data(as_text=True)
+    assert owners_client.head("/stats", headers=headers).status_code == 401
+
+
+def test_with_a_stats_token_the_figures_answer_to_it_as_bearer_or_as_basics_password(owners_client, function_env):
+    body = owners_client.get("/?text=moon+landing+astronaut").get_json()
+    owners_client.get(body["results"][0]["click_url"], headers={"User-Agent": BROWSER_AGENT})
+    wait_for_events(function_env["MONGODB"], "clicks", 1)
+    for headers in ({"Authorization": "Bearer " + STATS_TOKEN}, {"Authorization": "bearer  " + STATS_TOKEN},
+                    basic_auth("owner", STATS_TOKEN), basic_auth("", STATS_TOKEN)):
+        response = owners_client.get("/stats", headers=headers)
+        assert response.status_code == 200, headers
+        assert (response.get_json()["requests"], response.get_json()["clicks"]) == (1, 1)
+    assert owners_client.get("/stats?corpus=wikki", headers=basic_auth("owner", STATS_TOKEN)).status_code == 404
+
+
+def test_with_a_stats_token_what_readers_browsers_use_stays_open(owners_client, function_env):
+    reader = {"User-Agent": BROWSER_AGENT}
+    body = owners_client.get("/?text=moon+landing+astronaut", headers=reader).get_json()
+    assert body["results"]
+    assert owners_client.post("/", json={"text": "greek philosophy"}).status_code == 200
+    assert owners_client.get(body["results"][0]["click_url"], headers=reader).status_code == 302
+    seen = urlsplit(body["seen_url"])
+    assert owners_client.post(f"{seen.path}?{seen.query}", headers=reader).status_code == 204
+    for path in ("/healthz", "/openapi.json", "/assets/widget.js"):
+        assert owners_client.get(path).status_code == 200, path
+    assert owners_client.get("/?text=moon", headers={"Accept": "text/html"}).status_code == 200  # try-it
+    assert owners_client.options("/stats").status_code == 204  # a preflight carries no credentials
+    assert len(wait_for_events(function_env["MONGODB"], "clicks", 1)) == 1
+
+
+def test_without_a_stats_token_the_figures_stay_open_whatever_authorization_comes(client):
+    # a proxy in front with its own sign-in passes its Authorization on: it is not ours to judge
+    for headers in ({}, basic_auth("editor", "the-proxys-password"), {"Authorization": "Bearer something"}):
+        assert client.get("/stats", headers=headers).status_code == 200
+        assert client.get("/dashboard", headers=headers).status_code == 200
+
+
+def test_the_start_says_whether_the_figures_need_the_token_and_never_the_token(function_env, caplog):
+    caplog.set_level(logging.INFO, logger="related")
+    make_client(function_env)
+    assert "figures (/stats, /dashboard) open to anyone (no STATS_TOKEN)" in caplog.text
+    caplog.clear()
+    make_client({**function_env, "STATS_TOKEN": STATS_TOKEN})
+    assert "figures (/stats, /dashboard) need STATS_TOKEN" in caplog.text and STATS_TOKEN not in caplog.text
 
 
 def test_a_store_removed_while_served_is_a_503_to_retry_and_healthz_says_not_ready(function_env, tmp_path, caplog):

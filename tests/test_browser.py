@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BROWSER_AGENT, ROOT, wait_for_events, wiki_article, wiki_sample_path
+from conftest import BROWSER_AGENT, ROOT, STATS_TOKEN, wait_for_events, wiki_article, wiki_sample_path
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -43,12 +43,13 @@ def browser():
 class Page:
     """A browser tab that records console errors and uncaught exceptions, and saves screenshots."""
 
-    def __init__(self, browser, folder, viewport=DESKTOP):
+    def __init__(self, browser, folder, viewport=DESKTOP, credentials=None):
         # a reader's Chromium: the headless one calls itself HeadlessChrome, a crawler's name (function.crawlers),
         # whose answers and clicks /stats counts apart
         agent = (f"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
                  f"Chrome/{browser.version} Safari/537.36")
-        self.context = browser.new_context(viewport=viewport, user_agent=agent)
+        # credentials: what a person types into the prompt a 401's Basic challenge opens
+        self.context = browser.new_context(viewport=viewport, user_agent=agent, http_credentials=credentials)
         self.tab = self.context.new_page()
         self.tab.set_default_timeout(20_000)
         self.folder = folder
@@ -71,8 +72,8 @@ class Page:
 def tab(browser, tmp_path):
     opened = []
 
-    def open_tab(viewport=DESKTOP):
-        page = Page(browser, tmp_path, viewport)
+    def open_tab(viewport=DESKTOP, credentials=None):
+        page = Page(browser, tmp_path, viewport, credentials)
         opened.append(page)
         return page
 
@@ -653,3 +654,22 @@ def test_dashboard_without_mongodb_says_so_in_the_page(function_process, tab):
     assert response.status == 503
     assert "MONGODB is not set" in page.tab.inner_text("[role=alert]")
     page.screenshot("dashboard-no-mongodb")
+
+
+def test_with_a_stats_token_the_owner_signs_in_to_the_dashboard_and_its_stats_link(function_process, tab):
+    """The 401's challenge makes a browser ask; signed in, the dashboard's link to /stats (the same realm)
+    is answered to the same credentials."""
+    server = function_process(STATS_TOKEN=STATS_TOKEN).wait_ready()
+    # a wrong password: headless Chromium cancels a prompt that nobody answers (ERR_INVALID_AUTH_CREDENTIALS)
+    stranger = tab(credentials={"username": "rival", "password": "a-guess-of-some-length"})
+    assert stranger.tab.goto(server.base + "/dashboard").status == 401
+    assert "STATS_TOKEN" in stranger.tab.inner_text("[role=alert]")
+    stranger.screenshot("dashboard-private")
+
+    owner = tab(credentials={"username": "owner", "password": STATS_TOKEN})
+    assert owner.tab.goto(server.base + "/dashboard").status == 200
+    assert owner.tab.locator(".tile").count() > 0 and owner.problems == []
+    # (checked before: the JSON viewer of /stats asks for a /favicon.ico, a 404 in the console)
+    with owner.tab.expect_response(lambda response: response.url == server.base + "/stats") as answer:
+        owner.tab.click('a[href="/stats"]')
+    assert answer.value.status == 200 and answer.value.json()["requests"] == 0

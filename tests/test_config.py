@@ -173,15 +173,38 @@ def test_the_start_says_which_keys_sign_and_verify_click_links(function_env, cap
     from function.app import create_app
 
     app = create_app({**function_env, "CLICK_SECRET": NEW_KEY})
-    assert app.describe().endswith("; click links signed with CLICK_SECRET")
+    assert "; click links signed with CLICK_SECRET;" in app.describe()
     rotated = create_app({**function_env, "CLICK_SECRET": NEW_KEY, "CLICK_SECRET_PREVIOUS": f"{OLD_KEY},{OLDER_KEY}"})
-    assert rotated.describe().endswith("; click links signed with CLICK_SECRET, 2 previous keys accepted")
+    assert "; click links signed with CLICK_SECRET, 2 previous keys accepted;" in rotated.describe()
     assert "CLICK_SECRET" not in caplog.text  # nothing to warn about
     unrotated = create_app({**function_env, "CLICK_SECRET": NEW_KEY, "CLICK_SECRET_PREVIOUS": NEW_KEY})
-    assert unrotated.describe().endswith("; click links signed with CLICK_SECRET")
+    assert "; click links signed with CLICK_SECRET;" in unrotated.describe()
     assert "CLICK_SECRET_PREVIOUS lists the key that signs click links" in caplog.text
     random_key = create_app({**function_env, "CLICK_SECRET": ""})
-    assert random_key.describe().endswith("; click links signed with a random key (no CLICK_SECRET; warned above)")
+    assert "; click links signed with a random key (no CLICK_SECRET; warned above);" in random_key.describe()
     assert "CLICK_SECRET is not set" in caplog.text
     with pytest.raises(ConfigError, match="CLICK_SECRET_PREVIOUS is set but CLICK_SECRET is not"):
         create_app({**function_env, "CLICK_SECRET": "", "CLICK_SECRET_PREVIOUS": OLD_KEY})
+
+
+def test_a_stats_token_is_read_from_its_variable_or_its_file_and_a_bad_one_stops_the_start(tmp_path):
+    """An empty or short token would leave the figures guessable: the start refuses it, never opens them."""
+    from function.access import load_token
+
+    token_file = tmp_path / "stats-token"
+    token_file.write_text("a-file-token-of-some-length\n")
+    assert load_token(Settings.from_env({})) == b""  # unset: the figures are open
+    assert load_token(Settings.from_env({"STATS_TOKEN": "an-env-token-of-some-length"})) == \
+        b"an-env-token-of-some-length"
+    assert load_token(Settings.from_env({"STATS_TOKEN_FILE": str(token_file)})) == b"a-file-token-of-some-length"
+    both = {"STATS_TOKEN": "an-env-token-of-some-length", "STATS_TOKEN_FILE": str(token_file)}
+    with pytest.raises(ConfigError, match="STATS_TOKEN and STATS_TOKEN_FILE are both set"):
+        load_token(Settings.from_env(both))
+    with pytest.raises(ConfigError, match="STATS_TOKEN must be at least 16 characters"):
+        load_token(Settings.from_env({"STATS_TOKEN": "x" * 15}))
+    token_file.write_text("\n")
+    with pytest.raises(ConfigError, match="STATS_TOKEN_FILE .* must be at least 16 characters"):
+        load_token(Settings.from_env({"STATS_TOKEN_FILE": str(token_file)}))
+    with pytest.raises(ConfigError, match="STATS_TOKEN_FILE: cannot read"):
+        load_token(Settings.from_env({"STATS_TOKEN_FILE": str(tmp_path / "missing")}))
+    assert "an-env-token" not in repr(Settings.from_env({"STATS_TOKEN": "an-env-token-of-some-length"}))

@@ -11,7 +11,7 @@ from openapi_spec_validator import validate
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from conftest import make_client, wait_for_events
+from conftest import STATS_TOKEN, basic_auth, make_client, wait_for_events
 from function.app import create_app
 
 DOC_URI = "urn:related-content:openapi"
@@ -141,6 +141,17 @@ def test_answers_without_an_event_database_match_too(spec, function_env):
     checker.check(client.get("/stats"), "/stats")
     checker.check(client.get("/dashboard"), "/dashboard")
     assert checker.checked == {200, 503}
+
+
+def test_the_figures_refused_without_the_stats_token_match_too(spec, function_env):
+    client = make_client({**function_env, "STATS_TOKEN": STATS_TOKEN})
+    checker = Checker(spec)
+    for path in ("/stats", "/dashboard"):
+        refused = checker.check(client.get(path), path)
+        documented = spec["paths"][path]["get"]["responses"]["401"]["headers"]["WWW-Authenticate"]["schema"]
+        assert refused.headers["WWW-Authenticate"] == documented["const"]
+        checker.check(client.get(path, headers=basic_auth("owner", STATS_TOKEN)), path)
+    assert checker.checked == {200, 401}
 
 
 def test_the_schemas_catch_a_wrong_answer(spec):

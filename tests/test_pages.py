@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import lxml.html
 import pytest
 
-from conftest import make_client, wait_for_events, wiki_article
+from conftest import STATS_TOKEN, basic_auth, make_client, wait_for_events, wiki_article
 from function import charts
 from function import pages as page_views
 from function.stats import CLICK_DELAY_EDGES_S, LATENCY_EDGES_MS, histogram, timeline, top_articles
@@ -346,6 +346,24 @@ def test_dashboard_without_a_database_says_so(function_env, mongodb_uri, title):
     response = app.get("/dashboard")
     assert response.status_code == 503
     assert html_of(response).cssselect("[role=alert] h2")[0].text == title
+
+
+def test_with_a_stats_token_the_dashboard_asks_a_browser_for_it(function_env):
+    """A browser prompts on the 401's challenge and sends the token as Basic's password (any user name)."""
+    client = make_client({**function_env, "STATS_TOKEN": STATS_TOKEN})
+    seed(client, function_env["MONGODB"], texts=("moon landing",))
+    for headers in ({}, basic_auth("owner", "not-the-token-at-all")):
+        refused = client.get("/dashboard?corpus=wikki", headers={**BROWSER, **headers})  # no 404 told either
+        assert refused.status_code == 401 and refused.headers["WWW-Authenticate"].startswith('Basic realm="')
+        doc = html_of(refused)
+        assert doc.cssselect("[role=alert] h2")[0].text == "The figures are private"
+        assert not doc.cssselect(".tile, figure.chart") and STATS_TOKEN not in refused.get_data(as_text=True)
+        assert_inert(refused)
+    signed_in = client.get("/dashboard", headers={**BROWSER, **basic_auth("owner", STATS_TOKEN)})
+    assert signed_in.status_code == 200
+    tiles = {t.cssselect(".label")[0].text: t.cssselect(".big")[0].text_content()
+             for t in html_of(signed_in).cssselect(".tile")}
+    assert tiles["Answers"] == "2" and tiles["Clicks"] == "3"
 
 
 # -- the dashboard's figures ----------------------------------------------------------------------

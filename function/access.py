@@ -1,0 +1,59 @@
+"""Who may read the figures: /stats and /dashboard, behind STATS_TOKEN when it is set.
+
+A site's traffic and click-through are its owner's: a competitor who knows the function's
+address could read them. Everything readers' browsers use (answers, /click, /seen, the widget,
+the try-it page) stays open; only the figures ask for the token:
+
+    Authorization: Bearer <token>                 scripts, curl
+    Authorization: Basic base64(<any>:<token>)    a browser's prompt: any user name, the token as password
+
+Both routes answer a 401 under one realm, so a browser signed in on /dashboard sends the same
+credentials to /stats (the dashboard's link to it) without asking again.
+"""
+
+import base64
+import binascii
+import hmac
+
+from .config import read_secret
+from .errors import ApiError
+
+MIN_TOKEN_BYTES = 16
+REALM = "related-content figures"
+# charset: a browser then encodes a password past ASCII as UTF-8, as the token is read
+CHALLENGE = {"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'}
+
+
+def load_token(settings):
+    """STATS_TOKEN, else the file STATS_TOKEN_FILE, as bytes; b"": the figures are open."""
+    return read_secret("STATS_TOKEN", settings.stats_token, settings.stats_token_file, MIN_TOKEN_BYTES)
+
+
+def presented_token(request):
+    """The token the request's Authorization gives (Bearer's, or Basic's password), as bytes; None
+    for none. Header values come decoded as Latin-1: encoded back, they are the bytes sent."""
+    scheme, _, value = request.headers.get("Authorization", "").strip().partition(" ")
+    value = value.strip().encode("latin-1")
+    if scheme.lower() == "bearer":
+        return value
+    if scheme.lower() == "basic":
+        try:
+            user_and_password = base64.b64decode(value, validate=True)
+        except binascii.Error:
+            return None
+        return user_and_password.partition(b":")[2]  # the user name is anyone's
+    return None
+
+
+def require_token(token, request):
+    """Nothing when ``token`` is b"" (open) or the request presents it; else a 401 whose challenge
+    makes a browser prompt. The token is never in a message or a log."""
+    if not token:
+        return
+    given = presented_token(request)
+    # compare_digest: the time taken says nothing of how much of a guess was right
+    if given is not None and hmac.compare_digest(given, token):
+        return
+    raise ApiError("the figures are private: give the STATS_TOKEN as the password of HTTP Basic (a browser asks "
+                   "for it; any user name), or as Authorization: Bearer <token>", status=401, code="not_authorized",
+                   headers=CHALLENGE)
