@@ -100,10 +100,12 @@ def worker_threads(env):
 class Settings:
     model_store: Path = Path("model_store")
     default_corpus: str = ""  # "" : "wiki" when it is served, else the first corpus by name (App)
-    mongodb_uri: str = ""
-    click_secret: bytes = b""
+    # secrets, and the URI's password, out of the repr: a settings object in a traceback or a log shows none
+    mongodb_uri: str = field(default="", repr=False)
+    click_secret: bytes = field(default=b"", repr=False)
     click_secret_file: str = ""
-    click_secret_previous: bytes = b""  # keys that verify links, never sign one (clicks.load_previous_secrets)
+    # keys that verify links, never sign one (clicks.load_previous_secrets)
+    click_secret_previous: bytes = field(default=b"", repr=False)
     click_secret_previous_file: str = ""
     click_ttl_seconds: int = 30 * 86400
     public_url: str = ""  # base for click links; "" : from the request's host

@@ -207,4 +207,7 @@ def test_a_stats_token_is_read_from_its_variable_or_its_file_and_a_bad_one_stops
         load_token(Settings.from_env({"STATS_TOKEN_FILE": str(token_file)}))
     with pytest.raises(ConfigError, match="STATS_TOKEN_FILE: cannot read"):
         load_token(Settings.from_env({"STATS_TOKEN_FILE": str(tmp_path / "missing")}))
-    assert "an-env-token" not in repr(Settings.from_env({"STATS_TOKEN": "an-env-token-of-some-length"}))
+    shown = repr(Settings.from_env({"STATS_TOKEN": "an-env-token-of-some-length", "CLICK_SECRET": "a-click-key-of-some-length",
+                                    "CLICK_SECRET_PREVIOUS": "an-old-click-key-of-some-length",
+                                    "MONGODB": "mongodb://related:" + "a-db-word@db.example/related"}))
+    assert "max_k=100" in shown and not any(secret in shown for secret in ("an-env-token", "click-key", "a-db-word"))
