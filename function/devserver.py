@@ -12,6 +12,7 @@
 Not part of the image: in production MONGODB and CLICK_SECRET are set.
 """
 
+import errno
 import os
 import secrets
 import shutil
@@ -118,6 +119,24 @@ def local_name(host):
     return "localhost" if host in EVERY_INTERFACE or host in LOOPBACK else host
 
 
+def port_in_use(host, port):
+    """The address of ``host`` on which ``port`` is already taken (bound as gunicorn binds, with
+    SO_REUSEADDR), else None; a host that does not resolve is gunicorn's to name."""
+    try:
+        addresses = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (OSError, UnicodeError):
+        return None
+    for family, kind, proto, _name, address in addresses:
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    return address[0]
+    return None
+
+
 def listening(server, host, port):
     """Whether ``server`` came to listen on ``port``: the banner waits for it, so that a setting
     refused at start (its message above) is not preceded by "serving on"."""
@@ -148,6 +167,13 @@ def main():
     if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):  # functions-framework names --port
         print(f"cannot start: PORT={port!r} is not a port number (1-65535)", file=sys.stderr, flush=True)
         return 2
+    # another server on the port (a `make run` left running) had been reached by the check below: "serving
+    # on" at once, the suggested curl answered by the other server, gunicorn's refusal seconds later
+    taken = port_in_use(env.get("HOST", "127.0.0.1"), int(port))
+    if taken:
+        print(f"cannot start: PORT={port} is in use on {taken} (another `make run`, or another server): stop it "
+              "(Ctrl-C), or choose another PORT", file=sys.stderr, flush=True)
+        return 1
     try:
         if not env.get("MONGODB"):
             try:

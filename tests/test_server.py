@@ -169,6 +169,25 @@ def test_make_run_with_a_bad_setting_says_why_and_never_serving_on(function_env)
     assert done.returncode != 0 and "PORT='abc' is not a port number" in done.stderr
 
 
+def test_make_run_on_a_port_in_use_says_so_and_never_serving_on(function_env):
+    """A second `make run` on a port another server holds (the first `make run`, left running) had
+    printed "serving on" at once, its check reaching the other server, and the curl it suggests was
+    answered by that one, with its settings; gunicorn's "Address already in use" came seconds later."""
+    import socket
+
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        env = {**os.environ, **function_env, "PORT": str(port)}
+        env.pop("HOST", None)
+        done = subprocess.run([sys.executable, "-m", "function.devserver"], cwd=ROOT, env=env, capture_output=True,
+                              text=True, timeout=120)
+    assert done.returncode != 0
+    assert "serving on" not in done.stdout + done.stderr
+    assert f"PORT={port} is in use on 127.0.0.1" in done.stderr
+
+
 def test_a_second_embedded_mongo_on_the_same_data_says_why_it_cannot_start(tmp_path):
     """A second `make run` in one folder: nx-27017's own reason had gone to /dev/null, leaving
     "process exited with status 1 before listening" in a traceback."""
