@@ -20,6 +20,10 @@ def test_fetch_concurrency_is_two_threads_fewer_than_a_worker_has():
     ({"THREADS": "many"}, "THREADS='many' is not a valid int"),
     ({"THREADS": "0"}, "THREADS='0' must be between 1 and 100000"),
     ({"THREADS": " "}, "THREADS is set but empty"),
+    # functions-framework reads WORKERS with a bare int(): "two" had stopped the start with its traceback
+    ({"WORKERS": "two"}, "WORKERS='two' is not a valid int"),
+    ({"WORKERS": "0"}, "WORKERS='0' must be between 1 and 1000"),
+    ({"WORKERS": " "}, "WORKERS is set but empty"),
     ({"FETCH_CONCURRENCY": "0"}, "FETCH_CONCURRENCY='0' must be between 1 and 10000"),
     ({"MAX_QUERY_BYTES": "16384"}, "MAX_QUERY_BYTES='16384' must be between 256 and 8000"),
     ({"CLIENT_HEAD_SECONDS": "2"}, "CLIENT_HEAD_SECONDS='2' must be between 5 and 600"),
