@@ -52,6 +52,26 @@ def read_secret(name, value, path, min_bytes=0):
     return value
 
 
+def _cors_origin(raw):
+    """CORS_ORIGIN as browsers compare it: "*", "" (none), or one origin, scheme://host[:port], a
+    trailing slash dropped. Sent as written, "https://blog.example.com/" or a list of origins matched
+    no browser's Origin, and every widget failed, said only in the browser's console."""
+    value = raw.strip()
+    if value in ("*", "", "null"):
+        return value
+    origin = value.rstrip("/")
+    try:
+        parts = urlsplit(origin)
+        parts.port  # noqa: B018 -- a port that is not a number raises
+    except ValueError:
+        parts = None
+    if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc
+            or parts.path or parts.query or parts.fragment or "," in origin or " " in origin):
+        raise ConfigError(f"CORS_ORIGIN={value[:200]!r} is not an origin such as https://blog.example.com "
+                          "(one origin, or * for any: browsers match the Access-Control-Allow-Origin header exactly)")
+    return origin
+
+
 def env_number(env, name, default, kind=int, low=None, high=None):
     """``env[name]`` as ``kind`` within [low, high], ``default`` when unset or blank; ConfigError
     naming the variable otherwise."""
@@ -173,7 +193,7 @@ class Settings:
             url_cache_ttl=env_number(env, "URL_CACHE_TTL", 600.0, float, 0, 7 * 86400),
             engine_weights=_engine_weights(env.get("ENGINE_WEIGHTS", "")),
             store_check_seconds=env_number(env, "STORE_CHECK_SECONDS", 2.0, float, 0, 86400),
-            cors_origin=env.get("CORS_ORIGIN", "*").strip(),
+            cors_origin=_cors_origin(env.get("CORS_ORIGIN", "*")),
             fetch_allowed_domains=env.get("FETCH_ALLOWED_DOMAINS", "").strip(),
             workers=worker_processes(env),
             threads=threads,

@@ -32,6 +32,10 @@ def test_fetch_concurrency_is_two_threads_fewer_than_a_worker_has():
     ({"PUBLIC_URL": "related.example.com"}, "PUBLIC_URL='related.example.com' is not an http(s) address"),
     ({"PUBLIC_URL": "ftp://related.example.com"}, "PUBLIC_URL='ftp://related.example.com' is not an http(s)"),
     ({"PUBLIC_URL": "https://related.example.com/?a=1"}, "is not an http(s) address"),
+    # sent as it was written, an origin browsers never match: every widget failed, said only in the console
+    ({"CORS_ORIGIN": "https://blog.example.com,https://www.blog.example.com"}, "CORS_ORIGIN='https://blog.example.com,"),
+    ({"CORS_ORIGIN": "blog.example.com"}, "is not an origin such as https://blog.example.com"),
+    ({"CORS_ORIGIN": "https://blog.example.com/posts"}, "is not an origin such as https://blog.example.com"),
 ])
 def test_bad_thread_and_fetch_counts_are_refused_by_name(env, message):
     with pytest.raises(ConfigError, match=re.escape(message)):
@@ -215,3 +219,11 @@ def test_a_stats_token_is_read_from_its_variable_or_its_file_and_a_bad_one_stops
                                     "CLICK_SECRET_PREVIOUS": "an-old-click-key-of-some-length",
                                     "MONGODB": "mongodb://related:" + "a-db-word@db.example/related"}))
     assert "max_k=100" in shown and not any(secret in shown for secret in ("an-env-token", "click-key", "a-db-word"))
+
+
+@pytest.mark.parametrize("raw,sent", [("*", "*"), ("", ""), ("https://blog.example.com", "https://blog.example.com"),
+                                      # a browser's Origin has no slash: "https://blog.example.com/" matched none
+                                      (" https://blog.example.com/ ", "https://blog.example.com"),
+                                      ("http://localhost:8192/", "http://localhost:8192")])
+def test_cors_origin_is_sent_as_browsers_spell_an_origin(raw, sent):
+    assert Settings.from_env({"CORS_ORIGIN": raw}).cors_origin == sent
