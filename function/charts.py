@@ -241,20 +241,24 @@ def histogram_chart(bins, unit, x_title, title):
     return Chart(frame.svg(body, title))
 
 
-def rank_ctr_chart(ctr_by_rank, max_ranks=20):
-    """Click-through of each result rank, with its 95% interval as a whisker."""
-    ranks = [(int(rank), row) for rank, row in ctr_by_rank.items() if row.get("shown")][:max_ranks]
-    if not ranks:
+def ctr_chart(rows, what, unit, x_title, title):
+    """Click-through bars with their 95% interval as whiskers, one per (label, /stats' row of ctr, ci95,
+    clicks and shown): ``what`` a label is ("rank"), ``unit`` what was shown ("answer"). A row shown
+    nothing keeps its place on the axis, without a bar."""
+    drawn = [row for _, row in rows if row["shown"]]
+    if not drawn:
         return Chart(None)
     frame = Frame()
-    tick_values = ticks(max(max((row["ci95"] or [0, row["ctr"]])[1] for _, row in ranks), 0.01), whole=False)
+    tick_values = ticks(max(max((row["ci95"] or [0, row["ctr"]])[1] for row in drawn), 0.01), whole=False)
     y = frame.y_scale(tick_values[-1])
-    slot = (frame.right - frame.left) / max(len(ranks), 5)
+    slot = (frame.right - frame.left) / max(len(rows), 5)
     body = frame.y_axis(tick_values, percent, "click-through")
-    for i, (rank, row) in enumerate(ranks):
+    for i, (label, row) in enumerate(rows):
+        if not row["shown"]:
+            continue
         x = frame.left + i * slot
         low, high = row["ci95"] or (row["ctr"], row["ctr"])
-        tip = (f"rank {rank}: {percent(row['ctr'], 1)} of {row['shown']} answers clicked "
+        tip = (f"{what} {label}: {percent(row['ctr'], 1)} of {plural(row['shown'], unit)} clicked "
                f"(95% interval {percent(low, 1)}–{percent(high, 1)})")
         height = max(frame.bottom - y(row["ctr"]), 1.5)  # a zero stays visible as a sliver
         body.append(_rect(x + slot * 0.2, frame.bottom - height, slot * 0.6, height, "mark s-clicks", tip))
@@ -262,9 +266,26 @@ def rank_ctr_chart(ctr_by_rank, max_ranks=20):
         body.append(_line("whisker", centre, centre, y(low), y(high)))
         for end in (low, high):
             body.append(_line("whisker", centre - slot * 0.12, centre + slot * 0.12, y(end), y(end)))
-    body += frame.x_axis([str(rank) for rank, _ in ranks], lambda i: frame.left + (i + 0.5) * slot,
-                         "rank of the result (1 = top)", max_labels=20)
-    return Chart(frame.svg(body, "Click-through by rank"))
+    body += frame.x_axis([label for label, _ in rows], lambda i: frame.left + (i + 0.5) * slot, x_title,
+                         max_labels=20)
+    return Chart(frame.svg(body, title))
+
+
+def rank_ctr_chart(ctr_by_rank, max_ranks=20):
+    """Click-through of each result rank: the share of the answers showing it whose link there was clicked."""
+    ranks = [(rank, row) for rank, row in ctr_by_rank.items() if row.get("shown")][:max_ranks]
+    return ctr_chart(ranks, "rank", "answer", "rank of the result (1 = top)", "Click-through by rank")
+
+
+def score_ctr_chart(ctr_by_score):
+    """Click-through of the links shown in each score band ("0.05-0.1": [0.05, 0.1)), every band in its
+    place; the first holds any score under its top ("<0.05"), the last any from its bottom ("≥0.5")."""
+    last = len(ctr_by_score) - 1
+    bands = []
+    for i, (band, row) in enumerate(ctr_by_score.items()):
+        low, high = band.split("-")
+        bands.append((f"<{high}" if i == 0 else f"≥{low}" if i == last else f"{low}–{high}", row))
+    return ctr_chart(bands, "score", "link", "score of the link shown", "Click-through by score")
 
 
 def engine_ctr_chart(engines):

@@ -12,6 +12,7 @@ from .access import CHALLENGE
 from .config import NAME
 from .fetch_policy import MAX_URL_LENGTH
 from .params import DEFAULT_K, FORM_TYPE, MAX_ID_CHARS
+from .stats import SCORE_BANDS
 
 JSON = "application/json"
 HTML = "text/html"
@@ -145,8 +146,8 @@ SCHEMAS = {
     "Summary": {
         "type": "object",
         "required": ["requests", "empty_answers", "errors", "clicks", "ctr", "ctr_ci95", "clicks_per_request",
-                     "seen", "ctr_seen", "ctr_seen_ci95", "ctr_by_rank", "latency_ms", "click_delay_ms",
-                     "mean_top_score"],
+                     "seen", "ctr_seen", "ctr_seen_ci95", "ctr_by_rank", "ctr_by_score", "latency_ms",
+                     "click_delay_ms", "mean_top_score"],
         "properties": {
             "requests": {**COUNT, "description": "requests answered (status 200; the total is requests + "
                          "errors), empty answers included"},
@@ -175,6 +176,22 @@ SCHEMAS = {
                     "properties": {"ctr": {"type": "number", "minimum": 0, "maximum": 1},
                                    "ci95": INTERVAL, "clicks": COUNT, "shown": COUNT},
                 },
+            },
+            "ctr_by_score": {
+                "type": "object",
+                "description": "by score band, low to high, each [low, high) (negative scores in the first, 1 and "
+                               "above in the last): share of the links shown with a score in the band that were clicked. "
+                               "Bands with no click over many links shown suggest a min_score; low scores sit "
+                               "at low ranks, so a band's click-through mixes score and rank",
+                "required": SCORE_BANDS,
+                "additionalProperties": False,
+                "properties": {band: {
+                    "type": "object",
+                    "required": ["ctr", "ci95", "clicks", "shown"],
+                    "additionalProperties": False,
+                    "properties": {"ctr": _nullable({"type": "number", "minimum": 0, "maximum": 1}),
+                                   "ci95": _nullable(INTERVAL), "clicks": COUNT, "shown": COUNT},
+                } for band in SCORE_BANDS},
             },
             "latency_ms": {
                 "type": "object",

@@ -7,11 +7,13 @@ memory, so at most the newest STATS_MAX_EVENTS answers, clicks, views and error 
 the answer then says so (``truncated``, ``errors_truncated``) and from when it counts (``since``).
 """
 
+import bisect
 import math
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from typing import NamedTuple
 
 from .config import NAME
 from .errors import ApiError
@@ -51,6 +53,63 @@ def _round(value, digits=4):
     return None if value is None else round(value, digits)
 
 
+# Score bands of ctr_by_score, each [low, high): negative scores count in the first, 1 and above in
+# the last. Cosines of related articles run low (a short text against whole articles, a small blog's
+# tfidf: 0.1-0.3) and unrelated links sit at 0.02-0.05, where a min_score is chosen: finer steps
+# there, coarse ones above 0.3, where a link is plainly related.
+SCORE_EDGES = (0, 0.05, 0.1, 0.2, 0.3, 0.5, 1)
+SCORE_BANDS = [f"{low:g}-{high:g}" for low, high in zip(SCORE_EDGES, SCORE_EDGES[1:])]
+# links shown, none clicked, under an edge before the dashboard suggests it as min_score: none of 300
+# says, with 95% confidence, that readers click such links less than once in 100 (the rule of three,
+# 3/n); none of 100 is what links clicked twice in 100 show about one time in 8 by chance alone, and
+# many more would keep a small site (a weak link or two an answer) waiting for weeks
+MIN_SHOWN_TO_SUGGEST = 300
+
+
+def score_band(score):
+    """The key of the SCORE_BANDS band ``score`` is in."""
+    return SCORE_BANDS[bisect.bisect_right(SCORE_EDGES, score, 1, len(SCORE_BANDS)) - 1]  # inner edges only
+
+
+def _ctr_row(clicks, shown):
+    return {"ctr": _round(clicks / shown) if shown else None, "ci95": wilson(clicks, shown), "clicks": clicks,
+            "shown": shown}
+
+
+def ctr_by_score(answers, clicked):
+    """Click-through of the links shown in each score band: ``answers``, the request events shown (their
+    ``results``, in rank order), ``clicked``, the (request id, rank) of the links clicked."""
+    shown, clicks = dict.fromkeys(SCORE_BANDS, 0), dict.fromkeys(SCORE_BANDS, 0)
+    for answer in answers:
+        for rank, result in enumerate(answer.get("results") or (), 1):
+            score = result.get("score") if isinstance(result, dict) else None
+            if isinstance(score, (int, float)):
+                band = score_band(score)
+                shown[band] += 1
+                if (answer["_id"], rank) in clicked:
+                    clicks[band] += 1
+    return {band: _ctr_row(clicks[band], shown[band]) for band in SCORE_BANDS}
+
+
+class MinScoreSuggestion(NamedTuple):
+    min_score: float  # a band edge
+    shown: int  # the links shown with a lower score, none of them clicked
+
+
+def suggested_min_score(by_score, min_shown=MIN_SHOWN_TO_SUGGEST):
+    """The highest band edge under which readers clicked none of at least ``min_shown`` links shown,
+    and some link above it; None when no edge is: too few links under the unclicked bands, a click in
+    the lowest, or no click at all (which says nothing of scores)."""
+    suggestion, shown = None, 0
+    for band, high in zip(SCORE_BANDS, SCORE_EDGES[1:]):
+        if by_score[band]["clicks"]:
+            return suggestion
+        shown += by_score[band]["shown"]
+        if shown >= min_shown:
+            suggestion = MinScoreSuggestion(high, shown)
+    return None
+
+
 def summarise(requests, clicks, views=()):
     """Figures for one group of request events and the click and view events on their answers.
     Click-through is over the answers with a list to show: an empty answer (min_score, no match) is
@@ -80,23 +139,20 @@ def summarise(requests, clicks, views=()):
         "ctr_seen": _round(len(clicked_requests & seen) / len(seen)) if seen else None,
         "ctr_seen_ci95": wilson(len(clicked_requests & seen), len(seen)),
         "ctr_by_rank": {
-            str(rank): {
-                "ctr": _round(by_rank[rank] / shown_at),
-                "ci95": wilson(by_rank[rank], shown_at),
-                "clicks": by_rank[rank],
-                "shown": shown_at,
-            }
+            str(rank): _ctr_row(by_rank[rank], shown_at)
             for rank in range(1, max_rank + 1)
             if (shown_at := sum(1 for n in shown.values() if n >= rank))
         },
+        "ctr_by_score": ctr_by_score([r for r in answered if r["_id"] in shown], clicked),
         "latency_ms": {"p50": _round(percentile(latencies, 50), 2), "p95": _round(percentile(latencies, 95), 2)},
         "click_delay_ms": {"median": _round(statistics.median(delays), 1) if delays else None},
         "mean_top_score": _round(statistics.fmean(top_scores)) if top_scores else None,
     }
 
 
+# ``results`` whole: nx-27017 answers a projection of "results.score" without ``results`` at all
 REQUEST_FIELDS = {"_id": 1, "engine": 1, "engine_named": 1, "status": 1, "total_ms": 1, "top_score": 1,
-                  "n_results": 1}
+                  "n_results": 1, "results": 1}
 CLICK_FIELDS = {"_id": 0, "request_id": 1, "engine": 1, "rank": 1, "delay_ms": 1}
 VIEW_FIELDS = {"_id": 0, "request_id": 1, "engine": 1}
 
@@ -254,7 +310,7 @@ LATENCY_EDGES_MS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 100
 CLICK_DELAY_EDGES_S = (0, 1, 2, 5, 10, 30, 60, 300, 1800, 7200, 86400)
 TOP_N = 10
 
-DASHBOARD_REQUEST_FIELDS = {**REQUEST_FIELDS, "ts": 1, "corpus": 1, "results": 1, "error": 1}
+DASHBOARD_REQUEST_FIELDS = {**REQUEST_FIELDS, "ts": 1, "corpus": 1, "error": 1}
 DASHBOARD_CLICK_FIELDS = {**CLICK_FIELDS, "ts": 1, "corpus": 1, "doc_id": 1, "url": 1}
 
 

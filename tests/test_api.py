@@ -770,6 +770,63 @@ def test_stats_figures_are_those_of_the_events_stored(client, function_env):
     assert by_rank == {"1": (1, 20), "2": (1, 20), "3": (0, 20), "4": (0, 10), "5": (1, 10)}
 
 
+def test_click_through_by_score_counts_each_link_shown_in_the_band_of_its_score(client, function_env):
+    """A site owner chooses min_score by the click-through of links by their score: each link shown
+    counts in its band, [low, high), a click in the band of the link it followed (its answer's
+    results, by rank). A crawler's click, the try-it page's answer and a click on it count nowhere."""
+    import html
+    import re
+    from datetime import datetime, timezone
+
+    from function.stats import wilson
+
+    mongodb = function_env["MONGODB"]
+    reader, googlebot = {"User-Agent": BROWSER_AGENT}, {"User-Agent": "Mozilla/5.0 (compatible; Googlebot/2.1)"}
+    read = client.get("/?text=moon+landing+astronaut&k=5", headers=reader).get_json()
+    tried = client.get("/?text=greek+philosopher&k=5", headers={**reader, "Accept": "text/html"}).get_data(as_text=True)
+    tried_link = html.unescape(re.search(r'class="result-title" href="([^"]+)"', tried).group(1))
+    for link, agent in ((read["results"][1]["click_url"], reader), (read["results"][4]["click_url"], googlebot),
+                        (tried_link, reader)):
+        assert client.get(link, headers=agent).status_code == 302
+    wait_for_events(mongodb, "requests", 2)
+    wait_for_events(mongodb, "clicks", 3)
+    # the reader's answer with scores of our own, and two more answers as the event writer stores them
+    now = datetime.now(timezone.utc)
+    answer = {"ts": now, "status": 200, "corpus": "wiki", "engine": read["engine"], "engine_named": False,
+              "total_ms": 1.0}
+    scored = {read["request_id"]: [0.45, 0.3, 0.12, 0.06, 0.01], "r1": [1.0, 0.5, 0.19, 0.05, -0.01],
+              "r2": [0.35, 0.1, 0.0999], "r3": []}  # r3: an empty answer shows nothing
+    clicked = [("r1", 1), ("r1", 2), ("r1", 5), ("r2", 1), ("r2", 3)]
+    with pymongo.MongoClient(mongodb, tz_aware=True) as mongo:
+        db = mongo.get_default_database()
+        db["requests"].update_one({"_id": read["request_id"]}, {"$set": {"results": [
+            {"id": result["id"], "score": score} for result, score in zip(read["results"], scored[read["request_id"]])]}})
+        db["requests"].insert_many([{**answer, "_id": request_id, "n_results": len(scores),
+                                     "top_score": scores[0] if scores else None,
+                                     "results": [{"id": f"d{rank}", "score": score} for rank, score in enumerate(scores, 1)]}
+                                    for request_id, scores in scored.items() if request_id != read["request_id"]])
+        db["clicks"].insert_many([{"_id": f"{request_id}-{rank}", "ts": now, "request_id": request_id, "rank": rank,
+                                   "corpus": "wiki", "engine": read["engine"], "delay_ms": 1000}
+                                  for request_id, rank in clicked])
+
+    stats = client.get("/stats").get_json()
+    assert (stats["requests"], stats["clicks"]) == (4, 6)
+    assert stats["left_out"] == {"crawler_requests": 0, "crawler_clicks": 1, "try_it_answers": 1, "other_clicks": 1}
+    by_score = {band: (row["shown"], row["clicks"], row["ctr"]) for band, row in stats["ctr_by_score"].items()}
+    assert by_score == {  # shown (the scores), clicked: by hand
+        "0-0.05": (2, 1, 0.5),  # 0.01 (the crawler's), -0.01 (clicked)
+        "0.05-0.1": (3, 1, 0.3333),  # 0.06, 0.05, 0.0999 (clicked)
+        "0.1-0.2": (3, 0, 0.0),  # 0.12, 0.19, 0.1
+        "0.2-0.3": (0, 0, None),
+        "0.3-0.5": (3, 2, 0.6667),  # 0.45, 0.3 (clicked), 0.35 (clicked)
+        "0.5-1": (2, 2, 1.0),  # 1.0 (clicked), 0.5 (clicked)
+    }
+    assert list(by_score) == list(stats["ctr_by_score"])  # low to high
+    for row in stats["ctr_by_score"].values():
+        assert row["ci95"] == wilson(row["clicks"], row["shown"])  # None with none shown
+    assert stats["engines"][read["engine"]]["ctr_by_score"] == stats["ctr_by_score"]
+
+
 def test_stats_of_a_corpus_nobody_serves_or_asked_for_is_a_404(client, function_env):
     """A typo in ?corpus= had answered figures of zero, which read as a corpus nobody asks for."""
     response = client.get("/stats?corpus=wikki")

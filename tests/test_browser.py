@@ -607,7 +607,7 @@ def seed_traffic(base, mongodb):
     return requests, clicks
 
 
-CHARTS = ["timeline", "engines", "ranks", "latency", "delay", "errors", "recommended", "clicked"]
+CHARTS = ["timeline", "engines", "ranks", "scores", "latency", "delay", "recommended", "clicked", "errors"]
 
 
 def test_dashboard_draws_every_chart_without_errors(function_process, function_env, tab):

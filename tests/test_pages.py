@@ -290,7 +290,7 @@ def test_dashboard_draws_every_chart_from_the_events(client, function_env):
     assert response.status_code == 200
     doc = html_of(response)
     assert chart_states(doc) == dict.fromkeys(
-        ["timeline", "engines", "ranks", "latency", "delay", "errors", "recommended", "clicked"], "false")
+        ["timeline", "engines", "ranks", "scores", "latency", "delay", "errors", "recommended", "clicked"], "false")
     for figure in doc.cssselect("figure.chart"):
         assert figure.cssselect("svg .mark"), figure.get("data-chart")
     tiles = {t.cssselect(".label")[0].text: t.cssselect(".big")[0].text_content() for t in doc.cssselect(".tile")}
@@ -335,6 +335,66 @@ def test_dashboard_filters_like_stats(client, function_env):
         assert response.status_code == (404 if query == "corpus=other" else 400)
         assert html_of(response).cssselect("[role=alert]")
         assert response.status_code == client.get("/stats?" + query).status_code
+
+
+def test_dashboard_draws_click_through_by_score_and_suggests_a_min_score_only_where_no_link_under_it_was_clicked(
+        client, function_env):
+    """150 readers' answers, each linking at scores 0.4, 0.25, 0.15, 0.08 and 0.03; readers clicked the
+    first link of 20 and the third of 10: none of the 300 links under 0.1. Then one reader clicks a
+    link at 0.08, and under no edge are there 300 links unclicked: no suggestion."""
+    import pymongo
+
+    now = datetime.now(timezone.utc)
+    scores = [0.4, 0.25, 0.15, 0.08, 0.03]
+    answers = [{"_id": f"r{i}", "ts": now - timedelta(seconds=i), "status": 200, "corpus": "wiki", "engine": "tfidf",
+                "engine_named": False, "total_ms": 1.0, "n_results": 5, "top_score": scores[0],
+                "results": [{"id": f"d{rank}", "score": score} for rank, score in enumerate(scores, 1)]}
+               for i in range(150)]
+    click = {"ts": now, "corpus": "wiki", "engine": "tfidf", "delay_ms": 1000}
+    clicks = [{"_id": f"r{i}-{rank}", "request_id": f"r{i}", "rank": rank, "doc_id": f"d{rank}", **click}
+              for i, rank in [(i, 1) for i in range(20)] + [(i, 3) for i in range(20, 30)]]
+    mongo = pymongo.MongoClient(function_env["MONGODB"], tz_aware=True)
+    events = mongo.get_default_database()
+    events["requests"].insert_many(answers)
+    events["clicks"].insert_many(clicks)
+
+    doc = html_of(client.get("/dashboard"))
+    figure = doc.cssselect('figure[data-chart="scores"]')[0]
+    assert figure.get("data-empty") == "false"
+    assert [t.text for t in figure.cssselect("svg text.tick")][-6:] == ["<0.05", "0.05–0.1", "0.1–0.2", "0.2–0.3",
+                                                                        "0.3–0.5", "≥0.5"]
+    assert [mark.text_content() for mark in figure.cssselect("svg .mark title")] == [  # no link scored 0.5 or more
+        "score <0.05: 0.0% of 150 links clicked (95% interval 0.0%–2.5%)",
+        "score 0.05–0.1: 0.0% of 150 links clicked (95% interval 0.0%–2.5%)",
+        "score 0.1–0.2: 6.7% of 150 links clicked (95% interval 3.7%–11.8%)",
+        "score 0.2–0.3: 0.0% of 150 links clicked (95% interval 0.0%–2.5%)",
+        "score 0.3–0.5: 13.3% of 150 links clicked (95% interval 8.8%–19.7%)"]
+    (advice,) = figure.cssselect("[data-suggested-min-score]")
+    assert advice.get("data-suggested-min-score") == "0.1"
+    assert " ".join(advice.text_content().split()) == ('Readers clicked none of the 300 links shown with a score '
+                                                       'under 0.1: data-min-score="0.1" would leave such links out.')
+
+    events["clicks"].insert_one({"_id": "r40-4", "request_id": "r40", "rank": 4, "doc_id": "d4", **click})
+    mongo.close()
+    figure = html_of(client.get("/dashboard")).cssselect('figure[data-chart="scores"]')[0]
+    assert "score 0.05–0.1: 0.7% of 150 links clicked" in figure.text_content()
+    assert not figure.cssselect("[data-suggested-min-score]") and "Readers clicked none" not in figure.text_content()
+
+
+@pytest.mark.parametrize("low, middle, high, suggested", [
+    ((200, 0), (100, 0), (50, 3), (0.1, 300)),  # 300 unclicked under 0.1, clicks above
+    ((200, 0), (99, 0), (50, 3), None),  # 299: too few to tell
+    ((300, 0), (100, 0), (50, 0), None),  # no click at all: nothing to say about scores
+    ((300, 1), (100, 0), (50, 3), None),  # a link of the lowest band was clicked
+    ((300, 0), (100, 1), (50, 3), (0.05, 300)),  # the highest edge under which none was
+])
+def test_a_min_score_is_suggested_under_300_links_unclicked_with_a_click_above(low, middle, high, suggested):
+    """(shown, clicks) of the bands under 0.05, 0.05-0.1 and 0.1-0.2."""
+    from function.stats import SCORE_BANDS, suggested_min_score
+
+    rows = [low, middle, high] + [(0, 0)] * (len(SCORE_BANDS) - 3)
+    by_score = {band: {"shown": shown, "clicks": clicks} for band, (shown, clicks) in zip(SCORE_BANDS, rows)}
+    assert suggested_min_score(by_score) == suggested
 
 
 @pytest.mark.parametrize("mongodb_uri,title", [
