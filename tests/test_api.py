@@ -648,6 +648,51 @@ def test_user_agents_are_read_within_a_budget_and_remembered(caplog, monkeypatch
     assert Reader()(smartphone[:AGENT_CHARS]) == "Googlebot"
 
 
+def test_the_budget_is_each_seconds_and_its_warning_counts_the_agents_unread_since_the_last(caplog, monkeypatch):
+    """Each reading's cost adds up within its second, and a new second starts a new budget (one spent
+    for good had left every new agent unread from then on). Agents read are remembered, more than one;
+    the unread are warned of once a minute, each warning counting those since the last one."""
+    import itertools
+
+    from function import crawlers
+    from function.crawlers import Reader
+
+    now = [5.0]
+    ticks = itertools.count()  # each reading costs 0.03 s: two of them spend the 0.05 s of a second
+    clock = types.SimpleNamespace(monotonic=lambda: now[0], perf_counter=lambda: next(ticks) * 0.03)
+    monkeypatch.setattr(crawlers, "time", clock)  # the module's clock only: other threads keep the real one
+    google, bing, yandex, duck = (f"Mozilla/5.0 (compatible; {name}; +http://example.com/bot)"
+                                  for name in ("Googlebot/2.1", "bingbot/2.0", "YandexBot/3.0", "DuckDuckBot/1.1"))
+    reader = Reader()
+    assert (reader(google), reader(bing), reader(yandex), reader(duck)) == ("Googlebot", "bingbot", None, None)
+    assert reader.unread == 2 and (reader(google), reader(bing)) == ("Googlebot", "bingbot")  # remembered, both
+    assert caplog.text.count("left unread") == 1 and "1 new User-Agents left unread" in caplog.text
+    now[0] = 6.0  # a new second, a new budget
+    assert (reader(yandex), reader(duck)) == ("Yandex", "DuckDuckBot")
+    assert reader("Mozilla/5.0 (compatible; Applebot/0.1)") is None and reader.unread == 3
+    assert caplog.text.count("left unread") == 1  # within the minute: said once
+    now[0] = 70.0
+    reader.budget = 0.0
+    assert reader("Mozilla/5.0 (compatible; Applebot/0.1)") is None and reader.unread == 4
+    assert caplog.text.count("left unread") == 2 and "3 new User-Agents left unread since the last" in caplog.text
+
+
+def test_a_crawler_named_past_the_characters_read_counts_as_a_reader(client, function_env):
+    """An agent is read in its first AGENT_CHARS characters (an 8 KB one had been held whole in the
+    buffer, and read whole at a regular expression's cost): a crawler named past them is a reader."""
+    from function.crawlers import AGENT_CHARS, Reader
+
+    agent = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) " + "AppleWebKit/537.36 (KHTML, like Gecko) " * 6 + "Googlebot/2.1"
+    assert agent.index("Googlebot") > AGENT_CHARS and Reader()(agent) == "Googlebot"  # read whole, a crawler
+    answer = client.get("/?text=moon+landing+astronaut", headers={"User-Agent": agent}).get_json()
+    assert client.get(answer["results"][0]["click_url"], headers={"User-Agent": agent}).status_code == 302
+    (request,) = wait_for_events(function_env["MONGODB"], "requests", 1)
+    (click,) = wait_for_events(function_env["MONGODB"], "clicks", 1)
+    assert "bot" not in request and "bot" not in click and click["_id"] == f"{answer['request_id']}-1"
+    stats = client.get("/stats").get_json()
+    assert (stats["requests"], stats["clicks"], stats["left_out"]["crawler_requests"]) == (1, 1, 0)
+
+
 def test_compiling_the_crawler_patterns_is_not_charged_to_reading_agents():
     """A worker's first agent compiles crawlerdetect's 1,400 patterns (36-80 ms, once a process): charged
     to the second's budget of 50 ms, it had left the other new agents of a new worker's first second
@@ -1152,7 +1197,7 @@ def test_private_address_is_refused_without_the_test_switch(function_env, pages)
     assert sum(pages.hits.values()) == before
 
 
-def test_errors_are_logged_with_their_status(client, function_env):
+def test_errors_are_logged_with_their_status(client, function_env, caplog):
     client.get("/?text=moon&k=0")  # refused before its query is known: counted all the same
     client.get("/?id=no-such-id")
     client.put("/?text=moon")  # a method / does not take: an error answer of /, counted (it was not)
@@ -1161,6 +1206,8 @@ def test_errors_are_logged_with_their_status(client, function_env):
     events = wait_for_events(function_env["MONGODB"], "requests", 4)
     assert sorted((e["status"], e["error"]) for e in events) == [
         (400, "invalid_parameter"), (400, "invalid_parameter"), (404, "unknown_id"), (405, "method_not_allowed")]
+    # a request refused before its query is known has no User-Agent to read: no crawler's, and no fault
+    assert not any("bot" in e for e in events) and "could not be read for crawlers" not in caplog.text
 
 
 @pytest.mark.parametrize("method,path,status", [
