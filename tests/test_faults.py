@@ -264,13 +264,61 @@ def test_an_event_with_no_bson_is_the_only_one_dropped(mongodb, caplog):
     assert log.flush(timeout=20) and later["_id"] in {e["_id"] for e in wait_for_events(mongodb, "requests", 3)}
 
 
+def test_an_event_with_no_bson_is_no_longer_pending_while_its_batch_waits_on_mongo():
+    """Dropped, an event is no longer buffered, nor counted against the capacity, while the rest of
+    its batch waits on a Mongo that does not answer (a server selection of 2 s)."""
+    from function.events import EventLog, new_event
+
+    log = EventLog(f"mongodb://127.0.0.1:{free_port()}/away", flush_seconds=0.5)  # its exit waits no longer
+    for event in (new_event(title="\ud800"), new_event(n=1)):
+        log.record("requests", event)
+    deadline = time.monotonic() + 1.5
+    while not log.dropped and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert (log.dropped, log.pending, log.status()["buffered"]) == (1, 1, 1)
+    assert log.flush(timeout=0) is False  # the other one waits on Mongo
+
+
+def test_a_batch_put_back_to_wait_for_mongo_is_counted_once():
+    """Between two attempts (the writer's backoff) a batch is back in the buffer, and no longer being
+    written: counted twice, it had filled the buffer's capacity with half of its events."""
+    from function.events import EventLog, new_event
+
+    log = EventLog(f"mongodb://127.0.0.1:{free_port()}/away", flush_seconds=0.5)  # its exit waits no longer
+    log.record("requests", new_event(n=1))
+    deadline = time.monotonic() + 10
+    while log.last_error is None and time.monotonic() < deadline:  # the first attempt's 2 s of server selection
+        time.sleep(0.005)
+    assert log.last_error is not None and (log.pending, log.status()["buffered"]) == (1, 1)
+
+
+def test_an_event_the_server_refuses_is_dropped_and_counted_and_the_writer_goes_on(mongodb, caplog):
+    """A batch the server refuses (not a duplicate: a write error no retry can help) is dropped and
+    counted, not retried forever nor left waiting, and the events after it are written."""
+    import re
+
+    from function.events import EventLog, new_event
+
+    log = EventLog(mongodb)
+    # an _id MongoDB refuses (an array) holding what nx-27017 cannot store (a regular expression)
+    log.record("requests", {**new_event(), "_id": [re.compile("refused")]})
+    assert log.flush(timeout=20)
+    assert (log.written, log.dropped, log.pending) == (0, 1, 0) and "MongoDB rejected 1 events" in caplog.text
+    later = new_event(n=1)
+    log.record("requests", later)
+    assert log.flush(timeout=20) and (log.written, log.dropped, log.pending) == (1, 1, 0)
+    assert [e["_id"] for e in wait_for_events(mongodb, "requests", 1)] == [later["_id"]]
+
+
 def test_sigterm_while_mongo_is_away_exits_and_says_what_it_lost(function_process):
     uri = f"mongodb://127.0.0.1:{free_port()}/gone"
     server = function_process(MONGODB=uri, EVENT_FLUSH_SECONDS="1").wait_ready()
     for text in TEXTS[:3]:
         assert requests.get(server.base, params={"text": text}, timeout=30).status_code == 200
     assert server.stop(signal.SIGTERM, timeout=25) == 0  # not killed: it gave up on Mongo by itself
-    assert "exit with 3 events not written" in server.output()
+    output = server.output()
+    assert "exit with 3 events not written" in output
+    assert "events written, none waiting" not in output  # the exit's all-written line is not said
 
 
 # --------------------------------------------------------------------------- a slow Mongo
