@@ -721,6 +721,7 @@ def test_an_answers_seen_link_records_one_view_and_stats_count_the_click_through
     """The widget posts an answer's seen_url once its list is in view: a list below the fold that nobody
     scrolled to had counted as shown. A view is signed as a click is, under a tag of its own kind."""
     from function import clicks
+    from function.stats import wilson
 
     mongodb = function_env["MONGODB"]
     reader = {"User-Agent": BROWSER_AGENT}
@@ -759,7 +760,7 @@ def test_an_answers_seen_link_records_one_view_and_stats_count_the_click_through
     # seen: the first two (the third's view was a crawler's); clicked: the first (seen) and the third (not)
     assert (stats["requests"], stats["seen"], stats["clicks"]) == (3, 2, 2)
     assert stats["ctr"] == pytest.approx(2 / 3, abs=1e-4) and stats["ctr_seen"] == 0.5
-    assert stats["ctr_seen_ci95"][0] < 0.5 < stats["ctr_seen_ci95"][1]
+    assert stats["ctr_seen_ci95"] == wilson(1, 2)  # over the answers seen, as ctr_seen is
     assert stats["engines"][answers[0]["engine"]]["seen"] == 2
     empty = client.get("/?text=moon+landing&min_score=0.9999").get_json()
     assert empty["results"] == [] and "seen_url" not in empty  # nothing to see
@@ -795,6 +796,20 @@ def test_click_through_counts_answers_shown_and_the_clicks_on_them(client, funct
     assert ever["ctr_by_rank"]["2"]["clicks"] == 1 and ever["left_out"]["other_clicks"] == 0
     page = client.get("/dashboard?days=1", headers={"Accept": "text/html"}).get_data(as_text=True)
     assert "1 empty" in page and "1 answer of the try-it page" in page and "1 click on answers not counted" in page
+def test_error_answers_are_errors_whoever_met_them_not_crawlers_or_try_it_answers(client, function_env):
+    """A crawler's error and the try-it page's are counted in ``errors``, as every error is: not
+    again in left_out, whose crawlers' and try-it answers are answers (a 200)."""
+    googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
+    unknown = "/?text=zzqxw+vvqzk"  # no word the corpus knows: a 422
+    assert client.get(unknown, headers={"User-Agent": googlebot}).status_code == 422
+    assert client.get(unknown, headers={"User-Agent": BROWSER_AGENT, "Accept": "text/html"}).status_code == 422
+    events = wait_for_events(function_env["MONGODB"], "requests", 2)
+    assert sorted((e.get("bot", ""), e.get("via", "")) for e in events) == [("", "try-it"), ("Googlebot", "")]
+    stats = client.get("/stats").get_json()
+    assert (stats["requests"], stats["errors"]) == (0, 2)
+    assert stats["left_out"] == {"crawler_requests": 0, "crawler_clicks": 0, "try_it_answers": 0, "other_clicks": 0}
+
+
 def test_stats_figures_are_those_of_the_events_stored(client, function_env):
     """Each figure of /stats from events as the event writer stores them: latency percentiles by
     nearest rank, click-through as the share of answers clicked at least once (not clicks per
@@ -1368,6 +1383,31 @@ def test_stats_cut_among_events_of_one_millisecond_keep_them_all(small_stats_cli
     assert stats["truncated"] is True and stats["since"] == cut.isoformat(timespec="milliseconds")
     assert stats["requests"] == 98 + 5 and stats["clicks"] == 5
     assert stats["ctr"] == pytest.approx(5 / 103, abs=1e-4)
+
+
+def test_stats_cut_by_their_clicks_keep_the_answers_and_clicks_of_the_cut_and_narrow_the_errors(small_stats_client,
+                                                                                                 function_env):
+    """More clicks than the limit: the window starts at the oldest click read, for the answers and
+    the errors too, and keeps what is of that very time (an answer and the clicks of its millisecond)."""
+    from datetime import datetime, timezone
+
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    cut = now - timedelta(minutes=10)
+    answer = {"status": 200, "corpus": "wiki", "engine": "lsi", "n_results": 5, "total_ms": 1.0, "top_score": 0.5}
+    requests = [{"_id": "at-cut", "ts": cut, **answer}, {"_id": "before", "ts": cut - timedelta(hours=1), **answer},
+                {"_id": "error", "ts": cut - timedelta(hours=1), "status": 400, "error": "invalid_parameter"}]
+    click = {"corpus": "wiki", "engine": "lsi", "delay_ms": 1000}
+    clicks = ([{"_id": f"c{i}", "ts": now - timedelta(seconds=i), "request_id": "at-cut", "rank": 1 + i % 5, **click}
+               for i in range(99)]
+              + [{"_id": f"tied{i}", "ts": cut, "request_id": "at-cut", "rank": 1, **click} for i in range(2)]
+              + [{"_id": "old", "ts": cut - timedelta(hours=1), "request_id": "before", "rank": 1, **click}])
+    with pymongo.MongoClient(function_env["MONGODB"], tz_aware=True) as mongo:
+        mongo.get_default_database()["requests"].insert_many(requests)
+        mongo.get_default_database()["clicks"].insert_many(clicks)
+    stats = small_stats_client.get("/stats").get_json()
+    assert stats["truncated"] is True and stats["since"] == cut.isoformat(timespec="milliseconds")
+    assert (stats["requests"], stats["errors"], stats["clicks"], stats["left_out"]["other_clicks"]) == (1, 0, 101, 0)
+    assert stats["ctr"] == 1.0
 
 
 def test_stats_at_the_limit_are_not_truncated(small_stats_client, function_env):

@@ -89,6 +89,32 @@ def test_requests_and_clicks_carry_their_engine_and_stats_compare_the_engines(cl
     assert "1 answer named its engine (<code>engine=</code>) and is left out of this comparison." in dashboard
 
 
+def test_each_engine_counts_the_answers_of_its_own_seen(client, function_env, wiki):
+    """An engine's ``seen`` and ``ctr_seen`` are over its own answers seen in view: not another
+    engine's, nor an answer that named its engine."""
+    from conftest import BROWSER_AGENT
+
+    reader = {"User-Agent": BROWSER_AGENT}
+    by_engine = {}
+    for n in range(40):
+        body = client.get("/", query_string={"text": f"moon landing history number {n}"}, headers=reader).get_json()
+        by_engine.setdefault(body["engine"], body)
+        if len(by_engine) == 2:
+            break
+    forced = client.get("/", query_string={"text": "greek philosophy", "engine": "lsi"}, headers=reader).get_json()
+    for body in (*by_engine.values(), forced):
+        link = urlsplit(body["seen_url"])
+        assert client.post(f"{link.path}?{link.query}", headers=reader).status_code == 204
+    link = urlsplit(by_engine["lsi"]["results"][0]["click_url"])
+    assert client.get(f"{link.path}?{link.query}", headers=reader).status_code == 302
+    wait_for_events(function_env["MONGODB"], "views", 3)
+    wait_for_events(function_env["MONGODB"], "clicks", 1)
+    stats = client.get("/stats").get_json()
+    assert (stats["seen"], stats["ctr_seen"]) == (3, pytest.approx(1 / 3, abs=1e-4))
+    figures = {engine: (stats["engines"][engine]["seen"], stats["engines"][engine]["ctr_seen"]) for engine in by_engine}
+    assert figures == {"lsi": (1, 1.0), "tfidf": (1, 0.0)}
+
+
 def test_a_store_can_hold_two_lsi_sizes_and_traffic_splits_between_them(tmp_path):
     from function.build import BuildOptions, build
     from function.records import Record
