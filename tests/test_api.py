@@ -115,6 +115,25 @@ def test_a_page_the_corpus_holds_twice_is_one_link(function_env, tmp_path):
         "final-again") == 1
 
 
+def test_a_member_whose_address_has_a_query_keeps_the_member_at_its_address_without_it(function_env, tmp_path):
+    """A forum's threads are one path and a query (thread?id=1): asked for such a member, the member
+    at the bare path is another page, a link like any other (only a fetched page's query is dropped
+    to find its member)."""
+    from function.build import BuildOptions, build
+    from function.sources import Record
+
+    texts = {"thread?id=1": "The cricket final went to the last ball as the batsman hit a six over the bowler.",
+             "thread": "Cricket league results: the spin bowler took five wickets in the second innings.",
+             "bread": "Knead the dough, let it rise twice and bake the bread in a hot oven.",
+             "cake": "Whisk the eggs and sugar, fold in the flour and bake the cake for forty minutes."}
+    records = [Record(path, f"https://forum.example/{path}", path, text) for path, text in texts.items()]
+    build([iter(records)], tmp_path / "forum", BuildOptions(name="forum", engines=("tfidf",)), progress=False)
+    client = make_client({**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": "forum"})
+    answer = client.get("/", query_string={"url": "https://forum.example/thread?id=1", "k": 3}).get_json()
+    assert answer["source"] == "corpus" and answer["results"][0]["id"] == "thread"
+    assert "thread?id=1" not in [r["id"] for r in answer["results"]]
+
+
 def test_a_small_blogs_subject_words_are_found_in_its_titles_and_its_one_post(function_env, tmp_path):
     """A blog of 26 posts, each on its own subject: a subject's words are in one post only (and
     its title). With words of two posts or more kept, 10 of 17 one-word queries of a new user's
@@ -507,6 +526,26 @@ def test_a_click_link_just_inside_its_lifetime_records_its_click(client, functio
     (recorded,) = wait_for_events(function_env["MONGODB"], "clicks", 1)
     assert (recorded["rank"], recorded["doc_id"]) == (1, first["id"])
     assert recorded["delay_ms"] >= 29 * 86400 * 1000
+
+
+def test_a_link_issued_by_an_instance_whose_clock_is_ahead_has_no_negative_delay(client, function_env):
+    """Another instance's clock may be ahead (by up to clicks.CLOCK_SKEW_MS): its link's click and view
+    are recorded with a delay of 0, not one below, which had pulled the median time to click down."""
+    from function import clicks
+
+    reader = {"User-Agent": BROWSER_AGENT}
+    body = client.get("/?text=moon+landing+astronaut", headers=reader).get_json()
+    args = {name: values[0] for name, values in parse_qs(urlsplit(body["results"][0]["click_url"]).query).items()}
+    ahead = int(time.time() * 1000) + 60_000
+    key = function_env["CLICK_SECRET"].encode()
+    click = clicks.Click(args["r"], args["c"], args["e"], int(args["k"]), args["d"], args["u"], ahead)
+    assert client.get("/click?" + clicks.sign(key, click), headers=reader).status_code == 302
+    view = clicks.View(args["r"], args["c"], args["e"], ahead)
+    assert client.post("/seen?" + clicks.sign_view(key, view), headers=reader).status_code == 204
+    (recorded,) = wait_for_events(function_env["MONGODB"], "clicks", 1)
+    (seen,) = wait_for_events(function_env["MONGODB"], "views", 1)
+    assert recorded["delay_ms"] == seen["delay_ms"] == 0
+    assert client.get("/stats").get_json()["click_delay_ms"]["median"] == 0
 
 
 def test_a_click_link_is_one_event_whichever_worker_records_it(client, function_env):

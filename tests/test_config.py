@@ -141,6 +141,9 @@ def test_previous_click_secrets_are_read_from_a_list_or_a_file_one_a_line(tmp_pa
     assert previous(CLICK_SECRET_PREVIOUS_FILE=str(listing)) == ((OLD_KEY.encode(), OLDER_KEY.encode()), None)
     listing.write_text("")  # a rotation over, its file emptied
     assert previous(CLICK_SECRET_PREVIOUS_FILE=str(listing)) == ((), None)
+    # listing no key, it is no rotation: nothing to refuse without CLICK_SECRET either
+    for unset in ({"CLICK_SECRET_PREVIOUS_FILE": str(listing)}, {"CLICK_SECRET_PREVIOUS": " , "}):
+        assert load_previous_secrets(Settings.from_env(unset), b"a random key of 32 bytes........") == ((), None)
 
 
 def test_the_signing_key_listed_as_previous_is_left_out_with_a_warning(tmp_path):
@@ -177,7 +180,7 @@ def test_previous_click_secrets_that_cannot_be_used_stop_the_start(env, message)
     assert "short-key" not in str(refused.value)
 
 
-def test_the_start_says_which_keys_sign_and_verify_click_links(function_env, caplog):
+def test_the_start_says_which_keys_sign_and_verify_click_links(function_env, caplog, tmp_path):
     from function.app import create_app
 
     app = create_app({**function_env, "CLICK_SECRET": NEW_KEY})
@@ -188,6 +191,11 @@ def test_the_start_says_which_keys_sign_and_verify_click_links(function_env, cap
     unrotated = create_app({**function_env, "CLICK_SECRET": NEW_KEY, "CLICK_SECRET_PREVIOUS": NEW_KEY})
     assert "; click links signed with CLICK_SECRET;" in unrotated.describe()
     assert "CLICK_SECRET_PREVIOUS lists the key that signs click links" in caplog.text
+    secret_file = tmp_path / "click-secret"
+    secret_file.write_text(NEW_KEY + "\n")
+    from_file = create_app({**function_env, "CLICK_SECRET": "", "CLICK_SECRET_FILE": str(secret_file),
+                            "CLICK_SECRET_PREVIOUS": OLD_KEY})
+    assert from_file.describe().endswith("; click links signed with CLICK_SECRET_FILE, 1 previous key accepted")
     random_key = create_app({**function_env, "CLICK_SECRET": ""})
     assert "; click links signed with a random key (no CLICK_SECRET; warned above);" in random_key.describe()
     assert "CLICK_SECRET is not set" in caplog.text
