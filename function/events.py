@@ -187,8 +187,8 @@ class EventLog:
                 self._writing = len(batch)
             batch = self._stored(batch)
             try:
-                self._write(batch)
-            except _rejected() as exc:  # the server refused these events: retrying cannot help
+                refused = self._write(batch)
+            except _rejected() as exc:  # refused before they were sent (a document too large): no retry can help
                 log.error("MongoDB rejected %d events: %s", len(batch), exc)
                 with self._cond:
                     self._writing = 0
@@ -205,9 +205,13 @@ class EventLog:
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
+            if refused:  # the first one's reason: a batch's hundreds of write errors would flood the log
+                log.error("MongoDB refused %d of %d events, dropped (%s)", len(refused), len(batch),
+                          str(refused[0].get("errmsg"))[:200])
             with self._cond:
                 self._writing = 0
-                self.written += len(batch)
+                self.written += len(batch) - len(refused)
+                self.dropped += len(refused)
                 self._cond.notify_all()
             if self.last_error is not None:
                 log.warning("MongoDB is back; events written again (%d waiting)", len(self._buffer))
@@ -215,6 +219,9 @@ class EventLog:
             backoff = 0.2
 
     def _write(self, batch):
+        """Insert ``batch``; the write errors of the events the server refused (no duplicate: a
+        duplicate is an event a failed attempt had written after all). A refused event costs no other:
+        the rest of its collection's events are written (unordered) and the other collections' too."""
         from pymongo.errors import BulkWriteError
 
         if self._db is None:
@@ -230,14 +237,13 @@ class EventLog:
         by_collection = collections.defaultdict(list)
         for collection, event in batch:
             by_collection[collection].append(event)
+        refused = []
         for collection, events in by_collection.items():
             try:
                 self._db[collection].insert_many(events, ordered=False)
             except BulkWriteError as exc:
-                # duplicates are events a failed attempt had written after all
-                others = [e for e in exc.details.get("writeErrors", []) if e.get("code") != 11000]
-                if others:
-                    raise
+                refused += [e for e in exc.details.get("writeErrors", []) if e.get("code") != 11000]
+        return refused
 
     def _stored(self, batch):
         """``batch`` as it is stored, once (a batch retried keeps it): each event marked

@@ -303,11 +303,32 @@ def test_an_event_the_server_refuses_is_dropped_and_counted_and_the_writer_goes_
     # an _id MongoDB refuses (an array) holding what nx-27017 cannot store (a regular expression)
     log.record("requests", {**new_event(), "_id": [re.compile("refused")]})
     assert log.flush(timeout=20)
-    assert (log.written, log.dropped, log.pending) == (0, 1, 0) and "MongoDB rejected 1 events" in caplog.text
+    assert (log.written, log.dropped, log.pending) == (0, 1, 0) and "MongoDB refused 1 of 1 events" in caplog.text
     later = new_event(n=1)
     log.record("requests", later)
     assert log.flush(timeout=20) and (log.written, log.dropped, log.pending) == (1, 1, 0)
     assert [e["_id"] for e in wait_for_events(mongodb, "requests", 1)] == [later["_id"]]
+
+
+def test_an_event_the_server_refuses_costs_no_other_event_of_its_batch(mongodb, caplog):
+    """The server refusing one event of a batch (a write error that is no duplicate) had counted the
+    whole batch dropped: its other events of that collection written all the same, and those of the
+    collections after it never sent. The one refused is dropped, the others written and counted so."""
+    import re
+
+    from function.events import EventLog, new_event
+
+    log = EventLog(mongodb)
+    kept = [("requests", new_event(n=1)), ("clicks", new_event(n=2)), ("views", new_event(n=3))]
+    # one batch: recorded within the writer's linger
+    log.record("requests", {**new_event(), "_id": [re.compile("refused")]})
+    for collection, event in kept:
+        log.record(collection, event)
+    assert log.flush(timeout=20)
+    assert (log.written, log.dropped, log.pending) == (3, 1, 0)
+    for collection, event in kept:
+        assert [e["_id"] for e in wait_for_events(mongodb, collection, 1)] == [event["_id"]]
+    assert "MongoDB refused 1 of 4 events" in caplog.text
 
 
 def test_sigterm_while_mongo_is_away_exits_and_says_what_it_lost(function_process):
