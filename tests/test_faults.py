@@ -331,6 +331,22 @@ def test_an_event_the_server_refuses_costs_no_other_event_of_its_batch(mongodb, 
     assert "MongoDB refused 1 of 4 events" in caplog.text
 
 
+def test_a_process_exiting_at_once_writes_the_events_it_has_just_recorded(mongodb):
+    """A process's exit waits for its buffer (EVENT_FLUSH_SECONDS): an event recorded just before the
+    exit, still in the writer's batch, is written, not lost."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    script = ("import sys\n"
+              "from function.events import EventLog, new_event\n"
+              "EventLog(sys.argv[1]).record('requests', new_event(_id='the-last-one'))\n")
+    done = subprocess.run([sys.executable, "-c", script, mongodb], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and "not written" not in done.stderr, done.stderr
+    assert [e["_id"] for e in wait_for_events(mongodb, "requests", 1, timeout=2)] == ["the-last-one"]
+
+
 def test_sigterm_while_mongo_is_away_exits_and_says_what_it_lost(function_process):
     uri = f"mongodb://127.0.0.1:{free_port()}/gone"
     server = function_process(MONGODB=uri, EVENT_FLUSH_SECONDS="1").wait_ready()
