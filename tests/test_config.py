@@ -195,7 +195,7 @@ def test_the_start_says_which_keys_sign_and_verify_click_links(function_env, cap
     secret_file.write_text(NEW_KEY + "\n")
     from_file = create_app({**function_env, "CLICK_SECRET": "", "CLICK_SECRET_FILE": str(secret_file),
                             "CLICK_SECRET_PREVIOUS": OLD_KEY})
-    assert from_file.describe().endswith("; click links signed with CLICK_SECRET_FILE, 1 previous key accepted")
+    assert "; click links signed with CLICK_SECRET_FILE, 1 previous key accepted;" in from_file.describe()
     random_key = create_app({**function_env, "CLICK_SECRET": ""})
     assert "; click links signed with a random key (no CLICK_SECRET; warned above);" in random_key.describe()
     assert "CLICK_SECRET is not set" in caplog.text
