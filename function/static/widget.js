@@ -117,14 +117,20 @@
       inView = entry.isIntersecting && (entry.intersectionRatio >= 0.5 || entry.intersectionRect.height >= height / 2);
       report();
     }, { threshold: steps });
+    // what tells it: the tab shown or hidden, a prerendered page opened, a link clicked or its menu opened
+    var listeners = [
+      [document, "visibilitychange", report], [document, "prerenderingchange", report],
+      [box, "click", clicked], [box, "auxclick", clicked], [box, "contextmenu", clicked]
+    ];
+    function listen(add) {
+      listeners.forEach(function (l) {
+        l[0][add ? "addEventListener" : "removeEventListener"](l[1], l[2], true);
+      });
+    }
     function stop() {
       clearTimeout(dwell);
       observer.disconnect();
-      document.removeEventListener("visibilitychange", report);
-      document.removeEventListener("prerenderingchange", report);
-      box.removeEventListener("click", clicked, true);
-      box.removeEventListener("auxclick", clicked, true);
-      box.removeEventListener("contextmenu", clicked, true);
+      listen(false);
       watching = null;
     }
     // half in view for a second, as viewability is measured for ads: a list flicked past is not seen
@@ -148,11 +154,7 @@
         fetch(seenUrl, { method: "POST", keepalive: true, credentials: "omit", mode: "no-cors" }).catch(warn);
       }
     }
-    document.addEventListener("visibilitychange", report);
-    document.addEventListener("prerenderingchange", report);
-    box.addEventListener("click", clicked, true);
-    box.addEventListener("auxclick", clicked, true);
-    box.addEventListener("contextmenu", clicked, true);
+    listen(true);
     watching = stop;
     observer.observe(box);
   }
