@@ -118,7 +118,8 @@ def worker_threads(env):
 
 def worker_processes(env):
     """functions-framework's WORKERS (1 by default), read here only to refuse it by name: functions-framework
-    reads it with a bare int(), and "two" had stopped the start with its traceback."""
+    reads it with a bare int(), and "two" had stopped the start with its traceback. No setting keeps
+    it: gunicorn's own count is the one used (and logged, gunicorn_setup)."""
     if "WORKERS" in env and not env["WORKERS"].strip():
         raise ConfigError("WORKERS is set but empty: unset it (1) or give a number")
     return env_number(env, "WORKERS", 1, int, 1, 1000)
@@ -153,7 +154,6 @@ class Settings:
     store_check_seconds: float = 2.0
     cors_origin: str = "*"
     fetch_allowed_domains: str = ""  # raw; "corpus" is resolved against the stores
-    workers: int = 1  # gunicorn's processes
     threads: int = 8  # a worker's
     # requests of a worker waiting on page fetches at once: by default two threads fewer than it
     # has, since a fetch holds its thread up to FETCH_DEADLINE, and /healthz, texts, ids and
@@ -169,6 +169,7 @@ class Settings:
     def from_env(cls, env=None):
         env = os.environ if env is None else env
         threads = worker_threads(env)
+        worker_processes(env)  # functions-framework's to use: only refused here, by name
         return cls(
             model_store=Path(env.get("MODEL_STORE", "").strip() or "model_store"),
             default_corpus=env.get("DEFAULT_CORPUS", "").strip(),
@@ -195,7 +196,6 @@ class Settings:
             store_check_seconds=env_number(env, "STORE_CHECK_SECONDS", 2.0, float, 0, 86400),
             cors_origin=_cors_origin(env.get("CORS_ORIGIN", "*")),
             fetch_allowed_domains=env.get("FETCH_ALLOWED_DOMAINS", "").strip(),
-            workers=worker_processes(env),
             threads=threads,
             fetch_concurrency=env_number(env, "FETCH_CONCURRENCY", max(1, threads - 2), int, 1, 10_000),
             client_head_seconds=env_number(env, "CLIENT_HEAD_SECONDS", 10.0, float, 5, 600),
