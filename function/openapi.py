@@ -431,7 +431,7 @@ def paths():
             "summary": "The same answer as GET, without recording a click (link checkers, unfurlers)"}},
         "/seen": {"post": seen},
         "/stats": {"get": {
-            "summary": "Requests, clicks, click-through overall, by rank and by engine (95% intervals), latency",
+            "summary": "Requests, clicks, click-through overall, by rank, by score and by engine (95% intervals), latency",
             "operationId": "stats", "parameters": FILTER_PARAMETERS, "security": FIGURES_SECURITY,
             "responses": {"200": _json(_ref("Stats"), "the figures"),
                           "400": _error("a bad, repeated or unknown filter"),
