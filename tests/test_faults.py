@@ -293,8 +293,8 @@ def test_a_batch_put_back_to_wait_for_mongo_is_counted_once():
 
 
 def test_an_event_the_server_refuses_is_dropped_and_counted_and_the_writer_goes_on(mongodb, caplog):
-    """A batch the server refuses (not a duplicate: a write error no retry can help) is dropped and
-    counted, not retried forever nor left waiting, and the events after it are written."""
+    """An event the server refuses (not a duplicate: a write error no retry can help) is dropped and
+    counted, not retried forever nor left waiting, and the events recorded after it are written."""
     import re
 
     from function.events import EventLog, new_event
