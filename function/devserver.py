@@ -119,21 +119,25 @@ def local_name(host):
     return "localhost" if host in EVERY_INTERFACE or host in LOOPBACK else host
 
 
-def port_in_use(host, port):
-    """The address of ``host`` on which ``port`` is already taken (bound as gunicorn binds, with
-    SO_REUSEADDR), else None; a host that does not resolve is gunicorn's to name."""
+def bind_problem(host, port):
+    """Why gunicorn could not listen on ``host``:``port`` (bound as gunicorn binds, with SO_REUSEADDR),
+    else None: said before it starts, where gunicorn tries for 5 s and names neither setting."""
     try:
         addresses = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except (OSError, UnicodeError):
-        return None
+        return f"HOST={host!r} does not resolve: give a name or address of this machine (127.0.0.1, 0.0.0.0)"
     for family, kind, proto, _name, address in addresses:
         with socket.socket(family, kind, proto) as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(address)
             except OSError as exc:
-                if exc.errno == errno.EADDRINUSE:
-                    return address[0]
+                if exc.errno == errno.EADDRINUSE:  # another `make run` left running had been reached by
+                    # the check below: "serving on" at once, the suggested curl answered by the other server
+                    return (f"PORT={port} is in use on {address[0]} (another `make run`, or another server): "
+                            "stop it (Ctrl-C), or choose another PORT")
+                if exc.errno == errno.EADDRNOTAVAIL:
+                    return f"HOST={host} ({address[0]}) is no address of this machine (127.0.0.1, 0.0.0.0)"
     return None
 
 
@@ -167,12 +171,9 @@ def main():
     if not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):  # functions-framework names --port
         print(f"cannot start: PORT={port!r} is not a port number (1-65535)", file=sys.stderr, flush=True)
         return 2
-    # another server on the port (a `make run` left running) had been reached by the check below: "serving
-    # on" at once, the suggested curl answered by the other server, gunicorn's refusal seconds later
-    taken = port_in_use(env.get("HOST", "127.0.0.1"), int(port))
-    if taken:
-        print(f"cannot start: PORT={port} is in use on {taken} (another `make run`, or another server): stop it "
-              "(Ctrl-C), or choose another PORT", file=sys.stderr, flush=True)
+    problem = bind_problem(env.get("HOST", "127.0.0.1"), int(port))
+    if problem:
+        print(f"cannot start: {problem}", file=sys.stderr, flush=True)
         return 1
     try:
         if not env.get("MONGODB"):

@@ -188,6 +188,17 @@ def test_make_run_on_a_port_in_use_says_so_and_never_serving_on(function_env):
     assert f"PORT={port} is in use on 127.0.0.1" in done.stderr
 
 
+@pytest.mark.parametrize("host,said", [("nowhere.invalid", "HOST='nowhere.invalid' does not resolve"),
+                                        ("192.0.2.1", "HOST=192.0.2.1 (192.0.2.1) is no address of this machine")])
+def test_make_run_on_a_host_it_cannot_listen_on_names_host(function_env, host, said):
+    """gunicorn had tried for 5 s, then said "Can't connect to ..." naming no setting."""
+    env = {**os.environ, **function_env, "PORT": str(free_port()), "HOST": host}
+    done = subprocess.run([sys.executable, "-m", "function.devserver"], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode != 0 and said in done.stderr
+    assert "serving on" not in done.stdout + done.stderr
+
+
 def test_a_second_embedded_mongo_on_the_same_data_says_why_it_cannot_start(tmp_path):
     """A second `make run` in one folder: nx-27017's own reason had gone to /dev/null, leaving
     "process exited with status 1 before listening" in a traceback."""
