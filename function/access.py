@@ -45,14 +45,19 @@ def presented_token(request):
     return None
 
 
+def may_read_figures(token, request):
+    """Whether the request may read the figures: ``token`` is b"" (open) or the request presents it."""
+    if not token:
+        return True
+    given = presented_token(request)
+    # compare_digest: the time taken says nothing of how much of a guess was right
+    return given is not None and hmac.compare_digest(given, token)
+
+
 def require_token(token, request):
     """Nothing when ``token`` is b"" (open) or the request presents it; else a 401 whose challenge
     makes a browser prompt. The token is never in a message or a log."""
-    if not token:
-        return
-    given = presented_token(request)
-    # compare_digest: the time taken says nothing of how much of a guess was right
-    if given is not None and hmac.compare_digest(given, token):
+    if may_read_figures(token, request):
         return
     raise ApiError("the figures are private: give the STATS_TOKEN as the password of HTTP Basic (a browser asks "
                    "for it; any user name), or as Authorization: Bearer <token>", status=401, code="not_authorized",

@@ -300,6 +300,12 @@ class App:
             "fetches": self.recommender.fetch_slots.status(),
             "stats_reads": self.stats_slots.status(),
         }
+        if not access.may_read_figures(self.stats_token, request):
+            # the counts are traffic (one event written for each answer, click and view; fetches in
+            # flight): polled, they told anyone the site's figures. A probe needs only the status
+            body["events"] = {name: body["events"][name] for name in ("last_error", "capacity")}
+            body["fetches"] = {"limit": body["fetches"]["limit"]}
+            body["stats_reads"] = {"limit": body["stats_reads"]["limit"]}
         if self.settings.mongodb_uri and not mongo_up:
             body["status"] = "degraded"  # answers still go out (events wait in the buffer): a 200
         if default is None:  # every request that names no corpus is refused: not ready, and said so

@@ -280,15 +280,17 @@ SCHEMAS = {
             },
             "events": {
                 "type": "object",
-                "required": ["buffered", "dropped", "written", "last_error", "capacity"],
+                "description": "with STATS_TOKEN set, buffered, dropped and written (traffic) only to the owner",
+                "required": ["last_error", "capacity"],
                 "additionalProperties": False,
                 "properties": {"buffered": COUNT, "dropped": COUNT, "written": COUNT, "capacity": COUNT,
                                "last_error": _nullable({"type": "string"})},
             },
             "fetches": {
                 "type": "object",
-                "description": "this worker's requests waiting on page fetches (FETCH_CONCURRENCY)",
-                "required": ["waiting", "limit", "refused"],
+                "description": "this worker's requests waiting on page fetches (FETCH_CONCURRENCY); with "
+                               "STATS_TOKEN set, waiting and refused only to the owner",
+                "required": ["limit"],
                 "additionalProperties": False,
                 "properties": {"waiting": COUNT, "limit": COUNT, "refused": COUNT},
             },
@@ -297,8 +299,9 @@ SCHEMAS = {
                 "description": "this worker's /stats and /dashboard requests reading the events (THREADS - "
                                "FETCH_CONCURRENCY - 1, at most THREADS / 4 and at least 1: a thread free of "
                                "them and of page fetches), "
-                               "and those refused with stats_busy",
-                "required": ["waiting", "limit", "refused"],
+                               "and those refused with stats_busy; with STATS_TOKEN set, waiting and "
+                               "refused only to the owner",
+                "required": ["limit"],
                 "additionalProperties": False,
                 "properties": {"waiting": COUNT, "limit": COUNT, "refused": COUNT},
             },

@@ -1008,6 +1008,20 @@ def test_with_a_stats_token_what_readers_browsers_use_stays_open(owners_client, 
     assert len(wait_for_events(function_env["MONGODB"], "clicks", 1)) == 1
 
 
+def test_with_a_stats_token_healthz_counts_no_traffic_but_for_the_owner(owners_client):
+    """/healthz's event counts (written, buffered, dropped) and fetches in flight had told anyone who
+    polled it the site's traffic: one more written for each answer, click and view."""
+    reader = {"User-Agent": BROWSER_AGENT}
+    owners_client.get("/?text=moon+landing+astronaut", headers=reader)
+    stranger = owners_client.get("/healthz")
+    assert stranger.status_code == 200 and stranger.get_json()["status"] == "ok"
+    health = stranger.get_json()
+    assert not {"written", "buffered", "dropped"} & set(health["events"]), health["events"]
+    assert not {"waiting", "refused"} & (set(health["fetches"]) | set(health["stats_reads"]))
+    owners = owners_client.get("/healthz", headers=basic_auth("owner", STATS_TOKEN)).get_json()
+    assert {"written", "buffered", "dropped"} <= set(owners["events"]) and "waiting" in owners["fetches"]
+
+
 def test_without_a_stats_token_the_figures_stay_open_whatever_authorization_comes(client):
     # a proxy in front with its own sign-in passes its Authorization on: it is not ours to judge
     for headers in ({}, basic_auth("editor", "the-proxys-password"), {"Authorization": "Bearer something"}):

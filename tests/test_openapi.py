@@ -151,6 +151,9 @@ def test_the_figures_refused_without_the_stats_token_match_too(spec, function_en
         documented = spec["paths"][path]["get"]["responses"]["401"]["headers"]["WWW-Authenticate"]["schema"]
         assert refused.headers["WWW-Authenticate"] == documented["const"]
         checker.check(client.get(path, headers=basic_auth("owner", STATS_TOKEN)), path)
+    # /healthz without the token: its traffic counts are left out
+    checker.check(client.get("/healthz"), "/healthz")
+    checker.check(client.get("/healthz", headers=basic_auth("owner", STATS_TOKEN)), "/healthz")
     assert checker.checked == {200, 401}
 
 
