@@ -29,6 +29,9 @@ FIELDS = ("r", "c", "e", "k", "d", "u", "t")  # request, corpus, engine, rank, d
 VIEW_FIELDS = ("r", "c", "e", "t")  # request, corpus, engine, issued (ms)
 VIEW_KIND = b"view-v1"  # a seen link's tag is of another kind than a click link's (b"click-v1")
 MIN_SECRET_BYTES = 16
+# each previous key is one more HMAC for every link that fails to verify (a forged one): unbounded, a
+# list of 1,000 made a forged 7 KB link cost 14 ms, a flood of ~70 a second a worker's whole CPU
+MAX_PREVIOUS_KEYS = 10
 TAG_BYTES = 16
 RANK_DIGITS, ISSUED_DIGITS = 6, 16  # past what sign() ever writes
 CLOCK_SKEW_MS = 5 * 60 * 1000  # how far ahead another instance's clock may have issued a link
@@ -86,11 +89,15 @@ def load_previous_secrets(settings, key):
         if len(previous) < MIN_SECRET_BYTES:  # named by its place, never shown
             raise ConfigError(f"{source}: key {number} of {len(listed)} must be at least {MIN_SECRET_BYTES} "
                               "characters of random text")
-    if key not in listed:
-        return tuple(listed), None
-    listed.remove(key)
-    return tuple(listed), (f"{source} lists the key that signs click links: left out (it is no previous "
-                           "key). To rotate, set the new key in CLICK_SECRET")
+    warning = None
+    if key in listed:
+        listed.remove(key)
+        warning = (f"{source} lists the key that signs click links: left out (it is no previous "
+                   "key). To rotate, set the new key in CLICK_SECRET")
+    if len(listed) > MAX_PREVIOUS_KEYS:
+        raise ConfigError(f"{source} lists {len(listed)} keys: at most {MAX_PREVIOUS_KEYS} (each is tried on every "
+                          "link that fails to verify). Leave out those retired more than CLICK_TTL_DAYS ago")
+    return tuple(listed), warning
 
 
 def _tag(key, values, kind=b"click-v1"):

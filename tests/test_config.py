@@ -139,6 +139,9 @@ def test_previous_click_secrets_are_read_from_a_list_or_a_file_one_a_line(tmp_pa
     listing = tmp_path / "click-secret-previous"
     listing.write_text(f"{OLD_KEY}\r\n\n{OLDER_KEY}\n")
     assert previous(CLICK_SECRET_PREVIOUS_FILE=str(listing)) == ((OLD_KEY.encode(), OLDER_KEY.encode()), None)
+    ten = [f"an-old-click-key-{n:04}" for n in range(10)]  # the most that may be listed, the signing key besides
+    listing.write_text("\n".join([NEW_KEY, *ten]))
+    assert previous(CLICK_SECRET_PREVIOUS_FILE=str(listing))[0] == tuple(key.encode() for key in ten)
     listing.write_text("")  # a rotation over, its file emptied
     assert previous(CLICK_SECRET_PREVIOUS_FILE=str(listing)) == ((), None)
     # listing no key, it is no rotation: nothing to refuse without CLICK_SECRET either
@@ -171,6 +174,10 @@ def test_the_signing_key_listed_as_previous_is_left_out_with_a_warning(tmp_path)
      "CLICK_SECRET_PREVIOUS: key 2 of 2 must be at least 16 characters of random text"),
     ({"CLICK_SECRET": NEW_KEY, "CLICK_SECRET_PREVIOUS_FILE": "/nonexistent/click-secret-previous"},
      "CLICK_SECRET_PREVIOUS_FILE: cannot read /nonexistent/click-secret-previous: No such file or directory"),
+    # each key is one HMAC for every link that fails to verify: unbounded, 1,000 old keys made a forged
+    # link of 7 KB cost 14 ms (230 times one key's), a flood of ~70 a second a worker's every thread
+    ({"CLICK_SECRET": NEW_KEY, "CLICK_SECRET_PREVIOUS": ",".join(f"an-old-click-key-{n:04}" for n in range(11))},
+     "CLICK_SECRET_PREVIOUS lists 11 keys: at most 10"),
 ])
 def test_previous_click_secrets_that_cannot_be_used_stop_the_start(env, message):
     from function.clicks import load_previous_secrets
