@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from urllib.parse import quote
 
-from .config import ConfigError, read_secret
+from .config import ConfigError, read_secret, secret_source
 from .errors import ApiError
 from .params import names_for_message
 from .urls import is_link, is_tracking
@@ -75,8 +75,7 @@ def load_previous_secrets(settings, key):
     left out of them with a warning, not refused: it changes nothing that is accepted, and a
     platform that restarts on each changed setting passes through it mid-rotation."""
     raw = read_secret("CLICK_SECRET_PREVIOUS", settings.click_secret_previous, settings.click_secret_previous_file)
-    path = settings.click_secret_previous_file
-    source = f"CLICK_SECRET_PREVIOUS_FILE ({path})" if path else "CLICK_SECRET_PREVIOUS"
+    source = secret_source("CLICK_SECRET_PREVIOUS", settings.click_secret_previous_file)
     entries = (entry.strip() for entry in re.split(rb"[,\n]", raw))
     listed = list(dict.fromkeys(filter(None, entries)))  # "a,,b", a trailing comma, a repeat: nothing
     if not listed:
@@ -100,9 +99,12 @@ def load_previous_secrets(settings, key):
     return tuple(listed), warning
 
 
-def _tag(key, values, kind=b"click-v1"):
-    message = "\x1f".join(values).encode()
-    digest = hmac.new(key, kind + b"\x1f" + message, hashlib.sha256).digest()[:TAG_BYTES]
+def _message(values, kind=b"click-v1"):
+    return kind + b"\x1f" + "\x1f".join(values).encode()
+
+
+def _tag(key, message):
+    digest = hmac.new(key, message, hashlib.sha256).digest()[:TAG_BYTES]
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
@@ -115,7 +117,7 @@ def _quoted(value):
 def sign(key, click):
     """The query string of the click link for ``click``."""
     rank, issued = str(click.rank), str(click.issued_ms)
-    tag = _tag(key, [click.request_id, click.corpus, click.engine, rank, click.doc_id, click.url, issued])
+    tag = _tag(key, _message([click.request_id, click.corpus, click.engine, rank, click.doc_id, click.url, issued]))
     # request ids are hex, ranks and times digits, tags base64url: nothing to quote
     return (f"r={click.request_id}&c={_quoted(click.corpus)}&e={_quoted(click.engine)}&k={rank}"
             f"&d={_quoted(click.doc_id)}&u={_quoted(click.url)}&t={issued}&s={tag}")
@@ -124,7 +126,7 @@ def sign(key, click):
 def sign_view(key, view):
     """The query string of the seen link for ``view``."""
     issued = str(view.issued_ms)
-    tag = _tag(key, [view.request_id, view.corpus, view.engine, issued], kind=VIEW_KIND)
+    tag = _tag(key, _message([view.request_id, view.corpus, view.engine, issued], VIEW_KIND))
     return f"r={view.request_id}&c={_quoted(view.corpus)}&e={_quoted(view.engine)}&t={issued}&s={tag}"
 
 
@@ -144,8 +146,10 @@ def _signed_values(keys, args, fields, what, kind=b"click-v1"):
     *values, tag = values
     # compare_digest refuses non-ASCII str (TypeError): compare the bytes.
     tag = tag.encode("utf-8", "replace")
-    # the signing key first: one HMAC for the links it signed; previous keys only when it fails
-    if not any(hmac.compare_digest(_tag(key, values, kind).encode(), tag) for key in keys):
+    # the signing key first: one HMAC for the links it signed; previous keys only when it fails, over
+    # the message built once
+    message = _message(values, kind)
+    if not any(hmac.compare_digest(_tag(key, message).encode(), tag) for key in keys):
         raise ApiError(f"{what} link signature does not match: the link was altered, not issued here, "
                        "or signed with a key no longer accepted",
                        status=403, code=f"invalid_{what}_signature")

@@ -40,16 +40,19 @@ def read_secret(name, value, path, min_bytes=0):
     read, or the secret is shorter than ``min_bytes``: a short one can be guessed. Never logged."""
     if value and path:  # which one is meant would be a guess (CLICK_SECRET's file had been ignored): said
         raise ConfigError(f"{name} and {name}_FILE are both set: set one")
-    source = name
     if path:
         try:
             value = Path(path).read_bytes().strip()  # the file's final newline is no part of it
         except OSError as exc:
             raise ConfigError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
-        source = f"{name}_FILE ({path})"
     if (value or path) and len(value) < min_bytes:  # an empty file too: it is no "unset"
-        raise ConfigError(f"{source} must be at least {min_bytes} characters of random text")
+        raise ConfigError(f"{secret_source(name, path)} must be at least {min_bytes} characters of random text")
     return value
+
+
+def secret_source(name, path):
+    """Where the secret setting ``name`` was read, as messages name it: the variable, or its file."""
+    return f"{name}_FILE ({path})" if path else name
 
 
 def _cors_origin(raw):

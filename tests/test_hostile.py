@@ -741,7 +741,7 @@ def _signed_with(args, **fields):
     """A link signed with the function's own key whose fields are ``fields`` (strings, as a link carries
     them), over the genuine link's others: what the function never issues but a key holder could."""
     values = {**args, **fields}
-    tag = clicks._tag(CLICK_KEY, [values[name] for name in clicks.FIELDS])
+    tag = clicks._tag(CLICK_KEY, clicks._message([values[name] for name in clicks.FIELDS]))
     return urlencode({**{name: values[name] for name in clicks.FIELDS}, "s": tag})
 
 
