@@ -27,6 +27,9 @@ jusText classifies the paragraphs; everything around it is ours:
    boilerplate boxes and the headline (returned as the title).  When that
    yields little or nothing, a longer schema.org ``articleBody`` from the
    page's JSON-LD is used instead.
+7. When nothing was kept at all, a page that says it is a post (an ``<article>``, og:type article,
+   a schema.org Article or Posting) and holds no password field gives its short lines: those inside
+   its one ``<article>`` (else ``<main>``), captions included, else its description.
 
     python -m function.extract FILE.html[.gz] ...   # one JSON object per line
 """
@@ -211,9 +214,8 @@ def canonical_of(doc, page_url=None):
 _JSON_LD_BLOCKS = ("p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "tr", "pre", "figcaption")
 
 
-def _json_ld_body(doc):
-    """The longest schema.org articleBody in the page's JSON-LD, as plain text."""
-    best = ""
+def _json_ld_objects(doc):
+    """Every JSON object in the page's JSON-LD, nested ones too."""
     for script in doc.iter("script"):
         if "ld+json" not in (script.get("type") or "").lower():
             continue
@@ -226,10 +228,17 @@ def _json_ld_body(doc):
             if isinstance(item, list):
                 stack.extend(item)
             elif isinstance(item, dict):
-                body = item.get("articleBody")
-                if isinstance(body, str) and len(body) > len(best):
-                    best = body
+                yield item
                 stack.extend(v for v in item.values() if isinstance(v, (list, dict)))
+
+
+def _json_ld_body(doc):
+    """The longest schema.org articleBody in the page's JSON-LD, as plain text."""
+    best = ""
+    for item in _json_ld_objects(doc):
+        body = item.get("articleBody")
+        if isinstance(body, str) and len(body) > len(best):
+            best = body
     if "<" in best:  # some sites put HTML there
         try:
             root = lxml.html.fromstring(without_attribute_floods(best))  # what libxml2 gets, as for the page
@@ -364,6 +373,7 @@ BOILER_WORDS = frozenset(
     "caption credit".split())
 CONTENT_WORDS = frozenset({"content", "embed"})
 DISCUSSION_WORDS = frozenset({"comment", "comments", "disqus"})
+CONSENT_WORDS = frozenset({"cookie", "cookies"})
 _CAMEL = re.compile(r"([a-z])([A-Z])")
 _TOKEN_SPLIT = re.compile(r"[-_:]+")
 _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.I)
@@ -398,8 +408,9 @@ class _Enough(Exception):
 class _Walker:
     """DOM -> paragraphs, the way jusText's ParagraphMaker cuts them."""
 
-    def __init__(self, show_hidden=False):
+    def __init__(self, show_hidden=False, captions=False):
         self.show_hidden = show_hidden
+        self.skip_tags = SKIP_TAGS - {"figcaption"} if captions else SKIP_TAGS
         self.hidden = 0  # elements skipped as hidden
         self.elements = 0
         self.path_facts = {}  # dom path -> (is_heading, in_headline): sibling paragraphs share a path
@@ -444,7 +455,7 @@ class _Walker:
         if self.elements > MAX_ELEMENTS:
             raise _Enough
         tag = el.tag
-        if not isinstance(tag, str) or tag in SKIP_TAGS or len(self.path) >= MAX_DEPTH:
+        if not isinstance(tag, str) or tag in self.skip_tags or len(self.path) >= MAX_DEPTH:
             self.text(el.tail)
             return
         if not self.show_hidden and _hidden(el):
@@ -486,9 +497,10 @@ class _Walker:
         self.text(el.tail)
 
 
-def _paragraphs(root, show_hidden=False):
-    """The paragraphs under ``root``, and how many hidden elements were left out."""
-    walker = _Walker(show_hidden)
+def _paragraphs(root, show_hidden=False, captions=False):
+    """The paragraphs under ``root``, and how many hidden elements were left out; ``captions``: with
+    the figures' captions."""
+    walker = _Walker(show_hidden, captions)
     walker.node = root
     try:
         walker.walk(root)
@@ -623,6 +635,8 @@ def _layout_wrapper(box, held, total):
     holds most of the text, and is not a comment thread with an article beside it."""
     if held <= WRAPPER_SHARE * total:
         return False
+    if not CONSENT_WORDS.isdisjoint(_boiler_words(_class_value(box))):
+        return False  # a cookie wall is all a consent page holds: it is no article's wrapper
     thread = not DISCUSSION_WORDS.isdisjoint(_boiler_words(_class_value(box)))
     return not (thread and total - held >= ARTICLE_BESIDE_CHARS)
 
@@ -766,6 +780,9 @@ def _extract(html, url, encoding):
             text = fallback
     if not text and hidden:  # a page hidden until a script shows it, or a consent dialog open over it
         text, lang = _article_text(_paragraphs(root, show_hidden=True)[0], declared)
+    if not text:  # a photo's caption, a link with a line on it: too short for jusText, if the page is a post
+        text = _short_post_text(doc, meta, title)
+        lang = language.choose(declared, text)[1] if text else lang
     return Article(title, lang, text, canonical_of(doc, url))
 
 
@@ -779,6 +796,68 @@ def _article_text(paras, declared):
     stoplist_name, lang = language.choose(declared, sample)
     _classify(paras, language.stoplist(stoplist_name) if stoplist_name else None)
     return "\n\n".join(p.text for p in _select(paras)), lang
+
+
+# --------------------------------------------------------------------------- short posts
+
+# A post of a sentence or two (a photo and its caption, a link and a line on it) has no paragraph
+# jusText calls more than short. When nothing else was kept, a page that says it is a post gives
+# what it says it is about: the short lines inside its one <article> (else its <main>), else its
+# description. A page that says nothing of the kind (a login form, a "not found" page, a cookie
+# wall: their site-wide description would be read as theirs) keeps giving no text.
+MIN_SHORT_POST_CHARS = 15  # "Fog on the lake." is a caption; "Photo", "Untitled" are not
+POST_TYPES = re.compile(r"(?:Article|Posting|Report)$")  # schema.org's BlogPosting, NewsArticle, ...
+DESCRIPTIONS = ("og:description", "twitter:description", "description")
+CAPTION_WORDS = frozenset({"caption"})  # a box named so ("wp-caption-text") is here the post's words
+
+
+def _calls_itself_a_post(doc, meta):
+    """Whether the page says it is an article or post: an <article>, og:type article (or its
+    article:* properties), a schema.org Article or Posting in its JSON-LD."""
+    if doc.find(".//article") is not None or meta.get("og:type", "").lower().startswith("article"):
+        return True
+    if any(key.startswith("article:") for key in meta):
+        return True
+    for item in _json_ld_objects(doc):
+        kinds = item.get("@type")
+        if any(isinstance(kind, str) and POST_TYPES.search(kind) for kind in
+               (kinds if isinstance(kinds, list) else [kinds])):
+            return True
+    return False
+
+
+def _post_container(doc):
+    """The page's one <article>, else its <main>; None when it has neither, or several articles (a
+    list of posts, not one)."""
+    articles = doc.xpath("//article")
+    if len(articles) == 1:
+        return articles[0]
+    if not articles:
+        mains = doc.xpath("//main | //*[@role='main']")
+        return mains[0] if mains else None
+    return None
+
+
+def _short_post_text(doc, meta, title):
+    """What a short post says it is about (see MIN_SHORT_POST_CHARS); "" when it is no post."""
+    if doc.xpath("//input[translate(@type, 'PASWORD', 'pasword')='password']"):
+        return ""  # a login form, whatever else the page says
+    if not _calls_itself_a_post(doc, meta):
+        return ""
+    container = _post_container(doc)
+    if container is not None:
+        # captions too (step 2 drops them beside an article): a photo post's one line is often its caption
+        lines = [p.text for p in _paragraphs(container, captions=True)[0]
+                 if (p.flag is None or _boiler_words(_class_value(p.flag)) <= CAPTION_WORDS)
+                 and not p.is_heading and p.links_density() <= KEEP_LINK_DENSITY]
+        text = "\n\n".join(lines)
+        if reading_length(text) >= MIN_SHORT_POST_CHARS:
+            return text
+    for key in DESCRIPTIONS:  # the title beside it is the page's Article.title
+        text = " ".join(meta.get(key, "").split())
+        if reading_length(text) >= MIN_SHORT_POST_CHARS and _letters(text) != _letters(title):
+            return text
+    return ""
 
 
 def _main(argv):

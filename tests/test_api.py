@@ -55,6 +55,26 @@ def test_url_query_fetches_extracts_and_answers(client, pages):
     assert body["timings_ms"]["fetch"] > 0 and body["timings_ms"]["extract"] > 0
 
 
+@pytest.mark.parametrize("post", ["/short-photo-post.html", "/short-link-post.html"])
+def test_a_short_post_is_answered_by_what_it_says(client, pages, post):
+    # a caption, a link and a line: no paragraph jusText calls more than short, and the page had been
+    # a 422 no_article_text (its widget showed nothing)
+    response = client.get("/", query_string={"url": pages.url(post)})
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    assert body["source"] == "fetched" and body["results"]
+    assert any("Apollo" in title for title in titles(body)[:3])
+    assert body["page"]["lang"] == "en"  # (what it is read as: test_extract's test_a_short_post_...)
+
+
+@pytest.mark.parametrize("page", ["/no-article.html", "/sign-in.html", "/soft-404.html", "/cookie-wall.html"])
+def test_a_page_of_boilerplate_alone_is_still_no_article(client, pages, page):
+    # a login form, a "not found" page answering 200, a consent wall: their site-wide description is no
+    # article's, and the cookie wall's paragraph had been read as one
+    response = client.get("/", query_string={"url": pages.url(page)})
+    assert response.status_code == 422 and response.get_json()["error"]["code"] == "no_article_text"
+
+
 def test_a_chinese_article_page_gets_the_chinese_corpus_article_on_its_subject(pages, function_env, tmp_path):
     # fetch -> extract (paragraphs under 70 characters) -> character pairs -> lookup, end to end
     from function.build import BuildOptions, build

@@ -602,6 +602,57 @@ def test_a_list_of_short_items_is_still_not_an_article(items):
     assert article.text == ""
 
 
+SITE_PAGES = ROOT / "tests" / "pages"
+
+
+@pytest.mark.parametrize("name, text", [
+    ("short-photo-post.html", "The full moon rising over the harbour tonight, the lunar surface bright enough to read by."),
+    ("short-link-post.html", "The moon landing, fifty years on: the astronauts' own photographs."),
+])
+def test_a_short_post_gives_its_own_lines(name, text):
+    # a caption (in a box named "caption"), a link and a line: jusText keeps nothing of either page
+    article = extract_article((SITE_PAGES / name).read_bytes())
+    assert (article.text, article.lang) == (text, "en")
+
+
+POST_HEAD = "<html lang='en'><head><title>Marathon</title><meta property='og:type' content='article'>"
+
+
+@pytest.mark.parametrize("head, body, text", [
+    # a script-rendered post: its description (og: first), not the same words as its title
+    (POST_HEAD + "<meta name='description' content='Just finished my first marathon in under four hours!'>",
+     "<div id='app'></div>", "Just finished my first marathon in under four hours!"),
+    (POST_HEAD + "<meta property='og:description' content='Marathon'>"
+     "<meta name='twitter:description' content='Under four hours, on a hot day.'>", "", "Under four hours, on a hot day."),
+    # the post's own lines come before its description; its headline, share bar and links are not its lines
+    (POST_HEAD + "<meta property='og:description' content='A site about running.'>",
+     "<article><h1>Marathon</h1><p>Four hours, one minute.</p><div class='share'><p>Share this</p></div>"
+     "<p><a href='/tag/run'>running</a></p></article>", "Four hours, one minute."),
+    # a JSON-LD BlogPosting says it is a post too
+    ("<html><head><script type='application/ld+json'>{\"@graph\": [{\"@type\": [\"BlogPosting\"]}]}</script>",
+     "<main><p>Four hours, one minute, and a blister.</p></main>", "Four hours, one minute, and a blister."),
+    # no more than a word or two: no post
+    (POST_HEAD + "<meta property='og:description' content='Photo'>", "<article><p>Untitled</p></article>", ""),
+    # a page that does not say it is a post: its description may be the whole site's
+    ("<html lang='en'><head><title>Acme</title><meta name='description' content='Acme: the best widgets since 1999.'>",
+     "<main><p>Welcome to our shop.</p></main>", ""),
+    # a list of posts is not one
+    (POST_HEAD, "<article><p>Four hours, one minute.</p></article><article><p>A new bike for the spring.</p></article>", ""),
+    # a password field: a login form, whatever the page says it is
+    (POST_HEAD + "<meta property='og:description' content='Members read the whole story.'>",
+     "<article><p>Sign in to keep reading.</p><form><input type=PASSWORD name=pw></form></article>", ""),
+])
+def test_a_page_that_says_it_is_a_post_gives_what_it_says_it_is_about(head, body, text):
+    assert extract_article(f"{head}</head><body>{body}</body></html>").text == text
+
+
+@pytest.mark.parametrize("name", ["no-article.html", "sign-in.html", "soft-404.html", "cookie-wall.html"])
+def test_a_page_of_boilerplate_alone_gives_no_text(name):
+    # the cookie wall's paragraph had been kept: a box named for cookies holding all the text was taken
+    # for a layout wrapper
+    assert extract_article((SITE_PAGES / name).read_bytes()).text == ""
+
+
 def test_binary_garbage_gives_no_text():
     for seed in range(5):
         noise = bytes((i * 7919 + seed * 104729) % 251 for i in range(30000))
