@@ -31,6 +31,7 @@ import os
 import re
 import socket
 import ssl
+import struct
 import threading
 import time
 import zlib
@@ -555,14 +556,49 @@ class _Layer:
         self._obj = self._new()
         self._first = b""  # deflate: kept until we know whether it is zlib-wrapped or raw
         self._mode_known = self._gzip
+        self._raw = False
         self._members = 0
         self._done = False
+        self._check, self._size = self._check_start(), 0  # of this member's output: its trailer's figures
 
     @property
     def complete(self) -> bool:
         """At the stream's end: bytes after a whole gzip member that do not begin another (a stray
-        newline, as curl and browsers read them) are ignored; a member begun and cut is not whole."""
-        return self._done or self._obj.eof
+        newline, as curl and browsers read them) are ignored; a member begun and cut is not whole,
+        but one whose deflate stream ended and only its trailer is missing is (see _only_trailer_missing)."""
+        return self._done or self._obj.eof or self._only_trailer_missing()
+
+    def _check_start(self) -> int:
+        return 0 if self._gzip else 1  # CRC-32's, Adler-32's
+
+    def _count(self, out: bytes) -> None:
+        if self._gzip:
+            self._check = zlib.crc32(out, self._check)
+        elif not self._raw:
+            self._check = zlib.adler32(out, self._check)
+        self._size += len(out)
+
+    def _trailer(self) -> bytes:
+        """What the member's trailer holds, by its output: gzip's CRC-32 and size, zlib's Adler-32."""
+        if self._gzip:
+            return struct.pack("<II", self._check, self._size & 0xFFFFFFFF)
+        return b"" if self._raw or not self._mode_known else struct.pack(">I", self._check)
+
+    def _only_trailer_missing(self) -> bool:
+        """Whether the deflate stream ended and only the trailer after it, or its end, did not come (a
+        server that closed before writing it): the page is whole, and browsers show it. zlib tells no
+        end short of a checked trailer, so a copy of the decompressor is offered the trailer the output
+        calls for, from each byte where it may have stopped: only a stream that ended takes it."""
+        trailer = self._trailer()
+        for start in range(len(trailer)):
+            probe = self._obj.copy()
+            try:
+                probe.decompress(trailer[start:], _READ_CHUNK)
+            except zlib.error:
+                continue
+            if probe.eof:
+                return True
+        return False
 
     def _new(self, raw: bool = False):
         if self._gzip:
@@ -577,7 +613,7 @@ class _Layer:
             out = self._obj.decompress(data, _READ_CHUNK)
         except zlib.error:
             # "deflate" sent as raw deflate (no zlib header), as many servers do.
-            self._mode_known = True
+            self._mode_known = self._raw = True
             self._obj = self._new(raw=True)
             data, self._first = self._first, b""
             return self._obj.decompress(data, _READ_CHUNK)
@@ -601,6 +637,7 @@ class _Layer:
                                       422, "page_too_large")
                 self._obj = self._new()
                 self._members += 1
+                self._check, self._size = self._check_start(), 0
             try:
                 out = self._decompress(data)
             except zlib.error:
@@ -610,6 +647,7 @@ class _Layer:
                 raise
             while True:
                 if out:
+                    self._count(out)
                     yield out
                 if not self._obj.unconsumed_tail:
                     break
@@ -693,7 +731,11 @@ def _read_body(resp, limits: FetchLimits, deadline: _Deadline) -> bytes:
                     )
     except zlib.error as exc:
         raise fetch_error("The page's compressed body is corrupt.", 502, "upstream_invalid_response") from exc
-    if decoder and wire and not decoder.complete:  # the length matched: the server sent a cut stream
+    # The length matched (or the chunks or the close ended the body): the server sent a cut stream.
+    # Browsers show what arrived; here it is refused: a 502 is asked again (the crawler retries it,
+    # the service does not remember it), where the part read would be indexed as the whole page, as
+    # an uncompressed body short of its Content-Length is not. (Only its trailer missing: it is whole.)
+    if decoder and wire and not decoder.complete:
         raise fetch_error("The page's compressed body ends before its compressed stream does (cut off).",
                           502, "upstream_invalid_response")
     deadline.check()

@@ -155,9 +155,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_simple(200, b"a" * n, "text/plain")
 
     def route_compressed(self):
-        """A valid small page, compressed (enc=gzip|deflate|rawdeflate|gzip,gzip); chunked=1; cut=N:
-        only the first N bytes of the compressed stream (with a Content-Length that says so); tail=T:
-        the bytes of T after it."""
+        """A valid small page, compressed (enc=gzip|deflate|rawdeflate|gzip,gzip); chunked=1, or
+        close=1: no length, the close ends the body; cut=N: only the first N bytes of the compressed
+        stream (with a Content-Length that says so); tail=T: the bytes of T after it."""
         enc = self.param("enc", "gzip")
         body = PAGE_HTML
         for e in reversed(enc.split(",")):
@@ -173,6 +173,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 piece = body[i : i + 7]
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
             self.wfile.write(b"0\r\n\r\n")
+        elif self.param("close") == "1":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Encoding", _wire_encoding(enc))
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(body)
+            self.wfile.flush()
+            self.close_connection = True
         else:
             self.send_simple(200, body, "text/html; charset=utf-8", [("Content-Encoding", _wire_encoding(enc))])
 
@@ -321,9 +330,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.route_stall()
 
     def route_bomb(self):
-        """Zeros compressed with enc (gzip|deflate|rawdeflate|gzip,gzip): ``size`` decoded bytes."""
+        """Zeros compressed with enc (gzip|deflate|rawdeflate|gzip,gzip): ``size`` decoded bytes;
+        drop=N: without its last N bytes (a trailer)."""
         enc = self.param("enc", "gzip")
         payload = bomb_payload(enc, self.param("size", 200_000_000, int))
+        payload = payload[: len(payload) - self.param("drop", 0, int)]
         headers = [("Content-Encoding", _wire_encoding(enc))]
         if self.param("chunked") == "1":
             self.send_response(200)
