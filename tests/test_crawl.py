@@ -443,3 +443,22 @@ def test_a_file_of_urls_builds_a_store(site, tmp_path, monkeypatch):
     monkeypatch.setenv("FETCH_ALLOW_PRIVATE_HOSTS", "127.0.0.1")
     assert build_main(["--input", str(listing), "--out", str(out), "--quiet", "--rate", "100"]) == 0
     assert Store(current_version_dir(out)).size == 4 and (out / ".crawl" / "pages.jsonl").exists()
+
+
+def test_a_short_post_is_a_document_and_a_page_of_boilerplate_is_listed_as_skipped(site, tmp_path, monkeypatch):
+    # a photo and its caption had been "no article text" and listed in skipped.jsonl with the cookie wall
+    publish(site)
+    posts = ["/short-photo-post.html", "/cookie-wall.html"]
+    for path in posts:
+        site.add(path, (ROOT / "tests" / "pages" / path.strip("/")).read_bytes())
+    listing = tmp_path / "pages.txt"
+    listing.write_text("\n".join(site.url(p) for p in ARTICLE_PATHS[:3] + posts))
+    out = tmp_path / "store" / "short"
+    monkeypatch.setenv("FETCH_ALLOW_PRIVATE_HOSTS", "127.0.0.1")
+    assert build_main(["--input", str(listing), "--out", str(out), "--quiet", "--rate", "100"]) == 0
+    store = Store(current_version_dir(out))
+    assert store.size == 4
+    photo = store.docs([store.row_for_id(normalise_url(site.url(posts[0])))])[0]
+    assert photo.title == "Moon over the harbour"
+    skipped = [json.loads(line) for line in open(store.path / "skipped.jsonl")]
+    assert skipped == [{"where": site.url(posts[1]), "reason": "no article text found on the page"}]
