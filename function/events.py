@@ -28,6 +28,9 @@ BATCH = 500
 # The writer waits this long for a batch to gather: one round trip for many
 # events costs the server's CPU far less than one per event.
 LINGER_SECONDS = 0.05
+# the largest event the server stores (hello's maxBsonObjectSize, read at the writer's connection):
+# MongoDB's since 1.8, the events written before the first connection are held to it
+MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 PING_SECONDS = 0.5  # /healthz's wait for Mongo: a reachable server answers in milliseconds
 INDEXES = {
     # status first: /stats reads the newest answers (status 200) apart from the errors, and without it
@@ -56,7 +59,9 @@ def new_event(**fields):
 
 def _rejected():
     # a write error the server returns is _write's (a BulkWriteError, caught there, event by event):
-    # here only what is refused before a batch is sent (DocumentTooLarge is an InvalidDocument)
+    # here only what is refused before a batch is sent (DocumentTooLarge is an InvalidDocument; _stored
+    # drops an event past the server's limit first, so only one past a smaller limit than MongoDB's, in
+    # a batch encoded before the first connection, gets here)
     from pymongo.errors import InvalidDocument
 
     return (InvalidDocument,)
@@ -107,6 +112,7 @@ class EventLog:
         self.dropped = 0
         self.written = 0
         self.last_error = None
+        self.max_document_bytes = MAX_DOCUMENT_BYTES
         self._buffer = collections.deque()
         self._cond = threading.Condition()
         self._pid = None  # the writer thread and client belong to one process (gunicorn forks)
@@ -236,6 +242,10 @@ class EventLog:
                 client.close()  # the next attempt connects afresh: no client per retry left behind
                 raise
             self._db = db
+            # every server of the deployment is known once the indexes are made: the smallest limit
+            limits = [server.max_bson_size for server in client.topology_description.server_descriptions().values()
+                      if server.is_server_type_known]
+            self.max_document_bytes = min(limits, default=MAX_DOCUMENT_BYTES)
         by_collection = collections.defaultdict(list)
         for collection, event in batch:
             by_collection[collection].append(event)
@@ -266,14 +276,26 @@ class EventLog:
                 try:
                     event = RawBSONDocument(bson.encode(event))
                 except (bson.errors.InvalidDocument, UnicodeEncodeError, OverflowError) as exc:
-                    with self._cond:
-                        self.dropped += 1
-                        self._writing -= 1
+                    self._drop_one()
                     log.error("a %s event cannot be stored, dropped (%s: %s)", collection, exc.__class__.__name__,
                               str(exc)[:200])
                     continue
+            # checked on every attempt: a retry after the first connection knows the server's own limit.
+            # Sent, one past 48 MB had pymongo refuse its whole batch, a smaller one the server refuse it
+            if len(event.raw) > self.max_document_bytes:
+                self._drop_one()
+                log.error("a %s event of %s bytes is past the server's largest document (%s bytes, "
+                          "maxBsonObjectSize), dropped", collection, f"{len(event.raw):,}",
+                          f"{self.max_document_bytes:,}")
+                continue
             stored.append((collection, event))
         return stored
+
+    def _drop_one(self):
+        """One event of the batch being written dropped, alone: counted, and no longer pending."""
+        with self._cond:
+            self.dropped += 1
+            self._writing -= 1
 
     def database(self):
         """This process's client for reads (stats, health), or None without MONGODB."""

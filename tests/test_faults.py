@@ -264,6 +264,31 @@ def test_an_event_with_no_bson_is_the_only_one_dropped(mongodb, caplog):
     assert log.flush(timeout=20) and later["_id"] in {e["_id"] for e in wait_for_events(mongodb, "requests", 3)}
 
 
+def test_an_event_past_the_servers_largest_document_is_the_only_one_dropped(mongodb, caplog):
+    """An event over the server's largest document (hello's maxBsonObjectSize, 16 MiB) was sent: one
+    past a message's 48 MB had pymongo refuse its whole batch (DocumentTooLarge: "rejected 3 events"
+    for one), one of 17 MiB was left to the server (nx-27017 stored it, MongoDB refuses it). Its size
+    is known once it is encoded: it alone is dropped, counted and logged once."""
+    from function.events import EventLog, new_event
+
+    log = EventLog(mongodb)
+    kept = [("requests", new_event(n=1)), ("clicks", new_event(n=2)), ("requests", new_event(n=3))]
+    # one batch: recorded within the writer's linger, the large ones among the good ones
+    log.record(*kept[0])
+    log.record("requests", new_event(text="x" * (17 * 2**20)))
+    log.record("requests", new_event(text="x" * (49 * 10**6)))
+    for collection, event in kept[1:]:
+        log.record(collection, event)
+    assert log.flush(timeout=30)
+    assert (log.written, log.dropped, log.pending) == (3, 2, 0)
+    assert sorted(e["_id"] for e in wait_for_events(mongodb, "requests", 2)) == \
+        sorted(event["_id"] for collection, event in kept if collection == "requests")
+    assert [e["_id"] for e in wait_for_events(mongodb, "clicks", 1)] == [kept[1][1]["_id"]]
+    said = [r.getMessage() for r in caplog.records if "past the server's largest document" in r.getMessage()]
+    assert len(said) == 2 and "a requests event of 17,825," in said[0] and "a requests event of 49,000," in said[1]
+    assert all("16,777,216 bytes" in line for line in said), said
+
+
 def test_an_event_with_no_bson_is_no_longer_pending_while_its_batch_waits_on_mongo():
     """Dropped, an event is no longer buffered, nor counted against the capacity, while the rest of
     its batch waits on a Mongo that does not answer (a server selection of 2 s)."""
