@@ -28,8 +28,10 @@ logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name
 try:
     app = create_app()
 except (ConfigError, StoreError) as exc:
+    # said once, in the log's form (a platform's log keeps its level): a SystemExit with the message
+    # too had printed it a second time, under the log line
     logging.getLogger("related").critical("cannot start: %s", exc)
-    raise SystemExit(f"related-content: cannot start: {exc}") from None
+    raise SystemExit(1) from None
 gunicorn_setup.install(app.settings)  # before gunicorn forks its workers
 logging.getLogger("related").info("related-content %s: %s", __version__, app.describe())
 

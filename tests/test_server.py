@@ -130,10 +130,13 @@ def test_links_survive_a_restart_with_a_rotated_secret(function_process, functio
     assert "; click links signed with CLICK_SECRET, 1 previous key accepted" in second.output()
 
 
-def test_a_bad_setting_stops_the_start_with_its_name(function_process):
+def test_a_bad_setting_stops_the_start_with_its_name_said_once(function_process):
+    """Said once: the log line and the exit's message had said it twice, one under the other."""
     server = function_process(MAX_K="lots")
     assert server.process.wait(60) != 0
-    assert "MAX_K='lots' is not a valid int" in server.output()
+    output = server.output()
+    assert output.count("MAX_K='lots' is not a valid int") == 1, output
+    assert "CRITICAL related: cannot start: MAX_K='lots' is not a valid int" in output
 
 
 def test_make_run_announces_the_server_once_it_listens_and_only_on_loopback(function_env):
@@ -160,7 +163,7 @@ def test_make_run_with_a_bad_setting_says_why_and_never_serving_on(function_env)
     done = subprocess.run([sys.executable, "-m", "function.devserver"], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode != 0
-    assert "MAX_K='lots' is not a valid int" in done.stderr
+    assert (done.stdout + done.stderr).count("MAX_K='lots' is not a valid int") == 1, done.stderr
     assert "serving on" not in done.stdout + done.stderr
     # PORT is read by functions-framework, whose message named its own "--port"
     env = {**os.environ, **function_env, "PORT": "abc"}
