@@ -14,9 +14,12 @@ credentials to /stats (the dashboard's link to it) without asking again.
 import base64
 import binascii
 import hmac
+import logging
 
 from .config import read_secret
 from .errors import ApiError
+
+log = logging.getLogger("related")
 
 MIN_TOKEN_BYTES = 16
 REALM = "related-content figures"
@@ -25,8 +28,15 @@ CHALLENGE = {"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'}
 
 
 def load_token(settings):
-    """STATS_TOKEN, else the file STATS_TOKEN_FILE, as bytes; b"": the figures are open."""
-    return read_secret("STATS_TOKEN", settings.stats_token, settings.stats_token_file, MIN_TOKEN_BYTES)
+    """STATS_TOKEN, else the file STATS_TOKEN_FILE, as bytes; b"": the figures are open. Spaces and
+    line ends at either end are dropped (said): a copy-paste's, which matched HTTP Basic's password
+    but never a Bearer token, read without them."""
+    token = read_secret("STATS_TOKEN", settings.stats_token, settings.stats_token_file, MIN_TOKEN_BYTES,
+                        strip=True)
+    if settings.stats_token and settings.stats_token.strip() != settings.stats_token:
+        log.warning("STATS_TOKEN has spaces or line ends at its start or end: dropped, the token is what is "
+                    "between them (as Authorization: Bearer and a browser's password give it)")
+    return token
 
 
 def presented_token(request):

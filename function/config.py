@@ -34,18 +34,24 @@ def _public_url(raw):
     return url
 
 
-def read_secret(name, value, path, min_bytes=0):
+def read_secret(name, value, path, min_bytes=0, strip=False):
     """The secret setting ``name`` (bytes): its value, else the content of the file named by
     ``name``_FILE (``path``), else b"" (unset). ConfigError when both are set, the file cannot be
-    read, or the secret is shorter than ``min_bytes``: a short one can be guessed. Never logged."""
+    read, or the secret is shorter than ``min_bytes``: a short one can be guessed. Never logged.
+    ``strip``: the value's spaces and line ends at either end are no part of it either (a token
+    an HTTP header carries, which cannot hold them there); a key's value is kept as it is, since
+    links signed with it must verify."""
     if value and path:  # which one is meant would be a guess (CLICK_SECRET's file had been ignored): said
         raise ConfigError(f"{name} and {name}_FILE are both set: set one")
+    given = bool(value or path)  # a value of spaces only is set: never read as unset
     if path:
         try:
             value = Path(path).read_bytes().strip()  # the file's final newline is no part of it
         except OSError as exc:
             raise ConfigError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
-    if (value or path) and len(value) < min_bytes:  # an empty file too: it is no "unset"
+    elif strip:
+        value = value.strip()
+    if given and len(value) < min_bytes:  # an empty file too: it is no "unset"
         raise ConfigError(f"{secret_source(name, path)} must be at least {min_bytes} characters of random text")
     return value
 

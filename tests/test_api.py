@@ -1043,6 +1043,18 @@ def test_with_a_stats_token_healthz_counts_no_traffic_but_for_the_owner(owners_c
     assert {"written", "buffered", "dropped"} <= set(owners["events"]) and "waiting" in owners["fetches"]
 
 
+def test_a_stats_token_pasted_with_spaces_at_its_ends_answers_as_bearer_and_the_start_says_so(function_env, caplog):
+    """A token copied with a space or a line end around it had matched HTTP Basic's password but never
+    Authorization: Bearer, whose value is read without them: the spaces are dropped, and said."""
+    caplog.set_level(logging.INFO, logger="related")
+    client = make_client({**function_env, "STATS_TOKEN": f" {STATS_TOKEN}\t\n"})
+    for headers in ({"Authorization": "Bearer " + STATS_TOKEN}, basic_auth("owner", STATS_TOKEN)):
+        assert client.get("/stats", headers=headers).status_code == 200, headers
+    assert client.get("/stats", headers=basic_auth("owner", f" {STATS_TOKEN}\t\n")).status_code == 401
+    assert "STATS_TOKEN has spaces or line ends at its start or end: dropped" in caplog.text
+    assert STATS_TOKEN not in caplog.text
+
+
 def test_without_a_stats_token_the_figures_stay_open_whatever_authorization_comes(client):
     # a proxy in front with its own sign-in passes its Authorization on: it is not ours to judge
     for headers in ({}, basic_auth("editor", "the-proxys-password"), {"Authorization": "Bearer something"}):

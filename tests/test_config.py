@@ -225,6 +225,12 @@ def test_a_stats_token_is_read_from_its_variable_or_its_file_and_a_bad_one_stops
         load_token(Settings.from_env(both))
     with pytest.raises(ConfigError, match="STATS_TOKEN must be at least 16 characters"):
         load_token(Settings.from_env({"STATS_TOKEN": "x" * 15}))
+    # a copy-paste's spaces are no part of it (Authorization: Bearer cannot carry them), nor of its length
+    assert load_token(Settings.from_env({"STATS_TOKEN": " an-env-token-of-some-length\n"})) == \
+        b"an-env-token-of-some-length"
+    for padded in ("x" * 15 + "  ", " " * 20):  # all spaces: never read as unset, which opens the figures
+        with pytest.raises(ConfigError, match="STATS_TOKEN must be at least 16 characters"):
+            load_token(Settings.from_env({"STATS_TOKEN": padded}))
     token_file.write_text("\n")
     with pytest.raises(ConfigError, match="STATS_TOKEN_FILE .* must be at least 16 characters"):
         load_token(Settings.from_env({"STATS_TOKEN_FILE": str(token_file)}))
