@@ -21,7 +21,7 @@ from . import __version__, access, crawlers, pages
 from .clicks import load_previous_secrets, load_secret
 from .config import ConfigError, Settings
 from .errors import ApiError
-from .events import EventLog, uri_hosts
+from .events import EventLog, error_kind, uri_hosts
 from .fetch_policy import FetchLimits, names_corpus  # not .fetch: the HTTP stack loads on the first fetch
 from .limits import stats_slots
 from .openapi import document as openapi_document
@@ -303,7 +303,9 @@ class App:
         if not access.may_read_figures(self.stats_token, request):
             # the counts are traffic (one event written for each answer, click and view; fetches in
             # flight): polled, they told anyone the site's figures. A probe needs only the status
-            body["events"] = {name: body["events"][name] for name in ("last_error", "capacity")}
+            # and Mongo's error by its kind: pymongo's message names the hosts
+            body["events"] = {"last_error": error_kind(body["events"]["last_error"]),
+                              "capacity": body["events"]["capacity"]}
             body["fetches"] = {"limit": body["fetches"]["limit"]}
             body["stats_reads"] = {"limit": body["stats_reads"]["limit"]}
         if self.settings.mongodb_uri and not mongo_up:

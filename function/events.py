@@ -67,6 +67,12 @@ def _rejected():
     return (InvalidDocument,)
 
 
+def error_kind(last_error):
+    """Of an EventLog's ``last_error`` ("ServerSelectionTimeoutError: host:port: ..."), the kind
+    alone: pymongo's message names the Mongo hosts, which are not anyone's to read."""
+    return last_error.partition(":")[0] if last_error else last_error
+
+
 def connect(uri, timeout_ms=2000):
     """A MongoClient and its database (the one the URI's path names, else "related")."""
     import pymongo

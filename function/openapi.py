@@ -280,7 +280,9 @@ SCHEMAS = {
             },
             "events": {
                 "type": "object",
-                "description": "with STATS_TOKEN set, buffered, dropped and written (traffic) only to the owner",
+                "description": "with STATS_TOKEN set, buffered, dropped and written (traffic) only to the owner, "
+                               "and last_error, the writer's last Mongo failure, as its kind only "
+                               "(ServerSelectionTimeoutError): its message names the Mongo hosts",
                 "required": ["last_error", "capacity"],
                 "additionalProperties": False,
                 "properties": {"buffered": COUNT, "dropped": COUNT, "written": COUNT, "capacity": COUNT,

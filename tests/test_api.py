@@ -1055,6 +1055,33 @@ def test_a_stats_token_pasted_with_spaces_at_its_ends_answers_as_bearer_and_the_
     assert STATS_TOKEN not in caplog.text
 
 
+def _last_error(client, headers=None):
+    """/healthz's events.last_error once the writer has met Mongo's absence (its first attempt's 2 s)."""
+    deadline = time.monotonic() + 15
+    while (said := client.get("/healthz", headers=headers).get_json()["events"]["last_error"]) is None \
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return said
+
+
+def test_with_a_stats_token_healthz_names_mongos_error_by_its_kind_only_but_to_the_owner(function_env):
+    """pymongo's message names the Mongo hosts (and their ports): /healthz, open to probes, had
+    told them to anyone. With the token set, anyone reads the error's kind, the owner the whole of it."""
+    from function.devserver import free_port
+
+    away = {**function_env, "MONGODB": f"mongodb://127.0.0.1:{free_port()}/away", "EVENT_FLUSH_SECONDS": "0"}
+    owners = make_client({**away, "STATS_TOKEN": STATS_TOKEN})
+    assert owners.get("/?text=moon+landing").status_code == 200  # an event for the writer to fail on
+    assert _last_error(owners) == "ServerSelectionTimeoutError"
+    said = _last_error(owners, basic_auth("owner", STATS_TOKEN))
+    assert said.startswith("ServerSelectionTimeoutError: ") and "127.0.0.1:" in said
+    # without a token, unchanged: the whole of it to anyone
+    anyones = make_client(away)
+    assert anyones.get("/?text=moon+landing").status_code == 200
+    said = _last_error(anyones)
+    assert said.startswith("ServerSelectionTimeoutError: ") and "127.0.0.1:" in said
+
+
 def test_without_a_stats_token_the_figures_stay_open_whatever_authorization_comes(client):
     # a proxy in front with its own sign-in passes its Authorization on: it is not ours to judge
     for headers in ({}, basic_auth("editor", "the-proxys-password"), {"Authorization": "Bearer something"}):
