@@ -48,7 +48,7 @@ def read_secret(name, value, path, min_bytes=0, strip=False):
         try:
             value = Path(path).read_bytes().strip()  # the file's final newline is no part of it
         except OSError as exc:
-            raise ConfigError(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
+            raise ConfigError(f"{name}_FILE: cannot read {named_path(path)}: {exc.strerror}") from None
     elif strip:
         value = value.strip()
     if given and len(value) < min_bytes:  # an empty file too: it is no "unset"
@@ -58,7 +58,13 @@ def read_secret(name, value, path, min_bytes=0, strip=False):
 
 def secret_source(name, path):
     """Where the secret setting ``name`` was read, as messages name it: the variable, or its file."""
-    return f"{name}_FILE ({path})" if path else name
+    return f"{name}_FILE ({named_path(path)})" if path else name
+
+
+def named_path(path):
+    """``path`` as a message names it: absolute, from the working directory it was read in ("keys/old"
+    had left the owner to guess which file, read from where). Links are not followed: its own name."""
+    return os.path.abspath(path)
 
 
 def _cors_origin(raw):

@@ -242,6 +242,27 @@ def test_a_stats_token_is_read_from_its_variable_or_its_file_and_a_bad_one_stops
     assert "max_k=100" in shown and not any(secret in shown for secret in ("an-env-token", "click-key", "a-db-word"))
 
 
+def test_a_relative_secret_file_is_named_resolved_from_the_working_directory(tmp_path, monkeypatch):
+    """A relative CLICK_SECRET_PREVIOUS_FILE (or CLICK_SECRET_FILE, STATS_TOKEN_FILE) was named as
+    given ("keys/old"): which file, read from which working directory, the owner had to guess."""
+    from function.access import load_token
+    from function.clicks import load_previous_secrets, load_secret
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "old").write_text("short\n")
+    previous = Settings.from_env({"CLICK_SECRET": "a-click-key-of-some-length", "CLICK_SECRET_PREVIOUS_FILE": "keys/old"})
+    with pytest.raises(ConfigError) as said:
+        load_previous_secrets(previous, b"a-click-key-of-some-length")
+    assert f"CLICK_SECRET_PREVIOUS_FILE ({tmp_path / 'keys' / 'old'}): key 1 of 1" in str(said.value)
+    with pytest.raises(ConfigError) as said:
+        load_secret(Settings.from_env({"CLICK_SECRET_FILE": "keys/../keys/old"}))
+    assert f"CLICK_SECRET_FILE ({tmp_path / 'keys' / 'old'}) must be" in str(said.value)
+    with pytest.raises(ConfigError) as said:
+        load_token(Settings.from_env({"STATS_TOKEN_FILE": "keys/missing"}))
+    assert f"STATS_TOKEN_FILE: cannot read {tmp_path / 'keys' / 'missing'}: " in str(said.value)
+
+
 @pytest.mark.parametrize("raw,sent", [("*", "*"), ("", ""), ("https://blog.example.com", "https://blog.example.com"),
                                       # a browser's Origin has no slash: "https://blog.example.com/" matched none
                                       (" https://blog.example.com/ ", "https://blog.example.com"),
