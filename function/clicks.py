@@ -34,7 +34,9 @@ MIN_SECRET_BYTES = 16
 MAX_PREVIOUS_KEYS = 10
 TAG_BYTES = 16
 RANK_DIGITS, ISSUED_DIGITS = 6, 16  # past what sign() ever writes
-CLOCK_SKEW_MS = 5 * 60 * 1000  # how far ahead another instance's clock may have issued a link
+# how far ahead another instance's clock may issue a link and be only a clock's drift: past it the
+# link's click is still kept (signed, the link is ours: a clock ran ahead), marked how far ahead it was
+CLOCK_SKEW_MS = 5 * 60 * 1000
 
 
 @dataclass(frozen=True)
@@ -157,10 +159,10 @@ def _signed_values(keys, args, fields, what, kind=b"click-v1"):
 
 
 def _issued_ms(issued, what):
+    # a time ahead of ours is not refused: the link is signed, so an instance whose clock ran ahead
+    # issued it, and a 400 had lost its reader's click (see expired and ahead_ms)
     if not _digits(issued, ISSUED_DIGITS):
         raise ApiError(f"{what} link's issue time is not a number", code=f"invalid_{what}_link")
-    if int(issued) - int(time.time() * 1000) > CLOCK_SKEW_MS:  # else it would never expire
-        raise ApiError(f"{what} link was issued in the future", code=f"invalid_{what}_link")
     return int(issued)
 
 
@@ -185,10 +187,18 @@ def verify(keys, args):
 
 
 def expired(link, ttl_seconds):
-    """Whether a click or seen ``link`` is older than CLICK_TTL_DAYS: a click link still takes its
-    reader to the article (its target is signed: no open redirect), but records no click. A page
-    cached past the TTL (an archive behind a CDN) had shown its readers a JSON 410."""
-    return int(time.time() * 1000) - link.issued_ms > ttl_seconds * 1000
+    """Whether a click or seen ``link`` is older than CLICK_TTL_DAYS, or issued further ahead than
+    that (a clock years ahead: else it would never expire): a click link still takes its reader to
+    the article (its target is signed: no open redirect), but records no click. A page cached past
+    the TTL (an archive behind a CDN) had shown its readers a JSON 410."""
+    return abs(int(time.time() * 1000) - link.issued_ms) > ttl_seconds * 1000
+
+
+def ahead_ms(link, now_ms):
+    """How far past CLOCK_SKEW_MS ahead of ``now_ms`` ``link`` was issued, in ms, else 0: the clock of
+    the instance that issued it is off, and its click's delay unknown (recorded as 0)."""
+    ahead = link.issued_ms - now_ms
+    return ahead if ahead > CLOCK_SKEW_MS else 0
 
 
 def _digits(value, most):

@@ -376,7 +376,8 @@ def paths():
                                    "recorded)", "headers": {
                 "Location": {"schema": {"type": "string"}, "description": "the article's URL"}}},
             "400": _error("a field missing, repeated or unknown, or not what a signed link holds (a rank or "
-                          "time that is not a number, a target that is not http(s), an issue time in the future)"),
+                          "time that is not a number, a target that is not http(s)); an issue time ahead is no refusal: "
+                          "the click is kept with a delay of 0 (marked issued_ahead_ms past 5 minutes ahead)"),
             "403": _error("the signature does not match: altered or foreign link, or signed with a key no longer "
                           "accepted (neither CLICK_SECRET nor in CLICK_SECRET_PREVIOUS)"),
             "414": _error("a query string over MAX_QUERY_BYTES"),
@@ -391,9 +392,9 @@ def paths():
             ("r", "request id"), ("c", "corpus"), ("e", "engine"), ("t", "issued at (ms since the epoch)"),
             ("s", "HMAC-SHA256 tag"))],
         "responses": {
-            "204": {"description": "recorded (the first time; a link older than CLICK_TTL_DAYS records nothing)"},
-            "400": _error("a field missing, repeated or unknown, or an issue time that is not a number or in "
-                          "the future"),
+            "204": {"description": "recorded (the first time; a link older than CLICK_TTL_DAYS, or issued further "
+                                   "ahead than that, records nothing; one issued ahead is kept with a delay of 0)"},
+            "400": _error("a field missing, repeated or unknown, or an issue time that is not a number"),
             "403": _error("the signature does not match: altered or foreign link (a click link is not one), or "
                           "signed with a key no longer accepted (neither CLICK_SECRET nor in CLICK_SECRET_PREVIOUS)"),
             "414": _error("a query string over MAX_QUERY_BYTES"),

@@ -4,6 +4,7 @@ import copy
 import dataclasses
 import functools
 import hashlib
+import logging
 import time
 
 from . import clicks
@@ -12,6 +13,8 @@ from .errors import NOT_NOW_STATUSES, ApiError, NotFound
 from .events import new_event
 from .limits import ARTICLE_BYTES, TERMS_BYTES, PageCache, SingleFlight, article_bytes, fetch_slots, terms_bytes
 from .urls import normalise_url, request_key
+
+log = logging.getLogger("related")
 
 # Lookups ask for a few more hits than wanted, so that hits dropped afterwards
 # (the page itself under another id, a page the corpus holds twice, scores under
@@ -77,7 +80,10 @@ def _link_event(link, event_id, user_agent, **fields):
     and engine, the time since the answer, and ``event_id``, one a link (the database keeps it once)."""
     event = new_event(request_id=link.request_id, corpus=link.corpus, engine=link.engine, **fields)
     event["_id"] = event_id
-    event["delay_ms"] = max(0, int(event["ts"].timestamp() * 1000) - link.issued_ms)
+    now_ms = int(event["ts"].timestamp() * 1000)
+    event["delay_ms"] = max(0, now_ms - link.issued_ms)
+    if ahead := clicks.ahead_ms(link, now_ms):  # kept, and marked: an instance's clock is off
+        event["issued_ahead_ms"] = ahead
     event["user_agent"] = user_agent  # crawlers.mark reads it in the writer
     return event
 
@@ -117,6 +123,7 @@ class Recommender:
         # the first signs every link; the others, a rotation's previous keys, only verify one
         self.click_keys = click_keys
         self.fetch_limits = fetch_limits
+        self._clock_ahead_said = False  # a link issued ahead past clicks.CLOCK_SKEW_MS was said in the log
         size, ttl = settings.url_cache_size, settings.url_cache_ttl
         # by the page's request key (urls.request_key; a member's hits by its normalised URL):
         # the extracted article (no fetch, no extraction), its terms per store version
@@ -332,7 +339,18 @@ class Recommender:
         view = clicks.verify_view(self.click_keys, args)
         if clicks.expired(view, self.settings.click_ttl_seconds):
             return
-        self.events.record("views", _link_event(view, view.request_id, user_agent))
+        self._record_link_event("views", _link_event(view, view.request_id, user_agent))
+
+    def _record_link_event(self, collection, event):
+        """Record a click's or view's ``event``; the first one of a link issued past the clock skew
+        ahead is said in the log (each is marked: a line for each would flood the log while the clock
+        stays off)."""
+        if "issued_ahead_ms" in event and not self._clock_ahead_said:
+            self._clock_ahead_said = True
+            log.warning("a click or seen link issued %d s ahead of this instance's clock: the clock of the "
+                        "instance that issued it (or this one's) is off (NTP?); its clicks and views are kept "
+                        "with a delay of 0, marked issued_ahead_ms", event["issued_ahead_ms"] // 1000)
+        self.events.record(collection, event)
 
     def click(self, args, record=True, user_agent=""):
         """The target URL of a click link; records the click event unless ``record`` is false or the
@@ -344,6 +362,6 @@ class Recommender:
         # database keeps once (a duplicate is dropped by the writer, as a retried batch's is). A
         # replay, a link prefetcher: replays of one link had filled /stats' newest clicks, which
         # narrowed its window until no request was in it.
-        self.events.record("clicks", _link_event(click, f"{click.request_id}-{click.rank}", user_agent,
+        self._record_link_event("clicks", _link_event(click, f"{click.request_id}-{click.rank}", user_agent,
                                                  rank=click.rank, doc_id=click.doc_id, url=click.url))
         return click.url

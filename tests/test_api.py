@@ -569,6 +569,41 @@ def test_a_link_issued_by_an_instance_whose_clock_is_ahead_has_no_negative_delay
     assert client.get("/stats").get_json()["click_delay_ms"]["median"] == 0
 
 
+def test_a_link_issued_past_the_clock_skew_keeps_its_click_marked_and_one_past_the_ttl_records_none(
+        client, function_env, caplog):
+    """A link an hour ahead is an instance's whose clock ran ahead (it is signed): it had been a 400, the
+    reader's click and view lost. Kept with a delay of 0, marked with how far ahead it was, and said;
+    one ahead by more than CLICK_TTL_DAYS is as an expired one, a redirect recording nothing."""
+    from function import clicks
+
+    caplog.set_level(logging.WARNING, logger="related")
+    reader = {"User-Agent": BROWSER_AGENT}
+    body = client.get("/?text=moon+landing+astronaut", headers=reader).get_json()
+    args = [{name: values[0] for name, values in parse_qs(urlsplit(result["click_url"]).query).items()}
+            for result in body["results"][:3]]
+    key = function_env["CLICK_SECRET"].encode()
+
+    def link(arg, issued):
+        return "/click?" + clicks.sign(key, clicks.Click(arg["r"], arg["c"], arg["e"], int(arg["k"]), arg["d"],
+                                                         arg["u"], issued))
+
+    hour_ahead = int(time.time() * 1000) + 3600 * 1000
+    response = client.get(link(args[0], hour_ahead), headers=reader)
+    assert response.status_code == 302 and response.headers["Location"] == args[0]["u"]
+    view = clicks.View(args[0]["r"], args[0]["c"], args[0]["e"], hour_ahead)
+    assert client.post("/seen?" + clicks.sign_view(key, view), headers=reader).status_code == 204
+    beyond_ttl = int(time.time() * 1000) + 31 * 86400 * 1000
+    assert client.get(link(args[2], beyond_ttl), headers=reader).status_code == 302
+    assert client.get(body["results"][1]["click_url"], headers=reader).status_code == 302  # recorded after it
+    recorded = {click["rank"]: click for click in wait_for_events(function_env["MONGODB"], "clicks", 2)}
+    assert sorted(recorded) == [1, 2]  # rank 3's link, past the TTL, recorded nothing
+    (seen,) = wait_for_events(function_env["MONGODB"], "views", 1)
+    for event in (recorded[1], seen):
+        assert event["delay_ms"] == 0 and 3000 * 1000 < event["issued_ahead_ms"] <= 3600 * 1000, event
+    assert "issued_ahead_ms" not in recorded[2]
+    assert "s ahead of this instance's clock" in caplog.text
+
+
 def test_a_click_link_is_one_event_whichever_worker_records_it(client, function_env):
     """The database keeps one event per link, whichever worker records it and whenever: a memory
     per worker, bounded, had let an attacker cycling through 20,001 links have each recorded again."""
