@@ -708,14 +708,17 @@ def options_from_args(args):
     )
 
 
-def rebuild_command(corpus_dir, manifest):
-    """(command, notes): the build that makes ``corpus_dir``'s store again with the options it was
+def rebuild_command(corpus_dir, manifest, inputs=("CORPUS",), source_options=()):
+    """(command, notes): the build that makes ``corpus_dir``'s store again from ``inputs``, read with
+    ``source_options`` (flags, as given to the update that asks for it), with the options it was
     built with that are not the defaults ("--stopwords french --stem french"): a rebuild must give
     them again, or it builds with the defaults, unsaid. A store of a tokenizer revision before
     stop-words' lists is given the list of its language, and the notes say so."""
     defaults = BuildOptions()
     default_parameters = defaults.parameters()
-    arguments, notes = ["python", "-m", "function.build", "--input", "CORPUS", "--out", str(corpus_dir)], []
+    arguments = ["python", "-m", "function.build", *(arg for path in inputs for arg in ("--input", str(path))),
+                 *source_options, "--out", str(corpus_dir)]
+    notes = []
     if manifest.get("name", Path(corpus_dir).name) != Path(corpus_dir).name:
         arguments += ["--name", manifest["name"]]
     for name, value in manifest.get("parameters", {}).items():

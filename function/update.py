@@ -535,7 +535,21 @@ def read_delete_file(path):
         return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
-def report(result, corpus_dir, rule):
+def given_source_options(args):
+    """The source options (add_source_arguments) of ``args`` not left at their defaults, as flags: a
+    rebuild reads its inputs as the update did (a CSV's --columns, a crawl's --rate)."""
+    parser = argparse.ArgumentParser(add_help=False)
+    add_source_arguments(parser)
+    options = []
+    for name, default in vars(parser.parse_args([])).items():
+        if getattr(args, name) != default:
+            options += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    return options
+
+
+def report(result, corpus_dir, rule, inputs=("CORPUS",), source_options=(), whole=False):
+    """What the update did, and whether a full rebuild is due: then the command, from ``inputs``
+    (the update's) with ``source_options``; ``whole``: the inputs are the whole corpus (--prune)."""
     lines = []
     if result.version_dir is None:
         lines.append(f"no change to {corpus_dir} (version {result.base_version}): {result.unchanged} documents "
@@ -560,9 +574,15 @@ def report(result, corpus_dir, rule):
                      f"LSI fit {fit} of the full build's")
         if result.rebuild_reasons:
             version_dir = result.version_dir or Path(corpus_dir) / result.base_version
-            command, notes = rebuild_command(corpus_dir, json.loads((version_dir / "manifest.json").read_text()))
+            command, notes = rebuild_command(corpus_dir, json.loads((version_dir / "manifest.json").read_text()),
+                                             inputs, source_options)
+            # the update's own inputs: a placeholder ("--input CORPUS") had been left to fill in, its
+            # source options to remember
+            given = ("which this update's inputs are (--prune)" if whole else
+                     "this update's inputs and source options are given: give the whole corpus if these "
+                     "inputs are not all of it")
             lines.append("full rebuild due: " + "; ".join(result.rebuild_reasons) + f". Run {command} with the "
-                         "whole corpus (and its source options): the store's own options are given"
+                         f"whole corpus ({given}); the store's own options are given"
                          + "".join(f"; {note}" for note in notes) + ".")
         else:
             lines.append(f"full rebuild not due yet ({rule.describe()})")
@@ -610,7 +630,7 @@ def main(argv=None):
     except KeyboardInterrupt:  # said, not a traceback: the live version is untouched
         print(f"update stopped: {args.store} still serves the version it had", file=sys.stderr)
         return 130
-    print(report(result, args.store, rule), file=sys.stderr)
+    print(report(result, args.store, rule, args.input, given_source_options(args), whole=args.prune), file=sys.stderr)
     return 0
 
 

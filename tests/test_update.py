@@ -305,12 +305,15 @@ def test_a_rebuild_due_is_said_with_the_options_the_store_was_built_with(records
     corpus = tmp_path / "all.jsonl"
     corpus.write_text("".join(json.dumps({"id": r.id, "url": r.url, "title": r.title, "text": r.text}) + "\n"
                               for r in records[:90]))
-    assert update_main([str(tmp_path / "w"), "--input", str(corpus), "--quiet"]) == 0
+    assert update_main([str(tmp_path / "w"), "--input", str(corpus), "--format", "jsonl", "--quiet"]) == 0
     said = capsys.readouterr().err
     command = said.split("Run python -m function.build ", 1)[1].split(" with the whole corpus")[0]
     assert "--stopwords english" in command and "--stem english" in command and "--no-index-titles" in command
+    # the update's own inputs and source options, not a placeholder ("--input CORPUS") to fill in
+    assert f"--input {shlex.quote(str(corpus))} " in command and "--format jsonl" in command
+    assert "CORPUS" not in command and "if these inputs are not all of it" in said
     rebuilt = tmp_path / "again"
-    arguments = shlex.split(command.replace("CORPUS", str(corpus)).replace(str(tmp_path / "w"), str(rebuilt)))
+    arguments = shlex.split(command.replace(str(tmp_path / "w"), str(rebuilt)))
     assert build_main(arguments + ["--quiet"]) == 0
     before = Store(current_version_dir(tmp_path / "w")).manifest
     after = Store(current_version_dir(rebuilt)).manifest
