@@ -376,8 +376,9 @@ def paths():
                                    "recorded)", "headers": {
                 "Location": {"schema": {"type": "string"}, "description": "the article's URL"}}},
             "400": _error("a field missing, repeated or unknown, or not what a signed link holds (a rank or "
-                          "time that is not a number, a target that is not http(s)); an issue time ahead is no refusal: "
-                          "the click is kept with a delay of 0 (marked issued_ahead_ms past 5 minutes ahead)"),
+                          "time that is not a number, a target that is not http(s)); an issue time ahead is no "
+                          "refusal: the click is kept with a delay of 0 (marked issued_ahead_ms past 5 minutes "
+                          "ahead)"),
             "403": _error("the signature does not match: altered or foreign link, or signed with a key no longer "
                           "accepted (neither CLICK_SECRET nor in CLICK_SECRET_PREVIOUS)"),
             "414": _error("a query string over MAX_QUERY_BYTES"),

@@ -363,5 +363,5 @@ class Recommender:
         # replay, a link prefetcher: replays of one link had filled /stats' newest clicks, which
         # narrowed its window until no request was in it.
         self._record_link_event("clicks", _link_event(click, f"{click.request_id}-{click.rank}", user_agent,
-                                                 rank=click.rank, doc_id=click.doc_id, url=click.url))
+                                                      rank=click.rank, doc_id=click.doc_id, url=click.url))
         return click.url

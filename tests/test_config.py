@@ -251,7 +251,8 @@ def test_a_relative_secret_file_is_named_resolved_from_the_working_directory(tmp
     monkeypatch.chdir(tmp_path)
     (tmp_path / "keys").mkdir()
     (tmp_path / "keys" / "old").write_text("short\n")
-    previous = Settings.from_env({"CLICK_SECRET": "a-click-key-of-some-length", "CLICK_SECRET_PREVIOUS_FILE": "keys/old"})
+    previous = Settings.from_env({"CLICK_SECRET": "a-click-key-of-some-length",
+                                  "CLICK_SECRET_PREVIOUS_FILE": "keys/old"})
     with pytest.raises(ConfigError) as said:
         load_previous_secrets(previous, b"a-click-key-of-some-length")
     assert f"CLICK_SECRET_PREVIOUS_FILE ({tmp_path / 'keys' / 'old'}): key 1 of 1" in str(said.value)
