@@ -530,6 +530,26 @@ def test_a_sparse_engine_answers_only_the_documents_sharing_a_word(model_store):
     assert sorted(hit.row for hit in hits) == holding and min(hit.score for hit in hits) > 0
 
 
+def test_a_sparse_engines_near_duplicate_screen_loses_no_pair(model_store):
+    """The sketches only bound a pair's cosine: every pair at or past a threshold is found, as its
+    rows' cosines term by term say, and no other. The Wikipedia sample's articles are distinct (at most
+    0.42 apart), so the thresholds here are low ones, to have near pairs to find."""
+    store = Store(current_version_dir(model_store / "wiki"))
+    tfidf = store.engines["tfidf"]
+    rng = np.random.default_rng(7)
+    found = 0
+    for _ in range(40):
+        rows = [int(row) for row in rng.choice(store.size, int(rng.integers(2, 25)), replace=False)]
+        exact = np.array([[tfidf.cosine(a, b) for b in rows] for a in rows])
+        off_diagonal = ~np.eye(len(rows), dtype=bool)
+        assert np.allclose(tfidf.similarities(rows)[off_diagonal], exact[off_diagonal], atol=1e-5)
+        for threshold in (0.15, 0.25, 0.35):
+            near = tfidf.near_duplicates(rows, threshold)
+            assert (near == ((exact >= threshold) & off_diagonal)).all(), (rows, threshold)
+            found += int(near.sum())
+    assert found > 100  # the screen was passed, and read term by term, many times
+
+
 def test_top_k_many_ties_in_the_groups_read_again_go_to_the_lowest_rows():
     """Hundreds of rows tied at the k-th best, all in the few groups the floor selects (rows g,
     g + groups, g + 2 groups, ...): the lowest of them win."""
