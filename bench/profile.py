@@ -22,7 +22,7 @@ import numpy as np
 from bench.run import K, query_texts  # the queries `make bench` times: texts no store contains
 from bench.servers import ROOT
 from bench.stores import CORPUS_NAME, store_root
-from function.recommend import SLACK
+from function.recommend import SLACK, _near_duplicates
 
 
 def lookup_stages(n, texts):
@@ -33,7 +33,7 @@ def lookup_stages(n, texts):
     store = Store(current_version_dir(store_root(n) / CORPUS_NAME))
     engine = store.engines["lsi"]
     for label in ("first pass", "second pass"):
-        stages = {"terms": [], "query_vector": [], "search": [], "rows": []}
+        stages = {"terms": [], "query_vector": [], "search": [], "near_duplicates": [], "rows": []}
         faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
         for text in texts:
             marks = [time.thread_time()]
@@ -42,6 +42,8 @@ def lookup_stages(n, texts):
             vector = engine.query_vector(terms)
             marks.append(time.thread_time())
             hits = engine._search_vector(vector, K + SLACK, ())
+            marks.append(time.thread_time())
+            _near_duplicates(engine, hits, None)
             marks.append(time.thread_time())
             store.docs([hit.row for hit in hits[:K]])
             marks.append(time.thread_time())

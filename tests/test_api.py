@@ -136,6 +136,61 @@ def test_a_page_the_corpus_holds_twice_is_one_link(function_env, tmp_path):
         "final-again") == 1
 
 
+# a blog: a recipe and its repost (a sentence added, its title changed), another recipe sharing most of
+# their words (similar, but a post of its own), and posts on other subjects
+RECIPE = ("Mix the flour, water, salt and yeast in a large bowl until no dry flour is left. Knead the dough for "
+          "ten minutes on a floured table until it is smooth and springs back. Let it rise twice in a warm "
+          "kitchen, covered with a damp towel, until it has doubled. Shape the loaf, put it in a tin, score the "
+          "top with a sharp knife and bake the bread in a hot oven until the crust is golden and the loaf sounds "
+          "hollow when you tap it. Let it cool on a rack before you cut it.")
+BLOG_POSTS = {
+    "bread": ("My bread recipe", RECIPE),
+    "bread-repost": ("My favourite bread recipe", RECIPE + " Update: readers asked, and rye flour works too."),
+    "rolls": ("Bread rolls", "Knead the dough for ten minutes, let it rise once in a warm kitchen, shape small "
+                             "rolls, brush them with milk and bake the rolls in a hot oven until golden."),
+    "cake": ("Sponge cake", "Whisk the eggs and sugar, fold in the flour and bake the cake for forty minutes."),
+    "final": ("The final", "The cricket final went to the last ball as the batsman hit a six over the bowler."),
+    "league": ("League", "Cricket league results: the spin bowler took five wickets in the second innings."),
+    "garden": ("Tomatoes", "Tomato plants on a balcony need sun, a deep pot and water every evening in summer."),
+}
+
+
+@pytest.mark.parametrize("engine", ["tfidf", "lsi"])
+def test_a_near_duplicate_of_a_better_ranked_hit_is_left_out_and_the_answer_still_fills(function_env, tmp_path,
+                                                                                       engine):
+    """A blog's recipe and its lightly edited repost had been listed one below the other in every
+    answer naming either: one of the answer's slots wasted. The other recipe, alike but distinct, stays."""
+    from function.build import BuildOptions, build
+    from function.sources import Record
+
+    records = [Record(name, f"https://blog.example/{name}", title, text) for name, (title, text) in BLOG_POSTS.items()]
+    build([iter(records)], tmp_path / "blog", BuildOptions(name="blog", engines=("tfidf", "lsi")), progress=False)
+    client = make_client({**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": "blog"})
+    answer = client.get("/", query_string={"text": "bake the bread dough in a hot oven", "k": 4,
+                                           "engine": engine}).get_json()
+    ids = [r["id"] for r in answer["results"]]
+    assert "rolls" in ids, ids  # the other recipe: alike, but a post of its own
+    assert len({"bread", "bread-repost"} & set(ids)) == 1, ids  # the better-ranked one only
+    assert len(ids) == 4, ids  # filled from the hits past k
+    assert [r["rank"] for r in answer["results"]] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("engine", ["tfidf", "lsi"])
+def test_a_members_repost_is_not_related_content_of_the_member(function_env, tmp_path, engine):
+    """Asked about the recipe (by id or by its address), its repost is the same content, not a related post."""
+    from function.build import BuildOptions, build
+    from function.sources import Record
+
+    records = [Record(name, f"https://blog.example/{name}", title, text) for name, (title, text) in BLOG_POSTS.items()]
+    build([iter(records)], tmp_path / "blog", BuildOptions(name="blog", engines=("tfidf", "lsi")), progress=False)
+    client = make_client({**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": "blog"})
+    for query in ({"id": "bread"}, {"url": "https://blog.example/bread-repost"}):
+        answer = client.get("/", query_string={**query, "k": 3, "engine": engine}).get_json()
+        ids = [r["id"] for r in answer["results"]]
+        assert answer["source"] == "corpus" and not {"bread", "bread-repost"} & set(ids), (query, ids)
+        assert ids[0] == "rolls" and len(ids) == 3, (query, ids)
+
+
 def test_a_member_whose_address_has_a_query_keeps_the_member_at_its_address_without_it(function_env, tmp_path):
     """A forum's threads are one path and a query (thread?id=1): asked for such a member, the member
     at the bare path is another page, a link like any other (only a fetched page's query is dropped
