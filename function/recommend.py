@@ -79,6 +79,9 @@ def _how_words_are_read(tokenizer, no_above=None, no_below=None):
     manifest records): what could have kept them apart."""
     said = ["words are matched as written ('testing' is not 'tests': function.build's --stem)"
             if not tokenizer.stem else f"words are matched by their stems ({tokenizer.stem})"]
+    if tokenizer.revision >= 5:  # a reader who wrote "wi fi" for a corpus's "wifi" or "Wi-Fi" may try it
+        said.append("words joined by a hyphen are also read as one ('wi-fi' is 'wi', 'fi' and 'wifi'; 'wi fi' "
+                    "is not 'wifi')")
     if tokenizer.stopwords:
         said.append(f"stop words ({tokenizer.stopwords}) are left out")
     if no_above is not None:  # the store's own figures: a small corpus is built with laxer ones than the defaults

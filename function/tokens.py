@@ -26,8 +26,23 @@ WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # "œufs" had not met "oeufs", nor "Straße" "strasse"); its stop lists are stop-words' (see
 # stoplist_names), read as text is read, so that "été" leaves out "ete" and "qu'il" the "qu" of
 # "qu'on".
-REVISION = 4
-REVISIONS = (1, 2, 3, 4)
+# Revision 5 reads a compound of two words joined by a hyphen as its words and, as well, as one
+# word (JOINED_PART_CHARS): "Wi-Fi" is "wi", "fi" and "wifi", so that it meets "wifi" and "wifi"
+# meets it ("e-mail", "on-line", "co-operate", French "week-end"); and it takes a soft hyphen
+# (U+00AD), which only says where a line may break, out of its word: "inter\u00adnational" had been
+# two words.
+REVISION = 5
+REVISIONS = (1, 2, 3, 4, 5)
+
+# Revision 5's compounds: two words joined by a hyphen (ASCII's, or one of HYPHENS_READ), the
+# shorter at most JOINED_PART_CHARS long and neither with a digit. A prefix or a short word is what
+# writers drop the hyphen of ("e-mail", "co-operate", "pre-war"); "state-of-the-art" and
+# "mother-in-law" are phrases, written with spaces, never run together; "1990-2000", "2026-11-27",
+# "covid-19" and "10th-century" are ranges, dates, names and ordinals no one types run together.
+JOINED_PART_CHARS = 5
+# Unicode's hyphen and its non-breaking one, read as ASCII's; a soft hyphen, taken out (dashes stay
+# apart: "1990\u20132000" is a range)
+HYPHENS_READ = {"\u2010": "-", "\u2011": "-", "\u00ad": ""}
 
 # Scripts written without spaces between words, whose runs WORD takes whole: Han (with its marks
 # of repetition and closing, 々 〆 〇 〻) and kana (a clause of Chinese or Japanese is one "word"),
@@ -206,10 +221,15 @@ def _patterns(revision):
     cannot name a category). The marks of the Basic Multilingual Plane only: past it lie historic
     and small scripts, and one range up there made `re` test every range in turn, the search 50
     times slower."""
-    marks = _ranges(code for code in range(0x300, 0x10000) if _is_mark(code))
+    marks = _marks()
     sea = SEA_LETTERS if revision >= 3 else ""
     return (re.compile(rf"[^\W_]++(?:[{marks}]++[^\W_]*+)*+"),
             re.compile(f"[{marks}{HAN_KANA}{HANGUL}{sea}]"))
+
+
+@lru_cache(maxsize=1)
+def _marks():
+    return _ranges(code for code in range(0x300, 0x10000) if _is_mark(code))
 
 
 @lru_cache(maxsize=1)
@@ -240,19 +260,29 @@ def _strip_accents(text, revision):
 
 
 def tokenize(text, options=TokenizerOptions()):
-    """Lower-cased word tokens of ``text`` under ``options``, in order."""
+    """Lower-cased word tokens of ``text`` under ``options``, in order (from revision 5, the joined
+    compounds after them)."""
     text = text.lower()
     revision = options.revision
     current = revision >= 2
-    if options.deaccent and not text.isascii():
-        text = _strip_accents(text, revision)
+    if not text.isascii():
+        if revision >= 5:
+            for hyphen, spelt in HYPHENS_READ.items():
+                if hyphen in text:
+                    text = text.replace(hyphen, spelt)
+        if options.deaccent:
+            text = _strip_accents(text, revision)
     stop = _stopwords(options)
     lo, hi, numbers = options.min_len, options.max_len, options.numbers
     word_with_marks, beyond_word = _patterns(revision) if current and not text.isascii() else (None, None)
     if beyond_word is None or beyond_word.search(text) is None:  # most text: Latin, Cyrillic, Greek, Arabic
         words = WORD.findall(text)
+        if revision >= 5 and "-" in text:
+            words += _joined(text, _compounds(False))
     else:
         words = word_with_marks.findall(text)
+        if revision >= 5 and "-" in text:
+            words += _joined(text, _compounds(True))
         if CJK_RUN.search(text):  # after NFKD: "㍿" is "株式会社"
             words = [piece for word in words for piece in _pieces(word, CJK_RUN, tuple)]
         if revision >= 3 and SEA_RUN.search(text):
@@ -266,6 +296,45 @@ def tokenize(text, options=TokenizerOptions()):
         and (numbers or not token.isdigit()) and token not in stop
     ]
     return _stemmer(options.stem).stemWords(tokens) if options.stem else tokens
+
+
+@lru_cache(maxsize=2)
+def _compounds(with_marks):
+    """Two words joined by a hyphen, as the pair of them: not begun inside a word, nor after a
+    word and a hyphen, nor followed by a hyphen and a word (a chain, "state-of-the-art", is none)."""
+    word, before = r"[^\W_]++", [r"[^\W_]"]
+    if with_marks:
+        word = f"(?:{_patterns(REVISION)[0].pattern})"
+        before.append(f"[{_marks()}]")
+    not_after = "".join(f"(?<!{letter})(?<!{letter}-)" for letter in before)
+    return re.compile(rf"{not_after}({word})-({word})(?!-[^\W_])")
+
+
+DIGIT = re.compile(r"\d")
+# a hyphen a word follows: not a dash's, a list's or a rule's ("----")
+HYPHEN_BEFORE_WORD = re.compile(r"-(?=[^\W_])")
+
+
+def _joined(text, compounds):
+    """The ``compounds`` of ``text`` that writers also run together, run together (see JOINED_PART_CHARS).
+    Where hyphens are few, looked for from a little before each one, where a word run together
+    (at most MAX_TOKEN_CHARS) begins: a search of the whole text costs ~3 times reading its words."""
+    if text.count("-") * 64 > len(text):
+        pairs = compounds.findall(text)
+    else:
+        pairs, start = [], 0
+        while hyphen := HYPHEN_BEFORE_WORD.search(text, start):
+            found = compounds.search(text, max(start, hyphen.start() - MAX_TOKEN_CHARS))
+            if found is None:
+                break
+            pairs.append(found.groups())
+            start = found.end()
+    joined = [first + second for first, second in pairs
+              if (len(first) <= JOINED_PART_CHARS or len(second) <= JOINED_PART_CHARS)
+              and not DIGIT.search(first) and not DIGIT.search(second)]
+    if text.isascii():
+        return joined
+    return [word for word in joined if not CJK_RUN.search(word) and not SEA_RUN.search(word)]  # read as pairs
 
 
 def _pieces(word, runs, units):

@@ -405,6 +405,38 @@ def test_a_page_with_no_word_the_corpus_knows_is_a_422_as_such_text_is(client, p
     assert error["message"].startswith("the page has no words the corpus 'wiki' knows") and "--no-above" in error["message"]
 
 
+def test_a_text_spelling_a_compound_run_together_meets_its_hyphenated_spelling(function_env, tmp_path):
+    """"wifi" of a store of "Wi-Fi" had been a 422 no_known_words; a store built before (revision 4)
+    still answers as it was built, and its 422 still says how it reads words."""
+    from function.build import BuildOptions, build
+    from function.records import Record
+    from function.tokens import TokenizerOptions
+
+    posts = {"wifi": ("Wi-Fi in the library", "The Wi-Fi network covers every reading room."),
+             "email": ("Answering e-mail", "Read your e-mail twice a day, not every hour."),
+             "bikes": ("Fixing a bike chain", "Shift to the smallest cog and clean every roller.")}
+    for name, revision in (("posts", 5), ("posts-before", 4)):
+        records = [Record(id_, f"https://blog.example/{id_}", title, text) for id_, (title, text) in posts.items()]
+        build([iter(records)], tmp_path / name, BuildOptions(name=name, tokenizer=TokenizerOptions(revision=revision)),
+              progress=False)
+    client = make_client({**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": "posts"})
+    for text, expected in (("wifi", "wifi"), ("Wi-Fi", "wifi"), ("email", "email")):
+        response = client.get("/", query_string={"text": text})
+        assert response.status_code == 200, response.get_data(as_text=True)
+        assert response.get_json()["results"][0]["id"] == expected, text
+    unknown = client.get("/", query_string={"text": "zzqx"}).get_json()["error"]
+    assert unknown["code"] == "no_known_words" and "'wi-fi' is 'wi', 'fi' and 'wifi'" in unknown["message"]
+    assert "words are matched as written" in unknown["message"]
+    before = client.get("/", query_string={"text": "wifi", "corpus": "posts-before"})
+    assert before.status_code == 422
+    error = before.get_json()["error"]
+    assert error["code"] == "no_known_words" and error["message"].startswith(
+        "the text has no words the corpus 'posts-before' knows: words are matched as written")
+    assert "wifi" not in error["message"]  # revision 4 reads no compound joined: the message does not say it does
+    answered = client.get("/", query_string={"text": "Wi-Fi", "corpus": "posts-before"}).get_json()
+    assert answered["results"][0]["id"] == "wifi"
+
+
 def test_a_page_refused_from_memory_is_remembered_without_its_body(client, pages):
     """What is kept of a failed page is its error: the raised error's traceback holds the fetch's
     frames, and the page's body among them (up to FETCH_MAX_BYTES, for each of URL_CACHE_SIZE pages)."""

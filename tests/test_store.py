@@ -663,8 +663,35 @@ def test_a_store_built_before_revisions_reads_its_text_as_it_was_built():
     # and revision 3's: letters such as œ kept, jusText's stop lists (with subjects among them)
     third = TokenizerOptions.from_dict({**before.to_dict(), "revision": 3, "stopwords": "English"})
     assert tokenize("Œufs at school", third) == ["œufs"] and third.stopwords == "English"
-    with pytest.raises(ValueError, match="revision 5"):
-        TokenizerOptions.from_dict({"revision": 5})
+    # and revision 4's: a hyphenated compound is its words only, a soft hyphen cuts a word in two
+    fourth = TokenizerOptions.from_dict({**before.to_dict(), "revision": 4})
+    assert tokenize("Wi-Fi e-mail", fourth) == ["wi", "fi", "e", "mail"]
+    assert tokenize("inter\u00adnational", fourth) == ["inter", "national"]
+    with pytest.raises(ValueError, match="revision 6"):
+        TokenizerOptions.from_dict({"revision": 6})
+
+
+def test_a_hyphenated_compound_meets_its_spelling_run_together():
+    """Readers and writers spell compounds both ways: a query "wifi" had no word a store of "Wi-Fi"
+    knew (a 422), nor "email" one of "e-mail". A compound is its words and, as well, the two run
+    together; a phrase, a range or a date is its words only."""
+    from function.tokens import TokenizerOptions, tokenize
+
+    for hyphenated, joined in (("Wi-Fi", "wifi"), ("e-mail", "email"), ("co-operate", "cooperate"),
+                               ("on-line", "online"), ("week-end", "weekend"), ("pre\u2011war", "prewar")):
+        assert set(tokenize(joined)) < set(tokenize(hyphenated)), hyphenated  # each meets the other
+        assert tokenize(hyphenated)[:2] == tokenize(hyphenated.replace("-", " ").replace("\u2011", " "))
+    assert tokenize("Wi-Fi") == ["wi", "fi", "wifi"]  # its words still: "Wi-Fi" meets "Wi-Fi" as before
+    assert tokenize("state-of-the-art decision-making") == ["state", "of", "the", "art", "decision", "making"]
+    assert tokenize("1990-2000, 2026-11-27, COVID-19, 10th-century", TokenizerOptions(numbers=True)) == \
+        ["1990", "2000", "2026", "11", "27", "covid", "19", "10th", "century"]
+    assert tokenize("pre- and post-war") == ["pre", "and", "post", "war", "postwar"]
+    assert tokenize("1990\u20132000 wi\u2014fi", TokenizerOptions(numbers=True)) == ["1990", "2000", "wi", "fi"]  # dashes
+    assert tokenize("inter\u00adnational Wi\u00adFi") == ["international", "wifi"]  # a soft hyphen only breaks lines
+    assert tokenize("Café-crème, माता-पिता") == ["cafe", "creme", "माता", "पिता", "cafecreme", "मातापिता"]
+    assert tokenize("中文-英文") == ["中文", "英文"]  # read as pairs: no pair across the hyphen
+    # run together before the stop list and the stemmer: "on" and "line" are stop words, "online" is not
+    assert tokenize("On-line e-mails", TokenizerOptions(stopwords="en", stem="english")) == ["mail", "onlin", "email"]
 
 
 def test_letters_readers_spell_plainly_meet_their_plain_spelling():
@@ -730,7 +757,38 @@ def test_a_stemmed_store_meets_a_words_other_forms(tmp_path):
         assert [store.docs([hit.row])[0].id for hit in hits] == [expected], query
 
 
-@pytest.mark.parametrize("tokenizer", [{"revision": 5}, {"min_len": 1, "a_later_option": True}])
+COMPOUND_POSTS = {"wifi": ("Wi-Fi in the library", "The Wi-Fi network covers every reading room."),
+                  "email": ("Answering email", "Read your email twice a day, not every hour."),
+                  "weekend": ("A week-end in Lyon", "Markets, the old town and a week-end of good food."),
+                  "bikes": ("Fixing a bike chain", "Shift to the smallest cog and clean every roller.")}
+
+
+def test_the_builder_writes_revision_5_and_a_compound_meets_its_other_spelling(tmp_path):
+    lines = [json.dumps({"id": name, "url": f"https://blog.example/{name}", "title": title, "text": text})
+             for name, (title, text) in COMPOUND_POSTS.items()]
+    code, store = _build(tmp_path, "posts.jsonl", "\n".join(lines).encode(), "--engines", "tfidf")
+    assert code == 0 and store.manifest["tokenizer"]["revision"] == 5 and store.tokenizer.revision == 5
+    for query, expected in (("wifi", "wifi"), ("Wi-Fi", "wifi"), ("e-mail", "email"), ("weekend", "weekend"),
+                            ("week-end", "weekend")):
+        hits = store.engines["tfidf"].search(store.terms(query), 3)
+        assert hits and store.docs([hits[0].row])[0].id == expected, query
+
+
+def test_a_revision_4_store_reads_compounds_as_it_was_built(tmp_path):
+    from function.tokens import TokenizerOptions
+
+    records = [Record(name, f"https://blog.example/{name}", title, text)
+               for name, (title, text) in COMPOUND_POSTS.items()]
+    final, _ = build([iter(records)], tmp_path / "old", BuildOptions(name="old", tokenizer=TokenizerOptions(revision=4)),
+                     progress=False)
+    store = Store(final)
+    assert store.manifest["tokenizer"]["revision"] == 4 == store.tokenizer.revision
+    assert not len(store.terms("wifi")) and not len(store.terms("weekend"))  # as before: no word it knows
+    hits = store.engines["tfidf"].search(store.terms("Wi-Fi"), 3)
+    assert store.docs([hits[0].row])[0].id == "wifi"
+
+
+@pytest.mark.parametrize("tokenizer", [{"revision": 6}, {"min_len": 1, "a_later_option": True}])
 def test_a_store_whose_tokenizer_this_version_cannot_read_is_a_clear_error(small_store, tokenizer):
     _, version = small_store
     manifest_path = version / "manifest.json"
