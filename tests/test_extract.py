@@ -646,6 +646,19 @@ def test_a_page_that_says_it_is_a_post_gives_what_it_says_it_is_about(head, body
     assert extract_article(f"{head}</head><body>{body}</body></html>").text == text
 
 
+def test_a_pages_json_ld_is_read_once_for_its_body_and_whether_it_is_a_post(monkeypatch):
+    # the short posts' check had parsed every JSON-LD script again: a page of nothing but JSON-LD
+    # (60,000 objects, 2 MB) took 471 ms to extract where it had taken 199
+    parsed = []
+    loads = json.loads
+    monkeypatch.setattr(json, "loads", lambda text, *args, **kw: parsed.append(text) or loads(text, *args, **kw))
+    ld = "<script type='application/ld+json'>{\"@graph\": [{\"@type\": \"Thing\"}, {\"@type\": \"BlogPosting\"}]}</script>"
+    article = extract_article(f"<html><head>{ld}<meta name='description' content='Four hours, one minute, and a "
+                              "blister.'></head><body><div id='app'></div></body></html>")
+    assert article.text == "Four hours, one minute, and a blister."  # the BlogPosting says it is a post
+    assert len(parsed) == 1
+
+
 @pytest.mark.parametrize("name", ["no-article.html", "sign-in.html", "soft-404.html", "cookie-wall.html"])
 def test_a_page_of_boilerplate_alone_gives_no_text(name):
     # the cookie wall's paragraph had been kept: a box named for cookies holding all the text was taken
