@@ -550,6 +550,20 @@ def test_a_sparse_engines_near_duplicate_screen_loses_no_pair(model_store):
     assert found > 100  # the screen was passed, and read term by term, many times
 
 
+def test_a_sparse_engines_near_duplicates_past_its_screen_are_read_together(model_store, monkeypatch):
+    """An answer's hits that are all one text (a corpus that holds a page many times) pass the screen
+    in every pair: they are compared term by term in one reading of their rows, not pair by pair (105
+    hits, 5,460 pairs at ~45 us each, had cost 240 ms an answer)."""
+    store = Store(current_version_dir(model_store / "wiki"))
+    tfidf = store.engines["tfidf"]
+    pairs_read = []
+    monkeypatch.setattr(tfidf, "cosine", lambda first, second: pairs_read.append((first, second)) or 1.0)
+    rows = [3] * 105 + [4]
+    near = tfidf.near_duplicates(rows, 0.8)
+    assert near[:105, :105].sum() == 105 * 104 and not near[105].any() and not near[:, 105].any()
+    assert pairs_read == []
+
+
 def test_top_k_many_ties_in_the_groups_read_again_go_to_the_lowest_rows():
     """Hundreds of rows tied at the k-th best, all in the few groups the floor selects (rows g,
     g + groups, g + 2 groups, ...): the lowest of them win."""
