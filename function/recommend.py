@@ -12,6 +12,7 @@ from .article import Article, indexed_text
 from .errors import NOT_NOW_STATUSES, ApiError, NotFound
 from .events import new_event
 from .limits import ARTICLE_BYTES, TERMS_BYTES, PageCache, SingleFlight, article_bytes, fetch_slots, terms_bytes
+from .stats import SCORE_BANDS_FIELD, score_bands
 from .urls import normalise_url, request_key
 
 log = logging.getLogger("related")
@@ -352,6 +353,7 @@ class Recommender:
             status=200, corpus=store.name, store_version=store.version, engine=engine.name, source=source,
             engine_named=bool(query.engine),  # by the caller (engine=): not the split's, not in its comparison
             results=[{"id": r["id"], "score": r["score"]} for r in answer_results],
+            **{SCORE_BANDS_FIELD: score_bands(r["score"] for r in answer_results)},  # what /stats reads
             n_results=len(answer_results), top_score=answer_results[0]["score"] if answer_results else None,
             total_ms=timings["total"], timings_ms=timings,
         )

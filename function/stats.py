@@ -68,7 +68,22 @@ MIN_SHOWN_TO_SUGGEST = 300
 
 def score_band(score):
     """The key of the SCORE_BANDS band ``score`` is in."""
-    return SCORE_BANDS[bisect.bisect_right(SCORE_EDGES, score, 1, len(SCORE_BANDS)) - 1]  # inner edges only
+    return SCORE_BANDS[band_index(score)]
+
+
+def band_index(score):
+    return bisect.bisect_right(SCORE_EDGES, score, 1, len(SCORE_BANDS)) - 1  # inner edges only
+
+
+def score_bands(scores):
+    """An answer event's ``score_bands``: the SCORE_BANDS index of each link's score, one digit a rank
+    ("5320": ranks 1-4). /stats reads them instead of ``results``: 100 links an answer had been 2 million
+    subdocuments decoded for 20,000 answers. Changing SCORE_EDGES makes the digits of older events
+    wrong: rename the field then (SCORE_BANDS_FIELD), and older events are read from their results."""
+    return "".join(str(band_index(score)) for score in scores)
+
+
+SCORE_BANDS_FIELD = "score_bands"
 
 
 def _ctr_row(clicks, shown):
@@ -79,16 +94,32 @@ def _ctr_row(clicks, shown):
 def ctr_by_score(answers, clicked):
     """Click-through of the links shown in each score band: ``answers``, the request events shown (their
     ``results``, in rank order), ``clicked``, the (request id, rank) of the links clicked."""
-    shown, clicks = dict.fromkeys(SCORE_BANDS, 0), dict.fromkeys(SCORE_BANDS, 0)
+    shown, clicks = [0] * len(SCORE_BANDS), [0] * len(SCORE_BANDS)
     for answer in answers:
-        for rank, result in enumerate(answer.get("results") or (), 1):
-            score = result.get("score") if isinstance(result, dict) else None
-            if isinstance(score, (int, float)):
-                band = score_band(score)
+        for rank, band in enumerate(bands_of(answer), 1):
+            if band is not None:
                 shown[band] += 1
                 if (answer["_id"], rank) in clicked:
                     clicks[band] += 1
-    return {band: _ctr_row(clicks[band], shown[band]) for band in SCORE_BANDS}
+    return {name: _ctr_row(clicks[i], shown[i]) for i, name in enumerate(SCORE_BANDS)}
+
+
+def recorded_bands(answer):
+    """The band indices ``answer``'s SCORE_BANDS_FIELD holds, or None (an event written before it)."""
+    recorded = answer.get(SCORE_BANDS_FIELD)
+    if isinstance(recorded, str) and recorded and all("0" <= digit < str(len(SCORE_BANDS)) for digit in recorded):
+        return [int(digit) for digit in recorded]
+    return None
+
+
+def bands_of(answer):
+    """The band index of each link of ``answer``, by rank (None for a link with no score): from its
+    ``score_bands``, else (an event written before them) from its ``results``."""
+    recorded = recorded_bands(answer)
+    if recorded is not None:
+        return recorded
+    scores = [result.get("score") if isinstance(result, dict) else None for result in answer.get("results") or ()]
+    return [band_index(score) if isinstance(score, (int, float)) else None for score in scores]
 
 
 class MinScoreSuggestion(NamedTuple):
@@ -108,6 +139,14 @@ def suggested_min_score(by_score, min_shown=MIN_SHOWN_TO_SUGGEST):
         if shown >= min_shown:
             suggestion = MinScoreSuggestion(high, shown)
     return None
+
+
+def suggested_min_scores(engines, min_shown=MIN_SHOWN_TO_SUGGEST):
+    """{engine: MinScoreSuggestion} for each engine of /stats' ``engines`` whose own ctr_by_score
+    supports one: scores are each engine's (LSI's cosines run higher than tfidf's), and an edge of
+    all engines' links pooled had been wrong for each."""
+    return {engine: suggestion for engine, figures in engines.items()
+            if (suggestion := suggested_min_score(figures["ctr_by_score"], min_shown)) is not None}
 
 
 def summarise(requests, clicks, views=()):
@@ -150,9 +189,12 @@ def summarise(requests, clicks, views=()):
     }
 
 
-# ``results`` whole: nx-27017 answers a projection of "results.score" without ``results`` at all
+# an answer's bands, not its ``results``: those of 20,000 answers of k=100 (2 million links) had taken /stats
+# past the reader's 5 s on nx-27017 (7.9 s for 5,000; 4.9 s without them). Read from ``results`` only for
+# the answers written before ``score_bands`` (events.py keeps no schema version), whole: nx-27017 answers
+# a projection of "results.score" without ``results`` at all.
 REQUEST_FIELDS = {"_id": 1, "engine": 1, "engine_named": 1, "status": 1, "total_ms": 1, "top_score": 1,
-                  "n_results": 1, "results": 1}
+                  "n_results": 1, SCORE_BANDS_FIELD: 1}
 CLICK_FIELDS = {"_id": 0, "request_id": 1, "engine": 1, "rank": 1, "delay_ms": 1}
 VIEW_FIELDS = {"_id": 0, "request_id": 1, "engine": 1}
 
@@ -189,6 +231,23 @@ def newest_events(collection, query, fields, limit):
     tied = [event for event in collection.find({**query, "ts": cut}, projection, max_time_ms=QUERY_MS)
             if event["ts"] == cut]
     return [event for event in found[:limit] if event["ts"] != cut] + tied, cut
+
+
+OLD_RESULTS_BATCH = 1_000  # ids a find asks for at once
+
+
+def add_old_results(collection, answers):
+    """Read the ``results`` of the ``answers`` with links and no SCORE_BANDS_FIELD (written before it)
+    into them, by id: their links then count in ctr_by_score as they did before."""
+    old = {answer["_id"]: answer for answer in answers
+           if answer.get("n_results") and recorded_bands(answer) is None}
+    ids = list(old)
+    for start in range(0, len(ids), OLD_RESULTS_BATCH):
+        found = collection.find({"_id": {"$in": ids[start:start + OLD_RESULTS_BATCH]}}, {"_id": 1, "results": 1},
+                                max_time_ms=QUERY_MS)
+        for event in found:
+            if event["_id"] in old:
+                old[event["_id"]]["results"] = event.get("results")
 
 
 # Readers' answers, clicks and views. Crawlers' events are marked ``bot`` (crawlers.mark), the try-it
@@ -236,6 +295,8 @@ def read_events(db, corpus, days, now, request_fields, click_fields, limit):
             query = {**query, "ts": {"$gte": since}}
             read = {name: [event for event in events if event["ts"] >= since] for name, events in read.items()}
     answered, clicks, views = read["requests"], read["clicks"], read["views"]
+    if "results" not in request_fields:
+        add_old_results(db["requests"], answered)
     errors, errors_since = newest_events(db["requests"], {**query, "status": {"$ne": 200}}, request_fields, limit)
     answer_ids = {r["_id"] for r in answered}
     on_answers = [c for c in clicks if c.get("request_id") in answer_ids]
@@ -310,7 +371,7 @@ LATENCY_EDGES_MS = (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 100
 CLICK_DELAY_EDGES_S = (0, 1, 2, 5, 10, 30, 60, 300, 1800, 7200, 86400)
 TOP_N = 10
 
-DASHBOARD_REQUEST_FIELDS = {**REQUEST_FIELDS, "ts": 1, "corpus": 1, "error": 1}
+DASHBOARD_REQUEST_FIELDS = {**REQUEST_FIELDS, "ts": 1, "corpus": 1, "error": 1, "results": 1}  # top articles
 DASHBOARD_CLICK_FIELDS = {**CLICK_FIELDS, "ts": 1, "corpus": 1, "doc_id": 1, "url": 1}
 
 

@@ -1025,7 +1025,7 @@ def test_click_through_by_score_counts_each_link_shown_in_the_band_of_its_score(
     import re
     from datetime import datetime, timezone
 
-    from function.stats import wilson
+    from function.stats import score_bands, wilson
 
     mongodb = function_env["MONGODB"]
     reader, googlebot = {"User-Agent": BROWSER_AGENT}, {"User-Agent": "Mozilla/5.0 (compatible; Googlebot/2.1)"}
@@ -1047,7 +1047,8 @@ def test_click_through_by_score_counts_each_link_shown_in_the_band_of_its_score(
     with pymongo.MongoClient(mongodb, tz_aware=True) as mongo:
         db = mongo.get_default_database()
         db["requests"].update_one({"_id": read["request_id"]}, {"$set": {"results": [
-            {"id": result["id"], "score": score} for result, score in zip(read["results"], scored[read["request_id"]])]}})
+            {"id": result["id"], "score": score} for result, score in zip(read["results"], scored[read["request_id"]])],
+            "score_bands": score_bands(scored[read["request_id"]])}})  # what /stats reads of it
         db["requests"].insert_many([{**answer, "_id": request_id, "n_results": len(scores),
                                      "top_score": scores[0] if scores else None,
                                      "results": [{"id": f"d{rank}", "score": score} for rank, score in enumerate(scores, 1)]}
@@ -1072,6 +1073,33 @@ def test_click_through_by_score_counts_each_link_shown_in_the_band_of_its_score(
     for row in stats["ctr_by_score"].values():
         assert row["ci95"] == wilson(row["clicks"], row["shown"])  # None with none shown
     assert stats["engines"][read["engine"]]["ctr_by_score"] == stats["ctr_by_score"]
+
+
+def test_an_answer_records_the_band_of_each_link_and_older_answers_without_them_count_alike(client, function_env):
+    """/stats reads an answer's ``score_bands`` (one band digit a rank), not its ``results``: the answer event
+    the function writes has them, by the scores it answered; an answer written before them (none recorded)
+    counts its links in the same bands, read from its results."""
+    from function.stats import SCORE_BANDS, score_band
+
+    mongodb = function_env["MONGODB"]
+    answers = [client.get("/", query_string={"text": text, "k": 8}, headers={"User-Agent": BROWSER_AGENT}).get_json()
+               for text in ("moon landing astronaut", "greek philosopher", "atlantic ocean")]
+    for answer, rank in zip(answers, (1, 3, 8)):
+        assert client.get(answer["results"][rank - 1]["click_url"],
+                          headers={"User-Agent": BROWSER_AGENT}).status_code == 302
+    events = {event["_id"]: event for event in wait_for_events(mongodb, "requests", 3)}
+    wait_for_events(mongodb, "clicks", 3)
+    for answer in answers:
+        bands = events[answer["request_id"]]["score_bands"]
+        assert [SCORE_BANDS[int(digit)] for digit in bands] == [score_band(r["score"]) for r in answer["results"]]
+    recorded = client.get("/stats").get_json()
+    assert sum(row["shown"] for row in recorded["ctr_by_score"].values()) == sum(len(a["results"]) for a in answers)
+    assert sum(row["clicks"] for row in recorded["ctr_by_score"].values()) == 3
+    with pymongo.MongoClient(mongodb) as mongo:
+        mongo.get_default_database()["requests"].update_many({}, {"$unset": {"score_bands": ""}})
+    older = client.get("/stats").get_json()
+    assert older["ctr_by_score"] == recorded["ctr_by_score"]
+    assert older["engines"] == recorded["engines"]
 
 
 def test_stats_of_a_corpus_nobody_serves_or_asked_for_is_a_404(client, function_env):
