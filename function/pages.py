@@ -21,7 +21,7 @@ from . import charts
 from .errors import ApiError
 from .params import DEFAULT_K, FORM_TYPE, form_arguments, gives_arguments, whole_number
 from .stats import dashboard as dashboard_data
-from .stats import parse_filters, refuse_unheard_of, suggested_min_score
+from .stats import parse_filters, refuse_unheard_of, suggested_min_scores
 from .urls import normalise_url, unseen
 
 log = logging.getLogger("related.pages")
@@ -274,7 +274,7 @@ def dashboard_charts(data, stores):
         "engines": charts.engine_ctr_chart(stats["engines"]),
         "ranks": charts.rank_ctr_chart(stats["ctr_by_rank"]),
         "scores": charts.score_ctr_chart(stats["ctr_by_score"]),
-        "min_score": suggested_min_score(stats["ctr_by_score"]),
+        "min_scores": suggested_min_scores(stats["engines"]),
         "latency": charts.histogram_chart(data["latency_ms"], "ms", "time to answer", "Latency"),
         "delay": charts.histogram_chart(data["click_delay_s"], "s", "time to click", "Time to click"),
         "recommended": charts.bar_list_chart(

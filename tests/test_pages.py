@@ -371,14 +371,61 @@ def test_dashboard_draws_click_through_by_score_and_suggests_a_min_score_only_wh
         "score 0.3–0.5: 13.3% of 150 links clicked (95% interval 8.8%–19.7%)"]
     (advice,) = figure.cssselect("[data-suggested-min-score]")
     assert advice.get("data-suggested-min-score") == "0.1"
-    assert " ".join(advice.text_content().split()) == ('Readers clicked none of the 300 links shown with a score '
-                                                       'under 0.1: data-min-score="0.1" would leave such links out.')
+    assert advice.get("data-engine") == "tfidf"
+    assert " ".join(advice.text_content().split()) == (
+        'For tfidf: readers clicked none of the 300 links tfidf answered with a score under 0.1: '
+        'data-min-score="0.1" would leave such links out of tfidf\'s answers.')
 
     events["clicks"].insert_one({"_id": "r40-4", "request_id": "r40", "rank": 4, "doc_id": "d4", **click})
     mongo.close()
     figure = html_of(client.get("/dashboard")).cssselect('figure[data-chart="scores"]')[0]
     assert "score 0.05–0.1: 0.7% of 150 links clicked" in figure.text_content()
     assert not figure.cssselect("[data-suggested-min-score]") and "Readers clicked none" not in figure.text_content()
+
+
+def test_a_min_score_is_suggested_for_each_engine_from_its_own_links(function_env):
+    """Real answers of a split (ENGINE_WEIGHTS) and real clicks on their links, with scores set as each engine
+    scores: tfidf's low (its 0.2-0.3 links never clicked), lsi's high (a link at 0.25 clicked). Pooled, lsi's
+    click had held tfidf's suggestion at 0.2; each engine gets its own, named: tfidf 0.3, lsi 0.2."""
+    import pymongo
+
+    from function.stats import score_bands
+
+    client = make_client({**function_env, "ENGINE_WEIGHTS": "lsi=50,tfidf=50"})
+    scores = {"tfidf": [0.4, 0.35, 0.25, 0.25, 0.15, 0.15, 0.08, 0.08, 0.03, 0.03],  # 8 under 0.3
+              "lsi": [0.9, 0.8, 0.25, 0.15, 0.15, 0.12, 0.12, 0.11, 0.11, 0.04]}  # 7 under 0.2
+    answers = {"tfidf": [], "lsi": []}
+    for i in range(400):  # until each engine has answered 45: 360 and 315 links under its edge
+        answer = client.get("/", query_string={"text": f"moon landing astronaut {i}", "k": 3}).get_json()
+        answers[answer["engine"]].append(answer)
+        if min(len(a) for a in answers.values()) >= 45:
+            break
+    clicked_rank = {"tfidf": 1, "lsi": 3}  # tfidf's 0.4, lsi's 0.25
+    for engine, rank in clicked_rank.items():
+        for answer in answers[engine][:10]:
+            assert client.get(answer["results"][rank - 1]["click_url"]).status_code == 302
+    mongodb = function_env["MONGODB"]
+    wait_for_events(mongodb, "requests", sum(len(a) for a in answers.values()))
+    wait_for_events(mongodb, "clicks", 20)
+    with pymongo.MongoClient(mongodb) as mongo:
+        events = mongo.get_default_database()["requests"]
+        for engine, engine_scores in scores.items():
+            events.update_many({"engine": engine}, {"$set": {
+                "results": [{"id": f"d{rank}", "score": score} for rank, score in enumerate(engine_scores, 1)],
+                "n_results": len(engine_scores), "top_score": engine_scores[0],
+                "score_bands": score_bands(engine_scores)}})
+
+    stats = client.get("/stats").get_json()
+    assert {engine: figures["requests"] for engine, figures in stats["engines"].items()} == {
+        engine: len(a) for engine, a in answers.items()}
+    figure = html_of(client.get("/dashboard")).cssselect('figure[data-chart="scores"]')[0]
+    advice = {p.get("data-engine"): p for p in figure.cssselect("[data-suggested-min-score]")}
+    assert {engine: p.get("data-suggested-min-score") for engine, p in advice.items()} == {"lsi": "0.2",
+                                                                                            "tfidf": "0.3"}
+    assert " ".join(advice["tfidf"].text_content().split()) == (
+        f"For tfidf: readers clicked none of the {8 * len(answers['tfidf'])} links tfidf answered with a score "
+        "under 0.3: data-min-score=\"0.3\" would leave such links out of tfidf's answers.")
+    assert f"none of the {7 * len(answers['lsi'])} links lsi answered" in advice["lsi"].text_content()
 
 
 @pytest.mark.parametrize("low, middle, high, suggested", [
