@@ -93,7 +93,7 @@ def _ctr_row(clicks, shown):
 
 def ctr_by_score(answers, clicked):
     """Click-through of the links shown in each score band: ``answers``, the request events shown (their
-    ``results``, in rank order), ``clicked``, the (request id, rank) of the links clicked."""
+    bands by rank: bands_of), ``clicked``, the (request id, rank) of the links clicked."""
     shown, clicks = [0] * len(SCORE_BANDS), [0] * len(SCORE_BANDS)
     for answer in answers:
         for rank, band in enumerate(bands_of(answer), 1):
