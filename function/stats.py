@@ -95,26 +95,37 @@ def ctr_by_score(answers, clicked):
     """Click-through of the links shown in each score band: ``answers``, the request events shown (their
     bands by rank: bands_of), ``clicked``, the (request id, rank) of the links clicked."""
     shown, clicks = [0] * len(SCORE_BANDS), [0] * len(SCORE_BANDS)
+    bands_by_id = {}
     for answer in answers:
-        for rank, band in enumerate(bands_of(answer), 1):
-            if band is not None:
-                shown[band] += 1
-                if (answer["_id"], rank) in clicked:
-                    clicks[band] += 1
+        bands = bands_by_id[answer["_id"]] = bands_of(answer)
+        if isinstance(bands, str):  # counted in C: 2 million digits a Python loop took 2 s over
+            for band, digit in enumerate(BAND_DIGITS):
+                shown[band] += bands.count(digit)
+        else:
+            for band in bands:
+                if band is not None:
+                    shown[band] += 1
+    for request_id, rank in clicked:
+        bands = bands_by_id.get(request_id)
+        if bands and isinstance(rank, int) and 1 <= rank <= len(bands) and bands[rank - 1] is not None:
+            clicks[int(bands[rank - 1])] += 1
     return {name: _ctr_row(clicks[i], shown[i]) for i, name in enumerate(SCORE_BANDS)}
 
 
+BAND_DIGITS = [str(band) for band in range(len(SCORE_BANDS))]
+
+
 def recorded_bands(answer):
-    """The band indices ``answer``'s SCORE_BANDS_FIELD holds, or None (an event written before it)."""
+    """``answer``'s SCORE_BANDS_FIELD (a digit a rank), or None where it has none (written before it)."""
     recorded = answer.get(SCORE_BANDS_FIELD)
-    if isinstance(recorded, str) and recorded and all("0" <= digit < str(len(SCORE_BANDS)) for digit in recorded):
-        return [int(digit) for digit in recorded]
+    if isinstance(recorded, str) and recorded.isascii() and recorded.isdigit() and max(recorded) <= BAND_DIGITS[-1]:
+        return recorded
     return None
 
 
 def bands_of(answer):
-    """The band index of each link of ``answer``, by rank (None for a link with no score): from its
-    ``score_bands``, else (an event written before them) from its ``results``."""
+    """The band of each link of ``answer``, by rank: its SCORE_BANDS_FIELD's digits, else (an event
+    written before them) the band index of each of its ``results``' scores (None for a link with none)."""
     recorded = recorded_bands(answer)
     if recorded is not None:
         return recorded
