@@ -181,7 +181,8 @@ SCHEMAS = {
                 "type": "object",
                 "description": "by score band, low to high, each [low, high) (negative scores in the first, 1 and "
                                "above in the last): share of the links shown with a score in the band that were clicked. "
-                               "Bands with no click over many links shown suggest a min_score; low scores sit "
+                               "Bands with no click over many links shown suggest a min_score, an engine's "
+                               "from its own (engines: scores are each engine's); low scores sit "
                                "at low ranks, so a band's click-through mixes score and rank",
                 "required": SCORE_BANDS,
                 "additionalProperties": False,
