@@ -24,8 +24,8 @@ from function.records import Record, Skip
 from function.sources import detect_format
 from function.store import Store, current_version_dir
 from function.urls import normalise_url
-from website import (ARTICLE_PATHS, Site, article_html, page_for, paragraphs, publish, sitemap_index, title_of,
-                     write_sitemaps)
+from website import (ARTICLE_PATHS, Site, article_html, page_for, page_paragraphs, paragraphs, publish, sitemap_index,
+                     title_of, write_sitemaps)
 
 LOOPBACK = FetchLimits(allow_private_hosts=frozenset({"127.0.0.1"}))
 
@@ -53,7 +53,7 @@ def test_a_sitemap_index_with_gzip_sitemaps_gives_every_article_and_honours_robo
     assert [r.id for r in records] == [normalise_url(site.url(p)) for p in ARTICLE_PATHS]
     assert [r.title for r in records] == [title_of(p) for p in ARTICLE_PATHS]
     assert all(r.url == site.url(p) for r, p in zip(records, ARTICLE_PATHS))
-    assert paragraphs("volcano", 1)[0] in records[0].text and "Copyright" not in records[0].text
+    assert page_paragraphs("volcano", 1)[0] in records[0].text and "Copyright" not in records[0].text
     reasons = {s.where: s for s in skips}
     assert reasons[site.url("/private/secret")].reason == "disallowed by robots.txt"
     assert site.hits["/private/secret"] == 0
@@ -271,7 +271,7 @@ def test_lastmod_and_age_decide_what_is_fetched_again(site, tmp_path):
     assert crawl.counts["to_fetch"] == 1 and crawl.counts["from_state"] == len(ARTICLE_PATHS)  # and /missing
     assert site.hits["/volcano/2"] == 2 and all(site.hits[p] == 1 for p in ARTICLE_PATHS if p != "/volcano/2")
     changed = next(r for r in records if r.url.endswith("/volcano/2"))
-    assert changed.title == "Volcano turned chess" and paragraphs("chess", 2)[0] in changed.text
+    assert changed.title == "Volcano turned chess" and page_paragraphs("chess", 2)[0] in changed.text
 
     list(SiteCrawl([root], "sitemap", options(state=state, max_age=0)))
     assert all(site.hits[p] >= 2 for p in ARTICLE_PATHS)

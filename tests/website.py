@@ -181,9 +181,16 @@ def title_of(path):
     return f"{topic.capitalize()} notes, part {n}"
 
 
+def page_paragraphs(topic, n):
+    """Article ``n``'s paragraphs: 6 of its topic's 10 sentences, from the 3n-th on, so that it shares
+    half of them with the next article of its topic. Every sentence of the topic in another order had
+    made the articles of a topic near-duplicates, which an answer lists once."""
+    return paragraphs(topic, n, count=2, per_paragraph=3)
+
+
 def page_for(path, topic=None, title=None):
     own_topic, n = path.strip("/").split("/")
-    return article_html(title or title_of(path), paragraphs(topic or own_topic, int(n)))
+    return article_html(title or title_of(path), page_paragraphs(topic or own_topic, int(n)))
 
 
 def publish(site, lastmod="2024-05-01"):
