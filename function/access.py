@@ -30,12 +30,13 @@ CHALLENGE = {"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'}
 def load_token(settings):
     """STATS_TOKEN, else the file STATS_TOKEN_FILE, as bytes; b"": the figures are open. Spaces and
     line ends at either end are dropped (said): a copy-paste's, which matched HTTP Basic's password
-    but never a Bearer token, read without them."""
+    but never a Bearer token, read without them (a presented password loses them too)."""
     token = read_secret("STATS_TOKEN", settings.stats_token, settings.stats_token_file, MIN_TOKEN_BYTES,
                         strip=True)
     if settings.stats_token and settings.stats_token.strip() != settings.stats_token:
         log.warning("STATS_TOKEN has spaces or line ends at its start or end: dropped, the token is what is "
-                    "between them (as Authorization: Bearer and a browser's password give it)")
+                    "between them (Authorization: Bearer cannot carry them; HTTP Basic's password is read "
+                    "without them)")
     return token
 
 
@@ -51,7 +52,9 @@ def presented_token(request):
             user_and_password = base64.b64decode(value, validate=True)
         except binascii.Error:
             return None
-        return user_and_password.partition(b":")[2]  # the user name is anyone's
+        # the user name is anyone's; the password's spaces and line ends at its ends are dropped, as the
+        # token's are: curl -u "owner:$STATS_TOKEN" from the shell it was pasted into sends them
+        return user_and_password.partition(b":")[2].strip()
     return None
 
 
