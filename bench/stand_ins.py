@@ -77,6 +77,9 @@ STEPS = {  # name: what takes it away from the app
     "product": _without_product,
     "selection": lambda app: setattr(store, "top_k", memoised(  # looked up by LsiEngine at each call
         store.top_k, lambda scores, k, exclude: (scores.tobytes(), k, tuple(exclude)))),
+    "near_duplicates": lambda app: setattr(  # an answer's hits checked pairwise (recommend._near_duplicates)
+        store.LsiEngine, "near_duplicates", memoised(store.LsiEngine.near_duplicates,
+                                                     lambda self, rows, threshold: (id(self), tuple(rows), threshold))),
     "terms": lambda app: setattr(
         store.Store, "terms", memoised(store.Store.terms, lambda self, text: (id(self), text))),
     # a link signed once per document: the same length, no HMAC or string building

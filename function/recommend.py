@@ -282,8 +282,8 @@ class Recommender:
         # a page asked for again gets the same hits: a store version never changes
         # a member's hits are the member's, whatever the spelling (page_key: None)
         hits_key = (str(store.path), engine.name, url_key, page_key, query.k + SLACK) if url_key else None
-        hits = self.page_hits.get(hits_key) if hits_key else None
-        if hits is None:
+        found = self.page_hits.get(hits_key) if hits_key else None
+        if found is None:
             if member is not None:
                 hits = engine.search_member(member, query.k + SLACK)
             else:
@@ -293,9 +293,13 @@ class Recommender:
                                    f"knows: {_how_words_are_read(store.tokenizer, *_pruning(store))}", status=422,
                                    code="no_known_words")
                 hits = engine.search(terms, query.k + SLACK)
+            # which hits are near-duplicates of which (or of the member asked about), kept with them: a
+            # page's widget asks again on every view, and the check had been most of a repeat's lookup
+            found = hits, _near_duplicates(engine, hits, member)
             if hits_key is not None:
-                self.page_hits.put(hits_key, hits)
-        hits = [hit for hit in hits if hit.score >= query.min_score]
+                self.page_hits.put(hits_key, found)
+        hits, close = found
+        hits = [hit for hit in hits if hit.score >= query.min_score]  # best first: a prefix, as close's rows
         docs = store.docs([hit.row for hit in hits])
         # not linked again: the queried page itself, under another id, or the member its canonical link
         # names (its AMP, print or mobile version, or the same page under another address)
@@ -303,7 +307,6 @@ class Recommender:
         if article is not None and "?" in url_key:  # a member's page with a query of its own (?ref=, ?page=2)
             not_again.add(url_key.split("?", 1)[0])
         # a near-duplicate of a hit kept, or of the member asked about, is the same text again (a repost)
-        close = _near_duplicates(engine, hits, member)
         kept = [] if member is None else [0]  # in close's order: the member first
         first = len(kept)
         results = []

@@ -550,6 +550,29 @@ def test_a_sparse_engines_near_duplicate_screen_loses_no_pair(model_store):
     assert found > 100  # the screen was passed, and read term by term, many times
 
 
+def test_an_lsi_engines_near_duplicates_are_the_pairs_its_vectors_put_past_the_threshold(model_store):
+    """The pairs of an answer's rows (a row given twice among them) at or past a threshold, as the rows'
+    vectors say, and no other: the row's copy is near it."""
+    store = Store(current_version_dir(model_store / "wiki"))
+    lsi = store.engines["lsi"]
+    rng = np.random.default_rng(11)
+    found = 0
+    for size in (2, 6, 11, 40):
+        for _ in range(10):
+            rows = [int(row) for row in rng.choice(store.size, size - 1, replace=False)]
+            rows.insert(int(rng.integers(0, size)), rows[0])  # a row twice: its copy is near it
+            vectors = np.asarray(lsi.vectors[rows], dtype=np.float64)
+            cosines = vectors @ vectors.T
+            off_diagonal = ~np.eye(size, dtype=bool)
+            for threshold in (0.3, 0.5, 0.99):
+                near = lsi.near_duplicates(rows, threshold)
+                sure = np.abs(cosines - threshold) > 1e-4  # float32's rounding aside
+                assert (near == ((cosines >= threshold) & off_diagonal))[sure].all(), (rows, threshold)
+                assert near[rows.index(rows[0]), len(rows) - 1 - rows[::-1].index(rows[0])]
+                found += int(near.sum())
+    assert found > 40
+
+
 def test_a_sparse_engines_near_duplicates_past_its_screen_are_read_together(model_store, monkeypatch):
     """An answer's hits that are all one text (a corpus that holds a page many times) pass the screen
     in every pair: they are compared term by term in one reading of their rows, not pair by pair (105
