@@ -163,27 +163,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         for e in reversed(enc.split(",")):
             body = compress(body, e)
         body = body[: self.param("cut", len(body), int)] + self.param("tail", "").encode()
-        if self.param("chunked") == "1":
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Encoding", _wire_encoding(enc))
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
+        chunked, close = self.param("chunked") == "1", self.param("close") == "1"
+        if not (chunked or close):
+            self.send_simple(200, body, "text/html; charset=utf-8", [("Content-Encoding", _wire_encoding(enc))])
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Encoding", _wire_encoding(enc))
+        self.send_header(*(("Transfer-Encoding", "chunked") if chunked else ("Connection", "close")))
+        self.end_headers()
+        if chunked:
             for i in range(0, len(body), 7):
                 piece = body[i : i + 7]
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
             self.wfile.write(b"0\r\n\r\n")
-        elif self.param("close") == "1":
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Encoding", _wire_encoding(enc))
-            self.send_header("Connection", "close")
-            self.end_headers()
+        else:
             self.wfile.write(body)
             self.wfile.flush()
             self.close_connection = True
-        else:
-            self.send_simple(200, body, "text/html; charset=utf-8", [("Content-Encoding", _wire_encoding(enc))])
 
     def route_gzip_members(self):
         """Two gzip members back to back (legal, decoders must join them)."""
