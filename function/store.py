@@ -505,19 +505,6 @@ class SparseEngine:
         return (np.concatenate([self.doc_terms[s:e] for s, e in zip(starts, ends)]),
                 np.concatenate([self.doc_weights[s:e] for s, e in zip(starts, ends)]), ends - starts)
 
-    def _row(self, row):
-        start, end = self.doc_ptr[row], self.doc_ptr[row + 1]
-        return self.doc_terms[start:end], self.doc_weights[start:end]
-
-    def cosine(self, first, second):
-        """The cosine of two rows, term by term (a row's terms are in ascending order)."""
-        (terms, weights), (other_terms, other_weights) = self._row(first), self._row(second)
-        if not len(terms) or not len(other_terms):
-            return 0.0
-        at = np.minimum(np.searchsorted(other_terms, terms), len(other_terms) - 1)
-        shared = other_terms[at] == terms
-        return float(weights[shared] @ other_weights[at[shared]])
-
     def _search_weights(self, ids, weights, k, exclude):
         if not len(ids):
             return []
