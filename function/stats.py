@@ -66,12 +66,8 @@ SCORE_BANDS = [f"{low:g}-{high:g}" for low, high in zip(SCORE_EDGES, SCORE_EDGES
 MIN_SHOWN_TO_SUGGEST = 300
 
 
-def score_band(score):
-    """The key of the SCORE_BANDS band ``score`` is in."""
-    return SCORE_BANDS[band_index(score)]
-
-
 def band_index(score):
+    """The index of the SCORE_BANDS band ``score`` is in."""
     return bisect.bisect_right(SCORE_EDGES, score, 1, len(SCORE_BANDS)) - 1  # inner edges only
 
 
@@ -84,6 +80,7 @@ def score_bands(scores):
 
 
 SCORE_BANDS_FIELD = "score_bands"
+BAND_DIGITS = [str(band) for band in range(len(SCORE_BANDS))]
 
 
 def _ctr_row(clicks, shown):
@@ -111,8 +108,6 @@ def ctr_by_score(answers, clicked):
             clicks[int(bands[rank - 1])] += 1
     return {name: _ctr_row(clicks[i], shown[i]) for i, name in enumerate(SCORE_BANDS)}
 
-
-BAND_DIGITS = [str(band) for band in range(len(SCORE_BANDS))]
 
 
 def recorded_bands(answer):

@@ -1079,7 +1079,7 @@ def test_an_answer_records_the_band_of_each_link_and_older_answers_without_them_
     """/stats reads an answer's ``score_bands`` (one band digit a rank), not its ``results``: the answer event
     the function writes has them, by the scores it answered; an answer written before them (none recorded)
     counts its links in the same bands, read from its results."""
-    from function.stats import SCORE_BANDS, score_band
+    from function.stats import SCORE_BANDS, band_index
 
     mongodb = function_env["MONGODB"]
     answers = [client.get("/", query_string={"text": text, "k": 8}, headers={"User-Agent": BROWSER_AGENT}).get_json()
@@ -1091,7 +1091,7 @@ def test_an_answer_records_the_band_of_each_link_and_older_answers_without_them_
     wait_for_events(mongodb, "clicks", 3)
     for answer in answers:
         bands = events[answer["request_id"]]["score_bands"]
-        assert [SCORE_BANDS[int(digit)] for digit in bands] == [score_band(r["score"]) for r in answer["results"]]
+        assert [SCORE_BANDS[int(digit)] for digit in bands] == [SCORE_BANDS[band_index(r["score"])] for r in answer["results"]]
     recorded = client.get("/stats").get_json()
     assert sum(row["shown"] for row in recorded["ctr_by_score"].values()) == sum(len(a["results"]) for a in answers)
     assert sum(row["clicks"] for row in recorded["ctr_by_score"].values()) == 3
