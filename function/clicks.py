@@ -78,10 +78,15 @@ def load_previous_secrets(settings, key):
     platform that restarts on each changed setting passes through it mid-rotation."""
     raw = read_secret("CLICK_SECRET_PREVIOUS", settings.click_secret_previous, settings.click_secret_previous_file)
     source = secret_source("CLICK_SECRET_PREVIOUS", settings.click_secret_previous_file)
-    entries = (entry.strip() for entry in re.split(rb"[,\n]", raw))
-    listed = list(dict.fromkeys(filter(None, entries)))  # "a,,b", a trailing comma, a repeat: nothing
+    entries = [entry.rstrip(b"\r") for entry in re.split(rb"[,\n]", raw)]
+    listed = list(dict.fromkeys(filter(None, (entry.strip() for entry in entries))))  # "a,,b", a repeat: nothing
     if not listed:
         return (), None
+    # CLICK_SECRET is used as it is given, spaces at its ends too, while "old, older" spaces its list: an
+    # entry with spaces at its ends also verifies with them, at either end or both, or a key pasted with
+    # a space would lose its links when moved here (a forged link costs up to 3 HMACs more for such an entry)
+    padded = [variant for entry in entries if entry.strip()
+              for variant in (entry.rstrip(), entry.lstrip(), entry) if variant != entry.strip()]
     if not (settings.click_secret or settings.click_secret_file):
         # new links would be signed with a random key, lost at the next restart: no rotation
         raise ConfigError(f"{source} is set but CLICK_SECRET is not: set the new key in CLICK_SECRET "
@@ -91,14 +96,15 @@ def load_previous_secrets(settings, key):
             raise ConfigError(f"{source}: key {number} of {len(listed)} must be at least {MIN_SECRET_BYTES} "
                               "characters of random text")
     warning = None
-    if key in listed:
-        listed.remove(key)
+    if key.strip() in listed:
+        listed = [entry for entry in listed if entry != key.strip()]
+        padded = [entry for entry in padded if entry.strip() != key.strip()]
         warning = (f"{source} lists the key that signs click links: left out (it is no previous "
                    "key). To rotate, set the new key in CLICK_SECRET")
     if len(listed) > MAX_PREVIOUS_KEYS:
         raise ConfigError(f"{source} lists {len(listed)} keys: at most {MAX_PREVIOUS_KEYS} (each is tried on every "
                           "link that fails to verify). Leave out those retired more than CLICK_TTL_DAYS ago")
-    return tuple(listed), warning
+    return tuple(dict.fromkeys([*listed, *padded])), warning
 
 
 def _message(values, kind=b"click-v1"):

@@ -739,6 +739,20 @@ def test_a_rotated_click_secret_still_follows_the_links_signed_with_a_previous_k
     assert sorted(view["_id"] for view in views) == sorted([old["request_id"], new["request_id"]])
 
 
+def test_a_click_secret_with_a_space_at_its_end_verifies_its_links_once_moved_to_the_previous_keys(function_env):
+    """CLICK_SECRET is used as given, a pasted space too; CLICK_SECRET_PREVIOUS's entries were read
+    without their spaces, so moving that key there had made every link it signed a 403."""
+    reader = {"User-Agent": BROWSER_AGENT}
+    padded_key = "the-old-click-key-0123 "
+    before = make_client({**function_env, "CLICK_SECRET": padded_key})
+    old = before.get("/?text=moon+landing+astronaut", headers=reader).get_json()
+    rotated = make_client({**function_env, "CLICK_SECRET": "the-new-click-key-4567",
+                           "CLICK_SECRET_PREVIOUS": f"an-even-older-click-key-89, {padded_key}"})
+    followed = rotated.get(old["results"][0]["click_url"], headers=reader)
+    assert followed.status_code == 302 and followed.headers["Location"] == old["results"][0]["url"]
+    assert rotated.post(old["seen_url"], headers=reader).status_code == 204
+
+
 def test_requests_are_logged_with_results_and_timings(client, function_env):
     body = client.get("/?text=moon+landing+astronaut").get_json()
     events = wait_for_events(function_env["MONGODB"], "requests", 1)

@@ -134,8 +134,11 @@ def test_previous_click_secrets_are_read_from_a_list_or_a_file_one_a_line(tmp_pa
 
     assert previous() == ((), None)
     assert previous(CLICK_SECRET_PREVIOUS=" , ") == ((), None)
-    assert previous(CLICK_SECRET_PREVIOUS=f" {OLD_KEY} ,,{OLDER_KEY},{OLD_KEY},") == \
-        ((OLD_KEY.encode(), OLDER_KEY.encode()), None)
+    # an entry spaced at its ends is also kept as written: CLICK_SECRET, used as given, may have signed with it
+    assert previous(CLICK_SECRET_PREVIOUS=f"{OLD_KEY} ,,{OLDER_KEY},{OLD_KEY},") == \
+        ((OLD_KEY.encode(), OLDER_KEY.encode(), f"{OLD_KEY} ".encode()), None)
+    assert previous(CLICK_SECRET_PREVIOUS=f" {NEW_KEY}, {OLD_KEY} ")[0] == \
+        tuple(key.encode() for key in (OLD_KEY, f" {OLD_KEY}", f"{OLD_KEY} ", f" {OLD_KEY} "))
     listing = tmp_path / "click-secret-previous"
     listing.write_text(f"{OLD_KEY}\r\n\n{OLDER_KEY}\n")
     assert previous(CLICK_SECRET_PREVIOUS_FILE=str(listing)) == ((OLD_KEY.encode(), OLDER_KEY.encode()), None)
