@@ -79,13 +79,17 @@ class CrawlOptions:
     progress: bool = True
 
     def __post_init__(self):
+        # named as the command line spells them, where they are given (the fields' names had been said)
         if not self.rate > 0:
-            raise ValueError("the crawl rate must be above 0 requests per second")
+            raise ValueError(f"--rate, the crawl's requests per second per host, must be above 0, not {self.rate}")
         for name in ("per_host", "concurrency"):
             if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be at least 1")
-        if self.retries < 0 or self.backoff < 0 or self.max_pages < 0:
-            raise ValueError("retries, backoff and max_pages cannot be negative")
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
+        for name in ("retries", "backoff", "max_pages"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"--{name.replace('_', '-')} cannot be negative, not {getattr(self, name)}")
+        if self.max_age is not None and not self.max_age >= 0:  # NaN too; seconds here, hours on the command line
+            raise ValueError(f"--max-age cannot be negative, not {self.max_age / 3600:g} (hours: 0 fetches every page again)")
 
     def fetch_limits(self):
         return self.limits if self.limits is not None else FetchLimits.from_env(os.environ)

@@ -156,6 +156,11 @@ def test_a_file_broken_part_way_is_a_one_line_error(records, tmp_path, capsys, n
     (["--stopwords", "francais"], "no stop list 'francais'"),  # had been said after the whole crawl
     (["--name", "x'\r\x1b[2K"], "is not a corpus name"),
     (["--columns", "title=headline"], "no column 'headline'"),
+    # the crawl's options, read for any input: their fields' names had been said, not the options'
+    (["--rate", "-1"], "--rate, the crawl's requests per second per host, must be above 0, not -1.0"),
+    (["--per-host", "0"], "--per-host must be at least 1, not 0"),
+    (["--retries", "-2"], "--retries cannot be negative, not -2"),
+    (["--max-age", "-1"], "--max-age cannot be negative, not -1 (hours"),  # had been taken: every page fetched again
 ])
 def test_options_that_cannot_work_are_refused_before_reading(records, tmp_path, capsys, options, message):
     header = "id,url,title,text\n"
