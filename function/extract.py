@@ -379,12 +379,13 @@ SKIP_TAGS = frozenset(
 # class/id words naming boilerplate boxes; a class token that also has a word of
 # CONTENT_WORDS ("content-sidebar-wrap", "social-embed") is not one.  (A flagged
 # box that turns out to hold most of the good text is a layout wrapper, WRAPPER_SHARE,
-# unless it is a comment thread under an article: DISCUSSION_WORDS.)
+# unless it is a comment thread under an article: DISCUSSION_WORDS.  A paywall's offer under a
+# story's teaser is the site's, the same on every such story.)
 BOILER_WORDS = frozenset(
     "comment comments share sharing social related recommended newsletter promo advert "
     "advertisement ad ads sidebar breadcrumb breadcrumbs cookie cookies subscribe subscription "
     "popup modal sponsored outbrain taboola disqus tags byline author footer nav navigation menu "
-    "caption credit".split())
+    "caption credit paywall regwall".split())
 CONTENT_WORDS = frozenset({"content", "embed"})
 DISCUSSION_WORDS = frozenset({"comment", "comments", "disqus"})
 CONSENT_WORDS = frozenset({"cookie", "cookies"})

@@ -259,6 +259,19 @@ def test_a_short_article_above_a_longer_comment_thread_is_the_answer(thread):
     assert paragraphs(extract_article(story_page(thread))) == BUS_STORY
 
 
+PAYWALL = ("This article is for subscribers. Get unlimited access to the Gazette from just one pound a week: "
+           "local news, sport, weather and culture, with no adverts. Cancel at any time you like.")
+
+
+@pytest.mark.parametrize("box", ["<div class='paywall'>", "<div id='regwall-offer'>", "<section class='PaywallPrompt'>"])
+def test_a_paywall_box_under_a_teaser_is_not_the_article(box):
+    # a news site's subscribers-only story: its teaser is the article, the offer is the site's, on every
+    # such story (it had been indexed: "weather" found a council budget story, and only it)
+    html = story_page("").replace("</article>", f"{box}<h2>Subscribe to keep reading</h2><p>{PAYWALL}</p>"
+                                  f"</{box[1:box.index(' ')]}></article>")
+    assert paragraphs(extract_article(html)) == BUS_STORY
+
+
 @pytest.mark.parametrize("around, outside", [
     (("<div class='share-wrapper'>", "</div>"), ""),
     # a theme's state class naming comments: with little text beside it (an "about us" box of 250
