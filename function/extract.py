@@ -787,7 +787,14 @@ def _extract(html, url, encoding):
     declared = language.code(doc.get("lang") or doc.get("xml:lang") or meta.get("content-language")
                              or meta.get("og:locale") or "")
     paras, hidden = _paragraphs(root)
-    text, lang = _article_text(paras, declared)
+    text, lang, kept = _article_text(paras, declared)
+    story = _story_article(doc)
+    if story is not None and kept:
+        inside = set(story.iter())  # one walk of the story, not one up from each kept paragraph
+        if not any(p.node in inside for p in kept):
+            # a gallery, a video, a brief: too little in the story for jusText, and what it kept is a
+            # box beside it ("Read more" and its teasers), which had been indexed as the page's own text
+            text = _post_lines(story)
     length = reading_length(text)
     json_ld_post = None  # read with the articleBody: a page with no text at all has had it read
     if length < 500:
@@ -795,7 +802,7 @@ def _extract(html, url, encoding):
         if reading_length(fallback) > 2 * length:
             text = fallback
     if not text and hidden:  # a page hidden until a script shows it, or a consent dialog open over it
-        text, lang = _article_text(_paragraphs(root, show_hidden=True)[0], declared)
+        text, lang, _ = _article_text(_paragraphs(root, show_hidden=True)[0], declared)
     if not text:  # a photo's caption, a link with a line on it: too short for jusText, if the page is a post
         text = _short_post_text(doc, meta, title, json_ld_post)
         lang = language.choose(declared, text)[1] if text else lang
@@ -803,7 +810,7 @@ def _extract(html, url, encoding):
 
 
 def _article_text(paras, declared):
-    """(text, language) of the article among ``paras``."""
+    """(text, language, its paragraphs) of the article among ``paras``."""
     # the language of the article, not of the comment and newsletter boxes beside it, where the rest
     # holds enough text to tell
     long_paras = [p for p in paras if len(p) > 50]
@@ -811,7 +818,8 @@ def _article_text(paras, declared):
     sample = unboxed if len(unboxed) >= 200 else " ".join(p.text for p in long_paras) or " ".join(p.text for p in paras)
     stoplist_name, lang = language.choose(declared, sample)
     _classify(paras, language.stoplist(stoplist_name) if stoplist_name else None)
-    return "\n\n".join(p.text for p in _select(paras)), lang
+    kept = _select(paras)
+    return "\n\n".join(p.text for p in kept), lang, kept
 
 
 # --------------------------------------------------------------------------- short posts
@@ -849,6 +857,27 @@ def _post_container(doc):
     return None
 
 
+def _story_article(doc):
+    """The page's one <article> when the page's one <h1> is in it: the story, not a card beside it."""
+    articles = doc.xpath("//article")
+    if len(articles) != 1:
+        return None
+    headlines = doc.xpath("//h1")
+    if len(headlines) != 1 or articles[0] not in headlines[0].iterancestors():
+        return None
+    return articles[0]
+
+
+def _post_lines(container):
+    """The short lines of a post's container, captions included (step 2 drops them beside an article: a
+    photo post's one line is often its caption); "" under MIN_SHORT_POST_CHARS."""
+    lines = [p.text for p in _paragraphs(container, captions=True)[0]
+             if (p.flag is None or _boiler_words(_class_value(p.flag)) <= CAPTION_WORDS)
+             and not p.is_heading and p.links_density() <= KEEP_LINK_DENSITY]
+    text = "\n\n".join(lines)
+    return text if reading_length(text) >= MIN_SHORT_POST_CHARS else ""
+
+
 def _short_post_text(doc, meta, title, json_ld_post):
     """What a short post says it is about (see MIN_SHORT_POST_CHARS); "" when it is no post."""
     if doc.xpath("//input[translate(@type, 'PASWORD', 'pasword')='password']"):
@@ -856,14 +885,9 @@ def _short_post_text(doc, meta, title, json_ld_post):
     if not _calls_itself_a_post(doc, meta, json_ld_post):
         return ""
     container = _post_container(doc)
-    if container is not None:
-        # captions too (step 2 drops them beside an article): a photo post's one line is often its caption
-        lines = [p.text for p in _paragraphs(container, captions=True)[0]
-                 if (p.flag is None or _boiler_words(_class_value(p.flag)) <= CAPTION_WORDS)
-                 and not p.is_heading and p.links_density() <= KEEP_LINK_DENSITY]
-        text = "\n\n".join(lines)
-        if reading_length(text) >= MIN_SHORT_POST_CHARS:
-            return text
+    text = _post_lines(container) if container is not None else ""
+    if text:
+        return text
     for key in DESCRIPTIONS:  # the title beside it is the page's Article.title
         text = " ".join(meta.get(key, "").split())
         if reading_length(text) >= MIN_SHORT_POST_CHARS and _letters(text) != _letters(title):

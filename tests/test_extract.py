@@ -259,6 +259,31 @@ def test_a_short_article_above_a_longer_comment_thread_is_the_answer(thread):
     assert paragraphs(extract_article(story_page(thread))) == BUS_STORY
 
 
+READ_MORE = ("<div class='read-more'><h2>Read more</h2><ul>" + "".join(
+    f"<li><a href='/news/{i}'>Flood story {i}</a><p>Homes in the lower town were flooded after the river burst its "
+    f"banks overnight, and the council has promised a review ({i}).</p></li>" for i in range(3)) + "</ul></div>")
+CAPTIONS = ["Firefighters wade through Water Lane as the river bursts its banks.", "A car under water on Mill Street.",
+            "Residents fill sandbags at the council depot."]
+
+
+def test_a_gallery_is_read_by_its_own_lines_not_by_the_teasers_beside_it():
+    # too little in the story for jusText: the "Read more" box's teasers had been chosen as the article,
+    # and the gallery indexed as the flood story they summarise
+    figures = "".join(f"<figure><img src='/{i}.jpg'><figcaption>{c}</figcaption></figure>" for i, c in enumerate(CAPTIONS))
+    html = ("<html lang='en'><body><main><article><h1>In pictures: the floods</h1>" + figures +
+            "<p>Our photographers captured the floods across the lower town.</p></article>" + READ_MORE +
+            "</main></body></html>")
+    assert paragraphs(extract_article(html)) == CAPTIONS + ["Our photographers captured the floods across the lower town."]
+
+
+def test_an_article_element_without_the_headline_is_a_card_beside_the_story():
+    # the story's lines are read instead only from an <article> holding the page's <h1>
+    card = "<article class='card'><p>Our photographers captured the floods across the lower town.</p></article>"
+    html = ("<html lang='en'><body><div><h1>Buses for the north</h1>" + "".join(f"<p>{line}</p>" for line in BUS_STORY)
+            + "</div>" + card + "</body></html>")
+    assert paragraphs(extract_article(html)) == BUS_STORY
+
+
 PAYWALL = ("This article is for subscribers. Get unlimited access to the Gazette from just one pound a week: "
            "local news, sport, weather and culture, with no adverts. Cancel at any time you like.")
 
