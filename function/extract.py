@@ -385,7 +385,11 @@ BOILER_WORDS = frozenset(
     "comment comments share sharing social related recommended newsletter promo advert "
     "advertisement ad ads sidebar breadcrumb breadcrumbs cookie cookies subscribe subscription "
     "popup modal sponsored outbrain taboola disqus tags byline author footer nav navigation menu "
-    "caption credit paywall regwall".split())
+    "caption credit paywall regwall readmore mostread trending recirculation".split())
+# a news site's boxes of other stories, named by two words ("read-more", "mostRead"): either word
+# alone names no box ("more-text", "read-time"); such a box inside the story had been indexed with it
+BOILER_PAIRS = frozenset({("read", "more"), ("most", "read"), ("most", "popular"), ("most", "viewed"),
+                          ("more", "stories"), ("more", "on"), ("see", "also"), ("read", "also"), ("also", "read")})
 CONTENT_WORDS = frozenset({"content", "embed"})
 DISCUSSION_WORDS = frozenset({"comment", "comments", "disqus"})
 CONSENT_WORDS = frozenset({"cookie", "cookies"})
@@ -399,9 +403,11 @@ def _boiler_words(value):
     empty when it names none."""
     named = set()
     for token in _CAMEL.sub(r"\1-\2", value).lower().split():
-        words = set(_TOKEN_SPLIT.split(token))
+        parts = _TOKEN_SPLIT.split(token)
+        words = set(parts)
         if CONTENT_WORDS.isdisjoint(words):
             named |= words & BOILER_WORDS
+            named |= {"-".join(pair) for pair in zip(parts, parts[1:]) if pair in BOILER_PAIRS}
     return named
 
 

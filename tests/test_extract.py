@@ -284,6 +284,21 @@ def test_an_article_element_without_the_headline_is_a_card_beside_the_story():
     assert paragraphs(extract_article(html)) == BUS_STORY
 
 
+@pytest.mark.parametrize("box", ["read-more", "mostRead", "more-on-this-story", "trending-now"])
+def test_a_box_of_other_stories_inside_the_story_is_left_out(box):
+    # a news site's "Most read" with a line under each headline, inside the <article> (a dev page's
+    # "Most read in world news" was kept so; a 60-word brief's "Read more" box too)
+    teasers = "".join(f"<li><a href='/s/{i}'>Story {i}</a><p>Homes in the lower town were flooded after the river "
+                      f"burst its banks overnight, and the council promised a review ({i}).</p></li>" for i in range(3))
+    html = story_page("").replace("</article>", f"<div class='{box}'><h2>Most read</h2><ul>{teasers}</ul></div></article>")
+    assert paragraphs(extract_article(html)) == BUS_STORY
+
+
+def test_one_word_of_a_pair_names_no_box():
+    assert extract._boiler_words("story-more-text read-time most") == set()
+    assert extract._boiler_words("box mostRead") == {"most-read"}
+
+
 PAYWALL = ("This article is for subscribers. Get unlimited access to the Gazette from just one pound a week: "
            "local news, sport, weather and culture, with no adverts. Cancel at any time you like.")
 
