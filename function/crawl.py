@@ -39,7 +39,7 @@ from urllib.robotparser import RobotFileParser
 import lxml.etree
 
 from .errors import NOT_NOW_STATUSES, FetchError
-from .extract import decode_html, extract_article
+from .extract import EXTRACTION_REVISION, decode_html, extract_article
 from .fetch import USER_AGENT, FetchLimits, fetch_page
 from .records import Record, Skip, is_url
 from .urls import normalise_url
@@ -55,6 +55,7 @@ ROBOTS_TYPES = frozenset({"text/plain", "text/html", "application/octet-stream"}
 MAX_SLOWDOWN_SECONDS = 60.0  # a host that keeps answering 429/503, or asks a longer Crawl-delay: one a minute
 
 STATE_FILE = "pages.jsonl"
+NO_TEXT = "no article text found on the page"
 
 
 class CrawlError(ValueError):
@@ -394,7 +395,10 @@ class CrawlState:
 
 
 def _summary(entry):
-    return {k: entry.get(k) for k in ("status", "transient", "lastmod", "fetched_at")}
+    summary = {k: entry.get(k) for k in ("status", "transient", "lastmod", "fetched_at")}
+    summary["older_extraction"] = entry.get("extraction", 0) < EXTRACTION_REVISION  # lines before it: 0
+    summary["no_text"] = entry.get("reason") == NO_TEXT
+    return summary
 
 
 def _now():
@@ -404,6 +408,8 @@ def _now():
 def needs_fetch(listed, summary, max_age=None):
     """Whether a listed page must be fetched, given what the state holds about it."""
     if summary is None or summary.get("transient"):
+        return True
+    if summary.get("no_text") and summary.get("older_extraction"):  # a newer extraction may find it
         return True
     if listed.lastmod and (not summary.get("lastmod") or listed.lastmod > summary["lastmod"]):
         return True
@@ -565,10 +571,11 @@ class SiteCrawl:
                 article = extract_article(page.body, url=page.final_url, encoding=page.charset)
                 title, text = article.title, article.text.strip()
             if not text:
-                raise PageError("no article text found on the page")
+                raise PageError(NO_TEXT)
             entry.update(status="ok", final_url=page.final_url, title=title, text=text)
         except (FetchError, PageError) as exc:
             entry.update(status="failed", reason=exc.message, transient=is_transient(exc))
+        entry["extraction"] = EXTRACTION_REVISION
         entry["fetched_at"] = _now()
         if state is not None:
             state.write(entry)
@@ -628,22 +635,29 @@ class SiteCrawl:
         state = CrawlState(self.options.state) if self.options.state else None
         self._state = state
         try:
-            todo, disallowed, unavailable = [], 0, 0
+            todo, disallowed, unavailable, older = [], 0, 0, 0
             for listed in self.listed:
                 rules = self.rules(listed.url)
+                summary = state.summary(listed.key) if state else None
                 if rules.unavailable:
                     unavailable += 1
                 elif not rules.allows(listed.url):
                     disallowed += 1
-                elif needs_fetch(listed, state.summary(listed.key) if state else None, self.options.max_age):
+                elif needs_fetch(listed, summary, self.options.max_age):
                     todo.append(listed)
+                elif summary["status"] == "ok" and summary["older_extraction"]:
+                    older += 1
             self.counts = {"listed": len(self.listed), "disallowed": disallowed, "robots_unavailable": unavailable,
-                           "to_fetch": len(todo), "from_state": len(self.listed) - disallowed - unavailable - len(todo)}
+                           "to_fetch": len(todo), "from_state": len(self.listed) - disallowed - unavailable - len(todo),
+                           "older_extraction": older}
             if self.options.progress:
                 print(f"crawl: {len(self.listed)} pages listed, {disallowed} disallowed by robots.txt"
                       + (f", {unavailable} on sites it cannot read (robots.txt unavailable, or a forbidden address)"
                          if unavailable else "")
                       + f", {self.counts['from_state']} already fetched, {len(todo)} to fetch", file=sys.stderr)
+                if older:  # fetched again only when asked: a large site's crawl takes hours at its --rate
+                    print(f"crawl: {older} of the pages already fetched were read by an older version's article "
+                          "extraction and keep that text; --max-age 0 fetches and reads them again", file=sys.stderr)
             try:
                 self._run_workers(todo, state)
             except KeyboardInterrupt:

@@ -56,7 +56,12 @@ from .charsets import WIDE, codec_for
 from .fetch_policy import MAX_URL_LENGTH
 from .tokens import HAN_KANA, HANGUL
 
-__all__ = ["Article", "extract_article", "decode_html"]
+__all__ = ["Article", "EXTRACTION_REVISION", "extract_article", "decode_html"]
+
+# Raised whenever a change reads some pages' text otherwise. A crawl's state keeps each page's text, not
+# its HTML, so a rebuild would read old text unsaid: the crawl says how many pages an older revision
+# read, and fetches again those it found no text in (revision 1: paywall and story-list boxes, galleries).
+EXTRACTION_REVISION = 1
 
 
 EMPTY = Article("", "", "")

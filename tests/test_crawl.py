@@ -19,6 +19,7 @@ from conftest import ROOT
 from function.build import main as build_main
 from function.crawl import (CrawlError, CrawlOptions, CrawlState, HostThrottle, Listed, SiteCrawl, needs_fetch,
                             parse_lastmod, parse_sitemap)
+from function.extract import EXTRACTION_REVISION
 from function.fetch import FetchLimits
 from function.records import Record, Skip
 from function.sources import detect_format
@@ -277,6 +278,35 @@ def test_lastmod_and_age_decide_what_is_fetched_again(site, tmp_path):
     assert all(site.hits[p] >= 2 for p in ARTICLE_PATHS)
 
 
+def test_pages_read_by_an_older_extraction_are_said_and_those_it_found_no_text_in_are_fetched_again(site, tmp_path, capsys):
+    """The state keeps each page's text, not its HTML: a rebuild after an upgrade had read the old
+    extraction's text unsaid, and a page it had found no text in stayed skipped for good."""
+    root = publish(site)
+    state = tmp_path / "state"
+    list(SiteCrawl([root], "sitemap", options(state=state)))
+    lines = [json.loads(line) for line in (state / "pages.jsonl").read_text().splitlines()]
+    assert {line["extraction"] for line in lines} == {EXTRACTION_REVISION}
+    for line in lines:  # as a version before the revision wrote them, one page found textless then
+        del line["extraction"]
+        if line["url"].endswith("/volcano/2"):
+            line.update(status="failed", reason="no article text found on the page", transient=False)
+            del line["text"], line["title"]
+    (state / "pages.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+
+    crawl = SiteCrawl([root], "sitemap", options(state=state, progress=True))
+    records, _ = split(crawl)
+    assert crawl.counts["to_fetch"] == 1 and crawl.counts["older_extraction"] == len(ARTICLE_PATHS) - 1
+    assert site.hits["/volcano/2"] == 2 and all(site.hits[p] == 1 for p in ARTICLE_PATHS if p != "/volcano/2")
+    assert any(r.url.endswith("/volcano/2") for r in records) and len(records) == len(ARTICLE_PATHS)
+    said = capsys.readouterr().err
+    assert f"{len(ARTICLE_PATHS) - 1} of the pages already fetched were read by an older version's article extraction" in said
+    assert "--max-age 0 fetches and reads them again" in said
+
+    again = SiteCrawl([root], "sitemap", options(state=state))  # the others only when asked (--max-age 0)
+    list(again)
+    assert again.counts["to_fetch"] == 0 and again.counts["older_extraction"] == len(ARTICLE_PATHS) - 1
+
+
 def test_needs_fetch_rules():
     listed = Listed("http://a/x", "https://a/x", "2024-05-02T00:00:00+00:00")
     ok = {"status": "ok", "transient": None, "lastmod": "2024-05-01T00:00:00+00:00",
@@ -285,6 +315,10 @@ def test_needs_fetch_rules():
     assert not needs_fetch(Listed("http://a/x", "https://a/x", ok["lastmod"]), ok)
     assert not needs_fetch(Listed("http://a/x", "https://a/x"), ok)
     assert needs_fetch(Listed("http://a/x", "https://a/x"), {**ok, "status": "failed", "transient": True})
+    textless = {**ok, "status": "failed", "transient": False, "no_text": True}
+    assert needs_fetch(Listed("http://a/x", "https://a/x"), {**textless, "older_extraction": True})
+    assert not needs_fetch(Listed("http://a/x", "https://a/x"), {**textless, "older_extraction": False})
+    assert not needs_fetch(Listed("http://a/x", "https://a/x"), {**ok, "older_extraction": True})
 
 
 def test_state_survives_a_torn_last_line_and_one_crawl_at_a_time(tmp_path):
