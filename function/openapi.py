@@ -143,6 +143,22 @@ SCHEMAS = {
             },
         },
     },
+    "ScoreBands": {
+        "type": "object",
+        "description": "by score band, low to high, each [low, high) (negative scores in the first, 1 and above in "
+                       "the last): share of the links shown with a score in the band that were clicked. Bands with "
+                       "no click over many links shown suggest a min_score; low scores sit at low ranks, so a "
+                       "band's click-through mixes score and rank",
+        "required": SCORE_BANDS,
+        "additionalProperties": False,
+        "properties": {band: {
+            "type": "object",
+            "required": ["ctr", "ci95", "clicks", "shown"],
+            "additionalProperties": False,
+            "properties": {"ctr": _nullable({"type": "number", "minimum": 0, "maximum": 1}),
+                           "ci95": _nullable(INTERVAL), "clicks": COUNT, "shown": COUNT},
+        } for band in SCORE_BANDS},
+    },
     "Summary": {
         "type": "object",
         "required": ["requests", "empty_answers", "errors", "clicks", "ctr", "ctr_ci95", "clicks_per_request",
@@ -177,23 +193,10 @@ SCHEMAS = {
                                    "ci95": INTERVAL, "clicks": COUNT, "shown": COUNT},
                 },
             },
-            "ctr_by_score": {
-                "type": "object",
-                "description": "by score band, low to high, each [low, high) (negative scores in the first, 1 and "
-                               "above in the last): share of the links shown with a score in the band that were clicked. "
-                               "Bands with no click over many links shown suggest a min_score, an engine's "
-                               "from its own (engines: scores are each engine's); low scores sit "
-                               "at low ranks, so a band's click-through mixes score and rank",
-                "required": SCORE_BANDS,
-                "additionalProperties": False,
-                "properties": {band: {
-                    "type": "object",
-                    "required": ["ctr", "ci95", "clicks", "shown"],
-                    "additionalProperties": False,
-                    "properties": {"ctr": _nullable({"type": "number", "minimum": 0, "maximum": 1}),
-                                   "ci95": _nullable(INTERVAL), "clicks": COUNT, "shown": COUNT},
-                } for band in SCORE_BANDS},
-            },
+            "ctr_by_score": {**_ref("ScoreBands"), "description": (
+                "by score band, over the answers these figures count: overall, every engine's links pooled; in "
+                "`engines`, that engine's from the split. A min_score is chosen from an engine's own bands, "
+                "in ctr_by_score_by_engine: scores are each engine's")},
             "latency_ms": {
                 "type": "object",
                 "required": ["p50", "p95"],
@@ -214,7 +217,7 @@ SCHEMAS = {
         "unevaluatedProperties": False,
         "type": "object",
         "required": ["corpus", "since", "truncated", "errors_truncated", "errors_since", "engines",
-                     "engine_named_requests", "left_out"],
+                     "engine_named_requests", "ctr_by_score_by_engine", "left_out"],
         "properties": {
             "corpus": _nullable({"type": "string"}),
             "since": _nullable({"type": "string", "format": "date-time"}),
@@ -232,6 +235,11 @@ SCHEMAS = {
                                        "assigned (ENGINE_WEIGHTS): compare their ctr_ci95"},
             "engine_named_requests": {**COUNT, "description": "answered requests that named their engine "
                                                                "(engine=): in the overall figures, not in `engines`"},
+            "ctr_by_score_by_engine": {
+                "type": "object", "additionalProperties": _ref("ScoreBands"),
+                "description": "ctr_by_score of each engine that showed links, over all its answers: those the "
+                               "split assigned and those that named it (engine=) alike. A min_score is chosen "
+                               "from its engine's own (LSI's cosines run higher than tfidf's)"},
             "left_out": {
                 "type": "object", "additionalProperties": False,
                 "required": ["crawler_requests", "crawler_clicks", "try_it_answers", "other_clicks"],

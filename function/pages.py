@@ -274,7 +274,7 @@ def dashboard_charts(data, stores):
         "engines": charts.engine_ctr_chart(stats["engines"]),
         "ranks": charts.rank_ctr_chart(stats["ctr_by_rank"]),
         "scores": charts.score_ctr_chart(stats["ctr_by_score"]),
-        "min_scores": suggested_min_scores(stats["engines"]),
+        "min_scores": suggested_min_scores(stats["ctr_by_score_by_engine"]),
         "latency": charts.histogram_chart(data["latency_ms"], "ms", "time to answer", "Latency"),
         "delay": charts.histogram_chart(data["click_delay_s"], "s", "time to click", "Time to click"),
         "recommended": charts.bar_list_chart(

@@ -147,12 +147,25 @@ def suggested_min_score(by_score, min_shown=MIN_SHOWN_TO_SUGGEST):
     return None
 
 
-def suggested_min_scores(engines, min_shown=MIN_SHOWN_TO_SUGGEST):
-    """{engine: MinScoreSuggestion} for each engine of /stats' ``engines`` whose own ctr_by_score
-    supports one: scores are each engine's (LSI's cosines run higher than tfidf's), and an edge of
+def suggested_min_scores(by_engine, min_shown=MIN_SHOWN_TO_SUGGEST):
+    """{engine: MinScoreSuggestion} for each engine of /stats' ``ctr_by_score_by_engine`` whose own
+    figures support one: scores are each engine's (LSI's cosines run higher than tfidf's), and an edge of
     all engines' links pooled had been wrong for each."""
-    return {engine: suggestion for engine, figures in engines.items()
-            if (suggestion := suggested_min_score(figures["ctr_by_score"], min_shown)) is not None}
+    return {engine: suggestion for engine, by_score in by_engine.items()
+            if (suggestion := suggested_min_score(by_score, min_shown)) is not None}
+
+
+def ctr_by_score_by_engine(requests, clicks):
+    """{engine: ctr_by_score} of each engine that showed links, over all its readers' answers: the split's
+    and those that named it (engine=) alike, since a score is its engine's however the engine was chosen
+    (``engines`` holds the split's alone: a backend naming its engine on every request had no figures there,
+    so no min_score suggestion)."""
+    shown = [r for r in requests if r.get("status") == 200 and r.get("n_results") and r.get("engine")]
+    clicked = {(c.get("request_id"), c.get("rank")) for c in clicks}
+    by_engine = defaultdict(list)
+    for answer in shown:
+        by_engine[answer["engine"]].append(answer)
+    return {engine: ctr_by_score(by_engine[engine], clicked) for engine in sorted(by_engine)}
 
 
 def summarise(requests, clicks, views=()):
@@ -350,6 +363,7 @@ def report(window, corpus):
                           window.views)  # summarise keeps the views of the answers it is given
         for engine in sorted({r.get("engine") for r in split if r.get("engine")})
     }
+    out["ctr_by_score_by_engine"] = ctr_by_score_by_engine(requests, clicks)
     return out
 
 

@@ -1087,6 +1087,7 @@ def test_click_through_by_score_counts_each_link_shown_in_the_band_of_its_score(
     for row in stats["ctr_by_score"].values():
         assert row["ci95"] == wilson(row["clicks"], row["shown"])  # None with none shown
     assert stats["engines"][read["engine"]]["ctr_by_score"] == stats["ctr_by_score"]
+    assert stats["ctr_by_score_by_engine"] == {read["engine"]: stats["ctr_by_score"]}  # one engine: the same
 
 
 def test_an_answer_records_the_band_of_each_link_and_older_answers_without_them_count_alike(client, function_env):
@@ -1114,6 +1115,7 @@ def test_an_answer_records_the_band_of_each_link_and_older_answers_without_them_
     older = client.get("/stats").get_json()
     assert older["ctr_by_score"] == recorded["ctr_by_score"]
     assert older["engines"] == recorded["engines"]
+    assert older["ctr_by_score_by_engine"] == recorded["ctr_by_score_by_engine"] != {}
 
 
 def test_stats_of_a_corpus_nobody_serves_or_asked_for_is_a_404(client, function_env):

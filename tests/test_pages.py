@@ -383,20 +383,25 @@ def test_dashboard_draws_click_through_by_score_and_suggests_a_min_score_only_wh
     assert not figure.cssselect("[data-suggested-min-score]") and "Readers clicked none" not in figure.text_content()
 
 
-def test_a_min_score_is_suggested_for_each_engine_from_its_own_links(function_env):
-    """Real answers of a split (ENGINE_WEIGHTS) and real clicks on their links, with scores set as each engine
-    scores: tfidf's low (its 0.2-0.3 links never clicked), lsi's high (a link at 0.25 clicked). Pooled, lsi's
-    click had held tfidf's suggestion at 0.2; each engine gets its own, named: tfidf 0.3, lsi 0.2."""
+@pytest.mark.parametrize("chosen_by", ["split", "named"])
+def test_click_through_by_score_and_a_min_score_are_each_engines_own(function_env, chosen_by):
+    """Real answers of a split (ENGINE_WEIGHTS), or of a backend naming the engine (engine=) on every request,
+    and real clicks on their links, with scores set as each engine scores: tfidf's low (its 0.2-0.3 links never
+    clicked), lsi's high (a link at 0.25 clicked). Pooled, lsi's click had held tfidf's suggestion at 0.2;
+    each engine gets its own figures and suggestion, named: tfidf 0.3, lsi 0.2. A backend naming its engine
+    had got none: ``engines`` holds the split's answers alone."""
     import pymongo
 
-    from function.stats import score_bands
+    from function.stats import SCORE_BANDS, score_bands
 
-    client = make_client({**function_env, "ENGINE_WEIGHTS": "lsi=50,tfidf=50"})
+    split = chosen_by == "split"
+    client = make_client({**function_env, "ENGINE_WEIGHTS": "lsi=50,tfidf=50"} if split else function_env)
     scores = {"tfidf": [0.4, 0.35, 0.25, 0.25, 0.15, 0.15, 0.08, 0.08, 0.03, 0.03],  # 8 under 0.3
               "lsi": [0.9, 0.8, 0.25, 0.15, 0.15, 0.12, 0.12, 0.11, 0.11, 0.04]}  # 7 under 0.2
     answers = {"tfidf": [], "lsi": []}
     for i in range(400):  # until each engine has answered 45: 360 and 315 links under its edge
-        answer = client.get("/", query_string={"text": f"moon landing astronaut {i}", "k": 3}).get_json()
+        named = {} if split else {"engine": ("lsi", "tfidf")[i % 2]}
+        answer = client.get("/", query_string={"text": f"moon landing astronaut {i}", "k": 3, **named}).get_json()
         answers[answer["engine"]].append(answer)
         if min(len(a) for a in answers.values()) >= 45:
             break
@@ -416,8 +421,23 @@ def test_a_min_score_is_suggested_for_each_engine_from_its_own_links(function_en
                 "score_bands": score_bands(engine_scores)}})
 
     stats = client.get("/stats").get_json()
-    assert {engine: figures["requests"] for engine, figures in stats["engines"].items()} == {
-        engine: len(a) for engine, a in answers.items()}
+    n = {engine: len(a) for engine, a in answers.items()}  # answers of each engine
+    if split:
+        assert {engine: figures["requests"] for engine, figures in stats["engines"].items()} == n
+    else:  # left out of the comparison, not out of their engine's scores
+        assert stats["engines"] == {} and stats["engine_named_requests"] == sum(n.values())
+    shown_clicked = {  # (links shown, clicked) by band, by hand from the scores
+        "tfidf": [(2 * n["tfidf"], 0), (2 * n["tfidf"], 0), (2 * n["tfidf"], 0), (2 * n["tfidf"], 0),
+                  (2 * n["tfidf"], 10), (0, 0)],
+        "lsi": [(n["lsi"], 0), (0, 0), (6 * n["lsi"], 0), (n["lsi"], 10), (0, 0), (2 * n["lsi"], 0)]}
+    by_engine = stats["ctr_by_score_by_engine"]
+    assert {engine: [(row["shown"], row["clicks"]) for row in by_score.values()]
+            for engine, by_score in by_engine.items()} == shown_clicked
+    pooled = [(stats["ctr_by_score"][band]["shown"], stats["ctr_by_score"][band]["clicks"]) for band in SCORE_BANDS]
+    assert pooled == [(t[0] + l[0], t[1] + l[1]) for t, l in zip(shown_clicked["tfidf"], shown_clicked["lsi"])]
+    for engine in by_engine:  # in 0.2-0.3, where lsi's clicks had hidden that nobody clicks tfidf's
+        assert by_engine[engine]["0.2-0.3"]["ctr"] != stats["ctr_by_score"]["0.2-0.3"]["ctr"]
+
     figure = html_of(client.get("/dashboard")).cssselect('figure[data-chart="scores"]')[0]
     advice = {p.get("data-engine"): p for p in figure.cssselect("[data-suggested-min-score]")}
     assert {engine: p.get("data-suggested-min-score") for engine, p in advice.items()} == {"lsi": "0.2",
