@@ -241,24 +241,26 @@ def histogram_chart(bins, unit, x_title, title):
     return Chart(frame.svg(body, title))
 
 
-def ctr_chart(rows, what, unit, x_title, title):
-    """Click-through bars with their 95% interval as whiskers, one per (label, /stats' row of ctr, ci95,
-    clicks and shown): ``what`` a label is ("rank"), ``unit`` what was shown ("answer"). A row shown
-    nothing keeps its place on the axis, without a bar."""
+def _ctr_top_tick(rows):
+    """The y axis's ticks of click-through rows: up to the highest whisker (1% at least)."""
     drawn = [row for _, row in rows if row["shown"]]
-    if not drawn:
-        return Chart(None)
-    frame = Frame()
-    tick_values = ticks(max(max((row["ci95"] or [0, row["ctr"]])[1] for row in drawn), 0.01), whole=False)
+    return ticks(max(max((row["ci95"] or [0, row["ctr"]])[1] for row in drawn), 0.01), whole=False)
+
+
+def _ctr_panel(frame, rows, what, unit, x_title, tick_values, name=None):
+    """ctr_chart's axes, bars and whiskers in ``frame``; ``name`` (an engine's) heads the panel and its tooltips."""
     y = frame.y_scale(tick_values[-1])
     slot = (frame.right - frame.left) / max(len(rows), 5)
     body = frame.y_axis(tick_values, percent, "click-through")
+    if name is not None:
+        body.append(_text(frame.left, frame.top - 10, name, "row-label big", anchor="start"))
+    whose = f"{name}, " if name is not None else ""
     for i, (label, row) in enumerate(rows):
         if not row["shown"]:
             continue
         x = frame.left + i * slot
         low, high = row["ci95"] or (row["ctr"], row["ctr"])
-        tip = (f"{what} {label}: {percent(row['ctr'], 1)} of {plural(row['shown'], unit)} clicked "
+        tip = (f"{whose}{what} {label}: {percent(row['ctr'], 1)} of {plural(row['shown'], unit)} clicked "
                f"(95% interval {percent(low, 1)}–{percent(high, 1)})")
         height = max(frame.bottom - y(row["ctr"]), 1.5)  # a zero stays visible as a sliver
         body.append(_rect(x + slot * 0.2, frame.bottom - height, slot * 0.6, height, "mark s-clicks", tip))
@@ -268,7 +270,17 @@ def ctr_chart(rows, what, unit, x_title, title):
             body.append(_line("whisker", centre - slot * 0.12, centre + slot * 0.12, y(end), y(end)))
     body += frame.x_axis([label for label, _ in rows], lambda i: frame.left + (i + 0.5) * slot, x_title,
                          max_labels=20)
-    return Chart(frame.svg(body, title))
+    return body
+
+
+def ctr_chart(rows, what, unit, x_title, title):
+    """Click-through bars with their 95% interval as whiskers, one per (label, /stats' row of ctr, ci95,
+    clicks and shown): ``what`` a label is ("rank"), ``unit`` what was shown ("answer"). A row shown
+    nothing keeps its place on the axis, without a bar."""
+    if not any(row["shown"] for _, row in rows):
+        return Chart(None)
+    frame = Frame()
+    return Chart(frame.svg(_ctr_panel(frame, rows, what, unit, x_title, _ctr_top_tick(rows)), title))
 
 
 def rank_ctr_chart(ctr_by_rank, max_ranks=20):
@@ -277,15 +289,38 @@ def rank_ctr_chart(ctr_by_rank, max_ranks=20):
     return ctr_chart(ranks, "rank", "answer", "rank of the result (1 = top)", "Click-through by rank")
 
 
-def score_ctr_chart(ctr_by_score):
-    """Click-through of the links shown in each score band ("0.05-0.1": [0.05, 0.1)), every band in its
-    place; the first holds any score under its top ("<0.05"), the last any from its bottom ("≥0.5")."""
+def _score_rows(ctr_by_score):
+    """(label, row) of each band ("0.05-0.1": [0.05, 0.1)), every band in its place; the first holds any
+    score under its top ("<0.05"), the last any from its bottom ("≥0.5")."""
     last = len(ctr_by_score) - 1
     bands = []
     for i, (band, row) in enumerate(ctr_by_score.items()):
         low, high = band.split("-")
         bands.append((f"<{high}" if i == 0 else f"≥{low}" if i == last else f"{low}–{high}", row))
-    return ctr_chart(bands, "score", "link", "score of the link shown", "Click-through by score")
+    return bands
+
+
+SCORE_PANEL_HEIGHT = 230  # an engine's panel of the score chart: a little lower than a chart of its own
+
+
+def score_ctr_chart(ctr_by_score, by_engine=None):
+    """Click-through of the links shown in each score band. With links of two engines or more in
+    ``by_engine`` (/stats' ctr_by_score_by_engine), one panel for each, headed by its name, on one scale:
+    scores are each engine's (LSI's cosines run higher than tfidf's), and bands pooled mix the two."""
+    engines = {name: _score_rows(by_score) for name, by_score in (by_engine or {}).items()
+               if any(row["shown"] for row in by_score.values())}
+    if len(engines) < 2:
+        return ctr_chart(_score_rows(ctr_by_score), "score", "link", "score of the link shown",
+                         "Click-through by score")
+    tick_values = max((_ctr_top_tick(rows) for rows in engines.values()), key=lambda values: values[-1])
+    body = []
+    for i, (name, rows) in enumerate(engines.items()):
+        panel = Frame(NARROW, SCORE_PANEL_HEIGHT, top=34)
+        body.append(f'<g transform="translate(0 {i * SCORE_PANEL_HEIGHT})">')
+        body += _ctr_panel(panel, rows, "score", "link", f"score of the link {name} showed", tick_values, name)
+        body.append("</g>")
+    whole = Frame(NARROW, SCORE_PANEL_HEIGHT * len(engines))
+    return Chart(whole.svg(body, f"Click-through by score, by engine: {', '.join(engines)}"))
 
 
 def engine_ctr_chart(engines):

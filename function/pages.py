@@ -273,7 +273,7 @@ def dashboard_charts(data, stores):
         "timeline": charts.timeline_chart(data["timeline"]),
         "engines": charts.engine_ctr_chart(stats["engines"]),
         "ranks": charts.rank_ctr_chart(stats["ctr_by_rank"]),
-        "scores": charts.score_ctr_chart(stats["ctr_by_score"]),
+        "scores": charts.score_ctr_chart(stats["ctr_by_score"], stats["ctr_by_score_by_engine"]),
         "min_scores": suggested_min_scores(stats["ctr_by_score_by_engine"]),
         "latency": charts.histogram_chart(data["latency_ms"], "ms", "time to answer", "Latency"),
         "delay": charts.histogram_chart(data["click_delay_s"], "s", "time to click", "Time to click"),
@@ -291,6 +291,10 @@ def dashboard_charts(data, stores):
                        f"95% within {milliseconds(latency['p95'])}" if latency["p50"] is not None else "",
             "delay": f"from the answer to the click on a result: median {milliseconds(delay['median'])}"
             if delay["median"] is not None else "",
+            "scores": "share of the links shown with a score in the band that were clicked, 95% interval as "
+                      "whiskers; low scores sit at low ranks, so both count"
+                      + ("; each engine apart, since its scores are its own" if len(stats["ctr_by_score_by_engine"]) > 1
+                         else ""),
         },
         "verdict": charts.engine_verdict(stats["engines"]),
     }

@@ -387,9 +387,9 @@ def test_dashboard_draws_click_through_by_score_and_suggests_a_min_score_only_wh
 def test_click_through_by_score_and_a_min_score_are_each_engines_own(function_env, chosen_by):
     """Real answers of a split (ENGINE_WEIGHTS), or of a backend naming the engine (engine=) on every request,
     and real clicks on their links, with scores set as each engine scores: tfidf's low (its 0.2-0.3 links never
-    clicked), lsi's high (a link at 0.25 clicked). Pooled, lsi's click had held tfidf's suggestion at 0.2;
-    each engine gets its own figures and suggestion, named: tfidf 0.3, lsi 0.2. A backend naming its engine
-    had got none: ``engines`` holds the split's answers alone."""
+    clicked), lsi's high (a link at 0.25 clicked). Pooled, lsi's click had held tfidf's suggestion at 0.2 and
+    drawn one 0.2-0.3 band of both; each engine gets its own figures, panel and suggestion, named: tfidf 0.3,
+    lsi 0.2. A backend naming its engine had got none: ``engines`` holds the split's answers alone."""
     import pymongo
 
     from function.stats import SCORE_BANDS, score_bands
@@ -439,6 +439,13 @@ def test_click_through_by_score_and_a_min_score_are_each_engines_own(function_en
         assert by_engine[engine]["0.2-0.3"]["ctr"] != stats["ctr_by_score"]["0.2-0.3"]["ctr"]
 
     figure = html_of(client.get("/dashboard")).cssselect('figure[data-chart="scores"]')[0]
+    (svg,) = figure.cssselect("svg")
+    assert [t.text for t in svg.cssselect("text.big")] == ["lsi", "tfidf"]  # one panel each, headed by its name
+    tips = [mark.text_content() for mark in svg.cssselect(".mark title")]
+    assert [tip.split(",")[0] for tip in tips] == ["lsi"] * 4 + ["tfidf"] * 5  # the bands each showed links in
+    assert f"lsi, score 0.2–0.3: {10 / n['lsi']:.1%} of {n['lsi']} links clicked" in tips[2]
+    assert tips[8].startswith(f"tfidf, score 0.3–0.5: {10 / (2 * n['tfidf']):.1%} of {2 * n['tfidf']} links")
+    assert "each engine apart" in figure.cssselect("figcaption")[0].text_content()
     advice = {p.get("data-engine"): p for p in figure.cssselect("[data-suggested-min-score]")}
     assert {engine: p.get("data-suggested-min-score") for engine, p in advice.items()} == {"lsi": "0.2",
                                                                                             "tfidf": "0.3"}
