@@ -74,6 +74,11 @@ THAI_ARTICLES = {
 # A reader's browser. Readers' clicks are sent with it: python-requests' own User-Agent is a
 # crawler's to function.crawlers, and its clicks are left out of /stats.
 BROWSER_AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0"
+# What that browser sends with it when its reader clicks a link on a site's page to the function (an
+# https or loopback address): its Fetch Metadata. A click with the User-Agent alone is a script's that
+# says it is a browser, and /stats counts it apart (function/fetch_metadata.py).
+READER = {"User-Agent": BROWSER_AGENT, "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate",
+          "Sec-Fetch-Dest": "document", "Sec-Fetch-User": "?1"}
 
 # A site owner's STATS_TOKEN: /stats and /dashboard answer only to it when it is set (function/access.py)
 STATS_TOKEN = "owner-" + secrets.token_hex(16)

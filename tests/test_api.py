@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pymongo
 import pytest
 
-from conftest import (BROWSER_AGENT, CHINESE_ARTICLES, STATS_TOKEN, THAI_ARTICLES, basic_auth, make_client,
+from conftest import (BROWSER_AGENT, CHINESE_ARTICLES, READER, STATS_TOKEN, THAI_ARTICLES, basic_auth, make_client,
                       wait_for_events)
 
 RESULT_KEYS = {"rank", "id", "url", "title", "score", "click_url"}
@@ -641,7 +641,7 @@ def test_a_link_issued_by_an_instance_whose_clock_is_ahead_has_no_negative_delay
     are recorded with a delay of 0, not one below, which had pulled the median time to click down."""
     from function import clicks
 
-    reader = {"User-Agent": BROWSER_AGENT}
+    reader = READER
     body = client.get("/?text=moon+landing+astronaut", headers=reader).get_json()
     args = {name: values[0] for name, values in parse_qs(urlsplit(body["results"][0]["click_url"]).query).items()}
     ahead = int(time.time() * 1000) + 60_000
@@ -664,7 +664,7 @@ def test_a_link_issued_past_the_clock_skew_keeps_its_click_marked_and_one_past_t
     from function import clicks
 
     caplog.set_level(logging.WARNING, logger="related")
-    reader = {"User-Agent": BROWSER_AGENT}
+    reader = READER
     body = client.get("/?text=moon+landing+astronaut", headers=reader).get_json()
     args = [{name: values[0] for name, values in parse_qs(urlsplit(result["click_url"]).query).items()}
             for result in body["results"][:3]]
@@ -707,7 +707,7 @@ def test_a_rotated_click_secret_still_follows_the_links_signed_with_a_previous_k
     """Rotating CLICK_SECRET had made every link on readers' pages a 403, their clicks lost. With the
     old key in CLICK_SECRET_PREVIOUS its click and seen links are followed and recorded, and new
     links are signed with the new key alone; a key not listed is refused, as before."""
-    mongodb, reader = function_env["MONGODB"], {"User-Agent": BROWSER_AGENT}
+    mongodb, reader = function_env["MONGODB"], READER
     old_key, new_key = "the-old-click-key-0123", "the-new-click-key-4567"
     before = make_client({**function_env, "CLICK_SECRET": old_key})
     old = before.get("/?text=moon+landing+astronaut", headers=reader).get_json()
@@ -788,7 +788,7 @@ def test_crawlers_answers_and_clicks_are_kept_apart_from_the_readers_figures(cli
     read) and crawlers follow click links: marked by their User-Agent, counted apart. A backend's
     HTTP library is on crawlerdetect's list too, but asks for a reader's page view: a reader's."""
     googlebot = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"
-    reader = {"User-Agent": BROWSER_AGENT}
+    reader = READER
     read = client.get("/?text=moon+landing+astronaut", headers=reader).get_json()
     crawled = client.get("/?text=greek+philosopher", headers={"User-Agent": googlebot}).get_json()
     backend = client.get("/?text=atlantic+ocean", headers={"User-Agent": "WordPress/6.7; https://blog.example"})
@@ -920,7 +920,7 @@ def test_an_answers_seen_link_records_one_view_and_stats_count_the_click_through
     from function.stats import wilson
 
     mongodb = function_env["MONGODB"]
-    reader = {"User-Agent": BROWSER_AGENT}
+    reader = READER
     answers = [client.get("/", query_string={"text": text}, headers=reader).get_json()
                for text in ("moon landing astronaut", "greek philosopher", "atlantic ocean")]
     seen_paths = [urlsplit(answer["seen_url"]) for answer in answers]
@@ -967,7 +967,7 @@ def test_click_through_counts_answers_shown_and_the_clicks_on_them(client, funct
     leave out a click on yesterday's answer (a tab left open overnight, where a day had held more
     clicks than answers clicked); the try-it page's answers are the site owner's, not a reader's."""
     mongodb = function_env["MONGODB"]
-    reader = {"User-Agent": BROWSER_AGENT}
+    reader = READER
     today = client.get("/?text=moon+landing+astronaut", headers=reader).get_json()
     yesterday = client.get("/?text=greek+philosopher", headers=reader).get_json()
     empty = client.get("/?text=atlantic+ocean&min_score=0.9999", headers=reader).get_json()
@@ -1042,7 +1042,7 @@ def test_click_through_by_score_counts_each_link_shown_in_the_band_of_its_score(
     from function.stats import score_bands, wilson
 
     mongodb = function_env["MONGODB"]
-    reader, googlebot = {"User-Agent": BROWSER_AGENT}, {"User-Agent": "Mozilla/5.0 (compatible; Googlebot/2.1)"}
+    reader, googlebot = READER, {"User-Agent": "Mozilla/5.0 (compatible; Googlebot/2.1)"}
     read = client.get("/?text=moon+landing+astronaut&k=5", headers=reader).get_json()
     tried = client.get("/?text=greek+philosopher&k=5", headers={**reader, "Accept": "text/html"}).get_data(as_text=True)
     tried_link = html.unescape(re.search(r'class="result-title" href="([^"]+)"', tried).group(1))
@@ -1097,11 +1097,11 @@ def test_an_answer_records_the_band_of_each_link_and_older_answers_without_them_
     from function.stats import SCORE_BANDS, band_index
 
     mongodb = function_env["MONGODB"]
-    answers = [client.get("/", query_string={"text": text, "k": 8}, headers={"User-Agent": BROWSER_AGENT}).get_json()
+    answers = [client.get("/", query_string={"text": text, "k": 8}, headers=READER).get_json()
                for text in ("moon landing astronaut", "greek philosopher", "atlantic ocean")]
     for answer, rank in zip(answers, (1, 3, 8)):
         assert client.get(answer["results"][rank - 1]["click_url"],
-                          headers={"User-Agent": BROWSER_AGENT}).status_code == 302
+                          headers=READER).status_code == 302
     events = {event["_id"]: event for event in wait_for_events(mongodb, "requests", 3)}
     wait_for_events(mongodb, "clicks", 3)
     for answer in answers:
@@ -1170,7 +1170,7 @@ def test_with_a_stats_token_the_figures_refuse_a_request_without_it(owners_clien
 
 def test_with_a_stats_token_the_figures_answer_to_it_as_bearer_or_as_basics_password(owners_client, function_env):
     body = owners_client.get("/?text=moon+landing+astronaut").get_json()
-    owners_client.get(body["results"][0]["click_url"], headers={"User-Agent": BROWSER_AGENT})
+    owners_client.get(body["results"][0]["click_url"], headers=READER)
     wait_for_events(function_env["MONGODB"], "clicks", 1)
     for headers in ({"Authorization": "Bearer " + STATS_TOKEN}, {"Authorization": "bearer  " + STATS_TOKEN},
                     basic_auth("owner", STATS_TOKEN), basic_auth("", STATS_TOKEN)):
@@ -1181,7 +1181,7 @@ def test_with_a_stats_token_the_figures_answer_to_it_as_bearer_or_as_basics_pass
 
 
 def test_with_a_stats_token_what_readers_browsers_use_stays_open(owners_client, function_env):
-    reader = {"User-Agent": BROWSER_AGENT}
+    reader = READER
     body = owners_client.get("/?text=moon+landing+astronaut", headers=reader).get_json()
     assert body["results"]
     assert owners_client.post("/", json={"text": "greek philosophy"}).status_code == 200
@@ -1198,7 +1198,7 @@ def test_with_a_stats_token_what_readers_browsers_use_stays_open(owners_client, 
 def test_with_a_stats_token_healthz_counts_no_traffic_but_for_the_owner(owners_client):
     """/healthz's event counts (written, buffered, dropped) and fetches in flight had told anyone who
     polled it the site's traffic: one more written for each answer, click and view."""
-    reader = {"User-Agent": BROWSER_AGENT}
+    reader = READER
     owners_client.get("/?text=moon+landing+astronaut", headers=reader)
     stranger = owners_client.get("/healthz")
     assert stranger.status_code == 200 and stranger.get_json()["status"] == "ok"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BROWSER_AGENT, ROOT, STATS_TOKEN, wait_for_events, wiki_article, wiki_sample_path
+from conftest import READER, ROOT, STATS_TOKEN, wait_for_events, wiki_article, wiki_sample_path
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -595,7 +595,7 @@ def seed_traffic(base, mongodb):
             try:
                 # a reader's browser: urllib's own User-Agent is a crawler's, whose clicks are counted apart
                 no_redirect.open(urllib.request.Request(results[rank - 1]["click_url"],
-                                                        headers={"User-Agent": BROWSER_AGENT}), timeout=20)
+                                                        headers=READER), timeout=20)
             except urllib.error.HTTPError as exc:
                 assert exc.code == 302
             clicks += 1

@@ -92,9 +92,9 @@ def test_requests_and_clicks_carry_their_engine_and_stats_compare_the_engines(cl
 def test_each_engine_counts_the_answers_of_its_own_seen(client, function_env, wiki):
     """An engine's ``seen`` and ``ctr_seen`` are over its own answers seen in view: not another
     engine's, nor an answer that named its engine."""
-    from conftest import BROWSER_AGENT
+    from conftest import READER
 
-    reader = {"User-Agent": BROWSER_AGENT}
+    reader = READER
     by_engine = {}
     for n in range(40):
         body = client.get("/", query_string={"text": f"moon landing history number {n}"}, headers=reader).get_json()

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from bench.procmem import cpu_seconds
-from conftest import BROWSER_AGENT, ROOT, wait_for_events, wait_for_port
+from conftest import READER, ROOT, wait_for_events, wait_for_port
 from function.devserver import free_port, start_embedded_mongo, stop
 
 
@@ -123,7 +123,7 @@ def test_links_survive_a_restart_with_a_rotated_secret(function_process, functio
     second = function_process(PORT=str(first.port), CLICK_SECRET="a-rotated-click-key-0123456789",
                               CLICK_SECRET_PREVIOUS_FILE=str(previous)).wait_ready()
     response = requests.get(answer["results"][0]["click_url"], allow_redirects=False, timeout=10,
-                            headers={"User-Agent": BROWSER_AGENT})
+                            headers=READER)
     assert response.status_code == 302 and response.headers["Location"] == answer["results"][0]["url"]
     (click,) = wait_for_events(function_env["MONGODB"], "clicks", 1)
     assert click["_id"] == f"{answer['request_id']}-1"

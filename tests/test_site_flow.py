@@ -16,7 +16,7 @@ import time
 import pytest
 import requests
 
-from conftest import BROWSER_AGENT, ROOT, wait_for_events
+from conftest import READER, ROOT, wait_for_events
 from function.store import Store, current_version_dir
 from function.urls import normalise_url
 from website import ARTICLE_PATHS, Site, article_html, publish, write_sitemaps
@@ -73,7 +73,7 @@ def test_a_website_becomes_a_served_store_with_clicks_by_engine_and_live_updates
     fn = function_process(MODEL_STORE=str(stores), DEFAULT_CORPUS="site", ENGINE_WEIGHTS=WEIGHTS,
                           STORE_CHECK_SECONDS="0.2").wait_ready()
     http = requests.Session()
-    http.headers["User-Agent"] = BROWSER_AGENT  # a reader's clicks
+    http.headers.update(READER)  # a reader's clicks
 
     # every page of the site asks for its related pages: they are on its own topic
     engines, clicks = {}, {"lsi": 0, "tfidf": 0}
