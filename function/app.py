@@ -17,7 +17,7 @@ import os
 
 from flask import Response
 
-from . import __version__, access, crawlers, pages
+from . import __version__, access, crawlers, fetch_metadata, pages
 from .clicks import load_previous_secrets, load_secret
 from .config import ConfigError, Settings
 from .errors import ApiError
@@ -238,12 +238,23 @@ class App:
             self.recommender.click(request.args, record=False)
             raise ApiError("a click link records a reader's click: it is not answered to a prefetch or "
                            "prerender (Sec-Purpose)", status=503, code="prefetch_refused")
-        target = self.recommender.click(request.args, record=seen_by_a_reader(request),
-                                        user_agent=crawlers.user_agent(request))
+        user_agent = crawlers.user_agent(request)
+        signals = fetch_metadata.signals(request.headers)
+        target = self.recommender.click(request.args, record=seen_by_a_reader(request), user_agent=user_agent,
+                                        fetch_signals=signals, unverified=fetch_metadata.unverified(
+                                            user_agent, signals, self.links_trustworthy(request)))
         # no Referrer-Policy of ours: the browser's and the site's decide what its article is told (the
         # site's origin, by default; with "no-referrer" the site's analytics had counted every
         # recommended read as direct)
         return Response(status=302, headers={"Location": target, "Cache-Control": "no-store"})
+
+    def links_trustworthy(self, request):
+        """Whether browsers send Fetch Metadata to the click links this request follows (https or loopback,
+        as base_url builds them); False for a Host no link is built for (that link still redirects)."""
+        try:
+            return fetch_metadata.trustworthy(self.base_url(request))
+        except ApiError:
+            return False
 
     def seen(self, request):
         """POST /seen?...: an answer's list was in a reader's view (the widget posts its seen_url)."""

@@ -242,7 +242,8 @@ SCHEMAS = {
                                "from its engine's own (LSI's cosines run higher than tfidf's)"},
             "left_out": {
                 "type": "object", "additionalProperties": False,
-                "required": ["crawler_requests", "crawler_clicks", "try_it_answers", "other_clicks"],
+                "required": ["crawler_requests", "crawler_clicks", "try_it_answers", "other_clicks",
+                             "unverified_clicks"],
                 "properties": {
                     "crawler_requests": {**COUNT, "description": "answers whose User-Agent names a crawler"},
                     "crawler_clicks": {**COUNT, "description": "clicks by a crawler, an HTTP library, or "
@@ -252,6 +253,12 @@ SCHEMAS = {
                     "other_clicks": {**COUNT, "description": "readers' clicks on an answer not counted: "
                                                              "one before the window, the try-it page's, a "
                                                              "crawler's"},
+                    "unverified_clicks": {**COUNT, "description": "clicks whose User-Agent claims a browser that "
+                                                                  "sends Fetch Metadata (Chrome 76+, Firefox 90+, "
+                                                                  "Safari 16.4+) to an https link, without it: "
+                                                                  "no Sec-Fetch-* header, not a navigation, or "
+                                                                  "(Chromium, Firefox) no Sec-Fetch-User: a "
+                                                                  "script's, not a reader's"},
                 },
                 "description": "events of the window left out of every other figure (at most STATS_MAX_EVENTS "
                                "each); errors are counted whoever met them"},

@@ -390,9 +390,11 @@ class Recommender:
                         "with a delay of 0, marked issued_ahead_ms", event["issued_ahead_ms"] // 1000)
         self.events.record(collection, event)
 
-    def click(self, args, record=True, user_agent=""):
+    def click(self, args, record=True, user_agent="", fetch_signals=None, unverified=None):
         """The target URL of a click link; records the click event unless ``record`` is false or the
-        link has expired, marked as a crawler's by ``user_agent`` (crawlers.mark)."""
+        link has expired, marked as a crawler's by ``user_agent`` (crawlers.mark), with the Fetch Metadata
+        it came with (``fetch_signals``) and why it is not a reader's by them (``unverified``, see
+        fetch_metadata.unverified)."""
         click = clicks.verify(self.click_keys, args)
         if not record or clicks.expired(click, self.settings.click_ttl_seconds):
             return click.url
@@ -400,6 +402,12 @@ class Recommender:
         # database keeps once (a duplicate is dropped by the writer, as a retried batch's is). A
         # replay, a link prefetcher: replays of one link had filled /stats' newest clicks, which
         # narrowed its window until no request was in it.
-        self._record_link_event("clicks", _link_event(click, f"{click.request_id}-{click.rank}", user_agent,
-                                                      rank=click.rank, doc_id=click.doc_id, url=click.url))
+        event_id = f"{click.request_id}-{click.rank}"
+        fields = {"sec_fetch": fetch_signals} if fetch_signals else {}
+        if unverified:
+            # an id of its own, as a crawler's: the link's is kept for its reader's click, which the
+            # database would otherwise drop as this one's duplicate
+            event_id, fields["unverified"] = f"{event_id}-unverified", unverified
+        self._record_link_event("clicks", _link_event(click, event_id, user_agent, rank=click.rank,
+                                                      doc_id=click.doc_id, url=click.url, **fields))
         return click.url

@@ -282,9 +282,12 @@ def add_old_results(collection, answers):
 
 
 # Readers' answers, clicks and views. Crawlers' events are marked ``bot`` (crawlers.mark), the try-it
-# page's answers ``via``: both are counted apart (Window.left_out).
-READERS = {"bot": {"$exists": False}, "via": {"$exists": False}}
+# page's answers ``via``, the clicks of a browser's User-Agent without its Fetch Metadata ``unverified``
+# (fetch_metadata.unverified): all are counted apart (Window.left_out). Clicks written before
+# ``unverified`` have none, and count as they did.
+READERS = {"bot": {"$exists": False}, "via": {"$exists": False}, "unverified": {"$exists": False}}
 CRAWLERS = {"bot": {"$exists": True}}
+UNVERIFIED = {"bot": {"$exists": False}, "unverified": {"$exists": True}}  # a crawler's is a crawler's only
 TRY_IT = {"bot": {"$exists": False}, "via": {"$exists": True}}
 
 
@@ -298,7 +301,8 @@ class Window:
     since: datetime | None  # where the window starts (None: the first event)
     truncated: bool  # cut to the newest STATS_MAX_EVENTS answers, clicks or views: counted from ``since``
     errors_since: datetime | None  # more errors than STATS_MAX_EVENTS: counted from here
-    left_out: dict  # counted apart: crawlers' answers and clicks, the try-it page's answers, other clicks
+    left_out: dict  # counted apart: crawlers' answers and clicks, the try-it page's answers, other clicks,
+    # clicks claiming a browser without its Fetch Metadata
 
 
 def read_events(db, corpus, days, now, request_fields, click_fields, limit):
@@ -343,7 +347,8 @@ def read_events(db, corpus, days, now, request_fields, click_fields, limit):
     left_out = {"crawler_requests": count("requests", {"status": 200, **CRAWLERS}),
                 "crawler_clicks": count("clicks", CRAWLERS),
                 "try_it_answers": count("requests", {"status": 200, **TRY_IT}),
-                "other_clicks": len(clicks) - len(on_answers)}
+                "other_clicks": len(clicks) - len(on_answers),
+                "unverified_clicks": count("clicks", UNVERIFIED)}
     return Window(answered + errors, on_answers, views, since, truncated, errors_since, left_out)
 
 

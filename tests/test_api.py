@@ -817,9 +817,84 @@ def test_crawlers_answers_and_clicks_are_kept_apart_from_the_readers_figures(cli
     stats = client.get("/stats").get_json()
     assert (stats["requests"], stats["clicks"]) == (2, 2)
     assert stats["ctr"] == 1.0 and stats["ctr_by_rank"]["2"]["clicks"] == 1
-    assert stats["left_out"] == {"crawler_requests": 2, "crawler_clicks": 3, "try_it_answers": 0, "other_clicks": 0}
+    assert stats["left_out"] == {"crawler_requests": 2, "crawler_clicks": 3,
+                                 "try_it_answers": 0, "other_clicks": 0, "unverified_clicks": 0}
     page = client.get("/dashboard", headers={"Accept": "text/html"}).get_data(as_text=True)
     assert 'data-left-out="true"' in page and "2 answers and 3 clicks\n      by crawlers" in page
+
+
+CHROME = ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 "
+          "Safari/537.36")
+SAFARI = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+          "Version/17.1 Mobile/15E148 Safari/604.1")
+OLD_FIREFOX = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:78.0) Gecko/20100101 Firefox/78.0"
+WEBVIEW = ("Mozilla/5.0 (Linux; Android 14; Pixel 8; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 "
+           "Chrome/131.0.6778.39 Mobile Safari/537.36")
+NAVIGATION = {"Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"}
+
+
+def test_clicks_that_claim_a_browser_without_its_fetch_metadata_are_counted_apart_and_readers_kept(client,
+                                                                                                  function_env):
+    """A script giving itself a browser's User-Agent (requests, curl -A) had its clicks counted as readers':
+    a browser that sends Fetch Metadata (Chrome 76+, Firefox 90+, Safari 16.4+) sends it with every click.
+    Counted apart, kept, and a reader's own click on the same link still counts; Safari (which never sends
+    Sec-Fetch-User), an older browser, an app's WebView and a click recorded before are readers'."""
+    body = client.get("/", query_string={"text": "moon landing astronaut", "k": 8}, headers=READER).get_json()
+    links = [result["click_url"] for result in body["results"]]
+    followed = [
+        (1, {"User-Agent": BROWSER_AGENT}),  # the agent alone: a script's
+        (1, READER),  # then the reader, on the same link
+        (2, {"User-Agent": CHROME, "Sec-Fetch-Site": "cross-site", "Sec-Fetch-Mode": "cors",
+             "Sec-Fetch-Dest": "empty"}),  # a page's fetch() of the link: no navigation
+        (3, {"User-Agent": CHROME, **NAVIGATION}),  # a script following it (location.href, meta refresh)
+        (4, {"User-Agent": SAFARI, **NAVIGATION}),  # Safari: no Sec-Fetch-User, ever
+        (5, {"User-Agent": OLD_FIREFOX}),  # before Fetch Metadata
+        (6, {"User-Agent": WEBVIEW}),  # an app's WebView: not judged
+        (7, {"User-Agent": CHROME, **NAVIGATION, "Sec-Fetch-Site": "same-site", "Sec-Fetch-User": "?1"}),
+    ]
+    for rank, headers in followed:
+        response = client.get(links[rank - 1], headers=headers)
+        assert response.status_code == 302 and response.headers["Location"] == body["results"][rank - 1]["url"]
+    # an <a ping> naming a click link posts to it: refused, no click
+    ping = {"User-Agent": CHROME, "Content-Type": "text/ping", "Ping-To": body["results"][7]["url"]}
+    assert client.post(links[7], headers=ping, data="PING").status_code == 405
+    clicks = wait_for_events(function_env["MONGODB"], "clicks", len(followed))
+    recorded = sorted((c["rank"], c["_id"].removeprefix(body["request_id"]), c["sec_fetch"], c.get("unverified"))
+                      for c in clicks)
+    assert recorded == [(1, "-1", "xn1", None), (1, "-1-unverified", "---", "no_fetch_metadata"),
+                        (2, "-2-unverified", "xc-", "not_a_navigation"),
+                        (3, "-3-unverified", "xn-", "no_user_activation"), (4, "-4", "xn-", None),
+                        (5, "-5", "---", None), (6, "-6", "---", None), (7, "-7", "sn1", None)]
+    # a click written before clicks recorded their Fetch Metadata counts as it did
+    database = pymongo.MongoClient(function_env["MONGODB"], tz_aware=True).get_default_database()
+    database["clicks"].insert_one({"_id": f"{body['request_id']}-8", "ts": clicks[0]["ts"], "rank": 8,
+                                   "request_id": body["request_id"], "corpus": "wiki", "engine": body["engine"],
+                                   "doc_id": "x", "url": "x", "delay_ms": 1000})
+
+    stats = client.get("/stats").get_json()
+    assert (stats["requests"], stats["clicks"]) == (1, 6)
+    assert [stats["ctr_by_rank"][str(rank)]["clicks"] for rank in range(1, 9)] == [1, 0, 0, 1, 1, 1, 1, 1]
+    assert stats["left_out"] == {"crawler_requests": 0, "crawler_clicks": 0,
+                                 "try_it_answers": 0, "other_clicks": 0, "unverified_clicks": 3}
+    page = client.get("/dashboard", headers={"Accept": "text/html"}).get_data(as_text=True)
+    assert "and 3 clicks claiming a browser without what that browser sends" in page
+
+
+def test_a_browsers_click_over_plain_http_is_a_readers_and_over_https_is_judged(client, function_env):
+    """Browsers send Fetch Metadata only to https (and loopback) addresses: a click link of a plain http
+    address comes without it from every reader, and is not judged by it; behind a proxy that says https
+    (X-Forwarded-Proto), or under an https PUBLIC_URL, it is."""
+    body = client.get("/", query_string={"text": "moon landing astronaut"}, headers=READER).get_json()
+    agent = {"User-Agent": BROWSER_AGENT, "Host": "related.example"}
+    assert client.get(body["results"][0]["click_url"], headers=agent).status_code == 302
+    assert client.get(body["results"][1]["click_url"],
+                      headers={**agent, "X-Forwarded-Proto": "https"}).status_code == 302
+    clicks = sorted(wait_for_events(function_env["MONGODB"], "clicks", 2), key=lambda c: c["rank"])
+    assert [(c["rank"], c.get("unverified")) for c in clicks] == [(1, None), (2, "no_fetch_metadata")]
+    public = make_client({**function_env, "PUBLIC_URL": "https://related.example"})
+    public.get(body["results"][2]["click_url"], headers=agent)
+    third = [c for c in wait_for_events(function_env["MONGODB"], "clicks", 3) if c["rank"] == 3]
+    assert [c.get("unverified") for c in third] == ["no_fetch_metadata"]
 
 
 def test_user_agents_are_read_within_a_budget_and_remembered(caplog, monkeypatch):
@@ -986,7 +1061,8 @@ def test_click_through_counts_answers_shown_and_the_clicks_on_them(client, funct
     assert (day["requests"], day["empty_answers"], day["clicks"]) == (2, 1, 1)
     assert day["ctr"] == 1.0 and day["clicks_per_request"] == 1.0  # 1 of the 1 answer shown
     assert day["ctr_by_rank"]["1"] == {"ctr": 1.0, "ci95": day["ctr_by_rank"]["1"]["ci95"], "clicks": 1, "shown": 1}
-    assert day["left_out"] == {"crawler_requests": 0, "crawler_clicks": 0, "try_it_answers": 1, "other_clicks": 1}
+    assert day["left_out"] == {"crawler_requests": 0, "crawler_clicks": 0,
+                               "try_it_answers": 1, "other_clicks": 1, "unverified_clicks": 0}
     ever = client.get("/stats").get_json()
     assert (ever["requests"], ever["empty_answers"], ever["clicks"], ever["ctr"]) == (3, 1, 2, 1.0)
     assert ever["ctr_by_rank"]["2"]["clicks"] == 1 and ever["left_out"]["other_clicks"] == 0
@@ -1003,7 +1079,8 @@ def test_error_answers_are_errors_whoever_met_them_not_crawlers_or_try_it_answer
     assert sorted((e.get("bot", ""), e.get("via", "")) for e in events) == [("", "try-it"), ("Googlebot", "")]
     stats = client.get("/stats").get_json()
     assert (stats["requests"], stats["errors"]) == (0, 2)
-    assert stats["left_out"] == {"crawler_requests": 0, "crawler_clicks": 0, "try_it_answers": 0, "other_clicks": 0}
+    assert stats["left_out"] == {"crawler_requests": 0, "crawler_clicks": 0,
+                                 "try_it_answers": 0, "other_clicks": 0, "unverified_clicks": 0}
 
 
 def test_stats_figures_are_those_of_the_events_stored(client, function_env):
@@ -1073,7 +1150,8 @@ def test_click_through_by_score_counts_each_link_shown_in_the_band_of_its_score(
 
     stats = client.get("/stats").get_json()
     assert (stats["requests"], stats["clicks"]) == (4, 6)
-    assert stats["left_out"] == {"crawler_requests": 0, "crawler_clicks": 1, "try_it_answers": 1, "other_clicks": 1}
+    assert stats["left_out"] == {"crawler_requests": 0, "crawler_clicks": 1,
+                                 "try_it_answers": 1, "other_clicks": 1, "unverified_clicks": 0}
     by_score = {band: (row["shown"], row["clicks"], row["ctr"]) for band, row in stats["ctr_by_score"].items()}
     assert by_score == {  # shown (the scores), clicked: by hand
         "0-0.05": (2, 1, 0.5),  # 0.01 (the crawler's), -0.01 (clicked)

@@ -313,6 +313,38 @@ def test_a_click_on_a_list_not_yet_half_in_view_counts_it_seen(site_store, funct
     assert page.problems == []
 
 
+def test_a_readers_click_middle_click_and_enter_are_readers_clicks_and_a_scripts_follow_is_not(
+        site_store, function_process, function_env, pages, tab):
+    """Chromium sends Fetch Metadata with each way a reader follows the widget's link (Sec-Fetch-User: ?1
+    with a middle click into a new tab and with Enter too): all readers' clicks. A page's script that
+    follows a click link by itself sends no Sec-Fetch-User, and /stats counts its click apart."""
+    server = function_process(MODEL_STORE=str(site_store), DEFAULT_CORPUS="wiki").wait_ready()
+    page = reading(tab, long_read(pages, server, "/blog/three-ways.html", before_px=100, k=4))
+    links = page.tab.locator("a.related-content-link")
+    links.nth(1).click(button="middle")  # a new tab; this one stays
+    wait_for_events(function_env["MONGODB"], "clicks", 1)
+    links.nth(2).focus()
+    page.tab.keyboard.press("Enter")
+    page.tab.wait_for_url("**/site/*.html")
+    clicks = wait_for_events(function_env["MONGODB"], "clicks", 2)
+    # the script's own answer, followed by the page once it loads, with no reader's activation
+    scripted = answer(server.base, url=pages.url("/site/662.html"), corpus="site", k=1)["results"][0]["click_url"]
+    robot = pages.add("/blog/robot.html", site_page("Robot", body=f"<script>location.href = {json.dumps(scripted)}"
+                                                                  "</script>"))
+    tab().tab.goto(robot)
+    clicks = wait_for_events(function_env["MONGODB"], "clicks", 3)
+    followed = sorted((c["rank"], c["sec_fetch"], c.get("unverified")) for c in clicks)
+    # the site's pages and the function: one host, two ports, so same-site ("s"); a navigation ("n")
+    assert followed == [(1, "sn-", "no_user_activation"), (2, "sn1", None), (3, "sn1", None)]
+    stats = json.load(urllib.request.urlopen(server.base + "/stats", timeout=20))
+    # the middle click's new tab is the only one the context's reader's User-Agent does not reach
+    # (playwright): it says HeadlessChrome there, a crawler's name
+    assert [c.get("bot") for c in sorted(clicks, key=lambda c: c["rank"])] == [None, "Headless", None]
+    left_out = stats["left_out"]
+    assert (stats["clicks"], left_out["crawler_clicks"], left_out["unverified_clicks"]) == (1, 1, 1)
+    assert page.problems == []
+
+
 @pytest.mark.parametrize("button", ["middle", "right", "menu key"])
 def test_a_link_opened_in_a_new_tab_counts_its_list_seen(site_store, function_process, function_env, pages, tab,
                                                         button):
