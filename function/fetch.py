@@ -335,8 +335,27 @@ class _UncheckedPeer(OSError):
     """The socket is connected to an address that was not checked (never expected)."""
 
 
+_MAX_INTERIM = 20  # 1xx answers read past before the final one: a server sends one or two
+
+
+class _FinalResponse(http.client.HTTPResponse):
+    """Reads past interim answers (1xx: 103 Early Hints, 102 Processing) to the final one, as RFC 9110
+    asks of every client; http.client passes over 100 only, and a page sent after a 103 had been a 502.
+    A server that sends more than _MAX_INTERIM of them is refused (a flood of 100s had held a thread,
+    parsing, until the deadline). A 101 was never asked for: it stays the answer (no page)."""
+
+    def _read_status(self):
+        for _ in range(_MAX_INTERIM + 1):
+            version, status, reason = super()._read_status()
+            if not 100 <= status < 200 or status == 101:
+                return version, status, reason
+            http.client._read_headers(self.fp)  # an interim answer's headers say nothing of the page
+        raise http.client.HTTPException(f"more than {_MAX_INTERIM} interim (1xx) answers")
+
+
 class _DeadlineConnectionMixin:
     _fetch_deadline: _Deadline | None = None
+    response_class = _FinalResponse
 
     def _new_conn(self):
         sock = super()._new_conn()
@@ -818,7 +837,7 @@ def _fetch(url, target, limits, deadline, session, pins) -> Page:
                     raise fetch_error(message, 422, "upstream_status", upstream_status=status)
                 if status >= 500:
                     raise fetch_error(message, 502, "upstream_status", upstream_status=status)
-                raise fetch_error(message, 502, "upstream_invalid_response")  # 1xx/3xx that is no redirect
+                raise fetch_error(message, 502, "upstream_invalid_response")  # a 101, a 3xx that is no redirect
             media_type, charset = _parse_content_type(resp.headers.get("Content-Type"))
             if media_type not in limits.content_types:
                 shown = media_type[:80] or "none"

@@ -192,6 +192,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         code = self.param("code", 500, int)
         self.send_simple(code, b"<p>status page</p>" * self.param("repeat", 1, int))
 
+    def route_interim(self):
+        """``n`` interim answers of status ``code`` (103 Early Hints, 102 Processing, 100 Continue),
+        each with a header, before the page: HTTP/1.1 lets a server send them to any client."""
+        code, n = self.param("code", 103, int), self.param("n", 1, int)
+        self.wfile.write(b"HTTP/1.1 %d Interim\r\nLink: </assets/site.css>; rel=preload; as=style\r\n\r\n" % code * n)
+        self.route_page()
+
     def route_error_big(self):
         """A 404 whose body is endless: the client must not read it."""
         self.send_response(404)

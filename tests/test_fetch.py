@@ -789,6 +789,22 @@ def test_not_modified_is_not_a_page(srv):
     assert_fetch_fails(srv.url("/status?code=304"), lim(srv), "upstream_invalid_response", 502)
 
 
+@pytest.mark.parametrize("code,n", [(103, 1), (103, 3), (102, 1), (100, 2)])
+def test_interim_answers_are_passed_over(code, n, srv):
+    # RFC 9110 15.2: a client reads past 1xx answers to the final one; a 103 had been a 502
+    page = fetch_page(srv.url(f"/interim?code={code}&n={n}"), lim(srv))
+    assert (page.status, page.body) == (200, hs.PAGE_HTML)
+
+
+def test_interim_answers_past_a_bound_are_no_page(srv):
+    assert_fetch_fails(srv.url(f"/interim?code=100&n={fetch_module._MAX_INTERIM + 1}"), lim(srv),
+                       "upstream_invalid_response", 502)
+
+
+def test_switching_protocols_unasked_is_no_page(srv):
+    assert_fetch_fails(srv.url("/interim?code=101"), lim(srv), "upstream_invalid_response", 502)
+
+
 # --------------------------------------------------------------------------- connection failures and TLS
 
 
