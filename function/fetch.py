@@ -122,6 +122,7 @@ _EXTRA_BLOCKED = tuple(
         "192.0.0.0/24",  # IETF protocol assignments
         "192.88.99.0/24",  # 6to4 relay anycast
         "198.18.0.0/15",  # benchmarking
+        "168.63.129.16/32",  # Azure's WireServer (platform DNS, VM agent): public-looking, reached from every Azure VM
         "::/96",  # IPv4-compatible IPv6 (deprecated), :: and ::1 included
         "64:ff9b::/96",  # NAT64
         "64:ff9b:1::/48",  # local-use NAT64
