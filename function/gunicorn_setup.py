@@ -15,6 +15,8 @@ the master before it forks, changes three things:
   each sent one byte had held every thread, and /healthz, for as long as they stayed open.
 """
 
+import contextlib
+import http
 import json
 import logging
 import socket
@@ -64,6 +66,9 @@ def json_error_bytes(status_int, reason, mesg):
     body = json.dumps(error.to_json(), ensure_ascii=True).encode() + b"\n"
     headers = {"Connection": "close", "Content-Type": "application/json", **API_HEADERS,
                "Content-Length": str(len(body))}
+    # the status's own phrase where it has one: gunicorn gives its 501 (a transfer coding) "Bad Request"
+    with contextlib.suppress(ValueError):
+        reason = http.HTTPStatus(status_int).phrase
     head = f"HTTP/1.1 {status_int} {reason}\r\n" + "".join(f"{name}: {value}\r\n" for name, value in headers.items())
     return head.encode("latin-1") + b"\r\n" + body
 

@@ -13,6 +13,7 @@ and whether parameters, bodies, click links and headers that a caller controls
 can ever produce a 500 (they must not).
 """
 
+import http
 import json
 import logging
 import secrets
@@ -1119,6 +1120,8 @@ def test_real_server_malformed_http_is_refused_as_json_and_it_keeps_serving(serv
     """gunicorn refuses these before the function sees them; its HTML page is replaced by our JSON error."""
     status, head, body = raw_request(server, request_bytes)
     assert_json_error(status, head, body, want_status, want_code)
+    # the status's own phrase: gunicorn gives its 501 "Bad Request"
+    assert head.startswith(f"HTTP/1.1 {want_status} {http.HTTPStatus(want_status).phrase}\r\n"), head[:60]
     assert "malformed HTTP" in json.loads(body)["error"]["message"]
     assert len(body) < 600  # the 9000-byte header is not echoed back
     assert requests.get(server.base + "/healthz", timeout=10).status_code == 200
