@@ -22,7 +22,7 @@ from .clicks import load_previous_secrets, load_secret
 from .config import ConfigError, Settings
 from .errors import ApiError
 from .events import EventLog, error_kind, uri_hosts
-from .fetch_policy import FetchLimits, names_corpus  # not .fetch: the HTTP stack loads on the first fetch
+from .fetch_policy import FETCHER_PRODUCT, FetchLimits, names_corpus  # not .fetch: the HTTP stack loads on the first fetch
 from .limits import stats_slots
 from .openapi import document as openapi_document
 from .params import check_query_length, gives_arguments, is_speculative, parse_query, seen_by_a_reader
@@ -79,6 +79,16 @@ def fetch_limits_for(settings, stores, env):
         return FetchLimits.from_env(env, corpus_domains=corpus_hosts)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def refuse_own_fetcher(request):
+    """A 403 for a request of the function's own fetcher (its User-Agent): a page that redirects its fetch
+    to the function's public address had it ask itself again, a request deep for each such redirect,
+    until every fetch slot of every instance was held (then a 503 unwound them), each held to the deadline
+    by a page that stalls at the bottom. (Another deployment's fetcher is refused too: this is no page.)"""
+    if request.headers.get("User-Agent", "").startswith(FETCHER_PRODUCT + "/"):
+        raise ApiError("this is the related-content function: its own fetcher (a page redirected it here) "
+                       "gets no recommendations from it", status=403, code="own_fetcher")
 
 
 def _allowed(methods):
@@ -222,6 +232,7 @@ class App:
         """(query, answer) of a GET or POST /, as JSON or the try-it page (``via``) gives it, or of the
         ``arguments`` of the page's posted form. (A HEAD is answered by recommend_head.)"""
         try:
+            refuse_own_fetcher(request)
             query = parse_query(request, self.settings, self.stores.names(), arguments)
             base_url = self.base_url(request)
         except ApiError as exc:

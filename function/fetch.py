@@ -51,7 +51,7 @@ from requests_hardened.ip_filter_adapter import IPFilterAdapter
 from function.charsets import codec_for
 from function.errors import FetchError
 from function.fetch_policy import (  # noqa: F401 (FetchLimits: re-exported)
-    DEFAULT_PORTS, FetchLimits, Target, check_domain, fetch_error, host_in_url,
+    DEFAULT_PORTS, FETCHER_PRODUCT, FetchLimits, Target, check_domain, fetch_error, host_in_url,
     is_private_allowed, parse_url,
 )
 
@@ -82,7 +82,7 @@ for _name in ("urllib3.connection", "urllib3.connectionpool", "urllib3.response"
     logging.getLogger(_name).addFilter(_OneShortLine())
 
 USER_AGENT = (
-    f"RelatedContentBot/{_VERSION} "
+    f"{FETCHER_PRODUCT}/{_VERSION} "
     "(related-content recommendation function; fetches the one page it is asked about)"
 )
 

@@ -27,6 +27,8 @@ log = logging.getLogger("function.fetch")
 CORPUS = "corpus"
 
 MAX_URL_LENGTH = 2048
+#: The product token of the fetcher's User-Agent: the function refuses to answer it (app.refuse_own_fetcher)
+FETCHER_PRODUCT = "RelatedContentBot"
 DEFAULT_CONTENT_TYPES = frozenset({"text/html", "application/xhtml+xml", "text/plain"})
 
 

@@ -60,7 +60,7 @@ SCHEMAS = {
                                         "unknown_parameter, unknown_corpus, unknown_engine, unknown_id, invalid_id, invalid_url, invalid_host, "
                                         "invalid_json, unreadable_body, unsupported_media_type, body_too_large, "
                                         "query_too_long, text_too_large, no_known_words, no_article_text, "
-                                        "forbidden_address, domain_not_allowed, unsupported_content_type, "
+                                        "forbidden_address, domain_not_allowed, own_fetcher, unsupported_content_type, "
                                         "unresolvable_host, upstream_status, page_too_large, too_many_redirects, invalid_redirect, "
                                         "upstream_unreachable, upstream_tls_error, upstream_invalid_response, "
                                         "upstream_timeout, fetch_failed, fetch_busy, store_unavailable, "
@@ -351,7 +351,8 @@ FILTER_PARAMETERS = [
 ]
 RECOMMEND_ERRORS = {
     "400": _error("a bad parameter: missing, ambiguous, unknown or out of range"),
-    "403": _error("the URL's address is not allowed (private, loopback, or outside FETCH_ALLOWED_DOMAINS)"),
+    "403": _error("the URL's address is not allowed (private, loopback, or outside FETCH_ALLOWED_DOMAINS), or "
+                  "the caller is the function's own fetcher (own_fetcher: a page redirected it here)"),
     "404": _error("unknown corpus or id"),
     "413": _error("text or body too large"),
     "414": _error("query string too long: POST long text as JSON"),

@@ -28,6 +28,7 @@ import requests
 import hostile_servers as hs
 from conftest import PAGES, FunctionProcess, make_client, wait_for_events, with_database
 from function import clicks
+from function.devserver import free_port
 from hostile_servers import canary, fresh_canaries, srv, tripwire  # noqa: F401 (fixtures)
 from test_fetch import LOOPBACK_SPELLINGS, NON_PUBLIC
 
@@ -1154,3 +1155,40 @@ def test_real_server_body_shorter_than_its_content_length_is_a_400(server):
                                        half_close=True)
     assert_json_error(status, head, answer, 400, "unreadable_body")
     assert b"16 of the 100 bytes" in answer
+
+
+# --------------------------------------------------------------------------- the function fetching itself
+
+
+def test_real_server_does_not_fetch_itself(base_env, srv):
+    """A page whose fetch redirects to the function itself (its public address, here its loopback one,
+    exempt as a public one would be fetched): the function asked itself for the page again, a request
+    deep for each such redirect, until each fetch slot it had was held (one worker: 6 deep, then a 503
+    unwound them). Its own fetcher is refused at once, and the page behind is never fetched."""
+    port = free_port()
+    own = f"127.0.0.1:{port}"
+    process = FunctionProcess({**base_env, "FETCH_ALLOW_PRIVATE_HOSTS": f"{srv.netloc},{own}"}, port=port).wait_ready()
+    try:
+        itself = f"http://{own}/?" + urlencode({"url": srv.url("/page")})
+        srv.clear()
+        answer = requests.get(process.base + "/", params={"url": srv.url("/redirect?" + urlencode({"to": itself}))},
+                              headers={"Accept": "application/json"}, timeout=30)
+        assert answer.status_code == 422, answer.text[:300]
+        assert answer.json()["error"]["code"] == "upstream_status"
+        assert "403" in answer.json()["error"]["message"]
+        assert [r["path"] for r in srv.requests if r["path"].startswith("/page")] == []
+    finally:
+        process.stop()
+
+
+@pytest.mark.parametrize("accept", ["application/json", "text/html"])
+def test_the_functions_own_fetcher_is_refused(strict, accept):
+    from function.fetch import USER_AGENT
+
+    refused = strict.get("/?text=moon", headers={"User-Agent": USER_AGENT, "Accept": accept})
+    assert refused.status_code == 403
+    if accept == "application/json":
+        assert refused.get_json()["error"]["code"] == "own_fetcher"
+    else:
+        assert b"own fetcher" in refused.data
+    assert strict.get("/?text=moon", headers={"Accept": accept}).status_code == 200
