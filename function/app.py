@@ -22,7 +22,8 @@ from .clicks import load_previous_secrets, load_secret
 from .config import ConfigError, Settings
 from .errors import ApiError
 from .events import EventLog, error_kind, uri_hosts
-from .fetch_policy import FETCHER_PRODUCT, FetchLimits, names_corpus  # not .fetch: the HTTP stack loads on the first fetch
+# not .fetch: the HTTP stack loads on the first fetch
+from .fetch_policy import FETCHER_PRODUCT, FetchLimits, names_corpus
 from .limits import stats_slots
 from .openapi import document as openapi_document
 from .params import check_query_length, gives_arguments, is_speculative, parse_query, seen_by_a_reader
