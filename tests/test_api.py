@@ -575,7 +575,9 @@ def test_a_click_link_followed_again_is_recorded_once(client, function_env):
 
 
 @pytest.mark.parametrize("header", [("Sec-Purpose", "prefetch"), ("Sec-Purpose", "prefetch;prerender"),
-                                    ("Purpose", "prefetch"), ("X-Moz", "prefetch")])
+                                    ("Purpose", "prefetch"), ("X-Moz", "prefetch"),
+                                    # Safari's preview of a page; a proxy's fold of two header lines into one
+                                    ("X-Purpose", "preview"), ("Purpose", "prefetch, prerender")])
 def test_a_prefetched_click_link_is_no_click_and_the_readers_own_click_is(client, function_env, header):
     """A site whose speculation rules prefetch the links in view (Chromium: Sec-Purpose: prefetch)
     had five clicks, a click-through of 100% and a median delay of 0.15 s for each page view, with no

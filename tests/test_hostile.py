@@ -412,6 +412,7 @@ BAD_QUERY_STRINGS = [
     ("id=%27%20OR%201%3D1%20--", 404, "unknown_id"),
     ("id=../../etc/passwd", 404, "unknown_id"),
     ("id=" + "9" * 513, 400, "invalid_id"),
+    ("id=" + "9" * 512, 404, "unknown_id"),  # MAX_ID_CHARS: an id of 512 characters is looked up
     ("url=" + "http://a.example/" + "a" * 2048, 400, "invalid_url"),
     ("url=%0d%0aHost:%20evil", 400, "invalid_url"),
     ("text=%F0%9F%92%A9%F0%9F%9A%80", 422, "no_known_words"),
@@ -443,6 +444,9 @@ def test_a_query_string_that_is_not_utf8_is_refused(strict):
 
 def test_query_string_over_the_limit_is_a_414(strict):
     assert_error(strict.get("/?text=" + "moon+" * 4000), 414, "query_too_long")
+    at_the_limit = "text=moon+landing+" + "a" * (8_000 - len("text=moon+landing+"))  # MAX_QUERY_BYTES' default
+    assert strict.get("/?" + at_the_limit).status_code == 200
+    assert_error(strict.get("/?" + at_the_limit + "a"), 414, "query_too_long")
 
 
 UNKNOWN_NAMES = "&".join(f"p{i}=1" for i in range(600)) + "&" + "A" * 3_000 + "=1"
@@ -512,6 +516,7 @@ BAD_BODIES = [
     ("id_fraction", b'{"id": 662.5}', 400, "invalid_parameter"),  # 662.0 is the id 662 (test_api)
     ("id_negative", b'{"id": -1}', 404, "unknown_id"),
     ("id_huge", b'{"id": 1000000000000000000000000000000}', 404, "unknown_id"),
+    ("id_float_past_2_53", b'{"id": 1e20}', 400, "invalid_parameter"),  # no float there holds the id sent
     ("url_list", b'{"url": ["http://example.com/"]}', 400, "invalid_parameter"),
     ("top_null", b"null", 400, "invalid_json"),
     ("top_true", b"true", 400, "invalid_json"),
