@@ -145,6 +145,8 @@ def test_previous_click_secrets_are_read_from_a_list_or_a_file_one_a_line(tmp_pa
     ten = [f"an-old-click-key-{n:04}" for n in range(10)]  # the most that may be listed, the signing key besides
     listing.write_text("\n".join([NEW_KEY, *ten]))
     assert previous(CLICK_SECRET_PREVIOUS_FILE=str(listing))[0] == tuple(key.encode() for key in ten)
+    # the shortest key CLICK_SECRET accepts is accepted when a rotation moves it here
+    assert previous(CLICK_SECRET_PREVIOUS="k" * 16) == ((b"k" * 16,), None)
     listing.write_text("")  # a rotation over, its file emptied
     assert previous(CLICK_SECRET_PREVIOUS_FILE=str(listing)) == ((), None)
     # listing no key, it is no rotation: nothing to refuse without CLICK_SECRET either
