@@ -1665,6 +1665,9 @@ def test_member_keys_spell_hosts_as_the_fetcher_does(url):
     ("example.com:8080/a", "https://example.com:8080/a"),
     ("example.com/a?next=https://b.example/c", "https://example.com/a?next=https%3A%2F%2Fb.example%2Fc"),
     ("HTTPS://Example.com/a/", "https://example.com/a"),
+    ("https://example.com./a", "https://example.com/a"),  # a host spelt with its root's dot is the host
+    ("https://h.example/s?page=2&tag=moon", "https://h.example/s?page=2&tag=moon"),
+    ("https://h.example/s?tag=moon&page=2", "https://h.example/s?page=2&tag=moon"),  # a query in any order
     # one spelling of each path character, no dot segments (RFC 3986 normalisation)
     ("https://h.example/any/луна-é", "https://h.example/any/%D0%BB%D1%83%D0%BD%D0%B0-%C3%A9"),
     ("https://h.example/any/%d0%bb%d1%83%d0%bd%d0%b0-%c3%a9", "https://h.example/any/%D0%BB%D1%83%D0%BD%D0%B0-%C3%A9"),
