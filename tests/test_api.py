@@ -692,7 +692,8 @@ def test_a_link_issued_past_the_clock_skew_keeps_its_click_marked_and_one_past_t
     for event in (recorded[1], seen):
         assert event["delay_ms"] == 0 and 3000 * 1000 < event["issued_ahead_ms"] <= 3600 * 1000, event
     assert "issued_ahead_ms" not in recorded[2]
-    assert "s ahead of this instance's clock" in caplog.text
+    # said once, though a click and a view were ahead: a line for each would flood the log while a clock is off
+    assert caplog.text.count("s ahead of this instance's clock") == 1
 
 
 def test_a_click_link_is_one_event_whichever_worker_records_it(client, function_env):

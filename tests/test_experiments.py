@@ -36,6 +36,9 @@ def test_the_split_follows_the_weights_and_a_page_keeps_its_engine(wiki):
     assert 0.77 < skewed["lsi"] < 0.83
     assert shares(wiki, {"lsi": 0, "tfidf": 1}, keys)[0] == {"tfidf": 1.0}
     assert shares(wiki, {"bm25": 1}, keys[:50])[0] == {wiki.default_engine: 1.0}  # unknown engines: the default
+    # weights are read for every corpus: one whose only weighted engine is at 0 is served by its default
+    other = next(name for name in wiki.engines if name != wiki.default_engine)
+    assert shares(wiki, {other: 0, "bm25": 1}, keys[:50])[0] == {wiki.default_engine: 1.0}
     # one page, however its link is spelled, is one key and so one engine
     spellings = ["http://Blog.example/posts/7/", "https://blog.example/posts/7?utm_source=news#top"]
     assert {choose_engine(wiki, {"lsi": 1, "tfidf": 1}, normalise_url(s)).name for s in spellings} == \
