@@ -2,6 +2,7 @@
 real store, real Mongo-wire server, real loopback web pages."""
 
 import gc
+import html
 import logging
 import time
 import tracemalloc
@@ -13,7 +14,7 @@ import pymongo
 import pytest
 
 from conftest import (BROWSER_AGENT, CHINESE_ARTICLES, READER, STATS_TOKEN, THAI_ARTICLES, basic_auth, make_client,
-                      wait_for_events)
+                      wait_for_events, wiki_article)
 
 RESULT_KEYS = {"rank", "id", "url", "title", "score", "click_url"}
 
@@ -134,6 +135,27 @@ def test_a_page_the_corpus_holds_twice_is_one_link(function_env, tmp_path):
     assert sorted(r["title"] for r in answer["results"]) == ["final", "league"]
     assert [r["id"] for r in answer["results"]].count("final") + [r["id"] for r in answer["results"]].count(
         "final-again") == 1
+
+
+def test_a_page_the_corpus_holds_in_two_editions_is_one_link(function_env, tmp_path):
+    """An export with a post's first edition under its http address and the edited post under https: the
+    texts are too far apart to be near-duplicates of each other, but they are one page, one link."""
+    from function.build import BuildOptions, build
+    from function.sources import Record
+
+    records = [
+        Record("final", "https://blog.example/final", "final",
+               "The cricket final went to the last ball as the batsman hit a six over the bowler."),
+        Record("final-first-edition", "http://blog.example/final/", "final",
+               "Cricket report, first edition: rain stopped play twice while the visiting bowler waited inside."),
+        Record("league", "https://blog.example/league", "league",
+               "Cricket league results: the spin bowler took five wickets in the second innings."),
+        Record("bread", "https://blog.example/bread", "bread",
+               "Knead the dough, let it rise twice and bake the bread in a hot oven.")]
+    build([iter(records)], tmp_path / "blog", BuildOptions(name="blog", engines=("tfidf",)), progress=False)
+    client = make_client({**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": "blog"})
+    answer = client.get("/", query_string={"text": "cricket bowler", "k": 3}).get_json()
+    assert sorted(r["title"] for r in answer["results"]) == ["final", "league"], answer["results"]
 
 
 # a blog: a recipe and its repost (a sentence added, its title changed), another recipe sharing most of
@@ -286,6 +308,22 @@ def test_the_fetched_articles_kept_are_bounded_by_their_memory(function_env, pag
             assert fetched == [1] * 8
 
 
+def test_a_fetched_pages_article_is_read_up_to_max_text_chars(function_env, pages):
+    """A page's article is read up to MAX_TEXT_CHARS, as a text past it is refused: what follows (here
+    an ocean's article after the moon landing's) is not what the page is matched by, nor tokenised."""
+    client = make_client({**function_env, "MAX_TEXT_CHARS": "4000"})
+
+    def paragraphs(title, chars):
+        return "".join(f"<p>{html.escape(line)}</p>" for line in wiki_article(title)[:chars].split("\n")
+                       if line.strip())
+
+    url = pages.add("/moon-then-ocean.html", ("<html><body><article>" + paragraphs("Apollo 11", 6000)
+                                              + paragraphs("Atlantic Ocean", 30000) + "</article></body></html>").encode())
+    page = titles(client.get("/", query_string={"url": url}).get_json())
+    moon = titles(client.get("/", query_string={"text": wiki_article("Apollo 11")[:4000]}).get_json())
+    assert page[0] == moon[0] != "Atlantic Ocean", (page, moon)
+
+
 def test_a_page_that_cannot_be_used_is_refused_from_memory_for_a_while(client, pages):
     """Each repeat would cost a fetch and, for a large page, seconds of extraction."""
     url = pages.add("/no-article.html", b"<html><body><nav><a href='/'>Home</a></nav></body></html>")
@@ -299,6 +337,17 @@ def test_a_page_that_cannot_be_used_is_refused_from_memory_for_a_while(client, p
     broken = pages.add("/broken.html", b"oops", status=500)
     assert [client.get("/", query_string={"url": broken}).status_code for _ in range(2)] == [502, 502]
     assert pages.hits["/broken.html"] >= 2
+
+
+def test_a_page_asked_for_more_links_than_before_gets_them_all(client, function_env, pages):
+    """A site's sidebar asks for 2 links and its footer for 20, on the same page: the page's hits are kept
+    by how many were asked for, not handed to a request wanting more (as a new process answers it)."""
+    page = pages.add("/more-links.html", pages.body("/moon-landing.html"))
+    for url in ("https://en.wikipedia.org/wiki/Apollo_11", page):  # a member's hits, a fetched page's
+        assert len(client.get("/", query_string={"url": url, "k": 2}).get_json()["results"]) == 2
+        more = client.get("/", query_string={"url": url, "k": 20}).get_json()["results"]
+        fresh = make_client(function_env).get("/", query_string={"url": url, "k": 20}).get_json()["results"]
+        assert len(more) == 20 and [r["id"] for r in more] == [r["id"] for r in fresh], url
 
 
 def test_another_spelling_answered_with_another_article_is_not_kept_for_the_page(client, pages):

@@ -243,6 +243,24 @@ def test_a_serving_store_set_picks_up_the_update(records, tmp_path, caplog):
     assert first.docs([0])  # the old version still answers requests in flight
 
 
+def test_a_page_asked_for_again_after_a_new_build_is_read_by_its_vocabulary(records, tmp_path, function_env,
+                                                                             pages):
+    """A fetched page's words are kept by store version: a new build numbers its words anew, and the
+    page's words as the old version numbered them had matched it by other words in the new one."""
+    from conftest import make_client
+
+    build([iter(records[:50])], tmp_path / "w", BuildOptions(name="w"), progress=False)
+    env = {**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": "w", "STORE_CHECK_SECONDS": "0"}
+    client = make_client(env)
+    url = pages.add("/read-by-two-versions.html", pages.body("/moon-landing.html"))
+    first = client.get("/", query_string={"url": url}).get_json()
+    build([iter(records[50:])], tmp_path / "w", BuildOptions(name="w"), progress=False)  # other words
+    again = client.get("/", query_string={"url": url}).get_json()
+    assert again["store_version"] != first["store_version"] and again["page"]["cached"] is True
+    fresh = make_client(env).get("/", query_string={"url": url}).get_json()  # never read it by the old one
+    assert again["results"] and [r["id"] for r in again["results"]] == [r["id"] for r in fresh["results"]]
+
+
 def test_a_store_with_an_ann_index_is_updated(records, tmp_path):
     before = base_store(records, tmp_path / "w", count=70, ann="on", ann_dims=8, ann_candidates=20)
     result = update(tmp_path / "w", [iter(records[70:])], delete_ids=[records[0].id], progress=False)
