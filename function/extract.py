@@ -60,8 +60,9 @@ __all__ = ["Article", "EXTRACTION_REVISION", "extract_article", "decode_html"]
 
 # Raised whenever a change reads some pages' text otherwise. A crawl's state keeps each page's text, not
 # its HTML, so a rebuild would read old text unsaid: the crawl says how many pages an older revision
-# read, and fetches again those it found no text in (revision 1: paywall and story-list boxes, galleries).
-EXTRACTION_REVISION = 1
+# read, and fetches again those it found no text in (revision 1: paywall and story-list boxes, galleries;
+# 2: German sites' boxes, "mehr-zum-thema", "kommentare", "bezahlschranke").
+EXTRACTION_REVISION = 2
 
 
 EMPTY = Article("", "", "")
@@ -390,13 +391,17 @@ BOILER_WORDS = frozenset(
     "comment comments share sharing social related recommended newsletter promo advert "
     "advertisement ad ads sidebar breadcrumb breadcrumbs cookie cookies subscribe subscription "
     "popup modal sponsored outbrain taboola disqus tags byline author footer nav navigation menu "
-    "caption credit paywall regwall readmore mostread trending recirculation".split())
-# a news site's boxes of other stories, named by two words ("read-more", "mostRead"): either word
-# alone names no box ("more-text", "read-time"); such a box inside the story had been indexed with it
+    "caption credit paywall regwall readmore mostread trending recirculation "
+    # German sites' names for the same boxes (comments, paywall, most read, recommended); not the
+    # singular "kommentar", which is also an opinion piece: the article itself
+    "kommentare bezahlschranke meistgelesen empfehlungen mehrzumthema".split())
+# a news site's boxes of other stories, named by two words ("read-more", "mostRead", "mehr-zum-thema"):
+# either word alone names no box ("more-text", "read-time"); such a box inside the story had been indexed with it
 BOILER_PAIRS = frozenset({("read", "more"), ("most", "read"), ("most", "popular"), ("most", "viewed"),
-                          ("more", "stories"), ("more", "on"), ("see", "also"), ("read", "also"), ("also", "read")})
+                          ("more", "stories"), ("more", "on"), ("see", "also"), ("read", "also"), ("also", "read"),
+                          ("zum", "thema"), ("meist", "gelesen")})
 CONTENT_WORDS = frozenset({"content", "embed"})
-DISCUSSION_WORDS = frozenset({"comment", "comments", "disqus"})
+DISCUSSION_WORDS = frozenset({"comment", "comments", "disqus", "kommentare"})
 CONSENT_WORDS = frozenset({"cookie", "cookies"})
 _CAMEL = re.compile(r"([a-z])([A-Z])")
 _TOKEN_SPLIT = re.compile(r"[-_:]+")

@@ -312,6 +312,54 @@ def test_a_paywall_box_under_a_teaser_is_not_the_article(box):
     assert paragraphs(extract_article(html)) == BUS_STORY
 
 
+BUS_STORY_DE = [
+    "Die Stadt will bis zum Sommer zwölf neue Buslinien in den nördlichen Stadtteilen einrichten, teilte der "
+    "Bürgermeister am Dienstag mit.",
+    "Die Busse sollen zwischen fünf Uhr morgens und Mitternacht alle zehn Minuten fahren, auch am Wochenende und an "
+    "Feiertagen.",
+    "Der Stadtrat hatte die Pläne nach langen Beratungen mit großer Mehrheit beschlossen, die Kosten trägt zum Teil "
+    "das Land."]
+TEASERS_DE = "".join(f"<li><a href='/s/{i}'>Geschichte {i}</a><p>Nach dem Hochwasser in der Unterstadt hat der "
+                     f"Gemeinderat eine Untersuchung versprochen, die Bewohner warten auf Hilfe ({i}).</p></li>"
+                     for i in range(3))
+OFFER_DE = ("Dieser Artikel ist exklusiv für Abonnentinnen und Abonnenten. Testen Sie unser Angebot jetzt vier Wochen "
+            "lang für nur 0,99 Euro und lesen Sie alle Artikel aus Politik, Sport, Wetter und Kultur ohne Werbung.")
+COMMENT_DE = ("Ich wohne seit zwanzig Jahren im Norden der Stadt und finde, das ist die beste Nachricht, die wir seit "
+              "langem bekommen haben, endlich tut sich etwas.")
+
+
+@pytest.mark.parametrize("box", [
+    f"<div class='mehr-zum-thema'><h2>Mehr zum Thema</h2><ul>{TEASERS_DE}</ul></div>",
+    f"<div class='box meistGelesen'><h2>Meistgelesen</h2><ol>{TEASERS_DE}</ol></div>",
+    f"<div class='meistgelesen'><h2>Meistgelesen</h2><ol>{TEASERS_DE}</ol></div>",
+    f"<div class='artikel-empfehlungen'><h2>Das könnte Sie auch interessieren</h2><ul>{TEASERS_DE}</ul></div>",
+    f"<div class='bezahlschranke'><h2>Weiterlesen mit Plus</h2><p>{OFFER_DE}</p></div>",
+])
+def test_a_german_site_s_boxes_inside_the_story_are_left_out(box):
+    # a German magazine names its boxes in German: its "Mehr zum Thema" teasers, "Meistgelesen", its Plus
+    # offer and its readers' comments had been indexed with each story, as the English-named ones are not
+    # (on a 35-article site, "WLAN" found four other Technik stories by a teaser, and every Plus article
+    # shared the offer's "Politik, Reise, Kochen und Technik")
+    html = ("<html lang='de'><body><main><article><h1>Neue Buslinien für den Norden</h1>" +
+            "".join(f"<p>{line}</p>" for line in BUS_STORY_DE) + box + "</article></main></body></html>")
+    assert paragraphs(extract_article(html)) == BUS_STORY_DE
+
+
+def test_a_short_german_article_above_its_readers_kommentare_is_the_answer():
+    # the thread holds most of the good text: named in German, its 20 comments had been read as the article
+    thread = "<section class='kommentare'>" + "".join(f"<div><b>Leser {i}</b><p>{COMMENT_DE} ({i})</p></div>"
+                                                      for i in range(20)) + "</section>"
+    html = ("<html lang='de'><body><div class='artikel'><h1>Neue Buslinien für den Norden</h1>" +
+            "".join(f"<p>{line}</p>" for line in BUS_STORY_DE) + "</div>" + thread + "</body></html>")
+    assert paragraphs(extract_article(html)) == BUS_STORY_DE
+
+
+def test_german_box_words_name_no_box_alone():
+    # "Kommentar" is also an opinion piece, the article itself; "mehr" and "thema" alone name no box
+    assert extract._boiler_words("artikel-kommentar mehr-text thema-seite zum") == set()
+    assert extract._boiler_words("mehrZumThema") == {"zum-thema"}
+
+
 @pytest.mark.parametrize("around, outside", [
     (("<div class='share-wrapper'>", "</div>"), ""),
     # a theme's state class naming comments: with little text beside it (an "about us" box of 250
