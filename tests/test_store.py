@@ -750,6 +750,18 @@ def test_letters_readers_spell_plainly_meet_their_plain_spelling():
         tokenize("oeufs, boeuf, coeur, strasse, aero, lodz, dakovo")
 
 
+def test_umlauts_typed_as_two_letters_meet_only_through_the_german_stemmer():
+    """As the README says: a German reader without umlaut keys types "Muenchen"; the Snowball German
+    stemmer (PyStemmer 3.1) reads ae/oe/ue as the umlauts, deaccenting alone does not."""
+    from function.tokens import TokenizerOptions, tokenize
+
+    german = TokenizerOptions(stopwords="de", stem="german")
+    assert tokenize("Muenchen Spaetzle Gruesse", german) == tokenize("München Spätzle Grüße", german)
+    assert tokenize("Muenchen Spaetzle") != tokenize("München Spätzle")
+    # a chain of three is its words alone: "E-Mail-Adresse" has no "email", where "E-Mail" has
+    assert tokenize("E-Mail-Adresse") == ["e", "mail", "adresse"] and "email" in tokenize("E-Mail")
+
+
 def test_a_stop_list_leaves_out_function_words_as_the_text_is_read():
     """Its words are read as the text is: "été" and "à" leave out the deaccented "ete" and "a", and
     "qu'il" the "qu" of "qu'on". A list is named by its language, in any case, or its ISO code."""
