@@ -809,8 +809,10 @@ def _extract(html, url, encoding):
         inside = set(story.iter())  # one walk of the story, not one up from each kept paragraph
         if not any(p.node in inside for p in kept):
             # a gallery, a video, a brief: too little in the story for jusText, and what it kept is a
-            # box beside it ("Read more" and its teasers), which had been indexed as the page's own text
-            text = _post_lines(story)
+            # box beside it ("Read more" and its teasers), which had been indexed as the page's own text;
+            # a story of no lines of its own (an <article> around the headline and byline alone, the
+            # body after it) keeps what jusText found: it had been read as no text at all
+            text = _post_lines(story) or text
     length = reading_length(text)
     json_ld_post = None  # read with the articleBody: a page with no text at all has had it read
     if length < 500:

@@ -284,6 +284,15 @@ def test_an_article_element_without_the_headline_is_a_card_beside_the_story():
     assert paragraphs(extract_article(html)) == BUS_STORY
 
 
+def test_an_article_element_holding_only_the_headline_keeps_the_story_beside_it():
+    # an <article> around the headline and byline alone, the story's body after it: the story's own lines
+    # are none (a byline is boilerplate), and the page had been read as no text at all (a 422)
+    html = ("<html lang='en'><body><article class='story-header'><h1>Buses for the north</h1>"
+            "<p class='byline'>By Jo Smith, 3 March</p></article><div class='story-body'>"
+            + "".join(f"<p>{line}</p>" for line in BUS_STORY) + "</div></body></html>")
+    assert paragraphs(extract_article(html)) == BUS_STORY
+
+
 @pytest.mark.parametrize("box", ["read-more", "mostRead", "more-on-this-story", "trending-now"])
 def test_a_box_of_other_stories_inside_the_story_is_left_out(box):
     # a news site's "Most read" with a line under each headline, inside the <article> (a dev page's
