@@ -97,8 +97,10 @@ def load_previous_secrets(settings, key):
                               "characters of random text")
     warning = None
     if key.strip() in listed:
-        listed = [entry for entry in listed if entry != key.strip()]
-        padded = [entry for entry in padded if entry.strip() != key.strip()]
+        # only the signing key itself is left out: "key " moved here when CLICK_SECRET lost its pasted
+        # space is another key, which signed the links made before (they had all been 403s)
+        listed = [entry for entry in listed if entry != key]
+        padded = [entry for entry in padded if entry != key]
         warning = (f"{source} lists the key that signs click links: left out (it is no previous "
                    "key). To rotate, set the new key in CLICK_SECRET")
     if len(listed) > MAX_PREVIOUS_KEYS:

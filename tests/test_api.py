@@ -822,6 +822,19 @@ def test_a_click_secret_with_a_space_at_its_end_verifies_its_links_once_moved_to
     assert rotated.post(old["seen_url"], headers=reader).status_code == 204
 
 
+def test_a_click_secret_rid_of_its_pasted_space_verifies_the_links_signed_with_it(function_env):
+    """The space at the end of CLICK_SECRET taken out, the key as it was moved to the previous ones: the
+    entry, the new key but for its space, had been left out as the signing key, with its spaced form,
+    and every link signed with that form was a 403."""
+    reader = {"User-Agent": BROWSER_AGENT}
+    key = "the-click-key-0123456"
+    before = make_client({**function_env, "CLICK_SECRET": f"{key} "})
+    old = before.get("/?text=moon+landing+astronaut", headers=reader).get_json()
+    fixed = make_client({**function_env, "CLICK_SECRET": key, "CLICK_SECRET_PREVIOUS": f"{key} "})
+    followed = fixed.get(old["results"][0]["click_url"], headers=reader)
+    assert followed.status_code == 302 and followed.headers["Location"] == old["results"][0]["url"]
+
+
 def test_requests_are_logged_with_results_and_timings(client, function_env):
     body = client.get("/?text=moon+landing+astronaut").get_json()
     events = wait_for_events(function_env["MONGODB"], "requests", 1)

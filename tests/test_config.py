@@ -137,8 +137,10 @@ def test_previous_click_secrets_are_read_from_a_list_or_a_file_one_a_line(tmp_pa
     # an entry spaced at its ends is also kept as written: CLICK_SECRET, used as given, may have signed with it
     assert previous(CLICK_SECRET_PREVIOUS=f"{OLD_KEY} ,,{OLDER_KEY},{OLD_KEY},") == \
         ((OLD_KEY.encode(), OLDER_KEY.encode(), f"{OLD_KEY} ".encode()), None)
+    # the signing key listed is left out, not its spaced form: another key, which may have signed links
     assert previous(CLICK_SECRET_PREVIOUS=f" {NEW_KEY}, {OLD_KEY} ")[0] == \
-        tuple(key.encode() for key in (OLD_KEY, f" {OLD_KEY}", f"{OLD_KEY} ", f" {OLD_KEY} "))
+        tuple(key.encode() for key in (OLD_KEY, f" {NEW_KEY}", f" {OLD_KEY}", f"{OLD_KEY} ", f" {OLD_KEY} "))
+    assert previous(CLICK_SECRET_PREVIOUS=f"{NEW_KEY} ")[0] == (f"{NEW_KEY} ".encode(),)
     listing = tmp_path / "click-secret-previous"
     listing.write_text(f"{OLD_KEY}\r\n\n{OLDER_KEY}\n")
     assert previous(CLICK_SECRET_PREVIOUS_FILE=str(listing)) == ((OLD_KEY.encode(), OLDER_KEY.encode()), None)
