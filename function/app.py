@@ -220,6 +220,7 @@ class App:
         mimetype, headers = ("text/html", pages.PAGE_HEADERS) if html else ("application/json", API_HEADERS)
         try:
             if gives_arguments(request) or not html:  # the page's bare form needs no query
+                refuse_own_fetcher(request)  # as ask() does
                 parse_query(request, self.settings, self.stores.names())
                 self.base_url(request)
         except ApiError as exc:

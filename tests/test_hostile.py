@@ -1197,3 +1197,6 @@ def test_the_functions_own_fetcher_is_refused(strict, accept):
     else:
         assert b"own fetcher" in refused.data
     assert strict.get("/?text=moon", headers={"Accept": accept}).status_code == 200
+    # a HEAD is checked as its GET is: the same 4xx (it had been a 200)
+    assert strict.head("/?text=moon", headers={"User-Agent": USER_AGENT, "Accept": accept}).status_code == 403
+    assert strict.head("/?text=moon", headers={"Accept": accept}).status_code == 200
