@@ -22,7 +22,7 @@ jusText classifies the paragraphs; everything around it is ours:
    concentrates: every paragraph adds its length (good) or a penalty (bad) to
    its ancestors, the contribution shrinking at every element where the text
    branches, so a dense run of sibling paragraphs beats a whole page of
-   scattered teasers.
+   scattered teasers; a marked box's good text adds nothing.
 6. Inside the container everything is kept except link lists, the marked
    boilerplate boxes and the headline (returned as the title).  When that
    yields little or nothing, a longer schema.org ``articleBody`` from the
@@ -238,6 +238,34 @@ def _json_ld_objects(doc):
                 stack.extend(v for v in item.values() if isinstance(v, (list, dict)))
 
 
+_CLASS_SELECTOR = re.compile(r"\.(-?[A-Za-z_][\w-]*)")
+
+
+def _gated_classes(doc):
+    """The classes a page's JSON-LD names as its article's subscribers-only part (schema.org's
+    ``hasPart``: ``isAccessibleForFree`` false and a ``cssSelector``, as Google documents paywalled
+    content: ``<div class="paywall">`` around the story's gated paragraphs). They hold the story,
+    whatever their name says; elsewhere a box named "paywall" is the offer beside it."""
+    gated = set()
+    for script in doc.iter("script"):  # only the rare scripts that name a selector are parsed
+        if "ld+json" not in (script.get("type") or "").lower() or "cssSelector" not in (script.text or ""):
+            continue
+        try:
+            stack = [json.loads(script.text)]
+        except (ValueError, RecursionError):
+            continue
+        while stack:
+            item = stack.pop()
+            if isinstance(item, list):
+                stack.extend(item)
+            elif isinstance(item, dict):
+                selector = item.get("cssSelector")
+                if isinstance(selector, str) and str(item.get("isAccessibleForFree")).lower() == "false":
+                    gated.update(_CLASS_SELECTOR.findall(selector))
+                stack.extend(v for v in item.values() if isinstance(v, (list, dict)))
+    return frozenset(gated)
+
+
 def _json_ld(doc):
     """The page's JSON-LD, read once: its longest schema.org articleBody as plain text, and whether an
     object in it says the page is an article or post (POST_TYPES; _calls_itself_a_post). Read twice, a
@@ -439,8 +467,9 @@ class _Enough(Exception):
 class _Walker:
     """DOM -> paragraphs, the way jusText's ParagraphMaker cuts them."""
 
-    def __init__(self, show_hidden=False, captions=False):
+    def __init__(self, show_hidden=False, captions=False, gated=frozenset()):
         self.show_hidden = show_hidden
+        self.gated = gated  # classes of the story's subscribers-only part (_gated_classes): never boilerplate
         self.skip_tags = SKIP_TAGS - {"figcaption"} if captions else SKIP_TAGS
         self.hidden = 0  # elements skipped as hidden
         self.elements = 0
@@ -506,7 +535,7 @@ class _Walker:
         flagged = False
         if tag not in ("html", "body", "article", "main"):
             value = _class_value(el)
-            if value != " " and _boiler_words(value):
+            if value != " " and _boiler_words(value) and self.gated.isdisjoint((el.get("class") or "").split()):
                 flagged = block = True
         self.path.append(tag)
         if block:
@@ -528,10 +557,10 @@ class _Walker:
         self.text(el.tail)
 
 
-def _paragraphs(root, show_hidden=False, captions=False):
+def _paragraphs(root, show_hidden=False, captions=False, gated=frozenset()):
     """The paragraphs under ``root``, and how many hidden elements were left out; ``captions``: with
-    the figures' captions."""
-    walker = _Walker(show_hidden, captions)
+    the figures' captions; ``gated``: _gated_classes."""
+    walker = _Walker(show_hidden, captions, gated)
     walker.node = root
     try:
         walker.walk(root)
@@ -746,8 +775,10 @@ def _select(paras):
             p.flag = None
 
     forks = {node for node, below in kids.items() if len(below) > 1}  # where the text branches
+    # a box's good text neither adds nor takes away: counted against its ancestors, a comment thread
+    # longer than the short story above it in one <article> had left a single paragraph the best
     scores = _summed_up(kids, top_down, _by_element(
-        (p.node, -p.score if p.flag is not None and p.score > 0 else p.score) for p in paras), forks)
+        (p.node, 0.0 if p.flag is not None and p.score > 0 else p.score) for p in paras), forks)
     best = max(kids, key=scores.get)  # of equal scores, the first reached, as the per-paragraph walk had it
     if scores[best] <= 0:
         return []
@@ -802,7 +833,8 @@ def _extract(html, url, encoding):
     root = body if body is not None else doc
     declared = language.code(doc.get("lang") or doc.get("xml:lang") or meta.get("content-language")
                              or meta.get("og:locale") or "")
-    paras, hidden = _paragraphs(root)
+    gated = _gated_classes(doc)
+    paras, hidden = _paragraphs(root, gated=gated)
     text, lang, kept = _article_text(paras, declared)
     story = _story_article(doc)
     if story is not None and kept:
@@ -810,9 +842,12 @@ def _extract(html, url, encoding):
         if not any(p.node in inside for p in kept):
             # a gallery, a video, a brief: too little in the story for jusText, and what it kept is a
             # box beside it ("Read more" and its teasers), which had been indexed as the page's own text;
-            # a story of no lines of its own (an <article> around the headline and byline alone, the
-            # body after it) keeps what jusText found: it had been read as no text at all
-            text = _post_lines(story) or text
+            # a story of no lines of its own, or of a line or two under half of what jusText found (an
+            # <article> around the headline, byline and standfirst alone, the body after it), keeps what
+            # jusText found: it had been read as no text at all, or as its 40-character standfirst
+            own = _post_lines(story)
+            if 2 * reading_length(own) >= reading_length(text):
+                text = own
     length = reading_length(text)
     json_ld_post = None  # read with the articleBody: a page with no text at all has had it read
     if length < 500:
@@ -820,7 +855,7 @@ def _extract(html, url, encoding):
         if reading_length(fallback) > 2 * length:
             text = fallback
     if not text and hidden:  # a page hidden until a script shows it, or a consent dialog open over it
-        text, lang, _ = _article_text(_paragraphs(root, show_hidden=True)[0], declared)
+        text, lang, _ = _article_text(_paragraphs(root, show_hidden=True, gated=gated)[0], declared)
     if not text:  # a photo's caption, a link with a line on it: too short for jusText, if the page is a post
         text = _short_post_text(doc, meta, title, json_ld_post)
         lang = language.choose(declared, text)[1] if text else lang

@@ -303,6 +303,47 @@ def test_a_box_of_other_stories_inside_the_story_is_left_out(box):
     assert paragraphs(extract_article(html)) == BUS_STORY
 
 
+@pytest.mark.parametrize("comments", [8, 30])
+def test_a_short_story_above_its_longer_comment_thread_in_one_article_is_read_whole(comments):
+    # the thread's good text had counted against the <article> holding both, so a single paragraph of
+    # the story scored higher than it: 1 of its 3 paragraphs was read (a box's text now neither adds
+    # to the elements around it nor takes from them; it is left out of the article all the same)
+    thread = ("<section class='comments'>" + f"<div><b>Reader</b><p>{READER_COMMENT}</p></div>" * comments
+              + "</section>")
+    html = story_page("").replace("</article>", thread + "</article>")
+    assert paragraphs(extract_article(html)) == BUS_STORY
+
+
+MORE_OF_THE_STORY = [
+    "Opponents on the council said they would keep pressing for the roads to be repaired first, and that they "
+    "would raise the matter again when the budget for next year is debated in the autumn by the whole council.",
+    "The transport authority will hold public meetings in each of the northern districts over the coming weeks, "
+    "where residents can comment on the proposed routes and on where the new stops should be placed."]
+
+
+def test_a_paywalled_part_the_page_declares_is_the_story_and_an_undeclared_paywall_box_is_not():
+    # Google's markup for paywalled content: the gated paragraphs in <div class="paywall">, named in the
+    # JSON-LD's hasPart (isAccessibleForFree false, cssSelector): they had been left out as an offer box
+    gated = "<div class='paywall'>" + "".join(f"<p>{line}</p>" for line in MORE_OF_THE_STORY[:1] + BUS_STORY[2:]) + "</div>"
+    page = ("<html lang='en'><head>{ld}</head><body><article><h1>Buses for the north</h1>"
+            + "".join(f"<p>{line}</p>" for line in BUS_STORY[:2]) + gated + "</article></body></html>")
+    declared = json.dumps({"@context": "https://schema.org", "@type": "NewsArticle", "isAccessibleForFree": False,
+                           "hasPart": {"@type": "WebPageElement", "isAccessibleForFree": False,
+                                       "cssSelector": ".paywall"}})
+    whole = BUS_STORY[:2] + MORE_OF_THE_STORY[:1] + BUS_STORY[2:]
+    assert paragraphs(extract_article(page.format(ld=f"<script type='application/ld+json'>{declared}</script>"))) == whole
+    assert paragraphs(extract_article(page.format(ld=""))) == BUS_STORY[:2]  # undeclared: an offer box, as before
+
+
+def test_an_article_element_of_the_headline_and_standfirst_keeps_the_story_after_it():
+    # the story's own lines (its standfirst) under half of what jusText found beside it: the body is the
+    # story (the standfirst alone, 40 characters, had been read)
+    html = ("<html lang='en'><body><article><h1>Buses for the north</h1><p class='standfirst'>The council has agreed "
+            "three new routes.</p></article><div class='story-body'>" + "".join(f"<p>{line}</p>" for line in BUS_STORY)
+            + "</div></body></html>")
+    assert paragraphs(extract_article(html)) == BUS_STORY
+
+
 def test_one_word_of_a_pair_names_no_box():
     assert extract._boiler_words("story-more-text read-time most") == set()
     assert extract._boiler_words("box mostRead") == {"most-read"}
