@@ -300,6 +300,11 @@ def _score_rows(ctr_by_score):
     return bands
 
 
+def engines_that_showed_links(by_engine):
+    """The engines of /stats' ctr_by_score_by_engine that showed a link: the score chart's panels."""
+    return [name for name, by_score in (by_engine or {}).items() if any(row["shown"] for row in by_score.values())]
+
+
 SCORE_PANEL_HEIGHT = 230  # an engine's panel of the score chart: a little lower than a chart of its own
 
 
@@ -307,8 +312,7 @@ def score_ctr_chart(ctr_by_score, by_engine=None):
     """Click-through of the links shown in each score band. With links of two engines or more in
     ``by_engine`` (/stats' ctr_by_score_by_engine), one panel for each, headed by its name, on one scale:
     scores are each engine's (LSI's cosines run higher than tfidf's), and bands pooled mix the two."""
-    engines = {name: _score_rows(by_score) for name, by_score in (by_engine or {}).items()
-               if any(row["shown"] for row in by_score.values())}
+    engines = {name: _score_rows(by_engine[name]) for name in engines_that_showed_links(by_engine)}
     if len(engines) < 2:
         return ctr_chart(_score_rows(ctr_by_score), "score", "link", "score of the link shown",
                          "Click-through by score")

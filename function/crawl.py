@@ -86,9 +86,11 @@ class CrawlOptions:
         for name in ("per_host", "concurrency"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}")
-        for name in ("retries", "backoff", "max_pages"):
+        for name in ("retries", "max_pages"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"--{name.replace('_', '-')} cannot be negative, not {getattr(self, name)}")
+        if not self.backoff >= 0:  # no option sets it: a caller of this class does
+            raise ValueError(f"the crawl's backoff cannot be negative, not {self.backoff} seconds")
         if self.max_age is not None and not self.max_age >= 0:  # NaN too; seconds here, hours on the command line
             raise ValueError(f"--max-age cannot be negative, not {self.max_age / 3600:g} (hours: 0 fetches every page again)")
 

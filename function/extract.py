@@ -61,7 +61,8 @@ __all__ = ["Article", "EXTRACTION_REVISION", "extract_article", "decode_html"]
 # Raised whenever a change reads some pages' text otherwise. A crawl's state keeps each page's text, not
 # its HTML, so a rebuild would read old text unsaid: the crawl says how many pages an older revision
 # read, and fetches again those it found no text in (revision 1: paywall and story-list boxes, galleries,
-# German sites' boxes: "mehr-zum-thema", "kommentare", "bezahlschranke").
+# German sites' boxes: "mehr-zum-thema", "kommentare", "bezahlschranke"; a box's text no longer counts
+# against the container, a paywalled part declared in JSON-LD is the story).
 EXTRACTION_REVISION = 1
 
 

@@ -54,6 +54,10 @@ def write_json_error(sock, status_int, reason, mesg):
 
 def json_error_bytes(status_int, reason, mesg):
     """gunicorn's refusal as a whole HTTP answer with a JSON error body."""
+    # the status's own phrase where it has one, in the status line and a message gunicorn left empty:
+    # gunicorn gives its 501 (a transfer coding) "Bad Request"
+    with contextlib.suppress(ValueError):
+        reason = http.HTTPStatus(status_int).phrase
     message = (mesg or reason)[:MESSAGE_CHARS]
     if status_int == 403:  # a proxy or TLS handshake gunicorn does not allow
         message = f"refused before the function read it: {message}"
@@ -66,9 +70,6 @@ def json_error_bytes(status_int, reason, mesg):
     body = json.dumps(error.to_json(), ensure_ascii=True).encode() + b"\n"
     headers = {"Connection": "close", "Content-Type": "application/json", **API_HEADERS,
                "Content-Length": str(len(body))}
-    # the status's own phrase where it has one: gunicorn gives its 501 (a transfer coding) "Bad Request"
-    with contextlib.suppress(ValueError):
-        reason = http.HTTPStatus(status_int).phrase
     head = f"HTTP/1.1 {status_int} {reason}\r\n" + "".join(f"{name}: {value}\r\n" for name, value in headers.items())
     return head.encode("latin-1") + b"\r\n" + body
 

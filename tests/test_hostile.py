@@ -1133,6 +1133,15 @@ def test_real_server_malformed_http_is_refused_as_json_and_it_keeps_serving(serv
     assert requests.get(server.base + "/healthz", timeout=10).status_code == 200
 
 
+def test_a_refusal_gunicorn_gives_no_message_is_named_by_its_own_status():
+    # gunicorn's reason for its 501 is "Bad Request": the status line had been mended, the message not
+    from function.gunicorn_setup import json_error_bytes
+
+    head, _, body = json_error_bytes(501, "Bad Request", "").partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 501 Not Implemented\r\n")
+    assert json.loads(body)["error"]["message"] == "refused before the function read it (malformed HTTP): Not Implemented"
+
+
 @pytest.mark.parametrize("body", [
     b"zz\r\n{\"text\":\"moon\"}\r\n0\r\n\r\n",  # a chunk size that is not hex
     b"-1\r\n{\"text\":\"moon\"}\r\n0\r\n\r\n",
