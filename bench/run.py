@@ -497,21 +497,31 @@ def tables(results):
 REMEASURABLE = ("pss", "throughput", "sources")
 
 
-def remeasure(out, names, settings, log):
-    """Replace some figures of an earlier run's results (noted in meta.remeasured)."""
+def _merged(old, new):
+    """``old`` with ``new``'s values, dicts merged key by key: a figure re-measured at some sizes keeps
+    the others' (--sizes 10000 had stopped at the first size the cache lacks, its store unbuilt)."""
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return new
+    return {**old, **{key: _merged(old.get(key), value) for key, value in new.items()}}
+
+
+def remeasure(out, names, settings, log, sizes=None):
+    """Replace some figures of an earlier run's results (noted in meta.remeasured), at ``sizes`` (default:
+    the run's own), merged into the figures of the run's other sizes."""
     from function.devserver import start_embedded_mongo, stop
 
     results = json.loads(out.read_text())
-    largest = max(results["meta"]["sizes"])
+    sizes = sizes or results["meta"]["sizes"]
+    largest = max(sizes)
     texts = query_texts(max(settings.latency_queries, settings.inprocess_queries))
     mongo_dir = Path(tempfile.mkdtemp(prefix="bench-mongo-", dir=ROOT / "bench" / "cache"))
     mongo, mongodb = start_embedded_mongo(mongo_dir)
     try:
         for name in names:
             figure = {"pss": lambda: pss(largest, mongodb, texts[:200], log),
-                      "throughput": lambda: throughput(results["meta"]["sizes"], mongodb, texts, settings, log, mongo.pid),
+                      "throughput": lambda: throughput(sizes, mongodb, texts, settings, log, mongo.pid),
                       "sources": lambda: sources(largest, mongodb, texts, settings, log)}[name]
-            results[name] = figure()
+            results[name] = _merged(results.get(name), figure())
             results["meta"].setdefault("remeasured", {})[name] = {
                 "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_average": os.getloadavg()}
     finally:
@@ -546,7 +556,7 @@ def main(argv=None):
         if not args.out.is_file():
             p.error(f"--only re-measures figures into an earlier run's results, and {args.out} does not exist: "
                     f"run python -m bench.run first, or name one with --out")
-        return remeasure(args.out, names, settings, log)
+        return remeasure(args.out, names, settings, log, sizes if args.sizes else None)
     started = time.time()
     results = {"meta": {"mode": "quick" if args.quick else "full", "sizes": sizes, "k": K,
                         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
