@@ -430,6 +430,11 @@ BOILER_PAIRS = frozenset({("read", "more"), ("most", "read"), ("most", "popular"
                           ("more", "stories"), ("more", "on"), ("see", "also"), ("read", "also"), ("also", "read"),
                           ("zum", "thema"), ("meist", "gelesen")})
 CONTENT_WORDS = frozenset({"content", "embed"})
+# a class token opening with one of these names no box: WordPress's post_class labels the post's own
+# element by its terms ("tag-trending", "category-kommentare": the story had been left out as a box),
+# and "non-" is the box's opposite ("non-paywall", Google's free part beside the gated one; not "no-":
+# a BBC figure's "no-caption" holds the image's credit line)
+NAMING_NO_BOX = frozenset({"tag", "category", "non"})
 DISCUSSION_WORDS = frozenset({"comment", "comments", "disqus", "kommentare"})
 CONSENT_WORDS = frozenset({"cookie", "cookies"})
 _CAMEL = re.compile(r"([a-z])([A-Z])")
@@ -443,6 +448,8 @@ def _boiler_words(value):
     named = set()
     for token in _CAMEL.sub(r"\1-\2", value).lower().split():
         parts = _TOKEN_SPLIT.split(token)
+        if parts[0] in NAMING_NO_BOX:
+            continue
         words = set(parts)
         if CONTENT_WORDS.isdisjoint(words):
             named |= words & BOILER_WORDS

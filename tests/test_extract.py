@@ -335,6 +335,19 @@ def test_a_paywalled_part_the_page_declares_is_the_story_and_an_undeclared_paywa
     assert paragraphs(extract_article(page.format(ld=""))) == BUS_STORY[:2]  # undeclared: an offer box, as before
 
 
+def test_google_s_free_part_beside_the_declared_paywalled_part_is_read_too():
+    # Google's example markup names the free part "non-paywall": read as a paywall box, the first half of
+    # the story had been left out
+    html = ("<html lang='en'><head><script type='application/ld+json'>{ld}</script></head><body><article>"
+            "<h1>Buses for the north</h1><div class='non-paywall'>{free}</div><div class='paywall'>{gated}</div>"
+            "</article></body></html>").format(
+        ld=json.dumps({"@context": "https://schema.org", "@type": "NewsArticle", "isAccessibleForFree": False,
+                       "hasPart": {"@type": "WebPageElement", "isAccessibleForFree": False, "cssSelector": ".paywall"}}),
+        free="".join(f"<p>{line}</p>" for line in BUS_STORY[:2]),
+        gated="".join(f"<p>{line}</p>" for line in BUS_STORY[2:] + MORE_OF_THE_STORY))
+    assert paragraphs(extract_article(html)) == BUS_STORY + MORE_OF_THE_STORY
+
+
 def test_an_article_element_of_the_headline_and_standfirst_keeps_the_story_after_it():
     # the story's own lines (its standfirst) under half of what jusText found beside it: the body is the
     # story (the standfirst alone, 40 characters, had been read)
@@ -347,6 +360,7 @@ def test_an_article_element_of_the_headline_and_standfirst_keeps_the_story_after
 def test_one_word_of_a_pair_names_no_box():
     assert extract._boiler_words("story-more-text read-time most") == set()
     assert extract._boiler_words("box mostRead") == {"most-read"}
+    assert extract._boiler_words("tag-trending category-most-read non-paywall") == set()
 
 
 PAYWALL = ("This article is for subscribers. Get unlimited access to the Gazette from just one pound a week: "
@@ -408,6 +422,25 @@ def test_german_box_words_name_no_box_alone():
     # "Kommentar" is also an opinion piece, the article itself; "mehr" and "thema" alone name no box
     assert extract._boiler_words("artikel-kommentar mehr-text thema-seite zum") == set()
     assert extract._boiler_words("mehrZumThema") == {"zum-thema"}
+
+
+@pytest.mark.parametrize("lang, post_class, story, beside", [
+    ("en", "post type-post hentry category-news tag-trending", BUS_STORY + MORE_OF_THE_STORY,
+     "<div id='comments'><ol class='commentlist'>" + f"<li><p>{READER_COMMENT}</p></li>" * 8 + "</ol></div>"),
+    ("en", "post hentry category-media tag-paywall", BUS_STORY + MORE_OF_THE_STORY,
+     "<div id='comments'>" + f"<p>{READER_COMMENT}</p>" * 8 + "</div>"),
+    # an opinion piece of a German blog: "kommentare" names a discussion, kept out with 250 characters beside it
+    ("de", "post hentry category-kommentare", BUS_STORY_DE, "<div class='widget'>" + f"<p>{COMMENT_DE}</p>" * 2 + "</div>"),
+    ("de", "post hentry category-politik tag-empfehlungen", BUS_STORY_DE,
+     "<div id='comments'>" + f"<p>{COMMENT_DE}</p>" * 5 + "</div>"),
+])
+def test_a_wordpress_post_s_categories_and_tags_name_no_box(lang, post_class, story, beside):
+    # post_class labels the post's element by its terms ("tag-trending", "category-kommentare"): read as a
+    # box's name, the story beside a longer comment thread or a sidebar's text had been left out
+    html = (f"<html lang='{lang}'><body><div id='content'><div id='post-12' class='{post_class}'><h1>Buses</h1>"
+            "<div class='entry'>" + "".join(f"<p>{line}</p>" for line in story) + "</div></div>" + beside +
+            "</div></body></html>")
+    assert paragraphs(extract_article(html)) == story
 
 
 @pytest.mark.parametrize("around, outside", [
