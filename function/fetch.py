@@ -350,7 +350,7 @@ class _FinalResponse(http.client.HTTPResponse):
             version, status, reason = super()._read_status()
             if not 100 <= status < 200 or status == 101:
                 return version, status, reason
-            http.client._read_headers(self.fp)  # an interim answer's headers say nothing of the page
+            http.client.parse_headers(self.fp)  # an interim answer's headers say nothing of the page
         raise http.client.HTTPException(f"more than {_MAX_INTERIM} interim (1xx) answers")
 
 
