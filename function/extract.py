@@ -239,14 +239,14 @@ def _json_ld_objects(doc):
                 stack.extend(v for v in item.values() if isinstance(v, (list, dict)))
 
 
-_CLASS_SELECTOR = re.compile(r"\.(-?[A-Za-z_][\w-]*)")
+_SIMPLE_SELECTOR = re.compile(r"[.#]-?[A-Za-z_][\w-]*")  # ".paywall", "#paywall": a class's or an id's
 
 
 def _gated_classes(doc):
-    """The classes a page's JSON-LD names as its article's subscribers-only part (schema.org's
-    ``hasPart``: ``isAccessibleForFree`` false and a ``cssSelector``, as Google documents paywalled
-    content: ``<div class="paywall">`` around the story's gated paragraphs). They hold the story,
-    whatever their name says; elsewhere a box named "paywall" is the offer beside it."""
+    """The classes (".name") and ids ("#name") a page's JSON-LD names as its article's subscribers-only
+    part (schema.org's ``hasPart``: ``isAccessibleForFree`` false and a ``cssSelector``, as Google documents
+    paywalled content: ``<div class="paywall">`` around the story's gated paragraphs). They hold the
+    story, whatever their name says; elsewhere a box named "paywall" is the offer beside it."""
     gated = set()
     for script in doc.iter("script"):  # only the rare scripts that name a selector are parsed
         if "ld+json" not in (script.get("type") or "").lower() or "cssSelector" not in (script.text or ""):
@@ -262,9 +262,14 @@ def _gated_classes(doc):
             elif isinstance(item, dict):
                 selector = item.get("cssSelector")
                 if isinstance(selector, str) and str(item.get("isAccessibleForFree")).lower() == "false":
-                    gated.update(_CLASS_SELECTOR.findall(selector))
+                    gated.update(_SIMPLE_SELECTOR.findall(selector))
                 stack.extend(v for v in item.values() if isinstance(v, (list, dict)))
     return frozenset(gated)
+
+
+def _gated(el, gated):
+    """Whether ``el`` is one of the _gated_classes' elements, by a class or its id."""
+    return f"#{el.get('id')}" in gated or any(f".{name}" in gated for name in (el.get("class") or "").split())
 
 
 def _json_ld(doc):
@@ -429,6 +434,12 @@ BOILER_WORDS = frozenset(
 BOILER_PAIRS = frozenset({("read", "more"), ("most", "read"), ("most", "popular"), ("most", "viewed"),
                           ("more", "stories"), ("more", "on"), ("see", "also"), ("read", "also"), ("also", "read"),
                           ("zum", "thema"), ("meist", "gelesen")})
+# the names above of a box of other stories: one that links nowhere and holds a paragraph's text is none
+# (a "read more" expander holding the rest of the story, "read-more-text", had lost it; CNN's "Read More"
+# button, its two words, stays out)
+STORY_LIST_WORDS = frozenset({"readmore", "mostread", "trending", "recirculation", "meistgelesen", "empfehlungen",
+                              "mehrzumthema", *("-".join(pair) for pair in BOILER_PAIRS)})
+MIN_EXPANDER_CHARS = 100
 CONTENT_WORDS = frozenset({"content", "embed"})
 # a class token opening with one of these names no box: WordPress's post_class labels the post's own
 # element by its terms ("tag-trending", "category-kommentare": the story had been left out as a box),
@@ -477,9 +488,11 @@ class _Walker:
 
     def __init__(self, show_hidden=False, captions=False, gated=frozenset()):
         self.show_hidden = show_hidden
-        self.gated = gated  # classes of the story's subscribers-only part (_gated_classes): never boilerplate
+        self.gated = gated  # the story's subscribers-only part, its ".class" and "#id" (_gated_classes): no box
         self.skip_tags = SKIP_TAGS - {"figcaption"} if captions else SKIP_TAGS
         self.hidden = 0  # elements skipped as hidden
+        self.links = 0  # <a href> met so far
+        self.chars = 0  # characters of text met so far
         self.elements = 0
         self.path_facts = {}  # dom path -> (is_heading, in_headline): sibling paragraphs share a path
         self.paras = []
@@ -513,6 +526,7 @@ class _Walker:
         if not s:
             return
         self.parts.append(s)
+        self.chars += len(s)
         if not s.isspace():
             if self.in_link:
                 self.link_chars += len(" ".join(s.split()))
@@ -543,15 +557,20 @@ class _Walker:
         flagged = False
         if tag not in ("html", "body", "article", "main"):
             value = _class_value(el)
-            if value != " " and _boiler_words(value) and self.gated.isdisjoint((el.get("class") or "").split()):
+            named = _boiler_words(value) if value != " " else ()
+            if named and not (self.gated and _gated(el, self.gated)):
                 flagged = block = True
         self.path.append(tag)
         if block:
             self.flush(el)
         if flagged:
             self.flags.append(el)
+            # a box of other stories that links nowhere is none: known once it has been read
+            story_list = named <= STORY_LIST_WORDS
+            first_para, links_before, chars_before = len(self.paras), self.links, self.chars
         if tag == "a":
             self.in_link += 1
+            self.links += el.get("href") is not None
         self.text(el.text)
         for child in el:
             self.walk(child)
@@ -562,6 +581,11 @@ class _Walker:
             self.flush(el.getparent())
         if flagged:
             self.flags.pop()
+            if story_list and self.links == links_before and self.chars - chars_before >= MIN_EXPANDER_CHARS:
+                outer = self.flags[-1] if self.flags else None
+                for para in self.paras[first_para:]:
+                    if para.flag is el:
+                        para.flag = outer
         self.text(el.tail)
 
 

@@ -332,6 +332,9 @@ def test_a_paywalled_part_the_page_declares_is_the_story_and_an_undeclared_paywa
                                        "cssSelector": ".paywall"}})
     whole = BUS_STORY[:2] + MORE_OF_THE_STORY[:1] + BUS_STORY[2:]
     assert paragraphs(extract_article(page.format(ld=f"<script type='application/ld+json'>{declared}</script>"))) == whole
+    by_id = declared.replace('".paywall"', '"#gated-part"')  # a selector of an id names it as well
+    assert paragraphs(extract_article(page.replace("class='paywall'", "class='paywall' id='gated-part'").format(
+        ld=f"<script type='application/ld+json'>{by_id}</script>"))) == whole
     assert paragraphs(extract_article(page.format(ld=""))) == BUS_STORY[:2]  # undeclared: an offer box, as before
 
 
@@ -355,6 +358,15 @@ def test_an_article_element_of_the_headline_and_standfirst_keeps_the_story_after
             "three new routes.</p></article><div class='story-body'>" + "".join(f"<p>{line}</p>" for line in BUS_STORY)
             + "</div></body></html>")
     assert paragraphs(extract_article(html)) == BUS_STORY
+
+
+@pytest.mark.parametrize("box", ["read-more-text", "readMore", "js-readmore"])
+def test_a_read_more_expander_holding_the_rest_of_the_story_is_the_story(box):
+    # a mobile page's "read more": the rest of the story in a box named as a box of other stories, which
+    # links nowhere (the story's last 2 of 5 paragraphs had been left out); its button's two words stay out
+    html = story_page("").replace("</article>", f"<div class='{box}'>" + "".join(f"<p>{line}</p>" for line in MORE_OF_THE_STORY)
+                                  + "</div><div class='read-more-button'>Read More</div></article>")
+    assert paragraphs(extract_article(html)) == BUS_STORY + MORE_OF_THE_STORY
 
 
 def test_one_word_of_a_pair_names_no_box():
