@@ -369,6 +369,20 @@ def test_a_read_more_expander_holding_the_rest_of_the_story_is_the_story(box):
     assert paragraphs(extract_article(html)) == BUS_STORY + MORE_OF_THE_STORY
 
 
+def test_a_header_article_with_a_long_standfirst_and_caption_keeps_the_short_body_after_it():
+    # a brief: the <article> holds the headline, a standfirst and the hero's caption (over half of the
+    # body's length), the body after it links nowhere: no box of teasers, so the body is the story (the
+    # standfirst and caption alone had been read)
+    header = ("<article class='story-header'><h1>Buses for the north</h1><p class='dek'>Twelve new routes will link "
+              "the northern districts to the centre from the spring, after a two-year fight over the budget.</p>"
+              "<figure><img src='/a.jpg'><figcaption>A bus waits at the depot on North Road before the morning rush, "
+              "as drivers prepare for the new routes. Photo: J. Smith</figcaption></figure></article>")
+    html = ("<html lang='en'><body><nav><ul><li><a href='/'>Home</a></li><li><a href='/news'>News</a></li></ul></nav>"
+            "<main>" + header + "<div class='story-body'>" + "".join(f"<p>{line}</p>" for line in BUS_STORY[:2])
+            + "</div></main><footer><p>Copyright 2026 The Gazette. All rights reserved.</p></footer></body></html>")
+    assert paragraphs(extract_article(html)) == BUS_STORY[:2]
+
+
 def test_one_word_of_a_pair_names_no_box():
     assert extract._boiler_words("story-more-text read-time most") == set()
     assert extract._boiler_words("box mostRead") == {"most-read"}
