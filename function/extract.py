@@ -439,7 +439,16 @@ BOILER_PAIRS = frozenset({("read", "more"), ("most", "read"), ("most", "popular"
 # button, its two words, stays out)
 STORY_LIST_WORDS = frozenset({"readmore", "mostread", "trending", "recirculation", "meistgelesen", "empfehlungen",
                               "mehrzumthema", *("-".join(pair) for pair in BOILER_PAIRS)})
-MIN_EXPANDER_CHARS = 100
+MIN_EXPANDER_CHARS = 100  # of the box's paragraphs' text, not of the markup's indentation
+# what links to another page: an <a>, with or without its href, or an element a script follows (a "Most
+# read" of cards each with onclick or data-href, no href, had been read as the story's text)
+LINK_ATTRIBUTES = ("href", "onclick", "data-href", "data-url", "data-link")
+
+
+def _links(el):
+    """Whether ``el`` links somewhere (LINK_ATTRIBUTES, an <a>, role="link")."""
+    return el.tag == "a" or el.get("role") == "link" or any(el.get(name) is not None for name in LINK_ATTRIBUTES)
+
 CONTENT_WORDS = frozenset({"content", "embed"})
 # a class token opening with one of these names no box: WordPress's post_class labels the post's own
 # element by its terms ("tag-trending", "category-kommentare": the story had been left out as a box),
@@ -491,8 +500,7 @@ class _Walker:
         self.gated = gated  # the story's subscribers-only part, its ".class" and "#id" (_gated_classes): no box
         self.skip_tags = SKIP_TAGS - {"figcaption"} if captions else SKIP_TAGS
         self.hidden = 0  # elements skipped as hidden
-        self.links = 0  # <a href> met so far
-        self.chars = 0  # characters of text met so far
+        self.links = 0  # elements met so far that link somewhere (_links)
         self.elements = 0
         self.path_facts = {}  # dom path -> (is_heading, in_headline): sibling paragraphs share a path
         self.paras = []
@@ -526,7 +534,6 @@ class _Walker:
         if not s:
             return
         self.parts.append(s)
-        self.chars += len(s)
         if not s.isspace():
             if self.in_link:
                 self.link_chars += len(" ".join(s.split()))
@@ -567,10 +574,10 @@ class _Walker:
             self.flags.append(el)
             # a box of other stories that links nowhere is none: known once it has been read
             story_list = named <= STORY_LIST_WORDS
-            first_para, links_before, chars_before = len(self.paras), self.links, self.chars
+            first_para, links_before = len(self.paras), self.links
+        self.links += _links(el)
         if tag == "a":
             self.in_link += 1
-            self.links += el.get("href") is not None
         self.text(el.text)
         for child in el:
             self.walk(child)
@@ -581,11 +588,11 @@ class _Walker:
             self.flush(el.getparent())
         if flagged:
             self.flags.pop()
-            if story_list and self.links == links_before and self.chars - chars_before >= MIN_EXPANDER_CHARS:
+            own = [para for para in self.paras[first_para:] if para.flag is el]
+            if story_list and self.links == links_before and sum(len(p.text) for p in own) >= MIN_EXPANDER_CHARS:
                 outer = self.flags[-1] if self.flags else None
-                for para in self.paras[first_para:]:
-                    if para.flag is el:
-                        para.flag = outer
+                for para in own:
+                    para.flag = outer
         self.text(el.tail)
 
 
@@ -946,7 +953,9 @@ def _among_links(kept):
     """Whether the paragraphs jusText ``kept`` lie among as many links as they are, a link a teaser
     (counted in the element holding them all): a box of other stories, not a story's body."""
     holder = _lowest_common_ancestor([p.node for p in kept])
-    return holder is not None and len(holder.xpath(".//a[@href]")) >= len(kept)
+    teasers = sum(not p.is_heading for p in kept)  # a teaser's own headline, linked by a script, is kept too
+    return holder is not None and sum(map(_links, holder.iter(tag=lxml.etree.Element))) >= teasers
+
 
 
 def _lowest_common_ancestor(nodes):

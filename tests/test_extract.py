@@ -369,6 +369,38 @@ def test_a_read_more_expander_holding_the_rest_of_the_story_is_the_story(box):
     assert paragraphs(extract_article(html)) == BUS_STORY + MORE_OF_THE_STORY
 
 
+FLOOD_TEASER = ("Homes in the lower town were flooded after the river burst its banks overnight, and the council "
+                "promised a review ({i}).")
+
+
+@pytest.mark.parametrize("card", ["<div onclick=\"location='/s/{i}'\"><h3>Story {i}</h3><p>{t}</p></div>",
+                                  "<li data-href='/s/{i}'><h3>Story {i}</h3><p>{t}</p></li>",
+                                  "<li><a data-url='/s/{i}'><h3>Story {i}</h3></a><p>{t}</p></li>"])
+def test_a_box_of_other_stories_linked_by_a_script_is_left_out(card):
+    # cards a script follows (onclick, data-href, an <a> without its href) link as an href does: read as
+    # a "read more" expander, the box's headlines and teasers had been indexed with the story
+    box = "".join(card.format(i=i, t=FLOOD_TEASER.format(i=i)) for i in range(3))
+    html = story_page("").replace("</article>", f"<div class='most-read'><h2>Most read</h2>{box}</div></article>")
+    assert paragraphs(extract_article(html)) == BUS_STORY
+
+
+def test_a_box_of_other_stories_short_of_a_paragraph_s_text_is_left_out_however_indented():
+    # its markup's indentation had counted towards the expander's 100 characters
+    box = "".join(f"\n        <div>\n            <span>Short title {i}</span>\n        </div>" for i in range(4))
+    html = story_page("").replace("</article>", f"<div class='trending'>{box}\n</div></article>")
+    assert paragraphs(extract_article(html)) == BUS_STORY
+
+
+def test_a_gallery_beside_teasers_linked_by_a_script_is_read_by_its_own_lines():
+    # each teaser's card has data-href, not an <a href>: the teasers had been read as the gallery's text
+    figures = "".join(f"<figure><img src='/{i}.jpg'><figcaption>{c}</figcaption></figure>" for i, c in enumerate(CAPTIONS))
+    box = "".join(f"<li data-href='/n/{i}'><h3>Flood story {i}</h3><p>{FLOOD_TEASER.format(i=i)}</p></li>" for i in range(3))
+    html = ("<html lang='en'><body><main><article><h1>In pictures: the floods</h1>" + figures +
+            "<p>Our photographers captured the floods across the lower town.</p></article>"
+            f"<div class='read-more'><h2>Read more</h2><ul>{box}</ul></div></main></body></html>")
+    assert paragraphs(extract_article(html)) == CAPTIONS + ["Our photographers captured the floods across the lower town."]
+
+
 def test_a_header_article_with_a_long_standfirst_and_caption_keeps_the_short_body_after_it():
     # a brief: the <article> holds the headline, a standfirst and the hero's caption (over half of the
     # body's length), the body after it links nowhere: no box of teasers, so the body is the story (the
