@@ -588,11 +588,12 @@ class _Walker:
             self.flush(el.getparent())
         if flagged:
             self.flags.pop()
-            own = [para for para in self.paras[first_para:] if para.flag is el]
-            if story_list and self.links == links_before and sum(len(p.text) for p in own) >= MIN_EXPANDER_CHARS:
-                outer = self.flags[-1] if self.flags else None
-                for para in own:
-                    para.flag = outer
+            if story_list and self.links == links_before:
+                own = [para for para in self.paras[first_para:] if para.flag is el]
+                if sum(len(para.text) for para in own) >= MIN_EXPANDER_CHARS:
+                    outer = self.flags[-1] if self.flags else None
+                    for para in own:
+                        para.flag = outer
         self.text(el.tail)
 
 
@@ -955,7 +956,6 @@ def _among_links(kept):
     holder = _lowest_common_ancestor([p.node for p in kept])
     teasers = sum(not p.is_heading for p in kept)  # a teaser's own headline, linked by a script, is kept too
     return holder is not None and sum(map(_links, holder.iter(tag=lxml.etree.Element))) >= teasers
-
 
 
 def _lowest_common_ancestor(nodes):
