@@ -221,10 +221,11 @@ def canonical_of(doc, page_url=None):
 _JSON_LD_BLOCKS = ("p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "tr", "pre", "figcaption")
 
 
-def _json_ld_objects(doc):
-    """Every JSON object in the page's JSON-LD, nested ones too."""
+def _json_ld_objects(doc, naming=""):
+    """Every JSON object in the page's JSON-LD, nested ones too; with ``naming``, only the scripts whose
+    text holds it are parsed."""
     for script in doc.iter("script"):
-        if "ld+json" not in (script.get("type") or "").lower():
+        if "ld+json" not in (script.get("type") or "").lower() or naming not in (script.text or ""):
             continue
         try:
             stack = [json.loads(script.text or "")]
@@ -248,22 +249,10 @@ def _gated_classes(doc):
     paywalled content: ``<div class="paywall">`` around the story's gated paragraphs). They hold the
     story, whatever their name says; elsewhere a box named "paywall" is the offer beside it."""
     gated = set()
-    for script in doc.iter("script"):  # only the rare scripts that name a selector are parsed
-        if "ld+json" not in (script.get("type") or "").lower() or "cssSelector" not in (script.text or ""):
-            continue
-        try:
-            stack = [json.loads(script.text)]
-        except (ValueError, RecursionError):
-            continue
-        while stack:
-            item = stack.pop()
-            if isinstance(item, list):
-                stack.extend(item)
-            elif isinstance(item, dict):
-                selector = item.get("cssSelector")
-                if isinstance(selector, str) and str(item.get("isAccessibleForFree")).lower() == "false":
-                    gated.update(_SIMPLE_SELECTOR.findall(selector))
-                stack.extend(v for v in item.values() if isinstance(v, (list, dict)))
+    for item in _json_ld_objects(doc, naming="cssSelector"):  # the rare scripts that name one, on every page
+        selector = item.get("cssSelector")
+        if isinstance(selector, str) and str(item.get("isAccessibleForFree")).lower() == "false":
+            gated.update(_SIMPLE_SELECTOR.findall(selector))
     return frozenset(gated)
 
 
