@@ -489,7 +489,8 @@ class _Walker:
         self.gated = gated  # the story's subscribers-only part, its ".class" and "#id" (_gated_classes): no box
         self.skip_tags = SKIP_TAGS - {"figcaption"} if captions else SKIP_TAGS
         self.hidden = 0  # elements skipped as hidden
-        self.links = 0  # elements met so far that link somewhere (_links)
+        self.links = 0  # elements met so far inside boxes of other stories that link somewhere (_links)
+        self.story_lists = 0  # such boxes open around the element walked
         self.elements = 0
         self.path_facts = {}  # dom path -> (is_heading, in_headline): sibling paragraphs share a path
         self.paras = []
@@ -564,7 +565,9 @@ class _Walker:
             # a box of other stories that links nowhere is none: known once it has been read
             story_list = named <= STORY_LIST_WORDS
             first_para, links_before = len(self.paras), self.links
-        self.links += _links(el)
+            self.story_lists += story_list
+        if self.story_lists:  # links are counted in such boxes only: _links on every element cost a fifth of a walk
+            self.links += _links(el)
         if tag == "a":
             self.in_link += 1
         self.text(el.text)
@@ -577,6 +580,7 @@ class _Walker:
             self.flush(el.getparent())
         if flagged:
             self.flags.pop()
+            self.story_lists -= story_list
             if story_list and self.links == links_before:
                 own = [para for para in self.paras[first_para:] if para.flag is el]
                 if sum(len(para.text) for para in own) >= MIN_EXPANDER_CHARS:
