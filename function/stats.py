@@ -113,15 +113,11 @@ def _band_rows(shown, clicks):
     return {name: _ctr_row(clicks[i], shown[i]) for i, name in enumerate(SCORE_BANDS)}
 
 
-def ctr_by_score(answers, clicked):
-    """Click-through of the links shown in each score band: ``answers``, the request events shown (their
-    bands by rank: bands_of), ``clicked``, the (request id, rank) of the links clicked."""
-    return _band_rows(*_band_counts(answers, clicked))
-
-
 def ctr_by_score_by_engine(answers, clicked):
-    """(ctr_by_score of ``answers``, {engine: ctr_by_score of its own answers}): each engine's links counted
-    once and summed for the pooled figures (counted again, 20,000 answers of k=100 had taken ~0.2 s more)."""
+    """(/stats' ctr_by_score of ``answers``, the request events shown (their bands by rank: bands_of), and
+    {engine: that of its own answers}), ``clicked`` the (request id, rank) of the links clicked: each
+    engine's links counted once and summed for the pooled figures (counted again, 20,000 answers of k=100
+    had taken ~0.2 s more)."""
     groups = defaultdict(list)
     for answer in answers:
         groups[answer.get("engine") or None].append(answer)  # None: an answer that names none
