@@ -92,7 +92,8 @@ class CrawlOptions:
         if not self.backoff >= 0:  # no option sets it: a caller of this class does
             raise ValueError(f"the crawl's backoff cannot be negative, not {self.backoff} seconds")
         if self.max_age is not None and not self.max_age >= 0:  # NaN too; seconds here, hours on the command line
-            raise ValueError(f"--max-age cannot be negative, not {self.max_age / 3600:g} (hours: 0 fetches every page again)")
+            raise ValueError(f"--max-age cannot be negative, not {self.max_age / 3600:g} "
+                             "(hours: 0 fetches every page again)")
 
     def fetch_limits(self):
         return self.limits if self.limits is not None else FetchLimits.from_env(os.environ)

@@ -293,8 +293,8 @@ def dashboard_charts(data, stores):
             if delay["median"] is not None else "",
             "scores": "share of the links shown with a score in the band that were clicked, 95% interval as "
                       "whiskers; low scores sit at low ranks, so both count"
-                      + ("; each engine apart, since its scores are its own" if len(charts.engines_that_showed_links(stats["ctr_by_score_by_engine"])) > 1
-                         else ""),
+                      + ("; each engine apart, since its scores are its own"
+                         if len(charts.engines_that_showed_links(stats["ctr_by_score_by_engine"])) > 1 else ""),
         },
         "verdict": charts.engine_verdict(stats["engines"]),
     }
