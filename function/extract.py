@@ -429,6 +429,14 @@ BOILER_PAIRS = frozenset({("read", "more"), ("most", "read"), ("most", "popular"
 STORY_LIST_WORDS = frozenset({"readmore", "mostread", "trending", "recirculation", "meistgelesen", "empfehlungen",
                               "mehrzumthema", *("-".join(pair) for pair in BOILER_PAIRS)})
 MIN_EXPANDER_CHARS = 100  # of the box's paragraphs' text, not of the markup's indentation
+# the names of a paywall: the offer, or (a metered paywall's markup, no JSON-LD naming it) the story's gated
+# part, hidden by a script past the free articles; it had lost that part, half the story. A box so named is the
+# story's when it reads as the story: MIN_GATED_CHARS of paragraphs, and nothing an offer has (a link, a
+# CONTROL_TAGS element, a price)
+PAYWALL_WORDS = frozenset({"paywall", "regwall", "bezahlschranke"})
+MIN_GATED_CHARS = MIN_GOOD_CHARS  # an offer's one paragraph ("This article is for subscribers...") is shorter
+CONTROL_TAGS = frozenset({"button", "form", "input", "select", "textarea"})
+_PRICE = re.compile(r"[$£€¥]\s?\d|\d\s?(?:[$£€¥]|euros?\b|eur\b|dollars?\b|pounds?\b)", re.I)
 # what links to another page: an <a>, with or without its href, or an element a script follows (a "Most
 # read" of cards each with onclick or data-href, no href, had been read as the story's text)
 LINK_ATTRIBUTES = ("href", "onclick", "data-href", "data-url", "data-link")
@@ -489,8 +497,10 @@ class _Walker:
         self.gated = gated  # the story's subscribers-only part, its ".class" and "#id" (_gated_classes): no box
         self.skip_tags = SKIP_TAGS - {"figcaption"} if captions else SKIP_TAGS
         self.hidden = 0  # elements skipped as hidden
-        self.links = 0  # elements met so far inside boxes of other stories that link somewhere (_links)
-        self.story_lists = 0  # such boxes open around the element walked
+        self.links = 0  # elements met so far inside boxes of other stories or paywalls that link somewhere (_links)
+        self.controls = 0  # CONTROL_TAGS elements met so far inside paywall boxes
+        self.story_lists = 0  # boxes of other stories open around the element walked
+        self.paywalls = 0  # paywall boxes likewise
         self.elements = 0
         self.path_facts = {}  # dom path -> (is_heading, in_headline): sibling paragraphs share a path
         self.paras = []
@@ -534,6 +544,8 @@ class _Walker:
         if self.elements > MAX_ELEMENTS:
             raise _Enough
         tag = el.tag
+        if self.paywalls and tag in CONTROL_TAGS:  # skipped below, with their content
+            self.controls += 1
         if not isinstance(tag, str) or tag in self.skip_tags or len(self.path) >= MAX_DEPTH:
             self.text(el.tail)
             return
@@ -564,9 +576,11 @@ class _Walker:
             self.flags.append(el)
             # a box of other stories that links nowhere is none: known once it has been read
             story_list = named <= STORY_LIST_WORDS
-            first_para, links_before = len(self.paras), self.links
+            paywall = named <= PAYWALL_WORDS  # likewise a paywall that reads as the story's gated part
+            first_para, links_before, controls_before = len(self.paras), self.links, self.controls
             self.story_lists += story_list
-        if self.story_lists:  # links are counted in such boxes only: _links on every element cost a fifth of a walk
+            self.paywalls += paywall
+        if self.story_lists or self.paywalls:  # links counted in such boxes only: on every element, a fifth of a walk
             self.links += _links(el)
         if tag == "a":
             self.in_link += 1
@@ -581,9 +595,12 @@ class _Walker:
         if flagged:
             self.flags.pop()
             self.story_lists -= story_list
-            if story_list and self.links == links_before:
+            self.paywalls -= paywall
+            if self.links == links_before and (story_list or (paywall and self.controls == controls_before)):
                 own = [para for para in self.paras[first_para:] if para.flag is el]
-                if sum(len(para.text) for para in own) >= MIN_EXPANDER_CHARS:
+                chars = sum(len(para.text) for para in own)
+                if (chars >= MIN_EXPANDER_CHARS if story_list else
+                        chars >= MIN_GATED_CHARS and not any(_PRICE.search(para.text) for para in own)):
                     outer = self.flags[-1] if self.flags else None
                     for para in own:
                         para.flag = outer

@@ -335,7 +335,9 @@ def test_a_paywalled_part_the_page_declares_is_the_story_and_an_undeclared_paywa
     by_id = declared.replace('".paywall"', '"#gated-part"')  # a selector of an id names it as well
     assert paragraphs(extract_article(page.replace("class='paywall'", "class='paywall' id='gated-part'").format(
         ld=f"<script type='application/ld+json'>{by_id}</script>"))) == whole
-    assert paragraphs(extract_article(page.format(ld=""))) == BUS_STORY[:2]  # undeclared: an offer box, as before
+    # undeclared, it is read by what it holds: three paragraphs of prose that link nowhere (no button, form or
+    # price) are the story's (test_a_metered_paywall_box_that_holds_the_story_s_end_is_read)
+    assert paragraphs(extract_article(page.format(ld=""))) == whole
 
 
 def test_google_s_free_part_beside_the_declared_paywalled_part_is_read_too():
@@ -431,6 +433,42 @@ def test_a_paywall_box_under_a_teaser_is_not_the_article(box):
     # such story (it had been indexed: "weather" found a council budget story, and only it)
     html = story_page("").replace("</article>", f"{box}<h2>Subscribe to keep reading</h2><p>{PAYWALL}</p>"
                                   f"</{box[1:box.index(' ')]}></article>")
+    assert paragraphs(extract_article(html)) == BUS_STORY
+
+
+def test_a_metered_paywall_box_that_holds_the_story_s_end_is_read():
+    # a metered paywall's markup without JSON-LD: the story's last paragraphs in <div class="article-body__paywall">,
+    # a script hiding them past the free articles; they had been left out as the offer (half the story lost)
+    gated = "".join(f"<p>{line}</p>" for line in MORE_OF_THE_STORY)
+    html = story_page("").replace("</article>", f"<div class='article-body__paywall'>{gated}</div></article>")
+    assert paragraphs(extract_article(html)) == BUS_STORY + MORE_OF_THE_STORY
+
+
+OFFER_LINES = ("Get unlimited access to the Gazette's journalism on any device, with the print edition delivered to "
+               "your door on Saturdays, the puzzles, the newsletters and the archive of every story since 1890.",
+               "Our reporters cover the council, the courts, the schools and the hospitals of the region, and your "
+               "subscription pays for that work. Cancel at any time you like.")
+
+
+@pytest.mark.parametrize("offer", [
+    # Piano/Tinypass's offer as the server renders it: the plan's card links to the checkout
+    "<div class='paywall tp-container' id='piano-offer'><h2>Subscribe to keep reading</h2>{lines}"
+    "<a class='tp-button' href='https://checkout.example/gazette?plan=digital'>Subscribe</a></div>",
+    "<div class='paywall-prompt'><h2>You have read all your free articles</h2>{lines}"
+    "<button type='button' class='subscribe'>Subscribe now</button></div>",
+    "<section class='PaywallPrompt'><h2>Already a subscriber?</h2>{lines}<form action='/login' method='post'>"
+    "<input type='email' name='email'><input type='password' name='password'><input type='submit' value='Log in'>"
+    "</form></section>",
+    "<div class='paywall'><h2>Subscribe to keep reading</h2>{lines}<ul><li>Digital: £1 a week for your first "
+    "three months, then £5.99 a month</li><li>Print and digital: $14.99 a month</li></ul></div>",
+    "<div class='bezahlschranke'><h2>Weiterlesen mit Plus</h2>{lines}<p>Vier Wochen für nur 0,99 Euro, danach "
+    "9,99 Euro im Monat.</p></div>",
+])
+def test_a_paywall_offer_of_prose_stays_out_by_its_link_button_form_or_price(offer):
+    # an offer's paragraphs can be as long as a story's: what tells it from the story's gated part is that it
+    # links somewhere, asks for something (a button, a form) or names a price
+    lines = "".join(f"<p>{line}</p>" for line in OFFER_LINES)
+    html = story_page("").replace("</article>", offer.format(lines=lines) + "</article>")
     assert paragraphs(extract_article(html)) == BUS_STORY
 
 
