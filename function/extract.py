@@ -62,8 +62,9 @@ __all__ = ["Article", "EXTRACTION_REVISION", "extract_article", "decode_html"]
 # its HTML, so a rebuild would read old text unsaid: the crawl says how many pages an older revision
 # read, and fetches again those it found no text in (revision 1: paywall and story-list boxes, galleries,
 # German sites' boxes: "mehr-zum-thema", "kommentare", "bezahlschranke"; a box's text no longer counts
-# against the container, a paywalled part declared in JSON-LD is the story).
-EXTRACTION_REVISION = 1
+# against the container, a paywalled part declared in JSON-LD is the story; revision 2: an undeclared paywall
+# box that reads as the story, with no link, control or price, is the story).
+EXTRACTION_REVISION = 2
 
 
 EMPTY = Article("", "", "")
