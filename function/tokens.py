@@ -31,8 +31,11 @@ WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # meets it ("e-mail", "on-line", "co-operate", French "week-end"); and it takes a soft hyphen
 # (U+00AD), which only says where a line may break, out of its word: "inter\u00adnational" had been
 # two words.
-REVISION = 5
-REVISIONS = (1, 2, 3, 4, 5)
+# Revision 6 does not join a compound whose second word is an elided letter (French "main-d'œuvre",
+# "Côte-d'Or"): revision 5 read them as "maind" and "coted" as well, words no one types. Their
+# words, and every other compound, are read as before.
+REVISION = 6
+REVISIONS = (1, 2, 3, 4, 5, 6)
 
 # Revision 5's compounds: two words joined by a hyphen (ASCII's, or one of HYPHENS_READ), the
 # shorter at most JOINED_PART_CHARS long and neither with a digit. A prefix or a short word is what
@@ -278,11 +281,11 @@ def tokenize(text, options=TokenizerOptions()):
     if beyond_word is None or beyond_word.search(text) is None:  # most text: Latin, Cyrillic, Greek, Arabic
         words = WORD.findall(text)
         if revision >= 5 and "-" in text:
-            words += _joined(text, _compounds(False))
+            words += _joined(text, _compounds(False, revision))
     else:
         words = word_with_marks.findall(text)
         if revision >= 5 and "-" in text:
-            words += _joined(text, _compounds(True))
+            words += _joined(text, _compounds(True, revision))
         if CJK_RUN.search(text):  # after NFKD: "㍿" is "株式会社"
             words = [piece for word in words for piece in _pieces(word, CJK_RUN, tuple)]
         if revision >= 3 and SEA_RUN.search(text):
@@ -298,16 +301,19 @@ def tokenize(text, options=TokenizerOptions()):
     return _stemmer(options.stem).stemWords(tokens) if options.stem else tokens
 
 
-@lru_cache(maxsize=2)
-def _compounds(with_marks):
+@lru_cache(maxsize=4)
+def _compounds(with_marks, revision=REVISION):
     """Two words joined by a hyphen, as the pair of them: not begun inside a word, nor after a
-    word and a hyphen, nor followed by a hyphen and a word (a chain, "state-of-the-art", is none)."""
+    word and a hyphen, nor followed by a hyphen and a word (a chain, "state-of-the-art", is none),
+    nor (revision 6) with an elided second word ("main-d'œuvre")."""
     word, before = r"[^\W_]++", [r"[^\W_]"]
     if with_marks:
         word = f"(?:{_patterns(REVISION)[0].pattern})"
         before.append(f"[{_marks()}]")
     not_after = "".join(f"(?<!{letter})(?<!{letter}-)" for letter in before)
-    return re.compile(rf"{not_after}({word})-({word})(?!-[^\W_])")
+    # an elided second word is one letter and an apostrophe ("d'", "l'"); "Wi-Fi's" is joined
+    elided = r"(?![^\W_]['\u2019][^\W_])" if revision >= 6 else ""
+    return re.compile(rf"{not_after}({word})-{elided}({word})(?!-[^\W_])")
 
 
 DIGIT = re.compile(r"\d")
