@@ -313,13 +313,14 @@ class App:
 
     def healthz(self, request):
         default = self.stores.get(self.settings.default_corpus)
-        mongo_up = self.events.ping()
+        mongo_up, checked_ago = self.events.reachable()
         body = {
             "status": "ok",
             "version": __version__,
             "store": default.describe() if default else None,
             "corpora": {corpus["name"]: corpus for corpus in pages.corpora_of(self.stores)},
-            "mongo": {"configured": bool(self.settings.mongodb_uri), "reachable": mongo_up},
+            "mongo": {"configured": bool(self.settings.mongodb_uri), "reachable": mongo_up,
+                      "checked_seconds_ago": round(checked_ago, 2)},
             "events": self.events.status(),
             "fetches": self.recommender.fetch_slots.status(),
             "stats_reads": self.stats_slots.status(),

@@ -32,6 +32,9 @@ LINGER_SECONDS = 0.05
 # MongoDB's since 1.8, the events written before the first connection are held to it
 MAX_DOCUMENT_BYTES = 16 * 1024 * 1024
 PING_SECONDS = 0.5  # /healthz's wait for Mongo: a reachable server answers in milliseconds
+# a check's answer is /healthz's for this long, and for every /healthz that comes while the next one runs: a
+# flood of probes while Mongo hung had each wait PING_SECONDS, 8 of them holding all 8 threads
+PING_REUSE_SECONDS = 1.0
 INDEXES = {
     # status first: /stats reads the newest answers (status 200) apart from the errors, and without it
     # MongoDB walks every newer error to find them
@@ -125,6 +128,9 @@ class EventLog:
         self._db = None
         self._writing = 0
         self._flushing = False
+        self._checks = threading.Condition()  # reachable(): one Mongo check at a time
+        self._checking = False
+        self._checked = None  # (answered, time.monotonic() when it finished) of the last check
         if not uri:
             log.warning("MONGODB is not set: request and click events are counted but not stored")
         elif problem := uri_problem(uri):  # said at start: a typo had been silent until the first event
@@ -330,6 +336,29 @@ class EventLog:
                 return bool(db.command("ping"))
         except Exception:
             return False
+
+    def reachable(self):
+        """(whether Mongo answers, seconds since that was checked), for /healthz: ping() once at a time, its
+        answer reused for PING_REUSE_SECONDS and given at once to every caller that comes while a check
+        runs. Only the callers before the first check's answer wait on it (PING_SECONDS at most)."""
+        with self._checks:
+            while True:
+                checked = self._checked
+                if checked and (self._checking or time.monotonic() - checked[1] < PING_REUSE_SECONDS):
+                    return checked[0], time.monotonic() - checked[1]
+                if not self._checking:
+                    break
+                self._checks.wait()  # the first check: there is no answer to give yet
+            self._checking = True
+        answered = False
+        try:
+            answered = self.ping()
+        finally:
+            with self._checks:
+                self._checked = (answered, time.monotonic())
+                self._checking = False
+                self._checks.notify_all()
+        return answered, 0.0
 
     def status(self):
         return {"buffered": self.pending, "dropped": self.dropped, "written": self.written,

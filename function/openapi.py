@@ -292,7 +292,11 @@ SCHEMAS = {
                 "type": "object",
                 "required": ["configured", "reachable"],
                 "additionalProperties": False,
-                "properties": {"configured": {"type": "boolean"}, "reachable": {"type": "boolean"}},
+                "properties": {"configured": {"type": "boolean"}, "reachable": {"type": "boolean"},
+                               "checked_seconds_ago": {
+                                   "type": "number", "minimum": 0,
+                                   "description": "how old reachable is: one check of Mongo at a time, its answer "
+                                                  "reused for 1 s and while the next one runs"}},
             },
             "events": {
                 "type": "object",

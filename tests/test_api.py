@@ -1469,7 +1469,9 @@ def test_healthz_reports_store_and_mongo(client):
     assert body["status"] == "ok"
     assert body["store"]["name"] == "wiki" and body["store"]["documents"] == 106
     assert body["store"]["version"].startswith("v")
-    assert body["mongo"] == {"configured": True, "reachable": True}
+    assert body["mongo"]["configured"] is True and body["mongo"]["reachable"] is True
+    assert set(body["mongo"]) == {"configured", "reachable", "checked_seconds_ago"}
+    assert 0 <= body["mongo"]["checked_seconds_ago"] < 60
 
 
 @pytest.mark.parametrize("threads, fetch_concurrency, expected_reads", [

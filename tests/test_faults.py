@@ -396,10 +396,17 @@ class StallingProxy:
         self._sock = socket.create_server(("127.0.0.1", 0))
         self.port = self._sock.getsockname()[1]
         self._closed = threading.Event()
+        self.held_command = None
+        self.held = 0
         threading.Thread(target=self._accept, daemon=True).start()
 
     def hold(self):
         self.flowing.clear()
+
+    def hold_command(self, name):
+        """Hold each command ``name`` sent to Mongo (counted in ``held``), and pass the rest: a server
+        that answers its monitor's hello (so pymongo finds nothing wrong) but not that command."""
+        self.held_command = b"\x10" + name + b"\x00"  # the command's first field, {name: 1}, in BSON
 
     def release(self, delay=0.0):
         self.delay = delay
@@ -413,13 +420,17 @@ class StallingProxy:
             except OSError:
                 continue
             for src, dst in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(src, dst), daemon=True).start()
+                threading.Thread(target=self._pipe, args=(src, dst, src is client), daemon=True).start()
 
-    def _pipe(self, src, dst):
+    def _pipe(self, src, dst, to_mongo):
         try:
             while True:
                 data = src.recv(65536)
                 if not data:
+                    break
+                if to_mongo and self.held_command and self.held_command in data:
+                    self.held += 1
+                    self._closed.wait()  # never sent: pymongo gives up on it and closes the connection
                     break
                 self.flowing.wait()
                 if self.delay:
@@ -463,6 +474,10 @@ def test_stalled_or_slow_mongo_never_holds_an_answer(function_process, mongodb):
         started = time.monotonic()
         stalled_health = health(server.base)
         healthz_ms = (time.monotonic() - started) * 1000  # its ping is bounded (events.PING_SECONDS): a figure
+        deadline = time.monotonic() + 15  # the answer before the hold is reused for a second (PING_REUSE_SECONDS)
+        while stalled_health["mongo"]["reachable"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+            stalled_health = health(server.base)
         assert stalled_health["status"] == "degraded" and stalled_health["mongo"]["reachable"] is False
         assert stalled_health["events"]["buffered"] == len(TEXTS) * 2  # answered, none written: nothing waited
 
@@ -511,6 +526,58 @@ def test_a_burst_of_stats_while_mongo_hangs_leaves_threads_for_everything_else(f
         assert json_refusals and all(error["code"] == "stats_busy" for error in json_refusals)
         assert all(response.status_code in (200, 503) for response in answers)  # the one let through
         assert requests.get(server.base + "/stats", timeout=30).status_code == 200
+    finally:
+        proxy.close()
+
+
+def test_a_healthz_flood_while_mongo_hangs_leaves_threads_for_answers(function_process, mongodb):
+    """Every /healthz had asked Mongo and waited its 0.5 s: 8 probes at once held all 8 threads while
+    Mongo hung (a server that answers its monitor's hello but no command: pymongo's monitor finds nothing
+    wrong, so each ping waits), and text queries waited behind them. One check runs at a time and its
+    answer is reused: the flood's probes hardly ever reach Mongo, and the queries are answered."""
+    proxy = StallingProxy(urlsplit(mongodb).port)
+    uri = with_database(f"mongodb://127.0.0.1:{proxy.port}/", mongodb.rsplit("/", 1)[1])
+    try:
+        server = function_process(MONGODB=uri, THREADS="8").wait_ready()
+        assert health(server.base)["mongo"]["reachable"] is True
+        proxy.hold_command(b"ping")
+        deadline = time.monotonic() + 15  # the answer before the hold is reused for a second (PING_REUSE_SECONDS)
+        while health(server.base)["mongo"]["reachable"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        quiet = []
+        for text in TEXTS[:8]:  # no flood: the reference latency
+            started = time.monotonic()
+            assert requests.get(server.base, params={"text": text}, timeout=30).status_code == 200
+            quiet.append({"ms": (time.monotonic() - started) * 1000})
+        done = threading.Event()
+        probes = []
+
+        def flood():
+            with requests.Session() as session:
+                while not done.is_set():
+                    probes.append(session.get(server.base + "/healthz", timeout=60))
+
+        answers = []
+        with ThreadPoolExecutor(16) as pool:
+            flooding = [pool.submit(flood) for _ in range(16)]
+            try:
+                for text in TEXTS:
+                    started = time.monotonic()
+                    response = requests.get(server.base, params={"text": text}, timeout=60)
+                    answers.append({"ms": (time.monotonic() - started) * 1000, "status": response.status_code})
+            finally:
+                done.set()
+            for future in flooding:
+                future.result()
+        write_figures("healthz_flood", {
+            "latency_text_mongo_hung": latency_figures(quiet), "latency_text_healthz_flood": latency_figures(answers),
+            "healthz_answered": len(probes), "mongo_pings": proxy.held,
+        })
+        assert [answer["status"] for answer in answers] == [200] * len(TEXTS)
+        assert len(probes) > 16 and all(probe.status_code == 200 for probe in probes)
+        assert all(probe.json()["status"] == "degraded" for probe in probes)
+        assert all(probe.json()["mongo"]["reachable"] is False for probe in probes)
+        assert proxy.held * 10 < len(probes), (proxy.held, len(probes))  # each probe had sent its own ping
     finally:
         proxy.close()
 

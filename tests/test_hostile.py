@@ -837,7 +837,7 @@ def test_a_malformed_mongodb_uri_is_an_unreachable_database_not_a_500(base_env, 
     assert answer.status_code == 200 and answer.get_json()["results"]
     health = client.get("/healthz")
     assert health.status_code == 200
-    assert health.get_json()["mongo"] == {"configured": True, "reachable": False}
+    assert health.get_json()["mongo"].items() >= {"configured": True, "reachable": False}.items()
     assert_error(client.get("/stats"), 503, "events_unavailable")
     dashboard = client.get("/dashboard")
     assert dashboard.status_code == 503 and b"does not answer" in dashboard.get_data()

@@ -137,7 +137,7 @@ def test_answers_without_an_event_database_match_too(spec, function_env):
     client = make_client({**function_env, "MONGODB": ""})
     checker = Checker(spec)
     health = checker.check(client.get("/healthz"), "/healthz").get_json()
-    assert health["mongo"] == {"configured": False, "reachable": False}
+    assert health["mongo"].items() >= {"configured": False, "reachable": False}.items()
     checker.check(client.get("/stats"), "/stats")
     checker.check(client.get("/dashboard"), "/dashboard")
     assert checker.checked == {200, 503}

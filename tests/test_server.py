@@ -95,7 +95,7 @@ def test_without_mongodb_it_still_answers_and_says_so(function_process):
     response = requests.get(server.base, params={"text": "moon landing"}, timeout=10)
     assert response.status_code == 200
     health = requests.get(server.base + "/healthz", timeout=10).json()
-    assert health["mongo"] == {"configured": False, "reachable": False}
+    assert health["mongo"].items() >= {"configured": False, "reachable": False}.items()
     stats = requests.get(server.base + "/stats", timeout=10)
     assert stats.status_code == 503 and stats.json()["error"]["code"] == "events_unavailable"
     server.stop()
