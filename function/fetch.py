@@ -78,8 +78,18 @@ class _OneShortLine(logging.Filter):
         return True
 
 
+class _NotBothLengths(logging.Filter):
+    """urllib3 warns of each page whose server sends Content-Length with Transfer-Encoding: chunked, a
+    server's quirk, then reads it as RFC 9112 asks (by its chunks, the length ignored; _read_body too):
+    a line each such page, in the owner's log, that nobody there can act on."""
+
+    def filter(self, record):
+        return not str(record.msg).startswith("Received response with both Content-Length and Transfer-Encoding")
+
+
 for _name in ("urllib3.connection", "urllib3.connectionpool", "urllib3.response"):
     logging.getLogger(_name).addFilter(_OneShortLine())
+logging.getLogger("urllib3.response").addFilter(_NotBothLengths())
 
 USER_AGENT = (
     f"{FETCHER_PRODUCT}/{_VERSION} "
@@ -726,7 +736,7 @@ def _content_encodings(resp) -> list[str]:
 
 def _read_body(resp, limits: FetchLimits, deadline: _Deadline) -> bytes:
     encodings = _content_encodings(resp)
-    if not encodings:
+    if not encodings and not resp.raw.chunked:  # chunks frame the body: a Content-Length beside them is ignored
         declared = resp.headers.get("Content-Length", "").strip()
         if declared.isdigit() and int(declared) > limits.max_bytes:
             raise _too_large(limits)

@@ -323,6 +323,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.flush()
         self.close_connection = True
 
+    def route_both_lengths(self):
+        """The page in chunks of 20 bytes, with a Content-Length of ``cl`` too (a server's quirk: RFC 9112
+        says the chunks frame the body and the length is ignored)."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", self.param("cl", "10"))
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        for start in range(0, len(PAGE_HTML), 20):
+            block = PAGE_HTML[start:start + 20]
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(block), block))
+        self.wfile.write(b"0\r\n\r\n")
+
     def route_huge_cl(self):
         """Content-Length declares far more than any cap, then stalls."""
         self.send_response(200)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import os
 import socket
 import sys
@@ -720,6 +721,17 @@ def test_endless_body_with_small_content_length(srv):
 
 def test_lying_long_content_length(srv):
     assert_fetch_fails(srv.url("/lying-long?cl=100000"), lim(srv), "upstream_unreachable", 502)
+
+
+@pytest.mark.parametrize("cl", ["10", str(10**12)])
+def test_a_page_with_both_a_content_length_and_chunks_is_read_by_its_chunks_without_a_log_line(srv, cl, caplog):
+    """A server sending Content-Length with Transfer-Encoding: chunked (RFC 9112: the chunks frame the
+    body, the length is ignored) had urllib3 log a warning for each page fetched, a line in production
+    logs an owner can do nothing about; and a length past max_bytes had refused a page within it."""
+    caplog.set_level(logging.DEBUG)
+    for _ in range(3):
+        assert fetch_page(srv.url(f"/both-lengths?cl={cl}"), lim(srv, max_bytes=10_000)).body == hs.PAGE_HTML
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], caplog.text
 
 
 @pytest.mark.parametrize("n,ok", [(1000, True), (1001, False)])
