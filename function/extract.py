@@ -63,8 +63,9 @@ __all__ = ["Article", "EXTRACTION_REVISION", "extract_article", "decode_html"]
 # read, and fetches again those it found no text in (revision 1: paywall and story-list boxes, galleries,
 # German sites' boxes: "mehr-zum-thema", "kommentare", "bezahlschranke"; a box's text no longer counts
 # against the container, a paywalled part declared in JSON-LD is the story; revision 2: an undeclared paywall
-# box that reads as the story, with no link, control or price, is the story).
-EXTRACTION_REVISION = 2
+# box that reads as the story, with no link, control or price, is the story; revision 3: a story's lede
+# box between its headline and its body box is read with the body).
+EXTRACTION_REVISION = 3
 
 
 EMPTY = Article("", "", "")
@@ -834,7 +835,7 @@ def _select(paras):
     if scores[best] <= 0:
         return []
 
-    inside = set(_breadth_first(kids, [best]))
+    inside = set(_breadth_first(kids, [best] + _lede_before(best, kids, scores, paras)))
     out = []
     for p in paras:
         if p.node not in inside:
@@ -846,6 +847,36 @@ def _select(paras):
         if p.class_type == "good" or p.links_density() <= KEEP_LINK_DENSITY:
             out.append(p)
     return out
+
+
+def _lede_before(best, kids, scores, paras):
+    """The elements beside ``best`` that hold the story's first part: a story split into a lede (or
+    teaser) box and a body box under the element holding its headline counts the body at BRANCH_DECAY
+    there, and 3 body paragraphs outscored a 170-character lede, which had been lost. Those are the
+    siblings of ``best`` (of the element holding it alone) after the headline's and before it that
+    score a paragraph's worth (jusText's 70 characters): not a box (its good text scores nothing), a
+    link list or a date line (two dev pages' dates, good by their neighbours). What lies after the
+    story (a bio, comments, a footer line) or before its headline stays out."""
+    top, parent = best, best.getparent()
+    while parent in kids and len(kids[parent]) == 1:  # an element holding only the container
+        top, parent = parent, parent.getparent()
+    if parent not in kids:
+        return []
+    # in document order: each child is keyed when its first paragraph is met
+    position = {child: i for i, child in enumerate(kids[parent])}
+    headline, seen = -1, set()
+    for p in paras:
+        node = p.node if p.in_headline else None
+        while node is not None and node not in seen:  # a walk up stops where an earlier one passed
+            seen.add(node)
+            if node in position:
+                headline = max(headline, position[node])
+                break
+            node = node.getparent()
+    if headline < 0:
+        return []
+    return [child for child, i in position.items()
+            if headline < i < position[top] and child is not None and scores[child] >= LENGTH_LOW_DEFAULT]
 
 
 def _parse(html):

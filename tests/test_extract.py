@@ -371,6 +371,47 @@ def test_a_read_more_expander_holding_the_rest_of_the_story_is_the_story(box):
     assert paragraphs(extract_article(html)) == BUS_STORY + MORE_OF_THE_STORY
 
 
+LEDE = ("The city council has agreed to run buses every ten minutes through the northern districts from the "
+        "spring, ending a dispute over the transport budget that had lasted for two years.")
+BIO = ("Jane Doe has covered the city council for the Gazette since 2015, and before that she reported on "
+       "transport and housing for a regional radio station in the north.")
+
+
+def split_story(lede, body, between="", after="", headline="Buses for the north"):
+    """A story whose lede and body are sibling boxes under the element holding its headline."""
+    return ("<html lang='en'><body><article>" + f"<h1>{headline}</h1>" + between
+            + "<div class='lede'>" + "".join(f"<p>{line}</p>" for line in lede) + "</div><div class='body'>"
+            + "".join(f"<p>{line}</p>" for line in body) + "</div>" + after + "</article></body></html>")
+
+
+@pytest.mark.parametrize("lede, body", [([LEDE], BUS_STORY), ([LEDE], BUS_STORY + MORE_OF_THE_STORY),
+                                        (BUS_STORY[:2], [LEDE] + BUS_STORY[2:] + MORE_OF_THE_STORY)])
+def test_a_story_split_into_a_lede_box_and_a_body_box_keeps_its_lede(lede, body):
+    # the body box branches, so the <article> counts it at BRANCH_DECAY: 3 body paragraphs outscored a
+    # 170-character lede (4 of them a 2-paragraph teaser, itself decayed), the body box alone won and the
+    # story's first, most telling lines were lost
+    assert paragraphs(extract_article(split_story(lede, body))) == lede + body
+
+
+RELATED = ("<div class='related-stories'><h3><a href='/s/1'>Floods in the lower town</a></h3><p>Homes in the lower "
+           "town were flooded after the river burst its banks overnight, and the council promised a review.</p></div>")
+LONG_HEADLINE = "The council votes to run buses every ten minutes through the northern districts from the spring"
+
+
+@pytest.mark.parametrize("where, intruder, headline", [
+    ("between", RELATED, LONG_HEADLINE),  # a box of other stories, named so
+    # a date line: after a long headline jusText calls it good by its neighbours (two dev pages' dates)
+    ("between", "<div class='meta'><span>March 14, 2026</span></div>", LONG_HEADLINE),
+    ("after", f"<div class='about-the-writer'><p>{BIO}</p></div>", "Buses")])  # after the story: a bio, a footer line
+def test_what_lies_beside_a_split_story_but_not_between_its_headline_and_body_stays_out(where, intruder, headline):
+    # none is a lede: a box's good text scores nothing, a date line under a paragraph's length, a bio
+    # lies after the body
+    body = BUS_STORY + MORE_OF_THE_STORY
+    text = extract_article(split_story([LEDE], body, headline=headline, **{where: intruder})).text
+    assert text.endswith("\n\n".join(body))
+    assert not any(words in text for words in ("lower town", "Jane Doe", "March 14"))
+
+
 FLOOD_TEASER = ("Homes in the lower town were flooded after the river burst its banks overnight, and the council "
                 "promised a review ({i}).")
 
