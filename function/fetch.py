@@ -5,7 +5,8 @@ The URL comes from an untrusted caller, so this module is an SSRF boundary:
 * only ``http``/``https`` URLs; the URL is parsed and normalised here (WHATWG
   rules for odd IPv4 spellings, UTS-46/IDNA for non-ASCII hosts) and anything
   ambiguous (credentials, backslashes, control characters, percent-encoded or
-  zone-scoped hosts) is refused before any network activity;
+  zone-scoped hosts) is refused before any network activity, as is a port outside
+  ``FETCH_PORTS`` (80 and 443 by default: a public host's other ports are no pages);
 * the host is resolved **once** (bounded by the deadline), **every** address is
   checked, and the connection is pinned to the checked address while the
   ``Host`` header, TLS SNI and certificate checks keep the original name (the
@@ -51,7 +52,7 @@ from requests_hardened.ip_filter_adapter import IPFilterAdapter
 from function.charsets import codec_for
 from function.errors import FetchError
 from function.fetch_policy import (  # noqa: F401 (FetchLimits: re-exported)
-    DEFAULT_PORTS, FETCHER_PRODUCT, FetchLimits, Target, check_domain, fetch_error, host_in_url,
+    DEFAULT_PORTS, FETCHER_PRODUCT, FetchLimits, Target, check_domain, check_port, fetch_error, host_in_url,
     is_private_allowed, parse_url,
 )
 
@@ -784,6 +785,7 @@ def fetch_page(url: str, limits: FetchLimits | None = None) -> Page:
     limits = limits or FetchLimits()
     target = parse_url(url)
     check_domain(target, limits)  # before any DNS lookup or connection
+    check_port(target, limits)
     deadline = _Deadline(limits.deadline)
     pins: dict = {}
     session = _new_session(pins, deadline)
@@ -821,7 +823,8 @@ def _location(resp):
 def _fetch(url, target, limits, deadline, session, pins) -> Page:
     redirects = 0
     while True:
-        check_domain(target, limits)
+        check_domain(target, limits)  # each hop's, before its DNS lookup
+        check_port(target, limits)
         addresses = _checked_addresses(target, limits, deadline)
         resp = _send(session, target, addresses, pins, limits, deadline)
         try:

@@ -30,6 +30,9 @@ MAX_URL_LENGTH = 2048
 #: The product token of the fetcher's User-Agent: the function refuses to answer it (app.refuse_own_fetcher)
 FETCHER_PRODUCT = "RelatedContentBot"
 DEFAULT_CONTENT_TYPES = frozenset({"text/html", "application/xhtml+xml", "text/plain"})
+#: The ports fetched by default (FETCH_PORTS): web pages are served there; a public host's other
+#: ports (22, 25, 6379, ...) told apart by our error codes and timings made the function a port scanner.
+DEFAULT_FETCH_PORTS = frozenset({80, 443})
 
 
 # --------------------------------------------------------------------------- limits
@@ -37,6 +40,20 @@ DEFAULT_CONTENT_TYPES = frozenset({"text/html", "application/xhtml+xml", "text/p
 
 def _split_list(raw: str) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def _ports(raw: str) -> frozenset | None:
+    """FETCH_PORTS: "any" (None), or a comma list of ports; ValueError naming the setting otherwise."""
+    if raw.lower() == "any":
+        return None
+    entries = _split_list(raw)
+    for entry in entries:
+        if not _PORT.match(entry) or not 0 < int(entry) < 65536:
+            raise ValueError(f"FETCH_PORTS={raw[:200]!r}: {entry[:20]!r} is not a port from 1 to 65535 "
+                             "(a comma list of ports such as 80,443, or any)")
+    if not entries:
+        raise ValueError(f"FETCH_PORTS={raw[:200]!r} names no port (a comma list of ports such as 80,443, or any)")
+    return frozenset(int(entry) for entry in entries)
 
 
 def names_corpus(allowed_domains: str) -> bool:
@@ -59,6 +76,8 @@ class FetchLimits:
     allow_private_hosts: frozenset = frozenset()
     #: ``None``: any public host. Otherwise only these domains and their subdomains.
     allowed_domains: frozenset | None = None
+    #: ``None``: any port. Otherwise only these (a host exempt by ``allow_private_hosts`` on any it is exempt on).
+    ports: frozenset | None = DEFAULT_FETCH_PORTS
 
     def __post_init__(self):
         for name in ("connect_timeout", "read_timeout", "deadline"):
@@ -92,6 +111,13 @@ class FetchLimits:
             object.__setattr__(
                 self, "allowed_domains", frozenset(_normalize_domain(d) for d in self.allowed_domains)
             )
+        if self.ports is not None:
+            if isinstance(self.ports, (str, int)):
+                raise ValueError("ports must be a collection of port numbers, or None for any")
+            ports = frozenset(self.ports)
+            if not ports or any(isinstance(p, bool) or not isinstance(p, int) or not 0 < p < 65536 for p in ports):
+                raise ValueError(f"ports must be one or more whole numbers from 1 to 65535, not {sorted(ports, key=str)!r}")
+            object.__setattr__(self, "ports", ports)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str], *, corpus_domains: Iterable[str] | None = None, **overrides):
@@ -123,6 +149,10 @@ class FetchLimits:
             raise ValueError(f"FETCH_ALLOW_PRIVATE_HOSTS: {exc}") from None
         if private:
             log.warning("FETCH_ALLOW_PRIVATE_HOSTS is set (%s): a TEST-ONLY switch", ",".join(private))
+
+        ports_raw = (environ.get("FETCH_PORTS") or "").strip()
+        if ports_raw:  # blank: the default, as every FETCH_* setting
+            values["ports"] = _ports(ports_raw)
 
         domains_raw = environ.get("FETCH_ALLOWED_DOMAINS")
         if domains_raw is not None and domains_raw.strip():
@@ -368,6 +398,20 @@ def check_domain(target: Target, limits: FetchLimits) -> None:
         f"The host {host_in_url(host)} is not in the domains this service may fetch.",
         403,
         "domain_not_allowed",
+    )
+
+
+def check_port(target: Target, limits: FetchLimits) -> None:
+    """A 403 ``forbidden_port`` for a port outside FETCH_PORTS, before any DNS lookup or connection. A
+    host exempt by FETCH_ALLOW_PRIVATE_HOSTS passes on the ports it is exempt on (``host:port``: that
+    one; a bare host: any, as its address check): tests and benchmarks serve pages there."""
+    if limits.ports is None or target.port in limits.ports or is_private_allowed(target, limits):
+        return
+    raise fetch_error(
+        f"The port {target.port} of {host_in_url(target.host)} is not one this service fetches from "
+        f"(FETCH_PORTS: {', '.join(map(str, sorted(limits.ports)))}).",
+        403,
+        "forbidden_port",
     )
 
 

@@ -60,7 +60,7 @@ SCHEMAS = {
                                         "unknown_parameter, unknown_corpus, unknown_engine, unknown_id, invalid_id, invalid_url, invalid_host, "
                                         "invalid_json, unreadable_body, unsupported_media_type, body_too_large, "
                                         "query_too_long, text_too_large, no_known_words, no_article_text, "
-                                        "forbidden_address, domain_not_allowed, own_fetcher, unsupported_content_type, "
+                                        "forbidden_address, forbidden_port, domain_not_allowed, own_fetcher, unsupported_content_type, "
                                         "unresolvable_host, upstream_status, page_too_large, too_many_redirects, invalid_redirect, "
                                         "upstream_unreachable, upstream_tls_error, upstream_invalid_response, "
                                         "upstream_timeout, fetch_failed, fetch_busy, store_unavailable, "

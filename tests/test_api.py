@@ -1667,11 +1667,24 @@ def test_unreachable_host_is_a_clear_error(client):
 
 
 def test_private_address_is_refused_without_the_test_switch(function_env, pages):
-    strict = make_client({**function_env, "FETCH_ALLOW_PRIVATE_HOSTS": ""})
+    # any port: the address check is what refuses the page's loopback address
+    strict = make_client({**function_env, "FETCH_ALLOW_PRIVATE_HOSTS": "", "FETCH_PORTS": "any"})
     before = sum(pages.hits.values())
     response = strict.get("/", query_string={"url": pages.url("/moon-landing.html")})
     assert response.status_code == 403
     assert response.get_json()["error"]["code"] == "forbidden_address"
+    assert sum(pages.hits.values()) == before
+
+
+def test_a_port_outside_fetch_ports_is_refused_with_its_reason(function_env, pages):
+    # FETCH_PORTS at its default (80, 443): the page's random port is refused before the address check
+    strict = make_client({**function_env, "FETCH_ALLOW_PRIVATE_HOSTS": ""})
+    before = sum(pages.hits.values())
+    response = strict.get("/", query_string={"url": pages.url("/moon-landing.html")})
+    assert response.status_code == 403 and response.mimetype == "application/json"
+    error = response.get_json()["error"]
+    assert error["code"] == "forbidden_port"
+    assert f"port {pages.port} " in error["message"] and "FETCH_PORTS: 80, 443" in error["message"]
     assert sum(pages.hits.values()) == before
 
 

@@ -277,3 +277,16 @@ def test_a_relative_secret_file_is_named_resolved_from_the_working_directory(tmp
                                       ("http://localhost:8192/", "http://localhost:8192")])
 def test_cors_origin_is_sent_as_browsers_spell_an_origin(raw, sent):
     assert Settings.from_env({"CORS_ORIGIN": raw}).cors_origin == sent
+
+
+@pytest.mark.parametrize("ports,message", [
+    ("0", "FETCH_PORTS='0': '0' is not a port from 1 to 65535"),
+    ("80,65536", "FETCH_PORTS='80,65536': '65536' is not a port from 1 to 65535"),
+    ("https", "FETCH_PORTS='https': 'https' is not a port"),
+    (" , ", "FETCH_PORTS=',' names no port"),
+])
+def test_a_bad_fetch_ports_stops_the_start_by_name(function_env, ports, message):
+    from function.app import create_app
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        create_app({**function_env, "FETCH_PORTS": ports})

@@ -37,6 +37,10 @@ from function.errors import ApiError, FetchError
 from function.fetch import FetchLimits, Page, fetch_page
 
 FORBIDDEN = "forbidden_address"
+FORBIDDEN_PORT = "forbidden_port"
+#: The address checks are tested on the canaries' random ports: any port, so that FETCH_PORTS (tested
+#: on its own below) does not refuse them first and leave the address check untested.
+ANY_PORT = dict(ports=None)
 INVALID = "invalid_url"
 HAS_V6, HAS_127_2 = hs.HAS_V6, hs.HAS_127_2
 
@@ -52,8 +56,10 @@ def _warm_bombs():
 
 
 def lim(srv=None, *extra_hosts, **kw) -> FetchLimits:
-    """Short timeouts; only the test server's exact host:port is allowed although private."""
+    """Short timeouts; only the test server's exact host:port is allowed although private; any port
+    (ANY_PORT) unless ``ports`` is given."""
     hosts = set(extra_hosts)
+    kw.setdefault("ports", None)
     if srv is not None:
         hosts.add(f"127.0.0.1:{srv.port}")
     kw.setdefault("connect_timeout", 1.0)
@@ -165,7 +171,7 @@ LOOPBACK_SPELLINGS = [
 @pytest.mark.parametrize("template,code", LOOPBACK_SPELLINGS)
 def test_loopback_spellings_are_refused_before_connecting(template, code, canary):
     url = template.format(p=canary.port)
-    err = assert_fetch_fails(url, FetchLimits(connect_timeout=1, read_timeout=1, deadline=2), code, 403 if code == FORBIDDEN else 400)
+    err = assert_fetch_fails(url, FetchLimits(connect_timeout=1, read_timeout=1, deadline=2, **ANY_PORT), code, 403 if code == FORBIDDEN else 400)
     assert canary.hits == []
     assert "127.0.0.1" not in err.message or "address 127.0.0.1" in err.message
 
@@ -175,7 +181,7 @@ def test_loopback_spellings_are_refused_before_connecting(template, code, canary
     ["http://127.0.0.2:{p}/", "http://2130706434:{p}/", "http://127.2:{p}/", "http://0x7f000002:{p}/", "http://[::ffff:127.0.0.2]:{p}/"],
 )
 def test_other_loopback_address_is_refused(template, canary2):
-    assert_fetch_fails(template.format(p=canary2.port), FetchLimits(deadline=2), FORBIDDEN, 403)
+    assert_fetch_fails(template.format(p=canary2.port), FetchLimits(deadline=2, **ANY_PORT), FORBIDDEN, 403)
     assert canary2.hits == []
 
 
@@ -184,7 +190,7 @@ def test_other_loopback_address_is_refused(template, canary2):
     ["http://[::1]:{p}/", "http://[0:0:0:0:0:0:0:1]:{p}/", "http://[0::1]:{p}/", "http://[::0001]:{p}/", "http://[::]:{p}/"],
 )
 def test_ipv6_loopback_is_refused(template, canary6):
-    assert_fetch_fails(template.format(p=canary6.port), FetchLimits(deadline=2), FORBIDDEN, 403)
+    assert_fetch_fails(template.format(p=canary6.port), FetchLimits(deadline=2, **ANY_PORT), FORBIDDEN, 403)
     assert canary6.hits == []
 
 
@@ -202,14 +208,14 @@ NON_PUBLIC = [
 
 @pytest.mark.parametrize("host", NON_PUBLIC)
 def test_non_public_addresses_are_refused(host, tripwire):
-    err = assert_fetch_fails(f"http://{host}/latest/meta-data/", FetchLimits(deadline=2), FORBIDDEN, 403)
+    err = assert_fetch_fails(f"http://{host}/latest/meta-data/", FetchLimits(deadline=2, **ANY_PORT), FORBIDDEN, 403)
     assert tripwire == []
     assert "not a public address" in err.message
 
 
 @pytest.mark.parametrize("name", ["metadata", "intranet", "printer"])
 def test_single_label_host_names_are_refused(name):
-    assert_fetch_fails(f"http://{name}/", FetchLimits(deadline=2), FORBIDDEN, 403)
+    assert_fetch_fails(f"http://{name}/", FetchLimits(deadline=2, **ANY_PORT), FORBIDDEN, 403)
 
 
 @pytest.mark.parametrize(
@@ -253,6 +259,58 @@ def test_allow_entry_with_port_allows_only_that_port(srv, canary):
     assert_fetch_fails(canary.url("/"), lim(srv), FORBIDDEN, 403)  # same host, other port
     assert canary.hits == []
     assert fetch_page(srv.url("/page"), lim(srv)).status == 200
+
+
+# --------------------------------------------------------------------------- ports (FETCH_PORTS)
+
+DEFAULT_PORTS = dict(ports=FetchLimits().ports)  # 80 and 443: what a deployment fetches from
+
+
+@pytest.mark.parametrize("url", ["http://public.test:22/", "http://93.184.216.34:22/", "https://public.test:8443/",
+                                 "http://[2606:4700::1111]:6379/"])
+def test_a_port_outside_fetch_ports_is_refused_before_any_lookup(url, monkeypatch, tripwire):
+    """A public host's other ports told apart by our codes and timings: a port scanner for anyone."""
+    dns = FakeDNS(monkeypatch, {"public.test": ["93.184.216.34"]})
+    err = assert_fetch_fails(url, FetchLimits(deadline=2), FORBIDDEN_PORT, 403)
+    port = url.rsplit(":", 1)[1].split("/")[0]
+    assert f"port {port}" in err.message and "FETCH_PORTS: 80, 443" in err.message
+    assert dns.calls == [] and tripwire == []
+
+
+def test_a_redirect_to_a_port_outside_fetch_ports_is_refused_before_any_lookup(monkeypatch, srv, tripwire):
+    dns = FakeDNS(monkeypatch, {"public.test": ["93.184.216.34"]})
+    for to in ("http://public.test:22/", "http://93.184.216.34:25/"):
+        err = assert_fetch_fails(srv.url(hs.redirect_path(to)), lim(srv, **DEFAULT_PORTS), FORBIDDEN_PORT, 403)
+        assert f"port {to.rsplit(':', 1)[1].strip('/')} of" in err.message
+    assert dns.calls == [] and tripwire == []
+
+
+@pytest.mark.parametrize("url", ["http://example.com/", "https://example.com/", "http://example.com:443/",
+                                 "https://example.com:80/", "http://[2606:4700::1111]/", "HTTP://EXAMPLE.COM:0080/"])
+def test_ports_80_and_443_pass_the_port_check(url):
+    from function.fetch_policy import check_port, parse_url
+
+    check_port(parse_url(url), FetchLimits())  # no FetchError
+    with pytest.raises(FetchError) as info:  # and are refused when the setting leaves them out
+        check_port(parse_url(url), FetchLimits(ports={8080}))
+    assert info.value.code == FORBIDDEN_PORT and "FETCH_PORTS: 8080" in info.value.message
+
+
+def test_a_host_exempt_with_its_port_is_fetched_on_that_port_only(srv, canary):
+    # host:port: that port; the canary on the same host, another port, stays refused before connecting
+    assert fetch_page(srv.url("/page"), lim(srv, **DEFAULT_PORTS)).status == 200
+    assert_fetch_fails(canary.url("/"), lim(srv, **DEFAULT_PORTS), FORBIDDEN_PORT, 403)
+    assert canary.hits == []
+    # a bare host is exempt on every port from the address check, and from the port check alike
+    assert fetch_page(srv.url("/page"), lim(None, "127.0.0.1", **DEFAULT_PORTS)).status == 200
+
+
+def test_any_port_is_fetched_with_fetch_ports_any(monkeypatch, canary):
+    # past the port check, the address check still refuses the canary: the setting opens no address
+    FakeDNS(monkeypatch, {"public.test": ["127.0.0.1"]})
+    limits = FetchLimits.from_env({"FETCH_PORTS": "any"}, deadline=2)
+    assert_fetch_fails(f"http://public.test:{canary.port}/", limits, FORBIDDEN, 403)
+    assert canary.hits == []
 
 
 # --------------------------------------------------------------------------- redirects
@@ -411,7 +469,7 @@ def test_dns_rebinding_connection_goes_to_the_checked_address(monkeypatch):
 
 def test_dns_answer_with_loopback_is_refused_without_leaking_it(monkeypatch, canary):
     FakeDNS(monkeypatch, {"evil.test": ["127.0.0.1"]})
-    err = assert_fetch_fails(f"http://evil.test:{canary.port}/", FetchLimits(), FORBIDDEN, 403)
+    err = assert_fetch_fails(f"http://evil.test:{canary.port}/", FetchLimits(**ANY_PORT), FORBIDDEN, 403)
     assert "127.0.0.1" not in err.message and "non-public" in err.message
     assert canary.hits == []
 
@@ -423,7 +481,7 @@ def test_dns_answer_with_loopback_is_refused_without_leaking_it(monkeypatch, can
 )
 def test_every_resolved_address_is_checked(answer, monkeypatch, canary, tripwire):
     FakeDNS(monkeypatch, {"mixed.test": answer})
-    err = assert_fetch_fails(f"http://mixed.test:{canary.port}/", FetchLimits(), FORBIDDEN, 403)
+    err = assert_fetch_fails(f"http://mixed.test:{canary.port}/", FetchLimits(**ANY_PORT), FORBIDDEN, 403)
     for ip in answer:
         assert ip not in err.message
     assert canary.hits == [] and tripwire == []
@@ -927,6 +985,7 @@ def test_env_defaults():
     assert (limits.max_bytes, limits.max_redirects) == (5_000_000, 5)
     assert limits.content_types == {"text/html", "application/xhtml+xml", "text/plain"}
     assert limits.allow_private_hosts == frozenset() and limits.allowed_domains is None
+    assert limits.ports == {80, 443}
 
 
 def test_env_values():
@@ -935,12 +994,15 @@ def test_env_values():
         "FETCH_MAX_BYTES": "1_000_000", "FETCH_MAX_REDIRECTS": "0",
         "FETCH_ALLOW_PRIVATE_HOSTS": "LOCALHOST, 127.0.0.1:8080,[::1]:9000, ::1, 0x7f.2",
         "FETCH_ALLOWED_DOMAINS": "Example.com, *.news.example.org, b\u00fccher.de.",
+        "FETCH_PORTS": " 443, 8080,80 ,8080",
     }
     limits = FetchLimits.from_env(env)
     assert (limits.connect_timeout, limits.read_timeout, limits.deadline) == (1.5, 2.0, 7.0)
     assert (limits.max_bytes, limits.max_redirects) == (1_000_000, 0)
     assert limits.allow_private_hosts == {"localhost", "127.0.0.1:8080", "[::1]:9000", "[::1]", "127.0.0.2"}
     assert limits.allowed_domains == {"example.com", "news.example.org", "xn--bcher-kva.de"}
+    assert limits.ports == {80, 443, 8080}
+    assert FetchLimits.from_env({"FETCH_PORTS": " Any "}).ports is None
 
 
 def test_an_exempt_host_given_as_a_url_says_to_drop_the_scheme():
@@ -949,7 +1011,8 @@ def test_an_exempt_host_given_as_a_url_says_to_drop_the_scheme():
 
 
 def test_env_empty_values_mean_defaults():
-    env = {k: "" for k in ("FETCH_CONNECT_TIMEOUT", "FETCH_DEADLINE", "FETCH_MAX_BYTES", "FETCH_ALLOWED_DOMAINS", "FETCH_ALLOW_PRIVATE_HOSTS")}
+    env = {k: "" for k in ("FETCH_CONNECT_TIMEOUT", "FETCH_DEADLINE", "FETCH_MAX_BYTES", "FETCH_ALLOWED_DOMAINS", "FETCH_ALLOW_PRIVATE_HOSTS",
+                        "FETCH_PORTS")}
     assert FetchLimits.from_env(env) == FetchLimits()
 
 
@@ -982,7 +1045,7 @@ def test_env_allowed_domains_dot_allows_nothing_and_addresses_are_exact(canary):
     limits = FetchLimits.from_env({"FETCH_ALLOWED_DOMAINS": "."})
     assert limits.allowed_domains == frozenset()
     assert_fetch_fails("http://example.invalid/", limits, "domain_not_allowed", 403)
-    limits = FetchLimits.from_env({"FETCH_ALLOWED_DOMAINS": "127.0.0.1, [::1], 2606:4700::1111"})
+    limits = FetchLimits.from_env({"FETCH_ALLOWED_DOMAINS": "127.0.0.1, [::1], 2606:4700::1111", "FETCH_PORTS": "any"})
     assert limits.allowed_domains == {"127.0.0.1", "[::1]", "[2606:4700::1111]"}
     # The gate lets the listed address through; the address check still refuses it.
     assert_fetch_fails(canary.url("/"), limits, FORBIDDEN, 403)
@@ -1007,6 +1070,9 @@ def test_keyword_overrides():
         ("FETCH_MAX_REDIRECTS", "x"), ("FETCH_ALLOW_PRIVATE_HOSTS", "bad host!"),
         ("FETCH_ALLOW_PRIVATE_HOSTS", "localhost:99999"), ("FETCH_ALLOWED_DOMAINS", "-bad.example.com"),
         ("FETCH_ALLOWED_DOMAINS", "exa mple.com"), ("FETCH_ALLOWED_DOMAINS", "example..com"),
+        ("FETCH_PORTS", "0"), ("FETCH_PORTS", "65536"), ("FETCH_PORTS", "http"), ("FETCH_PORTS", "80;443"),
+        ("FETCH_PORTS", "-1"), ("FETCH_PORTS", ","), ("FETCH_PORTS", "443.0"),
+        ("FETCH_PORTS", "any,80"),
     ],
 )
 def test_env_invalid_values_name_the_variable(var, value):
@@ -1017,7 +1083,8 @@ def test_env_invalid_values_name_the_variable(var, value):
 @pytest.mark.parametrize(
     "kwargs",
     [{"connect_timeout": 0}, {"read_timeout": -1}, {"deadline": float("inf")}, {"max_bytes": 0},
-     {"max_bytes": 1.5}, {"max_redirects": -1}, {"allowed_domains": "example.com"}, {"allow_private_hosts": "localhost"}],
+     {"max_bytes": 1.5}, {"max_redirects": -1}, {"allowed_domains": "example.com"}, {"allow_private_hosts": "localhost"},
+     {"ports": 80}, {"ports": "80"}, {"ports": ()}, {"ports": {0}}, {"ports": {65536}}, {"ports": {True}}],
 )
 def test_invalid_keyword_limits(kwargs):
     with pytest.raises(ValueError):

@@ -64,6 +64,9 @@ def base_env(model_store, mongo_server):
         "FETCH_READ_TIMEOUT": "1",
         "FETCH_DEADLINE": str(FETCH_DEADLINE),
         "FETCH_ALLOW_PRIVATE_HOSTS": "",  # the production default: no private address at all
+        # the canaries listen on random ports: any port, so that the address check is what refuses
+        # them (FETCH_PORTS' own refusal is tested with its default, test_a_port_outside_fetch_ports_...)
+        "FETCH_PORTS": "any",
     }
 
 
