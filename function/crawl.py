@@ -252,10 +252,13 @@ def reason_of(exc, url):
     """What went wrong at ``url``, said; a refused private address with the builder's way round it
     (the builder runs on its owner's machine, and a site on it or on its network is a common first
     try), naming its host as the setting takes it: as the URL writes it."""
-    if getattr(exc, "code", None) != "forbidden_address":
+    code = getattr(exc, "code", None)
+    if code not in ("forbidden_address", "forbidden_port"):
         return getattr(exc, "message", None) or str(exc)
+    # a port outside FETCH_PORTS is refused first: a site of one's own on :8001 is told the way round too
+    port = " (or, for a public site, add its port to FETCH_PORTS)" if code == "forbidden_port" else ""
     return (f"{exc.message} To crawl a site on this machine or network, exempt its host: "
-            f"FETCH_ALLOW_PRIVATE_HOSTS={urlsplit(url).netloc or 'host:port'} (for trying and testing)")
+            f"FETCH_ALLOW_PRIVATE_HOSTS={urlsplit(url).netloc or 'host:port'} (for trying and testing){port}")
 
 
 def read_robots(fetch, site):
@@ -269,8 +272,8 @@ def read_robots(fetch, site):
             parser.allow_all = True
             return SiteRules(parser)
         parser.disallow_all = True
-        if exc.code == "forbidden_address":  # the site's address, not its robots.txt, is the reason
-            return SiteRules(parser, unavailable=f"forbidden address ({reason_of(exc, site)})")
+        if exc.code in ("forbidden_address", "forbidden_port"):  # the site's, not its robots.txt's
+            return SiteRules(parser, unavailable=f"{exc.code.replace('_', ' ')} ({reason_of(exc, site)})")
         return SiteRules(parser, unavailable=f"robots.txt unavailable ({exc.message})")
     parser.parse(decode_html(page.body, page.charset or "utf-8").splitlines())
     return SiteRules(parser)

@@ -206,6 +206,11 @@ def test_a_site_at_a_private_address_is_said_to_be_one_with_the_way_round(tmp_pa
     assert skips[0].reason.startswith("forbidden address (") and "FETCH_ALLOW_PRIVATE_HOSTS=10.0.0.1 " in skips[0].reason
     with pytest.raises(CrawlError, match="cannot read the sitemap .* FETCH_ALLOW_PRIVATE_HOSTS=10.0.0.1:8195 "):
         split(SiteCrawl(["http://10.0.0.1:8195/sitemap.xml"], "sitemap", options()))
+    # a port outside FETCH_PORTS is refused before the address: its reason and both ways round are said
+    listing.write_text("http://10.0.0.1:8195/notes/1\n")
+    _, skips = split(SiteCrawl([listing], "urls", options()))
+    assert skips[0].reason.startswith("forbidden port (The port 8195 of 10.0.0.1 ")
+    assert "FETCH_ALLOW_PRIVATE_HOSTS=10.0.0.1:8195 " in skips[0].reason and "add its port to FETCH_PORTS" in skips[0].reason
 
 
 def test_robots_txt_that_fails_keeps_the_crawler_out_and_one_that_is_missing_lets_it_in(site, tmp_path):
