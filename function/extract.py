@@ -63,9 +63,9 @@ __all__ = ["Article", "EXTRACTION_REVISION", "extract_article", "decode_html"]
 # read, and fetches again those it found no text in (revision 1: paywall and story-list boxes, galleries,
 # German sites' boxes: "mehr-zum-thema", "kommentare", "bezahlschranke"; a box's text no longer counts
 # against the container, a paywalled part declared in JSON-LD is the story; revision 2: an undeclared paywall
-# box that reads as the story, with no link, control or price, is the story; revision 3: a story's lede
-# box between its headline and its body box is read with the body).
-EXTRACTION_REVISION = 3
+# box that reads as the story, with no link, control or price, is the story, and a story's lede box between
+# its headline and its body box is read with the body).
+EXTRACTION_REVISION = 2
 
 
 EMPTY = Article("", "", "")

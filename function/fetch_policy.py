@@ -116,7 +116,8 @@ class FetchLimits:
                 raise ValueError("ports must be a collection of port numbers, or None for any")
             ports = frozenset(self.ports)
             if not ports or any(isinstance(p, bool) or not isinstance(p, int) or not 0 < p < 65536 for p in ports):
-                raise ValueError(f"ports must be one or more whole numbers from 1 to 65535, not {sorted(ports, key=str)!r}")
+                raise ValueError("ports must be one or more whole numbers from 1 to 65535, "
+                                 f"not {sorted(ports, key=str)!r}")
             object.__setattr__(self, "ports", ports)
 
     @classmethod
