@@ -32,8 +32,11 @@ WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # (U+00AD), which only says where a line may break, out of its word: "inter\u00adnational" had been
 # two words.
 # Revision 6 does not join a compound whose second word is an elided letter (French "main-d'œuvre",
-# "Côte-d'Or"): revision 5 read them as "maind" and "coted" as well, words no one types. Their
-# words, and every other compound, are read as before.
+# "Côte-d'Or"): revision 5 read them as "maind" and "coted" as well, words no one types. And it
+# joins the first pair of a chain whose first word is one letter and its second not: revision 5
+# joined no chain, so "E-Mail-Adresse" had no "email" and a query "email" missed the article that
+# writes only it ("U-Bahn-Station" is "ubahn" too; French "a-t-il" joins nothing still). The
+# letter stays a word of its own: a query typed "x ray" or "t shirt" meets "X-ray" on it.
 REVISION = 6
 REVISIONS = (1, 2, 3, 4, 5, 6)
 
@@ -303,9 +306,9 @@ def tokenize(text, options=TokenizerOptions()):
 
 @lru_cache(maxsize=4)
 def _compounds(with_marks, revision=REVISION):
-    """Two words joined by a hyphen, as the pair of them: not begun inside a word, nor after a
-    word and a hyphen, nor followed by a hyphen and a word (a chain, "state-of-the-art", is none),
-    nor (revision 6) with an elided second word ("main-d'œuvre")."""
+    """Two words joined by a hyphen, as the pair of them and a hyphen that a word follows (a chain:
+    "state-of-the-art"; revision 5 finds none): not begun inside a word, nor after a word and a
+    hyphen, nor (revision 6) with an elided second word ("main-d'œuvre")."""
     word, before = r"[^\W_]++", [r"[^\W_]"]
     if with_marks:
         word = f"(?:{_patterns(REVISION)[0].pattern})"
@@ -313,7 +316,8 @@ def _compounds(with_marks, revision=REVISION):
     not_after = "".join(f"(?<!{letter})(?<!{letter}-)" for letter in before)
     # an elided second word is one letter and an apostrophe ("d'", "l'"); "Wi-Fi's" is joined
     elided = r"(?![^\W_]['\u2019][^\W_])" if revision >= 6 else ""
-    return re.compile(rf"{not_after}({word})-{elided}({word})(?!-[^\W_])")
+    chain = r"(-(?=[^\W_]))?" if revision >= 6 else r"(?!-[^\W_])()"  # "" where a chain is not found
+    return re.compile(rf"{not_after}({word})-{elided}({word}){chain}")
 
 
 DIGIT = re.compile(r"\d")
@@ -322,9 +326,11 @@ HYPHEN_BEFORE_WORD = re.compile(r"-(?=[^\W_])")
 
 
 def _joined(text, compounds):
-    """The ``compounds`` of ``text`` that writers also run together, run together (see JOINED_PART_CHARS).
-    Where hyphens are few, looked for from a little before each one, where a word run together
-    (at most MAX_TOKEN_CHARS) begins: a search of the whole text costs ~3 times reading its words."""
+    """The ``compounds`` of ``text`` that writers also run together, run together (see JOINED_PART_CHARS;
+    of a chain, which only revision 6's ``compounds`` find, the first pair where its first word is
+    one letter and its second not). Where hyphens are few, looked for from a little before each
+    one, where a word run together (at most MAX_TOKEN_CHARS) begins: a search of the whole text
+    costs ~3 times reading its words."""
     if text.count("-") * 64 > len(text):
         pairs = compounds.findall(text)
     else:
@@ -335,8 +341,9 @@ def _joined(text, compounds):
                 break
             pairs.append(found.groups())
             start = found.end()
-    joined = [first + second for first, second in pairs
-              if (len(first) <= JOINED_PART_CHARS or len(second) <= JOINED_PART_CHARS)
+    joined = [first + second for first, second, chain in pairs
+              if (len(first) == 1 < len(second) if chain else  # not a phrase, nor French "a-t-il"
+                  len(first) <= JOINED_PART_CHARS or len(second) <= JOINED_PART_CHARS)
               and not DIGIT.search(first) and not DIGIT.search(second)]
     if text.isascii():
         return joined

@@ -718,6 +718,8 @@ def test_a_store_built_before_revisions_reads_its_text_as_it_was_built():
     # and revision 5's: a compound with an elided second word joined too
     fifth = TokenizerOptions.from_dict({**before.to_dict(), "revision": 5})
     assert tokenize("main-d'œuvre", fifth) == ["main", "d", "oeuvre", "maind"]
+    # and a one-letter first word kept as a word, a chain joined nowhere
+    assert tokenize("E-Mail-Adresse, X-ray", fifth) == ["e", "mail", "adresse", "x", "ray", "xray"]
     with pytest.raises(ValueError, match="revision 7"):
         TokenizerOptions.from_dict({"revision": 7})
 
@@ -761,8 +763,38 @@ def test_umlauts_typed_as_two_letters_meet_only_through_the_german_stemmer():
     german = TokenizerOptions(stopwords="de", stem="german")
     assert tokenize("Muenchen Spaetzle Gruesse", german) == tokenize("München Spätzle Grüße", german)
     assert tokenize("Muenchen Spaetzle") != tokenize("München Spätzle")
-    # a chain of three is its words alone: "E-Mail-Adresse" has no "email", where "E-Mail" has
-    assert tokenize("E-Mail-Adresse") == ["e", "mail", "adresse"] and "email" in tokenize("E-Mail")
+    # a chain of three is its words alone in revision 5: "E-Mail-Adresse" had no "email", where "E-Mail" has
+    fifth = TokenizerOptions(revision=5)
+    assert tokenize("E-Mail-Adresse", fifth) == ["e", "mail", "adresse"] and "email" in tokenize("E-Mail", fifth)
+
+
+def test_a_chain_whose_first_word_is_one_letter_joins_its_first_pair_from_revision_6(tmp_path):
+    """A German reader asking "email" had missed an article that writes only "E-Mail-Adresse": a
+    chain of three joined nothing (a phrase's rule, "state-of-the-art"). From revision 6 a chain's
+    first pair is joined when its first word is one letter and its second is not."""
+    from function.tokens import TokenizerOptions, tokenize
+
+    assert tokenize("E-Mail-Adresse") == ["e", "mail", "adresse", "email"]
+    assert tokenize("U-Bahn-Station, X-ray-like") == ["u", "bahn", "station", "x", "ray", "like", "ubahn", "xray"]
+    # a phrase, a longer first word, French "a-t-il" (its second word one letter) join nothing still
+    assert tokenize("state-of-the-art, Vitamin-D-Mangel") == ["state", "of", "the", "art", "vitamin", "d", "mangel"]
+    assert tokenize("Y a-t-il de la main-d'œuvre ?") == ["y", "a", "t", "il", "de", "la", "main", "d", "oeuvre"]
+    # two words read as revision 5 read them; the letter stays a word, as "x ray" is typed
+    assert tokenize("e-mail, X-ray, T-shirt, vitamin-D, Formula-1, Kfz-Steuer, Baden-Württemberg, week-end") == \
+        ["e", "mail", "x", "ray", "t", "shirt", "vitamin", "d", "formula", "kfz", "steuer", "baden", "wurttemberg",
+         "week", "end", "email", "xray", "tshirt", "vitamind", "kfzsteuer", "badenwurttemberg", "weekend"]
+    # a store of revision 5 reads as it was built: no chain joined
+    assert tokenize("E-Mail-Adresse, U-Bahn-Station", TokenizerOptions(revision=5)) == \
+        ["e", "mail", "adresse", "u", "bahn", "station"]
+    records = [Record(name, f"https://magazin.example/{name}", title, text) for name, (title, text) in
+               {"kontakt": ("Kontakt", "Schreiben Sie an unsere E-Mail-Adresse, wir antworten bald."),
+                "bahn": ("Anreise", "Von der U-Bahn-Station sind es fünf Minuten zu Fuß."),
+                "wetter": ("Wetter", "Morgen regnet es im ganzen Land.")}.items()]
+    for revision, expected in ((6, ["kontakt", "bahn"]), (5, [])):
+        options = BuildOptions(name=f"r{revision}", tokenizer=TokenizerOptions(revision=revision))
+        store = Store(build([iter(records)], tmp_path / f"r{revision}", options, progress=False)[0])
+        hits = [store.engines["tfidf"].search(store.terms(query), 3) for query in ("email", "ubahn")]
+        assert [store.docs([found[0].row])[0].id for found in hits if found] == expected, revision
 
 
 def test_a_stop_list_leaves_out_function_words_as_the_text_is_read():
