@@ -856,7 +856,11 @@ def _lede_before(best, kids, scores, paras):
     siblings of ``best`` (of the element holding it alone) after the headline's and before it that
     score a paragraph's worth (jusText's 70 characters): not a box (its good text scores nothing), a
     link list or a date line (two dev pages' dates, good by their neighbours). What lies after the
-    story (a bio, comments, a footer line) or before its headline stays out."""
+    story (a bio, comments, a footer line) or before its headline stays out; so does all of it when
+    ``best`` opens with a heading of its own: the <h1> above is then the site's name, not its headline."""
+    below = set(_breadth_first(kids, [best]))
+    if next(p for p in paras if p.node in below).is_heading:
+        return []
     top, parent = best, best.getparent()
     while parent in kids and len(kids[parent]) == 1:  # an element holding only the container
         top, parent = parent, parent.getparent()

@@ -412,6 +412,20 @@ def test_what_lies_beside_a_split_story_but_not_between_its_headline_and_body_st
     assert not any(words in text for words in ("lower town", "Jane Doe", "March 14"))
 
 
+NEWSLETTER = ("<div class='strip'><p>Our new newsletter brings the week's most important stories from the region to "
+              "your inbox every Friday morning.</p></div>")
+
+
+@pytest.mark.parametrize("page", ["<body>{}</body>", "<body><div id='page'>{}</div></body>"])
+def test_a_story_under_its_own_heading_takes_nothing_from_before_it_as_its_lede(page):
+    # the <h1> above is the site's name, not the story's headline: a strip between it and the story, a
+    # paragraph's worth of good text, had been read as the story's first lines
+    story = "<div class='story'><h2>Buses for the north</h2>" + "".join(
+        f"<p>{line}</p>" for line in BUS_STORY + MORE_OF_THE_STORY) + "</div>"
+    html = "<html lang='en'>" + page.format("<div class='logo'><h1>The Gazette</h1></div>" + NEWSLETTER + story) + "</html>"
+    assert paragraphs(extract_article(html)) == ["Buses for the north"] + BUS_STORY + MORE_OF_THE_STORY
+
+
 FLOOD_TEASER = ("Homes in the lower town were flooded after the river burst its banks overnight, and the council "
                 "promised a review ({i}).")
 
