@@ -783,9 +783,7 @@ def _too_large(limits: FetchLimits) -> FetchError:
 def fetch_page(url: str, limits: FetchLimits | None = None) -> Page:
     """Fetch ``url`` within ``limits`` and return the decoded page; raise FetchError otherwise."""
     limits = limits or FetchLimits()
-    target = parse_url(url)
-    check_domain(target, limits)  # before any DNS lookup or connection
-    check_port(target, limits)
+    target = _allowed_target(url, limits)
     deadline = _Deadline(limits.deadline)
     pins: dict = {}
     session = _new_session(pins, deadline)
@@ -799,6 +797,15 @@ def fetch_page(url: str, limits: FetchLimits | None = None) -> Page:
     finally:
         session.close()
         deadline.close()
+
+
+def _allowed_target(url, limits, redirected=False) -> Target:
+    """``url`` parsed, its domain and port checked: the first URL's and each redirect's, before any DNS
+    lookup or connection."""
+    target = parse_url(url, redirected=redirected)
+    check_domain(target, limits)
+    check_port(target, limits)
+    return target
 
 
 _ASCII = "".join(map(chr, range(128)))
@@ -823,8 +830,6 @@ def _location(resp):
 def _fetch(url, target, limits, deadline, session, pins) -> Page:
     redirects = 0
     while True:
-        check_domain(target, limits)  # each hop's, before its DNS lookup
-        check_port(target, limits)
         addresses = _checked_addresses(target, limits, deadline)
         resp = _send(session, target, addresses, pins, limits, deadline)
         try:
@@ -843,7 +848,7 @@ def _fetch(url, target, limits, deadline, session, pins) -> Page:
                 except ValueError:  # "http://[": an unclosed IPv6 literal
                     raise fetch_error("The page redirected to a URL that is not valid: it cannot be parsed.",
                                       422, "invalid_redirect") from None
-                target = parse_url(next_url, redirected=True)
+                target = _allowed_target(next_url, limits, redirected=True)
                 continue
             if not 200 <= status < 300:
                 message = f"The page answered HTTP {status}{_phrase(status)}."
