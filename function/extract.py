@@ -434,11 +434,15 @@ MIN_EXPANDER_CHARS = 100  # of the box's paragraphs' text, not of the markup's i
 # the names of a paywall: the offer, or (a metered paywall's markup, no JSON-LD naming it) the story's gated
 # part, hidden by a script past the free articles; it had lost that part, half the story. A box so named is the
 # story's when it reads as the story: MIN_GATED_CHARS of paragraphs, and nothing an offer has (a link, a
-# CONTROL_TAGS element, a price)
+# CONTROL_TAGS element, a subscription's price)
 PAYWALL_WORDS = frozenset({"paywall", "regwall", "bezahlschranke"})
 MIN_GATED_CHARS = MIN_GOOD_CHARS  # an offer's one paragraph ("This article is for subscribers...") is shorter
 CONTROL_TAGS = frozenset({"button", "form", "input", "select", "textarea"})
-_PRICE = re.compile(r"[$£€¥]\s?\d|\d\s?(?:[$£€¥]|euros?\b|eur\b|dollars?\b|pounds?\b)", re.I)
+# a price by the time it buys ("£1 a week", "$4.99/mo", "Vier Wochen für nur 0,99 Euro"): an amount alone is
+# a story's as often ("tickets cost £15", "lost 20 pounds"), and had lost a gated part that named one
+_AMOUNT = r"(?:[$£€¥]\s?\d[\d.,]*|\d\s?(?:[$£€¥]|euros?\b|eur\b|dollars?\b|pounds?\b))"
+_PERIOD = r"\b(?:day|week|month|year|annum|mo|yr|tag|wochen?|monate?|monats|jahr|jahres|semaines?|mois)s?\b"
+_SUBSCRIPTION_PRICE = re.compile(rf"{_AMOUNT}[^.!?\d]{{0,20}}?{_PERIOD}|{_PERIOD}[^.!?\d]{{0,25}}?{_AMOUNT}", re.I)
 # what links to another page: an <a>, with or without its href, or an element a script follows (a "Most
 # read" of cards each with onclick or data-href, no href, had been read as the story's text)
 LINK_ATTRIBUTES = ("href", "onclick", "data-href", "data-url", "data-link")
@@ -602,7 +606,7 @@ class _Walker:
                 own = [para for para in self.paras[first_para:] if para.flag is el]
                 chars = sum(len(para.text) for para in own)
                 if (chars >= MIN_EXPANDER_CHARS if story_list else
-                        chars >= MIN_GATED_CHARS and not any(_PRICE.search(para.text) for para in own)):
+                        chars >= MIN_GATED_CHARS and not any(_SUBSCRIPTION_PRICE.search(para.text) for para in own)):
                     outer = self.flags[-1] if self.flags else None
                     for para in own:
                         para.flag = outer

@@ -499,6 +499,17 @@ def test_a_metered_paywall_box_that_holds_the_story_s_end_is_read():
     assert paragraphs(extract_article(html)) == BUS_STORY + MORE_OF_THE_STORY
 
 
+@pytest.mark.parametrize("amount", ["Tickets on the new routes cost £15 each, and children ride free.",
+                                    "The operator lost 20 pounds on every journey last year, the audit found.",
+                                    "Fares stay at $2.50, the same as in 2019 EUR terms."])
+def test_a_metered_paywall_box_that_names_an_amount_is_still_the_story(amount):
+    # an offer's price is by the time it buys ("£1 a week"); an amount alone is a story's as often, and a
+    # gated part naming one had been left out as an offer
+    gated = "".join(f"<p>{line}</p>" for line in (*MORE_OF_THE_STORY, amount))
+    html = story_page("").replace("</article>", f"<div class='article-body__paywall'>{gated}</div></article>")
+    assert paragraphs(extract_article(html)) == [*BUS_STORY, *MORE_OF_THE_STORY, amount]
+
+
 OFFER_LINES = ("Get unlimited access to the Gazette's journalism on any device, with the print edition delivered to "
                "your door on Saturdays, the puzzles, the newsletters and the archive of every story since 1890.",
                "Our reporters cover the council, the courts, the schools and the hospitals of the region, and your "
