@@ -370,7 +370,8 @@ def parse_url(raw, *, redirected: bool = False) -> Target:
         raise bad(str(exc)) from None
     if port_str:
         if not _PORT.match(port_str) or not 0 < int(port_str) < 65536:
-            raise bad(f"the port {port_str[:10]!r} is not a number from 1 to 65535")
+            shown = port_str[:10] + ("…" if len(port_str) > 10 else "")  # cut, and said to be: 00000000080 is not 8
+            raise bad(f"the port {shown!r} is not a number from 1 to 65535")
         port = int(port_str)
     else:
         port = DEFAULT_PORTS[scheme]

@@ -285,6 +285,18 @@ def test_a_redirect_to_a_port_outside_fetch_ports_is_refused_before_any_lookup(m
     assert dns.calls == [] and tripwire == []
 
 
+@pytest.mark.parametrize("port, shown", [("+22", "'+22'"), ("22.", "'22.'"), ("-1", "'-1'"),
+                                         ("\u0662\u0662", "'\u0662\u0662'"), ("65558", "'65558'"),
+                                         ("00000000080", "'0000000008…'"), ("9" * 1000, "'9999999999…'")])
+def test_a_port_spelled_other_than_in_ascii_digits_in_range_is_refused_as_such(port, shown, monkeypatch, tripwire):
+    """Never read as some port (Arabic digits as 22, 65558 wrapped to 22), and the message marks a cut port:
+    an 11-digit 00000000080 shown as its first ten digits had read as another port, 8."""
+    dns = FakeDNS(monkeypatch, {"public.test": ["93.184.216.34"]})
+    err = assert_fetch_fails(f"http://public.test:{port}/", FetchLimits(deadline=2), INVALID, 400)
+    assert f"the port {shown} is not a number from 1 to 65535" in err.message
+    assert dns.calls == [] and tripwire == []
+
+
 @pytest.mark.parametrize("url", ["http://example.com/", "https://example.com/", "http://example.com:443/",
                                  "https://example.com:80/", "http://[2606:4700::1111]/", "HTTP://EXAMPLE.COM:0080/"])
 def test_ports_80_and_443_pass_the_port_check(url):
