@@ -519,6 +519,9 @@ def test_timeline_buckets_fit_the_span():
     for days in (365, 3650):  # ?days= allows ten years: 30-day bars had made 122 of them
         longest = timeline(requests, clicks, NOW - timedelta(days=days), NOW)
         assert len(longest["buckets"]) <= 48 + 1 and sum(b["requests"] for b in longest["buckets"]) == 4
+        # a window asked for starts at its first bar: a year's 13 bars had been padded to 24, 11 months before it
+        first = datetime.fromisoformat(longest["buckets"][0]["start"])
+        assert first <= NOW - timedelta(days=days) < first + timedelta(seconds=longest["step_seconds"])
 
 
 def test_histograms_and_top_articles():
@@ -542,7 +545,9 @@ def test_axis_labels_never_run_into_each_other():
     labels = sorted((float(t.get("x")), t.text) for t in svg.cssselect("text.tick") if float(t.get("y")) == bottom)
     assert len(labels) >= 4 and labels[0][1] == "<1 ms"
     for (x, text), (next_x, next_text) in zip(labels, labels[1:]):
-        assert next_x - x >= (len(text) + len(next_text)) / 2 * charts.TICK_CHAR_WIDTH, (text, next_text)
+        # with the gap kept between two too: every other label leaves "50–100 ms" 3 px from "200–500 ms"
+        room = (len(text) + len(next_text)) / 2 * charts.TICK_CHAR_WIDTH + charts.TICK_GAP
+        assert next_x - x >= room, (text, next_text)
 
 
 def test_chart_labels_and_axes():
@@ -557,6 +562,19 @@ def test_chart_labels_and_axes():
                                   "b": {"requests": 9, "ctr": 0.4, "ctr_ci95": [0.15, 0.7]}}).startswith("No clear")
     assert charts.timeline_chart({"step_seconds": 60, "buckets": [
         {"start": "2026-05-01T12:00:00+00:00", "requests": 0, "errors": 0, "clicks": 0}]}).empty
+
+
+def test_a_small_count_axis_ticks_whole_numbers_up_to_a_round_top():
+    # a step exactly at a round value (1, 0.1) is that value, not the next (4 events on 0, 2, 4); and a count axis
+    # never ticks halves, which its whole-number labels would show as "0, 0, 1, 1, 2"
+    assert charts.ticks(2) == [0, 1, 2] and charts.ticks(4) == [0, 1, 2, 3, 4]
+    assert charts.nice_ceiling(1) == 1 and charts.ticks(0.4, whole=False) == [0, 0.1, 0.2, 0.3, 0.4]
+
+
+def test_engines_whose_intervals_only_touch_have_no_clear_winner():
+    verdict = charts.engine_verdict({"a": {"requests": 50, "ctr": 0.4, "ctr_ci95": [0.3, 0.5]},
+                                     "b": {"requests": 50, "ctr": 0.2, "ctr_ci95": [0.1, 0.3]}})
+    assert verdict.startswith("No clear winner"), verdict
 
 
 @pytest.mark.parametrize("label", ["Apollo 11", "A" * 60, "Growing tomatoes on a small balcony, week by week",
