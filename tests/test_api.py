@@ -1305,6 +1305,12 @@ def test_stats_of_a_corpus_nobody_serves_or_asked_for_is_a_404(client, function_
     assert client.get("/stats?corpus=retired&days=30").get_json()["requests"] == 1
     outside = client.get("/stats?corpus=retired&days=7")  # its only event is older
     assert outside.status_code == 404 and "over the last 7 days" in outside.get_json()["error"]["message"]
+    # a corpus whose only answers went to a crawler is named by them too: no typo, its figures say where they went
+    with pymongo.MongoClient(function_env["MONGODB"]) as mongo:
+        mongo.get_default_database()["requests"].insert_one(
+            {**event, "_id": "crawled-1", "corpus": "crawled", "bot": "Googlebot"})
+    crawled = client.get("/stats?corpus=crawled")
+    assert crawled.status_code == 200 and crawled.get_json()["left_out"]["crawler_requests"] == 1
 
 
 @pytest.fixture
