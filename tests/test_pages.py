@@ -577,6 +577,20 @@ def test_engines_whose_intervals_only_touch_have_no_clear_winner():
     assert verdict.startswith("No clear winner"), verdict
 
 
+def test_a_bar_charts_labels_are_escaped_as_text():
+    # an article's title is a label: a store's own markup must reach the dashboard as text, never as elements
+    chart = charts.bar_list_chart([{"label": "<script>alert(1)</script> & co", "clicks": 2}], "t", "clicks", "s-clicks")
+    svg = str(chart.svg)
+    assert "<script>" not in svg and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; co" in svg
+
+
+def test_an_engine_nobody_clicked_keeps_its_row_in_the_engine_chart():
+    engines = {"lsi": {"requests": 40, "ctr": 0.0, "ctr_ci95": [0.0, 0.0876]},
+               "tfidf": {"requests": 40, "ctr": 0.1, "ctr_ci95": [0.04, 0.23]}}
+    svg = lxml.html.fromstring(str(charts.engine_ctr_chart(engines).svg))
+    assert [label.text for label in svg.cssselect("text.row-label")] == ["lsi", "tfidf"]
+
+
 @pytest.mark.parametrize("label", ["Apollo 11", "A" * 60, "Growing tomatoes on a small balcony, week by week",
                                    "iiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiiWWWWWWWWWWWWWWWW", "A" * 200_000])
 def test_a_label_is_cut_to_the_longest_start_that_fits(label):
