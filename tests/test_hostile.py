@@ -831,7 +831,8 @@ def test_refused_links_record_no_click(base_env):
 # --------------------------------------------------------------------------- configuration
 @pytest.mark.parametrize("uri,problem", [("not-a-uri", "is not a mongodb:// or mongodb+srv:// URI"),
                                          ("mongodb://", "names no host"),
-                                         ("mongodb://127.0.0.1:99999/related", "has a port that is not one (99999)")])
+                                         ("mongodb://127.0.0.1:99999/related", "has a port that is not one (99999)"),
+                                         ("mongodb://127.0.0.1:65536/related", "has a port that is not one (65536)")])
 def test_a_malformed_mongodb_uri_is_an_unreachable_database_not_a_500(base_env, uri, problem, caplog):
     client = make_client({**base_env, "MONGODB": uri})
     # said at start, before any event: a typo had been silent until then
