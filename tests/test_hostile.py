@@ -847,6 +847,13 @@ def test_a_malformed_mongodb_uri_is_an_unreachable_database_not_a_500(base_env, 
     assert dashboard.status_code == 503 and b"does not answer" in dashboard.get_data()
 
 
+def test_a_well_formed_uri_of_either_scheme_is_no_problem():
+    from function.events import uri_problem
+
+    for uri in ("mongodb://127.0.0.1:27017,[::1]:65535/related", "mongodb+srv://cluster0.example.net/related"):
+        assert uri_problem(uri) == "", uri
+
+
 def test_the_start_names_mongos_hosts_and_never_a_password(base_env, caplog):
     # a password holding an unescaped "/" had put "admin:s3cr" in the start's log line
     caplog.set_level(logging.INFO, logger="related")
