@@ -662,6 +662,13 @@ def test_a_thai_corpus_finds_the_article_on_the_same_subject(tmp_path):
         assert hits and hits[0].row == store.row_for_id(subject), query
 
 
+def test_a_word_of_max_len_letters_is_kept_and_a_longer_one_left_out():
+    from function.tokens import TokenizerOptions, tokenize
+
+    assert tokenize("x" * 20 + " " + "y" * 21) == ["x" * 20]
+    assert tokenize("ab abc", TokenizerOptions(min_len=3, max_len=3)) == ["abc"]
+
+
 def test_words_are_read_whole_in_every_script():
     from function.tokens import TokenizerOptions, tokenize
 
