@@ -300,6 +300,14 @@ def test_repeat_url_is_served_from_the_cache(client, pages):
     assert titles(first) == titles(second)
 
 
+def test_a_url_cache_size_of_0_keeps_no_page(function_env, pages):
+    client = make_client({**function_env, "URL_CACHE_SIZE": "0"})  # 0: off, whatever URL_CACHE_TTL says
+    url = pages.add("/never-kept.html", pages.body("/moon-landing.html"))
+    for _ in range(2):
+        assert client.get("/", query_string={"url": url}).get_json()["page"]["cached"] is False
+    assert pages.hits["/never-kept.html"] == 2
+
+
 def test_the_fetched_articles_kept_are_bounded_by_their_memory(function_env, pages):
     """URL_CACHE_SIZE articles of MAX_TEXT_CHARS with an emoji in them (4 bytes a character) had
     been 200 MB a worker: the articles are bounded by URL_CACHE_SIZE x 64 KB of memory too. Pages
