@@ -64,7 +64,8 @@ __all__ = ["Article", "EXTRACTION_REVISION", "extract_article", "decode_html"]
 # German sites' boxes: "mehr-zum-thema", "kommentare", "bezahlschranke"; a box's text no longer counts
 # against the container, a paywalled part declared in JSON-LD is the story; revision 2: an undeclared paywall
 # box that reads as the story, with no link, control or price, is the story, and a story's lede box between
-# its headline and its body box is read with the body).
+# its headline and its body box is read with the body, but not a picture's one-line caption there, nor a lede
+# line the body repeats word for word: 2 is unreleased, so these stay in it).
 EXTRACTION_REVISION = 2
 
 
@@ -839,18 +840,25 @@ def _select(paras):
     if scores[best] <= 0:
         return []
 
-    inside = set(_breadth_first(kids, [best] + _lede_before(best, kids, scores, paras)))
+    body = set(_breadth_first(kids, [best]))
+    lede = set(_breadth_first(kids, _lede_before(best, kids, scores, paras)))
+    # a lede's paragraph that the body repeats word for word (a standfirst, again as the first paragraph) is
+    # read once, not weighed double; within the body a repeated line is the story's (a table's, a meal plan's)
+    repeated = {p.text for p in paras if p.node in body} if lede else set()
     out = []
     for p in paras:
-        if p.node not in inside:
+        if p.node not in body and (p.node not in lede or p.text in repeated):
             continue
-        if p.flag is not None and p.flag is not best and p.flag in inside:
+        if p.flag is not None and p.flag is not best and (p.flag in body or p.flag in lede):
             continue  # a share bar, caption, ... inside the article
         if p.in_headline:
             continue  # the headline
         if p.class_type == "good" or p.links_density() <= KEEP_LINK_DENSITY:
             out.append(p)
     return out
+
+
+PICTURE_TAGS = ("img", "picture", "figure", "video")  # beside one line, that line is its caption (_lede_before)
 
 
 def _lede_before(best, kids, scores, paras):
@@ -860,8 +868,9 @@ def _lede_before(best, kids, scores, paras):
     siblings of ``best`` (of the element holding it alone) after the headline's and before it that
     score a paragraph's worth (jusText's 70 characters): not a box (its good text scores nothing), a
     link list or a date line (two dev pages' dates, good by their neighbours). What lies after the
-    story (a bio, comments, a footer line) or before its headline stays out; so does all of it when
-    ``best`` opens with a heading of its own: the <h1> above is then the site's name, not its headline."""
+    story (a bio, comments, a footer line) or before its headline stays out, and so does a picture
+    with its one line (a caption in a box named for no caption); so does all of it when ``best``
+    opens with a heading of its own: the <h1> above is then the site's name, not its headline."""
     below = set(_breadth_first(kids, [best]))
     if next(p for p in paras if p.node in below).is_heading:
         return []
@@ -883,8 +892,14 @@ def _lede_before(best, kids, scores, paras):
             node = node.getparent()
     if headline < 0:
         return []
-    return [child for child, i in position.items()
-            if headline < i < position[top] and child is not None and scores[child] >= LENGTH_LOW_DEFAULT]
+    ledes = [child for child, i in position.items()
+             if headline < i < position[top] and child is not None and scores[child] >= LENGTH_LOW_DEFAULT]
+    if not ledes:
+        return []
+    per_node = _by_element((p.node, 1) for p in paras)  # the siblings' subtrees are disjoint: linear in all
+    return [child for child in ledes
+            if not (sum(per_node.get(node, 0) for node in _breadth_first(kids, [child])) == 1
+                    and next(child.iter(*PICTURE_TAGS), None) is not None)]
 
 
 def _parse(html):

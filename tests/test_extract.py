@@ -412,6 +412,35 @@ def test_what_lies_beside_a_split_story_but_not_between_its_headline_and_body_st
     assert not any(words in text for words in ("lower town", "Jane Doe", "March 14"))
 
 
+PHOTO_CAPTION = ("A bus waits at the depot on North Road before the morning rush, as drivers prepare for the new "
+                 "routes. Photo: J. Smith")
+
+
+@pytest.mark.parametrize("media", [f"<div class='media'><img src='/a.jpg'><p>{PHOTO_CAPTION}</p></div>",
+                                   f"<figure><img src='/a.jpg'><p>{PHOTO_CAPTION}</p></figure>",
+                                   f"<div><picture><img src='/a.jpg'></picture><span>{PHOTO_CAPTION}</span></div>"])
+def test_a_photo_s_caption_between_the_headline_and_the_body_is_no_lede(media):
+    # a box of a picture and its one line, in no class naming a caption: its paragraph's worth of good text
+    # had joined the story as its lede
+    body = BUS_STORY + MORE_OF_THE_STORY
+    assert paragraphs(extract_article(split_story([], body, between=media))) == body
+
+
+def test_a_lede_box_beside_its_picture_still_joins_with_more_than_one_line():
+    # a picture does not make a box of two lede paragraphs a caption
+    lede = "<div class='lede'><img src='/a.jpg'>" + "".join(f"<p>{line}</p>" for line in [LEDE, BIO]) + "</div>"
+    body = BUS_STORY + MORE_OF_THE_STORY
+    html = split_story([], body, between=lede).replace("<div class='lede'></div>", "")
+    assert paragraphs(extract_article(html)) == [LEDE, BIO] + body
+
+
+@pytest.mark.parametrize("standfirst", [f"<p class='standfirst'>{LEDE}</p>", f"<div class='standfirst'><p>{LEDE}</p></div>"])
+def test_a_standfirst_repeated_as_the_body_s_first_paragraph_is_read_once(standfirst):
+    # read twice, its words weighed double in the tf-idf of the page
+    html = split_story([], [LEDE] + BUS_STORY, between=standfirst).replace("<div class='lede'></div>", "")
+    assert paragraphs(extract_article(html)) == [LEDE] + BUS_STORY
+
+
 NEWSLETTER = ("<div class='strip'><p>Our new newsletter brings the week's most important stories from the region to "
               "your inbox every Friday morning.</p></div>")
 
