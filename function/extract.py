@@ -841,7 +841,7 @@ def _select(paras):
         return []
 
     body = set(_breadth_first(kids, [best]))
-    lede = set(_breadth_first(kids, _lede_before(best, kids, scores, paras)))
+    lede = set(_breadth_first(kids, _lede_before(best, body, kids, scores, paras)))
     # a lede's paragraph that the body repeats word for word (a standfirst, again as the first paragraph) is
     # read once, not weighed double; within the body a repeated line is the story's (a table's, a meal plan's)
     repeated = {p.text for p in paras if p.node in body} if lede else set()
@@ -861,9 +861,10 @@ def _select(paras):
 PICTURE_TAGS = ("img", "picture", "figure", "video")  # beside one line, that line is its caption (_lede_before)
 
 
-def _lede_before(best, kids, scores, paras):
-    """The elements beside ``best`` that hold the story's first part: a story split into a lede (or
-    teaser) box and a body box under the element holding its headline counts the body at BRANCH_DECAY
+def _lede_before(best, body, kids, scores, paras):
+    """The elements beside ``best`` (``body`` the elements under it) that hold the story's first part: a
+    story split into a lede (or teaser) box and a body box under the element holding its headline counts
+    the body at BRANCH_DECAY
     there, and 3 body paragraphs outscored a 170-character lede, which had been lost. Those are the
     siblings of ``best`` (of the element holding it alone) after the headline's and before it that
     score a paragraph's worth (jusText's 70 characters): not a box (its good text scores nothing), a
@@ -871,8 +872,7 @@ def _lede_before(best, kids, scores, paras):
     story (a bio, comments, a footer line) or before its headline stays out, and so does a picture
     with its one line (a caption in a box named for no caption); so does all of it when ``best``
     opens with a heading of its own: the <h1> above is then the site's name, not its headline."""
-    below = set(_breadth_first(kids, [best]))
-    if next(p for p in paras if p.node in below).is_heading:
+    if next(p for p in paras if p.node in body).is_heading:
         return []
     top, parent = best, best.getparent()
     while parent in kids and len(kids[parent]) == 1:  # an element holding only the container
