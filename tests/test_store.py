@@ -300,6 +300,39 @@ def test_a_store_broken_while_serving_never_fails_a_request(records, tmp_path, c
     assert "serving the stores already open" in messages
 
 
+def test_a_corpus_whose_current_file_goes_while_serving_keeps_being_served(records, tmp_path, caplog):
+    """CURRENT gone (an operator's slip, a copy half done) is no reason to stop serving the version
+    open: only a corpus whose folder is gone is no longer served."""
+    final, _ = build([iter(records[:20])], tmp_path / "w", BuildOptions(name="w"), progress=False)
+    build([iter(records[:25])], tmp_path / "v", BuildOptions(name="v"), progress=False)
+    stores = StoreSet(tmp_path, check_every=0)
+    (tmp_path / "w" / "CURRENT").unlink()
+    assert stores.get("w").path == final and stores.names() == ["v", "w"]
+    assert "no longer served" not in caplog.text
+    (tmp_path / "v").rename(tmp_path / ".v-gone")  # a hidden folder is no corpus: v is gone
+    assert stores.names() == ["w"] and "corpus v: no longer served" in caplog.text
+
+
+def test_a_bare_version_folder_is_read_as_its_own_corpus(records, tmp_path, capsys):
+    """A version folder (its manifest, no CURRENT) given where a corpus folder goes is that version:
+    as MODEL_STORE's corpus folder (a version copied out of its corpus) and to verify."""
+    final, _ = build([iter(records[:20])], tmp_path / "built" / "w", BuildOptions(name="w"), progress=False)
+    assert current_version_dir(final) == final
+    root = tmp_path / "store"
+    root.mkdir()
+    final.rename(root / "copied")
+    stores = StoreSet(root, check_every=0)
+    assert stores.names() == ["copied"] and stores.get("copied").path == root / "copied"
+    assert stores.get("copied").size == 20
+    from function.store import main as store_main
+
+    assert store_main(["verify", str(root / "copied")]) == 0
+    assert capsys.readouterr().out.startswith(f"ok  {root / 'copied'}  20 documents")
+    (root / "empty").mkdir()  # neither CURRENT nor a manifest: no corpus, said so
+    with pytest.raises(StoreError, match="no store at .*empty .missing .*CURRENT"):
+        current_version_dir(root / "empty")
+    assert stores.names() == ["copied"]
+
 def test_empty_input_is_refused(tmp_path):
     with pytest.raises(StoreError, match="no usable documents in the input [(]1 skipped: line 1: empty text[)]"):
         build([iter([Skip("line 1", "empty text")])], tmp_path / "w", BuildOptions(name="w"), progress=False)
@@ -412,6 +445,40 @@ def test_store_verify_cli_hashes_everything(small_store):
                          capture_output=True, text=True)
     assert bad.returncode == 1 and "checksum" in bad.stdout
 
+
+def test_store_verify_cli_finds_damage_the_sampled_start_check_misses(small_store):
+    """A file past FULL_HASH_MAX_BYTES is checked at start by sampled blocks only; verify hashes it
+    all. A large docs.sqlite (here padded past the bound, as a big corpus's is) damaged between two
+    blocks opens, and verify says it is corrupt."""
+    import sqlite3
+
+    from function.store import FULL_HASH_MAX_BYTES, SAMPLE_BLOCK_BYTES, SAMPLE_BLOCKS, describe_file
+
+    root, version_dir = small_store
+    docs = version_dir / "docs.sqlite"
+    with sqlite3.connect(docs) as db:
+        db.execute("CREATE TABLE pad (b BLOB)")
+        db.execute("INSERT INTO pad VALUES (zeroblob(?))", (FULL_HASH_MAX_BYTES + (1 << 20),))
+    db.close()
+    manifest_path = version_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"]["docs.sqlite"] = describe_file(docs)
+    manifest_path.write_text(json.dumps(manifest))
+    size = docs.stat().st_size
+    assert size > FULL_HASH_MAX_BYTES
+    # the middle of the gap after the middle block: no sampled block reads it
+    step = (size - SAMPLE_BLOCK_BYTES) // (SAMPLE_BLOCKS - 1)
+    middle = SAMPLE_BLOCKS // 2
+    offset = middle * step + SAMPLE_BLOCK_BYTES + (step - SAMPLE_BLOCK_BYTES) // 2
+    with open(docs, "r+b") as f:
+        f.seek(offset)
+        byte = f.read(1)
+        f.seek(offset)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    assert Store(version_dir).size == 30  # the start's sampled check does not see it
+    bad = subprocess.run([sys.executable, "-m", "function.store", "verify", str(root / "wiki")], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and f"store file {docs} fails its checksum" in bad.stdout
 
 @pytest.mark.parametrize("name", ["vocab.npy", "engines/lsi/vectors.npy", "engines/tfidf/post_ptr.npy"])
 def test_store_verify_cli_names_a_truncated_file_and_how_to_rebuild_its_corpus(records, tmp_path, name):
