@@ -883,6 +883,10 @@ def test_a_stop_list_leaves_out_function_words_as_the_text_is_read():
     # jusText's lists, which stores before revision 4 use, had left out subjects: "school", "city"
     english = TokenizerOptions(stopwords="en")
     assert tokenize("How do I get to a school in the city", english) == ["school", "city"]
+    # an entry's two-letter piece that is no entry alone: Ukrainian "ім'я" (name) is read "ім", "я" and
+    # leaves both out ("ім" alone is "їм" deaccented, an entry: only --no-deaccent tells them apart)
+    assert tokenize("Qu'on", french) == [] and tokenize("Qu'on", TokenizerOptions()) == ["qu", "on"]
+    assert tokenize("ім'я, сад", TokenizerOptions(stopwords="uk", deaccent=False)) == ["сад"]
     with pytest.raises(ValueError, match="no stop list 'klingon' .*french"):
         TokenizerOptions(stopwords="klingon")
     # Chinese, Japanese, Korean are read as pairs: a list of words cut into pairs had left out
