@@ -356,6 +356,22 @@ def test_an_event_the_server_refuses_costs_no_other_event_of_its_batch(mongodb, 
     assert "MongoDB refused 1 of 4 events" in caplog.text
 
 
+def test_an_event_a_retry_finds_already_written_counts_as_written(mongodb, caplog):
+    """A batch whose first attempt reached the server but not its answer is sent again: its events
+    are duplicate keys (11000) then, written after all, not refused nor dropped."""
+    from function.events import EventLog, new_event
+
+    echoed, fresh = new_event(n=1), new_event(n=2)
+    client = pymongo.MongoClient(mongodb, serverSelectionTimeoutMS=3000)
+    client.get_default_database()["requests"].insert_one(dict(echoed))  # the attempt that did reach it
+    client.close()
+    log = EventLog(mongodb)
+    log.record("requests", echoed)  # one batch: recorded within the writer's linger
+    log.record("requests", fresh)
+    assert log.flush(timeout=20)
+    assert (log.written, log.dropped, log.pending) == (2, 0, 0) and "refused" not in caplog.text
+    assert sorted(e["_id"] for e in wait_for_events(mongodb, "requests", 2)) == sorted([echoed["_id"], fresh["_id"]])
+
 def test_a_process_exiting_at_once_writes_the_events_it_has_just_recorded(mongodb):
     """A process's exit waits for its buffer (EVENT_FLUSH_SECONDS): an event recorded just before the
     exit, still in the writer's batch, is written, not lost."""
