@@ -705,3 +705,58 @@ def test_with_a_stats_token_the_owner_signs_in_to_the_dashboard_and_its_stats_li
     with owner.tab.expect_response(lambda response: response.url == server.base + "/stats") as answer:
         owner.tab.click('a[href="/stats"]')
     assert answer.value.status == 200 and answer.value.json()["requests"] == 0
+
+
+# WCAG 2's contrast ratio of the colours a page computes: each text's (SVG text: its fill) against the first
+# opaque background behind it, and each keyboard focus ring against the background it is drawn on
+CONTRAST = """() => {
+  const rgb = s => (s.match(/[\\d.]+/g) || []).map(Number);
+  const lum = c => { const [r, g, b] = c.slice(0, 3).map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+                     return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+  const ratio = (a, b) => { const [x, y] = [lum(a), lum(b)].sort((p, q) => p - q); return (y + 0.05) / (x + 0.05); };
+  const behind = el => { for (; el; el = el.parentElement) { const c = rgb(getComputedStyle(el).backgroundColor);
+                           if (c.length === 3 || c[3] === 1) return c; } return [255, 255, 255]; };
+  const low = new Set();
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node; (node = walker.nextNode());) {
+    const el = node.parentElement;
+    if (!node.textContent.trim() || el.closest("title, option") || !el.getClientRects().length) continue;
+    const style = getComputedStyle(el);
+    const size = parseFloat(style.fontSize), large = size >= 24 || (parseInt(style.fontWeight) >= 700 && size >= 18.66);
+    const r = ratio(rgb(el instanceof SVGElement ? style.fill : style.color), behind(el));
+    if (r < (large ? 3 : 4.5)) low.add(`text ${el.tagName}.${el.getAttribute("class")}: ${r.toFixed(2)}`);
+  }
+  return [...low];
+}"""
+FOCUS_RING = """() => {
+  const el = document.activeElement, style = getComputedStyle(el);
+  if (el === document.body || style.outlineStyle !== "solid") return null;  // Chromium's own 'auto' ring is two-tone
+  const rgb = s => (s.match(/[\\d.]+/g) || []).map(Number);
+  const lum = c => { const [r, g, b] = c.slice(0, 3).map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+                     return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+  let bg = [255, 255, 255];
+  for (let p = el.parentElement; p; p = p.parentElement) { const c = rgb(getComputedStyle(p).backgroundColor);
+                                                         if (c.length === 3 || c[3] === 1) { bg = c; break; } }
+  const [x, y] = [lum(rgb(style.outlineColor)), lum(bg)].sort((p, q) => p - q);
+  return [el.tagName + " " + (el.getAttribute("href") || el.getAttribute("name") || el.textContent.trim()), (y + 0.05) / (x + 0.05)];
+}"""
+
+
+def test_the_pages_text_and_focus_rings_stand_out_from_their_background(function_process, function_env, tab):
+    """Text at WCAG AA's 4.5:1 (3:1 large), the focus ring a keyboard user follows at 3:1 (WCAG 1.4.11):
+    the charts' tick labels (#7b8794 on white, 3.7:1) and the yellow ring on the white cards (1.9:1) were below."""
+    server = function_process().wait_ready()
+    seed_traffic(server.base, function_env["MONGODB"])
+    page = tab()
+    for path in ("/dashboard", "/?text=moon+landing+astronaut"):
+        page.tab.goto(server.base + path)
+        assert page.tab.evaluate(CONTRAST) == [], path
+        rings = []
+        for _ in range(60):
+            page.tab.keyboard.press("Tab")
+            ring = page.tab.evaluate(FOCUS_RING)
+            if ring:
+                rings.append(ring)
+        assert len(rings) > 10, path  # the walk reached the header, the form, and the charts' or results' links
+        assert [(name, round(ratio, 2)) for name, ratio in rings if ratio < 3] == [], path
+    assert page.problems == []
