@@ -11,6 +11,7 @@ instead of an empty frame.
 """
 
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -131,6 +132,9 @@ def _rect(x, y, width, height, cls, tooltip):
             f"<title>{escape(tooltip)}</title></rect>")
 
 
+MARK_TIP = re.compile(r"<rect [^>]*><title>([^<]*)</title>")  # _rect's tooltip
+
+
 def _line(cls, x1, x2, y1, y2):
     return f'<line class="{cls}" x1="{x1:.1f}" x2="{x2:.1f}" y1="{y1:.1f}" y2="{y2:.1f}"/>'
 
@@ -176,8 +180,13 @@ class Frame:
 
     def svg(self, body, title):
         wide = " wide" if self.width > NARROW else ""
+        body = "".join(body)
+        # role="img" hides a chart's parts from a screen reader, which had read its title alone: the marks'
+        # tooltips (escaped already), each figure once, are its description
+        figures = "; ".join(dict.fromkeys(MARK_TIP.findall(body)))
+        desc = f"<desc>{figures}</desc>" if figures else ""
         return Markup(f'<svg viewBox="0 0 {self.width} {self.height}" role="img" class="chart-svg{wide}">'
-                      f"<title>{escape(title)}</title>{''.join(body)}</svg>")
+                      f"<title>{escape(title)}</title>{desc}{body}</svg>")
 
 
 # -- charts --------------------------------------------------------------------------
