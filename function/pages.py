@@ -7,6 +7,7 @@ every link is checked to be http(s), and the pages are served under a
 Content-Security-Policy that allows no script and no inline style at all.
 """
 
+import gzip
 import hashlib
 import logging
 import re
@@ -35,6 +36,10 @@ STATIC_FILES = {p.name: (p.suffix, p.read_bytes()) for p in sorted(STATIC.iterdi
                 if p.suffix in STATIC_TYPES} if STATIC.is_dir() else {}
 # A content hash in the stylesheet's URL: browsers may keep it for long, and see a new one at once.
 STATIC_VERSIONS = {name: hashlib.sha256(body).hexdigest()[:10] for name, (_, body) in STATIC_FILES.items()}
+# Compressed once, for the clients that take gzip: the widget is fetched on the site's pages by every reader
+# whose cache (5 minutes, its tag naming no version) has run out, and is a third of its size so (10.4 -> 3.9 KB).
+# mtime 0: the same bytes from every instance.
+STATIC_GZIPPED = {name: gzip.compress(body, 9, mtime=0) for name, (_, body) in STATIC_FILES.items()}
 
 CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; "
        "frame-ancestors 'none'")
@@ -153,8 +158,10 @@ def static_file(request):
     suffix, body = STATIC_FILES[name]
     cache = "public, max-age=31536000, immutable" if request.args.get("v") == STATIC_VERSIONS[name] else \
         "public, max-age=300"
-    return Response(body, content_type=STATIC_TYPES[suffix],
-                    headers={"Cache-Control": cache, "X-Content-Type-Options": "nosniff"})
+    headers = {"Cache-Control": cache, "X-Content-Type-Options": "nosniff", "Vary": "Accept-Encoding"}
+    if request.accept_encodings["gzip"] > 0 and len(STATIC_GZIPPED[name]) < len(body):  # "gzip;q=0" refuses it
+        body, headers["Content-Encoding"] = STATIC_GZIPPED[name], "gzip"
+    return Response(body, content_type=STATIC_TYPES[suffix], headers=headers)
 
 
 # -- lookups in the stores ----------------------------------------------------------

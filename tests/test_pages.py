@@ -2,6 +2,7 @@
 content negotiation, links, error messages, escaping, and the dashboard's data.
 (tests/test_browser.py drives the same pages in a real Chromium.)"""
 
+import gzip
 import hashlib
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -263,6 +264,23 @@ def test_the_stylesheet_and_icon_the_pages_link_are_served(client):
         assert response.status_code == 200 and response.mimetype == kind and response.data
         assert "immutable" in response.headers["Cache-Control"]  # versioned by its hash
     assert client.get("/assets/nothing.css").status_code == 404
+
+
+@pytest.mark.parametrize("name", sorted(page_views.STATIC_FILES))
+def test_the_assets_go_compressed_to_a_client_that_takes_gzip(client, name):
+    plain = client.get(f"/assets/{name}")
+    assert plain.status_code == 200 and "Content-Encoding" not in plain.headers
+    assert "Accept-Encoding" in plain.headers["Vary"]  # a shared cache keeps the two apart
+    for refused in ("identity", "gzip;q=0", "br"):
+        response = client.get(f"/assets/{name}", headers={"Accept-Encoding": refused})
+        assert "Content-Encoding" not in response.headers and response.data == plain.data
+    packed = client.get(f"/assets/{name}", headers={"Accept-Encoding": "br, gzip;q=0.8"})
+    if name == "widget.js":  # the one a site's readers fetch: a third of its size
+        assert packed.headers["Content-Encoding"] == "gzip" and len(packed.data) * 2 < len(plain.data)
+    if packed.headers.get("Content-Encoding") == "gzip":
+        assert gzip.decompress(packed.data) == plain.data and packed.mimetype == plain.mimetype
+    else:  # too small to gain from it
+        assert packed.data == plain.data
 
 
 # -- the dashboard ---------------------------------------------------------------------------------
