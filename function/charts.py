@@ -209,7 +209,7 @@ def timeline_chart(timeline):
     for i, (bucket, label) in enumerate(zip(buckets, labels)):
         x = frame.left + i * slot
         answered, errors, clicks = bucket["requests"], bucket["errors"], bucket["clicks"]
-        tip = f"{label} UTC: {answered} answered, {errors} errors, {clicks} clicks"
+        tip = f"{label} UTC: {answered:,} answered, {plural(errors, 'error')}, {plural(clicks, 'click')}"
         if answered:
             body.append(_rect(x + (slot - wide) / 2, y(answered), wide, frame.bottom - y(answered), "mark s-requests",
                               tip))

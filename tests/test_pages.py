@@ -637,4 +637,4 @@ def test_a_charts_figures_are_its_text_alternative_for_a_screen_reader():
     assert "<desc>&lt;b&gt;Apollo&lt;/b&gt; &amp; co: 2</desc>" in str(chart.svg)
     buckets = [{"start": "2026-05-01T12:00:00+00:00", "requests": 3, "errors": 1, "clicks": 2}]
     svg = lxml.html.fromstring(str(charts.timeline_chart({"step_seconds": 60, "buckets": buckets}).svg))
-    assert svg.cssselect("desc")[0].text == "12:00 UTC: 3 answered, 1 errors, 2 clicks"
+    assert svg.cssselect("desc")[0].text == "12:00 UTC: 3 answered, 1 error, 2 clicks"
