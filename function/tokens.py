@@ -24,7 +24,7 @@ WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # of clusters (SEA_RUN): they had been words of their own, most of them past max_len and dropped.
 # Revision 4 spells out, with the accents, the letters a reader writes as plain ones (LETTERS_SPELT:
 # "œufs" had not met "oeufs", nor "Straße" "strasse"); its stop lists are stop-words' (see
-# stoplist_names), read as text is read, so that "été" leaves out "ete" and "qu'il" the "qu" of
+# stoplist_names), read as text is read, so that "été" leaves out "ete" and "qu'" the "qu" of
 # "qu'on".
 # Revision 5 reads a compound of two words joined by a hyphen as its words and, as well, as one
 # word (JOINED_PART_CHARS): "Wi-Fi" is "wi", "fi" and "wifi", so that it meets "wifi" and "wifi"
@@ -164,7 +164,7 @@ def _stopwords(options):
 @lru_cache(maxsize=8)
 def _stop_list(name, deaccent, revision):
     """The words a stop list leaves out. From revision 4 they are read as text is (in lower case,
-    accents off as ``deaccent`` says), and of an entry cut at an apostrophe ("qu'il", "don't") its
+    accents off as ``deaccent`` says), and of an entry cut at an apostrophe ("qu'", "don't") its
     pieces of one or two letters, the elisions, are left out too. An entry of several words (most
     of Vietnamese's, "bác sĩ") meets no single token: its words are other words' too."""
     if revision < 4:

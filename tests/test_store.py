@@ -873,7 +873,7 @@ def test_a_chain_whose_first_word_is_one_letter_joins_its_first_pair_from_revisi
 
 def test_a_stop_list_leaves_out_function_words_as_the_text_is_read():
     """Its words are read as the text is: "été" and "à" leave out the deaccented "ete" and "a", and
-    "qu'il" the "qu" of "qu'on". A list is named by its language, in any case, or its ISO code."""
+    "qu'" the "qu" of "qu'on". A list is named by its language, in any case, or its ISO code."""
     from function.tokens import TokenizerOptions, tokenize
 
     french = TokenizerOptions(stopwords="French")
