@@ -84,7 +84,8 @@ ENV PATH=/opt/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/
 # A fixed numeric non-root user, so platforms that check runAsNonRoot can
 # tell from the image. It owns nothing in /app (COPY makes root-owned files
 # whatever USER says: code and store are read-only to it), only its home,
-# where gunicorn puts its control socket (~/.gunicorn).
+# where nothing is written (gunicorn's control socket is off, so a read-only
+# root filesystem serves as well).
 RUN groupadd --gid 10001 app \
  && useradd --uid 10001 --gid app --create-home --shell /usr/sbin/nologin app
 WORKDIR /app

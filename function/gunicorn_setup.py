@@ -1,7 +1,7 @@
 """gunicorn as functions-framework runs it, with the limits and answers of the rest of the function.
 
 functions-framework starts gunicorn itself and offers no setting for it, so ``install()``, called in
-the master before it forks, changes three things:
+the master before it forks, changes four things:
 
 - **Refusals are JSON.** gunicorn refuses a request it cannot parse (a NUL in a header, a negative
   Content-Length, `Expect: 200-ok`, headers over 8 KB) before the function sees it, with a small
@@ -13,6 +13,8 @@ the master before it forks, changes three things:
   CLIENT_HEAD_SECONDS and the whole exchange end within CLIENT_REQUEST_SECONDS. gunicorn's
   threaded worker reads a request that has begun with no time limit, so eight connections that
   each sent one byte had held every thread, and /healthz, for as long as they stayed open.
+- **No control socket.** gunicorn's management socket, unused here, had been made in ~/.gunicorn: a
+  write outside /tmp at start, and an ERROR in the log where the home is read-only.
 """
 
 import contextlib
@@ -149,6 +151,8 @@ def install(settings):
     def load_config(application):
         configure(application)
         application.cfg.set("limit_request_line", REQUEST_LINE_BYTES)
+        # the control socket: see the module's docstring
+        application.cfg.set("control_socket_disable", True)
         # THREADS=1 keeps gunicorn's sync worker (whose worker timeout CLOUD_RUN_TIMEOUT_SECONDS sets), and
         # THREADED_TIMEOUT_ENABLED functions-framework's own threaded worker: neither has these deadlines
         if application.cfg.worker_class_str == "gthread" or (application.cfg.worker_class_str == "sync"

@@ -102,6 +102,19 @@ def test_without_mongodb_it_still_answers_and_says_so(function_process):
     assert "MONGODB is not set" in server.output()
 
 
+def test_it_writes_nothing_in_its_home(function_process, tmp_path):
+    """A platform may give a container no writable home (Knative's readOnlyRootFilesystem; Cloud Run's
+    writes count against the instance's memory): gunicorn's control socket, which nothing here uses, had
+    been made in ~/.gunicorn, and had logged an ERROR where it could not be."""
+    home = tmp_path / "home"
+    home.mkdir()
+    server = function_process(MONGODB="", HOME=str(home), XDG_RUNTIME_DIR="").wait_ready()
+    assert requests.get(server.base, params={"text": "moon landing"}, timeout=10).status_code == 200
+    server.stop()
+    assert "Control server" not in server.output()
+    assert list(home.iterdir()) == []
+
+
 def test_links_survive_a_restart_with_the_same_secret(function_process):
     first = function_process().wait_ready()
     link = requests.get(first.base, params={"text": "moon landing"}, timeout=10).json()["results"][0]["click_url"]
