@@ -7,6 +7,7 @@ workers it forks share the memory maps instead of each opening its own.
 """
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -20,12 +21,11 @@ from function import __version__  # noqa: E402
 from function.app import create_app, error_response  # noqa: E402
 from function.config import ConfigError  # noqa: E402
 from function.errors import ApiError  # noqa: E402
-from function import gunicorn_setup  # noqa: E402
+from function import gunicorn_setup, logformat  # noqa: E402
 from function.store import StoreError  # noqa: E402
 
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
 try:
+    logformat.configure(os.environ)
     app = create_app()
 except (ConfigError, StoreError) as exc:
     # said once, in the log's form (a platform's log keeps its level): a SystemExit with the message

@@ -290,3 +290,34 @@ def test_a_bad_fetch_ports_stops_the_start_by_name(function_env, ports, message)
 
     with pytest.raises(ConfigError, match=re.escape(message)):
         create_app({**function_env, "FETCH_PORTS": ports})
+
+
+def test_a_json_log_line_holds_its_traceback_and_severity():
+    """Cloud Run made each line of a text traceback an entry of its own, without a severity."""
+    import io
+    import json
+    import logging
+
+    from function.logformat import JsonFormatter, log_format
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("related.test-json")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        try:
+            {}["missing"]
+        except KeyError:
+            logger.exception("unexpected error on %s %s", "GET", "/")
+    finally:
+        logger.removeHandler(handler)
+    (line,) = out.getvalue().splitlines()
+    entry = json.loads(line)
+    assert entry["severity"] == "ERROR" and entry["logger"] == "related.test-json"
+    assert entry["message"].startswith("unexpected error on GET /\nTraceback (most recent call last):")
+    assert entry["message"].rstrip().endswith("KeyError: 'missing'")
+    assert log_format({}) == log_format({"LOG_FORMAT": " "}) == "text" and log_format({"LOG_FORMAT": "JSON"}) == "json"
+    with pytest.raises(ConfigError, match="LOG_FORMAT='xml' is not text or json"):
+        log_format({"LOG_FORMAT": "xml"})

@@ -1,5 +1,6 @@
 """The function as it is deployed: a `functions-framework` process (gunicorn underneath)."""
 
+import json
 import os
 import re
 import signal
@@ -113,6 +114,25 @@ def test_it_writes_nothing_in_its_home(function_process, tmp_path):
     server.stop()
     assert "Control server" not in server.output()
     assert list(home.iterdir()) == []
+
+
+def test_log_format_json_gives_one_object_a_line_with_its_severity(function_process):
+    """Cloud Run reads a JSON line as one entry with its severity; a text line has none there."""
+    server = function_process(MONGODB="", LOG_FORMAT="json").wait_ready()
+    assert requests.get(server.base, params={"text": "moon landing"}, timeout=10).status_code == 200
+    server.stop()
+    lines = [json.loads(line) for line in server.output().splitlines() if line.strip()]
+    assert lines and all(line.keys() >= {"severity", "message", "time", "logger"} for line in lines)
+    severities = {(line["severity"], line["logger"]) for line in lines}
+    assert ("WARNING", "related.events") in severities and ("INFO", "related") in severities
+    assert any(line["message"].startswith("listening on 0.0.0.0:") for line in lines)
+
+
+def test_a_bad_log_format_stops_the_start_saying_so_in_text(function_process):
+    server = function_process(LOG_FORMAT="yaml")
+    assert server.process.wait(timeout=60) != 0
+    log = server.output()
+    assert log.count("LOG_FORMAT='yaml' is not text or json") == 1 and "CRITICAL related: cannot start" in log
 
 
 def test_links_survive_a_restart_with_the_same_secret(function_process):
