@@ -59,13 +59,13 @@ from .tokens import HAN_KANA, HANGUL
 __all__ = ["Article", "EXTRACTION_REVISION", "extract_article", "decode_html"]
 
 # Raised whenever a change reads some pages' text otherwise. A crawl's state keeps each page's text, not
-# its HTML, so a rebuild would read old text unsaid: the crawl says how many pages an older revision
-# read, and fetches again those it found no text in (revision 1: paywall and story-list boxes, galleries,
-# German sites' boxes: "mehr-zum-thema", "kommentare", "bezahlschranke"; a box's text no longer counts
-# against the container, a paywalled part declared in JSON-LD is the story; revision 2: an undeclared paywall
-# box that reads as the story, with no link, control or price, is the story, and a story's lede box between
-# its headline and its body box is read with the body, but not a picture's one-line caption there, nor a lede
-# line the body repeats word for word: 2 is unreleased, so these stay in it).
+# its HTML, so a rebuild would read old text unsaid: the crawl says how many pages an older revision read,
+# and fetches again those it found no text in (revision 1: paywall and story-list boxes, galleries, German
+# sites' boxes: "mehr-zum-thema", "kommentare", "bezahlschranke"; a box's text no longer counts against
+# the container, a paywalled part declared in JSON-LD is the story; revision 2: an undeclared paywall box
+# that reads as the story, with no link, control or subscription price, is the story, and a story's lede
+# box between its headline and its body box is read with the body, but not a picture's one-line caption
+# there, nor a lede line the body repeats word for word).
 EXTRACTION_REVISION = 2
 
 
@@ -864,13 +864,12 @@ PICTURE_TAGS = ("img", "picture", "figure", "video")  # beside one line, that li
 def _lede_before(best, body, kids, scores, paras):
     """The elements beside ``best`` (``body`` the elements under it) that hold the story's first part: a
     story split into a lede (or teaser) box and a body box under the element holding its headline counts
-    the body at BRANCH_DECAY
-    there, and 3 body paragraphs outscored a 170-character lede, which had been lost. Those are the
-    siblings of ``best`` (of the element holding it alone) after the headline's and before it that
-    score a paragraph's worth (jusText's 70 characters): not a box (its good text scores nothing), a
-    link list or a date line (two dev pages' dates, good by their neighbours). What lies after the
-    story (a bio, comments, a footer line) or before its headline stays out, and so does a picture
-    with its one line (a caption in a box named for no caption); so does all of it when ``best``
+    the body at BRANCH_DECAY there, and 3 body paragraphs outscored a 170-character lede, which had been
+    lost. Those are the siblings of ``best`` (of the element holding it alone) after the headline's and
+    before it that score a paragraph's worth (jusText's 70 characters): not a box (its good text scores
+    nothing), a link list or a date line (two dev pages' dates, good by their neighbours). What lies
+    after the story (a bio, comments, a footer line) or before its headline stays out, and so does a
+    picture with its one line (a caption in a box named for no caption); so does all of it when ``best``
     opens with a heading of its own: the <h1> above is then the site's name, not its headline."""
     if next(p for p in paras if p.node in body).is_heading:
         return []
