@@ -441,7 +441,7 @@ MIN_GATED_CHARS = MIN_GOOD_CHARS  # an offer's one paragraph ("This article is f
 CONTROL_TAGS = frozenset({"button", "form", "input", "select", "textarea"})
 # a price by the time it buys ("£1 a week", "$4.99/mo", "Vier Wochen für nur 0,99 Euro"): an amount alone is
 # a story's as often ("tickets cost £15", "lost 20 pounds"), and had lost a gated part that named one
-_AMOUNT = r"(?:[$£€¥]\s?\d[\d.,]*|\d\s?(?:[$£€¥]|euros?\b|eur\b|dollars?\b|pounds?\b))"
+_AMOUNT = r"(?:[$£€¥]\s?\d[\d.,]*|\d[\d.,]*\s?(?:[$£€¥]|euros?\b|eur\b|dollars?\b|pounds?\b))"
 _PERIOD = r"\b(?:day|week|month|year|annum|mo|yr|tag|wochen?|monate?|monats|jahr|jahres|semaines?|mois)s?\b"
 _SUBSCRIPTION_PRICE = re.compile(rf"{_AMOUNT}[^.!?\d]{{0,20}}?{_PERIOD}|{_PERIOD}[^.!?\d]{{0,25}}?{_AMOUNT}", re.I)
 # what links to another page: an <a>, with or without its href, or an element a script follows (a "Most
