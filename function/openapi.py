@@ -356,8 +356,9 @@ FILTER_PARAMETERS = [
 ]
 RECOMMEND_ERRORS = {
     "400": _error("a bad parameter: missing, ambiguous, unknown or out of range"),
-    "403": _error("the URL's address is not allowed (private, loopback, or outside FETCH_ALLOWED_DOMAINS), or "
-                  "the caller is the function's own fetcher (own_fetcher: a page redirected it here)"),
+    "403": _error("the URL's address is not allowed (private, loopback, or outside FETCH_ALLOWED_DOMAINS), nor its "
+                  "port (forbidden_port: outside FETCH_PORTS), or the caller is the function's own fetcher "
+                  "(own_fetcher: a page redirected it here)"),
     "404": _error("unknown corpus or id"),
     "413": _error("text or body too large"),
     "414": _error("query string too long: POST long text as JSON"),

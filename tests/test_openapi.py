@@ -183,3 +183,12 @@ def test_every_error_code_the_function_names_is_listed(spec):
         named |= set(re.findall(r'\bcode\s*=\s*"([a-z_]+)"', source))
         named |= set(re.findall(r'\b[1-5][0-9][0-9], "([a-z]+_[a-z_]+)"', source))
     assert len(named) > 30 and not named - listed, sorted(named - listed)
+
+
+def test_the_403_of_a_recommendation_names_each_refusal(spec):
+    """A page is refused for its port (forbidden_port, outside FETCH_PORTS) as for its address: the 403's
+    description had named the address, the domains and the own fetcher only."""
+    for method in ("get", "post"):
+        description = spec["paths"]["/"][method]["responses"]["403"]["description"]
+        for cause in ("private", "FETCH_PORTS", "FETCH_ALLOWED_DOMAINS", "own_fetcher"):
+            assert cause in description, (method, cause)
