@@ -738,7 +738,8 @@ def rebuild_command(corpus_dir, manifest, inputs=("CORPUS",), source_options=())
             tokenizer["stopwords"] = ""
     if revision < REVISION:  # the rebuild reads text as the builder does now, unsaid otherwise
         notes.append(f"its text was read by tokenizer revision {revision}; a rebuild reads it by revision {REVISION} "
-                     "(function/tokens.py; since 5 'wi-fi' is 'wifi' too), so its answers can change")
+                     "(function/tokens.py; since 5 'wi-fi' is 'wifi' too, since 6 'E-Mail-Adresse' 'email'), "
+                     "so its answers can change")
     for name, value in tokenizer.items():
         if name != "revision" and value != getattr(defaults.tokenizer, name, value):
             arguments += _flag({"min_len": "min-token-len", "max_len": "max-token-len"}.get(name, name), value)
