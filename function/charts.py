@@ -185,7 +185,10 @@ class Frame:
         # tooltips (escaped already), each figure once, are its description
         figures = "; ".join(dict.fromkeys(MARK_TIP.findall(body)))
         desc = f"<desc>{figures}</desc>" if figures else ""
-        return Markup(f'<svg viewBox="0 0 {self.width} {self.height}" role="img" class="chart-svg{wide}">'
+        # but an image's children are presentational (ARIA), links too, which VoiceOver may then hide: a chart
+        # holding links is a group, named and described the same, whose links stay reachable
+        role = "group" if "<a " in body else "img"
+        return Markup(f'<svg viewBox="0 0 {self.width} {self.height}" role="{role}" class="chart-svg{wide}">'
                       f"<title>{escape(title)}</title>{desc}{body}</svg>")
 
 

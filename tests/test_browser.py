@@ -760,3 +760,31 @@ def test_the_pages_text_and_focus_rings_stand_out_from_their_background(function
         assert len(rings) > 10, path  # the walk reached the header, the form, and the charts' or results' links
         assert [(name, round(ratio, 2)) for name, ratio in rings if ratio < 3] == [], path
     assert page.problems == []
+
+
+FOCUSED = """() => {
+  const el = document.activeElement;
+  if (el === document.body) return null;
+  return {tag: el.tagName, native: el.matches("a[href], button, input, select, textarea"), role: el.getAttribute("role"),
+          name: el.getAttribute("aria-label"), outline: getComputedStyle(el).outlineStyle};
+}"""
+
+
+def test_a_chart_that_scrolls_sideways_on_a_phone_is_a_named_tab_stop(function_process, function_env, tab):
+    """At 360 px Chromium makes each chart and table that scrolls sideways a Tab stop (overflow: auto): seven
+    had been unnamed divs, stops a keyboard or screen reader user could not tell apart. Each is a region named
+    after its chart, with the page's focus ring."""
+    server = function_process().wait_ready()
+    seed_traffic(server.base, function_env["MONGODB"])
+    page = tab({"width": 360, "height": 800})
+    page.tab.goto(server.base + "/dashboard")
+    scrollers = []
+    for _ in range(80):
+        page.tab.keyboard.press("Tab")
+        stop = page.tab.evaluate(FOCUSED)
+        if stop and not stop["native"]:
+            scrollers.append(stop)
+    assert len(scrollers) >= 7, scrollers
+    assert [s for s in scrollers if s["role"] != "region" or not s["name"] or s["outline"] != "solid"] == []
+    assert "Which engine wins?, in figures" in {s["name"] for s in scrollers}
+    assert page.problems == []

@@ -311,8 +311,23 @@ def test_dashboard_draws_every_chart_from_the_events(client, function_env):
         ["timeline", "engines", "ranks", "scores", "latency", "delay", "errors", "recommended", "clicked"], "false")
     for figure in doc.cssselect("figure.chart"):
         assert figure.cssselect("svg .mark"), figure.get("data-chart")
-    tiles = {t.cssselect(".label")[0].text: t.cssselect(".big")[0].text_content() for t in doc.cssselect(".tile")}
+    # a description list: a screen reader had read the tiles' spans as one run ("Answers 5 1 error (16.7%) Clicks 4")
+    tiles = {t.cssselect("dt.label")[0].text: t.cssselect("dd.big")[0].text_content()
+             for t in doc.cssselect("dl.tiles > div.tile")}
     assert tiles["Answers"] == "5" and tiles["Clicks"] == "4" and tiles["Click-through"] == "60.0%"
+    # a chart or table that scrolls sideways on a phone is a Tab stop there (Chromium's focusable scrollers):
+    # a region named after its chart, not an unnamed div
+    scrollers = doc.cssselect(".scroll, .table-wrap")
+    assert len(scrollers) == 10 and all(s.get("role") == "region" for s in scrollers)
+    assert [s.get("aria-label") for s in doc.cssselect('figure[data-chart="engines"] [role=region]')] == \
+        ["Which engine wins?", "Which engine wins?, in figures"]
+    assert len({s.get("aria-label") for s in scrollers}) == 10
+    # role="img" makes a chart's children presentational: the charts whose labels are links are a group
+    for figure in doc.cssselect("figure.chart"):
+        linked = figure.get("data-chart") in ("recommended", "clicked")
+        svg = figure.cssselect("svg")[0]
+        assert svg.get("role") == ("group" if linked else "img"), figure.get("data-chart")
+        assert bool(svg.cssselect("a")) == linked and svg.cssselect("title") and svg.cssselect("desc")
     stats = client.get("/stats").get_json()
     interval = f"{stats['ctr_ci95'][0] * 100:.1f}%–{stats['ctr_ci95'][1] * 100:.1f}%"
     assert interval in doc.cssselect(".tile.accent")[0].text_content()
@@ -632,6 +647,12 @@ def test_a_charts_figures_are_its_text_alternative_for_a_screen_reader():
     assert svg.get("role") == "img" and svg.cssselect("title")[0].text == "Click-through by rank"
     assert svg.cssselect("desc")[0].text == ("rank 1: 50.0% of 20 answers clicked (95% interval 30.0%–70.0%); "
                                              "rank 2: 25.0% of 20 answers clicked (95% interval 10.0%–47.0%)")
+    # links inside role="img" are presentational (VoiceOver may hide them): a chart with links is a group
+    linked = charts.bar_list_chart([{"label": "Apollo", "clicks": 2, "url": "https://e.org/a"}], "t", "clicks",
+                                   "s-clicks", link=lambda row: row["url"])
+    svg = lxml.html.fromstring(str(linked.svg))
+    assert svg.get("role") == "group" and svg.cssselect("a")[0].get("href") == "https://e.org/a"
+    assert svg.cssselect("title")[0].text == "t" and svg.cssselect("desc")[0].text == "Apollo: 2"
     # a timeline's bar of answers, errors and clicks is one figure, told once; markup in a label stays text
     chart = charts.bar_list_chart([{"label": "<b>Apollo</b> & co", "clicks": 2}], "t", "clicks", "s-clicks")
     assert "<desc>&lt;b&gt;Apollo&lt;/b&gt; &amp; co: 2</desc>" in str(chart.svg)
