@@ -546,6 +546,8 @@ def test_the_widget_sets_titles_as_text_fills_its_target_and_fails_quietly(trick
     links.first.wait_for()
     assert links.first.inner_text() == '<img src=x onerror="window.pwned=1">Moon rocks'
     assert browser_tab.locator("#see-also img, #see-also h2").count() == 0
+    # no heading, no name: "Related articles", English whatever the site's language, had named it
+    assert browser_tab.locator("#see-also aside").get_attribute("aria-label") is None
     assert browser_tab.evaluate("window.pwned") is None
     assert warnings == [] and page.problems == []
 
@@ -594,6 +596,48 @@ def test_the_widget_is_not_fooled_by_markup_named_current_script(tricky_store, f
     assert browser_tab.inner_text(".related-content-heading") == "Related articles"
     assert links.first.get_attribute("href").startswith(server.base + "/click?")
     assert not [path for path in pages.hits if path.startswith("/decoy/?")]  # nothing asked of the decoy's server
+
+
+def test_the_widgets_heading_takes_the_level_and_name_its_owner_gives(tricky_store, function_process, pages, tab):
+    """A fixed h2 broke the outline of a page whose list sits under its own h2s, and its name was English."""
+    server = function_process(MODEL_STORE=str(tricky_store), DEFAULT_CORPUS="wiki").wait_ready()
+    page = tab()
+    warnings = []
+    page.tab.on("console", lambda m: m.type == "warning" and warnings.append(m.text))
+
+    def heading(path, attributes):
+        page.tab.goto(pages.add(path, site_page("Lune", body=f'<h2>Suite</h2><script src="{server.base}/assets/'
+                                                f'widget.js" data-url="2.html" data-corpus="tricky" {attributes} '
+                                                'async></script>')))
+        page.tab.locator("a.related-content-link").first.wait_for()
+        title = page.tab.locator(".related-content-heading")
+        return (title.evaluate("e => e.tagName"), title.inner_text(),
+                page.tab.locator("aside.related-content").get_attribute("aria-label"))
+
+    assert heading("/tricky/fr.html", 'data-heading="À lire aussi" data-heading-level="3"') == \
+        ("H3", "À lire aussi", "À lire aussi")
+    assert warnings == []
+    assert heading("/tricky/level.html", 'data-heading-level="7"') == ("H2", "Related articles", "Related articles")
+    assert len(warnings) == 1 and "data-heading-level" in warnings[0], warnings
+    assert page.problems == []
+
+
+def test_an_error_page_that_is_not_json_is_warned_by_its_status(pages, tab):
+    """A proxy's HTML 502 had been warned as a JSON parse error (Unexpected token '<'), not as the 502 it was."""
+    widget = pages.add("/proxy/assets/widget.js", (ROOT / "function" / "static" / "widget.js").read_bytes(),
+                       content_type="text/javascript")
+    asked = pages.url("/proxy/article.html")
+    pages.add("/proxy/?" + urllib.parse.urlencode({"url": asked}), b"<html><body>502 Bad Gateway</body></html>",
+              status=502)
+    page = tab()
+    warnings = []
+    page.tab.on("console", lambda m: m.type == "warning" and warnings.append(m.text))
+    page.tab.goto(pages.add("/proxy/article.html", site_page("Article", body=f'<script src="{widget}" async></script>')))
+    deadline = time.monotonic() + 10
+    while not warnings and time.monotonic() < deadline:
+        page.tab.wait_for_timeout(50)
+    assert len(warnings) == 1 and "(HTTP 502, not JSON: text/html; charset=utf-8)" in warnings[0], warnings
+    assert page.tab.locator(".related-content").count() == 0
 
 
 # -- the dashboard ----------------------------------------------------------------------------------

@@ -6,8 +6,8 @@
    selector). It asks about data-url, else the page's <link rel=canonical>, else its address, query
    included (a page known by ?id=5 is another page than ?id=6): a page whose address holds a secret
    (a preview link) names its public address in data-url or a canonical link.
-   Optional: data-corpus, data-min-score, data-heading ("" for none). Links are the answer's
-   click_url: a click is recorded, then the reader lands on the article. A failed request shows
+   Optional: data-corpus, data-min-score, data-heading ("" for none), data-heading-level (2-6).
+   Links are the answer's click_url: a click is recorded, then the reader lands on the article. A failed request shows
    nothing to readers and says why in the console. Text is set as text, never parsed as HTML.
    A single-page app, once it shows another page (address and canonical link changed), says so:
    document.dispatchEvent(new Event("related-content:refresh")); the list is asked for again and
@@ -169,11 +169,18 @@
       return;
     }
     var heading = data.heading === undefined ? "Related articles" : data.heading;
+    // the level that fits the page's outline (h3 under its own h2s); h2 by default
+    var level = data.headingLevel || "2";
+    if (!/^[2-6]$/.test(level)) {
+      warn("data-heading-level " + JSON.stringify(level) + " is not 2 to 6: h2");
+      level = "2";
+    }
     var box = document.createElement("aside");
     box.className = "related-content";
-    box.setAttribute("aria-label", heading || "Related articles");
     if (heading) {
-      var title = document.createElement("h2");
+      // named by the owner's heading, in the site's language; none given, no name rather than an English one
+      box.setAttribute("aria-label", heading);
+      var title = document.createElement("h" + level);
       title.className = "related-content-heading";
       title.textContent = heading;
       box.appendChild(title);
@@ -220,7 +227,10 @@
     });
     fetch(query.href, { headers: { Accept: "application/json" }, credentials: "omit" })
       .then(function (response) {
-        return response.json().then(function (body) {
+        // a proxy's error page (an HTML 502) is told by its status, not by the JSON parser's complaint
+        return response.json().catch(function () {
+          throw new Error("HTTP " + response.status + ", not JSON: " + (response.headers.get("Content-Type") || "no type"));
+        }).then(function (body) {
           if (!response.ok) {
             var error = body.error || {};
             throw new Error((error.code || response.status) + ": " + (error.message || "request failed"));
