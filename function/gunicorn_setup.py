@@ -1,7 +1,7 @@
 """gunicorn as functions-framework runs it, with the limits and answers of the rest of the function.
 
 functions-framework starts gunicorn itself and offers no setting for it, so ``install()``, called in
-the master before it forks, changes four things:
+the master before it forks, changes five things:
 
 - **Refusals are JSON.** gunicorn refuses a request it cannot parse (a NUL in a header, a negative
   Content-Length, `Expect: 200-ok`, headers over 8 KB) before the function sees it, with a small
@@ -15,6 +15,9 @@ the master before it forks, changes four things:
   each sent one byte had held every thread, and /healthz, for as long as they stayed open.
 - **No control socket.** gunicorn's management socket, unused here, had been made in ~/.gunicorn: a
   write outside /tmp at start, and an ERROR in the log where the home is read-only.
+- **Its own log lines follow LOG_FORMAT.** gunicorn logs through handlers of its own, not the root
+  logger's: under LOG_FORMAT=json its "WORKER TIMEOUT", "Perhaps out of memory?" and a worker's
+  traceback had stayed text, without a severity on Cloud Run, a traceback an entry a line.
 """
 
 import contextlib
@@ -24,11 +27,12 @@ import logging
 import socket
 import time
 
-from gunicorn import util
+from gunicorn import glogging, util
 from gunicorn.workers.gthread import ThreadWorker
 
 from .app import API_HEADERS
 from .errors import ApiError
+from .logformat import JsonFormatter
 
 log = logging.getLogger("related")
 
@@ -137,8 +141,15 @@ class DeadlineWorker(ThreadWorker):
                 pass
 
 
-def install(settings):
-    """Before gunicorn forks its workers (function/main.py, at import)."""
+class JsonLogger(glogging.Logger):
+    """gunicorn's logger, each of its lines one JSON object (LOG_FORMAT=json)."""
+
+    def _set_handler(self, log, output, fmt, stream=None):
+        super()._set_handler(log, output, JsonFormatter(), stream)
+
+
+def install(settings, log_format="text"):
+    """Before gunicorn forks its workers (function/main.py, at import); ``log_format`` is LOG_FORMAT's."""
     from functions_framework._http import gunicorn as framework
 
     global HEAD_SECONDS, REQUEST_SECONDS
@@ -153,6 +164,8 @@ def install(settings):
         application.cfg.set("limit_request_line", REQUEST_LINE_BYTES)
         # the control socket: see the module's docstring
         application.cfg.set("control_socket_disable", True)
+        if log_format == "json":
+            application.cfg.set("logger_class", f"{__name__}.JsonLogger")
         # THREADS=1 keeps gunicorn's sync worker (whose worker timeout CLOUD_RUN_TIMEOUT_SECONDS sets), and
         # THREADED_TIMEOUT_ENABLED functions-framework's own threaded worker: neither has these deadlines
         if application.cfg.worker_class_str == "gthread" or (application.cfg.worker_class_str == "sync"

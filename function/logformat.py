@@ -41,11 +41,13 @@ def log_format(env):
 
 
 def configure(env):
-    """The root logger's handler (stderr), in the format LOG_FORMAT names; a bad LOG_FORMAT is
-    raised once the handler is there, to be said in text."""
+    """The root logger's handler (stderr), in the format LOG_FORMAT names, which is returned; a bad
+    LOG_FORMAT is raised once the handler is there, to be said in text."""
     handler = logging.StreamHandler()
     try:
-        if log_format(env) == "json":
+        name = log_format(env)
+        if name == "json":
             handler.setFormatter(JsonFormatter())
     finally:  # basicConfig gives the text format only to a handler without one
         logging.basicConfig(level=logging.INFO, format=TEXT_FORMAT, handlers=[handler])
+    return name

@@ -25,14 +25,14 @@ from function import gunicorn_setup, logformat  # noqa: E402
 from function.store import StoreError  # noqa: E402
 
 try:
-    logformat.configure(os.environ)
+    log_format = logformat.configure(os.environ)
     app = create_app()
 except (ConfigError, StoreError) as exc:
     # said once, in the log's form (a platform's log keeps its level): a SystemExit with the message
     # too had printed it a second time, under the log line
     logging.getLogger("related").critical("cannot start: %s", exc)
     raise SystemExit(1) from None
-gunicorn_setup.install(app.settings)  # before gunicorn forks its workers
+gunicorn_setup.install(app.settings, log_format)  # before gunicorn forks its workers
 logging.getLogger("related").info("related-content %s: %s", __version__, app.describe())
 
 
