@@ -440,8 +440,9 @@ PAYWALL_WORDS = frozenset({"paywall", "regwall", "bezahlschranke"})
 MIN_GATED_CHARS = MIN_GOOD_CHARS  # an offer's one paragraph ("This article is for subscribers...") is shorter
 CONTROL_TAGS = frozenset({"button", "form", "input", "select", "textarea"})
 # a price by the time it buys ("£1 a week", "$4.99/mo", "Vier Wochen für nur 0,99 Euro"): an amount alone is
-# a story's as often ("tickets cost £15", "lost 20 pounds"), and had lost a gated part that named one
-_AMOUNT = r"(?:[$£€¥]\s?\d[\d.,]*|\d[\d.,]*\s?(?:[$£€¥]|euros?\b|eur\b|dollars?\b|pounds?\b))"
+# a story's as often ("tickets cost £15", "lost 20 pounds"), and had lost a gated part that named one. The
+# amount's separators go between digits: a full stop after it ends its sentence, past which no time is its
+_AMOUNT = r"(?:[$£€¥]\s?\d+(?:[.,]\d+)*|\d+(?:[.,]\d+)*\s?(?:[$£€¥]|euros?\b|eur\b|dollars?\b|pounds?\b))"
 _PERIOD = r"\b(?:day|week|month|year|annum|mo|yr|tag|wochen?|monate?|monats|jahr|jahres|semaines?|mois)s?\b"
 _SUBSCRIPTION_PRICE = re.compile(rf"{_AMOUNT}[^.!?\d]{{0,20}}?{_PERIOD}|{_PERIOD}[^.!?\d]{{0,25}}?{_AMOUNT}", re.I)
 # what links to another page: an <a>, with or without its href, or an element a script follows (a "Most

@@ -530,7 +530,9 @@ def test_a_metered_paywall_box_that_holds_the_story_s_end_is_read():
 
 @pytest.mark.parametrize("amount", ["Tickets on the new routes cost £15 each, and children ride free.",
                                     "The operator lost 20 pounds on every journey last year, the audit found.",
-                                    "Fares stay at $2.50, the same as in 2019 EUR terms."])
+                                    "Fares stay at $2.50, the same as in 2019 EUR terms.",
+                                    # a price and a time in two sentences: the amount's digits had taken the full stop
+                                    "Fares rose to $2.50. Each day, forty thousand people ride the buses."])
 def test_a_metered_paywall_box_that_names_an_amount_is_still_the_story(amount):
     # an offer's price is by the time it buys ("£1 a week"); an amount alone is a story's as often, and a
     # gated part naming one had been left out as an offer
