@@ -17,7 +17,10 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 class JsonFormatter(logging.Formatter):
     def format(self, record):
-        message = record.getMessage()
+        try:
+            message = record.getMessage()
+        except Exception as exc:  # %-arguments that do not fit: logging's own report would be lines of text
+            message = f"log call's arguments do not fit its message ({exc}): {record.msg!r} % {record.args!r}"
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
         if record.exc_text:

@@ -323,6 +323,30 @@ def test_a_json_log_line_holds_its_traceback_and_severity():
         log_format({"LOG_FORMAT": "xml"})
 
 
+def test_a_json_log_line_of_arguments_that_do_not_fit_its_message_is_still_one_line(capsys):
+    # logging's own report of it ("--- Logging error ---", a traceback) is text, a Cloud Run entry a line
+    import io
+    import json
+    import logging
+
+    from function.logformat import JsonFormatter
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("related.test-json-args")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        logger.error("%d events dropped", "many")
+    finally:
+        logger.removeHandler(handler)
+    (line,) = out.getvalue().splitlines()
+    entry = json.loads(line)
+    assert entry["severity"] == "ERROR" and "'%d events dropped' % ('many',)" in entry["message"]
+    assert "Logging error" not in capsys.readouterr().err
+
+
 def test_the_default_flush_on_exit_leaves_the_exit_inside_cloud_runs_ten_seconds():
     # Cloud Run kills 10 s after SIGTERM; with Mongo unreachable the exit takes EVENT_FLUSH_SECONDS and
     # 2-3 s more (pymongo's monitors, the interpreter, the master): at 10 it was killed before saying
