@@ -843,20 +843,21 @@ def _select(paras):
 
     body = set(_breadth_first(kids, [best]))
     lede = set(_breadth_first(kids, _lede_before(best, body, kids, scores, paras)))
-    # a lede's paragraph that the body repeats word for word (a standfirst, again as the first paragraph) is
-    # read once, not weighed double; within the body a repeated line is the story's (a table's, a meal plan's)
-    repeated = {p.text for p in paras if p.node in body} if lede else set()
-    out = []
+    kept = []
     for p in paras:
-        if p.node not in body and (p.node not in lede or p.text in repeated):
+        if p.node not in body and p.node not in lede:
             continue
         if p.flag is not None and p.flag is not best and (p.flag in body or p.flag in lede):
             continue  # a share bar, caption, ... inside the article
         if p.in_headline:
             continue  # the headline
         if p.class_type == "good" or p.links_density() <= KEEP_LINK_DENSITY:
-            out.append(p)
-    return out
+            kept.append(p)
+    # a lede's paragraph that the body reads again word for word (a standfirst, again as the first paragraph)
+    # is read once, not weighed double; a repeat the body leaves out (a share box's) does not count; within
+    # the body a repeated line is the story's (a table's, a meal plan's)
+    said = {p.text for p in kept if p.node in body} if lede else set()
+    return [p for p in kept if p.node in body or p.text not in said]
 
 
 PICTURE_TAGS = ("img", "picture", "figure", "video")  # beside one line, that line is its caption (_lede_before)

@@ -441,6 +441,13 @@ def test_a_standfirst_repeated_as_the_body_s_first_paragraph_is_read_once(standf
     assert paragraphs(extract_article(html)) == [LEDE] + BUS_STORY
 
 
+def test_a_standfirst_that_only_a_box_in_the_body_repeats_stays_the_story_s():
+    # a repeat the body does not read (a share box's text) had left the standfirst out of both places
+    share = f"<div class='share'><p>{LEDE}</p></div>"
+    html = split_story([LEDE], ["REPEAT"] + BUS_STORY).replace("<p>REPEAT</p>", share)
+    assert paragraphs(extract_article(html)) == [LEDE] + BUS_STORY
+
+
 NEWSLETTER = ("<div class='strip'><p>Our new newsletter brings the week's most important stories from the region to "
               "your inbox every Friday morning.</p></div>")
 
