@@ -47,10 +47,17 @@ def configure(env):
     """The root logger's handler (stderr), in the format LOG_FORMAT names, which is returned; a bad
     LOG_FORMAT is raised once the handler is there, to be said in text."""
     handler = logging.StreamHandler()
+    # functions-framework's LOG_EXECUTION_ID puts its own handler on the root first, and basicConfig then
+    # adds none: LOG_FORMAT=json had gone unapplied without a word
+    taken = bool(logging.getLogger().handlers)
     try:
         name = log_format(env)
         if name == "json":
             handler.setFormatter(JsonFormatter())
     finally:  # basicConfig gives the text format only to a handler without one
         logging.basicConfig(level=logging.INFO, format=TEXT_FORMAT, handlers=[handler])
+    if taken and name == "json":
+        logging.getLogger("related").warning(
+            "LOG_FORMAT=json is not applied: the root logger has a handler already (functions-framework's, "
+            "with LOG_EXECUTION_ID set?), whose format and level stay")
     return name

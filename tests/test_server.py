@@ -131,13 +131,20 @@ def test_log_format_json_gives_one_object_a_line_with_its_severity(function_proc
 def test_log_format_json_gives_gunicorns_own_lines_as_json_too(function_process):
     """gunicorn logs through a handler of its own ("WORKER TIMEOUT", "Perhaps out of memory?", a worker's
     traceback): in text, Cloud Run had kept those without a severity, a traceback line by line."""
-    server = function_process(MONGODB="", LOG_FORMAT="json", GUNICORN_LOG_LEVEL="info", PORT="8195").wait_ready()
+    server = function_process(MONGODB="", LOG_FORMAT="json", GUNICORN_LOG_LEVEL="info").wait_ready()
     server.stop()
     lines = [line for line in server.output().splitlines() if line.strip()]
     assert all(line.startswith("{") for line in lines), lines
     entries = [json.loads(line) for line in lines]
     assert any(entry["logger"] == "gunicorn.error" and entry["severity"] == "INFO"
                and entry["message"].startswith("Booting worker") for entry in entries)
+
+
+def test_log_format_json_says_when_functions_frameworks_own_logging_has_the_root(function_process):
+    # LOG_EXECUTION_ID gives the root logger functions-framework's handler before the function's code runs
+    server = function_process(MONGODB="", LOG_FORMAT="json", LOG_EXECUTION_ID="true").wait_ready()
+    server.stop()
+    assert "LOG_FORMAT=json is not applied: the root logger has a handler already" in server.output()
 
 
 def test_a_bad_log_format_stops_the_start_saying_so_in_text(function_process):
