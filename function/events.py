@@ -114,7 +114,7 @@ def uri_problem(uri):
 
 
 class EventLog:
-    def __init__(self, uri, capacity=10_000, flush_seconds=10.0):
+    def __init__(self, uri, capacity=10_000, flush_seconds=5.0):
         self.uri = uri
         self.capacity = capacity
         self.flush_seconds = flush_seconds
