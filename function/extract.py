@@ -443,8 +443,10 @@ CONTROL_TAGS = frozenset({"button", "form", "input", "select", "textarea"})
 # a story's as often ("tickets cost £15", "lost 20 pounds"), and had lost a gated part that named one. The
 # amount's separators go between digits: a full stop after it ends its sentence, past which no time is its
 _AMOUNT = r"(?:[$£€¥]\s?\d+(?:[.,]\d+)*|\d+(?:[.,]\d+)*\s?(?:[$£€¥]|euros?\b|eur\b|dollars?\b|pounds?\b))"
-_PERIOD = r"\b(?:day|week|month|year|annum|mo|yr|tag|wochen?|monate?|monats|jahr|jahres|semaines?|mois)s?\b"
-_SUBSCRIPTION_PRICE = re.compile(rf"{_AMOUNT}[^.!?\d]{{0,20}}?{_PERIOD}|{_PERIOD}[^.!?\d]{{0,25}}?{_AMOUNT}", re.I)
+_PERIOD = (r"\b(?:day|week|month|year|annum|mo|yr|tag|wochen?|monate?|monats|jahr|jahres|semaines?|mois)s?\b"
+           r"|\b(?:daily|weekly|monthly|yearly|annually|par\s+an)\b")
+_SUBSCRIPTION_PRICE = re.compile(rf"{_AMOUNT}[^.!?\d]{{0,20}}?(?:{_PERIOD})|(?:{_PERIOD})[^.!?\d]{{0,25}}?{_AMOUNT}",
+                                 re.I)
 # what links to another page: an <a>, with or without its href, or an element a script follows (a "Most
 # read" of cards each with onclick or data-href, no href, had been read as the story's text)
 LINK_ATTRIBUTES = ("href", "onclick", "data-href", "data-url", "data-link")

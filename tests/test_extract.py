@@ -570,6 +570,9 @@ OFFER_LINES = ("Get unlimited access to the Gazette's journalism on any device, 
     # the time before an amount of several digits, its only price (the amount had been read from its last digit)
     "<div class='bezahlschranke'><h2>Weiterlesen mit Plus</h2>{lines}<p>Vier Wochen für nur 0,99 Euro.</p></div>",
     "<div class='paywall'><h2>Subscribe to keep reading</h2>{lines}<p>One year for 49 dollars.</p></div>",
+    # a time said as an adverb, or in French
+    "<div class='paywall'><h2>Subscribe to keep reading</h2>{lines}<p>Just $4.99 monthly, cancel any time.</p></div>",
+    "<div class='paywall'><h2>Abonnez-vous</h2>{lines}<p>Seulement 49 € par an, sans engagement.</p></div>",
 ])
 def test_a_paywall_offer_of_prose_stays_out_by_its_link_button_form_or_price(offer):
     # an offer's paragraphs can be as long as a story's: what tells it from the story's gated part is that it
