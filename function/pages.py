@@ -159,9 +159,13 @@ def static_file(request):
     cache = "public, max-age=31536000, immutable" if request.args.get("v") == STATIC_VERSIONS[name] else \
         "public, max-age=300"
     headers = {"Cache-Control": cache, "X-Content-Type-Options": "nosniff", "Vary": "Accept-Encoding"}
+    etag = STATIC_VERSIONS[name]
     if request.accept_encodings["gzip"] > 0 and len(STATIC_GZIPPED[name]) < len(body):  # "gzip;q=0" refuses it
-        body, headers["Content-Encoding"] = STATIC_GZIPPED[name], "gzip"
-    return Response(body, content_type=STATIC_TYPES[suffix], headers=headers)
+        body, headers["Content-Encoding"], etag = STATIC_GZIPPED[name], "gzip", f"{etag}-gzip"
+    response = Response(body, content_type=STATIC_TYPES[suffix], headers=headers)
+    # a reader's copy of the widget, its 5 minutes run out, is checked again: a 304 while it is the same
+    response.set_etag(etag)
+    return response.make_conditional(request)
 
 
 # -- lookups in the stores ----------------------------------------------------------

@@ -283,6 +283,18 @@ def test_the_assets_go_compressed_to_a_client_that_takes_gzip(client, name):
         assert packed.data == plain.data
 
 
+@pytest.mark.parametrize("encoding", ["", "gzip"])
+def test_an_asset_the_browser_has_already_is_a_304(client, encoding):
+    headers = {"Accept-Encoding": encoding} if encoding else {}
+    first = client.get("/assets/widget.js", headers=headers)
+    assert first.status_code == 200 and first.headers["ETag"]
+    again = client.get("/assets/widget.js", headers={**headers, "If-None-Match": first.headers["ETag"]})
+    assert again.status_code == 304 and not again.data
+    other = "gzip" if not encoding else "identity"  # a copy of the other encoding is another copy
+    assert client.get("/assets/widget.js", headers={"Accept-Encoding": other,
+                                                    "If-None-Match": first.headers["ETag"]}).status_code == 200
+
+
 # -- the dashboard ---------------------------------------------------------------------------------
 def seed(client, mongodb, texts=("moon landing astronaut", "greek philosopher", "atlantic ocean", "alkali metal")):
     """Answers to ``texts`` and to the first of them again; clicks on the first's first and third
