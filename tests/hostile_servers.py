@@ -131,6 +131,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def write_chunks(self, body, size):
+        """``body`` in chunks of ``size`` bytes, then the last chunk (Transfer-Encoding: chunked)."""
+        for start in range(0, len(body), size):
+            piece = body[start:start + size]
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+        self.wfile.write(b"0\r\n\r\n")
+
     def stopped(self) -> bool:
         return self.server.stop_event.is_set()
 
@@ -173,10 +180,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header(*(("Transfer-Encoding", "chunked") if chunked else ("Connection", "close")))
         self.end_headers()
         if chunked:
-            for i in range(0, len(body), 7):
-                piece = body[i : i + 7]
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
-            self.wfile.write(b"0\r\n\r\n")
+            self.write_chunks(body, 7)
         else:
             self.wfile.write(body)
             self.wfile.flush()
@@ -331,10 +335,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", self.param("cl", "10"))
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        for start in range(0, len(PAGE_HTML), 20):
-            block = PAGE_HTML[start:start + 20]
-            self.wfile.write(b"%x\r\n%s\r\n" % (len(block), block))
-        self.wfile.write(b"0\r\n\r\n")
+        self.write_chunks(PAGE_HTML, 20)
 
     def route_huge_cl(self):
         """Content-Length declares far more than any cap, then stalls."""
@@ -359,10 +360,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_header("Content-Encoding", _wire_encoding(enc))
             self.send_header("Transfer-Encoding", "chunked")
             self.end_headers()
-            for i in range(0, len(payload), 4096):
-                piece = payload[i : i + 4096]
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
-            self.wfile.write(b"0\r\n\r\n")
+            self.write_chunks(payload, 4096)
         else:
             self.send_simple(200, payload, "text/html", headers)
 

@@ -1,5 +1,8 @@
 """Settings read from the environment: defaults that depend on others, and refusals that name the variable."""
 
+import io
+import json
+import logging
 import os
 import re
 
@@ -292,28 +295,34 @@ def test_a_bad_fetch_ports_stops_the_start_by_name(function_env, ports, message)
         create_app({**function_env, "FETCH_PORTS": ports})
 
 
-def test_a_json_log_line_holds_its_traceback_and_severity():
-    """Cloud Run made each line of a text traceback an entry of its own, without a severity."""
-    import io
-    import json
-    import logging
-
-    from function.logformat import JsonFormatter, log_format
+def json_log_lines(emit, name):
+    """The lines a JsonFormatter writes for what ``emit(logger)`` logs, on the logger ``name`` alone."""
+    from function.logformat import JsonFormatter
 
     out = io.StringIO()
     handler = logging.StreamHandler(out)
     handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("related.test-json")
+    logger = logging.getLogger(name)
     logger.addHandler(handler)
     logger.propagate = False
     try:
+        emit(logger)
+    finally:
+        logger.removeHandler(handler)
+    return out.getvalue().splitlines()
+
+
+def test_a_json_log_line_holds_its_traceback_and_severity():
+    """Cloud Run made each line of a text traceback an entry of its own, without a severity."""
+    from function.logformat import log_format
+
+    def fail(logger):
         try:
             {}["missing"]
         except KeyError:
             logger.exception("unexpected error on %s %s", "GET", "/")
-    finally:
-        logger.removeHandler(handler)
-    (line,) = out.getvalue().splitlines()
+
+    (line,) = json_log_lines(fail, "related.test-json")
     entry = json.loads(line)
     assert entry["severity"] == "ERROR" and entry["logger"] == "related.test-json"
     assert entry["message"].startswith("unexpected error on GET /\nTraceback (most recent call last):")
@@ -325,23 +334,7 @@ def test_a_json_log_line_holds_its_traceback_and_severity():
 
 def test_a_json_log_line_of_arguments_that_do_not_fit_its_message_is_still_one_line(capsys):
     # logging's own report of it ("--- Logging error ---", a traceback) is text, a Cloud Run entry a line
-    import io
-    import json
-    import logging
-
-    from function.logformat import JsonFormatter
-
-    out = io.StringIO()
-    handler = logging.StreamHandler(out)
-    handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("related.test-json-args")
-    logger.addHandler(handler)
-    logger.propagate = False
-    try:
-        logger.error("%d events dropped", "many")
-    finally:
-        logger.removeHandler(handler)
-    (line,) = out.getvalue().splitlines()
+    (line,) = json_log_lines(lambda logger: logger.error("%d events dropped", "many"), "related.test-json-args")
     entry = json.loads(line)
     assert entry["severity"] == "ERROR" and "'%d events dropped' % ('many',)" in entry["message"]
     assert "Logging error" not in capsys.readouterr().err
