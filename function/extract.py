@@ -441,8 +441,11 @@ MIN_GATED_CHARS = MIN_GOOD_CHARS  # an offer's one paragraph ("This article is f
 CONTROL_TAGS = frozenset({"button", "form", "input", "select", "textarea"})
 # a price by the time it buys ("£1 a week", "$4.99/mo", "Vier Wochen für nur 0,99 Euro"): an amount alone is
 # a story's as often ("tickets cost £15", "lost 20 pounds"), and had lost a gated part that named one. The
-# amount's separators go between digits: a full stop after it ends its sentence, past which no time is its
-_AMOUNT = r"(?:[$£€¥]\s?\d+(?:[.,]\d+)*|\d+(?:[.,]\d+)*\s?(?:[$£€¥]|euros?\b|eur\b|dollars?\b|pounds?\b))"
+# amount's separators go between digits: a full stop after it ends its sentence, past which no time is its.
+# A bare amount starts where its number does (the lookbehinds): tried from each of a long number's digits,
+# each try reading to its end, the search had been quadratic (30,000 digits: a minute)
+_AMOUNT = (r"(?:[$£€¥]\s?\d+(?:[.,]\d+)*"
+           r"|(?<!\d)(?<!\d[.,])\d+(?:[.,]\d+)*\s?(?:[$£€¥]|euros?\b|eur\b|dollars?\b|pounds?\b))")
 _PERIOD = (r"\b(?:day|week|month|year|annum|mo|yr|tag|wochen?|monate?|monats|jahr|jahres|semaines?|mois)s?\b"
            r"|\b(?:daily|weekly|monthly|yearly|annually|par\s+an)\b")
 _SUBSCRIPTION_PRICE = re.compile(rf"{_AMOUNT}[^.!?\d]{{0,20}}?(?:{_PERIOD})|(?:{_PERIOD})[^.!?\d]{{0,25}}?{_AMOUNT}",

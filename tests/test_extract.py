@@ -548,6 +548,15 @@ def test_a_metered_paywall_box_that_names_an_amount_is_still_the_story(amount):
     assert paragraphs(extract_article(html)) == [*BUS_STORY, *MORE_OF_THE_STORY, amount]
 
 
+
+def test_a_paywall_box_holding_a_long_number_is_read_in_linear_time():
+    # the price test's amount had been tried from every digit of a number, each try reading to its end:
+    # quadratic, a hostile page's 30,000 digits in a paywall box had held a worker for a minute
+    ledger = ["Ledger line " + "7" * 30_000, "Ledger line " + "1," * 15_000 + "1"]
+    gated = "".join(f"<p>{line}</p>" for line in (*MORE_OF_THE_STORY, *ledger))
+    html = story_page("").replace("</article>", f"<div class='article-body__paywall'>{gated}</div></article>")
+    assert paragraphs(extract_article(html)) == [*BUS_STORY, *MORE_OF_THE_STORY, *ledger]
+
 OFFER_LINES = ("Get unlimited access to the Gazette's journalism on any device, with the print edition delivered to "
                "your door on Saturdays, the puzzles, the newsletters and the archive of every story since 1890.",
                "Our reporters cover the council, the courts, the schools and the hospitals of the region, and your "
