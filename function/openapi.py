@@ -67,7 +67,8 @@ SCHEMAS = {
                                         "upstream_timeout, fetch_failed, fetch_busy, store_unavailable, "
                                         "invalid_click_link, invalid_click_signature, prefetch_refused, "
                                         "invalid_seen_link, invalid_seen_signature, not_authorized, "
-                                        "events_unavailable, stats_busy, not_found, method_not_allowed, internal_error; for requests "
+                                        "events_unavailable, stats_busy, not_found, precondition_failed, method_not_allowed, "
+                                        "internal_error; for requests "
                                         "that are not valid HTTP, refused before the function reads them: "
                                         "bad_request, request_timeout, uri_too_long, headers_too_large, "
                                         "expectation_failed, "
@@ -514,7 +515,10 @@ def paths():
                                                  "GET /?url= about its page and lists the answer's click links",
                                       "operationId": "widget",
                                       "responses": {"200": {"description": "JavaScript",
-                                                            "content": {"text/javascript": {}}}}}},
+                                                            "content": {"text/javascript": {}}},
+                                                    "304": {"description": "the copy If-None-Match names (its ETag)"},
+                                                    "412": _error("If-Match names another copy "
+                                                                  "(precondition_failed)")}}},
     }
 
 

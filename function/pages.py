@@ -165,7 +165,10 @@ def static_file(request):
     response = Response(body, content_type=STATIC_TYPES[suffix], headers=headers)
     # a reader's copy of the widget, its 5 minutes run out, is checked again: a 304 while it is the same
     response.set_etag(etag)
-    return response.make_conditional(request)
+    response.make_conditional(request)
+    if response.status_code == 412:  # If-Match of another copy: said, not answered with this copy's body
+        raise ApiError(f"{request.path} is no longer the copy If-Match names", status=412, code="precondition_failed")
+    return response
 
 
 # -- lookups in the stores ----------------------------------------------------------

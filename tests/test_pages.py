@@ -295,6 +295,15 @@ def test_an_asset_the_browser_has_already_is_a_304(client, encoding):
                                                     "If-None-Match": first.headers["ETag"]}).status_code == 200
 
 
+
+def test_an_asset_asked_for_as_another_copy_only_is_a_json_412(client):
+    # If-Match of another copy (a resumed download's): the 412 had carried the asset itself, typed as JavaScript
+    response = client.get("/assets/widget.js", headers={"Accept-Encoding": "gzip", "If-Match": '"an-old-copy"'})
+    assert response.status_code == 412 and response.mimetype == "application/json"
+    assert "Content-Encoding" not in response.headers and response.json["error"]["code"] == "precondition_failed"
+    same = client.get("/assets/widget.js", headers={"If-Match": client.get("/assets/widget.js").headers["ETag"]})
+    assert same.status_code == 200 and same.mimetype == "text/javascript"
+
 # -- the dashboard ---------------------------------------------------------------------------------
 def seed(client, mongodb, texts=("moon landing astronaut", "greek philosopher", "atlantic ocean", "alkali metal")):
     """Answers to ``texts`` and to the first of them again; clicks on the first's first and third
