@@ -548,7 +548,6 @@ def test_a_metered_paywall_box_that_names_an_amount_is_still_the_story(amount):
     assert paragraphs(extract_article(html)) == [*BUS_STORY, *MORE_OF_THE_STORY, amount]
 
 
-
 def test_a_paywall_box_holding_a_long_number_is_read_in_linear_time():
     # the price test's amount had been tried from every digit of a number, each try reading to its end:
     # quadratic, a hostile page's 30,000 digits in a paywall box had held a worker for a minute
@@ -556,6 +555,12 @@ def test_a_paywall_box_holding_a_long_number_is_read_in_linear_time():
     gated = "".join(f"<p>{line}</p>" for line in (*MORE_OF_THE_STORY, *ledger))
     html = story_page("").replace("</article>", f"<div class='article-body__paywall'>{gated}</div></article>")
     assert paragraphs(extract_article(html)) == [*BUS_STORY, *MORE_OF_THE_STORY, *ledger]
+    # what keeps it linear: a price's bare amount is tried only where its number starts
+    from function.extract import _SUBSCRIPTION_PRICE
+
+    assert _SUBSCRIPTION_PRICE.match("49 euros a month") and _SUBSCRIPTION_PRICE.match("49 euros a month", 1) is None
+    assert _SUBSCRIPTION_PRICE.match("0,99 euros a month", 2) is None
+
 
 OFFER_LINES = ("Get unlimited access to the Gazette's journalism on any device, with the print edition delivered to "
                "your door on Saturdays, the puzzles, the newsletters and the archive of every story since 1890.",
