@@ -1485,7 +1485,9 @@ def test_healthz_reports_store_and_mongo(client):
     assert body["store"]["version"].startswith("v")
     assert body["mongo"]["configured"] is True and body["mongo"]["reachable"] is True
     assert set(body["mongo"]) == {"configured", "reachable", "checked_seconds_ago"}
-    assert 0 <= body["mongo"]["checked_seconds_ago"] < 60
+    # the client's first /healthz makes the check itself: its answer is no older than this request (a bound in
+    # seconds here had been a wall-clock assertion)
+    assert body["mongo"]["checked_seconds_ago"] == 0
 
 
 @pytest.mark.parametrize("threads, fetch_concurrency, expected_reads", [
