@@ -304,11 +304,12 @@ def json_log_lines(emit, name):
     handler.setFormatter(JsonFormatter())
     logger = logging.getLogger(name)
     logger.addHandler(handler)
-    logger.propagate = False
+    propagate, logger.propagate = logger.propagate, False
     try:
         emit(logger)
-    finally:
+    finally:  # loggers are the process's: left as found, for the tests that come after
         logger.removeHandler(handler)
+        logger.propagate = propagate
     return out.getvalue().splitlines()
 
 
