@@ -317,7 +317,7 @@ def test_a_host_exempt_with_its_port_is_fetched_on_that_port_only(srv, canary):
     assert fetch_page(srv.url("/page"), lim(None, "127.0.0.1", **DEFAULT_PORTS)).status == 200
 
 
-def test_any_port_is_fetched_with_fetch_ports_any(monkeypatch, canary):
+def test_fetch_ports_any_lets_every_port_past_its_check_and_opens_no_address(monkeypatch, canary):
     # past the port check, the address check still refuses the canary: the setting opens no address
     FakeDNS(monkeypatch, {"public.test": ["127.0.0.1"]})
     limits = FetchLimits.from_env({"FETCH_PORTS": "any"}, deadline=2)
