@@ -315,8 +315,6 @@ def json_log_lines(emit, name):
 
 def test_a_json_log_line_holds_its_traceback_and_severity():
     """Cloud Run made each line of a text traceback an entry of its own, without a severity."""
-    from function.logformat import log_format
-
     def fail(logger):
         try:
             {}["missing"]
@@ -328,6 +326,11 @@ def test_a_json_log_line_holds_its_traceback_and_severity():
     assert entry["severity"] == "ERROR" and entry["logger"] == "related.test-json"
     assert entry["message"].startswith("unexpected error on GET /\nTraceback (most recent call last):")
     assert entry["message"].rstrip().endswith("KeyError: 'missing'")
+
+
+def test_log_format_is_text_unless_set_and_refuses_another_by_name():
+    from function.logformat import log_format
+
     assert log_format({}) == log_format({"LOG_FORMAT": " "}) == "text" and log_format({"LOG_FORMAT": "JSON"}) == "json"
     with pytest.raises(ConfigError, match="LOG_FORMAT='xml' is not text or json"):
         log_format({"LOG_FORMAT": "xml"})
