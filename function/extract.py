@@ -116,8 +116,10 @@ MAX_DEPTH = 500
 
 # --------------------------------------------------------------------------- decoding
 
-_META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*=\s*["']?\s*([A-Za-z0-9_:.\-]+)"""
-                           rb"""|<\?xml[^>]{0,100}?encoding\s*=\s*["']([A-Za-z0-9_:.\-]+)""", re.I)
+# The spaces around "=" and the quote are read once (possessive): "charset=" and 8,000 spaces, each split
+# in turn between the two runs, had taken 0.8 s of the first 8 KB's search
+_META_CHARSET = re.compile(rb"""<meta[^>]{0,200}?charset\s*+=\s*+["']?+\s*+([A-Za-z0-9_:.\-]+)"""
+                           rb"""|<\?xml[^>]{0,100}?encoding\s*+=\s*+["']([A-Za-z0-9_:.\-]+)""", re.I)
 _BOMS = ((codecs.BOM_UTF8, "utf-8-sig"),
          (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),  # before UTF-16: FF FE 00 00
          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))

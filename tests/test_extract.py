@@ -1166,6 +1166,8 @@ def test_decode_html_order():
     meta = '<meta charset="windows-1252">' + text
     assert decode_html(meta.encode("cp1252"), None) == meta
     assert decode_html(meta.encode("cp1252"), "bogus") == meta
+    spaced = "<meta charset = ' windows-1252'>" + text  # the spaces around "=" and the quote, read once each
+    assert decode_html(spaced.encode("cp1252"), None) == spaced
     xml = '<?xml version="1.0" encoding="ISO-8859-15"?><p>5 € le café</p>'
     assert decode_html(xml.encode("iso-8859-15"), None) == xml
     assert decode_html(b"", None) == ""
