@@ -763,6 +763,23 @@ def test_title_without_site_name(og_title, site_name, url, h1, expected):
     assert extract_article(_titled(og_title, site_name, h1), url=url).title == expected
 
 
+def test_the_h1s_inside_an_h1_without_text_are_not_read(monkeypatch):
+    # nested in an empty <h1>, each had been read to the end of the first (1,000 of them around 250,000
+    # empty elements: 6 s); they can hold no text it has not
+    read = []
+    text_content = lxml.html.HtmlElement.text_content
+
+    def counted(el):
+        read.append(el.tag)
+        return text_content(el)
+
+    monkeypatch.setattr(lxml.html.HtmlElement, "text_content", counted)
+    empty = "<h1> <span>" * 3 + "<b> </b>" + "</span></h1>" * 3
+    html = f"<html><body>{empty}<h1>Buses for the north</h1><p>Some body text.</p></body></html>"
+    assert extract_article(html).title == "Buses for the north"
+    assert read.count("h1") == 2  # the outer empty one, and the headline
+
+
 @pytest.mark.parametrize("where", ["og:title", "title", "h1"])
 def test_a_title_is_cut_at_a_word_within_300_characters(where):
     words = "word " * 200_000
