@@ -134,7 +134,8 @@ def more_like_url(doc_id, corpus, k=DEFAULT_K):
 
 templates = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=True, undefined=StrictUndefined,
                         trim_blocks=True, lstrip_blocks=True)
-templates.filters.update(http_url=http_url, display_url=display_url, percent=charts.percent, ms=milliseconds)
+templates.filters.update(http_url=http_url, display_url=display_url, percent=charts.percent, ms=milliseconds,
+                        plural=charts.plural)
 templates.globals.update(static_url=static_url, more_like_url=more_like_url)
 
 

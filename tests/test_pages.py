@@ -336,6 +336,9 @@ def test_dashboard_draws_every_chart_from_the_events(client, function_env):
     tiles = {t.cssselect("dt.label")[0].text: t.cssselect("dd.big")[0].text_content()
              for t in doc.cssselect("dl.tiles > div.tile")}
     assert tiles["Answers"] == "5" and tiles["Clicks"] == "4" and tiles["Click-through"] == "60.0%"
+    fine = {t.cssselect("dt.label")[0].text: t.cssselect("dd.fine")[0].text_content()
+            for t in doc.cssselect("dl.tiles > div.tile")}
+    assert fine["Answers"] == "1 error (16.7%)"  # the plural filter, as in "3 answers seen in view"
     # a chart or table that scrolls sideways on a phone is a Tab stop there (Chromium's focusable scrollers):
     # a region named after its chart, not an unnamed div
     scrollers = doc.cssselect(".scroll, .table-wrap")
