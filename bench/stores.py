@@ -105,7 +105,7 @@ def reindex_ann(n, **ann_options):
     """Rebuild only the ANN index of N's store with the builder's own ``build_ann`` (new ANN
     options without re-reading a corpus that took most of an hour); returns its build figures."""
     from function.build import BuildOptions, ann_spec, build_ann
-    from function.store import ann_shards, current_version_dir, describe_file
+    from function.store import current_version_dir, describe_file
 
     version = current_version_dir(store_root(n) / CORPUS_NAME)
     root = version / "engines" / "lsi"
@@ -114,7 +114,7 @@ def reindex_ann(n, **ann_options):
     options = BuildOptions(**{**{k: v for k, v in manifest["parameters"].items() if k in BuildOptions.__dataclass_fields__
                                  and k != "engines"}, **ann_options})
     vectors = np.load(root / "vectors.npy", mmap_mode="r")
-    for old in root.glob("ann*.usearch"):  # (the store is unusable until the manifest is written again)
+    for old in root.glob("ann*"):  # (the store is unusable until the manifest is written again)
         old.unlink()
     started, cpu = time.monotonic(), time.process_time()
     manifest["engines"]["lsi"]["ann"] = build_ann(root, vectors, ann_spec(options, vectors.shape), progress=False)
@@ -122,8 +122,8 @@ def reindex_ann(n, **ann_options):
                "ann": manifest["engines"]["lsi"]["ann"]}
     for name in [name for name in manifest["files"] if name.startswith("engines/lsi/ann")]:
         del manifest["files"][name]
-    for name, _, _ in ann_shards(manifest["engines"]["lsi"]["ann"], len(vectors)):
-        manifest["files"][f"engines/lsi/{name}"] = describe_file(root / name)
+    for path in sorted(root.glob("ann*")):  # the graphs and the rows they do not find
+        manifest["files"][f"engines/lsi/{path.name}"] = describe_file(path)
     manifest["parameters"].update(ann_options)
     manifest["reindexed"] = figures
     manifest_path.write_text(json.dumps(manifest, indent=2))

@@ -34,7 +34,8 @@ import numpy as np
 from . import __version__
 from .records import Skip
 from .sources import INPUT_HELP, add_source_arguments, open_source, prepare_sources, source_settings
-from .store import FORMAT, FORMAT_VERSION, VOCAB_DTYPE, StoreError, ann_shards, describe_version
+from .store import (ANN_MISSED_ROWS, ANN_MISSED_VECTORS, FORMAT, FORMAT_VERSION, VOCAB_DTYPE, StoreError,
+                    ann_shards, describe_version)
 from .article import indexed_text
 from .config import NAME
 from .counting import BATCH_DOCS, BatchCounter, Vocabulary
@@ -42,6 +43,8 @@ from .tokens import REVISION, TokenizerOptions, stoplist_name, stoplist_names
 from .urls import host_of, normalise_url
 
 CHUNK_DOCS = 10_000
+# a row is found by the graph when it is among the best this many for its own vector (twins share it)
+ANN_MISSED_CHECK = 10
 TINY_CORPUS = 20  # documents: below it, a word's share of them says little (see --no-above)
 SCRATCH_FILES = ("bag_ids.bin", "bag_counts.bin", "bag_offsets.bin")
 
@@ -276,16 +279,44 @@ def ann_spec(options, shape):
 
 def build_ann(root, vectors, spec, progress):
     """HNSW graphs (usearch) over the document vectors as ``spec`` (a manifest's ``ann``) says, one
-    per shard of rows, each saved to be memory-mapped and freed before the next; returns ``spec``."""
+    per shard of rows, each saved to be memory-mapped and freed before the next; and the rows the
+    graphs do not find (``ANN_MISSED_ROWS``, ``ANN_MISSED_VECTORS``), which serving scans exactly.
+    Returns ``spec``."""
     from tqdm import tqdm
 
+    missed = []
     with tqdm(total=len(vectors), desc="ann: indexing", unit=" docs", disable=not progress, file=sys.stderr) as bar:
         for name, first, end in ann_shards(spec, len(vectors)):
-            build_ann_shard(root / name, vectors, first, end, spec, bar)
+            missed.append(build_ann_shard(root / name, vectors, first, end, spec, bar))
+    rows = np.concatenate(missed) if missed else np.zeros(0, np.int64)
+    np.save(root / ANN_MISSED_ROWS, rows)
+    np.save(root / ANN_MISSED_VECTORS, _leading_unit_rows(vectors, rows, spec["dims"]))
+    if progress:
+        print(f"ann: {len(rows):,} of {len(vectors):,} rows not found by the graph for their own vector: "
+              "scanned exactly", file=sys.stderr)
     return spec
 
 
+def _leading_unit_rows(vectors, rows, dims):
+    """The ``dims`` leading components of ``rows``, scaled to unit length (all-zero rows stay zero)."""
+    block = np.array(vectors[rows, :dims], np.float32)
+    norms = np.linalg.norm(block, axis=1)
+    return block / np.where(norms > 0, norms, 1)[:, None]
+
+
+def _unfound_rows(index, rows, block):
+    """Which of ``rows`` the graph does not give back among the best when asked for their own
+    vectors (``block``). An HNSW graph leaves some rows out of every search however far it goes
+    (27 of the bench's 10,000 at the builder's settings), and others out of most: their documents
+    could never, or hardly ever, be recommended."""
+    count = min(ANN_MISSED_CHECK, len(index))
+    keys = np.asarray(index.search(block, count, threads=os.cpu_count() or 1).keys).reshape(len(rows), -1)
+    return rows[~(keys == rows[:, None]).any(axis=1)]
+
+
 def build_ann_shard(path, vectors, first, end, spec, bar):
+    """One shard's graph, saved to ``path``; returns the shard's rows it does not find (those
+    with nothing in the indexed dimensions among them)."""
     from usearch.index import Index
 
     dims = spec["dims"]
@@ -296,24 +327,38 @@ def build_ann_shard(path, vectors, first, end, spec, bar):
     scratch_type = {"f16": np.float16, "f32": np.float32}.get(spec["dtype"])
     scratch = path.with_suffix(".scratch")
     mapped_blocks = []  # the graph points into these maps: they must outlive it
+    missed = []
     try:
         for start in range(first, end, CHUNK_DOCS):
-            block = np.array(vectors[start:min(start + CHUNK_DOCS, end), :dims])
-            rows = np.arange(start, start + len(block))
-            norms = np.linalg.norm(block, axis=1)
-            nonzero = norms > 0  # nothing in the indexed dimensions: nobody's neighbour
-            block, rows = block[nonzero] / norms[nonzero, None], rows[nonzero]
+            stop = min(start + CHUNK_DOCS, end)
+            block, rows, empty = _unit_block(vectors, start, stop, dims)
+            missed.append(empty)
             if len(rows) and scratch_type is None:
                 index.add(rows, block, threads=os.cpu_count() or 1)
             elif len(rows):
                 mapped_blocks.append(append_mapped(scratch, block.astype(scratch_type)))
                 index.add(rows, mapped_blocks[-1], copy=False, threads=os.cpu_count() or 1)
-            bar.update(len(nonzero))
+            bar.update(stop - start)
+        for start in range(first, end, CHUNK_DOCS):  # every row is in the graph now: can it be found?
+            block, rows, _ = _unit_block(vectors, start, min(start + CHUNK_DOCS, end), dims)
+            if len(rows):
+                missed.append(_unfound_rows(index, rows, block))
         index.save(str(path))
     finally:
         del index
         mapped_blocks.clear()
         scratch.unlink(missing_ok=True)
+    return np.sort(np.concatenate(missed)).astype(np.int64)
+
+
+def _unit_block(vectors, start, end, dims):
+    """Rows ``start:end``'s leading ``dims`` components at unit length, their row numbers, and the
+    rows with nothing there (nobody's neighbour in the graph, so left out of it)."""
+    block = np.array(vectors[start:end, :dims])
+    rows = np.arange(start, end)
+    norms = np.linalg.norm(block, axis=1)
+    nonzero = norms > 0
+    return block[nonzero] / norms[nonzero, None], rows[nonzero], rows[~nonzero]
 
 
 def build_sparse(root, bags, remap, words, global_weights, options, progress):

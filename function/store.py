@@ -9,7 +9,8 @@ Layout of ``MODEL_STORE`` (one folder per corpus, one sub-folder per build)::
           manifest.json         format, sizes, parameters, checksums
           vocab.npy             sorted token strings (token id = position)
           docs.sqlite           row -> id, url, url key, host, title
-          engines/lsi/          weights.npy, projection.npy, vectors.npy[, ann-0.usearch ...]
+          engines/lsi/          weights.npy, projection.npy, vectors.npy[, ann-0.usearch ...,
+                                ann-missed-rows.npy, ann-missed-vectors.npy]
           engines/tfidf/        weights.npy, postings (term-major) and rows (doc-major)
 
 Arrays are memory-mapped: opening a store costs the same at 100 documents
@@ -289,6 +290,10 @@ def top_k(scores, k, exclude):
     return [Hit(row, score) for row, score in zip(best.tolist(), scores[best].tolist()) if score > -np.inf]
 
 
+# rows an ANN graph does not find, and their indexed dimensions at unit length: scanned on each search
+ANN_MISSED_ROWS, ANN_MISSED_VECTORS = "ann-missed-rows.npy", "ann-missed-vectors.npy"
+
+
 def ann_shards(spec, documents):
     """(file name, first row, end row) of each shard of an ANN graph: rows in runs of
     ``shard_docs``; 0 or absent (stores built before shards): one graph, ``ann.usearch``."""
@@ -303,7 +308,9 @@ class AnnGraph:
     """An LSI engine's approximate index: usearch HNSW graphs over runs of rows (shards),
     memory-mapped. Shards bound the builder's memory, which holds one graph at a time; a
     search asks each shard for its share of the candidates, so the distance computations a
-    query costs stay about those of one graph over every row."""
+    query costs stay about those of one graph over every row. The rows the graphs do not find
+    for their own vectors (about 1%) are one more shard, scanned exactly: no document is out of
+    every answer (stores built before it lack the files and have none)."""
 
     def __init__(self, root, spec, documents):
         from usearch.index import Index  # only stores large enough to need it
@@ -316,8 +323,10 @@ class AnnGraph:
                 raise StoreError(f"{root / name} is not a usearch index. Rebuild the store (python -m function.build).")
             self.shards.append((index, end - first))
         self.ndim = self.shards[0][0].ndim
+        self.missed_rows, self.missed_vectors = np.zeros(0, np.int64), np.zeros((0, self.ndim), np.float32)
+        if (root / ANN_MISSED_ROWS).exists():
+            self.missed_rows, self.missed_vectors = mapped(root / ANN_MISSED_ROWS), mapped(root / ANN_MISSED_VECTORS)
         self._expansion = 0
-
     @property
     def expansion_search(self):
         return self._expansion
@@ -336,10 +345,18 @@ class AnnGraph:
         """(rows, cosine distances) of about ``count`` neighbours of ``query``: from each shard its
         share of ``count``, and at least ``at_least`` (what a merge by distance needs)."""
         found = [index.search(query, self._share(count, rows, at_least)) for index, rows in self.shards if rows]
-        if len(found) == 1:
-            return np.asarray(found[0].keys, np.int64), np.asarray(found[0].distances)
-        return (np.concatenate([np.asarray(m.keys, np.int64) for m in found]),
-                np.concatenate([np.asarray(m.distances) for m in found]))
+        rows = [np.asarray(m.keys, np.int64) for m in found]
+        distances = [np.asarray(m.distances, np.float32) for m in found]
+        if len(self.missed_rows):
+            best = top_k(self.missed_vectors @ query, self._share(count, len(self.missed_rows), at_least), ())
+            rows.append(self.missed_rows[[hit.row for hit in best]])
+            distances.append(np.array([1.0 - hit.score for hit in best], np.float32))
+        if len(rows) == 1:
+            return rows[0], distances[0]
+        rows, distances = np.concatenate(rows), np.concatenate(distances)
+        # a graph may give back some of the rows its own check missed: once each
+        rows, first = np.unique(rows, return_index=True)
+        return rows, distances[first]
 
     def __len__(self):
         return sum(len(index) for index, _ in self.shards)
@@ -400,7 +417,9 @@ class LsiEngine:
         return close
 
     def _search_vector(self, vector, k, exclude):
-        if self.ann is None:
+        # re-ranking every row is an exact search, which no graph walk can be: its levels need not
+        # all connect, and a query can end in an island of a few rows
+        if self.ann is None or self.ann_candidates >= len(self.vectors):
             return top_k(self.vectors @ vector.astype(self.vectors.dtype), k, exclude)
         query = vector[: self.ann_dims]
         norm = float(np.sqrt(query @ query))
