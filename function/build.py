@@ -288,7 +288,7 @@ def build_ann(root, vectors, spec, progress):
     with tqdm(total=len(vectors), desc="ann: indexing", unit=" docs", disable=not progress, file=sys.stderr) as bar:
         for name, first, end in ann_shards(spec, len(vectors)):
             missed.append(build_ann_shard(root / name, vectors, first, end, spec, bar))
-    rows = np.concatenate(missed) if missed else np.zeros(0, np.int64)
+    rows = np.concatenate([np.zeros(0, np.int64), *missed])
     np.save(root / ANN_MISSED_ROWS, rows)
     np.save(root / ANN_MISSED_VECTORS, _leading_unit_rows(vectors, rows, spec["dims"]))
     if progress:
@@ -327,7 +327,7 @@ def build_ann_shard(path, vectors, first, end, spec, bar):
     scratch_type = {"f16": np.float16, "f32": np.float32}.get(spec["dtype"])
     scratch = path.with_suffix(".scratch")
     mapped_blocks = []  # the graph points into these maps: they must outlive it
-    missed = []
+    missed = [np.zeros(0, np.int64)]
     try:
         for start in range(first, end, CHUNK_DOCS):
             stop = min(start + CHUNK_DOCS, end)

@@ -78,10 +78,10 @@ def test_rows_the_graph_does_not_find_are_scanned_exactly_so_every_document_can_
     assert set(unreachable) <= set(lsi.ann.missed_rows.tolist())
     assert np.allclose(lsi.ann.missed_vectors, leading[lsi.ann.missed_rows], atol=1e-6)
     lsi.set_candidates(40)  # as served
-    for row in range(documents):  # each row is found for its own vector, once
-        rows, distances = lsi.ann.search(leading[row], 40)
-        assert row in rows.tolist() and len(set(rows.tolist())) == len(rows)
-        assert distances[rows.tolist().index(row)] < 1e-3
+    for row in range(documents):  # each row is found for its own vector (it or a copy: the sample's short
+        rows, _ = lsi.ann.search(leading[row], 40)  # articles are here 6 times, ties a shard's share may cut)
+        assert len(set(rows.tolist())) == len(rows)
+        assert any(np.allclose(lsi.vectors[found], lsi.vectors[row], atol=1e-6) for found in rows)
 
 
 def test_the_graph_is_built_in_shards_and_a_search_asks_each_for_its_share(many_records, tmp_path):
@@ -90,7 +90,8 @@ def test_the_graph_is_built_in_shards_and_a_search_asks_each_for_its_share(many_
     final, manifest = build([iter(many_records)], tmp_path / "w", options, progress=False)
     shards = -(-documents // 200)
     assert shards >= 3
-    assert sorted(p.name for p in (final / "engines" / "lsi").glob("*.usearch")) == [f"ann-{i}.usearch" for i in range(shards)]
+    graphs = sorted(p.name for p in (final / "engines" / "lsi").glob("*.usearch"))
+    assert graphs == [f"ann-{i}.usearch" for i in range(shards)]
     assert all(f"engines/lsi/ann-{i}.usearch" in manifest["files"] for i in range(shards))
     lsi = Store(final).engines["lsi"]
     # each graph holds its own run of rows, and only those
