@@ -242,6 +242,58 @@ def test_the_widget_lists_a_pages_related_articles_and_a_click_lands_on_one(site
     assert page.problems == []
 
 
+def test_the_widget_keeps_its_lists_place_while_it_loads(site_store, function_process, pages, tab):
+    """Nothing was shown while the answer was asked for, so the site's text below the tag jumped down by
+    the list's height when it came (Cumulative Layout Shift). A placeholder of the heading and k blank
+    lines, busy to screen readers, keeps the place; an answer with nothing to show takes it away."""
+    server = function_process(MODEL_STORE=str(site_store), DEFAULT_CORPUS="wiki").wait_ready()
+    member = pages.url("/site/662.html")
+
+    def post(path, tag=""):
+        return pages.add(path, site_page(
+            "Fifty years on", head=f'<link rel="canonical" href="{member}">',
+            body=f'<article><p>Our look back.</p>{tag}<p id="comments">Comments</p></article>'))
+
+    tag = f'<script src="{server.base}/assets/widget.js" data-corpus="site" data-k="4" {{}} async></script>'
+    page = tab()
+    browser_tab = page.tab
+    held = []  # the widget's question to the function, held until the test has measured the page
+    browser_tab.route(lambda url: url.startswith(server.base + "/?"), lambda route: held.append(route))
+    comments = "document.getElementById('comments').getBoundingClientRect().top"
+
+    def loading(path, attributes=""):
+        browser_tab.goto(post(path, tag.format(attributes)))
+        browser_tab.wait_for_load_state("load")
+        deadline = time.monotonic() + 20
+        while not held and time.monotonic() < deadline:
+            browser_tab.wait_for_timeout(20)
+        assert held, "the widget asked nothing"
+        return browser_tab.evaluate(comments)
+
+    before = loading("/blog/shift.html")
+    busy = browser_tab.evaluate("""() => { const box = document.querySelector('.related-content');
+        return box && [box.getAttribute('aria-busy'), box.getAttribute('aria-label'), box.innerText.trim(),
+                       box.querySelectorAll('[aria-hidden=true] li').length, box.querySelectorAll('a').length]; }""")
+    held.pop().continue_()
+    browser_tab.locator("a.related-content-link").first.wait_for()
+    shift = browser_tab.evaluate(comments) - before
+    assert shift == 0, f"the comments moved {shift} px when the list came"
+    assert busy == ["true", "Related articles", "Related articles", 4, 0]
+    assert browser_tab.locator(".related-content").get_attribute("aria-busy") is None
+    assert browser_tab.locator(".related-content").count() == 1
+    page.screenshot("widget-loaded")
+
+    # nothing to show: the placeholder goes, and the page is as if the tag had not been there
+    without = tab().tab
+    without.goto(post("/blog/no-widget.html"))
+    alone = without.evaluate(comments)
+    assert loading("/blog/strict.html", 'data-min-score="0.999"') > alone  # the place kept meanwhile
+    held.pop().continue_()
+    browser_tab.wait_for_function("() => !document.querySelector('.related-content')")
+    assert browser_tab.evaluate(comments) == alone
+    assert page.problems == []
+
+
 def long_read(pages, server, path, *, before_px, after_px=0, item_px=None, k=5, member="/site/662.html"):
     """A long article whose canonical link names a member of the 'site' corpus, with the widget after
     ``before_px`` of text and ``after_px`` of comments, its items ``item_px`` tall (a phone's cards)."""
@@ -416,7 +468,9 @@ def test_a_prerendered_page_asks_once_the_reader_opens_it(site_store, function_p
     browser_tab.goto(ahead)
     browser_tab.wait_for_function("() => [...document.scripts].some((s) => s.src.endsWith('widget.js'))")
     assert wait_for_events(function_env["MONGODB"], "requests", 1, timeout=2.5) == []  # nobody has opened it
-    assert browser_tab.locator(".related-content").count() == 0
+    # its place is kept (opened, the list moves nothing), but nothing is in it
+    assert browser_tab.locator(".related-content").get_attribute("aria-busy") == "true"
+    assert browser_tab.locator("a.related-content-link").count() == 0
     browser_tab.evaluate("window.activate()")
     browser_tab.locator("a.related-content-link").first.wait_for()
     asked = wait_for_events(function_env["MONGODB"], "requests", 1)

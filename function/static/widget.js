@@ -9,6 +9,7 @@
    Optional: data-corpus, data-min-score, data-heading ("" for none), data-heading-level (2-6).
    Links are the answer's click_url: a click is recorded, then the reader lands on the article. A failed request shows
    nothing to readers and says why in the console. Text is set as text, never parsed as HTML.
+   Meanwhile a placeholder (class related-content-loading, aria-busy) keeps the list's place.
    A single-page app, once it shows another page (address and canonical link changed), says so:
    document.dispatchEvent(new Event("related-content:refresh")); the list is asked for again and
    replaces the one shown (refreshes told within one task are one ask). Once half the list (or half
@@ -32,6 +33,13 @@
   var shown = null; // the list on the page, which a refresh replaces
   var watching = null; // stops watching that list's place in view
   var latest = 0; // the newest request: an older answer arriving after it is not shown
+  var heading = data.heading === undefined ? "Related articles" : data.heading;
+  // the level that fits the page's outline (h3 under its own h2s); h2 by default
+  var level = data.headingLevel || "2";
+  if (!/^[2-6]$/.test(level)) {
+    warn("data-heading-level " + JSON.stringify(level) + " is not 2 to 6: h2");
+    level = "2";
+  }
 
   function pageUrl() {
     if (data.url) {
@@ -55,7 +63,8 @@
     }
   }
 
-  function place(box) {
+  // Puts the box in the page; quiet (the placeholder): a problem is said once, by the answer's box
+  function place(box, quiet) {
     if (data.target) {
       var target = null;
       try {
@@ -64,8 +73,7 @@
         // not a selector: said below, not thrown into the site's page
       }
       if (!target) {
-        warn("no element matches data-target " + JSON.stringify(data.target));
-        return;
+        return quiet || warn("no element matches data-target " + JSON.stringify(data.target));
       }
       target.appendChild(box);
     } else if (script.parentNode && document.body && document.body.contains(script)) {
@@ -73,21 +81,29 @@
     } else if (document.body) {
       document.body.appendChild(box); // a tag in <head>: the end of the page
     } else {
-      warn("the page has no <body>: give data-target");
+      return quiet || warn("the page has no <body>: give data-target");
     }
+    return true;
   }
 
   function show(box, seenUrl) {
     whenParsed(function () {
-      if (shown && shown.parentNode) {
-        shown.parentNode.removeChild(shown); // the list of the page shown before
-      }
+      var before = shown; // the placeholder, or the list of the page shown before
       shown = box;
       if (watching) {
         watching(); // stops watching the list shown before
       }
+      if (before && before.isConnected && box) {
+        before.parentNode.replaceChild(box, before); // in its place: what follows it does not move
+      } else {
+        if (before && before.parentNode) {
+          before.parentNode.removeChild(before);
+        }
+        if (box) {
+          place(box);
+        }
+      }
       if (box) {
-        place(box);
         watch(box, seenUrl);
       }
     });
@@ -168,13 +184,26 @@
       show(null); // an empty box would only take space
       return;
     }
-    var heading = data.heading === undefined ? "Related articles" : data.heading;
-    // the level that fits the page's outline (h3 under its own h2s); h2 by default
-    var level = data.headingLevel || "2";
-    if (!/^[2-6]$/.test(level)) {
-      warn("data-heading-level " + JSON.stringify(level) + " is not 2 to 6: h2");
-      level = "2";
-    }
+    var box = aside();
+    var list = box.appendChild(document.createElement("ul"));
+    list.className = "related-content-list";
+    links.forEach(function (result) {
+      var link = item(list).appendChild(document.createElement("a"));
+      link.className = "related-content-link";
+      link.href = result.click_url;
+      link.textContent = result.title || result.url;
+    });
+    show(box, answer.seen_url);
+  }
+
+  function item(list) {
+    var item = list.appendChild(document.createElement("li"));
+    item.className = "related-content-item";
+    return item;
+  }
+
+  // The box and its heading, the list's and the placeholder's alike
+  function aside() {
     var box = document.createElement("aside");
     box.className = "related-content";
     if (heading) {
@@ -185,20 +214,26 @@
       title.textContent = heading;
       box.appendChild(title);
     }
-    var list = document.createElement("ul");
+    return box;
+  }
+
+  // Keeps the list's place while it is asked for: the heading and a blank line per link asked for, in
+  // the list's own markup and classes, so the site's stylesheet gives it the list's height and the
+  // answer moves nothing below it (Cumulative Layout Shift). Screen readers are told it is loading
+  // (aria-busy) and skip the blanks. An answer with nothing to show removes it.
+  function reserve() {
+    var box = aside();
+    box.className += " related-content-loading";
+    box.setAttribute("aria-busy", "true");
+    var list = box.appendChild(document.createElement("ul"));
     list.className = "related-content-list";
-    links.forEach(function (result) {
-      var item = document.createElement("li");
-      item.className = "related-content-item";
-      var link = document.createElement("a");
-      link.className = "related-content-link";
-      link.href = result.click_url;
-      link.textContent = result.title || result.url;
-      item.appendChild(link);
-      list.appendChild(item);
+    list.setAttribute("aria-hidden", "true");
+    for (var n = /^[1-9]\d?$/.test(data.k || "") ? +data.k : 5; n > 0; n--) { // the API's default k: 5
+      item(list).textContent = "\u00a0"; // a line's height
+    }
+    whenParsed(function () {
+      shown = place(box, true) ? box : shown;
     });
-    box.appendChild(list);
-    show(box, answer.seen_url);
   }
 
   function ask() {
@@ -259,5 +294,6 @@
     clearTimeout(refreshing);
     refreshing = setTimeout(ask, 0);
   });
+  reserve();
   ask();
 })();
