@@ -35,7 +35,7 @@ from . import __version__
 from .records import Skip
 from .sources import INPUT_HELP, add_source_arguments, open_source, prepare_sources, source_settings
 from .store import (ANN_MISSED_ROWS, ANN_MISSED_VECTORS, FORMAT, FORMAT_VERSION, VOCAB_DTYPE, StoreError,
-                    ann_shards, describe_version)
+                    ann_expansion, ann_share, ann_shards, describe_version)
 from .article import indexed_text
 from .config import NAME
 from .counting import BATCH_DOCS, BatchCounter, Vocabulary
@@ -339,6 +339,9 @@ def build_ann_shard(path, vectors, first, end, spec, bar):
                 mapped_blocks.append(append_mapped(scratch, block.astype(scratch_type)))
                 index.add(rows, mapped_blocks[-1], copy=False, threads=os.cpu_count() or 1)
             bar.update(stop - start)
+        # serving gives each shard its share of the expansion, less than the builder's when the shards
+        # are many: a row found at the builder's but not at that is lost to every search
+        index.expansion_search = ann_share(ann_expansion(spec, spec.get("candidates", 0)), end - first, len(vectors))
         for start in range(first, end, CHUNK_DOCS):  # every row is in the graph now: can it be found?
             block, rows, _ = _unit_block(vectors, start, min(start + CHUNK_DOCS, end), dims)
             if len(rows):

@@ -294,6 +294,16 @@ def top_k(scores, k, exclude):
 ANN_MISSED_ROWS, ANN_MISSED_VECTORS = "ann-missed-rows.npy", "ann-missed-vectors.npy"
 
 
+def ann_share(count, rows, documents, at_least=1):
+    """A shard of ``rows`` of ``documents``' share of ``count`` (candidates, the expansion), at least ``at_least``."""
+    return min(rows, max(at_least, -(-count * rows // max(documents, 1))))
+
+
+def ann_expansion(spec, candidates):
+    """The expansion a search over one graph of every row is served with: each shard gets its share."""
+    return max(spec["expansion_search"], candidates)
+
+
 def ann_shards(spec, documents):
     """(file name, first row, end row) of each shard of an ANN graph: rows in runs of
     ``shard_docs``; 0 or absent (stores built before shards): one graph, ``ann.usearch``."""
@@ -327,6 +337,7 @@ class AnnGraph:
         if (root / ANN_MISSED_ROWS).exists():
             self.missed_rows, self.missed_vectors = mapped(root / ANN_MISSED_ROWS), mapped(root / ANN_MISSED_VECTORS)
         self._expansion = 0
+
     @property
     def expansion_search(self):
         return self._expansion
@@ -339,7 +350,7 @@ class AnnGraph:
             index.expansion_search = self._share(value, rows, 1)
 
     def _share(self, count, rows, at_least):
-        return min(rows, max(at_least, -(-count * rows // self.documents)))
+        return ann_share(count, rows, self.documents, at_least)
 
     def search(self, query, count, at_least=1):
         """(rows, cosine distances) of about ``count`` neighbours of ``query``: from each shard its
@@ -387,7 +398,7 @@ class LsiEngine:
     def set_candidates(self, candidates):
         """How many graph hits are re-ranked exactly (0: none, the graph's own order)."""
         self.ann_candidates = candidates
-        self.ann.expansion_search = max(self.spec["ann"]["expansion_search"], candidates)
+        self.ann.expansion_search = ann_expansion(self.spec["ann"], candidates)
 
     def query_vector(self, terms):
         ids, weights = weigh(terms, self.local, self.weights)

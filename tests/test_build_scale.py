@@ -84,6 +84,24 @@ def test_rows_the_graph_does_not_find_are_scanned_exactly_so_every_document_can_
         assert any(np.allclose(lsi.vectors[found], lsi.vectors[row], atol=1e-6) for found in rows)
 
 
+def test_a_sharded_graph_lists_the_rows_it_does_not_find_at_the_expansion_each_shard_is_served_with(many_records,
+                                                                                                     tmp_path):
+    """Serving gives each shard its share of the expansion (here 64 x 100 / 636 = 11, not 64): the
+    builder checks each shard at that share, else rows it finds at 64 are lost at 11 (20 of these 636)."""
+    options = BuildOptions(name="w", engines=("lsi",), ann="on", ann_dims=8, ann_connectivity=2,
+                           ann_candidates=40, ann_shard_docs=100)
+    lsi = Store(build([iter(many_records)], tmp_path / "w", options, progress=False)[0]).engines["lsi"]
+    assert max(index.expansion_search for index, _ in lsi.ann.shards) < options.ann_expansion_search
+    leading = np.array(lsi.vectors[:, :8], np.float32)
+    leading /= np.linalg.norm(leading, axis=1)[:, None]
+    lost = []
+    for row in range(len(many_records)):  # as a member's 10 neighbours ask: 10 + itself
+        rows, _ = lsi.ann.search(leading[row], 40, at_least=11)
+        if not any(np.allclose(lsi.vectors[found], lsi.vectors[row], atol=1e-6) for found in rows):
+            lost.append(row)
+    assert lost == []
+
+
 def test_the_graph_is_built_in_shards_and_a_search_asks_each_for_its_share(many_records, tmp_path):
     documents = len(many_records)
     options = BuildOptions(name="w", engines=("lsi",), ann="on", ann_dims=8, ann_candidates=80, ann_shard_docs=200)
