@@ -334,8 +334,15 @@ class AnnGraph:
             self.shards.append((index, end - first))
         self.ndim = self.shards[0][0].ndim
         self.missed_rows, self.missed_vectors = np.zeros(0, np.int64), np.zeros((0, self.ndim), np.float32)
-        if (root / ANN_MISSED_ROWS).exists():
-            self.missed_rows, self.missed_vectors = mapped(root / ANN_MISSED_ROWS), mapped(root / ANN_MISSED_VECTORS)
+        paths = root / ANN_MISSED_ROWS, root / ANN_MISSED_VECTORS
+        if any(path.exists() for path in paths):  # (the manifest lists them when they were built)
+            try:
+                self.missed_rows, self.missed_vectors = (mapped(path) for path in paths)
+            except (OSError, ValueError) as exc:
+                raise StoreError(f"{exc}. {rebuild_advice(root.parent.parent)}") from None
+            if self.missed_rows.ndim != 1 or self.missed_vectors.shape != (len(self.missed_rows), self.ndim):
+                raise StoreError(f"{paths[0]} and {paths[1]} do not match the graph's {self.ndim} dimensions. "
+                                 f"{rebuild_advice(root.parent.parent)}")
         self._expansion = 0
 
     @property

@@ -7,7 +7,7 @@ from conftest import wiki_sample_path
 from function.build import BuildOptions, build
 from function.records import Record
 from function.sources import open_source
-from function.store import Store
+from function.store import Store, StoreError
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +100,22 @@ def test_a_sharded_graph_lists_the_rows_it_does_not_find_at_the_expansion_each_s
         if not any(np.allclose(lsi.vectors[found], lsi.vectors[row], atol=1e-6) for found in rows):
             lost.append(row)
     assert lost == []
+
+
+@pytest.mark.parametrize("damage", ["vectors gone", "rows gone", "other dims"])
+def test_a_store_whose_list_of_rows_the_graph_misses_is_half_there_does_not_open(damage, tmp_path):
+    """Stores built before the list have neither file and serve as they did; one file without the
+    other, or vectors of other dimensions, would fail each search (or the open) with a 500."""
+    records = [r for r in open_source(wiki_sample_path()) if isinstance(r, Record)]
+    options = BuildOptions(name="w", engines=("lsi",), ann="on", ann_dims=8, ann_candidates=0)
+    final, _ = build([iter(records)], tmp_path / "w", options, progress=False)
+    lsi = final / "engines" / "lsi"
+    if damage == "other dims":
+        np.save(lsi / "ann-missed-vectors.npy", np.zeros((len(np.load(lsi / "ann-missed-rows.npy")), 4), np.float32))
+    else:
+        (lsi / f"ann-missed-{damage.split()[0]}.npy").unlink()
+    with pytest.raises(StoreError, match="ann-missed"):
+        Store(final, verify=False)  # (verify=True would catch a listed file's loss or change first)
 
 
 def test_the_graph_is_built_in_shards_and_a_search_asks_each_for_its_share(many_records, tmp_path):
