@@ -786,7 +786,8 @@ def rebuild_command(corpus_dir, manifest, inputs=("CORPUS",), source_options=())
             tokenizer["stopwords"] = ""
     if revision < REVISION:  # the rebuild reads text as the builder does now, unsaid otherwise
         notes.append(f"its text was read by tokenizer revision {revision}; a rebuild reads it by revision {REVISION} "
-                     "(function/tokens.py; since 5 'wi-fi' is 'wifi' too, since 6 'E-Mail-Adresse' 'email'), "
+                     "(function/tokens.py; since 5 'wi-fi' is 'wifi' too, since 6 'E-Mail-Adresse' 'email', "
+                     "since 7 'Grande-Bretagne' 'grandebretagne' with a stop list), "
                      "so its answers can change")
     for name, value in tokenizer.items():
         if name != "revision" and value != getattr(defaults.tokenizer, name, value):

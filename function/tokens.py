@@ -37,8 +37,13 @@ WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # joined no chain, so "E-Mail-Adresse" had no "email" and a query "email" missed the article that
 # writes only it ("U-Bahn-Station" is "ubahn" too; French "a-t-il" joins nothing still). The
 # letter stays a word of its own: a query typed "x ray" or "t shirt" meets "X-ray" on it.
-REVISION = 6
-REVISIONS = (1, 2, 3, 4, 5, 6)
+# Revision 7 joins a chain's first pair only when its second word has CHAIN_WORD_CHARS letters:
+# revision 6 read a linguist's "i-dm-i" as "idm", and "à-la-carte" "ala". And it joins a compound
+# one of whose words is in the stop list, whatever their lengths: that word is left out, and the
+# other alone is another thing ("Grande-Bretagne" had been "bretagne", Brittany, "Nouveau-
+# Brunswick" "brunswick").
+REVISION = 7
+REVISIONS = (1, 2, 3, 4, 5, 6, 7)
 
 # Revision 5's compounds: two words joined by a hyphen (ASCII's, or one of HYPHENS_READ), the
 # shorter at most JOINED_PART_CHARS long and neither with a digit. A prefix or a short word is what
@@ -46,6 +51,9 @@ REVISIONS = (1, 2, 3, 4, 5, 6)
 # "mother-in-law" are phrases, written with spaces, never run together; "1990-2000", "2026-11-27",
 # "covid-19" and "10th-century" are ranges, dates, names and ordinals no one types run together.
 JOINED_PART_CHARS = 5
+# A chain's second word, joined to its one-letter first (revision 7): at least this long, a word
+# ("E-Mail-Adresse", "X-ray-like"), not a function word or a piece of one ("à-la-carte", "a-to-z")
+CHAIN_WORD_CHARS = 3
 # Unicode's hyphen and its non-breaking one, read as ASCII's; a soft hyphen, taken out (dashes stay
 # apart: "1990\u20132000" is a range)
 HYPHENS_READ = {"\u2010": "-", "\u2011": "-", "\u00ad": ""}
@@ -284,11 +292,11 @@ def tokenize(text, options=TokenizerOptions()):
     if beyond_word is None or beyond_word.search(text) is None:  # most text: Latin, Cyrillic, Greek, Arabic
         words = WORD.findall(text)
         if revision >= 5 and "-" in text:
-            words += _joined(text, _compounds(False, revision))
+            words += _joined(text, _compounds(False, revision), revision, stop)
     else:
         words = word_with_marks.findall(text)
         if revision >= 5 and "-" in text:
-            words += _joined(text, _compounds(True, revision))
+            words += _joined(text, _compounds(True, revision), revision, stop)
         if CJK_RUN.search(text):  # after NFKD: "㍿" is "株式会社"
             words = [piece for word in words for piece in _pieces(word, CJK_RUN, tuple)]
         if revision >= 3 and SEA_RUN.search(text):
@@ -325,12 +333,13 @@ DIGIT = re.compile(r"\d")
 HYPHEN_BEFORE_WORD = re.compile(r"-(?=[^\W_])")
 
 
-def _joined(text, compounds):
+def _joined(text, compounds, revision=REVISION, stop=frozenset()):
     """The ``compounds`` of ``text`` that writers also run together, run together (see JOINED_PART_CHARS;
     of a chain, which only revision 6's ``compounds`` find, the first pair where its first word is
-    one letter and its second not). Where hyphens are few, looked for from a little before each
-    one, where a word run together (at most MAX_TOKEN_CHARS) begins: a search of the whole text
-    costs ~3 times reading its words."""
+    one letter and its second not, from revision 7 of CHAIN_WORD_CHARS; from revision 7 as well a
+    pair one of whose words is in ``stop``, whatever their lengths). Where hyphens are few, looked
+    for from a little before each one, where a word run together (at most MAX_TOKEN_CHARS) begins:
+    a search of the whole text costs ~3 times reading its words."""
     if text.count("-") * 64 > len(text):
         pairs = compounds.findall(text)
     else:
@@ -341,9 +350,12 @@ def _joined(text, compounds):
                 break
             pairs.append(found.groups())
             start = found.end()
+    shortest_second = CHAIN_WORD_CHARS if revision >= 7 else 2
+    stop = stop if revision >= 7 else frozenset()
     joined = [first + second for first, second, chain in pairs
-              if (len(first) == 1 < len(second) if chain else  # not a phrase, nor French "a-t-il"
-                  len(first) <= JOINED_PART_CHARS or len(second) <= JOINED_PART_CHARS)
+              if (len(first) == 1 and len(second) >= shortest_second if chain else  # not a phrase, nor "a-t-il"
+                  len(first) <= JOINED_PART_CHARS or len(second) <= JOINED_PART_CHARS
+                  or first in stop or second in stop)
               and not DIGIT.search(first) and not DIGIT.search(second)]
     if text.isascii():
         return joined

@@ -794,8 +794,12 @@ def test_a_store_built_before_revisions_reads_its_text_as_it_was_built():
     assert tokenize("main-d'œuvre", fifth) == ["main", "d", "oeuvre", "maind"]
     # and a one-letter first word kept as a word, a chain joined nowhere
     assert tokenize("E-Mail-Adresse, X-ray", fifth) == ["e", "mail", "adresse", "x", "ray", "xray"]
-    with pytest.raises(ValueError, match="revision 7"):
-        TokenizerOptions.from_dict({"revision": 7})
+    # and revision 6's: a chain joined on a second word of two letters, a compound of two long words
+    # one of which is a stop word not joined
+    sixth = TokenizerOptions.from_dict({**before.to_dict(), "revision": 6, "stopwords": "french"})
+    assert tokenize("i-dm-i, Grande-Bretagne", sixth) == ["i", "dm", "i", "bretagne", "idm"]
+    with pytest.raises(ValueError, match="revision 8"):
+        TokenizerOptions.from_dict({"revision": 8})
 
 
 def test_a_hyphenated_compound_meets_its_spelling_run_together():
@@ -959,6 +963,43 @@ def test_a_revision_4_store_reads_compounds_as_it_was_built(tmp_path):
     assert not len(store.terms("wifi")) and not len(store.terms("weekend"))  # as before: no word it knows
     hits = store.engines["tfidf"].search(store.terms("Wi-Fi"), 3)
     assert store.docs([hits[0].row])[0].id == "wifi"
+
+
+def test_a_chain_joins_its_first_pair_only_on_a_word_of_three_letters_from_revision_7():
+    """Revision 6 joined a linguist's "i-dm-i" into "idm" (the wiki sample's one chain joined),
+    "à-la-carte" into "ala", "A-to-Z" into "ato": words no one types."""
+    from function.tokens import TokenizerOptions, tokenize
+
+    assert tokenize("i-dm-i, à-la-carte, A-to-Z") == ["i", "dm", "i", "a", "la", "carte", "a", "to", "z"]
+    assert tokenize("i-dm-i, A-to-Z", TokenizerOptions(revision=6)) == ["i", "dm", "i", "a", "to", "z", "idm", "ato"]
+    # a word of three letters or more is joined still
+    assert tokenize("E-Mail-Adresse, K-pop-Star, X-ray-like") == \
+        ["e", "mail", "adresse", "k", "pop", "star", "x", "ray", "like", "email", "kpop", "xray"]
+
+
+FRENCH_POSTS = {"londres": ("Londres", "Londres est la capitale de la Grande-Bretagne."),
+                "crepes": ("Crêpes", "Les crêpes de Bretagne : la Bretagne en cuisine."),
+                "gouvernement": ("Gouvernement", "Le porte-parole du gouvernement a parlé ce matin.")}
+
+
+@pytest.mark.parametrize("revision, london_first", [({}, True), ({"revision": 6}, False)])
+def test_a_compound_with_a_stop_word_is_joined_whatever_its_length_from_revision_7(tmp_path, revision,
+                                                                                     london_first):
+    """French's stop list holds "grande" (stop-words' list has common words besides function words:
+    "parole", "état", "sujet"), so revision 6 read "Grande-Bretagne", two words over five letters,
+    as "bretagne" alone, and a query "Grande-Bretagne" found Brittany's crêpes first. From
+    revision 7 a compound one of whose words is a stop word is joined too: "grandebretagne"."""
+    from function.tokens import TokenizerOptions
+
+    records = [Record(name, f"https://journal.example/{name}", title, text)
+               for name, (title, text) in FRENCH_POSTS.items()]
+    options = BuildOptions(name="fr", tokenizer=TokenizerOptions(stopwords="french", stem="french", **revision))
+    store = Store(build([iter(records)], tmp_path / "fr", options, progress=False)[0])
+    hits = store.engines["tfidf"].search(store.terms("Grande-Bretagne"), 3)
+    assert (store.docs([hits[0].row])[0].id == "londres") is london_first
+    # "parole" is a stop word, "porte" stems to "port": "porte-parole" is found on its joined word
+    hits = store.engines["tfidf"].search(store.terms("porte-parole"), 3)
+    assert store.docs([hits[0].row])[0].id == "gouvernement"
 
 
 ELIDED_POSTS = {"emploi": ("La main-d’œuvre manque", "Les usines cherchent de la main-d'œuvre qualifiée."),

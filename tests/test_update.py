@@ -351,7 +351,8 @@ def test_a_rebuild_of_a_store_with_one_of_jusTexts_stop_lists_is_said_to_take_st
     assert "--name blog" in command
     assert notes == ["its stop list was jusText's English; a rebuild takes stop-words' english",
                      f"its text was read by tokenizer revision 3; a rebuild reads it by revision {REVISION} "
-                     "(function/tokens.py; since 5 'wi-fi' is 'wifi' too, since 6 'E-Mail-Adresse' 'email'), so its answers can change"]
+                     "(function/tokens.py; since 5 'wi-fi' is 'wifi' too, since 6 'E-Mail-Adresse' 'email', "
+                     "since 7 'Grande-Bretagne' 'grandebretagne' with a stop list), so its answers can change"]
     command, notes = rebuild_command(Path("model_store/w"), {**old, "name": "w", "tokenizer": {
         "stopwords": "Norwegian_Bokmal", "revision": 3}})
     assert "--stopwords" not in command and "no list for" in notes[0]
