@@ -776,7 +776,7 @@ def rebuild_command(corpus_dir, manifest, inputs=("CORPUS",), source_options=())
         arguments += _flag(name.replace("_", "-"), ",".join(value) if name == "engines" else value)
     tokenizer = dict(manifest.get("tokenizer", {}))
     revision = tokenizer.get("revision", 1)
-    if tokenizer.get("stopwords") and revision < REVISION:
+    if tokenizer.get("stopwords") and revision < 4:  # jusText's lists; stop-words' from revision 4
         old = tokenizer["stopwords"]
         tokenizer["stopwords"] = stoplist_name(old)
         if tokenizer["stopwords"] in stoplist_names():

@@ -356,6 +356,9 @@ def test_a_rebuild_of_a_store_with_one_of_jusTexts_stop_lists_is_said_to_take_st
     command, notes = rebuild_command(Path("model_store/w"), {**old, "name": "w", "tokenizer": {
         "stopwords": "Norwegian_Bokmal", "revision": 3}})
     assert "--stopwords" not in command and "no list for" in notes[0]
+    # a store of revision 4 or later has stop-words' list already: only its revision is said
+    notes = rebuild_command(Path("model_store/fr"), {"name": "fr", "tokenizer": {"stopwords": "french", "revision": 6}})[1]
+    assert len(notes) == 1 and notes[0].startswith("its text was read by tokenizer revision 6")
     # a store of the current revision is rebuilt as it was read: nothing to say
     assert rebuild_command(Path("model_store/w"), {"name": "w", "tokenizer": {"revision": REVISION}})[1] == []
     # a hostile folder's name cannot print another command over this one
