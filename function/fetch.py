@@ -53,7 +53,7 @@ from function.charsets import codec_for
 from function.errors import FetchError
 from function.fetch_policy import (  # noqa: F401 (FetchLimits: re-exported)
     DEFAULT_PORTS, FETCHER_PRODUCT, FetchLimits, Target, check_domain, check_port, fetch_error, host_in_url,
-    is_private_allowed, parse_url,
+    exemption_note, is_private_allowed, parse_url,
 )
 
 from function import __version__ as _VERSION
@@ -211,18 +211,22 @@ def _resolve(host: str, port: int, deadline: "_Deadline") -> list:
 def _checked_addresses(target: Target, limits: FetchLimits, deadline: "_Deadline") -> list:
     allowed = is_private_allowed(target, limits)
     host = target.host
+
+    def refused(why: str) -> FetchError:  # with what FETCH_ALLOW_PRIVATE_HOSTS exempts, when it is set
+        return fetch_error(f"{why}.{exemption_note(target, limits)}", 403, "forbidden_address")
+
     if isinstance(host, str):
         if not allowed and (host == "localhost" or host.endswith(".localhost") or "." not in host):
-            raise fetch_error(f"The host {host} is not a public host name.", 403, "forbidden_address")
+            raise refused(f"The host {host} is not a public host name")
         addresses = _resolve(host, target.port, deadline)
         if not allowed:
-            refused = [ip for ip in addresses if not _is_public(ip)]
-            if refused:
-                log.info("refused %s: resolves to %s", host, ", ".join(map(str, refused)))
-                raise fetch_error(f"The host {host} resolves to a non-public address.", 403, "forbidden_address")
+            private = [ip for ip in addresses if not _is_public(ip)]
+            if private:
+                log.info("refused %s: resolves to %s", host, ", ".join(map(str, private)))
+                raise refused(f"The host {host} resolves to a non-public address")
         return addresses
     if not allowed and not _is_public(host):
-        raise fetch_error(f"The address {host} is not a public address.", 403, "forbidden_address")
+        raise refused(f"The address {host} is not a public address")
     return [host]
 
 

@@ -411,10 +411,30 @@ def check_port(target: Target, limits: FetchLimits) -> None:
         return
     raise fetch_error(
         f"The port {target.port} of {host_in_url(target.host)} is not one this service fetches from "
-        f"(FETCH_PORTS: {', '.join(map(str, sorted(limits.ports)))}).",
+        f"(FETCH_PORTS: {', '.join(map(str, sorted(limits.ports)))}).{exemption_note(target, limits)}",
         403,
         "forbidden_port",
     )
+
+
+def _entry_port(entry: str) -> int | None:
+    """The port of a canonical FETCH_ALLOW_PRIVATE_HOSTS entry (``host:port``, ``[v6]:port``), None if bare."""
+    return None if ":" not in entry or entry.endswith("]") else int(entry.rpartition(":")[2])
+
+
+def exemption_note(target: Target, limits: FetchLimits) -> str:
+    """Why FETCH_ALLOW_PRIVATE_HOSTS, when set, does not exempt ``target``: its entries on this port or
+    for this host (a bare host: any port), since ``localhost:8001`` does not cover ``127.0.0.1:8001``.
+    Empty when it is unset, as in a deployment: the refusal then says nothing of it."""
+    entries = limits.allow_private_hosts
+    if not entries:
+        return ""
+    key, port = host_in_url(target.host), target.port
+    near = sorted(e for e in entries if _entry_port(e) in (None, port) or e.rpartition(":")[0] == key)
+    if not near:
+        return f" FETCH_ALLOW_PRIVATE_HOSTS exempts nothing on port {port} or for {key}."
+    shown = ", ".join(near[:3]) + (f" and {len(near) - 3} more" if len(near) > 3 else "")
+    return f" FETCH_ALLOW_PRIVATE_HOSTS exempts {shown} (hosts as the URL writes them, host:port on that port only)."
 
 
 def is_private_allowed(target: Target, limits: FetchLimits) -> bool:

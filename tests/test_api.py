@@ -1689,6 +1689,7 @@ def test_private_address_is_refused_without_the_test_switch(function_env, pages)
     response = strict.get("/", query_string={"url": pages.url("/moon-landing.html")})
     assert response.status_code == 403
     assert response.get_json()["error"]["code"] == "forbidden_address"
+    assert "FETCH_ALLOW_PRIVATE_HOSTS" not in response.get_json()["error"]["message"]  # unset: not spoken of
     assert sum(pages.hits.values()) == before
 
 
@@ -1701,6 +1702,28 @@ def test_a_port_outside_fetch_ports_is_refused_with_its_reason(function_env, pag
     error = response.get_json()["error"]
     assert error["code"] == "forbidden_port"
     assert f"port {pages.port} " in error["message"] and "FETCH_PORTS: 80, 443" in error["message"]
+    assert "FETCH_ALLOW_PRIVATE_HOSTS" not in error["message"]  # unset, as deployed: not spoken of
+    assert sum(pages.hits.values()) == before
+
+
+@pytest.mark.parametrize("ports, code", [("", "forbidden_port"), ("any", "forbidden_address")], ids=["port", "address"])
+@pytest.mark.parametrize("exempt, said", [
+    ("localhost:{port}", "exempts localhost:{port} (hosts as the URL writes them"),  # 127.0.0.1 spelled otherwise
+    ("127.0.0.1:1,localhost", "exempts 127.0.0.1:1, localhost ("),  # the same host's other port; a bare host
+    ("localhost:1", "exempts nothing on port {port} or for 127.0.0.1."),
+], ids=["other-spelling", "other-port-and-bare", "nothing-near"])
+def test_a_refusal_says_what_fetch_allow_private_hosts_exempts_when_set(function_env, pages, ports, code, exempt,
+                                                                        said):
+    """An exemption that does not cover the URL's spelling of its host (or its port) is named in the refusal:
+    the user who set it sees why it does not apply."""
+    client = make_client({**function_env, "FETCH_PORTS": ports,
+                          "FETCH_ALLOW_PRIVATE_HOSTS": exempt.format(port=pages.port)})
+    before = sum(pages.hits.values())
+    response = client.get("/", query_string={"url": pages.url("/moon-landing.html")})
+    assert response.status_code == 403 and response.mimetype == "application/json"
+    error = response.get_json()["error"]
+    assert error["code"] == code
+    assert f"FETCH_ALLOW_PRIVATE_HOSTS {said.format(port=pages.port)}" in error["message"]
     assert sum(pages.hits.values()) == before
 
 
