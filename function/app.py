@@ -292,13 +292,15 @@ class App:
     def read_events(self, read, corpus, days):
         """``read(database, corpus, days, STATS_MAX_EVENTS)`` (stats.compute, stats.dashboard) under
         stats_slots, for /stats and /dashboard; a Mongo failure is a 503 events_unavailable, its
-        __cause__ the PyMongoError."""
+        __cause__ the PyMongoError, logged here in one line."""
         from pymongo.errors import PyMongoError  # pymongo is not loaded at start (events.py), nor without MONGODB
 
         try:
             with self.stats_slots.held():
                 return read(self.events.database(), corpus, days, self.settings.stats_max_events)
         except PyMongoError as exc:
+            # its hosts and its kind: a ServerSelectionTimeoutError's text is the whole topology, 500+ characters
+            log.warning("figures unavailable: MongoDB at %s: %s", uri_hosts(self.events.uri), exc.__class__.__name__)
             raise ApiError(f"event database unavailable: {exc.__class__.__name__}", status=503,
                            code="events_unavailable") from exc
 

@@ -9,7 +9,6 @@ Content-Security-Policy that allows no script and no inline style at all.
 
 import gzip
 import hashlib
-import logging
 import re
 import unicodedata
 from pathlib import Path
@@ -24,8 +23,6 @@ from .params import DEFAULT_K, FORM_TYPE, form_arguments, gives_arguments, whole
 from .stats import dashboard as dashboard_data
 from .stats import parse_filters, refuse_unheard_of, suggested_min_scores
 from .urls import normalise_url, unseen
-
-log = logging.getLogger("related.pages")
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
@@ -340,8 +337,7 @@ def dashboard(app, request):
         except ApiError as exc:
             if exc.code != "events_unavailable":  # stats_busy: answered as the other refusals below
                 raise
-            failure = exc.__cause__  # the PyMongoError
-            log.warning("dashboard: event database unavailable: %s", failure)
+            failure = exc.__cause__  # the PyMongoError (app.read_events has logged it)
             return _dashboard_problem(
                 context, 503, "The event database does not answer",
                 f"MongoDB could not be read ({failure.__class__.__name__}). Answers and clicks keep working; their "

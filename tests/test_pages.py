@@ -4,6 +4,7 @@ content negotiation, links, error messages, escaping, and the dashboard's data.
 
 import gzip
 import hashlib
+import logging
 from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -537,6 +538,22 @@ def test_dashboard_without_a_database_says_so(function_env, mongodb_uri, title):
     response = app.get("/dashboard")
     assert response.status_code == 503
     assert html_of(response).cssselect("[role=alert] h2")[0].text == title
+
+
+@pytest.mark.parametrize("path", ["/dashboard", "/stats"])
+def test_figures_with_mongo_unreachable_log_one_short_line_naming_its_host(function_env, caplog, path):
+    """Not pymongo's whole topology description (500 characters and more, a line of each server's state,
+    on each request): its hosts and the error's kind. /stats had logged nothing of it at all."""
+    from function.devserver import free_port
+
+    host = f"127.0.0.1:{free_port()}"  # nothing listens there
+    app = make_client({**function_env, "MONGODB": f"mongodb://{host}/away"})
+    caplog.set_level(logging.WARNING, logger="related")
+    caplog.clear()
+    assert app.get(path).status_code == 503
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("related") and r.levelno >= logging.WARNING]
+    assert len(said) == 1 and len(said[0]) < 160, said
+    assert host in said[0] and "ServerSelectionTimeoutError" in said[0] and "Topology" not in said[0]
 
 
 def test_with_a_stats_token_the_dashboard_asks_a_browser_for_it(function_env):
