@@ -417,24 +417,15 @@ def check_port(target: Target, limits: FetchLimits) -> None:
     )
 
 
-def _entry_port(entry: str) -> int | None:
-    """The port of a canonical FETCH_ALLOW_PRIVATE_HOSTS entry (``host:port``, ``[v6]:port``), None if bare."""
-    return None if ":" not in entry or entry.endswith("]") else int(entry.rpartition(":")[2])
-
-
 def exemption_note(target: Target, limits: FetchLimits) -> str:
-    """Why FETCH_ALLOW_PRIVATE_HOSTS, when set, does not exempt ``target``: its entries on this port or
-    for this host (a bare host: any port), since ``localhost:8001`` does not cover ``127.0.0.1:8001``.
-    Empty when it is unset, as in a deployment: the refusal then says nothing of it."""
-    entries = limits.allow_private_hosts
-    if not entries:
+    """Why FETCH_ALLOW_PRIVATE_HOSTS, when set, does not exempt ``target``: ``localhost:8001`` does not
+    cover ``127.0.0.1:8001``. Its entries are not named: anyone may ask for any URL, and the list would
+    show them which private hosts this service fetches. Empty when it is unset, as in a deployment."""
+    if not limits.allow_private_hosts:
         return ""
-    key, port = host_in_url(target.host), target.port
-    near = sorted(e for e in entries if _entry_port(e) in (None, port) or e.rpartition(":")[0] == key)
-    if not near:
-        return f" FETCH_ALLOW_PRIVATE_HOSTS exempts nothing on port {port} or for {key}."
-    shown = ", ".join(near[:3]) + (f" and {len(near) - 3} more" if len(near) > 3 else "")
-    return f" FETCH_ALLOW_PRIVATE_HOSTS exempts {shown} (hosts as the URL writes them, host:port on that port only)."
+    return (f" FETCH_ALLOW_PRIVATE_HOSTS is set but does not exempt {host_in_url(target.host)}:{target.port}:"
+            " an entry covers its host only as the URL writes it (localhost is not 127.0.0.1), host:port"
+            " on that port only.")
 
 
 def is_private_allowed(target: Target, limits: FetchLimits) -> bool:

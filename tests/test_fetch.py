@@ -308,19 +308,6 @@ def test_ports_80_and_443_pass_the_port_check(url):
     assert info.value.code == FORBIDDEN_PORT and "FETCH_PORTS: 8080" in info.value.message
 
 
-def test_a_refused_port_names_at_most_three_exemptions_near_it():
-    """On this port, a bare host (any port) or this host: three of them, and a count of the rest; the others
-    (IPv6 entries' ports read past their brackets) are left out."""
-    from function.fetch_policy import check_port, parse_url
-
-    limits = FetchLimits(allow_private_hosts={"[::1]:8191", "[::2]", "b:8191", "c", "127.0.0.1:9", "d:9", "[::3]:9"})
-    with pytest.raises(FetchError) as info:
-        check_port(parse_url("http://127.0.0.1:8191/"), limits)
-    assert info.value.message.endswith(
-        " FETCH_ALLOW_PRIVATE_HOSTS exempts 127.0.0.1:9, [::1]:8191, [::2] and 2 more"
-        " (hosts as the URL writes them, host:port on that port only).")
-
-
 def test_a_host_exempt_with_its_port_is_fetched_on_that_port_only(srv, canary):
     # host:port: that port; the canary on the same host, another port, stays refused before connecting
     assert fetch_page(srv.url("/page"), lim(srv, **DEFAULT_PORTS)).status == 200
