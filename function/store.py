@@ -362,13 +362,23 @@ class AnnGraph:
     def search(self, query, count, at_least=1):
         """(rows, cosine distances) of about ``count`` neighbours of ``query``: from each shard its
         share of ``count``, and at least ``at_least`` (what a merge by distance needs)."""
-        found = [index.search(query, self._share(count, rows, at_least)) for index, rows in self.shards if rows]
+        asked = [(index, self._share(count, rows, at_least)) for index, rows in self.shards if rows]
+        found = [index.search(query, share) for index, share in asked]
         rows = [np.asarray(m.keys, np.int64) for m in found]
         distances = [np.asarray(m.distances, np.float32) for m in found]
         if len(self.missed_rows):
-            best = top_k(self.missed_vectors @ query, self._share(count, len(self.missed_rows), at_least), ())
-            rows.append(self.missed_rows[[hit.row for hit in best]])
-            distances.append(np.array([1.0 - hit.score for hit in best], np.float32))
+            # the rows the graphs miss that they would have given had they found them: no farther than
+            # the farthest they gave (anything when one gave fewer than asked), its share at most
+            full = all(len(got) >= share for got, (_, share) in zip(rows, asked)) and any(map(len, rows))
+            farthest = max(float(d.max()) for d in distances if len(d)) if full else np.inf
+            gaps = 1.0 - self.missed_vectors @ query
+            near = np.flatnonzero(gaps <= farthest)
+            share = self._share(count, len(self.missed_rows), at_least)
+            if len(near) > share:
+                near = near[np.argsort(gaps[near], kind="stable")[:share]]
+            if len(near):
+                rows.append(np.asarray(self.missed_rows[near], np.int64))
+                distances.append(gaps[near])
         if len(rows) == 1:
             return rows[0], distances[0]
         rows, distances = np.concatenate(rows), np.concatenate(distances)
