@@ -63,7 +63,8 @@
     }
   }
 
-  // Puts the box in the page; quiet (the placeholder): a problem is said once, by the answer's box
+  // Puts the box in the page, true if it could; quiet (the placeholder): a problem is said once, by the
+  // answer's box
   function place(box, quiet) {
     if (data.target) {
       var target = null;
@@ -73,7 +74,7 @@
         // not a selector: said below, not thrown into the site's page
       }
       if (!target) {
-        return quiet || warn("no element matches data-target " + JSON.stringify(data.target));
+        return quiet ? false : warn("no element matches data-target " + JSON.stringify(data.target));
       }
       target.appendChild(box);
     } else if (script.parentNode && document.body && document.body.contains(script)) {
@@ -81,7 +82,7 @@
     } else if (document.body) {
       document.body.appendChild(box); // a tag in <head>: the end of the page
     } else {
-      return quiet || warn("the page has no <body>: give data-target");
+      return quiet ? false : warn("the page has no <body>: give data-target");
     }
     return true;
   }
