@@ -37,7 +37,7 @@ WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # joined no chain, so "E-Mail-Adresse" had no "email" and a query "email" missed the article that
 # writes only it ("U-Bahn-Station" is "ubahn" too; French "a-t-il" joins nothing still). The
 # letter stays a word of its own: a query typed "x ray" or "t shirt" meets "X-ray" on it.
-# Revision 7 joins a chain's first pair only when its second word has CHAIN_WORD_CHARS letters:
+# Revision 7 joins a chain's first pair only when its second word has CHAIN_WORD_CHARS letters or more:
 # revision 6 read a linguist's "i-dm-i" as "idm", and "à-la-carte" "ala". And it joins a compound
 # one of whose words is in the stop list, whatever their lengths: that word is left out, and the
 # other alone is another thing ("Grande-Bretagne" had been "bretagne", Brittany, "Nouveau-
@@ -333,7 +333,7 @@ DIGIT = re.compile(r"\d")
 HYPHEN_BEFORE_WORD = re.compile(r"-(?=[^\W_])")
 
 
-def _joined(text, compounds, revision=REVISION, stop=frozenset()):
+def _joined(text, compounds, revision, stop):  # (no default: a store is read by its own revision)
     """The ``compounds`` of ``text`` that writers also run together, run together (see JOINED_PART_CHARS;
     of a chain, which only revision 6's ``compounds`` find, the first pair where its first word is
     one letter and its second not, from revision 7 of CHAIN_WORD_CHARS; from revision 7 as well a
