@@ -369,7 +369,7 @@ class AnnGraph:
         if len(self.missed_rows):
             # the rows the graphs miss that they would have given had they found them: no farther than
             # the farthest they gave (anything when one gave fewer than asked), its share at most
-            full = all(len(got) >= share for got, (_, share) in zip(rows, asked)) and any(map(len, rows))
+            full = all(len(got) >= asked_for for got, (_, asked_for) in zip(rows, asked)) and any(map(len, rows))
             farthest = max(float(d.max()) for d in distances if len(d)) if full else np.inf
             gaps = 1.0 - self.missed_vectors @ query
             near = np.flatnonzero(gaps <= farthest)
