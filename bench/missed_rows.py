@@ -8,7 +8,7 @@ On N's bench store (``python -m bench.stores N`` first), in one process:
 * ``missed``: how many rows the builder listed, how many have nothing in the indexed
   dimensions, and how many a search of the whole graph (expansion_search = shard size) still
   does not return among its best ANN_MISSED_CHECK for their own vector, or at all (truly
-  unreachable), on a sample of the missed rows (``--sample``). One shard (N below ann_shard_docs): the first shard's rows are searched.
+  unreachable), on a sample of the first shard's missed rows (``--sample``), each in its graph.
 * ``build``: ``build_ann`` over the store's vectors with this commit's builder and with the
   parent's (git show 6cba942^:function/build.py, loaded as a scratch module), interleaved.
 * ``serving``: lookup (engine.search + store.docs, as bench/run.py ``inprocess``) p50/p99 and
@@ -55,12 +55,12 @@ def parent_builder():
 def missed_figures(engine, sample):
     ann = engine.ann
     rows = np.asarray(ann.missed_rows)
-    index, size = ann.shards[0]  # (one shard below ann_shard_docs)
+    index, size = ann.shards[0]  # the first shard's rows, searched in their own graph (rows 0 to size)
     saved = index.expansion_search
     index.expansion_search = size  # as far as the graph goes
     vectors = np.asarray(ann.missed_vectors, np.float32)
     indexed = np.linalg.norm(vectors, axis=1) > 0  # (the empty rows are not in the graph)
-    searched, vectors = rows[indexed], vectors[indexed]
+    searched, vectors = rows[indexed & (rows < size)], vectors[indexed & (rows < size)]
     if len(searched) > sample:  # a whole-graph search is about a second at 100,000 rows
         pick = np.sort(np.random.default_rng(7).choice(len(searched), sample, replace=False))
         searched, vectors = searched[pick], vectors[pick]
@@ -164,11 +164,11 @@ def serving(store, engine, queries, truth_count, candidates, rounds):
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m bench.missed_rows", description=__doc__.split("\n")[0])
     p.add_argument("n", type=int)
-    p.add_argument("--sample", type=int, default=160, help="missed rows searched over the whole graph")
+    p.add_argument("--sample", type=int, default=160, help="missed rows of the first shard searched over its whole graph")
     p.add_argument("--queries", type=int, default=500)
     p.add_argument("--truth", type=int, default=200, help="exact top-10 lists for recall")
     p.add_argument("--candidates", default="100,200,400")
-    p.add_argument("--rounds", type=int, default=4, help="serving rounds, the two settings in turn")
+    p.add_argument("--rounds", type=int, default=4, help="serving rounds, the two settings in turn (0: skip)")
     p.add_argument("--build-rounds", type=int, default=2, help="build_ann runs of each builder (0: skip)")
     args = p.parse_args(argv)
     store = Store(current_version_dir(store_root(args.n) / CORPUS_NAME))
@@ -177,9 +177,10 @@ def main(argv=None):
         sys.exit(f"the {args.n} store has no ANN graph")
     out = {"n": args.n, "ann": engine.spec["ann"], "missed": missed_figures(engine, args.sample)}
     print(json.dumps(out["missed"]), file=sys.stderr, flush=True)
-    out["serving"] = serving(store, engine, query_texts(args.queries), args.truth,
-                             [int(c) for c in args.candidates.split(",")], args.rounds)
-    print(json.dumps(out["serving"], indent=1), file=sys.stderr, flush=True)
+    if args.rounds:
+        out["serving"] = serving(store, engine, query_texts(args.queries), args.truth,
+                                 [int(c) for c in args.candidates.split(",")], args.rounds)
+        print(json.dumps(out["serving"], indent=1), file=sys.stderr, flush=True)
     if args.build_rounds:
         out["build"] = build_cost(engine, args.build_rounds)
     path = ROOT / "bench" / "out" / f"missed-rows-{args.n}.json"
