@@ -298,7 +298,8 @@ def build_ann(root, vectors, spec, progress):
 
 
 def _leading_unit_rows(vectors, rows, dims):
-    """The ``dims`` leading components of ``rows``, scaled to unit length (all-zero rows stay zero)."""
+    """The ``dims`` leading components of ``rows`` (row numbers or a slice), scaled to unit length
+    (all-zero rows stay zero)."""
     block = np.array(vectors[rows, :dims], np.float32)
     norms = np.linalg.norm(block, axis=1)
     return block / np.where(norms > 0, norms, 1)[:, None]
@@ -366,11 +367,10 @@ def build_ann_shard(path, vectors, first, end, spec, bar):
 def _unit_block(vectors, start, end, dims):
     """Rows ``start:end``'s leading ``dims`` components at unit length, their row numbers, and the
     rows with nothing there (nobody's neighbour in the graph, so left out of it)."""
-    block = np.array(vectors[start:end, :dims])
+    block = _leading_unit_rows(vectors, slice(start, end), dims)
     rows = np.arange(start, end)
-    norms = np.linalg.norm(block, axis=1)
-    nonzero = norms > 0
-    return block[nonzero] / norms[nonzero, None], rows[nonzero], rows[~nonzero]
+    nonzero = block.any(axis=1)
+    return block[nonzero], rows[nonzero], rows[~nonzero]
 
 
 def build_sparse(root, bags, remap, words, global_weights, options, progress):
