@@ -74,7 +74,10 @@
         // not a selector: said below, not thrown into the site's page
       }
       if (!target) {
-        return quiet ? false : warn("no element matches data-target " + JSON.stringify(data.target));
+        if (!quiet) {
+          warn("no element matches data-target " + JSON.stringify(data.target));
+        }
+        return false;
       }
       target.appendChild(box);
     } else if (script.parentNode && document.body && document.body.contains(script)) {
@@ -82,7 +85,10 @@
     } else if (document.body) {
       document.body.appendChild(box); // a tag in <head>: the end of the page
     } else {
-      return quiet ? false : warn("the page has no <body>: give data-target");
+      if (!quiet) {
+        warn("the page has no <body>: give data-target");
+      }
+      return false;
     }
     return true;
   }
@@ -186,8 +192,7 @@
       return;
     }
     var box = aside();
-    var list = box.appendChild(document.createElement("ul"));
-    list.className = "related-content-list";
+    var list = listIn(box);
     links.forEach(function (result) {
       var link = item(list).appendChild(document.createElement("a"));
       link.className = "related-content-link";
@@ -195,6 +200,12 @@
       link.textContent = result.title || result.url;
     });
     show(box, answer.seen_url);
+  }
+
+  function listIn(box) {
+    var list = box.appendChild(document.createElement("ul"));
+    list.className = "related-content-list";
+    return list;
   }
 
   function item(list) {
@@ -226,8 +237,7 @@
     var box = aside();
     box.className += " related-content-loading";
     box.setAttribute("aria-busy", "true");
-    var list = box.appendChild(document.createElement("ul"));
-    list.className = "related-content-list";
+    var list = listIn(box);
     list.setAttribute("aria-hidden", "true");
     for (var n = /^[1-9]\d?$/.test(data.k || "") ? +data.k : 5; n > 0; n--) { // the API's default k: 5
       item(list).textContent = "\u00a0"; // a line's height
