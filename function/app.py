@@ -21,7 +21,7 @@ from . import __version__, access, crawlers, fetch_metadata, pages
 from .clicks import load_previous_secrets, load_secret
 from .config import ConfigError, Settings
 from .errors import ApiError
-from .events import EventLog, error_kind, uri_hosts
+from .events import EventLog, OutageLog, error_kind, uri_hosts
 # not .fetch: the HTTP stack loads on the first fetch
 from .fetch_policy import FETCHER_PRODUCT, FetchLimits, names_corpus
 from .limits import stats_slots
@@ -121,6 +121,7 @@ class App:
                 log.warning("THREADS=%d: a request waiting on a slow site holds the worker's only thread, /healthz's "
                             "too (with 2 or more, one stays free of page fetches)", settings.threads)
         self.events = EventLog(settings.mongodb_uri, settings.event_buffer, settings.event_flush_seconds)
+        self.read_outage = OutageLog(settings.mongodb_uri)  # read_events': one line an outage, not a request
         fetch_limits = fetch_limits_for(settings, self.stores, env)
         if settings.client_request_seconds < fetch_limits.deadline + 30:
             log.warning("CLIENT_REQUEST_SECONDS=%g leaves less than 30 s past FETCH_DEADLINE=%g: a request that "
@@ -292,17 +293,18 @@ class App:
     def read_events(self, read, corpus, days):
         """``read(database, corpus, days, STATS_MAX_EVENTS)`` (stats.compute, stats.dashboard) under
         stats_slots, for /stats and /dashboard; a Mongo failure is a 503 events_unavailable, its
-        __cause__ the PyMongoError, logged here in one line."""
+        __cause__ the PyMongoError, logged here by read_outage (once an outage, a reminder a minute)."""
         from pymongo.errors import PyMongoError  # pymongo is not loaded at start (events.py), nor without MONGODB
 
         try:
             with self.stats_slots.held():
-                return read(self.events.database(), corpus, days, self.settings.stats_max_events)
+                figures = read(self.events.database(), corpus, days, self.settings.stats_max_events)
         except PyMongoError as exc:
-            # its hosts and its kind: a ServerSelectionTimeoutError's text is the whole topology, 500+ characters
-            log.warning("figures unavailable: MongoDB at %s: %s", uri_hosts(self.events.uri), exc.__class__.__name__)
+            self.read_outage.failed(exc)
             raise ApiError(f"event database unavailable: {exc.__class__.__name__}", status=503,
                            code="events_unavailable") from exc
+        self.read_outage.succeeded()
+        return figures
 
     def dashboard(self, request):
         return pages.dashboard(self, request)

@@ -35,6 +35,9 @@ PING_SECONDS = 0.5  # /healthz's wait for Mongo: a reachable server answers in m
 # a check's answer is /healthz's for this long, and for every /healthz that comes while the next one runs: a
 # flood of probes while Mongo hung had each wait PING_SECONDS, 8 of them holding all 8 threads
 PING_REUSE_SECONDS = 1.0
+# while reads of Mongo fail, OutageLog says so again at most this often (a dashboard polled every few
+# seconds had logged one line a request)
+OUTAGE_REMINDER_SECONDS = 60.0
 INDEXES = {
     # status first: /stats reads the newest answers (status 200) apart from the errors, and without it
     # MongoDB walks every newer error to find them
@@ -111,6 +114,46 @@ def uri_problem(uri):
         if port and not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
             return f"has a port that is not one ({port[:20]})"
     return ""
+
+
+class OutageLog:
+    """The log of a run of failed reads (/stats, /dashboard), a process's: a warning at the first
+    failure, naming Mongo's hosts and the error's kind, a reminder at most every OUTAGE_REMINDER_SECONDS
+    while they fail with the requests refused since the last line, and one line when a read succeeds
+    again. One line a refused request had filled the log of an instance whose dashboard was polled."""
+
+    def __init__(self, uri):
+        self.hosts = uri_hosts(uri or "")
+        self._lock = threading.Lock()  # a worker's threads fail at once
+        self._since = None  # time.monotonic() of the run's first failure, None while reads succeed
+        self._said = 0.0  # when the last line was logged
+        self._refused = 0  # refused since the last line
+
+    def failed(self, exc):
+        kind = exc.__class__.__name__  # its text is pymongo's whole topology, 500+ characters
+        now = time.monotonic()
+        with self._lock:  # logged under it too: a warning and the line of the recovery in their order
+            if self._since is None:
+                self._since = self._said = now
+                self._refused = 0
+                log.warning("figures unavailable: MongoDB at %s: %s", self.hosts, kind)
+                return
+            self._refused += 1
+            if now - self._said < OUTAGE_REMINDER_SECONDS:
+                return
+            log.warning("figures still unavailable: MongoDB at %s: %s for %d s, %d requests refused since the "
+                        "last line", self.hosts, kind, now - self._since, self._refused)
+            self._said, self._refused = now, 0
+
+    def succeeded(self):
+        if self._since is None:  # the common case, without the lock (checked again under it)
+            return
+        with self._lock:
+            if self._since is None:
+                return
+            log.info("figures available again: MongoDB at %s answered after %d s, %d requests refused since the "
+                     "last line", self.hosts, time.monotonic() - self._since, self._refused)
+            self._since = None
 
 
 class EventLog:

@@ -15,6 +15,7 @@ are printed and written to tests/out/*.json; nothing here asserts a speed.
 """
 
 import json
+import logging
 import os
 import random
 import signal
@@ -28,7 +29,8 @@ from urllib.parse import urlsplit
 import pymongo
 import requests
 
-from conftest import wait_for_events, with_database
+from conftest import make_client, wait_for_events, with_database
+from function import events as event_log
 from function.devserver import free_port, start_embedded_mongo, stop
 from function.store import StoreSet
 
@@ -599,6 +601,70 @@ def test_a_healthz_flood_while_mongo_hangs_leaves_threads_for_answers(function_p
         assert proxy.held * 3 < len(probes), (proxy.held, len(probes))
     finally:
         proxy.close()
+
+
+# --------------------------------------------------------------------------- what a Mongo outage logs
+def said_of_mongo(caplog):
+    """The lines the function logged (at INFO and above) since ``caplog.clear()``."""
+    return [r.getMessage() for r in caplog.records if r.name.startswith("related") and r.levelno >= logging.INFO]
+
+
+def figures_refused(app, paths):
+    """``paths`` asked at once (the test client from a thread each): their error codes."""
+    with ThreadPoolExecutor(len(paths)) as pool:
+        responses = list(pool.map(app.get, paths))
+    assert all(response.status_code == 503 for response in responses)
+    return ["events_unavailable" if response.mimetype == "text/html" else response.json["error"]["code"]
+            for response in responses]
+
+
+def test_figures_refused_while_mongo_is_away_log_one_line_then_a_reminder_with_their_count(
+        function_env, caplog, monkeypatch):
+    """A dashboard polled every few seconds, or a monitor on /stats, had logged one line a request for as
+    long as Mongo was away: one warning, then a reminder every OUTAGE_REMINDER_SECONDS at most."""
+    host = f"127.0.0.1:{free_port()}"  # nothing listens there
+    # 4 event reads at once (limits.stats_slots), so that a worker's threads fail together
+    app = make_client({**function_env, "MONGODB": f"mongodb://{host}/away", "THREADS": "16",
+                       "FETCH_CONCURRENCY": "4"})
+    caplog.set_level(logging.INFO, logger="related")
+    caplog.clear()
+    codes = figures_refused(app, ["/stats", "/dashboard", "/stats", "/dashboard"])
+    codes += figures_refused(app, ["/stats", "/dashboard"])
+    assert codes == ["events_unavailable"] * 6
+    said = said_of_mongo(caplog)
+    assert said == [f"figures unavailable: MongoDB at {host}: ServerSelectionTimeoutError"], said
+
+    monkeypatch.setattr(event_log, "OUTAGE_REMINDER_SECONDS", 0.0)  # the interval has passed
+    caplog.clear()
+    assert figures_refused(app, ["/stats"]) == ["events_unavailable"]
+    said = said_of_mongo(caplog)
+    assert len(said) == 1 and said[0].startswith(f"figures still unavailable: MongoDB at {host}: "
+                                                 "ServerSelectionTimeoutError for "), said
+    assert said[0].endswith(" s, 6 requests refused since the last line")  # the 5 after the first line, and this
+
+
+def test_figures_read_again_once_mongo_is_back_log_it_once(function_env, caplog, tmp_path):
+    port = free_port()
+    app = make_client({**function_env, "MONGODB": f"mongodb://127.0.0.1:{port}/back"})
+    caplog.set_level(logging.INFO, logger="related")
+    caplog.clear()
+    assert figures_refused(app, ["/stats"]) + figures_refused(app, ["/dashboard"]) == ["events_unavailable"] * 2
+    mongo, _ = start_embedded_mongo(tmp_path / "mongo", port)
+    try:
+        refused = 1
+        # pymongo looks for the server again within a selection's 1.5 s: a read or two may still fail
+        while (response := app.get("/stats")).status_code != 200:
+            assert response.json["error"]["code"] == "events_unavailable" and refused < 10, response.json
+            refused += 1
+        assert app.get("/dashboard").status_code == 200
+    finally:
+        stop(mongo)
+    said = said_of_mongo(caplog)
+    assert said[0] == f"figures unavailable: MongoDB at 127.0.0.1:{port}: ServerSelectionTimeoutError", said
+    back = [line for line in said if "again" in line]
+    assert len(said) == 2 and back[0].startswith(f"figures available again: MongoDB at 127.0.0.1:{port} answered "
+                                                  "after "), said
+    assert back[0].endswith(f" s, {refused} requests refused since the last line")
 
 
 # --------------------------------------------------------------------------- load
