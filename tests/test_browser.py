@@ -886,3 +886,52 @@ def test_a_chart_that_scrolls_sideways_on_a_phone_is_a_named_tab_stop(function_p
     assert [s for s in scrollers if s["role"] != "region" or not s["name"] or s["outline"] != "solid"] == []
     assert "Which engine wins?, in figures" in {s["name"] for s in scrollers}
     assert page.problems == []
+
+
+def widget_alone(pages, tab, folder):
+    """A tab and widget.js served from the loopback site under /``folder``/, its questions held unanswered
+    (the placeholders stay), with no function process: what the page shows while it waits."""
+    widget = pages.add(f"/{folder}/assets/widget.js", (ROOT / "function" / "static" / "widget.js").read_bytes(),
+                       content_type="text/javascript")
+    page = tab()
+    held = []
+    page.tab.route(lambda url: url.startswith(pages.url(f"/{folder}/?")), lambda route: held.append(route))
+    return page, widget, held
+
+
+PLACEHOLDER = """sel => { const box = document.querySelector(sel + ' > .related-content-loading');
+    return box && [box.previousElementSibling && box.previousElementSibling.id, box.querySelectorAll('li').length,
+                   box.nextElementSibling && box.nextElementSibling.id]; }"""
+
+
+def test_the_placeholder_is_placed_as_the_tag_runs_where_its_place_is_read(pages, tab):
+    """A tag without async (or whose data-target the page had read) waited for DOMContentLoaded to place the
+    placeholder: on a long page still being read, what followed moved when it came. Placed at once where its
+    place exists and is read; kept for the end of the page where it is not (a target below the tag, or one
+    that holds the tag and is still being read)."""
+    page, widget, held = widget_alone(pages, tab, "at-once")
+    early = (f"<script>window.early = window.early || {{}}; window.early[document.currentScript.id] = "
+             f"({PLACEHOLDER})(document.currentScript.dataset.in);</script>")
+
+    def after(name, where):  # records, as the page is read, what the placeholder looks like then
+        return early.replace("<script>", f'<script id="{name}" data-in="{where}">')
+
+    page.tab.goto(pages.add("/at-once/article.html", site_page(
+        "At once",
+        head=f'<script src="{widget}" data-target="#below" data-k="1"></script>{after("head", "#below")}',
+        body=f'<article id="article"><p id="text">Text.</p><script id="tag" src="{widget}" data-k="3"></script>'
+             f'{after("in-body", "#article")}<div id="above"></div><p id="mid">More text.</p>'
+             f'<script src="{widget}" data-target="#above" data-k="2"></script>{after("above", "#above")}'
+             f'<div id="open"><script src="{widget}" data-target="#open" data-k="4"></script>'
+             f'{after("open", "#open")}<p id="last">Last.</p></div>'
+             '<div id="below"></div><p id="comments">Comments</p></article>')))
+    page.tab.wait_for_load_state("domcontentloaded")
+    # the parser, after each tag, already found its placeholder after it or in its target
+    assert page.tab.evaluate("window.early") == {
+        "head": None, "in-body": ["tag", 3, "in-body"], "above": [None, 2, None], "open": None}
+    # the others, once the page has been read: the target below, and the end of the one that held its tag
+    assert page.tab.evaluate(PLACEHOLDER, "#below") == [None, 1, None]
+    assert page.tab.evaluate(PLACEHOLDER, "#open") == ["last", 4, None]
+    assert page.tab.evaluate(PLACEHOLDER, "#article") == ["tag", 3, "in-body"]
+    assert page.tab.locator(".related-content").count() == 4
+    assert page.problems == []

@@ -63,23 +63,45 @@
     }
   }
 
+  function target() {
+    try {
+      return document.querySelector(data.target);
+    } catch (error) {
+      return null; // not a selector: said by place(), not thrown into the site's page
+    }
+  }
+
+  // Whether the box's place has been read, so the box can go there while the rest of the page is:
+  // after the tag, or in a data-target the parser is past (a node follows it; one still open, that
+  // holds the tag, say, gets what is read later after the box). The end of <body> is not read until
+  // the page is.
+  function placeRead() {
+    if (document.readyState !== "loading") {
+      return true;
+    }
+    if (!data.target) {
+      return !!document.body && document.body.contains(script);
+    }
+    for (var node = target(); node; node = node.parentNode) {
+      if (node.nextSibling) {
+        return true;
+      }
+    }
+    return false;
+  }
+
   // Puts the box in the page, true if it could; quiet (the placeholder): a problem is said once, by the
   // answer's box
   function place(box, quiet) {
     if (data.target) {
-      var target = null;
-      try {
-        target = document.querySelector(data.target);
-      } catch (error) {
-        // not a selector: said below, not thrown into the site's page
-      }
-      if (!target) {
+      var into = target();
+      if (!into) {
         if (!quiet) {
           warn("no element matches data-target " + JSON.stringify(data.target));
         }
         return false;
       }
-      target.appendChild(box);
+      into.appendChild(box);
     } else if (script.parentNode && document.body && document.body.contains(script)) {
       script.parentNode.insertBefore(box, script.nextSibling);
     } else if (document.body) {
@@ -242,9 +264,15 @@
     for (var n = /^[1-9]\d?$/.test(data.k || "") ? +data.k : 5; n > 0; n--) { // the API's default k: 5
       item(list).textContent = "\u00a0"; // a line's height
     }
-    whenParsed(function () {
+    function put() {
       shown = place(box, true) ? box : shown;
-    });
+    }
+    // at once where it can be: placed once a long page has been read, it moved what was read meanwhile
+    if (placeRead()) {
+      put();
+    } else {
+      whenParsed(put);
+    }
   }
 
   function ask() {
