@@ -251,17 +251,32 @@
     return box;
   }
 
+  // The links asked for, data-k read as the function reads k (digits, a "+" and spaces around them
+  // allowed), 5 if not given; 0 for a k every deployment refuses (its 400 shows nothing): below 1 or
+  // past 10,000, the largest MAX_K (unknown here; the default 100's 400 comes after the place is kept)
+  function linesAsked() {
+    if (!data.k) {
+      return 5; // the API's default k
+    }
+    var k = /^\s*\+?\d+\s*$/.test(data.k) ? +data.k : 0;
+    return k >= 1 && k <= 10000 ? k : 0;
+  }
+
   // Keeps the list's place while it is asked for: the heading and a blank line per link asked for, in
   // the list's own markup and classes, so the site's stylesheet gives it the list's height and the
   // answer moves nothing below it (Cumulative Layout Shift). Screen readers are told it is loading
   // (aria-busy) and skip the blanks. An answer with nothing to show removes it.
   function reserve() {
+    var lines = linesAsked();
+    if (!lines) {
+      return; // the answer is a 400, which shows nothing: a placeholder would only come and go
+    }
     var box = aside();
     box.className += " related-content-loading";
     box.setAttribute("aria-busy", "true");
     var list = listIn(box);
     list.setAttribute("aria-hidden", "true");
-    for (var n = /^[1-9]\d?$/.test(data.k || "") ? +data.k : 5; n > 0; n--) { // the API's default k: 5
+    for (var n = lines; n > 0; n--) {
       item(list).textContent = "\u00a0"; // a line's height
     }
     function put() {
