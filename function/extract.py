@@ -66,7 +66,8 @@ __all__ = ["Article", "EXTRACTION_REVISION", "extract_article", "decode_html"]
 # the container, a paywalled part declared in JSON-LD is the story; revision 2: an undeclared paywall box
 # that reads as the story, with no link, control or subscription price, is the story, and a story's lede
 # box between its headline and its body box is read with the body, but not a picture's one-line caption
-# there, nor a lede line the body repeats word for word).
+# there, nor a lede line the body repeats word for word; a one-line lede beside a picture in a <figure> of its
+# own, and a lede box after a headline in the story's <header>, are).
 EXTRACTION_REVISION = 2
 
 
@@ -895,7 +896,9 @@ def _lede_before(best, body, kids, scores, paras):
     nothing), a link list or a date line (two dev pages' dates, good by their neighbours). What lies
     after the story (a bio, comments, a footer line) or before its headline stays out, and so does a
     picture with its one line (a caption in a box named for no caption); so does all of it when ``best``
-    opens with a heading of its own: the <h1> above is then the site's name, not its headline."""
+    opens with a heading of its own: the <h1> above is then the site's name, not its headline. A headline
+    in the story's <header> (skipped by the walk: _story_header) counts as one, and a line beside a picture
+    in a <figure> of its own is not its caption (a hero's figure beside the story's one-line lede)."""
     if next(p for p in paras if p.node in body).is_heading:
         return []
     top, parent = best, best.getparent()
@@ -903,9 +906,10 @@ def _lede_before(best, body, kids, scores, paras):
         top, parent = parent, parent.getparent()
     if parent not in kids:
         return []
-    # in document order: each child is keyed when its first paragraph is met
-    position = {child: i for i, child in enumerate(kids[parent])}
-    headline, seen = -1, set()
+    order = {child: i for i, child in enumerate(parent)}  # document order
+    position = {child: order[child] for child in kids[parent] if child is not None}
+    headline = max((i for child, i in order.items() if i < position[top] and _story_header(child)), default=-1)
+    seen = set()
     for p in paras:
         node = p.node if p.in_headline else None
         while node is not None and node not in seen:  # a walk up stops where an earlier one passed
@@ -921,9 +925,36 @@ def _lede_before(best, body, kids, scores, paras):
     if not ledes:
         return []
     per_node = _by_element((p.node, 1) for p in paras)  # the siblings' subtrees are disjoint: linear in all
-    return [child for child in ledes
-            if not (sum(per_node.get(node, 0) for node in _breadth_first(kids, [child])) == 1
-                    and next(child.iter(*PICTURE_TAGS), None) is not None)]
+
+    def caption(child):
+        holding = [node for node in _breadth_first(kids, [child]) if node in per_node]  # elements holding its lines
+        return (len(holding) == 1 and per_node[holding[0]] == 1
+                and any(_captioned_by(picture, holding[0], child) for picture in child.iter(*PICTURE_TAGS)))
+
+    return [child for child in ledes if not caption(child)]
+
+
+def _captioned_by(picture, line, box):
+    """Whether the element ``line`` in ``box`` can be the caption of ``picture`` there: not when the picture
+    sits in a <figure> (its own, or ``picture`` itself) that leaves the line out. A figure holds its caption."""
+    node = picture
+    while node is not None:
+        if node.tag == "figure":
+            return node is line or node in line.iterancestors()
+        if node is box:
+            return True
+        node = node.getparent()
+    return True
+
+
+STORY_TAGS = ("article", "main")
+
+
+def _story_header(el):
+    """Whether ``el`` is the story's own <header>: one holding the headline (an <h1> with text) inside an
+    <article> or <main>. One outside them is the site's, its <h1> the site's name."""
+    return (el.tag == "header" and any(h1.text_content().strip() for h1 in el.iter("h1"))
+            and any(a.tag in STORY_TAGS for a in el.iterancestors()))
 
 
 def _parse(html):

@@ -426,6 +426,23 @@ def test_a_photo_s_caption_between_the_headline_and_the_body_is_no_lede(media):
     assert paragraphs(extract_article(split_story([], body, between=media))) == body
 
 
+def test_a_one_line_lede_beside_the_hero_picture_s_figure_is_read():
+    # the lede box holds the hero's <figure> (its caption its own) and the story's first line: taken for a
+    # picture and its caption, the line had been lost; the caption stays out
+    paras = paragraphs(extract_article(page("hero_lede.html")))
+    assert paras[0] == "The water mill on Weir Lane is grinding flour again, fifty years after it last turned."
+    assert len(paras) == 4 and not any("Photo: Tom Hale" in p for p in paras)
+
+
+@pytest.mark.parametrize("figure", ["<figure><img src='/a.jpg'></figure>",
+                                    f"<figure><img src='/a.jpg'><figcaption>{PHOTO_CAPTION}</figcaption></figure>",
+                                    "<figure class='hero'><picture><img src='/a.jpg'></picture></figure>"])
+def test_a_line_outside_the_picture_s_figure_is_no_caption(figure):
+    body = BUS_STORY + MORE_OF_THE_STORY
+    html = split_story([], body, between=f"<div class='top'>{figure}<p>{LEDE}</p></div>").replace("<div class='lede'></div>", "")
+    assert paragraphs(extract_article(html)) == [LEDE] + body
+
+
 def test_a_lede_box_beside_its_picture_still_joins_with_more_than_one_line():
     # a picture does not make a box of two lede paragraphs a caption
     lede = "<div class='lede'><img src='/a.jpg'>" + "".join(f"<p>{line}</p>" for line in [LEDE, BIO]) + "</div>"
@@ -446,6 +463,15 @@ def test_a_standfirst_that_only_a_box_in_the_body_repeats_stays_the_story_s():
     share = f"<div class='share'><p>{LEDE}</p></div>"
     html = split_story([LEDE], ["REPEAT"] + BUS_STORY).replace("<p>REPEAT</p>", share)
     assert paragraphs(extract_article(html)) == [LEDE] + BUS_STORY
+
+
+@pytest.mark.parametrize("lede", [f"<p class='lede'>{LEDE}</p>", f"<div class='lede'><p>{LEDE}</p></div>"])
+def test_a_lede_box_after_a_headline_in_the_story_s_header_joins_the_story(lede):
+    # the headline in a <header> had left no headline for the lede beside the body box to follow: it was lost
+    body = BUS_STORY + MORE_OF_THE_STORY
+    html = split_story([], body, between=lede).replace(
+        "<h1>Buses for the north</h1>", "<header><h1>Buses for the north</h1></header>").replace("<div class='lede'></div>", "")
+    assert paragraphs(extract_article(html)) == [LEDE] + body
 
 
 NEWSLETTER = ("<div class='strip'><p>Our new newsletter brings the week's most important stories from the region to "
