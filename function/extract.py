@@ -66,9 +66,9 @@ __all__ = ["Article", "EXTRACTION_REVISION", "extract_article", "decode_html"]
 # the container, a paywalled part declared in JSON-LD is the story; revision 2: an undeclared paywall box
 # that reads as the story, with no link, control or subscription price, is the story, and a story's lede
 # box between its headline and its body box is read with the body, but not a picture's one-line caption
-# there, nor a lede line the body repeats word for word; a one-line lede beside a picture in a <figure> of its
-# own, and a lede box after a headline in the story's <header>, are).
-EXTRACTION_REVISION = 2
+# there, nor a lede line the body repeats word for word; revision 3: a one-line lede beside a picture in a
+# <figure> of its own, and a lede box after a headline in the story's <header>, are read).
+EXTRACTION_REVISION = 3
 
 
 EMPTY = Article("", "", "")
