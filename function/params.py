@@ -147,6 +147,12 @@ def _posted_body(request, settings, mimetype, where, what):
         raise _bad(f"request body over {settings.max_body_bytes} bytes", code="body_too_large", status=413)
     if (request.mimetype or "") != mimetype:
         raise _bad(f"POST a {what} with Content-Type: {mimetype}", code="unsupported_media_type", status=415)
+    # nothing here decodes a content coding: a gzip'd body had been "not valid JSON: can't decode byte
+    # 0x8b", and a coding named over a plain body was read as if absent
+    coding = request.headers.get("Content-Encoding", "").strip()
+    if coding and coding.lower() != "identity":
+        raise _bad(f"request body has Content-Encoding: {coding[:40]}; send it uncompressed (no Content-Encoding)",
+                   code="unsupported_media_type", status=415)
     try:
         body = request.stream.read(settings.max_body_bytes + 1)
     except Exception as exc:  # the server's parser of a malformed chunked body, or the client gone mid-body

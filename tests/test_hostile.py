@@ -13,12 +13,14 @@ and whether parameters, bodies, click links and headers that a caller controls
 can ever produce a 500 (they must not).
 """
 
+import gzip
 import http
 import json
 import logging
 import secrets
 import socket
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit
 
@@ -567,6 +569,27 @@ def test_a_body_giving_a_field_twice_is_refused(strict):
 def test_other_media_types_are_415(strict, content_type):
     kwargs = {"content_type": content_type} if content_type else {}
     assert_error(strict.post("/", data=b'{"text": "moon"}', **kwargs), 415, "unsupported_media_type")
+
+
+@pytest.mark.parametrize("encoding,body", [
+    ("gzip", gzip.compress(b'{"text": "moon landing"}')),
+    ("deflate", zlib.compress(b'{"text": "moon landing"}')),
+    ("br", b'{"text": "moon landing"}'),  # a plain body under a coding: had been read as plain, a 200
+    ("gzip, identity", gzip.compress(b'{"text": "moon landing"}')),
+], ids=["gzip", "deflate", "br", "gzip_identity"])
+def test_compressed_bodies_are_415_naming_their_coding(strict, encoding, body):
+    """A compressed body had been a 400 invalid_json "can't decode byte 0x8b" (the caller's JSON is
+    fine; its coding is not read), and a coding over a plain body was ignored."""
+    response = strict.post("/", data=body, content_type="application/json", headers={"Content-Encoding": encoding})
+    error = assert_error(response, 415, "unsupported_media_type")
+    assert "Content-Encoding" in error["message"] and encoding.split(",")[0] in error["message"]
+
+
+@pytest.mark.parametrize("encoding", ["identity", "IDENTITY", ""])
+def test_an_identity_coding_is_read(strict, encoding):
+    response = strict.post("/", data=b'{"text": "moon landing"}', content_type="application/json",
+                           headers={"Content-Encoding": encoding})
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]
 
 
 def test_declared_length_over_the_limit_is_refused_before_reading(strict):
