@@ -168,6 +168,8 @@ def _posted_body(request, settings, mimetype, where, what):
 
 def _from_json(request, settings):
     body = _posted_body(request, settings, "application/json", "JSON body", "JSON object")
+    if not body.strip():  # json.loads would say "Expecting value: line 1 column 1 (char 0)"
+        raise _bad('request body is empty: POST a JSON object, e.g. {"text": "..."}', code="invalid_json")
     try:
         fields = json.loads(body, object_pairs_hook=lambda pairs: _each_once(
             pairs, "request body gives {} more than once", code="invalid_json"))
@@ -201,6 +203,10 @@ def form_arguments(request, settings):
     return _each_once(pairs)
 
 
+def _has_body(request):
+    return bool(request.content_length) or "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+
+
 def _given(fields, name, default):
     """A field's value; ``default`` where it is null or an empty string, which count as not given."""
     value = fields.get(name)
@@ -219,6 +225,9 @@ def parse_query(request, settings, corpora, arguments=None):
     refuse_unknown(fields, FIELDS, "one of url, text or id, and optionally k, corpus, min_score, engine")
     given = [kind for kind in QUERY_KINDS if fields.get(kind) not in (None, "")]
     if not given:
+        if arguments is None and request.method != "POST" and _has_body(request):
+            raise _bad("give one of 'url', 'text' or 'id' in the query string: a GET's body is not read "
+                       "(POST a JSON body instead)", code="missing_query")
         raise _bad("give one of 'url', 'text' or 'id'", code="missing_query")
     if len(given) > 1:
         raise _bad(f"give only one of 'url', 'text' or 'id' (got {', '.join(given)})", code="ambiguous_query")

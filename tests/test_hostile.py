@@ -592,6 +592,19 @@ def test_an_identity_coding_is_read(strict, encoding):
     assert response.status_code == 200, response.get_data(as_text=True)[:300]
 
 
+def test_a_get_whose_fields_are_in_its_body_is_told_to_post_them(strict):
+    """A GET's body is not read: "give one of 'url', 'text' or 'id'" had answered one that gave text there."""
+    response = strict.open("/", method="GET", data=b'{"text": "moon landing"}', content_type="application/json")
+    error = assert_error(response, 400, "missing_query")
+    assert "query string" in error["message"] and "POST" in error["message"]
+
+
+def test_an_empty_post_body_is_said_to_be_empty(strict):
+    """json.loads' "Expecting value: line 1 column 1 (char 0)" for a POST that sent no body at all."""
+    error = assert_error(strict.post("/", data=b"", content_type="application/json"), 400, "invalid_json")
+    assert "empty" in error["message"] and "Expecting value" not in error["message"]
+
+
 def test_declared_length_over_the_limit_is_refused_before_reading(strict):
     response = strict.post("/", data=b'{"text": "moon"}', content_type="application/json",
                            environ_overrides={"CONTENT_LENGTH": str(10**12)})
