@@ -256,13 +256,14 @@ def parse_query(request, settings, corpora, arguments=None):
     if kind == "id" and len(value) > MAX_ID_CHARS:
         raise _bad(f"'id' is longer than {MAX_ID_CHARS} characters", code="invalid_id")
 
-    k = _given(fields, "k", DEFAULT_K)
+    k = sent = _given(fields, "k", DEFAULT_K)
     if isinstance(k, float) and k.is_integer():
         k = int(k)
     if not isinstance(k, int) or isinstance(k, bool):
         raise _bad("'k' must be an integer")
-    if not 1 <= k <= settings.max_k:
-        raise _bad(f"'k' must be between 1 and {settings.max_k}, got {k}")
+    if not 1 <= k <= settings.max_k:  # shown as sent, cut: 1e308 as an int is 309 digits
+        shown = str(sent)
+        raise _bad(f"'k' must be between 1 and {settings.max_k}, got {shown[:40]}{'…' if len(shown) > 40 else ''}")
 
     min_score = _given(fields, "min_score", 0.0)
     # (an int is always finite; math.isfinite() would overflow on a 400-digit one)

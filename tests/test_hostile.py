@@ -592,6 +592,14 @@ def test_an_identity_coding_is_read(strict, encoding):
     assert response.status_code == 200, response.get_data(as_text=True)[:300]
 
 
+@pytest.mark.parametrize("k,shown", [("1e308", "1e+308"), ("9" * 4000, "9" * 40 + "…")])
+def test_a_huge_k_is_shown_cut_as_it_was_sent(strict, k, shown):
+    """1e308 is a whole number, once an int its 309 digits had filled the message (and 4,000 digits 4,000)."""
+    body = ('{"text": "moon", "k": %s}' % k).encode()
+    error = assert_error(strict.post("/", data=body, content_type="application/json"), 400, "invalid_parameter")
+    assert error["message"] == f"'k' must be between 1 and 100, got {shown}"
+
+
 def test_a_get_whose_fields_are_in_its_body_is_told_to_post_them(strict):
     """A GET's body is not read: "give one of 'url', 'text' or 'id'" had answered one that gave text there."""
     response = strict.open("/", method="GET", data=b'{"text": "moon landing"}', content_type="application/json")
