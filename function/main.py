@@ -16,6 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import flask  # noqa: E402
 import functions_framework  # noqa: E402
+from werkzeug.routing import WebsocketMismatch  # noqa: E402
 
 from function import __version__  # noqa: E402
 from function.app import create_app, error_response  # noqa: E402
@@ -60,5 +61,8 @@ def _not_found(error):  # paths functions-framework answers itself (/robots.txt,
 
 @functions_framework.errorhandler(400)
 def _bad_request(error):  # what Flask refuses before the handler runs (e.g. a Host it cannot decode)
+    if isinstance(error, WebsocketMismatch):  # a well-formed handshake: no route of ours speaks WebSocket
+        return error_response(ApiError("WebSocket upgrades are not served: send a plain HTTP request "
+                                       "(without Upgrade: websocket)", status=400, code="bad_request"))
     return error_response(ApiError("bad request: the request line or headers are malformed", status=400,
                                    code="bad_request"))

@@ -1136,6 +1136,16 @@ def test_real_server_without_a_host_builds_no_link_to_its_bind_address(server, v
     assert_json_error(*raw_request(server, request), 400, "invalid_host")
 
 
+@pytest.mark.parametrize("path", ["/?text=moon", "/healthz", "/nope"])
+def test_a_websocket_upgrade_is_told_it_is_not_served(strict, path):
+    """Werkzeug's router refuses a WebSocket handshake to a plain route before the handler runs: its
+    400 had said "the request line or headers are malformed", of a well-formed request."""
+    response = strict.get(path, headers={"Connection": "Upgrade", "Upgrade": "websocket",
+                                         "Sec-WebSocket-Version": "13", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    error = assert_error(response, 400, "bad_request")
+    assert "WebSocket" in error["message"] and "malformed" not in error["message"]
+
+
 @pytest.mark.parametrize("host", [b"a" * 64 + b".example", b"a" * 2000])
 def test_real_server_undecodable_host_is_json_too(server, host):
     assert_json_error(*raw_get(server, b"/healthz", b"Host: " + host + b"\r\n"), 400, "bad_request")
