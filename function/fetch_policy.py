@@ -195,6 +195,7 @@ _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)\Z")
 _HEX = re.compile(r"^0[xX][0-9a-fA-F]*\Z")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 _PORT = re.compile(r"^[0-9]{1,10}\Z")
+_NOT_IN_IPV6 = re.compile(r"[^0-9A-Fa-f]")  # before an IPv6 address's first colon: hex digits only
 
 
 def _whatwg_ipv4_number(part: str) -> int:
@@ -362,6 +363,17 @@ def parse_url(raw, *, redirected: bool = False) -> Target:
     authority, tail = rest[:end], rest[end:]
     if "@" in authority:
         raise bad("user names and passwords (user@host) are not allowed")
+
+    def bad_port(port_str):
+        shown = port_str[:10] + ("…" if len(port_str) > 10 else "")  # cut, and said to be: 00000000080 is not 8
+        return bad(f"the port {shown!r} is not a number from 1 to 65535")
+
+    name, colon, after = authority.partition(":")
+    # a host name then a bad port ("example.com:80:80", "example.com: 80"), which had been refused
+    # as an IPv6 address without brackets, or as a host with spaces
+    if colon and not name.startswith("[") and " " not in name and (
+            " " in after or (":" in after and _NOT_IN_IPV6.search(name))):
+        raise bad_port(after)
     if " " in authority:
         raise bad("the host contains spaces")
     try:
@@ -370,8 +382,7 @@ def parse_url(raw, *, redirected: bool = False) -> Target:
         raise bad(str(exc)) from None
     if port_str:
         if not _PORT.match(port_str) or not 0 < int(port_str) < 65536:
-            shown = port_str[:10] + ("…" if len(port_str) > 10 else "")  # cut, and said to be: 00000000080 is not 8
-            raise bad(f"the port {shown!r} is not a number from 1 to 65535")
+            raise bad_port(port_str)
         port = int(port_str)
     else:
         port = DEFAULT_PORTS[scheme]

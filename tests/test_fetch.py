@@ -287,7 +287,9 @@ def test_a_redirect_to_a_port_outside_fetch_ports_is_refused_before_any_lookup(m
 
 @pytest.mark.parametrize("port, shown", [("+22", "'+22'"), ("22.", "'22.'"), ("-1", "'-1'"),
                                          ("\u0662\u0662", "'\u0662\u0662'"), ("65558", "'65558'"),
-                                         ("00000000080", "'0000000008…'"), ("9" * 1000, "'9999999999…'")])
+                                         ("00000000080", "'0000000008…'"), ("9" * 1000, "'9999999999…'"),
+                                         # had been "IPv6 addresses must be in brackets", "the host contains spaces"
+                                         ("80:80", "'80:80'"), (" 80", "' 80'"), ("80 ", "'80 '")])
 def test_a_port_spelled_other_than_in_ascii_digits_in_range_is_refused_as_such(port, shown, monkeypatch, tripwire):
     """Never read as some port (Arabic digits as 22, 65558 wrapped to 22), and the message marks a cut port:
     an 11-digit 00000000080 shown as its first ten digits had read as another port, 8."""
