@@ -45,6 +45,12 @@ def wait_for_port(host, port, timeout, process=None):
     raise RuntimeError(f"nothing listening on {host}:{port} after {timeout} s")
 
 
+# nx-27017's start is ~0.3 CPU s of imports; on a busy 2-core machine it had taken more than the 20 s
+# it was given, and a test session's Mongo, every test on it errored. Waiting ends once it listens or
+# exits (said at once), so a long bound costs a healthy start nothing; functions-framework's is as long.
+MONGO_START_SECONDS = 120
+
+
 def start_embedded_mongo(data_dir, port=None):
     """Start nx-27017 on loopback, one SQLite file per database in ``data_dir``;
     returns (process, MONGODB URI)."""
@@ -62,7 +68,7 @@ def start_embedded_mongo(data_dir, port=None):
             stdout=said, stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:
-        wait_for_port("127.0.0.1", port, 20, process)
+        wait_for_port("127.0.0.1", port, MONGO_START_SECONDS, process)
     except RuntimeError as exc:
         process.kill()
         lines = output.read_text(errors="replace").strip().splitlines()

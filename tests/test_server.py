@@ -6,6 +6,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -263,6 +264,36 @@ def test_a_second_embedded_mongo_on_the_same_data_says_why_it_cannot_start(tmp_p
             start_embedded_mongo(tmp_path)
     finally:
         stop(first)
+
+
+def test_an_embedded_mongo_slow_to_start_is_waited_for(tmp_path, monkeypatch):
+    """On a busy machine nx-27017's start (its imports) had taken past the 20 s it was given: the test
+    session's Mongo was refused and every test on it errored. Held stopped for 25 s from its start, it
+    is waited for and answers."""
+    import pymongo
+
+    from function import devserver
+
+    popen = subprocess.Popen
+    held = []
+
+    def started_held(args, **kwargs):  # the real nx-27017, stopped at once and let go 25 s later
+        process = popen(args, **kwargs)
+        os.kill(process.pid, signal.SIGSTOP)
+        held.append(threading.Timer(25, os.kill, (process.pid, signal.SIGCONT)))
+        held[-1].start()
+        return process
+
+    monkeypatch.setattr(devserver.subprocess, "Popen", started_held)
+    mongo, uri = start_embedded_mongo(tmp_path)
+    monkeypatch.undo()
+    try:
+        assert held and not held[0].is_alive()  # it was let go before it listened
+        client = pymongo.MongoClient(uri, serverSelectionTimeoutMS=10000)
+        assert client.admin.command("ping")["ok"] == 1
+        client.close()
+    finally:
+        stop(mongo)
 
 
 def _listening_addresses(port):
