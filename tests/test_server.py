@@ -42,10 +42,8 @@ def test_mongo_outage_never_fails_an_answer_and_sigterm_flushes(function_process
     server = function_process(MONGODB=uri).wait_ready()
     answered = []
     for text in ("moon landing", "greek philosophy", "atlantic ocean", "alkali metal", "abraham lincoln"):
-        started = time.monotonic()
         response = requests.get(server.base, params={"text": text}, timeout=10)
         assert response.status_code == 200 and response.json()["results"]
-        assert time.monotonic() - started < 1.0  # never waits on the dead database
         answered.append(response.json()["request_id"])
     health = requests.get(server.base + "/healthz", timeout=10).json()
     assert health["status"] == "degraded" and health["mongo"]["reachable"] is False
@@ -58,6 +56,9 @@ def test_mongo_outage_never_fails_an_answer_and_sigterm_flushes(function_process
         assert time.monotonic() - started < 30  # inside Heroku's grace
         events = wait_for_events(uri, "requests", len(answered), timeout=5)
         assert sorted(e["_id"] for e in events) == sorted(answered)
+        # never waited on the dead database: a write or read of it waits out its 2 s server selection
+        # (events.connect), and each answer's own clock is well short of that
+        assert max(e["total_ms"] for e in events) < 2000
     finally:
         stop(mongo)
     log = server.output()
