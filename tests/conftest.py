@@ -198,7 +198,7 @@ class FunctionProcess:
         )
         self.base = f"http://127.0.0.1:{self.port}"
 
-    def wait_ready(self, timeout=30):
+    def wait_ready(self, timeout=120):  # as long as devserver gives gunicorn: CI machines are shared
         try:
             wait_for_port("127.0.0.1", self.port, timeout, self.process)
         except RuntimeError:
