@@ -233,10 +233,11 @@ def test_full_buffer_drops_and_counts_then_writes_what_it_kept(function_process,
         wait_drained(server.base)
         events = health(server.base)["events"]
         assert (events["written"], events["dropped"]) == (5, 15)
-        # told by pymongo's monitor, whose next look (within 10 s) finds Mongo back: not "down" for good
+        # told by pymongo's monitor, whose next look (within 10 s; a loaded machine allowed 60) finds Mongo
+        # back: not "down" for good
         back = time.monotonic()
         while not health(server.base)["mongo"]["reachable"]:
-            assert time.monotonic() - back < 20, "/healthz still says Mongo is unreachable"
+            assert time.monotonic() - back < 60, "/healthz still says Mongo is unreachable"
             time.sleep(0.2)
         write_figures("healthz-mongo-refusing", {"healthz_ms": healthz_ms,
                                                  "seen_back_after_s": round(time.monotonic() - back, 1)})
