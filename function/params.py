@@ -238,8 +238,8 @@ def parse_query(request, settings, corpora, arguments=None):
         value = int(value)  # 1001.0 is the integer 1001 to JSON Schema, as "k": 3.0 is 3
     if kind == "id" and isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
-    if not isinstance(value, str):
-        raise _bad(f"'{kind}' must be a string")
+    if not isinstance(value, str):  # an id may be a whole number too ("id": 1.5 is neither)
+        raise _bad(f"'{kind}' must be a string" + (" or a whole number" if kind == "id" else ""))
     if not _encodable(value):  # JSON "\ud800": a lone surrogate cannot be hashed, stored or fetched
         raise _bad(f"'{kind}' is not valid Unicode (it contains a lone surrogate)")
     value = value.strip()

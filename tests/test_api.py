@@ -572,7 +572,9 @@ def test_id_query_gives_a_members_neighbours_without_itself(client):
     for numeric in (662, 662.0):  # a numeric id is the same id; 662.0 is the integer 662 to JSON Schema
         posted = client.post("/", json={"id": numeric, "k": 4}).get_json()
         assert [r["id"] for r in posted.get("results", [])] == [r["id"] for r in body["results"]], posted
-    assert client.post("/", json={"id": 662.5}).status_code == 400
+    refused = client.post("/", json={"id": 662.5})
+    assert refused.status_code == 400  # and it is told what an id may be: it may be a number
+    assert refused.get_json()["error"]["message"] == "'id' must be a string or a whole number"
 
 
 def test_url_of_a_corpus_member_is_answered_from_the_store_without_itself(client, pages):
