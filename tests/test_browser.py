@@ -941,16 +941,16 @@ def test_the_placeholder_holds_the_lines_the_function_answers_for_data_k(pages, 
     """data-k="100", an answer of up to 100 links (MAX_K's default), had kept 5 lines, its own rule (1 to 99)
     not the function's; and a k the function refuses (a 400: nothing is shown) kept 5 lines for nothing."""
     page, widget, held = widget_alone(pages, tab, "k-lines")
-    given = {"none": None, "empty": "", "k100": "100", "k7": "+7", "k05": "05", "spaces": " ", "zero": "0", "word": "many",
-             "half": "2.5", "underscore": "1_0", "past": "10001"}
+    given = {"none": None, "empty": "", "k100": "100", "k7": "+7", "k05": "05", "k5000": "5000", "spaces": " ",
+             "zero": "0", "word": "many", "half": "2.5", "underscore": "1_0", "past": "10001"}
     page.tab.goto(pages.add("/k-lines/article.html", site_page("Lines", body="".join(
         f'<section id="{name}"><script src="{widget}" data-target="#{name}"'
         f'{"" if k is None else f" data-k={k!r}"}></script></section>' for name, k in given.items()))))
     page.tab.wait_for_load_state("domcontentloaded")
     lines = {name: page.tab.evaluate(PLACEHOLDER, f"#{name}") for name in given}
     assert lines == {"none": ["", 5, None], "empty": ["", 5, None], "k100": ["", 100, None],
-                     "k7": ["", 7, None], "k05": ["", 5, None], "spaces": None, "zero": None, "word": None, "half": None,
-                     "underscore": None, "past": None}
+                     "k7": ["", 7, None], "k05": ["", 5, None], "k5000": ["", 100, None], "spaces": None,
+                     "zero": None, "word": None, "half": None, "underscore": None, "past": None}
     # each asked the function, which says why it refuses a k (the placeholder had been shown for nothing)
     deadline = time.monotonic() + 20
     while len(held) < len(given) and time.monotonic() < deadline:

@@ -251,15 +251,16 @@
     return box;
   }
 
-  // The links asked for, data-k read as the function reads k (digits, a "+" and spaces around them
-  // allowed), 5 if not given; 0 for a k every deployment refuses (its 400 shows nothing): below 1 or
-  // past 10,000, the largest MAX_K (unknown here; the default 100's 400 comes after the place is kept)
+  // The lines to keep for the links asked for, data-k read as the function reads k (ASCII digits, a
+  // "+" and spaces around them allowed), 5 if not given; 0 for a k every deployment refuses (its 400
+  // shows nothing): below 1 or past 10,000, the largest MAX_K. MAX_K is unknown here: past the default
+  // 100 the lines stay 100, so that a typo ("5000") costs no more than the largest default answer.
   function linesAsked() {
     if (!data.k) {
       return 5; // the API's default k
     }
     var k = /^\s*\+?\d+\s*$/.test(data.k) ? +data.k : 0;
-    return k >= 1 && k <= 10000 ? k : 0;
+    return k >= 1 && k <= 10000 ? Math.min(k, 100) : 0;
   }
 
   // Keeps the list's place while it is asked for: the heading and a blank line per link asked for, in
