@@ -293,14 +293,18 @@ class App:
     def read_events(self, read, corpus, days):
         """``read(database, corpus, days, STATS_MAX_EVENTS)`` (stats.compute, stats.dashboard) under
         stats_slots, for /stats and /dashboard; a Mongo failure is a 503 events_unavailable, its
-        __cause__ the PyMongoError, logged here by read_outage (once an outage, a reminder a minute)."""
-        from pymongo.errors import PyMongoError  # pymongo is not loaded at start (events.py), nor without MONGODB
+        __cause__ the PyMongoError, logged here: Mongo unreachable by read_outage (once an outage, a reminder
+        a minute), an error it answers with once a read."""
+        from pymongo.errors import ConnectionFailure, PyMongoError  # not loaded at start (events.py)
 
         try:
             with self.stats_slots.held():
                 figures = read(self.events.database(), corpus, days, self.settings.stats_max_events)
         except PyMongoError as exc:
-            self.read_outage.failed(exc)
+            if isinstance(exc, ConnectionFailure):  # Mongo unreachable (server selection, a dropped connection)
+                self.read_outage.failed(exc)
+            else:  # Mongo answered, with an error (a query's time limit): this read's, not an outage's
+                log.warning("figures unavailable: MongoDB at %s: %s", self.read_outage.hosts, exc.__class__.__name__)
             raise ApiError(f"event database unavailable: {exc.__class__.__name__}", status=503,
                            code="events_unavailable") from exc
         self.read_outage.succeeded()

@@ -27,6 +27,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pymongo
+import pytest
 import requests
 
 from conftest import make_client, wait_for_events, with_database
@@ -666,6 +667,28 @@ def test_figures_read_again_once_mongo_is_back_log_it_once(function_env, caplog,
     assert len(said) == 2 and back[0].startswith(f"figures available again: MongoDB at 127.0.0.1:{port} answered "
                                                   "after "), said
     assert back[0].endswith(f" s, {refused} requests refused since the last line")
+
+
+def test_a_read_mongo_answers_with_an_error_is_logged_as_that_read_not_as_an_outage(function_env, caplog):
+    """An error Mongo answers with (a query's time limit; here a pipeline stage it does not know, refused
+    by MongoDB and nx-27017 alike) is the read's own: a line each, and no "available again" after it,
+    where it had been taken for an outage."""
+    from pymongo.errors import OperationFailure
+
+    from function.app import create_app
+    from function.errors import ApiError
+
+    app = create_app(function_env)
+    caplog.set_level(logging.INFO, logger="related")
+    caplog.clear()
+    for _ in range(2):
+        with pytest.raises(ApiError) as refused:
+            app.read_events(lambda database, *_: list(database.requests.aggregate([{"$noSuchStage": {}}])),
+                            None, None)
+        assert refused.value.status == 503 and isinstance(refused.value.__cause__, OperationFailure)
+    assert app.read_events(lambda database, *_: database.command("ping")["ok"], None, None) == 1
+    hosts = event_log.uri_hosts(function_env["MONGODB"])
+    assert said_of_mongo(caplog) == [f"figures unavailable: MongoDB at {hosts}: OperationFailure"] * 2
 
 
 # --------------------------------------------------------------------------- load
