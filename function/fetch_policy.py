@@ -195,7 +195,7 @@ _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)\Z")
 _HEX = re.compile(r"^0[xX][0-9a-fA-F]*\Z")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
 _PORT = re.compile(r"^[0-9]{1,10}\Z")
-_NOT_IN_IPV6 = re.compile(r"[^0-9A-Fa-f]")  # before an IPv6 address's first colon: hex digits only
+_NOT_HEX_DIGIT = re.compile(r"[^0-9A-Fa-f]")  # an IPv6 address has none before its first colon
 
 
 def _whatwg_ipv4_number(part: str) -> int:
@@ -372,7 +372,7 @@ def parse_url(raw, *, redirected: bool = False) -> Target:
     # a host name then a bad port ("example.com:80:80", "example.com: 80"), which had been refused
     # as an IPv6 address without brackets, or as a host with spaces
     if colon and not name.startswith("[") and " " not in name and (
-            " " in after or (":" in after and _NOT_IN_IPV6.search(name))):
+            " " in after or (":" in after and _NOT_HEX_DIGIT.search(name))):
         raise bad_port(after)
     if " " in authority:
         raise bad("the host contains spaces")
