@@ -7,8 +7,8 @@ jusText classifies the paragraphs; everything around it is ours:
    text (scripts, form controls, ``nav``, ``header``, ``footer``, ``aside``,
    captions, ...) and hidden elements are skipped (hidden ones are read after
    all when nothing else holds an article); paragraphs inside boxes
-   whose class/id names boilerplate ("share", "comments", "related", ...) are
-   marked, unless the box holds most of the good text (a layout wrapper; a
+   whose class/id names boilerplate ("share", "comments", "related", ...), and
+   in a picture's ``<figure>`` (its caption or credit), are marked, unless the box holds most of the good text (a layout wrapper; a
    comment thread under an article stays marked).  Every paragraph remembers
    the DOM element it sits in.
 3. The stoplist: of the language CLD2 reads in the text where it is sure and
@@ -67,8 +67,10 @@ __all__ = ["Article", "EXTRACTION_REVISION", "extract_article", "decode_html"]
 # that reads as the story, with no link, control or subscription price, is the story, and a story's lede
 # box between its headline and its body box is read with the body, but not a picture's one-line caption
 # there, nor a lede line the body repeats word for word; revision 3: a one-line lede beside a picture in a
-# <figure> of its own, and a lede box after a headline in the story's <header>, are read).
-EXTRACTION_REVISION = 3
+# <figure> of its own, and a lede box after a headline in the story's <header>, are read; revision 4: the
+# text in a picture's <figure> without a <figcaption> (a caption, a gallery's counter) is no longer read as
+# the story).
+EXTRACTION_REVISION = 4
 
 
 EMPTY = Article("", "", "")
@@ -443,6 +445,8 @@ BOILER_PAIRS = frozenset({("read", "more"), ("most", "read"), ("most", "popular"
 STORY_LIST_WORDS = frozenset({"readmore", "mostread", "trending", "recirculation", "meistgelesen", "empfehlungen",
                               "mehrzumthema", *("-".join(pair) for pair in BOILER_PAIRS)})
 MIN_EXPANDER_CHARS = 100  # of the box's paragraphs' text, not of the markup's indentation
+PICTURE_TAGS = ("img", "picture", "figure", "video")  # beside one line, that line is its caption (_lede_before)
+PICTURES = frozenset(PICTURE_TAGS) - {"figure"}  # what makes a <figure> a picture's (_Walker)
 # the names of a paywall: the offer, or (a metered paywall's markup, no JSON-LD naming it) the story's gated
 # part, hidden by a script past the free articles; it had lost that part, half the story. A box so named is the
 # story's when it reads as the story: MIN_GATED_CHARS of paragraphs, and nothing an offer has (a link, a
@@ -525,6 +529,8 @@ class _Walker:
         self.controls = 0  # CONTROL_TAGS elements met so far inside paywall boxes
         self.story_lists = 0  # boxes of other stories open around the element walked
         self.paywalls = 0  # paywall boxes likewise
+        self.figures = 0  # pictures' <figure>s open around the element walked
+        self.pictures = 0  # PICTURE_TAGS elements met so far (a <figure> without one holds no caption)
         self.elements = 0
         self.path_facts = {}  # dom path -> (is_heading, in_headline): sibling paragraphs share a path
         self.paras = []
@@ -568,6 +574,8 @@ class _Walker:
         if self.elements > MAX_ELEMENTS:
             raise _Enough
         tag = el.tag
+        if tag in PICTURES:  # before the skip: a <video> is one
+            self.pictures += 1
         if self.paywalls and tag in CONTROL_TAGS:  # skipped below, with their content
             self.controls += 1
         if not isinstance(tag, str) or tag in self.skip_tags or len(self.path) >= MAX_DEPTH:
@@ -593,15 +601,22 @@ class _Walker:
             named = _boiler_words(value) if value != " " else ()
             if named and not (self.gated and _gated(el, self.gated)):
                 flagged = block = True
+        # a picture's <figure>: its text is the picture's caption or credit, not the story, with a <figcaption>
+        # or without (a <p> in it had been read as the story's first paragraph); known once it has been read
+        # (one inside another is the outer one's: each paragraph is handed on once)
+        figure = tag == "figure" and not flagged and not self.figures and "figcaption" in self.skip_tags
+        flagged = flagged or figure
+        self.figures += figure
         self.path.append(tag)
         if block:
             self.flush(el)
         if flagged:
             self.flags.append(el)
             # a box of other stories that links nowhere is none: known once it has been read
-            story_list = named <= STORY_LIST_WORDS
-            paywall = named <= PAYWALL_WORDS  # likewise a paywall that reads as the story's gated part
+            story_list = not figure and named <= STORY_LIST_WORDS
+            paywall = not figure and named <= PAYWALL_WORDS  # likewise a paywall that reads as the story's gated part
             first_para, links_before, controls_before = len(self.paras), self.links, self.controls
+            pictures_before = self.pictures
             self.story_lists += story_list
             self.paywalls += paywall
         if self.story_lists or self.paywalls:  # links counted in such boxes only: on every element, a fifth of a walk
@@ -620,7 +635,13 @@ class _Walker:
             self.flags.pop()
             self.story_lists -= story_list
             self.paywalls -= paywall
-            if self.links == links_before and (story_list or (paywall and self.controls == controls_before)):
+            self.figures -= figure
+            if figure and self.pictures == pictures_before:  # a table's, a code listing's, a quote's: the story's
+                outer = self.flags[-1] if self.flags else None
+                for para in self.paras[first_para:]:
+                    if para.flag is el:
+                        para.flag = outer
+            elif self.links == links_before and (story_list or (paywall and self.controls == controls_before)):
                 own = [para for para in self.paras[first_para:] if para.flag is el]
                 chars = sum(len(para.text) for para in own)
                 if (chars >= MIN_EXPANDER_CHARS if story_list else
@@ -884,7 +905,6 @@ def _select(paras):
     return [p for p in kept if p.node in body or p.text not in said]
 
 
-PICTURE_TAGS = ("img", "picture", "figure", "video")  # beside one line, that line is its caption (_lede_before)
 
 
 def _lede_before(best, body, kids, scores, paras):

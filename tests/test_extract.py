@@ -451,6 +451,30 @@ def test_a_lede_box_beside_its_picture_still_joins_with_more_than_one_line():
     assert paragraphs(extract_article(html)) == [LEDE, BIO] + body
 
 
+def one_box_story(top="", middle=""):
+    """A story whose paragraphs are the <article>'s own, with ``top`` after its headline and ``middle`` after
+    its second paragraph: the container is the <article> itself."""
+    lines = [LEDE] + BUS_STORY
+    return ("<html lang='en'><body><article><h1>Buses for the north</h1>" + top + f"<p>{lines[0]}</p><p>{lines[1]}</p>"
+            + middle + "".join(f"<p>{line}</p>" for line in lines[2:]) + "</article></body></html>")
+
+
+@pytest.mark.parametrize("picture", [f"<figure><img src='/a.jpg'><p>{PHOTO_CAPTION}</p></figure>",
+                                     f"<figure><div><img src='/a.jpg'></div><p>{PHOTO_CAPTION}</p></figure>",
+                                     f"<figure><img src='/a.jpg'><div class='pic-count'><p>6</p></div><p>{PHOTO_CAPTION}</p></figure>"])
+@pytest.mark.parametrize("where", ["top", "middle"])
+def test_text_in_a_picture_s_figure_is_its_caption_not_the_story(picture, where):
+    # a <figure> without a <figcaption>: its <p> is the caption or credit, at the top (read as the story's
+    # first paragraph) or in the middle (a gallery's counter "6" was read between two paragraphs)
+    assert paragraphs(extract_article(one_box_story(**{where: picture}))) == [LEDE] + BUS_STORY
+
+
+@pytest.mark.parametrize("box", [f"<div><img src='/b.jpg'><p>{BIO}</p></div>",  # after the first line: the story's
+                                 f"<figure class='table'><table><tr><td>{BIO}</td></tr></table></figure>"])  # no picture
+def test_a_story_s_paragraph_beside_its_inline_picture_or_in_a_figure_without_one_is_kept(box):
+    assert paragraphs(extract_article(one_box_story(middle=box))) == [LEDE, BUS_STORY[0], BIO] + BUS_STORY[1:]
+
+
 @pytest.mark.parametrize("standfirst", [f"<p class='standfirst'>{LEDE}</p>", f"<div class='standfirst'><p>{LEDE}</p></div>"])
 def test_a_standfirst_repeated_as_the_body_s_first_paragraph_is_read_once(standfirst):
     # read twice, its words weighed double in the tf-idf of the page
