@@ -24,7 +24,8 @@ jusText classifies the paragraphs; everything around it is ours:
    branches, so a dense run of sibling paragraphs beats a whole page of
    scattered teasers; a marked box's good text adds nothing.
 6. Inside the container everything is kept except link lists, the marked
-   boilerplate boxes and the headline (returned as the title).  When that
+   boilerplate boxes, the headline (returned as the title) and, before the
+   story's first line, a box's one line beside its picture (the hero's caption).  When that
    yields little or nothing, a longer schema.org ``articleBody`` from the
    page's JSON-LD is used instead.
 7. When nothing was kept at all, a page that says it is a post (an ``<article>``, og:type article,
@@ -68,8 +69,8 @@ __all__ = ["Article", "EXTRACTION_REVISION", "extract_article", "decode_html"]
 # box between its headline and its body box is read with the body, but not a picture's one-line caption
 # there, nor a lede line the body repeats word for word; revision 3: a one-line lede beside a picture in a
 # <figure> of its own, and a lede box after a headline in the story's <header>, are read; revision 4: the
-# text in a picture's <figure> without a <figcaption> (a caption, a gallery's counter) is no longer read as
-# the story).
+# text in a picture's <figure> without a <figcaption> (a caption, a gallery's counter) and a hero picture's
+# one-line caption before the story's first line inside the container itself are no longer read as the story).
 EXTRACTION_REVISION = 4
 
 
@@ -898,6 +899,7 @@ def _select(paras):
             continue  # the headline
         if p.class_type == "good" or p.links_density() <= KEEP_LINK_DENSITY:
             kept.append(p)
+    kept = _without_hero_captions(kept, best, kids, _by_element((p.node, 1) for p in paras))
     # a lede's paragraph that the body reads again word for word (a standfirst, again as the first paragraph)
     # is read once, not weighed double; a repeat the body leaves out (a share box's) does not count; within
     # the body a repeated line is the story's (a table's, a meal plan's)
@@ -952,6 +954,44 @@ def _lede_before(best, body, kids, scores, paras):
                 and any(_captioned_by(picture, holding[0], child) for picture in child.iter(*PICTURE_TAGS)))
 
     return [child for child in ledes if not caption(child)]
+
+
+def _without_hero_captions(kept, best, kids, per_node):
+    """``kept`` without the captions before the story's first line (``per_node``: each element's number of
+    paragraphs): a line that is all a box holds beside a picture (the hero's ``<div><img><p>caption</p></div>``
+    inside the container itself) had been read as the story's first paragraph. Past the first good line
+    that is none, such a box's line is the story's (a paragraph beside its inline picture), and so is each
+    when no other good line is left (a photo and its caption are the story)."""
+    out = []
+    for i, p in enumerate(kept):
+        if _hero_caption(p.node, best, kids, per_node):
+            continue
+        out.append(p)
+        if p.class_type == "good":
+            return out + kept[i + 1:]
+    return kept
+
+
+def _hero_caption(line, best, kids, per_node):
+    """Whether the element ``line`` holds a picture's caption: its one paragraph is all that a box around it
+    holds beside a picture, which is then the box's main content. Not a line whose own element holds the
+    picture (``<p><img>line</p>``, a story's paragraph with a picture inline) nor one beside a picture in a
+    <figure>, which holds its caption."""
+    if line is best or per_node.get(line) != 1 or len(kids[line]) != 1:
+        return False
+    box = line
+    while box.getparent() is not best and box.getparent() in kids and len(kids[box.getparent()]) == 1:
+        box = box.getparent()  # an element holding only this line
+    if box is line:
+        return False
+    todo = [child for child in box if child is not line]  # one walk of the box, not one up from each picture
+    while todo:
+        node = todo.pop()
+        if node.tag in PICTURES:
+            return True
+        if node.tag != "figure":
+            todo.extend(child for child in node if child is not line)
+    return False
 
 
 def _captioned_by(picture, line, box):

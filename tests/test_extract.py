@@ -459,6 +459,16 @@ def one_box_story(top="", middle=""):
             + middle + "".join(f"<p>{line}</p>" for line in lines[2:]) + "</article></body></html>")
 
 
+@pytest.mark.parametrize("hero", [f"<div><img src='/a.jpg'><p>{PHOTO_CAPTION}</p></div>",
+                                  f"<div class='top'><div><picture><img src='/a.jpg'></picture></div><p>{PHOTO_CAPTION}</p></div>",
+                                  f"<p>March 14, 2026</p><div><img src='/a.jpg'><p>{PHOTO_CAPTION}</p></div>"])
+def test_the_hero_picture_s_caption_inside_the_story_s_own_element_is_no_first_paragraph(hero):
+    # a box of a picture and its one line before the story's first line, in the container itself (not a box
+    # beside it, which _lede_before judges): the caption had been read as the story's first paragraph
+    text = extract_article(one_box_story(hero)).text
+    assert text.endswith("\n\n".join([LEDE] + BUS_STORY)) and "Photo: J. Smith" not in text
+
+
 @pytest.mark.parametrize("picture", [f"<figure><img src='/a.jpg'><p>{PHOTO_CAPTION}</p></figure>",
                                      f"<figure><div><img src='/a.jpg'></div><p>{PHOTO_CAPTION}</p></figure>",
                                      f"<figure><img src='/a.jpg'><div class='pic-count'><p>6</p></div><p>{PHOTO_CAPTION}</p></figure>"])
@@ -473,6 +483,12 @@ def test_text_in_a_picture_s_figure_is_its_caption_not_the_story(picture, where)
                                  f"<figure class='table'><table><tr><td>{BIO}</td></tr></table></figure>"])  # no picture
 def test_a_story_s_paragraph_beside_its_inline_picture_or_in_a_figure_without_one_is_kept(box):
     assert paragraphs(extract_article(one_box_story(middle=box))) == [LEDE, BUS_STORY[0], BIO] + BUS_STORY[1:]
+
+
+@pytest.mark.parametrize("top", [f"<p><img src='/a.jpg'>{BIO}</p>",  # the picture in the line's own element
+                                 f"<div><figure><img src='/a.jpg'></figure><p>{BIO}</p></div>"])  # beside a figure
+def test_a_first_line_with_its_picture_inline_or_beside_a_figure_is_the_story_s(top):
+    assert paragraphs(extract_article(one_box_story(top))) == [BIO, LEDE] + BUS_STORY
 
 
 @pytest.mark.parametrize("standfirst", [f"<p class='standfirst'>{LEDE}</p>", f"<div class='standfirst'><p>{LEDE}</p></div>"])
