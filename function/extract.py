@@ -8,8 +8,9 @@ jusText classifies the paragraphs; everything around it is ours:
    captions, ...) and hidden elements are skipped (hidden ones are read after
    all when nothing else holds an article); paragraphs inside boxes
    whose class/id names boilerplate ("share", "comments", "related", ...), and
-   in a picture's ``<figure>`` (its caption or credit), are marked, unless the box holds most of the good text (a layout wrapper; a
-   comment thread under an article stays marked).  Every paragraph remembers
+   in a picture's ``<figure>`` (its caption or credit), are marked, unless the
+   box holds most of the good text (a layout wrapper; a comment thread under
+   an article stays marked).  Every paragraph remembers
    the DOM element it sits in.
 3. The stoplist: of the language CLD2 reads in the text where it is sure and
    disagrees with the page's declaration (``<html lang>``, meta), else of the
@@ -25,9 +26,9 @@ jusText classifies the paragraphs; everything around it is ours:
    scattered teasers; a marked box's good text adds nothing.
 6. Inside the container everything is kept except link lists, the marked
    boilerplate boxes, the headline (returned as the title) and, before the
-   story's first line, a box's one line beside its picture (the hero's caption).  When that
-   yields little or nothing, a longer schema.org ``articleBody`` from the
-   page's JSON-LD is used instead.
+   story's first line, a box's one line beside its picture (the hero's
+   caption).  When that yields little or nothing, a longer schema.org
+   ``articleBody`` from the page's JSON-LD is used instead.
 7. When nothing was kept at all, a page that says it is a post (an ``<article>``, og:type article,
    a schema.org Article or Posting) and holds no password field gives its short lines: those inside
    its one ``<article>`` (else ``<main>``), captions included, else its description.
@@ -905,8 +906,6 @@ def _select(paras):
     # the body a repeated line is the story's (a table's, a meal plan's)
     said = {p.text for p in kept if p.node in body} if lede else set()
     return [p for p in kept if p.node in body or p.text not in said]
-
-
 
 
 def _lede_before(best, body, kids, scores, paras):
