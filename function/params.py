@@ -261,9 +261,8 @@ def parse_query(request, settings, corpora, arguments=None):
         k = int(k)
     if not isinstance(k, int) or isinstance(k, bool):
         raise _bad("'k' must be an integer")
-    if not 1 <= k <= settings.max_k:  # shown as sent, cut: 1e308 as an int is 309 digits
-        shown = str(sent)
-        raise _bad(f"'k' must be between 1 and {settings.max_k}, got {shown[:40]}{'…' if len(shown) > 40 else ''}")
+    if not 1 <= k <= settings.max_k:  # shown as sent, cut as min_score is: 1e308 as an int is 309 digits
+        raise _bad(f"'k' must be between 1 and {settings.max_k}, got {str(sent)[:40]}")
 
     min_score = _given(fields, "min_score", 0.0)
     # (an int is always finite; math.isfinite() would overflow on a 400-digit one)

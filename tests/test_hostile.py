@@ -592,7 +592,7 @@ def test_an_identity_coding_is_read(strict, encoding):
     assert response.status_code == 200, response.get_data(as_text=True)[:300]
 
 
-@pytest.mark.parametrize("k,shown", [("1e308", "1e+308"), ("9" * 4000, "9" * 40 + "…")])
+@pytest.mark.parametrize("k,shown", [("1e308", "1e+308"), ("9" * 4000, "9" * 40)])
 def test_a_huge_k_is_shown_cut_as_it_was_sent(strict, k, shown):
     """1e308 is a whole number, once an int its 309 digits had filled the message (and 4,000 digits 4,000)."""
     body = ('{"text": "moon", "k": %s}' % k).encode()
