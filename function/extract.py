@@ -69,10 +69,10 @@ __all__ = ["Article", "EXTRACTION_REVISION", "extract_article", "decode_html"]
 # that reads as the story, with no link, control or subscription price, is the story, and a story's lede
 # box between its headline and its body box is read with the body, but not a picture's one-line caption
 # there, nor a lede line the body repeats word for word; revision 3: a one-line lede beside a picture in a
-# <figure> of its own, and a lede box after a headline in the story's <header>, are read; revision 4: the
-# text in a picture's <figure> without a <figcaption> (a caption, a gallery's counter) and a hero picture's
-# one-line caption before the story's first line inside the container itself are no longer read as the story).
-EXTRACTION_REVISION = 4
+# <figure> of its own, and a lede box after a headline in the story's <header>, are read, and the text in a
+# picture's <figure> without a <figcaption> (a caption, a gallery's counter) and a hero picture's one-line
+# caption before the story's first line inside the container itself are no longer read as the story).
+EXTRACTION_REVISION = 3
 
 
 EMPTY = Article("", "", "")
