@@ -21,7 +21,7 @@ from . import __version__, access, crawlers, fetch_metadata, pages
 from .clicks import load_previous_secrets, load_secret
 from .config import ConfigError, Settings
 from .errors import ApiError
-from .events import EventLog, OutageLog, error_kind, uri_hosts
+from .events import EventLog, OutageLog, error_kind, uri_hosts, uri_problem
 # not .fetch: the HTTP stack loads on the first fetch
 from .fetch_policy import FETCHER_PRODUCT, FetchLimits, names_corpus
 from .limits import stats_slots
@@ -149,7 +149,9 @@ class App:
                             + (" [default]" if name == self.settings.default_corpus else "")
                             for name in self.stores.names() if (store := self.stores.get(name)))
         events = "counted, not stored (no MONGODB; warned above)"
-        if self.settings.mongodb_uri:
+        if self.settings.mongodb_uri and uri_problem(self.settings.mongodb_uri):
+            events = "not stored (MONGODB unusable: warned above)"  # not "at " and an empty host list
+        elif self.settings.mongodb_uri:
             events = f"to MongoDB at {uri_hosts(self.settings.mongodb_uri)}"  # never the URI's password
         keys = "a random key (no CLICK_SECRET; warned above)"
         if self.settings.click_secret or self.settings.click_secret_file:

@@ -878,9 +878,13 @@ def test_refused_links_record_no_click(base_env):
                                          ("mongodb://127.0.0.1:99999/related", "has a port that is not one (99999)"),
                                          ("mongodb://127.0.0.1:65536/related", "has a port that is not one (65536)")])
 def test_a_malformed_mongodb_uri_is_an_unreachable_database_not_a_500(base_env, uri, problem, caplog):
+    caplog.set_level(logging.INFO, logger="related")
     client = make_client({**base_env, "MONGODB": uri})
     # said at start, before any event: a typo had been silent until then
     assert f"MONGODB {problem}: events will not be stored" in caplog.text
+    # and the start's own line agrees: it had said "events to MongoDB at ;" for "not-a-uri"
+    assert "; events not stored (MONGODB unusable: warned above);" in caplog.text
+    assert "events to MongoDB at" not in caplog.text
     answer = client.get("/?text=moon+landing")
     assert answer.status_code == 200 and answer.get_json()["results"]
     health = client.get("/healthz")
