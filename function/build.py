@@ -604,8 +604,9 @@ def build(sources, out, options, progress=True):
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
         final = out / version
         os.rename(tmp, final)
+        previous = live_version(out)
         point_current(out, version)
-        prune_versions(out, keep=options.keep_versions)
+        prune_versions(out, keep=options.keep_versions, previous=previous)
         return final, manifest
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -629,16 +630,31 @@ def point_current(corpus_dir, version):
     os.replace(staging, corpus_dir / "CURRENT")
 
 
-def prune_versions(corpus_dir, keep):
-    """Delete all but the newest ``keep`` versions, and never the live one nor the one before it:
-    running workers serve that until their next look at CURRENT (STORE_CHECK_SECONDS), and a
-    build with --keep-versions 1 had deleted it under them (500s)."""
+def live_version(corpus_dir):
+    """The name in a corpus folder's CURRENT, or None before its first build."""
+    try:
+        return (corpus_dir / "CURRENT").read_text().strip()
+    except FileNotFoundError:
+        return None
+
+
+def prune_versions(corpus_dir, keep, previous=None):
+    """Delete all but ``keep`` versions: the live one, ``previous`` (the one live before it), then the
+    newest. Running workers serve ``previous`` until their next look at CURRENT (STORE_CHECK_SECONDS),
+    and a build with --keep-versions 1 had deleted it under them (500s); after a rollback (CURRENT
+    pointed at an older version) it is not among the newest, and the version rolled back from had
+    been kept in its place."""
     keep = max(2, keep)
-    live = (corpus_dir / "CURRENT").read_text().strip()
-    versions = sorted(p for p in corpus_dir.iterdir() if p.is_dir() and p.name.startswith("v"))
-    for old in versions[:-keep]:
-        if old.name != live:
-            shutil.rmtree(old, ignore_errors=True)
+    kept = {live_version(corpus_dir), previous}
+    versions = sorted((p for p in corpus_dir.iterdir() if p.is_dir() and p.name.startswith("v")), reverse=True)
+    room = keep - sum(p.name in kept for p in versions)
+    for version in versions:
+        if version.name in kept:
+            continue
+        if room > 0:
+            room -= 1
+        else:
+            shutil.rmtree(version, ignore_errors=True)
 
 
 def parse_args(argv):

@@ -520,7 +520,7 @@ def update(corpus_dir, sources=(), delete_ids=(), prune=False, keep_versions=Non
             point_current(corpus_dir, version)
             keep = keep_versions if keep_versions is not None else \
                 manifest["parameters"].get("keep_versions", BuildOptions.keep_versions)
-            prune_versions(corpus_dir, keep=keep)
+            prune_versions(corpus_dir, keep=keep, previous=base_dir.name)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

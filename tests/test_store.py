@@ -270,6 +270,22 @@ def test_rebuild_is_picked_up_without_restart_and_old_versions_pruned(records, t
     assert not first.exists() and second.exists() and third.exists()
 
 
+def test_a_build_after_a_rollback_keeps_the_version_rolled_back_to(records, tmp_path):
+    """The README's rollback points CURRENT at an older version: the next build's pruning kept the
+    newest versions by name, so it deleted the version live until then (served by running workers
+    until their next look at CURRENT) and kept the one rolled back from."""
+    options = BuildOptions(name="w", keep_versions=2)
+    first, _ = build([iter(records[:20])], tmp_path / "w", options, progress=False)
+    second, _ = build([iter(records[:30])], tmp_path / "w", options, progress=False)
+    (tmp_path / "w" / "CURRENT").write_text(first.name + "\n")  # rolled back
+    stores = StoreSet(tmp_path, check_every=0)
+    assert stores.get("w").path == first
+    third, _ = build([iter(records[:40])], tmp_path / "w", options, progress=False)
+    assert first.exists() and third.exists()
+    assert Store(first).size == 20  # what to go back to, again, if the new one is bad
+    assert not second.exists()  # the version rolled back from is the one past --keep-versions
+
+
 def test_a_new_corpus_is_named_without_a_restart(records, tmp_path):
     """The query's corpus is checked against names(): a corpus built while serving had been refused
     (404 unknown_corpus) until something called get()."""

@@ -134,6 +134,18 @@ def test_nothing_new_writes_no_version(records, tmp_path):
         ["CURRENT", before.path.name]
 
 
+def test_an_update_after_a_rollback_keeps_the_version_it_was_made_from(records, tmp_path):
+    # the README's rollback points CURRENT at the version before; an update then deleted that one,
+    # still served until the workers' next look at CURRENT, and kept the version rolled back from
+    first = base_store(records, tmp_path / "w", count=30)
+    second = base_store(records, tmp_path / "w", count=40)
+    (tmp_path / "w" / "CURRENT").write_text(first.path.name + "\n")
+    result = update(tmp_path / "w", [iter(records[30:32])], progress=False)
+    assert result.version_dir is not None and result.added == 2
+    assert first.path.exists() and Store(first.path).size == 30
+    assert not second.path.exists()  # the version rolled back from is the one past --keep-versions
+
+
 def test_words_the_vocabulary_lacks_are_skipped_and_counted(records, tmp_path):
     base_store(records, tmp_path / "w", count=30)
     unknown = Record("new-1", "https://example.com/new", "New", "zzyzx qwghlm xyzzy frobnicate")
