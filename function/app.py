@@ -297,13 +297,15 @@ class App:
         stats_slots, for /stats and /dashboard; a Mongo failure is a 503 events_unavailable, its
         __cause__ the PyMongoError, logged here: Mongo unreachable by read_outage (once an outage, a reminder
         a minute), an error it answers with once a read."""
-        from pymongo.errors import ConnectionFailure, PyMongoError  # not loaded at start (events.py)
+        from pymongo.errors import ConfigurationError, ConnectionFailure, PyMongoError  # not loaded at start
 
         try:
             with self.stats_slots.held():
                 figures = read(self.events.database(), corpus, days, self.settings.stats_max_events)
         except PyMongoError as exc:
-            if isinstance(exc, ConnectionFailure):  # Mongo unreachable (server selection, a dropped connection)
+            # Mongo unreachable (server selection, a dropped connection), or never reachable: a MONGODB that is
+            # no URI fails every read (ConfigurationError), and a polled dashboard had logged a line each
+            if isinstance(exc, (ConnectionFailure, ConfigurationError)):
                 self.read_outage.failed(exc)
             else:  # Mongo answered, with an error (a query's time limit): this read's, not an outage's
                 log.warning("figures unavailable: MongoDB at %s: %s", self.read_outage.hosts, exc.__class__.__name__)
