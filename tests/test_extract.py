@@ -479,6 +479,14 @@ def test_text_in_a_picture_s_figure_is_its_caption_not_the_story(picture, where)
     assert paragraphs(extract_article(one_box_story(**{where: picture}))) == [LEDE] + BUS_STORY
 
 
+def test_pictures_captions_that_are_all_the_story_holds_are_kept():
+    # a gallery: no good line but the captions beside their pictures, which are then the story, not a hero's
+    html = ("<html lang='en'><body><div><h1>Buses for the north</h1><div>"
+            + "".join(f"<div><img src='/{i}.jpg'><p>{line}</p></div>" for i, line in enumerate([PHOTO_CAPTION, BIO]))
+            + "</div></div></body></html>")
+    assert paragraphs(extract_article(html)) == [PHOTO_CAPTION, BIO]
+
+
 @pytest.mark.parametrize("box", [f"<div><img src='/b.jpg'><p>{BIO}</p></div>",  # after the first line: the story's
                                  f"<figure class='table'><table><tr><td>{BIO}</td></tr></table></figure>"])  # no picture
 def test_a_story_s_paragraph_beside_its_inline_picture_or_in_a_figure_without_one_is_kept(box):
