@@ -72,8 +72,8 @@ def profile_requests(n, texts):
     """CPU per text request through functions-framework's WSGI app, Mongo logging on, then
     cProfile's cumulative view of the same requests. The app is called as gunicorn calls it, with
     each request's environ built before the clock starts: werkzeug's test client works out every
-    request's URL twice, unquoting each escape of a 100-word query one by one (~0.4 ms a request,
-    none of it the server's)."""
+    request's URL twice, unquoting each escape of a 100-word query one by one (0.5-1 ms a request of
+    ours, 0.3 of a bare Flask app's: none of it the server's)."""
     from function.devserver import start_embedded_mongo, stop
 
     mongo, uri = start_embedded_mongo(tempfile.mkdtemp(prefix="bench-profile-mongo-"))
