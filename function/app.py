@@ -308,7 +308,7 @@ class App:
             if isinstance(exc, (ConnectionFailure, ConfigurationError)):
                 self.read_outage.failed(exc)
             else:  # Mongo answered, with an error (a query's time limit): this read's, not an outage's
-                log.warning("figures unavailable: MongoDB at %s: %s", self.read_outage.hosts, exc.__class__.__name__)
+                log.warning("figures unavailable: %s: %s", self.read_outage.where, exc.__class__.__name__)
             raise ApiError(f"event database unavailable: {exc.__class__.__name__}", status=503,
                            code="events_unavailable") from exc
         self.read_outage.succeeded()

@@ -123,7 +123,9 @@ class OutageLog:
     again. One line a refused request had filled the log of an instance whose dashboard was polled."""
 
     def __init__(self, uri):
-        self.hosts = uri_hosts(uri or "")
+        hosts = uri_hosts(uri or "")
+        # what the lines name: "MongoDB at " and nothing had been said of a MONGODB that names no host
+        self.where = f"MongoDB at {hosts}" if hosts else "MONGODB, which names no host (warned at start)"
         self._lock = threading.Lock()  # a worker's threads fail at once
         self._since = None  # time.monotonic() of the run's first failure, None while reads succeed
         self._said = 0.0  # when the last line was logged
@@ -136,13 +138,13 @@ class OutageLog:
             if self._since is None:
                 self._since = self._said = now
                 self._refused = 0
-                log.warning("figures unavailable: MongoDB at %s: %s", self.hosts, kind)
+                log.warning("figures unavailable: %s: %s", self.where, kind)
                 return
             self._refused += 1
             if now - self._said < OUTAGE_REMINDER_SECONDS:
                 return
-            log.warning("figures still unavailable: MongoDB at %s: %s for %d s, %d requests refused since the "
-                        "last line", self.hosts, kind, now - self._since, self._refused)
+            log.warning("figures still unavailable: %s: %s for %d s, %d requests refused since the "
+                        "last line", self.where, kind, now - self._since, self._refused)
             self._said, self._refused = now, 0
 
     def succeeded(self):
@@ -151,8 +153,8 @@ class OutageLog:
         with self._lock:
             if self._since is None:
                 return
-            log.info("figures available again: MongoDB at %s answered after %d s, %d requests refused since the "
-                     "last line", self.hosts, time.monotonic() - self._since, self._refused)
+            log.info("figures available again: %s answered after %d s, %d requests refused since the "
+                     "last line", self.where, time.monotonic() - self._since, self._refused)
             self._since = None
 
 
