@@ -70,8 +70,9 @@ __all__ = ["Article", "EXTRACTION_REVISION", "extract_article", "decode_html"]
 # box between its headline and its body box is read with the body, but not a picture's one-line caption
 # there, nor a lede line the body repeats word for word; revision 3: a one-line lede beside a picture in a
 # <figure> of its own, and a lede box after a headline in the story's <header>, are read, and the text in a
-# picture's <figure> without a <figcaption> (a caption, a gallery's counter) and a hero picture's one-line
-# caption before the story's first line inside the container itself are no longer read as the story).
+# picture's or an embed's <figure> without a <figcaption> (a caption, a gallery's counter) and a hero
+# picture's one-line caption before the story's first line inside the container itself are no longer read
+# as the story).
 EXTRACTION_REVISION = 3
 
 
@@ -448,7 +449,8 @@ STORY_LIST_WORDS = frozenset({"readmore", "mostread", "trending", "recirculation
                               "mehrzumthema", *("-".join(pair) for pair in BOILER_PAIRS)})
 MIN_EXPANDER_CHARS = 100  # of the box's paragraphs' text, not of the markup's indentation
 PICTURE_TAGS = ("img", "picture", "figure", "video")  # beside one line, that line is its caption (_lede_before)
-PICTURES = frozenset(PICTURE_TAGS) - {"figure"}  # what makes a <figure> a picture's (_Walker)
+# what makes a <figure> a picture's or an embed's (_Walker): its text is then their caption
+PICTURES = (frozenset(PICTURE_TAGS) - {"figure"}) | {"iframe"}
 # the names of a paywall: the offer, or (a metered paywall's markup, no JSON-LD naming it) the story's gated
 # part, hidden by a script past the free articles; it had lost that part, half the story. A box so named is the
 # story's when it reads as the story: MIN_GATED_CHARS of paragraphs, and nothing an offer has (a link, a

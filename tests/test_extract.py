@@ -471,7 +471,8 @@ def test_the_hero_picture_s_caption_inside_the_story_s_own_element_is_no_first_p
 
 @pytest.mark.parametrize("picture", [f"<figure><img src='/a.jpg'><p>{PHOTO_CAPTION}</p></figure>",
                                      f"<figure><div><img src='/a.jpg'></div><p>{PHOTO_CAPTION}</p></figure>",
-                                     f"<figure><img src='/a.jpg'><div class='pic-count'><p>6</p></div><p>{PHOTO_CAPTION}</p></figure>"])
+                                     f"<figure><img src='/a.jpg'><div class='pic-count'><p>6</p></div><p>{PHOTO_CAPTION}</p></figure>",
+                                     f"<figure><iframe src='https://video.example/e/1'></iframe><p>{PHOTO_CAPTION}</p></figure>"])
 @pytest.mark.parametrize("where", ["top", "middle"])
 def test_text_in_a_picture_s_figure_is_its_caption_not_the_story(picture, where):
     # a <figure> without a <figcaption>: its <p> is the caption or credit, at the top (read as the story's
