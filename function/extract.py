@@ -448,9 +448,9 @@ BOILER_PAIRS = frozenset({("read", "more"), ("most", "read"), ("most", "popular"
 STORY_LIST_WORDS = frozenset({"readmore", "mostread", "trending", "recirculation", "meistgelesen", "empfehlungen",
                               "mehrzumthema", *("-".join(pair) for pair in BOILER_PAIRS)})
 MIN_EXPANDER_CHARS = 100  # of the box's paragraphs' text, not of the markup's indentation
-PICTURE_TAGS = ("img", "picture", "figure", "video")  # beside one line, that line is its caption (_lede_before)
-# what makes a <figure> a picture's or an embed's (_Walker): its text is then their caption
-PICTURES = (frozenset(PICTURE_TAGS) - {"figure"}) | {"iframe"}
+# a picture or an embed: a <figure> holding one holds its caption (_Walker), and so does a box of one beside
+# its one line (_beside_a_picture)
+PICTURES = frozenset({"img", "picture", "video", "iframe"})
 # the names of a paywall: the offer, or (a metered paywall's markup, no JSON-LD naming it) the story's gated
 # part, hidden by a script past the free articles; it had lost that part, half the story. A box so named is the
 # story's when it reads as the story: MIN_GATED_CHARS of paragraphs, and nothing an offer has (a link, a
@@ -534,7 +534,7 @@ class _Walker:
         self.story_lists = 0  # boxes of other stories open around the element walked
         self.paywalls = 0  # paywall boxes likewise
         self.figures = 0  # pictures' <figure>s open around the element walked
-        self.pictures = 0  # PICTURE_TAGS elements met so far (a <figure> without one holds no caption)
+        self.pictures = 0  # PICTURES elements met so far (a <figure> without one holds no caption)
         self.elements = 0
         self.path_facts = {}  # dom path -> (is_heading, in_headline): sibling paragraphs share a path
         self.paras = []
@@ -952,7 +952,7 @@ def _lede_before(best, body, kids, scores, paras):
     def caption(child):
         holding = [node for node in _breadth_first(kids, [child]) if node in per_node]  # elements holding its lines
         return (len(holding) == 1 and per_node[holding[0]] == 1
-                and any(_captioned_by(picture, holding[0], child) for picture in child.iter(*PICTURE_TAGS)))
+                and _beside_a_picture(holding[0], child))
 
     return [child for child in ledes if not caption(child)]
 
@@ -983,29 +983,22 @@ def _hero_caption(line, best, kids, per_node):
     box = line
     while box.getparent() is not best and box.getparent() in kids and len(kids[box.getparent()]) == 1:
         box = box.getparent()  # an element holding only this line
-    if box is line:
-        return False
+    # (not a line whose own element holds the picture: <p><img>line</p> there is a story's paragraph)
+    return box is not line and _beside_a_picture(line, box)
+
+
+def _beside_a_picture(line, box):
+    """Whether the element ``line``, the one line of ``box`` (or ``box`` itself), is a picture's caption
+    there: a picture in ``box``, and not in a <figure> that leaves the line out (a figure holds its own
+    caption)."""
     todo = [child for child in box if child is not line]  # one walk of the box, not one up from each picture
     while todo:
         node = todo.pop()
         if node.tag in PICTURES:
             return True
-        if node.tag != "figure":
+        if node.tag != "figure" or line in node.iterdescendants():
             todo.extend(child for child in node if child is not line)
     return False
-
-
-def _captioned_by(picture, line, box):
-    """Whether the element ``line`` in ``box`` can be the caption of ``picture`` there: not when the picture
-    sits in a <figure> (its own, or ``picture`` itself) that leaves the line out. A figure holds its caption."""
-    node = picture
-    while node is not None:
-        if node.tag == "figure":
-            return node is line or node in line.iterancestors()
-        if node is box:
-            return True
-        node = node.getparent()
-    return True
 
 
 STORY_TAGS = ("article", "main")

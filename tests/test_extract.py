@@ -426,6 +426,13 @@ def test_a_photo_s_caption_between_the_headline_and_the_body_is_no_lede(media):
     assert paragraphs(extract_article(split_story([], body, between=media))) == body
 
 
+def test_a_lede_whose_own_paragraph_holds_its_picture_is_read():
+    # <p><img>line</p>: a paragraph with a picture inline is the story's, in a lede box beside the body
+    # as inside the story's own element (_hero_caption); the lede box's rule had taken it for a caption
+    html = split_story([], BUS_STORY, between=f"<div class='intro'><p><img src='/a.jpg'>{LEDE}</p></div>")
+    assert paragraphs(extract_article(html)) == [LEDE] + BUS_STORY
+
+
 def test_a_one_line_lede_beside_the_hero_picture_s_figure_is_read():
     # the lede box holds the hero's <figure> (its caption its own) and the story's first line: taken for a
     # picture and its caption, the line had been lost; the caption stays out
