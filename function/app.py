@@ -295,20 +295,14 @@ class App:
     def read_events(self, read, corpus, days):
         """``read(database, corpus, days, STATS_MAX_EVENTS)`` (stats.compute, stats.dashboard) under
         stats_slots, for /stats and /dashboard; a Mongo failure is a 503 events_unavailable, its
-        __cause__ the PyMongoError, logged here: Mongo unreachable by read_outage (once an outage, a reminder
-        a minute), an error it answers with once a read."""
-        from pymongo.errors import ConfigurationError, ConnectionFailure, PyMongoError  # not loaded at start
+        __cause__ the PyMongoError, logged by read_outage (once an outage, a reminder a minute)."""
+        from pymongo.errors import PyMongoError  # pymongo is not loaded at start (events.py), nor without MONGODB
 
         try:
             with self.stats_slots.held():
                 figures = read(self.events.database(), corpus, days, self.settings.stats_max_events)
         except PyMongoError as exc:
-            # Mongo unreachable (server selection, a dropped connection), or never reachable: a MONGODB that is
-            # no URI fails every read (ConfigurationError), and a polled dashboard had logged a line each
-            if isinstance(exc, (ConnectionFailure, ConfigurationError)):
-                self.read_outage.failed(exc)
-            else:  # Mongo answered, with an error (a query's time limit): this read's, not an outage's
-                log.warning("figures unavailable: %s: %s", self.read_outage.where, exc.__class__.__name__)
+            self.read_outage.failed(exc)
             raise ApiError(f"event database unavailable: {exc.__class__.__name__}", status=503,
                            code="events_unavailable") from exc
         self.read_outage.succeeded()

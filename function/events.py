@@ -117,10 +117,12 @@ def uri_problem(uri):
 
 
 class OutageLog:
-    """The log of a run of failed reads (/stats, /dashboard), a process's: a warning at the first
-    failure, naming Mongo's hosts and the error's kind, a reminder at most every OUTAGE_REMINDER_SECONDS
-    while they fail with the requests refused since the last line, and one line when a read succeeds
-    again. One line a refused request had filled the log of an instance whose dashboard was polled."""
+    """The log of failed reads (/stats, /dashboard), a process's. While Mongo is unreachable (or, a
+    MONGODB that is no URI, never reachable): a warning at the first failure, naming Mongo's hosts and
+    the error's kind, a reminder at most every OUTAGE_REMINDER_SECONDS with the requests refused since
+    the last line, and one line when a read succeeds again; one line a refused request had filled the
+    log of an instance whose dashboard was polled. An error Mongo answers with (a query's time limit)
+    is that read's: a line each."""
 
     def __init__(self, uri):
         hosts = uri_hosts(uri or "")
@@ -132,7 +134,12 @@ class OutageLog:
         self._refused = 0  # refused since the last line
 
     def failed(self, exc):
+        from pymongo.errors import ConfigurationError, ConnectionFailure  # loaded by the read that failed
+
         kind = exc.__class__.__name__  # its text is pymongo's whole topology, 500+ characters
+        if not isinstance(exc, (ConnectionFailure, ConfigurationError)):
+            log.warning("figures unavailable: %s: %s", self.where, kind)
+            return
         now = time.monotonic()
         with self._lock:  # logged under it too: a warning and the line of the recovery in their order
             if self._since is None:
