@@ -25,11 +25,11 @@ def tree(pid):
     return [pid] + children(pid)
 
 
-def _field(path, name):
+def _field(path, name, unit=1024):  # a /proc status file's counts are in kB, but for a few (unit 1)
     try:
         for line in Path(path).read_text().splitlines():
             if line.startswith(name + ":"):
-                return int(line.split()[1]) * 1024
+                return int(line.split()[1]) * unit
     except OSError:
         pass
     return 0
@@ -90,16 +90,24 @@ class PeakSampler:
         return self.peak
 
 
+def cpu_ticks(stat_path):
+    """User + system CPU clock ticks so far, from a process's or a thread's /proc stat file (0 when gone)."""
+    try:
+        fields = Path(stat_path).read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime, stime
+
+
+def context_switches(status_path):
+    """(voluntary, involuntary) context switches so far, from a process's or a thread's /proc status file."""
+    return (_field(status_path, "voluntary_ctxt_switches", unit=1),
+            _field(status_path, "nonvoluntary_ctxt_switches", unit=1))
+
+
 def cpu_seconds(pids):
     """User + system CPU seconds used so far by ``pids`` (from /proc/PID/stat)."""
-    total, tick = 0, os.sysconf("SC_CLK_TCK")
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / tick
+    return sum(cpu_ticks(f"/proc/{pid}/stat") for pid in pids) / os.sysconf("SC_CLK_TCK")
 
 
 def mib(n):

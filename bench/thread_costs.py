@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from bench import load
+from bench.procmem import context_switches, cpu_ticks
 from bench.run import loaded_server, our_env, query_texts
 from bench.servers import ROOT, text_path
 from bench.stores import ensure_store
@@ -23,46 +24,34 @@ from bench.stores import ensure_store
 TICK = os.sysconf("SC_CLK_TCK")
 
 
+def tasks(pid):
+    """The /proc folders of the threads of ``pid``, by thread id."""
+    return {int(task.name): task for task in Path(f"/proc/{pid}/task").iterdir()}
+
+
 def thread_ticks(pid):
     """{thread id: CPU clock ticks so far} of every thread of ``pid``."""
-    ticks = {}
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:  # a thread that ended
-            continue
-        ticks[int(task.name)] = int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks
+    return {tid: cpu_ticks(task / "stat") for tid, task in tasks(pid).items()}
 
 
-def context_switches(pid):
+def switches(pid):
     """Voluntary and involuntary context switches so far, summed over the threads of ``pid``."""
-    total = [0, 0]
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        try:
-            lines = (task / "status").read_text().splitlines()
-        except OSError:
-            continue
-        for line in lines:
-            if line.startswith("voluntary_ctxt_switches"):
-                total[0] += int(line.split()[1])
-            elif line.startswith("nonvoluntary_ctxt_switches"):
-                total[1] += int(line.split()[1])
-    return total
+    counts = [context_switches(task / "status") for task in tasks(pid).values()]
+    return [sum(count[0] for count in counts), sum(count[1] for count in counts)]
 
 
 def measure(kind, env, paths, connections, seconds):
     """One load run on a new server: requests/s and the CPU ms a request of the worker's threads."""
     with loaded_server(kind, env, paths, connections) as server:
         worker = max(server.pids())  # gunicorn's one worker, forked after its master
-        ticks, switches = thread_ticks(worker), context_switches(worker)
+        ticks, switched_before = thread_ticks(worker), switches(worker)
         run = load.run_load(server.base, paths, connections, seconds)
-        after, switched = thread_ticks(worker), context_switches(worker)
+        after, switched = thread_ticks(worker), switches(worker)
     requests = max(1, run["rps"] * seconds)
     per_thread = sorted(((after[tid] - ticks.get(tid, 0)) * 1000 / TICK / requests for tid in after), reverse=True)
     return {"rps": run["rps"], "worker_ms": round(sum(per_thread), 3),
             "threads_ms": [round(ms, 3) for ms in per_thread if ms > 0],
-            "switches": [round((b - a) / requests, 1) for a, b in zip(switches, switched)]}
+            "switches": [round((b - a) / requests, 1) for a, b in zip(switched_before, switched)]}
 
 
 def main(argv=None):
