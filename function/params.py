@@ -120,14 +120,20 @@ def _with_numbers(arguments):
 
 
 def whole_number(raw, name, low, high):
-    """Query-string text as an int from ``low`` to ``high``; ApiError (400) for anything else.
-    ASCII digits only: str.isdigit() also accepts "²", which int() refuses."""
-    if not (raw.isascii() and raw.isdigit() and len(raw) <= 12 and low <= int(raw) <= high):
+    """Query-string text as an int from ``low`` to ``high``, read as the API's k is (_number_from_text:
+    "days=７" is /stats' 7 as "k=５" is 5); ApiError (400) for anything else."""
+    try:
+        value = _number_from_text("k", raw) if len(raw) <= 40 else None  # int() of 5,000 digits is slow
+    except ApiError:
+        value = None
+    if value is None or not low <= value <= high:
         raise _bad(f"'{name}' must be a whole number from {low} to {high}, got {raw[:40]!r}")
-    return int(raw)
+    return value
 
 
 def _number_from_text(name, raw):
+    """k as an int, min_score as a float, read by int() and float(): spaces around, a sign, and any
+    script's decimal digits (full-width, Arabic-Indic) are a number; "1_0" is not."""
     try:
         if "_" in raw:  # int() and float() read "1_0" as 10: a Python spelling, not a number
             raise ValueError(raw)

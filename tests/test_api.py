@@ -1155,6 +1155,8 @@ def test_click_through_counts_answers_shown_and_the_clicks_on_them(client, funct
 
     day = client.get("/stats?days=1").get_json()
     assert (day["requests"], day["empty_answers"], day["clicks"]) == (2, 1, 1)
+    same_day = client.get("/stats?days=%EF%BC%91").get_json()  # "days=１" is read as "k=５" is: 1
+    assert (same_day["requests"], same_day["empty_answers"], same_day["clicks"]) == (2, 1, 1)
     assert day["ctr"] == 1.0 and day["clicks_per_request"] == 1.0  # 1 of the 1 answer shown
     assert day["ctr_by_rank"]["1"] == {"ctr": 1.0, "ci95": day["ctr_by_rank"]["1"]["ci95"], "clicks": 1, "shown": 1}
     assert day["left_out"] == {"crawler_requests": 0, "crawler_clicks": 0,

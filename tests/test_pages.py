@@ -102,6 +102,13 @@ def test_submitting_the_form_shows_the_results_of_the_api(client):
     assert doc.cssselect("input[name=k]")[0].get("value") == "4"
 
 
+def test_a_refused_query_keeps_k_in_the_form_as_the_api_reads_it(client):
+    # full-width digits, as a Japanese keyboard types them, are the API's 10: the form had shown its default 5
+    response = client.get("/?text=zzqxv+wvqzz&k=%EF%BC%91%EF%BC%90", headers=BROWSER)
+    assert response.status_code == 422  # no word the corpus knows: the form is shown again to mend the query
+    assert html_of(response).cssselect("input[name=k]")[0].get("value") == "10"
+
+
 def test_a_posted_form_that_fits_in_a_url_is_sent_on_to_its_address(client, function_env):
     """The form is posted; what fits in a URL is answered at one (303), which can be bookmarked,
     shared and reloaded, and is recorded once, by the GET."""
