@@ -26,7 +26,7 @@ jusText classifies the paragraphs; everything around it is ours:
    scattered teasers; a marked box's good text adds nothing.
 6. Inside the container everything is kept except link lists, the marked
    boilerplate boxes, the headline (returned as the title) and, before the
-   story's first line, a box's one line beside its picture (the hero's
+   story's first line, a box's one short line beside its picture (the hero's
    caption).  When that yields little or nothing, a longer schema.org
    ``articleBody`` from the page's JSON-LD is used instead.
 7. When nothing was kept at all, a page that says it is a post (an ``<article>``, og:type article,
@@ -72,8 +72,9 @@ __all__ = ["Article", "EXTRACTION_REVISION", "extract_article", "decode_html"]
 # <figure> of its own, and a lede box after a headline in the story's <header>, are read, and the text in a
 # picture's or an embed's <figure> without a <figcaption> (a caption, a gallery's counter) and a hero
 # picture's one-line caption before the story's first line inside the container itself are no longer read
-# as the story).
-EXTRACTION_REVISION = 3
+# as the story; revision 4: a quote's <figure> holding a picture's <figure> is the story's, but for the
+# picture's caption, and a line beside a picture longer than a caption, MAX_CAPTION_CHARS, is a lede).
+EXTRACTION_REVISION = 4
 
 
 EMPTY = Article("", "", "")
@@ -533,7 +534,7 @@ class _Walker:
         self.controls = 0  # CONTROL_TAGS elements met so far inside paywall boxes
         self.story_lists = 0  # boxes of other stories open around the element walked
         self.paywalls = 0  # paywall boxes likewise
-        self.figures = 0  # pictures' <figure>s open around the element walked
+        self.figures = []  # per <figure> open around the element walked: the pictures in the <figure>s it holds
         self.pictures = 0  # PICTURES elements met so far (a <figure> without one holds no caption)
         self.elements = 0
         self.path_facts = {}  # dom path -> (is_heading, in_headline): sibling paragraphs share a path
@@ -606,11 +607,12 @@ class _Walker:
             if named and not (self.gated and _gated(el, self.gated)):
                 flagged = block = True
         # a picture's <figure>: its text is the picture's caption or credit, not the story, with a <figcaption>
-        # or without (a <p> in it had been read as the story's first paragraph); known once it has been read
-        # (one inside another is the outer one's: each paragraph is handed on once)
-        figure = tag == "figure" and not flagged and not self.figures and "figcaption" in self.skip_tags
+        # or without (a <p> in it had been read as the story's first paragraph); known once it has been read.
+        # A picture in a <figure> inside it is that one's: a quote's figure holding a picture's had lost the quote
+        figure = tag == "figure" and not flagged and "figcaption" in self.skip_tags
         flagged = flagged or figure
-        self.figures += figure
+        if figure:
+            self.figures.append(0)
         self.path.append(tag)
         if block:
             self.flush(el)
@@ -639,8 +641,12 @@ class _Walker:
             self.flags.pop()
             self.story_lists -= story_list
             self.paywalls -= paywall
-            self.figures -= figure
-            if figure and self.pictures == pictures_before:  # a table's, a code listing's, a quote's: the story's
+            if figure:
+                inner = self.pictures - pictures_before
+                own = inner - self.figures.pop()  # not those in the <figure>s inside it
+                if self.figures:
+                    self.figures[-1] += inner
+            if figure and not own:  # a table's, a code listing's, a quote's: the story's
                 outer = self.flags[-1] if self.flags else None
                 for para in self.paras[first_para:]:
                     if para.flag is el:
@@ -918,7 +924,7 @@ def _lede_before(best, body, kids, scores, paras):
     before it that score a paragraph's worth (jusText's 70 characters): not a box (its good text scores
     nothing), a link list or a date line (two dev pages' dates, good by their neighbours). What lies
     after the story (a bio, comments, a footer line) or before its headline stays out, and so does a
-    picture with its one line (a caption in a box named for no caption); so does all of it when ``best``
+    picture with its one short line (a caption in a box named for no caption: _a_caption); so does all of it when ``best``
     opens with a heading of its own: the <h1> above is then the site's name, not its headline. A headline
     in the story's <header> (skipped by the walk: _story_header) counts as one, and a line beside a picture
     in a <figure> of its own is not its caption (a hero's figure beside the story's one-line lede)."""
@@ -948,11 +954,12 @@ def _lede_before(best, body, kids, scores, paras):
     if not ledes:
         return []
     per_node = _by_element((p.node, 1) for p in paras)  # the siblings' subtrees are disjoint: linear in all
+    line_of = {p.node: p for p in paras}  # an element's paragraph, where it holds one
 
     def caption(child):
         holding = [node for node in _breadth_first(kids, [child]) if node in per_node]  # elements holding its lines
         return (len(holding) == 1 and per_node[holding[0]] == 1
-                and _beside_a_picture(holding[0], child))
+                and _a_caption(line_of[holding[0]], child))
 
     return [child for child in ledes if not caption(child)]
 
@@ -965,7 +972,7 @@ def _without_hero_captions(kept, best, kids, per_node):
     when no other good line is left (a photo and its caption are the story)."""
     out = []
     for i, p in enumerate(kept):
-        if _hero_caption(p.node, best, kids, per_node):
+        if _hero_caption(p, best, kids, per_node):
             continue
         out.append(p)
         if p.class_type == "good":
@@ -973,18 +980,32 @@ def _without_hero_captions(kept, best, kids, per_node):
     return kept
 
 
-def _hero_caption(line, best, kids, per_node):
-    """Whether the element ``line`` holds a picture's caption: its one paragraph is all that a box around it
-    holds beside a picture, which is then the box's main content. Not a line whose own element holds the
-    picture (``<p><img>line</p>``, a story's paragraph with a picture inline) nor one beside a picture in a
-    <figure>, which holds its caption."""
+def _hero_caption(para, best, kids, per_node):
+    """Whether the paragraph ``para`` is a picture's caption: its element's one paragraph, all that a box around
+    it holds beside a picture, which is then the box's main content. Not a line whose own element holds the
+    picture (``<p><img>line</p>``, a story's paragraph with a picture inline), one beside a picture in a
+    <figure>, which holds its caption, nor a long one (_a_caption)."""
+    line = para.node
     if line is best or per_node.get(line) != 1 or len(kids[line]) != 1:
         return False
     box = line
     while box.getparent() is not best and box.getparent() in kids and len(kids[box.getparent()]) == 1:
         box = box.getparent()  # an element holding only this line
     # (not a line whose own element holds the picture: <p><img>line</p> there is a story's paragraph)
-    return box is not line and _beside_a_picture(line, box)
+    return box is not line and _a_caption(para, box)
+
+
+# a caption is short: 3 in 4 of the dev pages' marked ones (<figcaption>, a "caption" class) are under 130
+# characters, 1 in 6 over 200. A paragraph past jusText's long length beside a picture, in no such mark (a
+# marked one stays out by its mark), is the story's: a 40-word lede beside the hero picture had been lost as
+# its caption
+MAX_CAPTION_CHARS = LENGTH_HIGH
+
+
+def _a_caption(para, box):
+    """Whether ``para``, the one line of ``box``, is a picture's caption there: no longer than a caption,
+    and _beside_a_picture."""
+    return para.length <= MAX_CAPTION_CHARS and _beside_a_picture(para.node, box)
 
 
 def _beside_a_picture(line, box):

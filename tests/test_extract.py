@@ -507,6 +507,38 @@ def test_a_first_line_with_its_picture_inline_or_beside_a_figure_is_the_story_s(
     assert paragraphs(extract_article(one_box_story(top))) == [BIO, LEDE] + BUS_STORY
 
 
+QUOTE = ("\u201cWe have waited two years for buses that come when they are needed, and now the whole of the north "
+         "will have them,\u201d said Ann Lee, who chairs the residents\u2019 association in Northfield.")
+
+
+@pytest.mark.parametrize("quote", [
+    f"<figure class='quote'><blockquote><p>{QUOTE}</p></blockquote>"
+    f"<figure><img src='/a.jpg'><figcaption>{PHOTO_CAPTION}</figcaption></figure></figure>",
+    f"<figure class='pull-quote'><figure><img src='/a.jpg'><p>{PHOTO_CAPTION}</p></figure><p>{QUOTE}</p></figure>",
+    f"<figure><blockquote>{QUOTE}</blockquote><figure><picture><img src='/a.jpg'></picture>"
+    f"<div class='pic-count'><p>6</p></div></figure></figure>"])
+def test_a_quote_s_figure_holding_a_picture_s_figure_keeps_the_quote_and_not_the_caption(quote):
+    # the picture in the inner <figure> made the whole quote's figure a caption box: the quote, the story's
+    # words, had been lost with the picture's caption
+    paras = paragraphs(extract_article(one_box_story(middle=quote)))
+    assert paras == [LEDE, BUS_STORY[0], QUOTE] + BUS_STORY[1:]
+
+
+LONG_LEDE = ("The city council has agreed to run buses every ten minutes through the northern districts from the "
+             "spring, ending a dispute over the transport budget that had lasted for two years and had left many "
+             "villages with one bus a day.")
+
+
+@pytest.mark.parametrize("html, expected", [
+    (split_story([], BUS_STORY, between=f"<div class='intro'><img src='/a.jpg'><p>{LONG_LEDE}</p></div>"),
+     [LONG_LEDE] + BUS_STORY),  # a lede box beside the body
+    (one_box_story(f"<div><img src='/a.jpg'><p>{LONG_LEDE}</p></div>"), [LONG_LEDE, LEDE] + BUS_STORY)])  # inside it
+def test_a_long_lede_beside_a_picture_with_no_caption_mark_is_the_story_s(html, expected):
+    # a caption is short (PHOTO_CAPTION's box stays out): a paragraph past jusText's long length beside a
+    # picture, in no <figcaption> or caption box, had been taken for the picture's caption and lost
+    assert paragraphs(extract_article(html)) == expected
+
+
 @pytest.mark.parametrize("standfirst", [f"<p class='standfirst'>{LEDE}</p>", f"<div class='standfirst'><p>{LEDE}</p></div>"])
 def test_a_standfirst_repeated_as_the_body_s_first_paragraph_is_read_once(standfirst):
     # read twice, its words weighed double in the tf-idf of the page
