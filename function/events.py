@@ -38,6 +38,9 @@ PING_REUSE_SECONDS = 1.0
 # while reads of Mongo fail, OutageLog says so again at most this often (a dashboard polled every few
 # seconds had logged one line a request)
 OUTAGE_REMINDER_SECONDS = 60.0
+# Mongo's refusals of MONGODB's user, which last until the password or the user's roles are mended: an
+# outage, not one read's error (they had been logged once a read, a polled dashboard's line a request)
+CREDENTIALS_REFUSED = {13: "Unauthorized", 18: "AuthenticationFailed"}
 INDEXES = {
     # status first: /stats reads the newest answers (status 200) apart from the errors, and without it
     # MongoDB walks every newer error to find them
@@ -118,11 +121,11 @@ def uri_problem(uri):
 
 class OutageLog:
     """The log of failed reads (/stats, /dashboard), a process's. While Mongo is unreachable (or, a
-    MONGODB that is no URI, never reachable): a warning at the first failure, naming Mongo's hosts and
-    the error's kind, a reminder at most every OUTAGE_REMINDER_SECONDS with the requests refused since
-    the last line, and one line when a read succeeds again; one line a refused request had filled the
-    log of an instance whose dashboard was polled. An error Mongo answers with (a query's time limit)
-    is that read's: a line each."""
+    MONGODB that is no URI, never reachable; or its user is refused, CREDENTIALS_REFUSED): a warning at
+    the first failure, naming Mongo's hosts and the error's kind, a reminder at most every
+    OUTAGE_REMINDER_SECONDS with the requests refused since the last line, and one line when a read
+    succeeds again; one line a refused request had filled the log of an instance whose dashboard was
+    polled. An error Mongo answers with (a query's time limit) is that read's: a line each."""
 
     def __init__(self, uri):
         hosts = uri_hosts(uri or "")
@@ -134,10 +137,13 @@ class OutageLog:
         self._refused = 0  # refused since the last line
 
     def failed(self, exc):
-        from pymongo.errors import ConfigurationError, ConnectionFailure  # loaded by the read that failed
+        from pymongo.errors import ConfigurationError, ConnectionFailure, OperationFailure  # loaded by the read
 
         kind = exc.__class__.__name__  # its text is pymongo's whole topology, 500+ characters
-        if not isinstance(exc, (ConnectionFailure, ConfigurationError)):
+        refused = isinstance(exc, OperationFailure) and exc.code in CREDENTIALS_REFUSED
+        if refused:
+            kind += f" ({CREDENTIALS_REFUSED[exc.code]})"
+        if not (refused or isinstance(exc, (ConnectionFailure, ConfigurationError))):
             log.warning("figures unavailable: %s: %s", self.where, kind)
             return
         now = time.monotonic()

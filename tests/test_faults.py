@@ -706,6 +706,33 @@ def test_a_read_mongo_answers_with_an_error_is_logged_as_that_read_not_as_an_out
     assert said_of_mongo(caplog) == [f"figures unavailable: MongoDB at {hosts}: OperationFailure"] * 2
 
 
+@pytest.mark.parametrize("code,name", [(18, "AuthenticationFailed"), (13, "Unauthorized")])
+def test_mongo_refusing_the_user_is_logged_as_an_outage_not_once_a_read(function_env, caplog, code, name):
+    """A wrong password in MONGODB, or a user without the read role, fails every read until it is mended:
+    one line and reminders, as for an unreachable Mongo, where it had been logged once a read. nx-27017
+    has no users, so the read raises the OperationFailure pymongo gives for MongoDB's answer."""
+    from pymongo.errors import OperationFailure
+
+    from function.app import create_app
+    from function.errors import ApiError
+
+    def refused(*_):
+        raise OperationFailure("Authentication failed.", code, {"ok": 0.0, "code": code, "codeName": name})
+
+    app = create_app(function_env)
+    caplog.set_level(logging.INFO, logger="related")
+    caplog.clear()
+    for _ in range(3):
+        with pytest.raises(ApiError) as answer:
+            app.read_events(refused, None, None)
+        assert answer.value.status == 503
+    assert app.read_events(lambda database, *_: database.command("ping")["ok"], None, None) == 1
+    hosts = event_log.uri_hosts(function_env["MONGODB"])
+    said = said_of_mongo(caplog)
+    assert said[0] == f"figures unavailable: MongoDB at {hosts}: OperationFailure ({name})", said
+    assert len(said) == 2 and said[1].startswith(f"figures available again: MongoDB at {hosts} answered after "), said
+
+
 # --------------------------------------------------------------------------- load
 def test_load_at_concurrency_32_has_no_error(function_process, function_env, model_store):
     server = function_process().wait_ready()
