@@ -38,6 +38,14 @@ class Article:
     lang: str  # ISO 639-1 ("en"); 639-3 for languages without a 639-1 code; "" when unknown
     text: str  # the article's paragraphs joined by "\n\n"; "" when nothing was found
     canonical: str = ""  # the page's own address (<link rel=canonical>, else og:url), absolute; "" if none
+    # the standfirst under the headline, its lines joined by "\n\n"; "" if none. Not in ``text``: the extraction
+    # benchmark's expected text leaves it out, but it is the story in a sentence, what the page's vector should read
+    summary: str = ""
+
+    @property
+    def words(self):
+        """What the page's vector reads after its title (indexed_text): the summary, then the text."""
+        return f"{self.summary}\n\n{self.text}" if self.summary else self.text
 
 
 def indexed_text(title, text, url="", titles=True):

@@ -576,6 +576,8 @@ class SiteCrawl:
             else:
                 article = extract_article(page.body, url=page.final_url, encoding=page.charset)
                 title, text = article.title, article.text.strip()
+                if text:  # the record's text is what the builder indexes: the standfirst first, as a fetched page's
+                    text = article.words.strip()
             if not text:
                 raise PageError(NO_TEXT)
             entry.update(status="ok", final_url=page.final_url, title=title, text=text)

@@ -28,7 +28,9 @@ jusText classifies the paragraphs; everything around it is ours:
    boilerplate boxes, the headline (returned as the title) and, before the
    story's first line, a box's one short line beside its picture (the hero's
    caption).  When that yields little or nothing, a longer schema.org
-   ``articleBody`` from the page's JSON-LD is used instead.
+   ``articleBody`` from the page's JSON-LD is used instead.  The standfirst
+   under the headline in the story's ``<header>`` is read apart, as the
+   page's summary (``Article.summary``), not its text.
 7. When nothing was kept at all, a page that says it is a post (an ``<article>``, og:type article,
    a schema.org Article or Posting) and holds no password field gives its short lines: those inside
    its one ``<article>`` (else ``<main>``), captions included, else its description.
@@ -73,8 +75,10 @@ __all__ = ["Article", "EXTRACTION_REVISION", "extract_article", "decode_html"]
 # picture's or an embed's <figure> without a <figcaption> (a caption, a gallery's counter) and a hero
 # picture's one-line caption before the story's first line inside the container itself are no longer read
 # as the story; revision 4: a quote's <figure> holding a picture's <figure> is the story's, but for the
-# picture's caption, and a line beside a picture longer than a caption, MAX_CAPTION_CHARS, is a lede).
-EXTRACTION_REVISION = 4
+# picture's caption, and a line beside a picture longer than a caption, MAX_CAPTION_CHARS, is a lede;
+# revision 5: the standfirst in the story's <header> is read as the page's summary, which a crawled
+# record's text now opens with: the text itself is unchanged).
+EXTRACTION_REVISION = 5
 
 
 EMPTY = Article("", "", "")
@@ -525,10 +529,12 @@ class _Enough(Exception):
 class _Walker:
     """DOM -> paragraphs, the way jusText's ParagraphMaker cuts them."""
 
-    def __init__(self, show_hidden=False, captions=False, gated=frozenset()):
+    def __init__(self, show_hidden=False, captions=False, gated=frozenset(), headers=False):
         self.show_hidden = show_hidden
         self.gated = gated  # the story's subscribers-only part, its ".class" and "#id" (_gated_classes): no box
         self.skip_tags = SKIP_TAGS - {"figcaption"} if captions else SKIP_TAGS
+        if headers:
+            self.skip_tags = self.skip_tags - {"header"}
         self.hidden = 0  # elements skipped as hidden
         self.links = 0  # elements met so far inside boxes of other stories or paywalls that link somewhere (_links)
         self.controls = 0  # CONTROL_TAGS elements met so far inside paywall boxes
@@ -670,10 +676,10 @@ def _names_price(para):
     return para.priced
 
 
-def _paragraphs(root, show_hidden=False, captions=False, gated=frozenset()):
+def _paragraphs(root, show_hidden=False, captions=False, gated=frozenset(), headers=False):
     """The paragraphs under ``root``, and how many hidden elements were left out; ``captions``: with
-    the figures' captions; ``gated``: _gated_classes."""
-    walker = _Walker(show_hidden, captions, gated)
+    the figures' captions; ``gated``: _gated_classes; ``headers``: with the <header>s' lines."""
+    walker = _Walker(show_hidden, captions, gated, headers)
     walker.node = root
     try:
         walker.walk(root)
@@ -1032,6 +1038,43 @@ def _story_header(el):
             and any(a.tag in STORY_TAGS for a in el.iterancestors()))
 
 
+def _header_before(node):
+    """The story's <header> (_story_header) nearest before ``node``: a sibling of it or of an element above
+    it, the nearest level first."""
+    below = node
+    for parent in node.iterancestors():
+        found = None
+        for child in parent:
+            if child is below:
+                break
+            if _story_header(child):
+                found = child
+        if found is not None:
+            return found
+        below = parent
+    return None
+
+
+def _standfirst(kept, stoplist):
+    """The lines of the standfirst (a "sub-head", "strapline" or "dek") in the story's <header> before the
+    first of the ``kept`` paragraphs: those under the headline of a paragraph's length and prose (jusText's
+    context-free neargood or good, judged alone), not in a box (a byline, a caption). The walk skips
+    every <header>, and the benchmark's expected text leaves the standfirst out (all 7 dev pages that have
+    one): it is the page's summary, read for its vector, not its text."""
+    header = _header_before(kept[0].node) if kept else None
+    if header is None:
+        return []
+    walked = _paragraphs(header, headers=True)[0]
+    # under the headline: a line above it is a kicker or, on a fact-check, the quote's attribution line
+    after = next((i for i, p in enumerate(walked) if p.in_headline), len(walked))
+    lines = [p for p in walked[after:] if not p.in_headline and p.flag is None]
+    if stoplist:
+        classify_paragraphs(lines, stoplist, LENGTH_LOW, LENGTH_HIGH, STOPWORDS_LOW, STOPWORDS_HIGH, MAX_LINK_DENSITY)
+    else:  # jusText's stoplist-free mode
+        classify_paragraphs(lines, frozenset(), LENGTH_LOW, LENGTH_HIGH, 0.0, 0.0, MAX_LINK_DENSITY)
+    return [p.text for p in lines if p.cf_class in ("good", "neargood")]
+
+
 def _parse(html):
     # huge_tree: past 256 levels libxml2 stops parsing the whole page (MAX_DEPTH bounds the walk);
     # its other limits are for inputs far beyond FETCH_MAX_BYTES
@@ -1070,7 +1113,8 @@ def _extract(html, url, encoding):
                              or meta.get("og:locale") or "")
     gated = _gated_classes(doc)
     paras, hidden = _paragraphs(root, gated=gated)
-    text, lang, kept = _article_text(paras, declared)
+    text, lang, kept, stoplist = _article_text(paras, declared)
+    standfirst = _standfirst(kept, stoplist)
     story = _story_article(doc)
     if story is not None and kept:
         inside = set(story.iter())  # one walk of the story, not one up from each kept paragraph
@@ -1090,24 +1134,27 @@ def _extract(html, url, encoding):
         if reading_length(fallback) > 2 * length:
             text = fallback
     if not text and hidden:  # a page hidden until a script shows it, or a consent dialog open over it
-        text, lang, _ = _article_text(_paragraphs(root, show_hidden=True, gated=gated)[0], declared)
+        text, lang, _, _ = _article_text(_paragraphs(root, show_hidden=True, gated=gated)[0], declared)
     if not text:  # a photo's caption, a link with a line on it: too short for jusText, if the page is a post
         text = _short_post_text(doc, meta, title, json_ld_post)
         lang = language.choose(declared, text)[1] if text else lang
-    return Article(title, lang, text, canonical_of(doc, url))
+    # not a line the text reads again (the body's first paragraph, an articleBody that opens with it)
+    summary = "\n\n".join(line for line in standfirst if line not in text)
+    return Article(title, lang, text, canonical_of(doc, url), summary)
 
 
 def _article_text(paras, declared):
-    """(text, language, its paragraphs) of the article among ``paras``."""
+    """(text, language, its paragraphs, the stoplist that judged them) of the article among ``paras``."""
     # the language of the article, not of the comment and newsletter boxes beside it, where the rest
     # holds enough text to tell
     long_paras = [p for p in paras if len(p) > 50]
     unboxed = " ".join(p.text for p in long_paras if p.flag is None)
     sample = unboxed if len(unboxed) >= 200 else " ".join(p.text for p in long_paras) or " ".join(p.text for p in paras)
     stoplist_name, lang = language.choose(declared, sample)
-    _classify(paras, language.stoplist(stoplist_name) if stoplist_name else None)
+    stoplist = language.stoplist(stoplist_name) if stoplist_name else None
+    _classify(paras, stoplist)
     kept = _select(paras)
-    return "\n\n".join(p.text for p in kept), lang, kept
+    return "\n\n".join(p.text for p in kept), lang, kept, stoplist
 
 
 # --------------------------------------------------------------------------- short posts
@@ -1225,7 +1272,7 @@ def _main(argv):
             status = 1
             continue
         a = extract_article(data)
-        print(json.dumps({"file": path, "title": a.title, "lang": a.lang, "text": a.text},
+        print(json.dumps({"file": path, "title": a.title, "lang": a.lang, "summary": a.summary, "text": a.text},
                          ensure_ascii=False))
     return status
 

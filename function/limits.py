@@ -21,7 +21,8 @@ TERMS_BYTES = 16 * 1024
 
 
 def article_bytes(article):
-    return sys.getsizeof(article.text) + sys.getsizeof(article.title) + sys.getsizeof(article.canonical)
+    return (sys.getsizeof(article.text) + sys.getsizeof(article.title) + sys.getsizeof(article.canonical)
+            + sys.getsizeof(article.summary))
 
 
 def terms_bytes(terms):

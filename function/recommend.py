@@ -206,7 +206,8 @@ class Recommender:
                 busy = getattr(exc, "upstream_status", None) in NOT_NOW_STATUSES
                 (self.busy_pages if busy else self.failed_pages).put(page_key, copy.copy(exc))
             raise
-        article = dataclasses.replace(article, text=article.text[: self.settings.max_text_chars])
+        article = dataclasses.replace(article, text=article.text[: self.settings.max_text_chars],
+                                      summary=article.summary[: self.settings.max_text_chars])
         self.articles.put(page_key, article)
         return article
 
@@ -214,7 +215,7 @@ class Recommender:
         key = (str(store.path), page_key)  # a new store version has a key of its own
         terms = self.page_terms.get(key)
         if terms is None:
-            terms = store.terms(indexed_text(article.title, article.text, titles=store.index_titles))
+            terms = store.terms(indexed_text(article.title, article.words, titles=store.index_titles))
             self.page_terms.put(key, terms)
         return terms
 

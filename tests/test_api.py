@@ -97,6 +97,34 @@ def test_a_chinese_article_page_gets_the_chinese_corpus_article_on_its_subject(p
     assert body["results"][0]["url"] == "https://news.example/football"
 
 
+def test_a_page_is_answered_by_its_standfirst_s_words_too(pages, function_env, tmp_path):
+    # the standfirst under the headline alone names the ferry; the body's words are in no document. Skipped
+    # with every <header>, it had left the page no known word (a 422); it is the page's summary, read for
+    # its vector after the title (Article.words), not its text
+    from function.build import BuildOptions, build
+    from function.records import Record
+
+    texts = {"ferry": "The island ferry will sail through the night with a second crew, the port authority says.",
+             "bread": "Knead the dough, let it rise twice and bake the bread in a hot oven.",
+             "cake": "Whisk the eggs and sugar, fold in the flour and bake the cake for forty minutes.",
+             "cricket": "The cricket final went to the last ball as the batsman hit a six over the bowler."}
+    records = [Record(name, f"https://blog.example/{name}", name, text) for name, text in texts.items()]
+    build([iter(records)], tmp_path / "blog", BuildOptions(name="blog", engines=("tfidf",)), progress=False)
+    client = make_client({**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": "blog"})
+    body = ("Residents welcomed the decision on Monday evening, ending a campaign that had lasted for many years "
+            "and drawn thousands of signatures from people who work late shifts in the city.",
+            "Campaigners said they would keep pressing for lower prices for residents, which they say have risen "
+            "faster than wages over the past decade, and for better connections at the other end.")
+    url = pages.add("/standfirst-ferry.html", (
+        "<html lang='en'><head><title>Good news at last</title></head><body><main><article><header>"
+        "<h1>Good news at last</h1><p class='standfirst'>The island ferry will sail every hour through the night, "
+        "after the port authority agreed to pay for a second crew.</p></header>"
+        + "".join(f"<p>{line}</p>" for line in body) + "</article></main></body></html>").encode())
+    answer = client.get("/", query_string={"url": url, "k": 3})
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["results"][0]["url"] == "https://blog.example/ferry"
+
+
 def test_a_tiny_corpus_keeps_a_word_found_in_most_of_its_documents(function_env, tmp_path):
     """Of 3 articles, 2 on cricket: "cricket" is in more than half of them, which --no-above (0.5)
     leaves out of a larger corpus; a cricket query had found nothing here (a 422)."""

@@ -162,6 +162,22 @@ def test_every_listed_url_is_a_record_or_a_listed_skip_duplicates_and_redirects_
     assert [(s.where, s.id) for s in skips if "which is listed too" in s.reason] == [(moved, normalise_url(moved))]
 
 
+def test_a_crawled_page_s_record_text_opens_with_its_standfirst(site, tmp_path):
+    # the builder indexes a record's title and text: the standfirst, the page's summary (not in the
+    # extracted text), is read first, as a fetched page's is
+    site.add("/robots.txt", b"", content_type="text/plain")
+    standfirst = ("The island ferry will sail every hour through the night for the first time, after the port "
+                  "authority agreed to pay for a second crew.")
+    story = page_paragraphs("sailing", 1)
+    html = ("<html lang='en'><body><main><article><header><h1>Ferry all night</h1>"
+            f"<p class='standfirst'>{standfirst}</p></header>" + "".join(f"<p>{p}</p>" for p in story)
+            + "</article></main></body></html>")
+    listing = tmp_path / "urls.txt"
+    listing.write_text(site.add("/ferry/1", html.encode()) + "\n")
+    [record], _ = split(SiteCrawl([listing], "urls", options()))
+    assert record.text == "\n\n".join([standfirst] + story)
+
+
 def test_a_listed_page_that_fails_is_kept_under_the_url_that_redirected_to_it(site, tmp_path):
     site.add("/robots.txt", b"", content_type="text/plain")
     two = site.script("/chess/2", [(200, page_for("/chess/2")), (404, b"gone")])  # first the redirect's fetch
