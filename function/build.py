@@ -15,6 +15,7 @@ Every pass streams, so memory does not grow with the corpus:
 import argparse
 import ctypes
 import ctypes.util
+import fcntl
 import json
 import os
 import re
@@ -23,6 +24,7 @@ import shutil
 import sqlite3
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -525,12 +527,37 @@ def release_freed_arrays():
         pass
 
 
+# the name an update's lock had alone: an updater of an earlier release and a build still exclude each other
+LOCK_FILE = ".update.lock"
+
+
+@contextmanager
+def corpus_lock(corpus_dir):
+    """One build or update of a corpus folder at a time, refused at once, not waited for: two at once
+    each pointed CURRENT at their own version and pruned, so one could delete the other's new version
+    and leave CURRENT naming it (the corpus served no more). The file stays: unlinked, a third process
+    would lock a new file while the second still held the old one."""
+    with open(Path(corpus_dir) / LOCK_FILE, "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StoreError(f"another build or update of {corpus_dir} is running: "
+                             "run this one when it is done") from None
+        yield
+
+
 def build(sources, out, options, progress=True):
     """Build a new version of the store at ``out`` from ``sources`` (iterables
     of Record/Skip); returns (version folder, manifest)."""
-    release_freed_arrays()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    with corpus_lock(out):
+        return build_locked(sources, out, options, progress)
+
+
+def build_locked(sources, out, options, progress=True):
+    """build(), in a folder ``out`` that exists, with corpus_lock(out) held by the caller."""
+    release_freed_arrays()
     started = time.time()
     stamp = datetime.now(timezone.utc).strftime("v%Y%m%dT%H%M%S%f")
     tmp = out / f".tmp-{stamp}-{os.getpid()}"
@@ -834,8 +861,10 @@ def main(argv=None):
         options = options_from_args(args)
         settings = source_settings(args, args.out, progress=not args.quiet)
         sources = [open_source(path, args.format, settings) for path in args.input]
-        prepare_sources(sources)  # a crawl fetches now, before the builder's own progress bars
-        final, manifest = build(sources, args.out, options, progress=not args.quiet)
+        args.out.mkdir(parents=True, exist_ok=True)
+        with corpus_lock(args.out):  # before a crawl: a refused build fetches nothing
+            prepare_sources(sources)  # a crawl fetches now, before the builder's own progress bars
+            final, manifest = build_locked(sources, args.out, options, progress=not args.quiet)
     except (StoreError, ValueError, OSError) as exc:
         print(f"build failed: {exc}", file=sys.stderr)
         return 1

@@ -21,7 +21,6 @@ and says when a full rebuild is due (``RebuildRule``).
 """
 
 import argparse
-import fcntl
 import json
 import os
 import shutil
@@ -37,8 +36,8 @@ import numpy as np
 
 from . import __version__
 from .article import indexed_text
-from .build import (CHUNK_DOCS, Bags, BuildOptions, build_ann, finish_sparse, point_current, prune_versions,
-                    rebuild_command, release_freed_arrays, unit_rows, weigh_rows)
+from .build import (CHUNK_DOCS, Bags, BuildOptions, build_ann, corpus_lock, finish_sparse, point_current,
+                    prune_versions, rebuild_command, release_freed_arrays, unit_rows, weigh_rows)
 from .records import Skip, is_url
 from .sources import INPUT_HELP, add_source_arguments, open_source, prepare_sources, source_settings
 from .store import Store, StoreError, current_version_dir, describe_version, sqlite_uri
@@ -112,15 +111,11 @@ class UpdateResult:
 
 
 @contextmanager
-def corpus_lock(corpus_dir):
-    """One update at a time per corpus."""
+def store_lock(corpus_dir):
+    """corpus_lock() of a corpus folder that holds a store."""
     if not (Path(corpus_dir) / "CURRENT").is_file():  # else the lock's own "No such file" names no store
         raise StoreError(f"{corpus_dir} holds no store (no CURRENT file): build one with python -m function.build")
-    with open(corpus_dir / ".update.lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise StoreError(f"another update of {corpus_dir} is running") from None
+    with corpus_lock(corpus_dir):
         yield
 
 
@@ -431,99 +426,107 @@ def update(corpus_dir, sources=(), delete_ids=(), prune=False, keep_versions=Non
     """Fold ``sources`` (iterables of Record/Skip) into the live version of ``corpus_dir`` and delete
     ``delete_ids`` (ids or URLs); with ``prune``, also delete every document the sources do not have,
     unless that is more than ``max_prune_share`` of the store."""
+    corpus_dir = Path(corpus_dir)
+    with store_lock(corpus_dir):
+        return update_locked(corpus_dir, sources, delete_ids, prune, keep_versions, rule, progress, max_prune_share)
+
+
+def update_locked(corpus_dir, sources=(), delete_ids=(), prune=False, keep_versions=None, rule=RebuildRule(),
+                  progress=True, max_prune_share=MAX_PRUNE_SHARE):
+    """update(), with store_lock(corpus_dir) held by the caller."""
     release_freed_arrays()
     corpus_dir = Path(corpus_dir)
     started = time.time()
     delete_ids = {str(i).strip() for i in delete_ids if str(i).strip()}
-    with corpus_lock(corpus_dir):
-        base_dir = current_version_dir(corpus_dir)
-        store = Store(base_dir)
-        manifest = store.manifest
-        result = UpdateResult(None, store.version)
-        stamp = datetime.now(timezone.utc).strftime("v%Y%m%dT%H%M%S%f")
-        tmp = corpus_dir / f".tmp-{stamp}-{os.getpid()}"
-        tmp.mkdir()
-        try:
-            with open(tmp / "skipped.jsonl", "w", encoding="utf-8") as skips:
-                def skip(where, reason):
-                    result.skipped += 1
-                    skips.write(json.dumps({"where": where, "reason": reason}) + "\n")
+    base_dir = current_version_dir(corpus_dir)
+    store = Store(base_dir)
+    manifest = store.manifest
+    result = UpdateResult(None, store.version)
+    stamp = datetime.now(timezone.utc).strftime("v%Y%m%dT%H%M%S%f")
+    tmp = corpus_dir / f".tmp-{stamp}-{os.getpid()}"
+    tmp.mkdir()
+    try:
+        with open(tmp / "skipped.jsonl", "w", encoding="utf-8") as skips:
+            def skip(where, reason):
+                result.skipped += 1
+                skips.write(json.dumps({"where": where, "reason": reason}) + "\n")
 
-                incoming, seen, transient, unknown_only, unread = read_incoming(store, sources, tmp, delete_ids, skip)
-            fold, fits = compare_incoming(store, incoming)
-            removed, result.not_found = rows_to_delete(store, delete_ids)
-            deleted_rows = set(removed)
-            if prune:
-                pruned, note = rows_to_prune(store, sources, seen, transient, unread, max_prune_share)
-                deleted_rows |= pruned
-                if note:
-                    result.notes.append(note)
-            replaced = {doc[5] for doc, chosen in zip(incoming.docs, fold) if chosen and doc[5] is not None}
-            deleted_rows -= replaced
-            result.deleted = len(deleted_rows)
-            result.updated = len(replaced)
-            result.added = int(fold.sum()) - result.updated
-            result.unchanged = len(incoming) - int(fold.sum())
-            if not fold.any() and not deleted_rows:
-                shutil.rmtree(tmp)
-                result.seconds = round(time.time() - started, 2)
-                return result
-            kept = np.setdiff1d(np.arange(store.size), np.fromiter(deleted_rows | replaced, np.int64))
-            documents = len(kept) + int(fold.sum())
-            if documents == 0:
-                raise StoreError("the update would leave the store empty: refused")
+            incoming, seen, transient, unknown_only, unread = read_incoming(store, sources, tmp, delete_ids, skip)
+        fold, fits = compare_incoming(store, incoming)
+        removed, result.not_found = rows_to_delete(store, delete_ids)
+        deleted_rows = set(removed)
+        if prune:
+            pruned, note = rows_to_prune(store, sources, seen, transient, unread, max_prune_share)
+            deleted_rows |= pruned
+            if note:
+                result.notes.append(note)
+        replaced = {doc[5] for doc, chosen in zip(incoming.docs, fold) if chosen and doc[5] is not None}
+        deleted_rows -= replaced
+        result.deleted = len(deleted_rows)
+        result.updated = len(replaced)
+        result.added = int(fold.sum()) - result.updated
+        result.unchanged = len(incoming) - int(fold.sum())
+        if not fold.any() and not deleted_rows:
+            shutil.rmtree(tmp)
+            result.seconds = round(time.time() - started, 2)
+            return result
+        kept = np.setdiff1d(np.arange(store.size), np.fromiter(deleted_rows | replaced, np.int64))
+        documents = len(kept) + int(fold.sum())
+        if documents == 0:
+            raise StoreError("the update would leave the store empty: refused")
 
-            write_docs(base_dir / "docs.sqlite", tmp / "docs.sqlite", kept, incoming, fold)
-            _link_or_copy(base_dir / "vocab.npy", tmp / "vocab.npy")
-            vocab_size = len(store.vocabulary)
-            for name, engine in store.engines.items():
-                root = tmp / "engines" / name
-                root.mkdir(parents=True)
-                _link_or_copy(base_dir / "engines" / name / "weights.npy", root / "weights.npy")
-                if engine.kind == "lsi":
-                    _link_or_copy(base_dir / "engines" / name / "projection.npy", root / "projection.npy")
-                    write_lsi(root, engine, kept, incoming, fold, vocab_size, progress)
-                else:
-                    write_sparse(root, engine, kept, incoming, fold, vocab_size)
-            incoming.bags.remove()
+        write_docs(base_dir / "docs.sqlite", tmp / "docs.sqlite", kept, incoming, fold)
+        _link_or_copy(base_dir / "vocab.npy", tmp / "vocab.npy")
+        vocab_size = len(store.vocabulary)
+        for name, engine in store.engines.items():
+            root = tmp / "engines" / name
+            root.mkdir(parents=True)
+            _link_or_copy(base_dir / "engines" / name / "weights.npy", root / "weights.npy")
+            if engine.kind == "lsi":
+                _link_or_copy(base_dir / "engines" / name / "projection.npy", root / "projection.npy")
+                write_lsi(root, engine, kept, incoming, fold, vocab_size, progress)
+            else:
+                write_sparse(root, engine, kept, incoming, fold, vocab_size)
+        incoming.bags.remove()
 
-            bookkeeping = measure_drift(manifest, store, incoming, fold, fits, unknown_only,
-                                        {"added": result.added, "updated": result.updated,
-                                         "deleted": result.deleted}, documents)
-            result.drift = bookkeeping["drift"]
-            result.rebuild_reasons = rule.reasons(result.drift)
-            files, version = describe_version(tmp, stamp)
-            new_manifest = {
-                **manifest,
-                "version": version,
-                "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "builder": f"function.update {__version__}",
-                "build_seconds": round(time.time() - started, 2),
-                "documents": documents,
-                "skipped": result.skipped,
-                "files": files,
-                "update": {
-                    **bookkeeping,
-                    "from_version": store.version,
-                    "last": {"added": result.added, "updated": result.updated, "deleted": result.deleted,
-                             "unchanged": result.unchanged, "skipped": result.skipped},
-                    "rebuild_due": bool(result.rebuild_reasons),
-                    "rebuild_reasons": result.rebuild_reasons,
-                    "rule": rule.describe(),
-                },
-            }
-            (tmp / "manifest.json").write_text(json.dumps(new_manifest, indent=2))
-            if current_version_dir(corpus_dir) != base_dir:
-                raise StoreError(f"{corpus_dir} got a new version while this update ran: run the update again")
-            final = corpus_dir / version
-            os.rename(tmp, final)
-            point_current(corpus_dir, version)
-            keep = keep_versions if keep_versions is not None else \
-                manifest["parameters"].get("keep_versions", BuildOptions.keep_versions)
-            prune_versions(corpus_dir, keep=keep, previous=base_dir.name)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+        bookkeeping = measure_drift(manifest, store, incoming, fold, fits, unknown_only,
+                                    {"added": result.added, "updated": result.updated,
+                                     "deleted": result.deleted}, documents)
+        result.drift = bookkeeping["drift"]
+        result.rebuild_reasons = rule.reasons(result.drift)
+        files, version = describe_version(tmp, stamp)
+        new_manifest = {
+            **manifest,
+            "version": version,
+            "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "builder": f"function.update {__version__}",
+            "build_seconds": round(time.time() - started, 2),
+            "documents": documents,
+            "skipped": result.skipped,
+            "files": files,
+            "update": {
+                **bookkeeping,
+                "from_version": store.version,
+                "last": {"added": result.added, "updated": result.updated, "deleted": result.deleted,
+                         "unchanged": result.unchanged, "skipped": result.skipped},
+                "rebuild_due": bool(result.rebuild_reasons),
+                "rebuild_reasons": result.rebuild_reasons,
+                "rule": rule.describe(),
+            },
+        }
+        (tmp / "manifest.json").write_text(json.dumps(new_manifest, indent=2))
+        # CURRENT written by hand (a rollback) while it ran: builds and updates are refused during this one
+        if current_version_dir(corpus_dir) != base_dir:
+            raise StoreError(f"{corpus_dir} got a new version while this update ran: run the update again")
+        final = corpus_dir / version
+        os.rename(tmp, final)
+        point_current(corpus_dir, version)
+        keep = keep_versions if keep_versions is not None else \
+            manifest["parameters"].get("keep_versions", BuildOptions.keep_versions)
+        prune_versions(corpus_dir, keep=keep, previous=base_dir.name)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     result.version_dir = final
     result.seconds = round(time.time() - started, 2)
     return result
@@ -621,9 +624,10 @@ def main(argv=None):
         settings = source_settings(args, args.store, progress=not args.quiet)
         sources = [open_source(path, args.format, settings) for path in args.input]
         delete_ids = [i for path in args.delete for i in read_delete_file(path)]
-        prepare_sources(sources)
-        result = update(args.store, sources, delete_ids, prune=args.prune, keep_versions=args.keep_versions,
-                        rule=rule, progress=not args.quiet, max_prune_share=args.max_prune / 100)
+        with store_lock(args.store):  # before a crawl: a refused update fetches nothing
+            prepare_sources(sources)
+            result = update_locked(args.store, sources, delete_ids, prune=args.prune, keep_versions=args.keep_versions,
+                                   rule=rule, progress=not args.quiet, max_prune_share=args.max_prune / 100)
     except (StoreError, ValueError, OSError) as exc:
         print(f"update failed: {exc}", file=sys.stderr)
         return 1

@@ -256,7 +256,7 @@ def test_a_failed_build_leaves_the_live_version_untouched(records, tmp_path):
     with pytest.raises(OSError):
         build([broken()], tmp_path / "w", BuildOptions(name="w"), progress=False)
     assert current_version_dir(tmp_path / "w") == final
-    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == sorted(["CURRENT", final.name])
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == sorted([".update.lock", "CURRENT", final.name])
     assert Store(final).size == 20
 
 

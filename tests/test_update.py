@@ -10,7 +10,7 @@ import pytest
 
 from conftest import wiki_sample_path
 from function.article import indexed_text
-from function.build import BuildOptions, build
+from function.build import BuildOptions, build, corpus_lock, main as build_main
 from function.records import Record, Skip
 from function.sources import open_source
 from function.store import Store, StoreError, StoreSet, current_version_dir, verify_files
@@ -215,18 +215,76 @@ def test_a_document_listed_for_deletion_is_not_folded_in_from_the_input(records,
     assert ids_of(Store(result.version_dir)) == {r.id for r in records[:22]} - {records[3].id, records[20].id}
 
 
-def test_an_update_does_not_replace_a_version_built_while_it_ran(records, tmp_path):
-    # a full build that lands meanwhile is the newer corpus: switching to the update's version had undone it
-    base_store(records, tmp_path / "w", count=20)
+def _jsonl(records, path):
+    with open(path, "w") as f:
+        for r in records:
+            f.write(json.dumps({"id": r.id, "url": r.url, "title": r.title, "text": r.text}) + "\n")
+    return str(path)
 
-    def source_read_while_a_build_lands():
-        yield from records[20:22]
-        build([iter(records[:30])], tmp_path / "w", BuildOptions(name="w"), progress=False)
+
+def test_an_update_does_not_replace_a_version_made_live_while_it_ran(records, tmp_path):
+    # a rollback that lands meanwhile is what the operator chose: switching to the update's version had undone it
+    first = base_store(records, tmp_path / "w", count=20).path
+    base_store(records, tmp_path / "w", count=30)
+
+    def source_read_while_rolled_back():
+        yield from records[30:32]
+        (tmp_path / "w" / "CURRENT").write_text(first.name + "\n")
 
     with pytest.raises(StoreError, match="got a new version while this update ran"):
-        update(tmp_path / "w", [source_read_while_a_build_lands()], progress=False)
-    assert Store(current_version_dir(tmp_path / "w")).size == 30
+        update(tmp_path / "w", [source_read_while_rolled_back()], progress=False)
+    assert current_version_dir(tmp_path / "w") == first
     assert not [p.name for p in (tmp_path / "w").iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_a_build_is_refused_while_an_update_runs_and_an_update_while_a_build_runs(records, tmp_path, capsys):
+    """Two at once each pointed CURRENT at their own version and pruned: one could delete the
+    other's new version, and CURRENT then named it (the corpus served no more)."""
+    base_store(records, tmp_path / "w", count=20)
+    corpus = _jsonl(records[:30], tmp_path / "all.jsonl")
+    refused = []
+
+    def source_read_while_a_build_starts():
+        yield from records[20:22]
+        refused.append(build_main(["--input", corpus, "--out", str(tmp_path / "w"), "--quiet"]))
+
+    result = update(tmp_path / "w", [source_read_while_a_build_starts()], progress=False)
+    assert refused == [1] and result.added == 2
+    assert f"build failed: another build or update of {tmp_path / 'w'} is running" in capsys.readouterr().err
+    assert Store(current_version_dir(tmp_path / "w")).size == 22
+
+    more = _jsonl(records[40:42], tmp_path / "more.jsonl")
+
+    def source_read_while_an_update_starts():
+        yield from records[:30]
+        refused.append(update_main([str(tmp_path / "w"), "--input", more, "--quiet"]))
+
+    final, _ = build([source_read_while_an_update_starts()], tmp_path / "w", BuildOptions(name="w"), progress=False)
+    assert refused == [1, 1]
+    assert f"update failed: another build or update of {tmp_path / 'w'} is running" in capsys.readouterr().err
+    assert current_version_dir(tmp_path / "w") == final and Store(final).size == 30
+
+
+def test_a_second_build_is_refused_while_the_first_runs_even_the_first_build(records, tmp_path, capsys):
+    corpus = _jsonl(records[:20], tmp_path / "in.jsonl")
+    out = tmp_path / "w"
+    out.mkdir()  # no CURRENT yet: the lock is taken all the same
+    with corpus_lock(out):  # as the first build holds it
+        assert build_main(["--input", corpus, "--out", str(out), "--quiet"]) == 1
+    said = capsys.readouterr().err
+    assert said == f"build failed: another build or update of {out} is running: run this one when it is done\n"
+    assert sorted(p.name for p in out.iterdir()) == [".update.lock"]  # nothing of it was written
+    assert build_main(["--input", corpus, "--out", str(out), "--quiet"]) == 0  # once the first is done
+    with corpus_lock(out):
+        assert build_main(["--input", corpus, "--out", str(out), "--quiet"]) == 1
+        assert update_main([str(out), "--input", corpus, "--quiet"]) == 1
+    assert capsys.readouterr().err.count("is running: run this one when it is done") == 2
+    # the lock file is no version: a build prunes around it and a store set does not list it
+    for count in (10, 12):
+        build([iter(records[:count])], out, BuildOptions(name="w", keep_versions=2), progress=False)
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith("v")) == [".update.lock", "CURRENT"]
+    assert len([p for p in out.iterdir() if p.name.startswith("v")]) == 2
+    assert StoreSet(tmp_path, check_every=0).get("w").size == 12
 
 
 def test_delete_by_url_and_unknown_ids_are_reported(records, tmp_path):
