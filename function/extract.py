@@ -75,10 +75,10 @@ __all__ = ["Article", "EXTRACTION_REVISION", "extract_article", "decode_html"]
 # picture's or an embed's <figure> without a <figcaption> (a caption, a gallery's counter) and a hero
 # picture's one-line caption before the story's first line inside the container itself are no longer read
 # as the story; revision 4: a quote's <figure> holding a picture's <figure> is the story's, but for the
-# picture's caption, and a line beside a picture longer than a caption, MAX_CAPTION_CHARS, is a lede;
-# revision 5: the standfirst in the story's <header> is read as the page's summary, which a crawled
-# record's text now opens with: the text itself is unchanged).
-EXTRACTION_REVISION = 5
+# picture's caption, a line beside a picture longer than a caption, MAX_CAPTION_CHARS, is a lede, and the
+# standfirst in the story's <header> is read as the page's summary, which a crawled record's text opens
+# with, where it had been lost: the text itself holds it no more than before).
+EXTRACTION_REVISION = 4
 
 
 EMPTY = Article("", "", "")
