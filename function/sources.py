@@ -227,7 +227,8 @@ def read_html_folder(folder, base_url=None):
         if not article.text.strip():
             yield Skip(where, "no article text found on the page")
             continue
-        yield Record(doc_id, url, article.title.strip() or url, article.text.strip())
+        # its standfirst first, as a crawled page's record and a fetched page's words (Article.words)
+        yield Record(doc_id, url, article.title.strip() or url, article.words.strip())
 
 
 

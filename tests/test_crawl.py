@@ -178,6 +178,22 @@ def test_a_crawled_page_s_record_text_opens_with_its_standfirst(site, tmp_path):
     assert record.text == "\n\n".join([standfirst] + story)
 
 
+def test_a_folder_page_s_record_text_opens_with_its_standfirst_as_a_crawled_page_s(tmp_path):
+    # a folder of HTML files is "extracted as serving does": its documents had been indexed without the
+    # standfirst that a crawled page's record and a fetched page's words read first
+    from function.sources import read_html_folder
+
+    standfirst = ("The island ferry will sail every hour through the night for the first time, after the port "
+                  "authority agreed to pay for a second crew.")
+    story = page_paragraphs("sailing", 1)
+    (tmp_path / "ferry.html").write_text(
+        "<html lang='en'><body><main><article><header><h1>Ferry all night</h1>"
+        f"<p class='standfirst'>{standfirst}</p></header>" + "".join(f"<p>{p}</p>" for p in story)
+        + "</article></main></body></html>")
+    [record] = read_html_folder(tmp_path, base_url="https://blog.example/")
+    assert record.text == "\n\n".join([standfirst] + story)
+
+
 def test_a_listed_page_that_fails_is_kept_under_the_url_that_redirected_to_it(site, tmp_path):
     site.add("/robots.txt", b"", content_type="text/plain")
     two = site.script("/chess/2", [(200, page_for("/chess/2")), (404, b"gone")])  # first the redirect's fetch
