@@ -1055,12 +1055,17 @@ def _header_before(node):
     return None
 
 
+# a standfirst is a line or two (one on each of the 7 dev pages that have one); each is looked for in the text,
+# so a header of thousands of prose lines had cost seconds (time as lines times the text's length)
+MAX_STANDFIRST_LINES = 5
+
+
 def _standfirst(kept, stoplist):
     """The lines of the standfirst (a "sub-head", "strapline" or "dek") in the story's <header> before the
     first of the ``kept`` paragraphs: those under the headline of a paragraph's length and prose (jusText's
     context-free neargood or good, judged alone), not in a box (a byline, a caption). The walk skips
     every <header>, and the benchmark's expected text leaves the standfirst out (all 7 dev pages that have
-    one): it is the page's summary, read for its vector, not its text."""
+    one): it is the page's summary, read for its vector, not its text. The first MAX_STANDFIRST_LINES."""
     header = _header_before(kept[0].node) if kept else None
     if header is None:
         return []
@@ -1072,7 +1077,7 @@ def _standfirst(kept, stoplist):
         classify_paragraphs(lines, stoplist, LENGTH_LOW, LENGTH_HIGH, STOPWORDS_LOW, STOPWORDS_HIGH, MAX_LINK_DENSITY)
     else:  # jusText's stoplist-free mode
         classify_paragraphs(lines, frozenset(), LENGTH_LOW, LENGTH_HIGH, 0.0, 0.0, MAX_LINK_DENSITY)
-    return [p.text for p in lines if p.cf_class in ("good", "neargood")]
+    return [p.text for p in lines if p.cf_class in ("good", "neargood")][:MAX_STANDFIRST_LINES]
 
 
 def _parse(html):
