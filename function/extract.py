@@ -1143,8 +1143,9 @@ def _extract(html, url, encoding):
     if not text:  # a photo's caption, a link with a line on it: too short for jusText, if the page is a post
         text = _short_post_text(doc, meta, title, json_ld_post)
         lang = language.choose(declared, text)[1] if text else lang
-    # not a line the text reads again (the body's first paragraph, an articleBody that opens with it)
-    summary = "\n\n".join(line for line in standfirst if line not in text)
+    # not a line the text reads again (the body's first paragraph, an articleBody that opens with it), nor the
+    # title, which the vector reads first (indexed_text)
+    summary = "\n\n".join(line for line in standfirst if line not in text and line != title)
     return Article(title, lang, text, canonical_of(doc, url), summary)
 
 

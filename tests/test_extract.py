@@ -590,6 +590,16 @@ def test_a_standfirst_the_body_reads_again_is_no_summary():
     assert (a.summary, paragraphs(a)) == ("", [LEDE] + BUS_STORY)
 
 
+def test_a_standfirst_that_is_the_page_s_title_is_no_summary():
+    # og:title giving the standfirst's sentence: the vector reads the title first (indexed_text), and the
+    # summary had read it again, its words weighed double
+    html = (f"<html lang='en'><head><meta property='og:title' content=\"{LEDE}\"></head><body><article><header>"
+            f"<h1>Buses for the north</h1><p class='standfirst'>{LEDE}</p></header>"
+            + "".join(f"<p>{line}</p>" for line in BUS_STORY) + "</article></body></html>")
+    a = extract_article(html)
+    assert (a.title, a.summary, paragraphs(a)) == (LEDE, "", BUS_STORY)
+
+
 def test_a_line_above_the_headline_is_no_standfirst():
     # a fact-check's header: the quote it rates and who said it, then the headline; the attribution line
     # (one dev page's "— David McKinley on Sunday, October 13th, 2019 in ...") had been read as the summary
