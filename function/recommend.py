@@ -206,8 +206,10 @@ class Recommender:
                 busy = getattr(exc, "upstream_status", None) in NOT_NOW_STATUSES
                 (self.busy_pages if busy else self.failed_pages).put(page_key, copy.copy(exc))
             raise
-        article = dataclasses.replace(article, text=article.text[: self.settings.max_text_chars],
-                                      summary=article.summary[: self.settings.max_text_chars])
+        # the words read (the summary, then the text) up to MAX_TEXT_CHARS together, as a text asked about is
+        summary = article.summary[: self.settings.max_text_chars]
+        article = dataclasses.replace(article, summary=summary,
+                                      text=article.text[: self.settings.max_text_chars - len(summary)])
         self.articles.put(page_key, article)
         return article
 

@@ -375,6 +375,24 @@ def test_a_fetched_pages_article_is_read_up_to_max_text_chars(function_env, page
     assert page[0] == moon[0] != "Atlantic Ocean", (page, moon)
 
 
+def test_a_fetched_page_s_summary_and_text_are_kept_up_to_max_text_chars_together(function_env, pages):
+    """The summary, read first (Article.words), counts toward MAX_TEXT_CHARS: each cut to it alone, a page's
+    words had been up to twice it, tokenised and kept. The summary is kept whole, the text up to what is left."""
+    from function.app import create_app
+    from function.urls import request_key
+
+    app = create_app({**function_env, "MAX_TEXT_CHARS": "1000"})
+    standfirst = ("The island ferry will sail every hour through the night for the first time, after the port "
+                  "authority agreed to pay for a second crew.")
+    body = [line.strip() for line in wiki_article("Atlantic Ocean").split("\n") if len(line) > 200][:10]
+    url = pages.add("/standfirst-and-a-long-text.html", (
+        f"<html lang='en'><body><article><header><h1>Ferry all night</h1><p>{standfirst}</p></header>"
+        + "".join(f"<p>{html.escape(line)}</p>" for line in body) + "</article></body></html>").encode())
+    article, _ = app.recommender.article(request_key(url), {})
+    assert article.summary == standfirst
+    assert article.text == "\n\n".join(body)[: 1000 - len(standfirst)]
+
+
 def test_a_page_that_cannot_be_used_is_refused_from_memory_for_a_while(client, pages):
     """Each repeat would cost a fetch and, for a large page, seconds of extraction."""
     url = pages.add("/no-article.html", b"<html><body><nav><a href='/'>Home</a></nav></body></html>")
