@@ -614,7 +614,8 @@ class _Walker:
                 flagged = block = True
         # a picture's <figure>: its text is the picture's caption or credit, not the story, with a <figcaption>
         # or without (a <p> in it had been read as the story's first paragraph); known once it has been read.
-        # A picture in a <figure> inside it is that one's: a quote's figure holding a picture's had lost the quote
+        # A picture in a <figure> inside it is that one's (unless the inner one is a named box, a share figure:
+        # its pictures count for the outer): a quote's figure holding a picture's had lost the quote
         figure = tag == "figure" and not flagged and "figcaption" in self.skip_tags
         flagged = flagged or figure
         if figure:
