@@ -119,6 +119,21 @@ def uri_problem(uri):
     return ""
 
 
+def credentials_refused(exc):
+    """Whether ``exc`` is Mongo refusing MONGODB's user (CREDENTIALS_REFUSED)."""
+    from pymongo.errors import OperationFailure  # loaded by the operation that raised it
+
+    return isinstance(exc, OperationFailure) and exc.code in CREDENTIALS_REFUSED
+
+
+def failure_kind(exc):
+    """A failed Mongo operation's kind as logs name it: the exception's class (its text is pymongo's whole
+    topology, 500+ characters, hosts and all), and the refusal of a user ("OperationFailure
+    (AuthenticationFailed)"), which a wrong password in MONGODB gives."""
+    kind = exc.__class__.__name__
+    return f"{kind} ({CREDENTIALS_REFUSED[exc.code]})" if credentials_refused(exc) else kind
+
+
 class OutageLog:
     """The log of failed reads (/stats, /dashboard), a process's. While Mongo is unreachable (or, a
     MONGODB that is no URI, never reachable; or its user is refused, CREDENTIALS_REFUSED): a warning at
@@ -137,13 +152,10 @@ class OutageLog:
         self._refused = 0  # refused since the last line
 
     def failed(self, exc):
-        from pymongo.errors import ConfigurationError, ConnectionFailure, OperationFailure  # loaded by the read
+        from pymongo.errors import ConfigurationError, ConnectionFailure  # loaded by the read that failed
 
-        kind = exc.__class__.__name__  # its text is pymongo's whole topology, 500+ characters
-        refused = isinstance(exc, OperationFailure) and exc.code in CREDENTIALS_REFUSED
-        if refused:
-            kind += f" ({CREDENTIALS_REFUSED[exc.code]})"
-        if not (refused or isinstance(exc, (ConnectionFailure, ConfigurationError))):
+        kind = failure_kind(exc)
+        if not (credentials_refused(exc) or isinstance(exc, (ConnectionFailure, ConfigurationError))):
             log.warning("figures unavailable: %s: %s", self.where, kind)
             return
         now = time.monotonic()
@@ -278,7 +290,7 @@ class EventLog:
                     self._buffer.extendleft(reversed(batch))
                     self._writing = 0
                 if self.last_error is None:
-                    log.warning("MongoDB unavailable (%s); buffering events", exc.__class__.__name__)
+                    log.warning("MongoDB unavailable (%s); buffering events", failure_kind(exc))
                 self.last_error = f"{exc.__class__.__name__}: {str(exc)[:200]}"
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
