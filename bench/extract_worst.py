@@ -45,6 +45,8 @@ PAGES = {  # name: the page's body after the article
     "tiny paragraphs 250 deep": "<div>" * 250 + repeated("<p>x</p>"),
     "headings 250 deep": "<div>" * 250 + repeated("<h2>x</h2>"),
     "tiny paragraphs, flat": repeated("<p>x</p>"),
+    # each <figure> without a picture hands its paragraphs on to the one around it
+    "tiny paragraphs in figures 250 deep": "<figure>" * 250 + repeated("<p>x</p>"),
     "a 1 MB camelCase class": '<div class="' + repeated("aB") + '">x</div>',
     "250k links": repeated("<a href=x>"),
     "one tag of 110k attributes": f"<p {repeated(attributes(1), SIZE // 10)} {attributes(110_000)}>x</p>",
@@ -57,6 +59,9 @@ PAGES = {  # name: the page's body after the article
 # whole pages: an article that is only in the page's JSON-LD, as HTML of one flooded tag
 JSON_LD_ARTICLE = json.dumps({"@type": "NewsArticle", "articleBody": f"<div {attributes(110_000)}>{ARTICLE}</div>"})
 WHOLE_PAGES = {
+    # the story's <header> is walked again for its standfirst (Article.summary)
+    "a story's <header> of 1 MB of prose": "<html lang='en'><body><article><header><h1>The budget</h1>"
+                                           f"{repeated(f'<p>{SENTENCE}</p>')}</header>{ARTICLE}</article></body></html>",
     "JSON-LD articleBody: one tag of 110k": "<html lang='en'><body><p>Subscribe</p>"
                                             f"<script type='application/ld+json'>{JSON_LD_ARTICLE}</script></body></html>",
 }
