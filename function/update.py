@@ -580,13 +580,16 @@ def report(result, corpus_dir, rule, inputs=("CORPUS",), source_options=(), whol
             command, notes = rebuild_command(corpus_dir, json.loads((version_dir / "manifest.json").read_text()),
                                              inputs, source_options)
             # the update's own inputs: a placeholder ("--input CORPUS") had been left to fill in, its
-            # source options to remember
-            given = ("which this update's inputs are (--prune)" if whole else
-                     "this update's inputs and source options are given: give the whole corpus if these "
-                     "inputs are not all of it")
-            lines.append("full rebuild due: " + "; ".join(result.rebuild_reasons) + f". Run {command} with the "
-                         f"whole corpus ({given}); the store's own options are given"
-                         + "".join(f"; {note}" for note in notes) + ".")
+            # source options to remember. The command stands on a line of its own, to be copied whole:
+            # inside a sentence ("Run CMD with the whole corpus (which this update's inputs are
+            # (--prune)); ...") it was hard to tell where it ended, and the sentence hard to read
+            given = ("this update's inputs, the whole corpus as --prune reads them" if whole else
+                     "this update's inputs and source options: give the whole corpus if these inputs "
+                     "are not all of it")
+            lines.append("full rebuild due: " + "; ".join(result.rebuild_reasons) + ". Rebuild with "
+                         f"{given}, and the options the store was built with:")
+            lines.append(f"  {command}")
+            lines.extend(f"({note})" for note in notes)
         else:
             lines.append(f"full rebuild not due yet ({rule.describe()})")
     return "\n".join(lines)

@@ -381,6 +381,10 @@ def test_update_command_line(records, tmp_path, capsys):
     assert "not pruned: it would delete 49 of the 59 documents (83%)" in capsys.readouterr().err
     assert update_main([str(tmp_path / "w"), "--input", str(corpus), "--prune", "--max-prune", "100", "--quiet"]) == 0
     assert Store(current_version_dir(tmp_path / "w")).size == 10
+    # a prune's inputs are the whole corpus: said plainly (it had read "(which this update's inputs are (--prune))")
+    said = capsys.readouterr().err
+    assert "Rebuild with this update's inputs, the whole corpus as --prune reads them, and the options" in said
+    assert f"\n  python -m function.build --input {shlex.quote(str(corpus))} --out " in said
 
 
 def test_a_rebuild_due_is_said_with_the_options_the_store_was_built_with(records, tmp_path, capsys):
@@ -395,13 +399,18 @@ def test_a_rebuild_due_is_said_with_the_options_the_store_was_built_with(records
                               for r in records[:90]))
     assert update_main([str(tmp_path / "w"), "--input", str(corpus), "--format", "jsonl", "--quiet"]) == 0
     said = capsys.readouterr().err
-    command = said.split("Run python -m function.build ", 1)[1].split(" with the whole corpus")[0]
+    # the command on a line of its own, to be copied whole (it had ended mid-sentence: "Run CMD with ...")
+    lines = said.splitlines()
+    due = next(i for i, line in enumerate(lines) if line.startswith("full rebuild due: "))
+    assert lines[due].endswith("and the options the store was built with:")
+    command = lines[due + 1].strip()
+    assert command.startswith("python -m function.build ") and lines[due + 1].startswith("  ")
     assert "--stopwords english" in command and "--stem english" in command and "--no-index-titles" in command
     # the update's own inputs and source options, not a placeholder ("--input CORPUS") to fill in
     assert f"--input {shlex.quote(str(corpus))} " in command and "--format jsonl" in command
     assert "CORPUS" not in command and "if these inputs are not all of it" in said
     rebuilt = tmp_path / "again"
-    arguments = shlex.split(command.replace(str(tmp_path / "w"), str(rebuilt)))
+    arguments = shlex.split(command.replace(str(tmp_path / "w"), str(rebuilt)))[3:]  # after "python -m function.build"
     assert build_main(arguments + ["--quiet"]) == 0
     before = Store(current_version_dir(tmp_path / "w")).manifest
     after = Store(current_version_dir(rebuilt)).manifest
