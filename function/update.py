@@ -79,9 +79,10 @@ class RebuildRule:
             found.append(f"{drift['deleted_share']:.0%} of the full build's documents were deleted "
                          f"(limit {self.max_deleted_share:.0%})")
         if drift.get("oov_excess") is not None and drift["oov_excess"] > self.max_unknown_excess:
+            # points, not a ratio: "46% ..., 16% more" had read as 16% of some share
             found.append(f"{drift['oov_share']:.0%} of the folded-in words are not in the vocabulary, "
-                         f"{drift['oov_excess']:.0%} more than in the full build's corpus "
-                         f"(limit {self.max_unknown_excess:.0%})")
+                         f"{drift['oov_excess'] * 100:.0f} points more than in the full build's corpus "
+                         f"(limit {self.max_unknown_excess * 100:.0f} points)")
         if drift["lsi_fit_ratio"] is not None and drift["lsi_fit_ratio"] < self.min_lsi_fit:
             found.append(f"the LSI space captures {drift['lsi_fit_ratio']:.2f} of the folded documents' "
                          f"weight relative to the full build's (limit {self.min_lsi_fit:.2f})")
@@ -571,7 +572,7 @@ def report(result, corpus_dir, rule, inputs=("CORPUS",), source_options=(), whol
         fit = "n/a" if d["lsi_fit_ratio"] is None else f"{d['lsi_fit_ratio']:.2f}"
         oov = "n/a" if d["oov_share"] is None else f"{d['oov_share']:.1%}"
         if d.get("oov_excess") is not None:
-            oov += f" ({d['oov_excess']:+.1%} on the full build's)"
+            oov += f" ({d['oov_excess'] * 100:+.1f} points on the full build's)"
         lines.append(f"drift since the full build: {d['folded_share']:.1%} of the documents folded in, "
                      f"{d['deleted_share']:.1%} deleted, {oov} of the folded-in words unknown, "
                      f"LSI fit {fit} of the full build's")

@@ -123,6 +123,10 @@ def test_the_rebuild_rule():
     assert len(rule.reasons({**calm, "folded_share": 0.3, "deleted_share": 0.3})) == 2
     at_the_limits = {**calm, "folded_share": 0.2, "deleted_share": 0.2, "oov_excess": 0.1, "lsi_fit_ratio": 0.85}
     assert rule.reasons(at_the_limits) == []  # "more than" the limits: at them, no rebuild is due yet
+    # the excess is a difference of shares: said in points ("46%, 16% more" had read as a ratio)
+    assert rule.reasons({**calm, "oov_share": 0.463, "oov_excess": 0.157}) == [
+        "46% of the folded-in words are not in the vocabulary, 16 points more than in the full build's corpus "
+        "(limit 10 points)"]
 
 
 def test_nothing_new_writes_no_version(records, tmp_path):
