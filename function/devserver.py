@@ -157,7 +157,19 @@ def listening(server, host, port):
         return False
 
 
-def main():
+def main(argv=None):
+    # it takes no arguments: "--help" had created a click key, started nx-27017 and stopped on the
+    # missing store, and "--port 8198" was ignored unsaid
+    argv = sys.argv[1:] if argv is None else argv
+    if argv in (["-h"], ["--help"]):
+        print(__doc__.strip() + "\n\nEvery setting is an environment variable (README.md, \"Configuration\"),"
+              " e.g. PORT=8198 MODEL_STORE=/path/to/stores DEFAULT_CORPUS=site python -m function.devserver")
+        return 0
+    if argv:
+        print(f"python -m function.devserver takes no arguments (got {' '.join(argv)}): its settings are "
+              "environment variables, e.g. PORT=8198 MODEL_STORE=/path/to/stores DEFAULT_CORPUS=site "
+              "(README.md, \"Configuration\"); --help says more", file=sys.stderr, flush=True)
+        return 2
     data_dir = ROOT / "data"
     env = dict(os.environ)
     env.setdefault("MODEL_STORE", str(ROOT / "model_store"))

@@ -233,6 +233,21 @@ def test_make_run_with_a_bad_setting_says_why_and_never_serving_on(function_env)
     assert done.returncode != 0 and "PORT='abc' is not a port number" in done.stderr
 
 
+def test_the_devserver_takes_no_arguments_and_says_so_before_starting_anything(function_env, tmp_path):
+    """A site owner's "python -m function.devserver --help" had created a click key, started nx-27017 and
+    stopped on the store it had not yet been told of; "--port 8198" was ignored unsaid."""
+    env = {**os.environ, **function_env, "MODEL_STORE": str(tmp_path)}
+    env.pop("MONGODB", None)  # unset: the embedded Mongo it would start, were it to start anything
+    done = subprocess.run([sys.executable, "-m", "function.devserver", "--help"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "`make run`" in done.stdout and "environment variable" in done.stdout
+    assert "nx-27017 at" not in done.stdout + done.stderr and "cannot start" not in done.stderr
+    done = subprocess.run([sys.executable, "-m", "function.devserver", "--port", "8198"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "takes no arguments (got --port 8198)" in done.stderr
+    assert "PORT=8198" in done.stderr and "nx-27017 at" not in done.stdout + done.stderr
+
+
 def test_make_run_on_a_port_in_use_says_so_and_never_serving_on(function_env):
     """A second `make run` on a port another server holds (the first `make run`, left running) had
     printed "serving on" at once, its check reaching the other server, and the curl it suggests was
