@@ -37,7 +37,7 @@ import numpy as np
 from . import __version__
 from .article import indexed_text
 from .build import (CHUNK_DOCS, Bags, BuildOptions, build_ann, corpus_lock, finish_sparse, point_current,
-                    prune_versions, rebuild_command, release_freed_arrays, unit_rows, weigh_rows)
+                    prune_versions, rebuild_command, release_freed_arrays, skips_said, unit_rows, weigh_rows)
 from .records import Skip, is_url
 from .sources import INPUT_HELP, add_source_arguments, open_source, prepare_sources, source_settings
 from .store import Store, StoreError, current_version_dir, describe_version, sqlite_uri
@@ -109,6 +109,7 @@ class UpdateResult:
     drift: dict = field(default_factory=dict)
     rebuild_reasons: list = field(default_factory=list)
     seconds: float = 0.0
+    skips_said: str = ""  # no new version: its first skips, as " (N skipped: where: reason; ...)"
 
 
 @contextmanager
@@ -416,7 +417,7 @@ def rows_to_prune(store, sources, seen, transient, unread, max_share):
     pruned = {row for row, doc_id in stored_ids(store.path) if doc_id not in keep_ids}
     if len(pruned) > max_share * store.size:
         return set(), (f"not pruned: it would delete {len(pruned):,} of the {store.size:,} documents "
-                       f"({len(pruned) / store.size:.0%}), more than --max-prune {max_share:.0%}. See the skips "
+                       f"({len(pruned) / store.size:.0%}), more than --max-prune {max_share:.0%}. See the skips above "
                        "(pages the extractor no longer reads, after a site redesign, are skipped and would be "
                        "pruned), or give --max-prune 100 to prune anyway")
     return pruned, None
@@ -468,6 +469,9 @@ def update_locked(corpus_dir, sources=(), delete_ids=(), prune=False, keep_versi
         result.added = int(fold.sum()) - result.updated
         result.unchanged = len(incoming) - int(fold.sum())
         if not fold.any() and not deleted_rows:
+            # no version, so no skipped.jsonl to see: the first skips are said instead (a refused prune
+            # had said "See the skips", of a file removed with its temporary folder)
+            result.skips_said = skips_said(tmp, result.skipped)
             shutil.rmtree(tmp)
             result.seconds = round(time.time() - started, 2)
             return result
@@ -557,7 +561,7 @@ def report(result, corpus_dir, rule, inputs=("CORPUS",), source_options=(), whol
     lines = []
     if result.version_dir is None:
         lines.append(f"no change to {corpus_dir} (version {result.base_version}): {result.unchanged} documents "
-                     f"unchanged, {result.skipped} skipped")
+                     f"unchanged, " + (result.skips_said.strip()[1:-1] or f"{result.skipped} skipped"))
     else:
         lines.append(f"updated {corpus_dir}: {result.base_version} -> {result.version_dir.name}: "
                      f"{result.added} added, {result.updated} changed, {result.deleted} deleted, "

@@ -14,7 +14,7 @@ from function.build import BuildOptions, build, corpus_lock, main as build_main
 from function.records import Record, Skip
 from function.sources import open_source
 from function.store import Store, StoreError, StoreSet, current_version_dir, verify_files
-from function.update import RebuildRule, main as update_main, update
+from function.update import RebuildRule, main as update_main, report, update
 
 
 @pytest.fixture(scope="module")
@@ -192,6 +192,9 @@ def test_a_prune_of_most_of_the_store_is_refused_unless_allowed(records, tmp_pat
     refused = update(tmp_path / "w", [Listing(records[:3] + unreadable)], prune=True, progress=False)
     assert refused.version_dir is None and refused.deleted == 0
     assert "not pruned: it would delete 17 of the 20 documents (85%), more than --max-prune 50%" in refused.notes[0]
+    # no version, so no skipped.jsonl: the skips it says to see are said (their file had gone with the update's)
+    said = report(refused, tmp_path / "w", RebuildRule())
+    assert f"3 documents unchanged, 17 skipped: {records[3].url}: no article text found on the page; " in said
     allowed = update(tmp_path / "w", [Listing(records[:3] + unreadable)], prune=True, max_prune_share=1.0,
                      progress=False)
     assert allowed.deleted == 17 and ids_of(Store(allowed.version_dir)) == {r.id for r in records[:3]}
