@@ -520,6 +520,34 @@ def test_click_through_by_score_and_a_min_score_are_each_engines_own(function_en
     assert f"none of the {7 * len(answers['lsi'])} links lsi answered" in advice["lsi"].text_content()
 
 
+def test_a_suggested_min_score_over_the_answers_mean_top_score_says_it_would_empty_many_lists(client, function_env):
+    """A small site's dashboard suggested data-min-score="0.2" while its answers' best link scored 0.16 on
+    average: set, the widget would have shown nothing on most pages, and the dashboard did not say so."""
+    import pymongo
+
+    now = datetime.now(timezone.utc)
+
+    def answer(i, scores):
+        return {"_id": f"r{i}", "ts": now - timedelta(seconds=i), "status": 200, "corpus": "wiki", "engine": "tfidf",
+                "engine_named": False, "total_ms": 1.0, "n_results": len(scores), "top_score": scores[0],
+                "results": [{"id": f"d{rank}", "score": score} for rank, score in enumerate(scores, 1)]}
+
+    # 150 answers whose links all score under 0.2, none clicked; 10 with a first link at 0.45, clicked
+    answers = [answer(i, [0.15, 0.08, 0.03]) for i in range(150)] + [answer(i, [0.45, 0.1]) for i in range(150, 160)]
+    click = {"ts": now, "corpus": "wiki", "engine": "tfidf", "delay_ms": 1000}
+    mongo = pymongo.MongoClient(function_env["MONGODB"], tz_aware=True)
+    events = mongo.get_default_database()
+    events["requests"].insert_many(answers)
+    events["clicks"].insert_many([{"_id": f"r{i}-1", "request_id": f"r{i}", "rank": 1, "doc_id": "d1", **click}
+                                  for i in range(150, 160)])
+    mongo.close()
+    (advice,) = html_of(client.get("/dashboard")).cssselect("[data-suggested-min-score]")
+    assert advice.get("data-suggested-min-score") == "0.3"
+    assert " ".join(advice.text_content().split()).endswith(
+        "would leave such links out of tfidf's answers. Mind: the best link of tfidf's answers scores 0.1688 on "
+        "average, under 0.3, so many of them would show no list at all.")
+
+
 @pytest.mark.parametrize("low, middle, high, suggested", [
     ((200, 0), (100, 0), (50, 3), (0.1, 300)),  # 300 unclicked under 0.1, clicks above
     ((200, 0), (99, 0), (50, 3), None),  # 299: too few to tell
