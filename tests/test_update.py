@@ -127,6 +127,7 @@ def test_the_rebuild_rule():
     assert rule.reasons({**calm, "oov_share": 0.463, "oov_excess": 0.157}) == [
         "46% of the folded-in words are not in the vocabulary, 16 points more than in the full build's corpus "
         "(limit 10 points)"]
+    assert "the folded-in words' unknown share exceeds the full build's by more than 10 points," in rule.describe()
 
 
 def test_nothing_new_writes_no_version(records, tmp_path):
