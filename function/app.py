@@ -30,7 +30,7 @@ from .params import check_query_length, gives_arguments, is_speculative, parse_q
 from .recommend import Recommender
 from .stats import compute as compute_stats
 from .stats import parse_filters, refuse_unheard_of
-from .store import StoreError, StoreSet, build_advice
+from .store import StoreError, StoreSet, build_advice, store_advice
 
 log = logging.getLogger("related")
 
@@ -56,8 +56,7 @@ def resolve_default_corpus(settings, names):
             )
         return settings.default_corpus
     if not names:
-        raise StoreError(f"no store under {settings.model_store}. Build one: make model-store, or "
-                         "python -m function.build --input CORPUS --out MODEL_STORE/NAME.")
+        raise StoreError(f"no store under {settings.model_store}. Build one: {store_advice(settings.model_store)}")
     return "wiki" if "wiki" in names else names[0]
 
 

@@ -114,10 +114,22 @@ def sqlite_uri(path, **parameters):
     return f"file:{quote(str(path))}" + (f"?{query}" if query else "")
 
 
+# what `make model-store` builds: the Makefile's model_store/wiki, in the repository's folder
+MAKE_MODEL_STORE_BUILDS = Path(__file__).resolve().parent.parent / "model_store" / "wiki"
+
+
 def build_advice(corpus_dir):
-    """The command that builds the corpus of ``corpus_dir``: make model-store builds wiki alone."""
-    wiki = "make model-store, or " if Path(corpus_dir).name == "wiki" else ""
+    """The command that builds the corpus of ``corpus_dir``: make model-store builds the repository's
+    model_store/wiki alone (a MODEL_STORE elsewhere had been told to run it: the sample was built where
+    it was not looked for, and the start failed again)."""
+    wiki = "make model-store, or " if Path(corpus_dir).resolve() == MAKE_MODEL_STORE_BUILDS else ""
     return f"{wiki}python -m function.build --input CORPUS --out {corpus_dir}."
+
+
+def store_advice(root):
+    """The commands that build a store under MODEL_STORE ``root``."""
+    wiki = "make model-store, or " if (Path(root) / "wiki").resolve() == MAKE_MODEL_STORE_BUILDS else ""
+    return f"{wiki}python -m function.build --input CORPUS --out {Path(root) / 'NAME'}."
 
 
 def rebuild_advice(version_dir):
@@ -586,8 +598,7 @@ class Store:
             manifest = json.loads(manifest_path.read_text())
         except FileNotFoundError:
             raise StoreError(
-                f"no store at {self.path} (missing {manifest_path}). Build it: make model-store, or "
-                "python -m function.build --input CORPUS --out MODEL_STORE/NAME."
+                f"no store at {self.path} (missing {manifest_path}). Build it: {build_advice(self.path.parent)}"
             ) from None
         except (OSError, ValueError) as exc:
             raise StoreError(f"unreadable store manifest {manifest_path}: {exc}. Rebuild the store.") from None
@@ -701,8 +712,7 @@ def current_version_dir(corpus_dir):
         if (corpus_dir / "manifest.json").exists():  # a bare version folder given directly
             return corpus_dir
         raise StoreError(
-            f"no store at {corpus_dir} (missing {pointer}). Build it: make model-store, or "
-            f"python -m function.build --input CORPUS --out {corpus_dir}."
+            f"no store at {corpus_dir} (missing {pointer}). Build it: {build_advice(corpus_dir)}"
         ) from None
     return corpus_dir / name
 
@@ -726,7 +736,7 @@ class StoreSet:
 
     def _corpus_dirs(self):
         if not self.root.is_dir():
-            raise StoreError(f"MODEL_STORE {self.root} is not a folder. Build a store: make model-store.")
+            raise StoreError(f"MODEL_STORE {self.root} is not a folder. Build a store: {store_advice(self.root)}")
         return {p.name: p for p in sorted(self.root.iterdir()) if p.is_dir() and not p.name.startswith(".")}
 
     def refresh(self, force=False):

@@ -441,10 +441,19 @@ def test_missing_store_refuses_to_start_with_what_to_do(function_env, tmp_path):
     proc = FunctionProcess({**function_env, "MODEL_STORE": str(tmp_path)})
     assert proc.process.wait(60) != 0
     output = proc.output()
-    assert "DEFAULT_CORPUS='wiki' has no store" in output and "make model-store" in output
-    # make model-store builds wiki, not another corpus: only the builder is offered for one
+    assert "DEFAULT_CORPUS='wiki' has no store" in output and f"--out {tmp_path / 'wiki'}" in output
+    # make model-store builds the repository's model_store/wiki: offered for it alone (a MODEL_STORE
+    # elsewhere had been told to run it, which built the sample where it was not looked for)
+    assert "make model-store" not in output
     from function.app import resolve_default_corpus
     from function.config import Settings
+    from function.store import MAKE_MODEL_STORE_BUILDS, build_advice, store_advice
+
+    assert build_advice(MAKE_MODEL_STORE_BUILDS).startswith("make model-store, or python -m function.build")
+    assert store_advice(MAKE_MODEL_STORE_BUILDS.parent).startswith("make model-store, or ")
+    assert store_advice(tmp_path / "none") == f"python -m function.build --input CORPUS --out {tmp_path / 'none' / 'NAME'}."
+    with pytest.raises(StoreError, match="is not a folder. Build a store: python -m function.build") as refused:
+        StoreSet(tmp_path / "none")
 
     with pytest.raises(StoreError) as refused:
         resolve_default_corpus(Settings.from_env({**function_env, "DEFAULT_CORPUS": "blog"}), ["wiki"])
