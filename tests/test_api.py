@@ -23,6 +23,23 @@ def titles(body):
     return [r["title"] for r in body["results"]]
 
 
+def serving(function_env, tmp_path, name, records, **options):
+    """A client of the function serving one corpus, ``name``, built from ``records`` (tfidf alone unless
+    ``options``, BuildOptions', say otherwise)."""
+    from function.build import BuildOptions, build
+
+    build([iter(records)], tmp_path / name, BuildOptions(**{"name": name, "engines": ("tfidf",), **options}),
+          progress=False)
+    return make_client({**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": name})
+
+
+def records_of(texts, site):
+    """Records of ``texts`` ({name: text}), each at ``site``/name and titled by its name."""
+    from function.records import Record
+
+    return [Record(name, f"{site}/{name}", name, text) for name, text in texts.items()]
+
+
 def test_text_query_answers_with_related_wikipedia_articles(client):
     response = client.get("/", query_string={"text": "moon landing astronaut"})
     assert response.status_code == 200
@@ -79,12 +96,8 @@ def test_a_page_of_boilerplate_alone_is_still_no_article(client, pages, page):
 
 def test_a_chinese_article_page_gets_the_chinese_corpus_article_on_its_subject(pages, function_env, tmp_path):
     # fetch -> extract (paragraphs under 70 characters) -> character pairs -> lookup, end to end
-    from function.build import BuildOptions, build
-    from function.records import Record
-
-    records = [Record(name, f"https://news.example/{name}", name, text) for name, text in CHINESE_ARTICLES.items()]
-    build([iter(records)], tmp_path / "zh", BuildOptions(name="zh", engines=("tfidf",)), progress=False)
-    client = make_client({**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": "zh"})
+    records = records_of(CHINESE_ARTICLES, "https://news.example")
+    client = serving(function_env, tmp_path, "zh", records)
     url = pages.add("/zh-football.html", (
         "<html lang='zh'><head><title>球队逆转取胜</title></head><body><nav><a href='/'>首页</a></nav><article>"
         "<p>主队在今晚的足球比赛中表现出色，上半场落后一球，下半场连进两球完成逆转。</p>"
@@ -101,16 +114,12 @@ def test_a_page_is_answered_by_its_standfirst_s_words_too(pages, function_env, t
     # the standfirst under the headline alone names the ferry; the body's words are in no document. Skipped
     # with every <header>, it had left the page no known word (a 422); it is the page's summary, read for
     # its vector after the title (Article.words), not its text
-    from function.build import BuildOptions, build
-    from function.records import Record
-
     texts = {"ferry": "The island ferry will sail through the night with a second crew, the port authority says.",
              "bread": "Knead the dough, let it rise twice and bake the bread in a hot oven.",
              "cake": "Whisk the eggs and sugar, fold in the flour and bake the cake for forty minutes.",
              "cricket": "The cricket final went to the last ball as the batsman hit a six over the bowler."}
-    records = [Record(name, f"https://blog.example/{name}", name, text) for name, text in texts.items()]
-    build([iter(records)], tmp_path / "blog", BuildOptions(name="blog", engines=("tfidf",)), progress=False)
-    client = make_client({**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": "blog"})
+    records = records_of(texts, "https://blog.example")
+    client = serving(function_env, tmp_path, "blog", records)
     body = ("Residents welcomed the decision on Monday evening, ending a campaign that had lasted for many years "
             "and drawn thousands of signatures from people who work late shifts in the city.",
             "Campaigners said they would keep pressing for lower prices for residents, which they say have risen "
@@ -129,12 +138,11 @@ def test_a_tiny_corpus_keeps_a_word_found_in_most_of_its_documents(function_env,
     """Of 3 articles, 2 on cricket: "cricket" is in more than half of them, which --no-above (0.5)
     leaves out of a larger corpus; a cricket query had found nothing here (a 422)."""
     from function.build import BuildOptions, build
-    from function.records import Record
 
     texts = {"final": "The cricket final went to the last ball as the batsman hit a six over the bowler.",
              "league": "Cricket league results: the spin bowler took five wickets in the second innings.",
              "bread": "Knead the dough, let it rise twice and bake the bread in a hot oven."}
-    records = [Record(name, f"https://blog.example/{name}", name, text) for name, text in texts.items()]
+    records = records_of(texts, "https://blog.example")
     _, manifest = build([iter(records)], tmp_path / "blog", BuildOptions(name="blog", engines=("tfidf",)),
                         progress=False)
     assert manifest["parameters"]["no_above"] == 0.5  # as asked, and as applied:
@@ -148,17 +156,15 @@ def test_a_tiny_corpus_keeps_a_word_found_in_most_of_its_documents(function_env,
 def test_a_page_the_corpus_holds_twice_is_one_link(function_env, tmp_path):
     """An export with a post under its http and https addresses (or with and without a trailing slash)
     had answered two links to the one article."""
-    from function.build import BuildOptions, build
     from function.sources import Record
 
     texts = {"final": "The cricket final went to the last ball as the batsman hit a six over the bowler.",
              "league": "Cricket league results: the spin bowler took five wickets in the second innings.",
              "bread": "Knead the dough, let it rise twice and bake the bread in a hot oven.",
              "cake": "Whisk the eggs and sugar, fold in the flour and bake the cake for forty minutes."}
-    records = [Record(name, f"https://blog.example/{name}", name, text) for name, text in texts.items()]
+    records = records_of(texts, "https://blog.example")
     records.append(Record("final-again", "http://blog.example/final/", "final", texts["final"]))
-    build([iter(records)], tmp_path / "blog", BuildOptions(name="blog", engines=("tfidf",)), progress=False)
-    client = make_client({**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": "blog"})
+    client = serving(function_env, tmp_path, "blog", records)
     answer = client.get("/", query_string={"text": "cricket bowler", "k": 3}).get_json()
     assert sorted(r["title"] for r in answer["results"]) == ["final", "league"]
     assert [r["id"] for r in answer["results"]].count("final") + [r["id"] for r in answer["results"]].count(
@@ -168,7 +174,6 @@ def test_a_page_the_corpus_holds_twice_is_one_link(function_env, tmp_path):
 def test_a_page_the_corpus_holds_in_two_editions_is_one_link(function_env, tmp_path):
     """An export with a post's first edition under its http address and the edited post under https: the
     texts are too far apart to be near-duplicates of each other, but they are one page, one link."""
-    from function.build import BuildOptions, build
     from function.sources import Record
 
     records = [
@@ -180,8 +185,7 @@ def test_a_page_the_corpus_holds_in_two_editions_is_one_link(function_env, tmp_p
                "Cricket league results: the spin bowler took five wickets in the second innings."),
         Record("bread", "https://blog.example/bread", "bread",
                "Knead the dough, let it rise twice and bake the bread in a hot oven.")]
-    build([iter(records)], tmp_path / "blog", BuildOptions(name="blog", engines=("tfidf",)), progress=False)
-    client = make_client({**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": "blog"})
+    client = serving(function_env, tmp_path, "blog", records)
     answer = client.get("/", query_string={"text": "cricket bowler", "k": 3}).get_json()
     assert sorted(r["title"] for r in answer["results"]) == ["final", "league"], answer["results"]
 
@@ -210,12 +214,10 @@ def test_a_near_duplicate_of_a_better_ranked_hit_is_left_out_and_the_answer_stil
                                                                                        engine):
     """A blog's recipe and its lightly edited repost had been listed one below the other in every
     answer naming either: one of the answer's slots wasted. The other recipe, alike but distinct, stays."""
-    from function.build import BuildOptions, build
     from function.sources import Record
 
     records = [Record(name, f"https://blog.example/{name}", title, text) for name, (title, text) in BLOG_POSTS.items()]
-    build([iter(records)], tmp_path / "blog", BuildOptions(name="blog", engines=("tfidf", "lsi")), progress=False)
-    client = make_client({**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": "blog"})
+    client = serving(function_env, tmp_path, "blog", records, engines=("tfidf", "lsi"))
     answer = client.get("/", query_string={"text": "bake the bread dough in a hot oven", "k": 4,
                                            "engine": engine}).get_json()
     ids = [r["id"] for r in answer["results"]]
@@ -229,12 +231,10 @@ def test_lsi_keeps_a_post_of_its_own_that_it_folds_close_to_another(function_env
     """LSI folds texts of one subject together (on the bench store 4.3% of pairs are past 0.95): here, in
     5 dimensions, the recipe is 0.98 to the other recipe and 1.0 to its repost. Only the repost is left out:
     a lower threshold (tf-idf's 0.8, or 0.9) takes the other recipe out of the answer too."""
-    from function.build import BuildOptions, build
     from function.sources import Record
 
     records = [Record(name, f"https://blog.example/{name}", title, text) for name, (title, text) in BLOG_POSTS.items()]
-    build([iter(records)], tmp_path / "blog", BuildOptions(name="blog", engines=("lsi",), lsi_dims=5), progress=False)
-    client = make_client({**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": "blog"})
+    client = serving(function_env, tmp_path, "blog", records, engines=("lsi",), lsi_dims=5)
     ids = [r["id"] for r in client.get("/", query_string={"text": "bake the bread dough in a hot oven", "k": 4})
            .get_json()["results"]]
     assert "rolls" in ids and len({"bread", "bread-repost"} & set(ids)) == 1, ids
@@ -243,12 +243,10 @@ def test_lsi_keeps_a_post_of_its_own_that_it_folds_close_to_another(function_env
 @pytest.mark.parametrize("engine", ["tfidf", "lsi"])
 def test_a_members_repost_is_not_related_content_of_the_member(function_env, tmp_path, engine):
     """Asked about the recipe (by id or by its address), its repost is the same content, not a related post."""
-    from function.build import BuildOptions, build
     from function.sources import Record
 
     records = [Record(name, f"https://blog.example/{name}", title, text) for name, (title, text) in BLOG_POSTS.items()]
-    build([iter(records)], tmp_path / "blog", BuildOptions(name="blog", engines=("tfidf", "lsi")), progress=False)
-    client = make_client({**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": "blog"})
+    client = serving(function_env, tmp_path, "blog", records, engines=("tfidf", "lsi"))
     for query in ({"id": "bread"}, {"url": "https://blog.example/bread-repost"}):
         answer = client.get("/", query_string={**query, "k": 3, "engine": engine}).get_json()
         ids = [r["id"] for r in answer["results"]]
@@ -260,16 +258,13 @@ def test_a_member_whose_address_has_a_query_keeps_the_member_at_its_address_with
     """A forum's threads are one path and a query (thread?id=1): asked for such a member, the member
     at the bare path is another page, a link like any other (only a fetched page's query is dropped
     to find its member)."""
-    from function.build import BuildOptions, build
-    from function.sources import Record
 
     texts = {"thread?id=1": "The cricket final went to the last ball as the batsman hit a six over the bowler.",
              "thread": "Cricket league results: the spin bowler took five wickets in the second innings.",
              "bread": "Knead the dough, let it rise twice and bake the bread in a hot oven.",
              "cake": "Whisk the eggs and sugar, fold in the flour and bake the cake for forty minutes."}
-    records = [Record(path, f"https://forum.example/{path}", path, text) for path, text in texts.items()]
-    build([iter(records)], tmp_path / "forum", BuildOptions(name="forum", engines=("tfidf",)), progress=False)
-    client = make_client({**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": "forum"})
+    records = records_of(texts, "https://forum.example")
+    client = serving(function_env, tmp_path, "forum", records)
     answer = client.get("/", query_string={"url": "https://forum.example/thread?id=1", "k": 3}).get_json()
     assert answer["source"] == "corpus" and answer["results"][0]["id"] == "thread"
     assert "thread?id=1" not in [r["id"] for r in answer["results"]]
@@ -279,7 +274,6 @@ def test_a_small_blogs_subject_words_are_found_in_its_titles_and_its_one_post(fu
     """A blog of 26 posts, each on its own subject: a subject's words are in one post only (and
     its title). With words of two posts or more kept, 10 of 17 one-word queries of a new user's
     28-post blog had been a 422, and "tomato plants on a balcony" had not found the tomato post."""
-    from function.build import BuildOptions, build
     from function.records import Record
 
     subjects = ["tomatoes", "espresso", "router", "password", "camera", "pizza", "budget", "roses", "chain",
@@ -289,8 +283,7 @@ def test_a_small_blogs_subject_words_are_found_in_its_titles_and_its_one_post(fu
     records = [Record(str(i), f"https://blog.example/{subject}", f"Notes on {subject}",
                       f"{filler} More about {subject} next week." if i % 2 else filler)  # half: the title alone
                for i, subject in enumerate(subjects)]
-    build([iter(records)], tmp_path / "blog", BuildOptions(name="blog"), progress=False)
-    client = make_client({**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": "blog"})
+    client = serving(function_env, tmp_path, "blog", records, engines=("lsi", "tfidf"))
     for subject in subjects:
         answer = client.get("/", query_string={"text": f"{subject} tips", "k": 3})
         assert answer.status_code == 200, answer.get_json()
@@ -299,12 +292,8 @@ def test_a_small_blogs_subject_words_are_found_in_its_titles_and_its_one_post(fu
 
 def test_a_thai_article_page_gets_the_thai_corpus_article_on_its_subject(pages, function_env, tmp_path):
     # fetch -> extract -> pairs of clusters (Thai has no spaces between words) -> lookup, end to end
-    from function.build import BuildOptions, build
-    from function.records import Record
-
-    records = [Record(name, f"https://news.example/th/{name}", name, text) for name, text in THAI_ARTICLES.items()]
-    build([iter(records)], tmp_path / "th", BuildOptions(name="th", engines=("tfidf",)), progress=False)
-    client = make_client({**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": "th"})
+    records = records_of(THAI_ARTICLES, "https://news.example/th")
+    client = serving(function_env, tmp_path, "th", records)
     page = ("<html lang='th'><head><title>ราคาข้าวสูงขึ้น</title></head><body><nav><a href='/'>หน้าแรก</a></nav>"
             "<article><p>ปีนี้ราคาข้าวในตลาดสูงขึ้นมาก ชาวนาหลายจังหวัดขายข้าวได้ราคาดีกว่าปีที่แล้ว</p>"
             "<p>พ่อค้าข้าวกล่าวว่าความต้องการข้าวจากต่างประเทศเพิ่มขึ้น ทำให้ราคาข้าวสารในเมืองแพงขึ้นด้วย</p>"
@@ -496,7 +485,6 @@ def test_a_page_server_saying_not_now_is_asked_again_after_a_few_seconds(functio
 def test_a_members_page_asked_with_a_query_of_its_own_is_not_its_own_first_result(function_env, pages, tmp_path):
     # a widget on /post.html?ref=newsletter: the page is fetched (the query makes it another address),
     # and its member had come first, at 1.0: the page itself
-    from function.build import BuildOptions, build
     from function.records import Record
 
     posts = {"moon": pages.body("/moon-landing.html"),
@@ -505,8 +493,7 @@ def test_a_members_page_asked_with_a_query_of_its_own_is_not_its_own_first_resul
              "rice": b"<html><body><article><p>" + b"Rice harvest prices rose across the delta this year. " * 6
              + b"</p></article></body></html>"}
     records = [Record(name, pages.add(f"/own/{name}.html", body), name, body.decode()) for name, body in posts.items()]
-    build([iter(records)], tmp_path / "own", BuildOptions(name="own"), progress=False)
-    client = make_client({**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": "own"})
+    client = serving(function_env, tmp_path, "own", records, engines=("lsi", "tfidf"))
     pages.add("/own/moon.html?ref=newsletter", posts["moon"])
     answer = client.get("/", query_string={"url": pages.url("/own/moon.html?ref=newsletter")}).get_json()
     ids = [r["id"] for r in answer["results"]]
