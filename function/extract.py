@@ -931,10 +931,11 @@ def _lede_before(best, body, kids, scores, paras):
     before it that score a paragraph's worth (jusText's 70 characters): not a box (its good text scores
     nothing), a link list or a date line (two dev pages' dates, good by their neighbours). What lies
     after the story (a bio, comments, a footer line) or before its headline stays out, and so does a
-    picture with its one short line (a caption in a box named for no caption: _a_caption); so does all of it when ``best``
-    opens with a heading of its own: the <h1> above is then the site's name, not its headline. A headline
-    in the story's <header> (skipped by the walk: _story_header) counts as one, and a line beside a picture
-    in a <figure> of its own is not its caption (a hero's figure beside the story's one-line lede)."""
+    picture with its one short line (a caption in a box named for no caption: _a_caption); so does all of
+    it when ``best`` opens with a heading of its own: the <h1> above is then the site's name, not its
+    headline. A headline in the story's <header> (skipped by the walk: _story_header) counts as one, and a
+    line beside a picture in a <figure> of its own is not its caption (a hero's figure beside the story's
+    one-line lede)."""
     if next(p for p in paras if p.node in body).is_heading:
         return []
     top, parent = best, best.getparent()

@@ -91,8 +91,8 @@ class RebuildRule:
     def describe(self):
         return (f"a full rebuild is due when more than {self.max_folded_share:.0%} of the documents were folded "
                 f"in, more than {self.max_deleted_share:.0%} deleted, the folded-in words' unknown share exceeds "
-                f"the full build's by more than {self.max_unknown_excess * 100:.0f} points, or their LSI fit falls below "
-                f"{self.min_lsi_fit:.2f} of the full build's")
+                f"the full build's by more than {self.max_unknown_excess * 100:.0f} points, or their LSI fit falls "
+                f"below {self.min_lsi_fit:.2f} of the full build's")
 
 
 @dataclass
