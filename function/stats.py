@@ -64,6 +64,10 @@ SCORE_BANDS = [f"{low:g}-{high:g}" for low, high in zip(SCORE_EDGES, SCORE_EDGES
 # 3/n); none of 100 is what links clicked twice in 100 show about one time in 8 by chance alone, and
 # many more would keep a small site (a weak link or two an answer) waiting for weeks
 MIN_SHOWN_TO_SUGGEST = 300
+# and the clicks above it must fall there by chance alone less often than this: none in 300 links under
+# an edge says little when the links above had one click in 140 (a small site's dashboard had suggested
+# 0.2 on a single click, which would land above the edge one time in seven whatever the scores)
+SUGGEST_CHANCE = 0.05
 
 
 def band_index(score):
@@ -153,16 +157,33 @@ class MinScoreSuggestion(NamedTuple):
 
 def suggested_min_score(by_score, min_shown=MIN_SHOWN_TO_SUGGEST):
     """The highest band edge under which readers clicked none of at least ``min_shown`` links shown,
-    and some link above it; None when no edge is: too few links under the unclicked bands, a click in
-    the lowest, or no click at all (which says nothing of scores)."""
+    and links above it were clicked more than chance allows (_by_chance); None when no edge is: too
+    few links under the unclicked bands, too few clicks above, a click in the lowest, or no click at
+    all (which says nothing of scores)."""
     suggestion, shown = None, 0
     for band, high in zip(SCORE_BANDS, SCORE_EDGES[1:]):
         if by_score[band]["clicks"]:
-            return suggestion
+            break
         shown += by_score[band]["shown"]
         if shown >= min_shown:
             suggestion = MinScoreSuggestion(high, shown)
-    return None
+    else:
+        return None
+    if suggestion is None:
+        return None
+    clicks = sum(row["clicks"] for row in by_score.values())
+    links = sum(row["shown"] for row in by_score.values())
+    return None if _by_chance(clicks, links - suggestion.shown, links) > SUGGEST_CHANCE else suggestion
+
+
+def _by_chance(clicks, above, links):
+    """How often ``clicks`` on ``links`` would all fall on the ``above`` of them if score made no
+    difference (Fisher's exact test, one-sided, for no click under the edge): C(above, clicks) /
+    C(links, clicks)."""
+    chance = 1.0
+    for i in range(clicks):
+        chance *= max(above - i, 0) / (links - i)
+    return chance
 
 
 def suggested_min_scores(by_engine, min_shown=MIN_SHOWN_TO_SUGGEST):
