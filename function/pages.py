@@ -288,7 +288,7 @@ def dashboard_charts(data, stores):
         "scores": charts.score_ctr_chart(stats["ctr_by_score"], stats["ctr_by_score_by_engine"]),
         "min_scores": suggested_min_scores(stats["ctr_by_score_by_engine"]),
         # an engine's answers' mean top score, to say when a suggestion is over it: it would empty many lists
-        "mean_tops": {engine: figures.get("mean_top_score") for engine, figures in stats["engines"].items()},
+        "mean_tops": data["mean_top_by_engine"],
         "latency": charts.histogram_chart(data["latency_ms"], "ms", "time to answer", "Latency"),
         "delay": charts.histogram_chart(data["click_delay_s"], "s", "time to click", "Time to click"),
         "recommended": charts.bar_list_chart(

@@ -501,6 +501,15 @@ def top_articles(requests, clicks, n=TOP_N):
     return {"recommended": rows(shown), "clicked": rows(clicked)}
 
 
+def mean_top_by_engine(answered):
+    """{engine: the mean top_score of its ``answered`` requests}, for each engine with one."""
+    tops = defaultdict(list)
+    for r in answered:
+        if r.get("engine") and isinstance(r.get("top_score"), (int, float)):
+            tops[r["engine"]].append(r["top_score"])
+    return {engine: _round(statistics.fmean(scores)) for engine, scores in tops.items()}
+
+
 def dashboard(db, corpus, days, limit):
     """What /dashboard draws: the /stats document plus time series, histograms and top articles."""
     now = datetime.now(timezone.utc)
@@ -519,5 +528,8 @@ def dashboard(db, corpus, days, limit):
         "click_delay_s": histogram([c["delay_ms"] / 1000 for c in clicks
                                     if isinstance(c.get("delay_ms"), (int, float))], CLICK_DELAY_EDGES_S),
         "top": top_articles(requests, clicks),
+        # over all each engine's answers, as ctr_by_score_by_engine and so its suggested min_score are: the
+        # split's alone (``engines``) had none for a backend naming its engine on every request
+        "mean_top_by_engine": mean_top_by_engine(answered),
         "errors_by_code": dict(sorted(errors.items(), key=lambda item: (-item[1], item[0]))),
     }
