@@ -73,19 +73,19 @@ class RebuildRule:
     def reasons(self, drift):
         found = []
         if drift["folded_share"] > self.max_folded_share:
-            found.append(f"{drift['folded_share']:.0%} of the documents were folded in "
-                         f"(limit {self.max_folded_share:.0%})")
+            found.append(f"{_past(drift['folded_share'] * 100, self.max_folded_share * 100)}% of the documents "
+                         f"were folded in (limit {self.max_folded_share:.0%})")
         if drift["deleted_share"] > self.max_deleted_share:
-            found.append(f"{drift['deleted_share']:.0%} of the full build's documents were deleted "
-                         f"(limit {self.max_deleted_share:.0%})")
+            found.append(f"{_past(drift['deleted_share'] * 100, self.max_deleted_share * 100)}% of the full "
+                         f"build's documents were deleted (limit {self.max_deleted_share:.0%})")
         if drift.get("oov_excess") is not None and drift["oov_excess"] > self.max_unknown_excess:
             # points, not a ratio: "46% ..., 16% more" had read as 16% of some share
             found.append(f"{drift['oov_share']:.0%} of the folded-in words are not in the vocabulary, "
-                         f"{drift['oov_excess'] * 100:.0f} points more than in the full build's corpus "
-                         f"(limit {self.max_unknown_excess * 100:.0f} points)")
+                         f"{_past(drift['oov_excess'] * 100, self.max_unknown_excess * 100)} points more than in "
+                         f"the full build's corpus (limit {self.max_unknown_excess * 100:.0f} points)")
         if drift["lsi_fit_ratio"] is not None and drift["lsi_fit_ratio"] < self.min_lsi_fit:
-            found.append(f"the LSI space captures {drift['lsi_fit_ratio']:.2f} of the folded documents' "
-                         f"weight relative to the full build's (limit {self.min_lsi_fit:.2f})")
+            found.append(f"the LSI space captures {_past(drift['lsi_fit_ratio'], self.min_lsi_fit, 2)} of the "
+                         f"folded documents' weight relative to the full build's (limit {self.min_lsi_fit:.2f})")
         return found
 
     def describe(self):
@@ -93,6 +93,14 @@ class RebuildRule:
                 f"in, more than {self.max_deleted_share:.0%} deleted, the folded-in words' unknown share exceeds "
                 f"the full build's by more than {self.max_unknown_excess * 100:.0f} points, or their LSI fit falls "
                 f"below {self.min_lsi_fit:.2f} of the full build's")
+
+
+def _past(value, limit, digits=0):
+    """``value`` with the fewest decimals from ``digits`` that tell it from ``limit``: a value just past
+    its limit had been said at it ("20% of the documents were folded in (limit 20%)")."""
+    while digits < 6 and round(value, digits) == round(limit, digits):
+        digits += 1
+    return f"{value:.{digits}f}"
 
 
 @dataclass

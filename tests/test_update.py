@@ -128,6 +128,16 @@ def test_the_rebuild_rule():
         "46% of the folded-in words are not in the vocabulary, 16 points more than in the full build's corpus "
         "(limit 10 points)"]
     assert "the folded-in words' unknown share exceeds the full build's by more than 10 points," in rule.describe()
+    # just past a limit, a figure has the decimals that tell it from the limit: "20% of the documents were
+    # folded in (limit 20%)" had read as a rebuild due at the limit
+    just_past = {**calm, "folded_share": 0.204, "deleted_share": 0.2003, "oov_share": 0.304, "oov_excess": 0.104,
+                 "lsi_fit_ratio": 0.847}
+    assert rule.reasons(just_past) == [
+        "20.4% of the documents were folded in (limit 20%)",
+        "20.03% of the full build's documents were deleted (limit 20%)",
+        "30% of the folded-in words are not in the vocabulary, 10.4 points more than in the full build's corpus "
+        "(limit 10 points)",
+        "the LSI space captures 0.847 of the folded documents' weight relative to the full build's (limit 0.85)"]
 
 
 def test_nothing_new_writes_no_version(records, tmp_path):
