@@ -61,8 +61,8 @@ class RebuildRule:
     between two full builds with different seeds, and its fit ratio falls from
     0.46 to 0.29 meanwhile (a small corpus: LSI fits its own documents far
     better than new ones, so for it a rebuild is due at once, and it is cheap).
-    Documents like the corpus's have 4-6% more unknown words than the full
-    build's own; 10% more means new vocabulary.
+    Documents like the corpus's have 4-6 points more unknown words than the
+    full build's own; 10 points more means new vocabulary.
     """
 
     max_folded_share: float = 0.20  # documents added or changed since the full build / documents now

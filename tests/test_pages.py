@@ -559,7 +559,7 @@ def test_a_suggested_min_score_over_the_answers_mean_top_score_says_it_would_emp
     ((300, 1), (100, 0), (50, 3), None),  # a link of the lowest band was clicked
     ((300, 0), (100, 1), (50, 3), (0.05, 300)),  # the highest edge under which none was
     # one click in 140 links above 800 unclicked: a click lands above one time in 7 whatever the scores
-    # (a small site's dashboard had suggested 0.1 on it); three: 1 in 320
+    # (a small site's dashboard had suggested an edge on a single click); three: 1 in 314
     ((400, 0), (400, 0), (139, 1), None),
     ((400, 0), (400, 0), (139, 3), (0.1, 800)),
 ])
