@@ -120,24 +120,29 @@ def _with_numbers(arguments):
 
 
 def whole_number(raw, name, low, high):
-    """Query-string text as an int from ``low`` to ``high``, read as the API's k is (_number_from_text:
+    """Query-string text as an int from ``low`` to ``high``, read as the API's k is (_read_number:
     "days=７" is /stats' 7 as "k=５" is 5); ApiError (400) for anything else."""
     try:
-        value = _number_from_text("k", raw) if len(raw) <= 40 else None  # int() of 5,000 digits is slow
-    except ApiError:
+        value = _read_number(raw, int) if len(raw) <= 40 else None  # int() of 5,000 digits is slow
+    except ValueError:
         value = None
     if value is None or not low <= value <= high:
         raise _bad(f"'{name}' must be a whole number from {low} to {high}, got {raw[:40]!r}")
     return value
 
 
+def _read_number(raw, cast):
+    """``cast`` (int or float) of query-string text: spaces around, a sign, and any script's decimal
+    digits (full-width, Arabic-Indic) are a number; "1_0" is not (ValueError)."""
+    if "_" in raw:  # int() and float() read "1_0" as 10: a Python spelling, not a number
+        raise ValueError(raw)
+    return cast(raw)
+
+
 def _number_from_text(name, raw):
-    """k as an int, min_score as a float, read by int() and float(): spaces around, a sign, and any
-    script's decimal digits (full-width, Arabic-Indic) are a number; "1_0" is not."""
+    """k as an int, min_score as a float (_read_number)."""
     try:
-        if "_" in raw:  # int() and float() read "1_0" as 10: a Python spelling, not a number
-            raise ValueError(raw)
-        return int(raw) if name == "k" else float(raw)
+        return _read_number(raw, int if name == "k" else float)
     except ValueError:
         kind = "an integer" if name == "k" else "a number"
         raise _bad(f"'{name}' must be {kind}, got {raw[:40]!r}") from None
