@@ -160,6 +160,7 @@ def suggested_min_score(by_score, min_shown=MIN_SHOWN_TO_SUGGEST):
     and links above it were clicked more than chance allows (_by_chance); None when no edge is: too
     few links under the unclicked bands, too few clicks above, a click in the lowest, or no click at
     all (which says nothing of scores)."""
+    clicks = sum(row["clicks"] for row in by_score.values())
     suggestion, shown = None, 0
     for band, high in zip(SCORE_BANDS, SCORE_EDGES[1:]):
         if by_score[band]["clicks"]:
@@ -167,11 +168,8 @@ def suggested_min_score(by_score, min_shown=MIN_SHOWN_TO_SUGGEST):
         shown += by_score[band]["shown"]
         if shown >= min_shown:
             suggestion = MinScoreSuggestion(high, shown)
-    else:
+    if suggestion is None or not clicks:
         return None
-    if suggestion is None:
-        return None
-    clicks = sum(row["clicks"] for row in by_score.values())
     links = sum(row["shown"] for row in by_score.values())
     return None if _by_chance(clicks, links - suggestion.shown, links) > SUGGEST_CHANCE else suggestion
 
