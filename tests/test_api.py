@@ -17,6 +17,11 @@ from conftest import (BROWSER_AGENT, CHINESE_ARTICLES, READER, STATS_TOKEN, THAI
                       wait_for_events, wiki_article)
 
 RESULT_KEYS = {"rank", "id", "url", "title", "score", "click_url"}
+# a small blog's posts, two on cricket and two recipes: the tiny corpora of the tests below
+POSTS = {"final": "The cricket final went to the last ball as the batsman hit a six over the bowler.",
+         "league": "Cricket league results: the spin bowler took five wickets in the second innings.",
+         "bread": "Knead the dough, let it rise twice and bake the bread in a hot oven.",
+         "cake": "Whisk the eggs and sugar, fold in the flour and bake the cake for forty minutes."}
 
 
 def titles(body):
@@ -115,9 +120,7 @@ def test_a_page_is_answered_by_its_standfirst_s_words_too(pages, function_env, t
     # with every <header>, it had left the page no known word (a 422); it is the page's summary, read for
     # its vector after the title (Article.words), not its text
     texts = {"ferry": "The island ferry will sail through the night with a second crew, the port authority says.",
-             "bread": "Knead the dough, let it rise twice and bake the bread in a hot oven.",
-             "cake": "Whisk the eggs and sugar, fold in the flour and bake the cake for forty minutes.",
-             "cricket": "The cricket final went to the last ball as the batsman hit a six over the bowler."}
+             "bread": POSTS["bread"], "cake": POSTS["cake"], "cricket": POSTS["final"]}
     records = records_of(texts, "https://blog.example")
     client = serving(function_env, tmp_path, "blog", records)
     body = ("Residents welcomed the decision on Monday evening, ending a campaign that had lasted for many years "
@@ -139,9 +142,7 @@ def test_a_tiny_corpus_keeps_a_word_found_in_most_of_its_documents(function_env,
     leaves out of a larger corpus; a cricket query had found nothing here (a 422)."""
     from function.build import BuildOptions, build
 
-    texts = {"final": "The cricket final went to the last ball as the batsman hit a six over the bowler.",
-             "league": "Cricket league results: the spin bowler took five wickets in the second innings.",
-             "bread": "Knead the dough, let it rise twice and bake the bread in a hot oven."}
+    texts = {name: POSTS[name] for name in ("final", "league", "bread")}
     records = records_of(texts, "https://blog.example")
     _, manifest = build([iter(records)], tmp_path / "blog", BuildOptions(name="blog", engines=("tfidf",)),
                         progress=False)
@@ -158,10 +159,7 @@ def test_a_page_the_corpus_holds_twice_is_one_link(function_env, tmp_path):
     had answered two links to the one article."""
     from function.sources import Record
 
-    texts = {"final": "The cricket final went to the last ball as the batsman hit a six over the bowler.",
-             "league": "Cricket league results: the spin bowler took five wickets in the second innings.",
-             "bread": "Knead the dough, let it rise twice and bake the bread in a hot oven.",
-             "cake": "Whisk the eggs and sugar, fold in the flour and bake the cake for forty minutes."}
+    texts = dict(POSTS)
     records = records_of(texts, "https://blog.example")
     records.append(Record("final-again", "http://blog.example/final/", "final", texts["final"]))
     client = serving(function_env, tmp_path, "blog", records)
@@ -177,14 +175,11 @@ def test_a_page_the_corpus_holds_in_two_editions_is_one_link(function_env, tmp_p
     from function.sources import Record
 
     records = [
-        Record("final", "https://blog.example/final", "final",
-               "The cricket final went to the last ball as the batsman hit a six over the bowler."),
+        Record("final", "https://blog.example/final", "final", POSTS["final"]),
         Record("final-first-edition", "http://blog.example/final/", "final",
                "Cricket report, first edition: rain stopped play twice while the visiting bowler waited inside."),
-        Record("league", "https://blog.example/league", "league",
-               "Cricket league results: the spin bowler took five wickets in the second innings."),
-        Record("bread", "https://blog.example/bread", "bread",
-               "Knead the dough, let it rise twice and bake the bread in a hot oven.")]
+        Record("league", "https://blog.example/league", "league", POSTS["league"]),
+        Record("bread", "https://blog.example/bread", "bread", POSTS["bread"])]
     client = serving(function_env, tmp_path, "blog", records)
     answer = client.get("/", query_string={"text": "cricket bowler", "k": 3}).get_json()
     assert sorted(r["title"] for r in answer["results"]) == ["final", "league"], answer["results"]
@@ -202,9 +197,9 @@ BLOG_POSTS = {
     "bread-repost": ("My favourite bread recipe", RECIPE + " Update: readers asked, and rye flour works too."),
     "rolls": ("Bread rolls", "Knead the dough for ten minutes, let it rise once in a warm kitchen, shape small "
                              "rolls, brush them with milk and bake the rolls in a hot oven until golden."),
-    "cake": ("Sponge cake", "Whisk the eggs and sugar, fold in the flour and bake the cake for forty minutes."),
-    "final": ("The final", "The cricket final went to the last ball as the batsman hit a six over the bowler."),
-    "league": ("League", "Cricket league results: the spin bowler took five wickets in the second innings."),
+    "cake": ("Sponge cake", POSTS["cake"]),
+    "final": ("The final", POSTS["final"]),
+    "league": ("League", POSTS["league"]),
     "garden": ("Tomatoes", "Tomato plants on a balcony need sun, a deep pot and water every evening in summer."),
 }
 
@@ -259,10 +254,7 @@ def test_a_member_whose_address_has_a_query_keeps_the_member_at_its_address_with
     at the bare path is another page, a link like any other (only a fetched page's query is dropped
     to find its member)."""
 
-    texts = {"thread?id=1": "The cricket final went to the last ball as the batsman hit a six over the bowler.",
-             "thread": "Cricket league results: the spin bowler took five wickets in the second innings.",
-             "bread": "Knead the dough, let it rise twice and bake the bread in a hot oven.",
-             "cake": "Whisk the eggs and sugar, fold in the flour and bake the cake for forty minutes."}
+    texts = {"thread?id=1": POSTS["final"], "thread": POSTS["league"], "bread": POSTS["bread"], "cake": POSTS["cake"]}
     records = records_of(texts, "https://forum.example")
     client = serving(function_env, tmp_path, "forum", records)
     answer = client.get("/", query_string={"url": "https://forum.example/thread?id=1", "k": 3}).get_json()
