@@ -209,7 +209,6 @@ def summarise(requests, clicks, views=(), by_engine=False):
     max_rank = max(shown.values(), default=0)
     latencies = [r["total_ms"] for r in answered if isinstance(r.get("total_ms"), (int, float))]
     delays = [c["delay_ms"] for c in clicks if isinstance(c.get("delay_ms"), (int, float))]
-    top_scores = [r["top_score"] for r in answered if isinstance(r.get("top_score"), (int, float))]
     by_score, engines_by_score = ctr_by_score_by_engine([r for r in answered if r["_id"] in shown], clicked)
     return {
         "requests": len(answered),
@@ -231,7 +230,7 @@ def summarise(requests, clicks, views=(), by_engine=False):
         **({"ctr_by_score_by_engine": engines_by_score} if by_engine else {}),
         "latency_ms": {"p50": _round(percentile(latencies, 50), 2), "p95": _round(percentile(latencies, 95), 2)},
         "click_delay_ms": {"median": _round(statistics.median(delays), 1) if delays else None},
-        "mean_top_score": _round(statistics.fmean(top_scores)) if top_scores else None,
+        "mean_top_score": mean_top_score(answered),
     }
 
 
@@ -499,13 +498,19 @@ def top_articles(requests, clicks, n=TOP_N):
     return {"recommended": rows(shown), "clicked": rows(clicked)}
 
 
+def mean_top_score(answered):
+    """The mean top_score of the ``answered`` requests that have one; None for none."""
+    tops = [r["top_score"] for r in answered if isinstance(r.get("top_score"), (int, float))]
+    return _round(statistics.fmean(tops)) if tops else None
+
+
 def mean_top_by_engine(answered):
-    """{engine: the mean top_score of its ``answered`` requests}, for each engine with one."""
-    tops = defaultdict(list)
+    """{engine: mean_top_score of its ``answered`` requests}, for each engine with one."""
+    by_engine = defaultdict(list)
     for r in answered:
-        if r.get("engine") and isinstance(r.get("top_score"), (int, float)):
-            tops[r["engine"]].append(r["top_score"])
-    return {engine: _round(statistics.fmean(scores)) for engine, scores in tops.items()}
+        if r.get("engine"):
+            by_engine[r["engine"]].append(r)
+    return {engine: mean for engine, rows in by_engine.items() if (mean := mean_top_score(rows)) is not None}
 
 
 def dashboard(db, corpus, days, limit):
