@@ -809,7 +809,15 @@ def options_from_args(args):
 
 
 def rebuild_command(corpus_dir, manifest, inputs=("CORPUS",), source_options=()):
-    """(command, notes): the build that makes ``corpus_dir``'s store again from ``inputs``, read with
+    """(command, notes): rebuild_arguments() as one line for a shell."""
+    arguments, notes = rebuild_arguments(corpus_dir, manifest, inputs, source_options)
+    # quoted for a shell, and what a terminal would act on escaped: a store's folder or name holding
+    # "\r\x1b[1A" had printed another command over this one
+    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in shlex.join(arguments)), notes
+
+
+def rebuild_arguments(corpus_dir, manifest, inputs=("CORPUS",), source_options=()):
+    """(arguments, notes): the build that makes ``corpus_dir``'s store again from ``inputs``, read with
     ``source_options`` (flags, as given to the update that asks for it), with the options it was
     built with that are not the defaults ("--stopwords french --stem french"): a rebuild must give
     them again, or it builds with the defaults, unsaid. A store of a tokenizer revision before
@@ -844,9 +852,7 @@ def rebuild_command(corpus_dir, manifest, inputs=("CORPUS",), source_options=())
     for name, value in tokenizer.items():
         if name != "revision" and value != getattr(defaults.tokenizer, name, value):
             arguments += _flag({"min_len": "min-token-len", "max_len": "max-token-len"}.get(name, name), value)
-    # quoted for a shell, and what a terminal would act on escaped: a store's folder or name holding
-    # "\r\x1b[1A" had printed another command over this one
-    return "".join(char if char.isprintable() else ascii(char)[1:-1] for char in shlex.join(arguments)), notes
+    return arguments, notes
 
 
 def _flag(name, value):

@@ -24,6 +24,7 @@ from function.fetch import FetchLimits
 from function.records import Record, Skip
 from function.sources import detect_format
 from function.store import Store, current_version_dir
+from function.update import main as update_main
 from function.urls import normalise_url
 from website import (ARTICLE_PATHS, Site, article_html, page_for, page_paragraphs, paragraphs, publish, sitemap_index,
                      title_of, write_sitemaps)
@@ -514,6 +515,31 @@ def test_a_file_of_urls_builds_a_store(site, tmp_path, monkeypatch):
     monkeypatch.setenv("FETCH_ALLOW_PRIVATE_HOSTS", "127.0.0.1")
     assert build_main(["--input", str(listing), "--out", str(out), "--quiet", "--rate", "100"]) == 0
     assert Store(current_version_dir(out)).size == 4 and (out / ".crawl" / "pages.jsonl").exists()
+
+
+def test_an_update_that_rebuilds_reads_the_crawl_it_made_and_fetches_nothing_again(site, tmp_path, monkeypatch):
+    """--rebuild-if-due builds from the update's own crawl: a page fetched twice would have doubled a
+    site's requests, and the site could have changed between the update's reading and the build's."""
+    root = publish(site)
+    out = tmp_path / "store" / "site"
+    monkeypatch.setenv("FETCH_ALLOW_PRIVATE_HOSTS", "127.0.0.1")
+    assert build_main(["--input", root, "--out", str(out), "--quiet", "--rate", "100"]) == 0
+    built = Store(current_version_dir(out))
+    # two new pages, on a topic the site had no page on: their words are new, so a rebuild is due
+    new = {"/garden/1": "Tomatoes, compost and raised beds", "/garden/2": "Pruning roses and apple trees"}
+    for n, (path, title) in enumerate(new.items()):
+        site.add(path, article_html(title, [f"{title}: the gardener's spring list, mulch, seedlings and slugs.",
+                                            paragraphs("baking", n, count=1)[0]]))
+    write_sitemaps(site, {**{p: "2024-05-01" for p in ARTICLE_PATHS}, **{p: "2024-06-01" for p in new}})
+    hits = dict(site.hits)
+    assert update_main([str(out), "--input", root, "--prune", "--rebuild-if-due", "--quiet", "--rate", "100"]) == 0
+    rebuilt = Store(current_version_dir(out))
+    assert rebuilt.manifest["builder"].startswith("function.build") and rebuilt.version != built.version
+    assert rebuilt.size == built.size + 2 and rebuilt.row_for_id(normalise_url(site.url("/garden/2"))) is not None
+    # the sitemaps once, the new pages once, nothing else: the build read the update's crawl
+    fetched = {path: count - hits.get(path, 0) for path, count in site.hits.items() if count > hits.get(path, 0)}
+    assert fetched == {"/sitemap_index.xml": 1, "/sitemaps/articles.xml.gz": 1, "/sitemaps/more.xml": 1,
+                       "/robots.txt": 1, "/garden/1": 1, "/garden/2": 1}
 
 
 def test_a_short_post_is_a_document_and_a_page_of_boilerplate_is_listed_as_skipped(site, tmp_path, monkeypatch):
