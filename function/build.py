@@ -877,10 +877,15 @@ def main(argv=None):
     except KeyboardInterrupt:  # said, not a traceback (a crawl has said how to resume)
         print(f"build stopped: nothing of it was made live in {args.out}", file=sys.stderr)
         return 130
-    print(f"built {final}: {manifest['documents']} documents, {manifest['vocabulary']} terms, "
-          f"engines {', '.join(manifest['engines'])}, {manifest['skipped']} skipped "
-          f"(see {final / 'skipped.jsonl'}), {manifest['build_seconds']} s", file=sys.stderr)
+    print(built_line(final, manifest), file=sys.stderr)
     return 0
+
+
+def built_line(final, manifest):
+    """What a finished build says (the build's command, and an update that rebuilt)."""
+    return (f"built {final}: {manifest['documents']} documents, {manifest['vocabulary']} terms, "
+            f"engines {', '.join(manifest['engines'])}, {manifest['skipped']} skipped "
+            f"(see {final / 'skipped.jsonl'}), {manifest['build_seconds']} s")
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ import numpy as np
 
 from . import __version__
 from .article import indexed_text
-from .build import (CHUNK_DOCS, Bags, BuildOptions, build_ann, build_locked, corpus_lock, finish_sparse,
+from .build import (CHUNK_DOCS, Bags, BuildOptions, build_ann, build_locked, built_line, corpus_lock, finish_sparse,
                     options_from_args, parse_args as build_arguments, point_current, prune_versions,
                     rebuild_arguments, rebuild_command, release_freed_arrays, skips_said, unit_rows, weigh_rows)
 from .records import Skip, is_url
@@ -124,6 +124,7 @@ class UpdateResult:
     seconds: float = 0.0
     skips_said: str = ""  # no new version: its first skips, as " (N skipped: where: reason; ...)"
     rebuild: bool = False  # rebuild_if_due: a rebuild is due and the inputs are the whole corpus, so none was made
+    whole: bool = False  # the inputs were read as the whole corpus (--prune, and the prune was not refused)
 
 
 @contextmanager
@@ -494,6 +495,7 @@ def update_locked(corpus_dir, sources=(), delete_ids=(), prune=False, keep_versi
             deleted_rows |= pruned
             if note:
                 result.notes.append(note)
+            result.whole = not note
         replaced = {doc[5] for doc, chosen in zip(incoming.docs, fold) if chosen and doc[5] is not None}
         deleted_rows -= replaced
         result.deleted = len(deleted_rows)
@@ -704,11 +706,9 @@ def main(argv=None):
         print(f"update stopped: {args.store} still serves the version it had", file=sys.stderr)
         return 130
     if result.rebuild:
-        print(f"built {final}: {manifest['documents']} documents, {manifest['vocabulary']} terms, "
-              f"engines {', '.join(manifest['engines'])}, {manifest['skipped']} skipped (see {final / 'skipped.jsonl'}), {manifest['build_seconds']} s",
-              file=sys.stderr)
+        print(built_line(final, manifest), file=sys.stderr)
         return 0
-    print(report(result, args.store, rule, args.input, given_source_options(args), whole=args.prune), file=sys.stderr)
+    print(report(result, args.store, rule, args.input, given_source_options(args), whole=result.whole), file=sys.stderr)
     return 0
 
 

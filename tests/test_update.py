@@ -537,3 +537,17 @@ def test_words_only_deleted_documents_had_find_nothing_and_fail_nothing(records,
     client = make_client({**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": "w"})
     response = client.get("/", query_string={"text": word, "engine": "tfidf"})
     assert response.status_code == 200 and response.get_json()["results"] == []
+
+
+def test_a_refused_prune_does_not_call_the_inputs_the_whole_corpus(records, tmp_path, capsys):
+    """The prune refused (it would delete too much): the rebuild's inputs had still been called "the whole
+    corpus as --prune reads them", which they were not shown to be."""
+    base_store(records, tmp_path / "w", count=50)
+    corpus = tmp_path / "new.jsonl"
+    corpus.write_text("".join(json.dumps({"id": r.id, "url": r.url, "title": r.title, "text": r.text}) + "\n"
+                              for r in records[50:70]))
+    assert update_main([str(tmp_path / "w"), "--input", str(corpus), "--prune", "--quiet"]) == 0
+    said = capsys.readouterr().err
+    assert "not pruned: it would delete 50 of the 50 documents" in said and "full rebuild due" in said
+    assert "the whole corpus as --prune reads them" not in said
+    assert "give the whole corpus if these inputs are not all of it" in said
