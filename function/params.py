@@ -283,14 +283,15 @@ def parse_query(request, settings, corpora, arguments=None):
     if not -1.0 <= min_score <= 1.0:
         raise _bad(f"'min_score' must be between -1 and 1, got {str(min_score)[:40]}")
 
-    corpus = fields.get("corpus") or settings.default_corpus
+    # _given, not "or": a 0, false, [] or {} is a wrong value, not one left out (it had been the default)
+    corpus = _given(fields, "corpus", settings.default_corpus)
     if not isinstance(corpus, str) or not NAME.match(corpus):
         raise _bad("'corpus' must be a corpus name (letters, digits, '.', '_', '-')")
     if corpus not in corpora:
         known = ", ".join(corpora) or "none"
         raise ApiError(f"unknown corpus '{corpus}' (available: {known})", status=404, code="unknown_corpus")
 
-    engine = fields.get("engine") or ""
+    engine = _given(fields, "engine", "")
     if not isinstance(engine, str) or (engine and not NAME.match(engine)):
         raise _bad("'engine' must be an engine name")
     return Query(kind, value, k, corpus, float(min_score), engine)

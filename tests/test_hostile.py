@@ -505,6 +505,14 @@ BAD_BODIES = [
     ("id_mongo_operator", b'{"id": {"$ne": null}}', 400, "invalid_parameter"),
     ("corpus_mongo_operator", b'{"text": "moon", "corpus": {"$regex": ".*"}}', 400, "invalid_parameter"),
     ("engine_list", b'{"text": "moon", "engine": ["lsi"]}', 400, "invalid_parameter"),
+    # only null and "" are not given: a false value of another type had been read as not given (a 200
+    # from the default corpus and the split's engine, where "k": 0 and "min_score": false are 400s)
+    ("corpus_zero", b'{"text": "moon", "corpus": 0}', 400, "invalid_parameter"),
+    ("corpus_false", b'{"text": "moon", "corpus": false}', 400, "invalid_parameter"),
+    ("corpus_empty_list", b'{"text": "moon", "corpus": []}', 400, "invalid_parameter"),
+    ("engine_zero", b'{"text": "moon", "engine": 0}', 400, "invalid_parameter"),
+    ("engine_false", b'{"text": "moon", "engine": false}', 400, "invalid_parameter"),
+    ("engine_empty_object", b'{"text": "moon", "engine": {}}', 400, "invalid_parameter"),
     ("min_score_bool", b'{"text": "moon", "min_score": true}', 400, "invalid_parameter"),
     ("lone_surrogate_text", b'{"text": "moon \\ud800 landing"}', 400, "invalid_parameter"),
     ("lone_surrogate_id", b'{"id": "\\udfff"}', 400, "invalid_parameter"),
