@@ -44,8 +44,9 @@ class Article:
 
     @property
     def words(self):
-        """What the page's vector reads after its title (indexed_text): the summary, then the text."""
-        return f"{self.summary}\n\n{self.text}" if self.summary else self.text
+        """What the page's vector reads after its title (indexed_text): the summary, then the text (either may
+        be "": a brief's standfirst is all its words)."""
+        return "\n\n".join(part for part in (self.summary, self.text) if part)
 
 
 def indexed_text(title, text, url="", titles=True):

@@ -575,9 +575,9 @@ class SiteCrawl:
                 title, text = "", decode_html(page.body, page.charset).strip()
             else:
                 article = extract_article(page.body, url=page.final_url, encoding=page.charset)
-                title, text = article.title, article.text.strip()
-                if text:  # the record's text is what the builder indexes: the standfirst first, as a fetched page's
-                    text = article.words.strip()
+                # the record's text is what the builder indexes: the standfirst first, as a fetched page's (a brief's
+                # standfirst alone too)
+                title, text = article.title, article.words.strip()
             if not text:
                 raise PageError(NO_TEXT)
             entry.update(status="ok", final_url=page.final_url, title=title, text=text)

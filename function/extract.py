@@ -77,8 +77,10 @@ __all__ = ["Article", "EXTRACTION_REVISION", "extract_article", "decode_html"]
 # as the story; revision 4: a quote's <figure> holding a picture's <figure> is the story's, but for the
 # picture's caption, a line beside a picture longer than a caption, MAX_CAPTION_CHARS, is a lede, and the
 # standfirst in the story's <header> is read as the page's summary, which a crawled record's text opens
-# with, where it had been lost: the text itself holds it no more than before).
-EXTRACTION_REVISION = 4
+# with, where it had been lost: the text itself holds it no more than before; revision 5: when nothing was
+# kept, the standfirst in the page's one story <header> is its summary, a brief's or a video page's words,
+# where the page had had no text: no dev page reads otherwise, but a crawl fetches again those it found none in).
+EXTRACTION_REVISION = 5
 
 
 EMPTY = Article("", "", "")
@@ -1062,13 +1064,21 @@ def _header_before(node):
 MAX_STANDFIRST_LINES = 5
 
 
-def _standfirst(kept, stoplist):
+def _lone_story_header(doc):
+    """The page's one story <header> (_story_header); None when it has none or several (a list of stories)."""
+    headers = [el for el in doc.iter("header") if _story_header(el)]
+    return headers[0] if len(headers) == 1 else None
+
+
+def _standfirst(doc, kept, stoplist):
     """The lines of the standfirst (a "sub-head", "strapline" or "dek") in the story's <header> before the
-    first of the ``kept`` paragraphs: those under the headline of a paragraph's length and prose (jusText's
-    context-free neargood or good, judged alone), not in a box (a byline, a caption). The walk skips
-    every <header>, and the benchmark's expected text leaves the standfirst out (all 7 dev pages that have
-    one): it is the page's summary, read for its vector, not its text. The first MAX_STANDFIRST_LINES."""
-    header = _header_before(kept[0].node) if kept else None
+    first of the ``kept`` paragraphs, or the page's one story header when nothing was kept (a brief, a video
+    page: the headline and standfirst are all its words, and had been a page with no text): those under the
+    headline of a paragraph's length and prose (jusText's context-free neargood or good, judged alone), not
+    in a box (a byline, a caption). The walk skips every <header>, and the benchmark's expected text leaves
+    the standfirst out (all 7 dev pages that have one): it is the page's summary, read for its vector, not
+    its text. The first MAX_STANDFIRST_LINES."""
+    header = _header_before(kept[0].node) if kept else _lone_story_header(doc)
     if header is None:
         return []
     walked = _paragraphs(header, headers=True)[0]
@@ -1121,7 +1131,7 @@ def _extract(html, url, encoding):
     gated = _gated_classes(doc)
     paras, hidden = _paragraphs(root, gated=gated)
     text, lang, kept, stoplist = _article_text(paras, declared)
-    standfirst = _standfirst(kept, stoplist)
+    standfirst = _standfirst(doc, kept, stoplist)
     story = _story_article(doc)
     if story is not None and kept:
         inside = set(story.iter())  # one walk of the story, not one up from each kept paragraph
@@ -1148,6 +1158,8 @@ def _extract(html, url, encoding):
     # not a line the text reads again (the body's first paragraph, an articleBody that opens with it), nor the
     # title, which the vector reads first (indexed_text)
     summary = "\n\n".join(line for line in standfirst if line not in text and line != title)
+    if summary and not text:  # the standfirst is all the page's words: their language, as a short post's
+        lang = language.choose(declared, summary)[1]
     return Article(title, lang, text, canonical_of(doc, url), summary)
 
 

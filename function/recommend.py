@@ -199,7 +199,7 @@ class Recommender:
                 extracted = extract_article(page.body, url=page.final_url, encoding=page.charset)
                 article = dataclasses.replace(extracted, text=extracted.text.strip())
             timings["extract"] = _ms(time.perf_counter() - started)
-            if not article.text:
+            if not article.words:  # a brief's, a video page's standfirst alone is words enough (Article.words)
                 raise ApiError("no article text found on the page", status=422, code="no_article_text")
         except ApiError as exc:
             if exc.status in PAGE_FAULTS:  # a copy: the raised one's traceback holds the page's body

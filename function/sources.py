@@ -224,7 +224,7 @@ def read_html_folder(folder, base_url=None):
             yield Skip(where, f"bad URL {url[:200]!r}")
             continue
         article = extract_article(html, url=url)
-        if not article.text.strip():
+        if not article.words.strip():  # a brief's standfirst alone is its words, as a fetched page's
             yield Skip(where, "no article text found on the page")
             continue
         # its standfirst first, as a crawled page's record and a fetched page's words (Article.words)

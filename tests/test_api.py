@@ -137,6 +137,25 @@ def test_a_page_is_answered_by_its_standfirst_s_words_too(pages, function_env, t
     assert answer.get_json()["results"][0]["url"] == "https://blog.example/ferry"
 
 
+def test_a_brief_of_a_headline_and_a_standfirst_alone_is_answered_by_them(pages, function_env, tmp_path):
+    # no body (a brief, a video page): the standfirst had not been read and the page was a 422 no_article_text
+    texts = {"ferry": "The island ferry will sail through the night with a second crew, the port authority says.",
+             "bread": POSTS["bread"], "cake": POSTS["cake"], "cricket": POSTS["final"]}
+    client = serving(function_env, tmp_path, "blog", records_of(texts, "https://blog.example"))
+    header = ("<html lang='en'><head><title>Good news at last</title></head><body><main><article><header>"
+              "<h1>Good news at last</h1>{}</header><figure><video src='/ferry.mp4'></video></figure></article>"
+              "</main></body></html>")
+    url = pages.add("/ferry-video.html", header.format(
+        "<p class='standfirst'>The island ferry will sail every hour through the night, after the port authority "
+        "agreed to pay for a second crew.</p>").encode())
+    answer = client.get("/", query_string={"url": url, "k": 3})
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["results"][0]["url"] == "https://blog.example/ferry"
+    # neither text nor standfirst: still no article
+    bare = pages.add("/bare-video.html", header.format("").encode())
+    refused = client.get("/", query_string={"url": bare, "k": 3})
+    assert refused.status_code == 422 and refused.get_json()["error"]["code"] == "no_article_text"
+
 def test_a_tiny_corpus_keeps_a_word_found_in_most_of_its_documents(function_env, tmp_path):
     """Of 3 articles, 2 on cricket: "cricket" is in more than half of them, which --no-above (0.5)
     leaves out of a larger corpus; a cricket query had found nothing here (a 422)."""

@@ -195,6 +195,31 @@ def test_a_folder_page_s_record_text_opens_with_its_standfirst_as_a_crawled_page
     assert record.text == "\n\n".join([standfirst] + story)
 
 
+BRIEF = ("<html lang='en'><body><main><article><header><h1>Ferry all night</h1>{}</header>"
+         "<figure><video src='/ferry.mp4'></video></figure></article></main></body></html>")
+
+
+def test_a_brief_s_record_is_its_standfirst_crawled_or_in_a_folder(site, tmp_path):
+    # a brief, a video page: a headline and a standfirst, no body. Its record had been skipped ("no article
+    # text"); the standfirst is its words, as a fetched page's. A page with neither stays a skip
+    from function.sources import read_html_folder
+
+    site.add("/robots.txt", b"", content_type="text/plain")
+    standfirst = ("The island ferry will sail every hour through the night for the first time, after the port "
+                  "authority agreed to pay for a second crew.")
+    brief, bare = BRIEF.format(f"<p class='standfirst'>{standfirst}</p>"), BRIEF.format("")
+    listing = tmp_path / "urls.txt"
+    listing.write_text(site.add("/ferry/1", brief.encode()) + "\n" + site.add("/ferry/2", bare.encode()) + "\n")
+    [record], [skip] = split(SiteCrawl([listing], "urls", options()))
+    assert (record.title, record.text) == ("Ferry all night", standfirst)
+    assert skip.where.endswith("/ferry/2") and skip.reason == "no article text found on the page"
+    folder = tmp_path / "site"
+    folder.mkdir()
+    (folder / "brief.html").write_text(brief)
+    (folder / "bare.html").write_text(bare)
+    [record], [skip] = split(list(read_html_folder(folder, base_url="https://blog.example/")))
+    assert (record.text, skip.where, skip.reason) == (standfirst, "bare.html", "no article text found on the page")
+
 def test_a_listed_page_that_fails_is_kept_under_the_url_that_redirected_to_it(site, tmp_path):
     site.add("/robots.txt", b"", content_type="text/plain")
     two = site.script("/chess/2", [(200, page_for("/chess/2")), (404, b"gone")])  # first the redirect's fetch

@@ -633,6 +633,31 @@ def test_a_site_header_s_tagline_is_no_summary():
     assert (a.summary, paragraphs(a)) == ("", BUS_STORY)
 
 
+@pytest.mark.parametrize("after_header", ["", "<figure><video src='/ferry.mp4'></video></figure>"])
+def test_a_brief_of_a_headline_and_a_standfirst_alone_is_read_by_its_standfirst(after_header):
+    # a brief, a video page: no body, so jusText kept nothing and the standfirst was not looked for: the page
+    # had had no words at all (a 422 no_article_text, a crawl's skip); it is the summary, the text stays ""
+    html = ("<html><body><nav><a href='/'>Home</a> <a href='/news'>News</a></nav><main><article><header>"
+            f"<h1>Ferry all night</h1><p class='standfirst'>{FERRY_STANDFIRST}</p><span class='byline'>By Jo Smith"
+            f"</span></header>{after_header}</article></main><footer>Copyright 2026 The Gazette</footer></body></html>")
+    a = extract_article(html)
+    assert (a.title, a.text, a.summary, a.words, a.lang) == ("Ferry all night", "", FERRY_STANDFIRST, FERRY_STANDFIRST, "en")
+
+
+@pytest.mark.parametrize("header", [
+    "<header><h1>Ferry all night</h1><p>Watch the video.</p></header>",  # a line of no prose is no standfirst
+    "<header><h1>Ferry all night</h1></header>"])
+def test_a_brief_of_a_headline_and_no_standfirst_has_no_words(header):
+    a = extract_article(f"<html lang='en'><body><main><article>{header}</article></main></body></html>")
+    assert (a.title, a.text, a.summary) == ("Ferry all night", "", "")
+
+
+def test_a_list_of_story_headers_gives_no_summary():
+    # several stories' headers (a list page of briefs, each with its <h1>): none is the page's standfirst
+    brief = f"<article><header><h1>Ferry all night</h1><p>{FERRY_STANDFIRST}</p></header></article>"
+    a = extract_article(f"<html lang='en'><body><main>{brief}{brief.replace('Ferry', 'Boats')}</main></body></html>")
+    assert (a.text, a.summary) == ("", "")
+
 @pytest.mark.parametrize("lede", [f"<p class='lede'>{LEDE}</p>", f"<div class='lede'><p>{LEDE}</p></div>"])
 def test_a_lede_box_after_a_headline_in_the_story_s_header_joins_the_story(lede):
     # the headline in a <header> had left no headline for the lede beside the body box to follow: it was lost
