@@ -939,18 +939,27 @@ def test_the_placeholder_is_placed_as_the_tag_runs_where_its_place_is_read(pages
 
 def test_the_placeholder_holds_the_lines_the_function_answers_for_data_k(pages, tab):
     """data-k="100", an answer of up to 100 links (MAX_K's default), had kept 5 lines, its own rule (1 to 99)
-    not the function's; and a k the function refuses (a 400: nothing is shown) kept 5 lines for nothing."""
+    not the function's; and a k the function refuses (a 400: nothing is shown) kept 5 lines for nothing. Any
+    script's digits are k's, as the function reads them ("５" had kept no line for its 5 links)."""
     page, widget, held = widget_alone(pages, tab, "k-lines")
     given = {"none": None, "empty": "", "k100": "100", "k7": "+7", "k05": "05", "k5000": "5000", "spaces": " ",
-             "zero": "0", "word": "many", "half": "2.5", "underscore": "1_0", "past": "10001"}
+             "zero": "0", "word": "many", "half": "2.5", "underscore": "1_0", "past": "10001",
+             "wide": "５", "arabic": "٥٠", "persian": "+۸", "nbsp": "\xa0１２\xa0", "mixed": "1٣",
+             "math": "\U0001d7e1", "wide_past": "１００００１", "wide_zero": "０", "minus": "-５"}
+
+    def tag(name, k):  # the value as written, spaces past ASCII included (a repr escapes them)
+        k_attribute = "" if k is None else f' data-k="{html.escape(k)}"'
+        return f'<section id="{name}"><script src="{widget}" data-target="#{name}"{k_attribute}></script></section>'
+
     page.tab.goto(pages.add("/k-lines/article.html", site_page("Lines", body="".join(
-        f'<section id="{name}"><script src="{widget}" data-target="#{name}"'
-        f'{"" if k is None else f" data-k={k!r}"}></script></section>' for name, k in given.items()))))
+        tag(name, k) for name, k in given.items()))))
     page.tab.wait_for_load_state("domcontentloaded")
     lines = {name: page.tab.evaluate(PLACEHOLDER, f"#{name}") for name in given}
     assert lines == {"none": ["", 5, None], "empty": ["", 5, None], "k100": ["", 100, None],
                      "k7": ["", 7, None], "k05": ["", 5, None], "k5000": ["", 100, None], "spaces": None,
-                     "zero": None, "word": None, "half": None, "underscore": None, "past": None}
+                     "zero": None, "word": None, "half": None, "underscore": None, "past": None,
+                     "wide": ["", 5, None], "arabic": ["", 50, None], "persian": ["", 8, None], "nbsp": ["", 12, None],
+                     "mixed": ["", 13, None], "math": ["", 9, None], "wide_past": None, "wide_zero": None, "minus": None}
     # each asked the function, which says why it refuses a k (the placeholder had been shown for nothing)
     deadline = time.monotonic() + 20
     while len(held) < len(given) and time.monotonic() < deadline:

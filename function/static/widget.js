@@ -251,16 +251,36 @@
     return box;
   }
 
-  // The lines to keep for the links asked for, data-k read as the function reads k (ASCII digits, a
-  // "+" and spaces around them allowed), 5 if not given; 0 for a k every deployment refuses (its 400
-  // shows nothing): below 1 or past 10,000, the largest MAX_K. MAX_K is unknown here: past the default
-  // 100 the lines stay 100, so that a typo ("5000") costs no more than the largest default answer.
+  // The lines to keep for the links asked for, data-k read as the function reads k (any script's decimal
+  // digits: "５", "٥"; a "+" and spaces around them allowed), 5 if not given; 0 for a k every deployment
+  // refuses (its 400 shows nothing): below 1 or past 10,000, the largest MAX_K. MAX_K is unknown here:
+  // past the default 100 the lines stay 100, so that a typo ("5000") costs no more than the largest
+  // default answer. (ASCII digits alone had kept no line for data-k="５", answered with 5 links.)
   function linesAsked() {
     if (!data.k) {
       return 5; // the API's default k
     }
-    var k = /^\s*\+?\d+\s*$/.test(data.k) ? +data.k : 0;
-    return k >= 1 && k <= 10000 ? Math.min(k, 100) : 0;
+    // around it the spaces Python's int() strips (JavaScript's \s has U+FEFF too, and not U+0085)
+    var space = "[\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*";
+    var digits = new RegExp("^" + space + "\\+?(\\p{Nd}+)" + space + "$", "u").exec(data.k);
+    return digits ? linesFor(digits[1]) : 0;
+  }
+
+  function linesFor(digits) {
+    var k = 0;
+    for (var c of digits) {
+      // Unicode encodes each script's digits as runs of ten from its zero, runs side by side (the
+      // mathematical digits): a digit's value is the digits before it in its run, modulo 10
+      var code = c.codePointAt(0), below = 0;
+      while (below < 60 && /\p{Nd}/u.test(String.fromCodePoint(code - below - 1))) {
+        below++;
+      }
+      k = k * 10 + (below % 10);
+      if (k > 10000) {
+        return 0; // past every deployment's k ("5" followed by 5,000 zeros too)
+      }
+    }
+    return k >= 1 ? Math.min(k, 100) : 0;
   }
 
   // Keeps the list's place while it is asked for: the heading and a blank line per link asked for, in
