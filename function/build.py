@@ -532,26 +532,47 @@ LOCK_FILE = ".update.lock"
 
 
 @contextmanager
-def corpus_lock(corpus_dir):
+def corpus_lock(corpus_dir, create=False):
     """One build or update of a corpus folder at a time, refused at once, not waited for: two at once
     each pointed CURRENT at their own version and pruned, so one could delete the other's new version
     and leave CURRENT naming it (the corpus served no more). The file stays: unlinked, a third process
-    would lock a new file while the second still held the old one."""
-    with open(Path(corpus_dir) / LOCK_FILE, "a") as lock:
+    would lock a new file while the second still held the old one; a lock taken on a file unlinked since
+    it was opened is refused as the one held.
+
+    ``create``: the folder (and its parents) is made if missing, and when what runs in it fails, what
+    was made goes again: the lock file and each folder left empty (a failed first build had left an
+    empty corpus folder holding the lock). A folder that was there is left as it was."""
+    corpus_dir = Path(corpus_dir)
+    made = [folder for folder in (corpus_dir, *corpus_dir.parents) if not folder.exists()] if create else []
+    if create:
+        corpus_dir.mkdir(parents=True, exist_ok=True)
+    path = corpus_dir / LOCK_FILE
+    with open(path, "a") as lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            if os.fstat(lock.fileno()).st_ino != os.stat(path).st_ino:  # unlinked by a failed first build
+                raise BlockingIOError
+        except (BlockingIOError, FileNotFoundError):
             raise StoreError(f"another build or update of {corpus_dir} is running: "
                              "run this one when it is done") from None
-        yield
+        try:
+            yield
+        except BaseException:
+            if made:  # the lock file first, while held, then each folder made, if left empty
+                path.unlink(missing_ok=True)
+                for folder in made:
+                    try:
+                        folder.rmdir()
+                    except OSError:  # not empty (a crawl's state, kept to resume), or made again meanwhile
+                        break
+            raise
 
 
 def build(sources, out, options, progress=True):
     """Build a new version of the store at ``out`` from ``sources`` (iterables
     of Record/Skip); returns (version folder, manifest)."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    with corpus_lock(out):
+    with corpus_lock(out, create=True):
         return build_locked(sources, out, options, progress)
 
 
@@ -867,8 +888,7 @@ def main(argv=None):
         options = options_from_args(args)
         settings = source_settings(args, args.out, progress=not args.quiet)
         sources = [open_source(path, args.format, settings) for path in args.input]
-        args.out.mkdir(parents=True, exist_ok=True)
-        with corpus_lock(args.out):  # before a crawl: a refused build fetches nothing
+        with corpus_lock(args.out, create=True):  # before a crawl: a refused build fetches nothing
             prepare_sources(sources)  # a crawl fetches now, before the builder's own progress bars
             final, manifest = build_locked(sources, args.out, options, progress=not args.quiet)
     except (StoreError, ValueError, OSError) as exc:

@@ -567,6 +567,18 @@ def test_an_update_that_rebuilds_reads_the_crawl_it_made_and_fetches_nothing_aga
                        "/robots.txt": 1, "/garden/1": 1, "/garden/2": 1}
 
 
+def test_a_failed_first_crawl_s_build_keeps_its_crawl_state_and_not_its_lock(site, tmp_path, monkeypatch, capsys):
+    # no page read: the build fails. Its folder had kept the lock too; the crawl's state stays, to resume
+    site.add("/robots.txt", b"", content_type="text/plain")
+    listing = tmp_path / "pages.txt"
+    listing.write_text(site.url("/gone/1") + "\n")
+    out = tmp_path / "store" / "gone"
+    monkeypatch.setenv("FETCH_ALLOW_PRIVATE_HOSTS", "127.0.0.1")
+    assert build_main(["--input", str(listing), "--out", str(out), "--quiet", "--rate", "100"]) == 1
+    assert "build failed: no usable documents in the input" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == [".crawl"]
+
+
 def test_a_short_post_is_a_document_and_a_page_of_boilerplate_is_listed_as_skipped(site, tmp_path, monkeypatch):
     # a photo and its caption had been "no article text" and listed in skipped.jsonl with the cookie wall
     publish(site)

@@ -1,6 +1,7 @@
 """Incremental updates: documents added, changed and deleted without retraining, written as a new
 version that serving picks up, with the drift from a full build measured."""
 
+import fcntl
 import json
 import shlex
 from pathlib import Path
@@ -305,11 +306,50 @@ def test_a_second_build_is_refused_while_the_first_runs_even_the_first_build(rec
     assert StoreSet(tmp_path, check_every=0).get("w").size == 12
 
 
-def test_delete_by_url_and_unknown_ids_are_reported(records, tmp_path):
-    base_store(records, tmp_path / "w", count=20)
-    result = update(tmp_path / "w", delete_ids=[records[3].url + "?utm_source=x", "no-such-id"], progress=False)
-    assert result.deleted == 1 and result.not_found == ["no-such-id"]
-    assert records[3].id not in ids_of(Store(result.version_dir))
+def test_a_failed_first_build_leaves_no_folder_and_a_folder_that_was_there_as_it_was(records, tmp_path, capsys):
+    # a first build that read no document had left its --out (and the folders above it that it made) holding
+    # .update.lock alone: a half-made corpus for a retry and a store set to look at
+    empty = _jsonl([], tmp_path / "empty.jsonl")
+    out = tmp_path / "stores" / "site" / "w"
+    assert build_main(["--input", empty, "--out", str(out), "--quiet"]) == 1
+    assert "build failed: no usable documents in the input" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.jsonl"]
+
+    def broken():  # the library's build, stopped by its input
+        yield from records[:10]
+        raise OSError("disk went away")
+
+    with pytest.raises(OSError, match="disk went away"):
+        build([broken()], out, BuildOptions(name="w"), progress=False)
+    assert not (tmp_path / "stores").exists()
+    # a folder that was there keeps what it held, the lock released
+    out.mkdir(parents=True)
+    (out / "notes.txt").write_text("mine")
+    assert build_main(["--input", empty, "--out", str(out), "--quiet"]) == 1
+    assert sorted(p.name for p in out.iterdir()) == [".update.lock", "notes.txt"]
+    assert build_main(["--input", _jsonl(records[:20], tmp_path / "in.jsonl"), "--out", str(out), "--quiet"]) == 0
+    assert Store(current_version_dir(out)).size == 20
+
+
+def test_a_lock_taken_on_a_file_unlinked_since_it_was_opened_is_refused(tmp_path, monkeypatch):
+    # a failed first build unlinks its lock file: a build that had opened it before would hold a lock nobody
+    # else sees, and a third would lock the new file beside it (two builds at once)
+    out = tmp_path / "w"
+    out.mkdir()
+    flock = fcntl.flock
+
+    def after_a_failed_first_build(fd, operation):  # between this build's open and its flock
+        (out / ".update.lock").unlink()
+        (out / ".update.lock").touch()  # the third build's
+        monkeypatch.setattr(fcntl, "flock", flock)
+        return flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", after_a_failed_first_build)
+    with pytest.raises(StoreError, match="another build or update"):
+        with corpus_lock(out):
+            pass
+    with corpus_lock(out):  # a lock on the file that is there is taken
+        pass
 
 
 def test_a_serving_store_set_picks_up_the_update(records, tmp_path, caplog):
