@@ -33,7 +33,7 @@ import numpy as np
 
 # gensim, scipy, usearch and tqdm are imported in the functions that use them: they take seconds to
 # load, which --help, a refused argument and the updater (it imports this module's helpers) skip
-from . import __version__
+from . import __version__, cli
 from .records import Skip
 from .sources import INPUT_HELP, add_source_arguments, open_source, prepare_sources, source_settings
 from .store import (ANN_MISSED_ROWS, ANN_MISSED_VECTORS, FORMAT, FORMAT_VERSION, VOCAB_DTYPE, StoreError,
@@ -773,7 +773,7 @@ def parse_args(argv):
                    help="tokenising processes (default: one per core; the store does not depend on it)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_source_arguments(p)
-    return p.parse_args(argv)
+    return cli.parse_args(p, argv)
 
 
 BUILDABLE_ENGINE = re.compile(r"^(?:lsi(?:-[1-9][0-9]*)?|tfidf)\Z")

@@ -34,6 +34,7 @@ from urllib.parse import quote
 import numpy as np
 from cachetools import LRUCache
 
+from . import cli
 from .errors import ApiError
 from .tokens import MAX_TOKEN_CHARS, TokenizerOptions, tokenize
 
@@ -801,7 +802,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m function.store", description=main.__doc__)
     parser.add_argument("command", choices=["verify"])
     parser.add_argument("paths", nargs="+", type=Path, help="corpus or version folders")
-    args = parser.parse_args(argv)
+    args = cli.parse_args(parser, argv)
     failed = False
     for path in args.paths:
         try:

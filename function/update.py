@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, cli
 from .article import indexed_text
 from .build import (CHUNK_DOCS, Bags, BuildOptions, build_ann, build_locked, built_line, corpus_lock, finish_sparse,
                     options_from_args, parse_args as build_arguments, point_current, prune_versions,
@@ -668,7 +668,7 @@ def parse_args(argv):
                         "options it was built with) instead of folding them in")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     add_source_arguments(p)
-    args = p.parse_args(argv)
+    args = cli.parse_args(p, argv)
     if not 0 <= args.max_prune <= 100:
         p.error(f"--max-prune must be a percentage from 0 to 100, not {args.max_prune:g}")
     if not args.input and not args.delete:

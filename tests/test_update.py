@@ -15,6 +15,7 @@ from function.build import BuildOptions, build, corpus_lock, main as build_main
 from function.records import Record, Skip
 from function.sources import open_source
 from function.store import Store, StoreError, StoreSet, current_version_dir, verify_files
+from function.store import main as store_main
 from function.update import RebuildRule, main as update_main, report, update
 
 
@@ -409,6 +410,20 @@ def test_a_store_with_an_ann_index_is_updated(records, tmp_path):
         scores[row] = -np.inf
         found += lsi.search_member(row, 1)[0].row == int(np.argmax(scores))
     assert found >= 0.8 * len(records[70:])
+
+
+@pytest.mark.parametrize("tool, argv, said", [
+    (build_main, ["--input", "in.jsonl", "--ouput", "model_store/w"], "unrecognized arguments: --ouput model_store/w"),
+    (build_main, ["--ouput", "model_store/w"], "unrecognized arguments: --ouput model_store/w"),
+    (update_main, ["--input", "in.jsonl", "--prnue"], "unrecognized arguments: --prnue"),
+    (store_main, ["--al"], "unrecognized arguments: --al"),
+    (build_main, ["--input", "in.jsonl"], "the following arguments are required: --out")])  # no typo: as before
+def test_a_mistyped_option_is_said_before_a_missing_one(tool, argv, said, capsys):
+    # argparse checks the required arguments first: "--ouput x" had been told only that --out is required
+    with pytest.raises(SystemExit) as stopped:
+        tool(argv)
+    assert stopped.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(f": error: {said}")
 
 
 def test_update_command_line(records, tmp_path, capsys):
