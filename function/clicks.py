@@ -96,9 +96,10 @@ def load_previous_secrets(settings, key):
             raise ConfigError(f"{source}: key {number} of {len(listed)} must be at least {MIN_SECRET_BYTES} "
                               "characters of random text")
     warning = None
-    if key.strip() in listed:
+    if key in listed or key in padded:
         # only the signing key itself is left out: "key " moved here when CLICK_SECRET lost its pasted
-        # space is another key, which signed the links made before (they had all been 403s)
+        # space is another key, which signed the links made before (they had all been 403s). Warned only
+        # then: " key " signing with "key" listed had been told "left out" of a list that kept it
         listed = [entry for entry in listed if entry != key]
         padded = [entry for entry in padded if entry != key]
         warning = (f"{source} lists the key that signs click links: left out (it is no previous "

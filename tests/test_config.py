@@ -171,6 +171,9 @@ def test_the_signing_key_listed_as_previous_is_left_out_with_a_warning(tmp_path)
     assert keys == (OLD_KEY.encode(),)
     assert warning == ("CLICK_SECRET_PREVIOUS lists the key that signs click links: left out (it is no previous "
                        "key). To rotate, set the new key in CLICK_SECRET")
+    # a signing key with spaces at its ends, its trimmed form listed: that is another key, kept, and unwarned
+    padded = Settings.from_env({"CLICK_SECRET": f" {NEW_KEY} ", "CLICK_SECRET_PREVIOUS": f"{NEW_KEY},{OLD_KEY}"})
+    assert load_previous_secrets(padded, load_secret(padded)[0]) == ((NEW_KEY.encode(), OLD_KEY.encode()), None)
 
 
 @pytest.mark.parametrize("env,message", [
