@@ -595,6 +595,10 @@ def build_locked(sources, out, options, progress=True):
         # query of a corpus of 2 cricket articles had found nothing); a word in all of them weighs 0
         no_below = min(options.no_below, max(1, documents // 10))
         no_above = options.no_above if documents >= TINY_CORPUS else max(options.no_above, (documents - 1) / documents)
+        # the words pruned as too common (gensim's rule): an update must not count them among a folded
+        # document's unknown words, as a full build would prune them again (update.unknown_weight)
+        most = int(no_above * documents)
+        too_common = sorted(w for w, i in dictionary.token2id.items() if dictionary.dfs.get(i, 0) > most)
         dictionary.filter_extremes(no_below=no_below, no_above=no_above, keep_n=options.keep_n)
         words = sorted(dictionary.token2id)
         if not words:
@@ -644,7 +648,7 @@ def build_locked(sources, out, options, progress=True):
             "tokenizer": options.tokenizer.to_dict(),
             "parameters": options.parameters(),
             # no_below/no_above as applied: a small corpus eases what was asked (see above)
-            "pruning": {"no_below": no_below, "no_above": round(no_above, 4)},
+            "pruning": {"no_below": no_below, "no_above": round(no_above, 4), "too_common": too_common},
             "engines": engines,
             "default_engine": options.default_engine if options.default_engine in engines else next(iter(engines)),
             "files": files,

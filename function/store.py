@@ -447,11 +447,17 @@ class LsiEngine:
         return [] if vector is None else self._search_vector(vector, k, ())
 
     def search_member(self, row, k):
-        return self._search_vector(np.asarray(self.vectors[row], dtype=np.float32), k, (row,))
+        # at unit length: a row an update folded in is shorter (update.folded_lengths), which ranks it
+        # lower as a hit; as the query its scores would all have come out lower (min_score)
+        vector = np.asarray(self.vectors[row], dtype=np.float32)
+        norm = float(np.sqrt(vector @ vector))
+        return self._search_vector(vector / norm if norm else vector, k, (row,))
 
     def similarities(self, rows):
-        """Cosine of each pair of ``rows``, an n x n matrix: their vectors are unit length."""
-        vectors = self.vectors[np.asarray(rows, dtype=np.intp)].astype(np.float32, copy=False)
+        """Cosine of each pair of ``rows``, an n x n matrix (a folded row is shorter: each at unit length)."""
+        vectors = self.vectors[np.asarray(rows, dtype=np.intp)].astype(np.float32)
+        norms = np.sqrt(np.einsum("ij,ij->i", vectors, vectors))
+        vectors /= np.where(norms > 0, norms, 1)[:, None]
         return vectors @ vectors.T
 
     def near_duplicates(self, rows, threshold):
@@ -509,7 +515,9 @@ class SparseEngine:
 
     def search_member(self, row, k):
         start, end = self.doc_ptr[row], self.doc_ptr[row + 1]
-        return self._search_weights(self.doc_terms[start:end], self.doc_weights[start:end], k, (row,))
+        weights = self.doc_weights[start:end]
+        norm = float(np.sqrt(weights @ weights))  # a row an update folded in is shorter: as LsiEngine's
+        return self._search_weights(self.doc_terms[start:end], weights / norm if norm else weights, k, (row,))
 
     def similarities(self, rows):
         """Cosine of each pair of ``rows``, an n x n matrix (its diagonal is not read), from the rows'
@@ -563,11 +571,15 @@ class SparseEngine:
         return np.stack([found[row] for row in rows])
 
     def _rows_read(self, rows):
-        """The terms and the weights of ``rows``, one row's after another's, and each row's length."""
+        """The terms and the weights of ``rows``, each row's at unit length (a row an update folded in is
+        shorter), one row's after another's, and each row's number of terms."""
         rows = np.asarray(rows, dtype=np.intp)
         starts, ends = self.doc_ptr[rows], self.doc_ptr[rows + 1]
-        return (np.concatenate([self.doc_terms[s:e] for s, e in zip(starts, ends)]),
-                np.concatenate([self.doc_weights[s:e] for s, e in zip(starts, ends)]), ends - starts)
+        weights = np.concatenate([self.doc_weights[s:e] for s, e in zip(starts, ends)])
+        owners = np.repeat(np.arange(len(rows)), ends - starts)
+        norms = np.sqrt(np.bincount(owners, weights=weights.astype(np.float64) ** 2, minlength=len(rows)))
+        weights = weights / np.where(norms > 0, norms, 1).astype(np.float32)[owners]
+        return np.concatenate([self.doc_terms[s:e] for s, e in zip(starts, ends)]), weights, ends - starts
 
     def _search_weights(self, ids, weights, k, exclude):
         if not len(ids):

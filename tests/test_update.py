@@ -4,6 +4,7 @@ version that serving picks up, with the drift from a full build measured."""
 import fcntl
 import json
 import shlex
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ from function.records import Record, Skip
 from function.sources import open_source
 from function.store import Store, StoreError, StoreSet, current_version_dir, verify_files
 from function.store import main as store_main
+from function.tokens import tokenize
 from function.update import RebuildRule, main as update_main, report, update
 
 
@@ -45,7 +47,8 @@ def test_new_changed_and_deleted_documents_are_folded_in(records, tmp_path):
     assert after.size == 90 + 16 - 1 == after.manifest["documents"]
     assert ids_of(after) == ids_of(before) - {records[1].id} | {r.id for r in records[90:]}
 
-    # documents that stayed keep their vectors; folded-in ones get what serving computes for their text
+    # documents that stayed keep their vectors; folded-in ones get what serving computes for their text,
+    # in direction (their length is a full build's: test_a_folded_row_is_as_long_as_a_full_build_makes_it)
     for record in records[2:90:7]:
         old, new = before.row_for_id(record.id), after.row_for_id(record.id)
         assert np.array_equal(before.engines["lsi"].vectors[old], after.engines["lsi"].vectors[new])
@@ -53,7 +56,8 @@ def test_new_changed_and_deleted_documents_are_folded_in(records, tmp_path):
         row = after.row_for_id(record.id)
         text = indexed_text(record.title, record.text, record.url)  # titled, as the builder reads it
         query = after.engines["lsi"].query_vector(after.terms(text))
-        assert np.allclose(after.engines["lsi"].vectors[row], query, atol=1e-4)
+        vector = after.engines["lsi"].vectors[row]
+        assert np.allclose(vector / np.linalg.norm(vector), query, atol=1e-4)
         assert after.engines["tfidf"].search(after.terms(text), 1)[0].row == row
         assert after.docs([row])[0].title == record.title
     # the sparse engine's postings agree with its rows: a member's neighbours are found through both
@@ -77,7 +81,8 @@ def test_a_store_built_without_titles_folds_documents_in_without_theirs(records,
     after = Store(update(tmp_path / "w", [iter(records[90:95])], progress=False).version_dir)
     for record in records[90:95]:
         vector = after.engines["lsi"].vectors[after.row_for_id(record.id)]
-        assert np.allclose(vector, after.engines["lsi"].query_vector(after.terms(record.text)), atol=1e-4)
+        query = after.engines["lsi"].query_vector(after.terms(record.text))
+        assert np.allclose(vector / np.linalg.norm(vector), query, atol=1e-4)
 
 
 def test_a_new_title_alone_is_a_change(records, tmp_path):
@@ -606,3 +611,69 @@ def test_a_refused_prune_does_not_call_the_inputs_the_whole_corpus(records, tmp_
     assert "not pruned: it would delete 50 of the 50 documents" in said and "full rebuild due" in said
     assert "the whole corpus as --prune reads them" not in said
     assert "give the whole corpus if these inputs are not all of it" in said
+
+
+def test_a_folded_row_is_as_long_as_a_full_build_makes_it(records, tmp_path):
+    """A folded document's row keeps its direction at the length a full build's normalisation gives it
+    relative to a built row: its words the vocabulary lacks weigh in it there. At unit length folded
+    documents had been among the others' nearest 1.5 (TF-IDF) to 2.3 (LSI) times as often as after a
+    full build (bench/update_drift.py)."""
+    before = base_store(records, tmp_path / "w")
+    assert "the" in before.manifest["pruning"]["too_common"]  # out of every document's vocabulary: not counted
+    new = Record("new", "https://new.example/a", records[95].title, records[95].text + " zzqxunknown " * 3)
+    known = Record("known", "https://new.example/b", records[2].title, records[2].text + " the the")
+    after = Store(update(tmp_path / "w", [iter([new, known, records[3]])], progress=False).version_dir)
+    tfidf, lsi = after.engines["tfidf"], after.engines["lsi"]
+
+    def length(engine, doc_id):
+        row = after.row_for_id(doc_id)
+        if engine is lsi:
+            return float(np.linalg.norm(lsi.vectors[row]))
+        return float(np.linalg.norm(tfidf.doc_weights[tfidf.doc_ptr[row]:tfidf.doc_ptr[row + 1]]))
+
+    # TF-IDF: |known words| / |all words|, a word the corpus lacks at the weight of a word in one document
+    text = indexed_text(new.title, new.text)
+    terms = after.terms(text)
+    known_norm = float(np.linalg.norm(np.log1p(terms.counts) * tfidf.weights[terms.ids]))
+    vocabulary, common = set(after.vocabulary.tokens.tolist()), set(after.manifest["pruning"]["too_common"])
+    unknown = [count for word, count in Counter(tokenize(text, after.tokenizer)).items()
+               if word not in vocabulary and word not in common]
+    assert len(unknown) > 1  # zzqxunknown, and words of its own
+    unknown_norm = float(np.linalg.norm(np.log1p(unknown))) * float(tfidf.weights.max())
+    assert length(tfidf, "new") == pytest.approx(known_norm / np.hypot(known_norm, unknown_norm), rel=1e-4)
+    assert length(tfidf, "new") < 1
+    assert length(tfidf, "known") == pytest.approx(1, abs=1e-5)  # all its words known, "the" pruned as common
+    assert length(tfidf, records[3].id) == pytest.approx(1, abs=1e-5)  # a built document, unchanged
+    # LSI: the fourth root of its fit relative to the full build's documents', at most 1
+    query = np.log1p(terms.counts) * lsi.weights[terms.ids] @ lsi.projection[terms.ids] / known_norm
+    base_fit = after.manifest["update"]["base_lsi_fit"]["lsi"]
+    assert length(lsi, "new") == pytest.approx(min(1, float(query @ query) / base_fit) ** 0.25, rel=1e-4)
+    assert length(lsi, "new") < 1 and 0 < length(lsi, "known") <= 1
+    assert length(lsi, records[3].id) == pytest.approx(1, abs=1e-5)
+    # a folded document comes again unchanged: left alone, though its row is shorter than its text's query
+    again = update(tmp_path / "w", [iter([new, known])], progress=False)
+    assert again.version_dir is None and again.unchanged == 2
+
+
+@pytest.mark.parametrize("engine", ["lsi", "tfidf"])
+def test_an_id_query_of_a_folded_document_leaves_out_its_near_duplicates(records, tmp_path, function_env, engine):
+    """A folded row is shorter than a built one (update.folded_lengths): as the query, and where rows are
+    compared for near-duplicates, it is read at unit length. Compared as stored, a folded document and
+    its repost, folded in together, had come out far apart, and the repost was its first related link."""
+    from conftest import make_client
+
+    base_store(records, tmp_path / "w")
+    text = records[95].text + " zzqxunknown " * 3
+    original = Record("original", "https://new.example/original", records[95].title, text)
+    repost = Record("repost", "https://new.example/repost", records[95].title + " (repost)",
+                    text + " This article was posted again.")
+    update(tmp_path / "w", [iter([original, repost])], progress=False)
+    client = make_client({**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": "w"})
+    answer = client.get("/", query_string={"id": "original", "engine": engine, "k": 5}).get_json()
+    ids = [r["id"] for r in answer["results"]]
+    assert len(ids) == 5 and "repost" not in ids and "original" not in ids
+    # its scores are cosines with its text, which min_score reads as for any document asked about
+    store = Store(current_version_dir(tmp_path / "w"))
+    row = store.row_for_id(ids[0])
+    vector = store.engines[engine].search(store.terms(indexed_text(original.title, text)), store.size)
+    assert answer["results"][0]["score"] == pytest.approx(next(h.score for h in vector if h.row == row), abs=1e-3)
