@@ -328,6 +328,24 @@ def test_repeat_url_is_served_from_the_cache(client, pages):
     assert titles(first) == titles(second)
 
 
+def test_a_repeat_url_is_not_parsed_again(client, pages):
+    """A page's widget asks with the same url= on every view: its checks and keys are worked out once
+    (remembered per process), the answer the same; a url= refused is refused again, never remembered."""
+    from function import params, recommend
+
+    url = pages.add("/parsed-once.html", pages.body("/moon-landing.html"))
+    first = client.get("/", query_string={"url": url}).get_json()
+    remembered = [cached.cache_info().misses for cached in (params._fetchable_url, recommend._url_key,
+                                                             recommend._request_key)]
+    second = client.get("/", query_string={"url": url}).get_json()
+    assert [cached.cache_info().misses for cached in (params._fetchable_url, recommend._url_key,
+                                                       recommend._request_key)] == remembered
+    assert second["page"]["cached"] is True and titles(first) == titles(second)
+    for _ in range(2):
+        refused = client.get("/", query_string={"url": "http://user@" + urlsplit(url).netloc + "/a"})
+        assert refused.status_code == 400 and refused.get_json()["error"]["code"] == "invalid_url"
+
+
 def test_a_url_cache_size_of_0_keeps_no_page(function_env, pages):
     client = make_client({**function_env, "URL_CACHE_SIZE": "0"})  # 0: off, whatever URL_CACHE_TTL says
     url = pages.add("/never-kept.html", pages.body("/moon-landing.html"))
