@@ -15,6 +15,7 @@ import json
 import logging
 import os
 
+import orjson
 from flask import Response
 
 from . import __version__, access, crawlers, fetch_metadata, pages
@@ -40,6 +41,23 @@ API_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 def json_response(body, status=200, headers=None):
     text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=str)
     return Response(text + "\n", status=status, mimetype="application/json", headers={**API_HEADERS, **(headers or {})})
+
+
+# what orjson would write otherwise than json_response (a datetime, a dataclass, a str or int subclass) it
+# refuses, as anything past its bounds: such a body is written by json_response
+ANSWER_JSON = (orjson.OPT_APPEND_NEWLINE | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+               | orjson.OPT_PASSTHROUGH_SUBCLASS)
+
+
+def answer_response(body):
+    """json_response of a recommendation answer, written by orjson: json.dumps was ~20 us of a cached
+    answer's ~0.3 ms. An answer's strings, whole numbers, rounded floats (never NaN) and the rest come out
+    as the same bytes (tests/test_api.py compares them)."""
+    try:
+        text = orjson.dumps(body, option=ANSWER_JSON)
+    except orjson.JSONEncodeError:
+        return json_response(body)
+    return Response(text, mimetype="application/json", headers=API_HEADERS)
 
 
 def error_response(error, headers=None):
@@ -212,7 +230,7 @@ class App:
             return self.recommend_head(request)
         if pages.wants_html(request):
             return pages.try_it(self, request)
-        return json_response(self.ask(request)[1])
+        return answer_response(self.ask(request)[1])
 
     def recommend_head(self, request):
         """HEAD /: the query is checked as a GET's is (the same 4xx), then a 200 with no body, and

@@ -69,6 +69,44 @@ def test_post_json_is_the_same_query(client):
     assert len(got.get_json()["results"]) == 3
 
 
+def test_an_answers_json_is_what_json_dumps_writes(client, pages):
+    """Answers are written by orjson (app.answer_response): byte for byte what json.dumps wrote, a
+    title's quotes, backslashes and characters past ASCII as well."""
+    import json
+
+    title = 'Moon \\ "landing" é 🚀 <b>&amp;'
+    page = pages.body("/moon-landing.html").replace(b"<h1>", f"<h1>{title} ".encode(), 1).replace(
+        b'"Fifty', f'"{html.escape(title)} Fifty'.encode(), 1)  # og:title's too
+    url = pages.add("/moon-landing-title.html", page)
+    answers = (client.get("/", query_string={"url": url, "k": 10}), client.get("/?text=moon+landing&k=7"),
+               client.post("/", json={"text": "moon landing astronaut", "min_score": 0.05}))
+    for response in answers:
+        body = response.get_json()
+        assert response.status_code == 200 and body["results"], body
+        assert response.data == (json.dumps(body, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+    assert answers[0].get_json()["page"]["title"].startswith(title)
+
+
+def test_what_orjson_would_write_otherwise_is_written_by_json_dumps():
+    """A body orjson refuses or would write otherwise (a datetime: it writes RFC 3339, json.dumps str();
+    a 65-bit number, a numpy float) is json_response's, byte for byte."""
+    import dataclasses
+    from datetime import datetime, timezone
+
+    import numpy as np
+
+    from function.app import answer_response, json_response
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+
+    for odd in (datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc), 2 ** 64, np.float64(0.25), Point(1)):
+        body = {"results": [{"score": 0.5, "odd": odd}], "title": "é"}
+        assert answer_response(body).get_data() == json_response(body).get_data()
+        assert answer_response(body).headers == json_response(body).headers
+
+
 def test_url_query_fetches_extracts_and_answers(client, pages):
     body = client.get("/", query_string={"url": pages.url("/moon-landing.html")}).get_json()
     assert body["source"] == "fetched"
