@@ -82,8 +82,9 @@ STEPS = {  # name: what takes it away from the app
                                                      lambda self, rows, threshold: (id(self), tuple(rows), threshold))),
     "terms": lambda app: setattr(
         store.Store, "terms", memoised(store.Store.terms, lambda self, text: (id(self), text))),
-    # a link signed once per document: the same length, no HMAC or string building
-    "click_links": lambda app: setattr(clicks, "sign", memoised(clicks.sign, lambda key, click: click.doc_id)),
+    # an answer's links signed once per list of documents: the same length, no HMAC or string building
+    "click_links": lambda app: setattr(clicks, "sign_answer", memoised(
+        clicks.sign_answer, lambda key, request_id, corpus, engine, issued_ms, targets: tuple(targets))),
     "event_log": lambda app: setattr(app.recommender.events, "record", lambda collection, event: None),
     "json": _without_json,
 }

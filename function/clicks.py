@@ -132,8 +132,14 @@ def _keyed(key):
 def _tag(key, message):
     """HMAC-SHA256 of ``message`` under ``key``, its first TAG_BYTES in unpadded base64url."""
     inner, outer = _keyed(key)
-    inner, outer = inner.copy(), outer.copy()
+    inner = inner.copy()
     inner.update(message)
+    return _tag_of(inner, outer)
+
+
+def _tag_of(inner, outer):
+    """The tag of a message whose inner hash ``inner`` holds (outer: _keyed's)."""
+    outer = outer.copy()
     outer.update(inner.digest())
     return binascii.b2a_base64(outer.digest()[:TAG_BYTES], newline=False).rstrip(b"=").translate(_URLSAFE).decode()
 
@@ -146,11 +152,24 @@ def _quoted(value):
 
 def sign(key, click):
     """The query string of the click link for ``click``."""
-    rank, issued = str(click.rank), str(click.issued_ms)
-    tag = _tag(key, _message([click.request_id, click.corpus, click.engine, rank, click.doc_id, click.url, issued]))
+    return sign_answer(key, click.request_id, click.corpus, click.engine, click.issued_ms,
+                       [(click.rank, click.doc_id, click.url)])[0]
+
+
+def sign_answer(key, request_id, corpus, engine, issued_ms, targets):
+    """The query strings of the click links of one answer, to its (rank, doc id, url) ``targets``: sign()'s
+    for each one's Click, what the links share (and their HMAC's start) worked out once for the answer."""
+    inner, outer = _keyed(key)
+    inner = inner.copy()
+    inner.update(f"click-v1\x1f{request_id}\x1f{corpus}\x1f{engine}\x1f".encode())  # _message's start
     # request ids are hex, ranks and times digits, tags base64url: nothing to quote
-    return (f"r={click.request_id}&c={_quoted(click.corpus)}&e={_quoted(click.engine)}&k={rank}"
-            f"&d={_quoted(click.doc_id)}&u={_quoted(click.url)}&t={issued}&s={tag}")
+    head = f"r={request_id}&c={_quoted(corpus)}&e={_quoted(engine)}&k="
+    links = []
+    for rank, doc_id, url in targets:
+        message = inner.copy()
+        message.update(f"{rank}\x1f{doc_id}\x1f{url}\x1f{issued_ms}".encode())
+        links.append(f"{head}{rank}&d={_quoted(doc_id)}&u={_quoted(url)}&t={issued_ms}&s={_tag_of(message, outer)}")
+    return links
 
 
 def sign_view(key, view):

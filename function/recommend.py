@@ -334,6 +334,8 @@ class Recommender:
         timings["lookup"] = _ms(time.perf_counter() - lookup_started)
 
         issued_ms = int(time.time() * 1000)
+        links = clicks.sign_answer(self.click_keys[0], request_id, store.name, engine.name, issued_ms,
+                                   [(rank, doc.id, doc.url) for rank, (_, doc) in enumerate(results, 1)])
         answer_results = [
             {
                 "rank": rank,
@@ -341,10 +343,9 @@ class Recommender:
                 "url": doc.url,
                 "title": doc.title,
                 "score": round(hit.score, 4),
-                "click_url": f"{base_url}/click?" + clicks.sign(self.click_keys[0], clicks.Click(
-                    request_id, store.name, engine.name, rank, doc.id, doc.url, issued_ms)),
+                "click_url": f"{base_url}/click?{link}",
             }
-            for rank, (hit, doc) in enumerate(results, 1)
+            for rank, ((hit, doc), link) in enumerate(zip(results, links), 1)
         ]
         timings["total"] = _ms(time.perf_counter() - started)
         answer = {
