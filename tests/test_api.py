@@ -763,8 +763,8 @@ def test_an_answers_links_signed_together_are_each_its_own_clicks_link():
 
 
 def test_an_answers_links_are_signed_without_setting_the_key_up_again(client, function_env):
-    """Each link's HMAC starts from the key's padded states, worked out once (hmac.new had set
-    OpenSSL's HMAC up for the key again for every link: ~1.2 us of a tag's 1.6); and an answer's
+    """Each link's HMAC is a copy of one set up for the key once (hmac.new had set OpenSSL's HMAC
+    up for the key again for every link); and an answer's
     links are one clicks.sign_answer, each link what clicks.sign gives for its Click."""
     from function import clicks
 
