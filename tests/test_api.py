@@ -194,6 +194,7 @@ def test_a_brief_of_a_headline_and_a_standfirst_alone_is_answered_by_them(pages,
     refused = client.get("/", query_string={"url": bare, "k": 3})
     assert refused.status_code == 422 and refused.get_json()["error"]["code"] == "no_article_text"
 
+
 def test_a_tiny_corpus_keeps_a_word_found_in_most_of_its_documents(function_env, tmp_path):
     """Of 3 articles, 2 on cricket: "cricket" is in more than half of them, which --no-above (0.5)
     leaves out of a larger corpus; a cricket query had found nothing here (a 422)."""
@@ -204,7 +205,8 @@ def test_a_tiny_corpus_keeps_a_word_found_in_most_of_its_documents(function_env,
     _, manifest = build([iter(records)], tmp_path / "blog", BuildOptions(name="blog", engines=("tfidf",)),
                         progress=False)
     assert manifest["parameters"]["no_above"] == 0.5  # as asked, and as applied:
-    assert manifest["pruning"] == {"no_below": 1, "no_above": round(2 / 3, 4)}
+    # "the", in all three, is pruned and listed: an update counts it among no document's unknown words
+    assert manifest["pruning"] == {"no_below": 1, "no_above": round(2 / 3, 4), "too_common": ["the"]}
     client = make_client({**function_env, "MODEL_STORE": str(tmp_path), "DEFAULT_CORPUS": "blog"})
     answer = client.get("/", query_string={"text": "cricket"})
     assert answer.status_code == 200, answer.get_json()
