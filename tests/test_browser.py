@@ -968,3 +968,25 @@ def test_the_placeholder_holds_the_lines_the_function_answers_for_data_k(pages, 
                    for route in held)
     assert asked == sorted(k or "" for k in given.values())
     assert page.problems == []
+
+
+def test_a_browser_without_unicode_classes_reads_data_k_in_ascii_digits(pages, tab):
+    """A browser before Unicode's classes in its patterns (\\p{Nd}: 2018-2020) had not run the widget at all
+    once data-k was read in any script's digits: the class is tried, and without it ASCII digits are k's,
+    as before. Such a browser is stood in for by a RegExp that refuses the class, as it does."""
+    page, widget, held = widget_alone(pages, tab, "old-regexp")
+    page.tab.add_init_script("""(() => {
+        const Native = RegExp;
+        window.RegExp = function (pattern, flags) {
+            if (String(pattern).includes("\\\\p{")) { throw new SyntaxError("Invalid escape"); }
+            return new Native(pattern, flags);
+        };
+    })();""")
+    given = {"k7": "+7", "k12": " 12 ", "wide": "５"}
+    page.tab.goto(pages.add("/old-regexp/article.html", site_page("Old", body="".join(
+        f'<section id="{name}"><script src="{widget}" data-target="#{name}" data-k="{html.escape(k)}"></script>'
+        "</section>" for name, k in given.items()))))
+    page.tab.wait_for_load_state("domcontentloaded")
+    lines = {name: page.tab.evaluate(PLACEHOLDER, f"#{name}") for name in given}
+    assert lines == {"k7": ["", 7, None], "k12": ["", 12, None], "wide": None}
+    assert page.problems == []

@@ -262,17 +262,30 @@
     }
     // around it the spaces Python's int() strips (JavaScript's \s has U+FEFF too, and not U+0085)
     var space = "[\\t-\\r \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000]*";
-    var digits = new RegExp("^" + space + "\\+?(\\p{Nd}+)" + space + "$", "u").exec(data.k);
-    return digits ? linesFor(digits[1]) : 0;
+    var digit = digitClass();
+    var digits = new RegExp("^" + space + "\\+?(" + digit + "+)" + space + "$", "u").exec(data.k);
+    return digits ? linesFor(digits[1], new RegExp(digit, "u")) : 0;
   }
 
-  function linesFor(digits) {
+  // Any script's decimal digit where the browser knows Unicode's classes (2018-2020 on), else ASCII
+  // digits, as before them. Tried at run time: a class written in the script (/\p{Nd}/u) is a syntax
+  // error in such a browser, and the whole widget had gone unread
+  function digitClass() {
+    try {
+      new RegExp("\\p{Nd}", "u");
+      return "\\p{Nd}";
+    } catch (e) {
+      return "[0-9]";
+    }
+  }
+
+  function linesFor(digits, digit) {
     var k = 0;
     for (var c of digits) {
       // Unicode encodes each script's digits as runs of ten from its zero, runs side by side (the
       // mathematical digits): a digit's value is the digits before it in its run, modulo 10
       var code = c.codePointAt(0), below = 0;
-      while (below < 60 && /\p{Nd}/u.test(String.fromCodePoint(code - below - 1))) {
+      while (below < 60 && digit.test(String.fromCodePoint(code - below - 1))) {
         below++;
       }
       k = k * 10 + (below % 10);
