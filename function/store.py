@@ -479,8 +479,14 @@ class LsiEngine:
         wanted = k + len(exclude)
         rows, distances = self.ann.search(query / norm, max(self.ann_candidates, wanted), at_least=wanted)
         if not self.ann_candidates:
-            order = np.lexsort((rows, distances))
-            hits = (Hit(int(rows[i]), 1.0 - float(distances[i])) for i in order if rows[i] not in exclude)
+            # the graph's cosine is of unit rows: a row an update folded in is shorter (update.lsi_lengths),
+            # which lowers its score as the exact product does (unscaled, folded rows were over-recommended)
+            gathered = np.asarray(self.vectors[np.sort(rows)], np.float32)
+            lengths = np.empty(len(rows), np.float32)
+            lengths[np.argsort(rows)] = np.sqrt(np.einsum("ij,ij->i", gathered, gathered))
+            scores = (1.0 - distances) * lengths
+            order = np.lexsort((rows, -scores))
+            hits = (Hit(int(rows[i]), float(scores[i])) for i in order if rows[i] not in exclude)
             return [hit for _, hit in zip(range(k), hits)]
         rows = np.sort(rows)  # ascending: fewer page jumps in the map
         scores = self.vectors[rows] @ vector.astype(self.vectors.dtype)

@@ -655,6 +655,24 @@ def test_a_folded_row_is_as_long_as_a_full_build_makes_it(records, tmp_path):
     assert again.version_dir is None and again.unchanged == 2
 
 
+def test_a_folded_row_scores_at_its_length_through_a_graph_without_re_ranking(records, tmp_path):
+    """ann_candidates=0 ranks by the graph's own cosine, of unit rows: a folded row's shorter length scales
+    its score there too, as the exact product does (min_score). Unscaled, its scores had been ~1.8 times the
+    exact ones."""
+    base_store(records, tmp_path / "w", ann="on", ann_dims=0, ann_candidates=0, ann_dtype="f32")
+    after = Store(update(tmp_path / "w", [iter(records[90:])], progress=False).version_dir)
+    lsi = after.engines["lsi"]
+    folded = {after.row_for_id(r.id) for r in records[90:]}
+    assert max(float(np.linalg.norm(lsi.vectors[row])) for row in folded) < 0.9
+    compared = 0
+    for row in set(range(after.size)) - folded:
+        query = lsi.vectors[row] / np.linalg.norm(lsi.vectors[row])
+        for hit in lsi.search_member(row, 10):
+            assert hit.score == pytest.approx(float(lsi.vectors[hit.row] @ query), abs=1e-4)
+            compared += hit.row in folded
+    assert compared > 0
+
+
 @pytest.mark.parametrize("engine", ["lsi", "tfidf"])
 def test_an_id_query_of_a_folded_document_leaves_out_its_near_duplicates(records, tmp_path, function_env, engine):
     """A folded row is shorter than a built one (update.folded_lengths): as the query, and where rows are
