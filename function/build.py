@@ -850,11 +850,11 @@ def rebuild_arguments(corpus_dir, manifest, inputs=("CORPUS",), source_options=(
     store of an older revision is read by the current one."""
     defaults = BuildOptions()
     default_parameters = defaults.parameters()
-    arguments = ["python", "-m", "function.build", *(arg for path in inputs for arg in ("--input", str(path))),
-                 *source_options, "--out", str(corpus_dir)]
+    arguments = ["python", "-m", "function.build", *(arg for path in inputs for arg in option("input", path)),
+                 *source_options, *option("out", corpus_dir)]
     notes = []
     if manifest.get("name", Path(corpus_dir).name) != Path(corpus_dir).name:
-        arguments += ["--name", manifest["name"]]
+        arguments += option("name", manifest["name"])
     for name, value in manifest.get("parameters", {}).items():
         if name == "prune_at" or value == default_parameters.get(name, value):
             continue  # no flag, or the default (a key an older store lacks is not said)
@@ -883,7 +883,14 @@ def rebuild_arguments(corpus_dir, manifest, inputs=("CORPUS",), source_options=(
 def _flag(name, value):
     if isinstance(value, bool):
         return [f"--{name}" if value else f"--no-{name}"]
-    return [f"--{name}", str(value)]
+    return option(name, value)
+
+
+def option(name, value):
+    """``--name value`` as arguments, ``--name=value`` when argparse would read the value as an option: an
+    input "-notes.jsonl" (given as --input=-notes.jsonl) had made a rebuild exit on 'expected one argument'."""
+    value = str(value)
+    return [f"--{name}={value}"] if value.startswith("-") else [f"--{name}", value]
 
 
 def main(argv=None):

@@ -39,7 +39,7 @@ import numpy as np
 from . import __version__, cli
 from .article import indexed_text
 from .build import (CHUNK_DOCS, Bags, BuildOptions, build_ann, build_locked, built_line, corpus_lock, finish_sparse,
-                    options_from_args, parse_args as build_arguments, point_current, prune_versions,
+                    option, options_from_args, parse_args as build_arguments, point_current, prune_versions,
                     rebuild_arguments, rebuild_command, release_freed_arrays, skips_said, unit_rows, weigh_rows)
 from .records import Skip, is_url
 from .sources import INPUT_HELP, add_source_arguments, open_source, prepare_sources, source_settings
@@ -666,7 +666,7 @@ def given_source_options(args):
     options = []
     for name, default in vars(parser.parse_args([])).items():
         if getattr(args, name) != default:
-            options += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+            options += option(name.replace("_", "-"), getattr(args, name))
     return options
 
 

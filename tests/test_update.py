@@ -573,6 +573,21 @@ def test_a_rebuild_of_a_store_with_one_of_jusTexts_stop_lists_is_said_to_take_st
     assert "\r" not in command and "\x1b" not in command and "\\r\\x1b[1A" in command
 
 
+def test_a_rebuild_reads_an_input_or_option_that_begins_with_a_dash_as_the_update_did():
+    """An update takes --input=-notes.jsonl; the rebuild it runs (--rebuild-if-due) or says had read
+    "--input -notes.jsonl", which argparse refuses ('expected one argument'), and exited mid-update."""
+    from function.build import parse_args as build_arguments, rebuild_arguments
+    from function.update import given_source_options, parse_args as update_arguments
+
+    args = update_arguments(["store", "--input=-notes.jsonl", "--prune", "--rebuild-if-due", "--state=-crawl"])
+    assert args.input == ["-notes.jsonl"]
+    arguments, _ = rebuild_arguments(Path("-store"), {"name": "-blog", "parameters": {}, "tokenizer": {}},
+                                     args.input, given_source_options(args))
+    built = build_arguments(arguments[3:])
+    assert (built.input, built.out, built.name, built.state) == (["-notes.jsonl"], Path("-store"), "-blog",
+                                                                  Path("-crawl"))
+
+
 def test_a_store_in_a_folder_whose_name_holds_a_hash_or_a_question_mark(records, tmp_path):
     """Its path had been cut at the '#' of a SQLite "file:" URI: "no such table: docs"."""
     folder = tmp_path / "blog #2?draft"
