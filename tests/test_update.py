@@ -431,6 +431,20 @@ def test_a_mistyped_option_is_said_before_a_missing_one(tool, argv, said, capsys
     assert capsys.readouterr().err.splitlines()[-1].endswith(f": error: {said}")
 
 
+def test_a_bad_value_s_usage_line_and_help_show_the_required_options_as_required(capsys):
+    # the look for unknown arguments, which takes the required ones as optional, had said them
+    with pytest.raises(SystemExit) as stopped:
+        build_main(["--lsi-dims", "x"])
+    err = capsys.readouterr().err
+    assert stopped.value.code == 2 and "argument --lsi-dims: invalid int value: 'x'" in err
+    assert " --input PATH --out OUT " in " ".join(err.split()) and "[--out OUT]" not in err
+    with pytest.raises(SystemExit) as stopped:
+        build_main(["--help"])
+    out = capsys.readouterr().out
+    assert stopped.value.code == 0 and " --input PATH --out OUT " in " ".join(out.split())
+    assert "[--out OUT]" not in out and out.count("usage:") == 1
+
+
 def test_update_command_line(records, tmp_path, capsys):
     base_store(records, tmp_path / "w", count=50)
     corpus = tmp_path / "new.jsonl"
