@@ -222,14 +222,20 @@ class Vocabulary:
                      np.fromiter((c for _, c in pairs), np.float32, len(pairs)))
 
 
+def unit(vector):
+    """``vector`` at unit length (all zeros: as it is). The norm not by np.dot or np.linalg.norm, which
+    release the GIL (GIL_FREE_SIZE)."""
+    norm = float(np.sqrt(vector @ vector))
+    return vector / norm if norm else vector
+
+
 def weigh(terms, local, global_weights):
     """L2-normalised term weights (local weight x global weight), zeros dropped."""
     tf = terms.counts if local == "tf" else np.log1p(terms.counts)
     weights = tf * global_weights[terms.ids]
     keep = weights > 0
     ids, weights = terms.ids[keep], weights[keep]
-    norm = float(np.sqrt(weights @ weights))  # not np.dot, which releases the GIL (GIL_FREE_SIZE)
-    return ids, (weights / norm if norm else weights)
+    return ids, unit(weights)
 
 
 GROUP_ROWS = 32  # rows per group of the selection's first pass (see _candidate_rows)
@@ -449,9 +455,7 @@ class LsiEngine:
     def search_member(self, row, k):
         # at unit length: a row an update folded in is shorter (update.folded_lengths), which ranks it
         # lower as a hit; as the query its scores would all have come out lower (min_score)
-        vector = np.asarray(self.vectors[row], dtype=np.float32)
-        norm = float(np.sqrt(vector @ vector))
-        return self._search_vector(vector / norm if norm else vector, k, (row,))
+        return self._search_vector(unit(np.asarray(self.vectors[row], dtype=np.float32)), k, (row,))
 
     def similarities(self, rows):
         """Cosine of each pair of ``rows``, an n x n matrix (a folded row is shorter: each at unit length)."""
@@ -521,9 +525,8 @@ class SparseEngine:
 
     def search_member(self, row, k):
         start, end = self.doc_ptr[row], self.doc_ptr[row + 1]
-        weights = self.doc_weights[start:end]
-        norm = float(np.sqrt(weights @ weights))  # a row an update folded in is shorter: as LsiEngine's
-        return self._search_weights(self.doc_terms[start:end], weights / norm if norm else weights, k, (row,))
+        # at unit length: a row an update folded in is shorter, as LsiEngine.search_member says
+        return self._search_weights(self.doc_terms[start:end], unit(self.doc_weights[start:end]), k, (row,))
 
     def similarities(self, rows):
         """Cosine of each pair of ``rows``, an n x n matrix (its diagonal is not read), from the rows'

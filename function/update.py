@@ -43,7 +43,7 @@ from .build import (CHUNK_DOCS, Bags, BuildOptions, build_ann, build_locked, bui
                     rebuild_arguments, rebuild_command, release_freed_arrays, skips_said, unit_rows, weigh_rows)
 from .records import Skip, is_url
 from .sources import INPUT_HELP, add_source_arguments, open_source, prepare_sources, source_settings
-from .store import Store, StoreError, current_version_dir, describe_version, sqlite_uri
+from .store import Store, StoreError, current_version_dir, describe_version, sqlite_uri, unit
 from .tokens import tokenize
 from .urls import host_of, normalise_url
 
@@ -272,11 +272,6 @@ def lsi_lengths(fits, base_fit):
     return np.minimum(1.0, np.asarray(fits, np.float64) / base_fit) ** LSI_FIT_POWER
 
 
-def _unit(vector):
-    norm = float(np.linalg.norm(vector))
-    return vector / norm if norm else vector
-
-
 def compare_incoming(store, incoming):
     """Per incoming doc: whether it must be folded in (new or changed), and LSI fits per engine."""
     vocab_size = len(store.vocabulary)
@@ -295,14 +290,14 @@ def compare_incoming(store, incoming):
             if engine.kind == "lsi":
                 vectors, fits[name][first:first + counts.shape[0]] = _lsi_dense(rows, engine.projection)
                 for i in np.flatnonzero(same):  # by direction: a folded row is shorter (lsi_lengths)
-                    same[i] = np.allclose(vectors[i], _unit(engine.vectors[old_rows[first + i]]), atol=1e-5)
+                    same[i] = np.allclose(vectors[i], unit(engine.vectors[old_rows[first + i]]), atol=1e-5)
             else:
                 for i in np.flatnonzero(same):
                     row = old_rows[first + i]
                     lo, hi = engine.doc_ptr[row], engine.doc_ptr[row + 1]
                     a, b = rows.indptr[i], rows.indptr[i + 1]
                     same[i] = (np.array_equal(rows.indices[a:b], engine.doc_terms[lo:hi])
-                               and np.allclose(rows.data[a:b], _unit(engine.doc_weights[lo:hi]), atol=1e-6))
+                               and np.allclose(rows.data[a:b], unit(engine.doc_weights[lo:hi]), atol=1e-6))
         fold[first:first + counts.shape[0]] = ~same
     return fold, fits
 
@@ -325,7 +320,7 @@ def base_lsi_fit(store):
         fits = []
         for row in rows:
             lo, hi = sparse.doc_ptr[row], sparse.doc_ptr[row + 1]
-            weights = _unit(np.asarray(sparse.doc_weights[lo:hi], np.float64))  # a folded row is shorter
+            weights = unit(np.asarray(sparse.doc_weights[lo:hi], np.float64))  # a folded row is shorter
             projected = weights @ engine.projection[sparse.doc_terms[lo:hi]]
             fits.append(float(projected @ projected))
         out[name] = round(float(np.mean(fits)), 6) if fits else None
