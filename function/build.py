@@ -37,7 +37,7 @@ from . import __version__, cli
 from .records import Skip
 from .sources import INPUT_HELP, add_source_arguments, open_source, prepare_sources, source_settings
 from .store import (ANN_MISSED_ROWS, ANN_MISSED_VECTORS, FORMAT, FORMAT_VERSION, VOCAB_DTYPE, StoreError,
-                    ann_expansion, ann_share, ann_shards, describe_version)
+                    ann_expansion, ann_share, ann_shards, describe_version, local_weight)
 from .article import indexed_text
 from .config import NAME
 from .counting import BATCH_DOCS, BatchCounter, Vocabulary
@@ -159,14 +159,20 @@ class Bags:
             yield first, csr_matrix((counts, terms[keep], indptr), shape=(last - first, vocab_size))
 
 
+def weighted_rows(counts, local, global_weights):
+    """The (local x global) weights of a CSR count matrix, not normalised."""
+    from scipy.sparse import diags
+
+    m = counts.astype(np.float64)
+    m.data = local_weight(m.data, local)
+    return m @ diags(global_weights.astype(np.float64))
+
+
 def weigh_rows(counts, local, global_weights):
     """Row-normalised (local x global) weights of a CSR count matrix."""
     from scipy.sparse import diags
 
-    m = counts.astype(np.float64)
-    if local == "log":
-        m.data = np.log1p(m.data)
-    m = m @ diags(global_weights.astype(np.float64))
+    m = weighted_rows(counts, local, global_weights)
     norms = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
     norms[norms == 0] = 1.0
     m = (diags(1.0 / norms) @ m).tocsr()

@@ -229,10 +229,15 @@ def unit(vector):
     return vector / norm if norm else vector
 
 
+def local_weight(counts, local):
+    """A word's local weight in a document from its ``counts`` there: the count ("tf") or log(1 + count)
+    ("log"), as the builder, an update and a query weigh it."""
+    return counts if local == "tf" else np.log1p(counts)
+
+
 def weigh(terms, local, global_weights):
     """L2-normalised term weights (local weight x global weight), zeros dropped."""
-    tf = terms.counts if local == "tf" else np.log1p(terms.counts)
-    weights = tf * global_weights[terms.ids]
+    weights = local_weight(terms.counts, local) * global_weights[terms.ids]
     keep = weights > 0
     ids, weights = terms.ids[keep], weights[keep]
     return ids, unit(weights)

@@ -40,10 +40,11 @@ from . import __version__, cli
 from .article import indexed_text
 from .build import (CHUNK_DOCS, Bags, BuildOptions, build_ann, build_locked, built_line, corpus_lock, finish_sparse,
                     option, options_from_args, parse_args as build_arguments, point_current, prune_versions,
-                    rebuild_arguments, rebuild_command, release_freed_arrays, skips_said, unit_rows, weigh_rows)
+                    rebuild_arguments, rebuild_command, release_freed_arrays, skips_said, unit_rows, weigh_rows,
+                    weighted_rows)
 from .records import Skip, is_url
 from .sources import INPUT_HELP, add_source_arguments, open_source, prepare_sources, source_settings
-from .store import Store, StoreError, current_version_dir, describe_version, sqlite_uri, unit
+from .store import Store, StoreError, current_version_dir, describe_version, local_weight, sqlite_uri, unit
 from .tokens import tokenize
 from .urls import host_of, normalise_url
 
@@ -244,14 +245,10 @@ def folded_lengths(counts, unknown, engine, weight):
     normalisation would make it: the weight of the known words (``counts``, a CSR) over that of all
     of the document's words, its ``unknown`` ones (counts, per row) at ``weight``, which the model does
     not see. At unit length a folded document had been over-recommended (bench/update_drift.py)."""
-    data = counts.data.astype(np.float64)
-    if engine.local == "log":
-        data = np.log1p(data)
-    data *= engine.weights[counts.indices]
-    known = np.bincount(np.repeat(np.arange(counts.shape[0]), np.diff(counts.indptr)), weights=data * data,
-                        minlength=counts.shape[0])
-    local = np.log1p if engine.local == "log" else np.asarray
-    added = np.array([float(np.sum(np.square(local(u.astype(np.float64))))) for u in unknown]) * weight ** 2
+    weighted = weighted_rows(counts, engine.local, engine.weights)
+    known = np.asarray(weighted.multiply(weighted).sum(axis=1), np.float64).ravel()
+    added = np.array([float(np.sum(np.square(local_weight(u.astype(np.float64), engine.local)))) for u in unknown])
+    added *= weight ** 2
     total = known + added
     return np.sqrt(np.divide(known, total, out=np.ones_like(total), where=total > 0))
 
