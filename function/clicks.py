@@ -152,7 +152,7 @@ def sign_answer(key, request_id, corpus, engine, issued_ms, targets):
     """The query strings of the click links of one answer, to its (rank, doc id, url) ``targets``: sign()'s
     for each one's Click, what the links share (and their HMAC's start) worked out once for the answer."""
     start = _keyed(key).copy()
-    start.update(f"click-v1\x1f{request_id}\x1f{corpus}\x1f{engine}\x1f".encode())  # _message's start
+    start.update(_message([request_id, corpus, engine, ""]))  # up to the rank, the "" its separator
     # request ids are hex, ranks and times digits, tags base64url: nothing to quote
     head = f"r={request_id}&c={_quoted(corpus)}&e={_quoted(engine)}&k="
     links = []
